@@ -1,0 +1,1 @@
+"""Stratum Pipeline: the ML engine of the Stratum advertising-analytics platform, as a Dagster project."""

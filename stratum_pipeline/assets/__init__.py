@@ -1,0 +1,1 @@
+"""Software-defined assets: thin wrappers that read, call ml/ or validation, write, and report."""

@@ -1,0 +1,82 @@
+"""Feature tables: the model inputs, one row per campaign, creative or session and day."""
+
+
+from datetime import timedelta
+
+import dagster as dg
+
+from stratum_pipeline import warehouse_schema as wh
+from stratum_pipeline.assets.common import partition_days, preview, window_metadata
+from stratum_pipeline.ml import features
+from stratum_pipeline.partitions import daily_partitions
+from stratum_pipeline.resources import Warehouse
+
+
+def _window_dep(asset: str, days: int) -> dg.AssetDep:
+    """Depend on the `days`-day window of an upstream daily asset ending on the same day."""
+    return dg.AssetDep(
+        asset,
+        partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-(days - 1), allow_nonexistent_upstream_partitions=True),
+    )
+
+
+FEATURE_ASSET = dict(
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="features",
+    kinds={"pandas", "sql"},
+    owners=["team:ml-engineering"],
+    code_version="1",
+)
+
+
+@dg.asset(deps=[_window_dep("raw_creative_daily", features.CREATIVE_LOOKBACK_DAYS)], **FEATURE_ASSET)
+def creative_features(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    """Fatigue features per creative and day: days active, cumulative frequency, current vs. launch CTR and
+    engagement rate, and the resulting 0-100 fatigue score. Feeds the creative-fatigue scores the product
+    shows and the ROAS model's creative-fatigue input."""
+    first, last = partition_days(context)
+    lookback = first - timedelta(days=features.CREATIVE_LOOKBACK_DAYS - 1)
+    frame = features.creative_features(warehouse.read_range(wh.raw_creative_daily, lookback, last), first, last)
+    rows = warehouse.replace_partitions(wh.creative_features, frame, first, last)
+    return dg.MaterializeResult(
+        metadata={**window_metadata(first, last), "dagster/row_count": rows, "preview": preview(frame)}
+    )
+
+
+@dg.asset(
+    deps=[_window_dep("raw_campaign_daily", features.CAMPAIGN_LOOKBACK_DAYS), dg.AssetDep(creative_features)],
+    **FEATURE_ASSET,
+)
+def campaign_features(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    """The 11 ROAS features per campaign and day (7d/30d ROAS, spend velocity, CTR, conversion rate,
+    impressions growth, platform, day of week and season of the next day, audience size, creative fatigue),
+    with the day's spend and revenue. What the ROAS forecasts and budget scenarios are computed from."""
+    first, last = partition_days(context)
+    lookback = first - timedelta(days=features.CAMPAIGN_LOOKBACK_DAYS - 1)
+    frame = features.campaign_features(
+        warehouse.read_range(wh.raw_campaign_daily, lookback, last),
+        warehouse.read_range(wh.creative_features, first, last),
+        first,
+        last,
+    )
+    rows = warehouse.replace_partitions(wh.campaign_features, frame, first, last)
+    return dg.MaterializeResult(
+        metadata={**window_metadata(first, last), "dagster/row_count": rows, "preview": preview(frame)}
+    )
+
+
+@dg.asset(deps=["raw_sessions"], **FEATURE_ASSET)
+def session_features(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+    """The 9 conversion features per web session (duration, pages, cart value and items, hours since the
+    last visit, previous purchases, device, traffic source, segment) and whether it converted: the training
+    data of the conversion model and the input of live conversion predictions."""
+    first, last = partition_days(context)
+    frame = features.session_features(warehouse.read_range(wh.raw_sessions, first, last))
+    rows = warehouse.replace_partitions(wh.session_features, frame, first, last)
+    return dg.MaterializeResult(
+        metadata={**window_metadata(first, last), "dagster/row_count": rows, "preview": preview(frame)}
+    )
+
+
+feature_assets = [creative_features, campaign_features, session_features]

@@ -1,0 +1,186 @@
+"""Data-quality checks on raw extracts (blocking) and feature tables, as great-expectations suites.
+
+Raw extract contract (blocking: a failed check stops the assets downstream in the same run):
+schema, required values, non-negative amounts, known platforms, unique business key, pair rules
+(clicks <= impressions), and per day: the share of quarantined rows and the row count against
+the previous day. Feature contract: schema, unique key, value ranges, and no row lost since the
+raw extract.
+"""
+
+
+from datetime import date, timedelta
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from stratum_pipeline import warehouse_schema as wh
+from stratum_pipeline.assets.common import partition_days
+from stratum_pipeline.checks.expectations import ExpectationSpec, validate_frame
+from stratum_pipeline.extracts import EXTRACTS, Extract
+from stratum_pipeline.partitions import daily_partitions
+from stratum_pipeline.resources import Warehouse
+
+MAX_QUARANTINE_RATE = 0.05  # more than 5% of a day's rows rejected means the extract itself is broken...
+QUARANTINE_ALLOWANCE = 5  # ...unless it is a handful of rows on a small day
+DAY_OVER_DAY_RATIO = (0.5, 2.0)  # a day's clean rows against the previous day's...
+NOISE_SIGMAS = 2.0  # ...widened by Poisson noise (2 sqrt(previous)) so small tenants don't flap
+
+
+def _schema(table: sa.Table) -> ExpectationSpec:
+    return ("ExpectTableColumnsToMatchSet", {"column_set": [c.name for c in table.columns], "exact_match": True})
+
+
+def _unique(columns: tuple[str, ...]) -> ExpectationSpec:
+    if len(columns) == 1:
+        return ("ExpectColumnValuesToBeUnique", {"column": columns[0]})
+    return ("ExpectCompoundColumnsToBeUnique", {"column_list": list(columns)})
+
+
+def raw_row_expectations(extract: Extract) -> list[ExpectationSpec]:
+    rules = extract.rules
+    specs = [_schema(extract.table), _unique(rules.key)]
+    specs += [("ExpectColumnValuesToNotBeNull", {"column": c}) for c in rules.required]
+    specs += [("ExpectColumnValuesToBeBetween", {"column": c, "min_value": 0}) for c in rules.non_negative]
+    specs += [("ExpectColumnValuesToBeInSet", {"column": c, "value_set": list(v)}) for c, v in rules.allowed_values.items()]
+    specs += [
+        ("ExpectColumnPairValuesAToBeGreaterThanB", {"column_A": b, "column_B": a, "or_equal": True})
+        for a, b in rules.not_greater
+    ]
+    return specs
+
+
+VOLUME_EXPECTATIONS: list[ExpectationSpec] = [
+    ("ExpectColumnPairValuesAToBeGreaterThanB", {"column_A": "quarantine_limit", "column_B": "quarantined", "or_equal": True}),
+    ("ExpectColumnPairValuesAToBeGreaterThanB", {"column_A": "rows", "column_B": "min_expected_rows", "or_equal": True}),
+    ("ExpectColumnPairValuesAToBeGreaterThanB", {"column_A": "max_expected_rows", "column_B": "rows", "or_equal": True}),
+]
+
+
+def daily_volume(warehouse: Warehouse, extract: Extract, first: date, last: date) -> pd.DataFrame:
+    """Per day in [first, last]: clean and quarantined rows with their limits.
+
+    quarantine_limit = max(QUARANTINE_ALLOWANCE, 5% of the day's rows); expected rows = the previous
+    day's x 0.5..2, widened by NOISE_SIGMAS x sqrt(previous); a day after a non-empty day must not be empty.
+    """
+    days = pd.date_range(first - timedelta(days=1), last, freq="D").date
+    clean = warehouse.daily_counts(extract.table, days[0], last).reindex(days, fill_value=0)
+    rejected = warehouse.daily_counts(extract.quarantine, first, last, "partition_date").reindex(days, fill_value=0)
+    frame = pd.DataFrame({"day": days, "rows": clean.to_numpy(), "quarantined": rejected.to_numpy()})
+    total = frame["rows"] + frame["quarantined"]
+    frame["quarantine_rate"] = (frame["quarantined"] / total.where(total > 0)).fillna(0.0)
+    frame["quarantine_limit"] = np.maximum(QUARANTINE_ALLOWANCE, np.floor(MAX_QUARANTINE_RATE * total))
+    previous = frame["rows"].shift(1).fillna(0).to_numpy()
+    noise = NOISE_SIGMAS * np.sqrt(previous)
+    frame["min_expected_rows"] = np.where(previous > 0, np.maximum(1, np.floor(DAY_OVER_DAY_RATIO[0] * previous - noise)), 0)
+    frame["max_expected_rows"] = np.where(
+        previous > 0, np.ceil(DAY_OVER_DAY_RATIO[1] * previous + noise + QUARANTINE_ALLOWANCE), np.iinfo(np.int64).max
+    )
+    return frame.iloc[1:].reset_index(drop=True)
+
+
+def _result(outcomes: dict[str, object], extra: dict) -> dg.AssetCheckResult:
+    passed = all(o.success for o in outcomes.values())
+    metadata = dict(extra)
+    for name, outcome in outcomes.items():
+        metadata[f"{name}_expectations"] = outcome.evaluated
+        metadata[f"{name}_failures"] = dg.MetadataValue.json(outcome.failures)
+    return dg.AssetCheckResult(passed=passed, metadata=metadata)
+
+
+def build_raw_contract_check(extract: Extract) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=extract.name,
+        name="raw_contract",
+        blocking=True,
+        partitions_def=daily_partitions,
+        description=f"Blocking GX suite on {extract.name}: schema, required values, ranges, known platforms, unique "
+        f"{'/'.join(extract.rules.key)}; per day at most {MAX_QUARANTINE_RATE:.0%} of rows quarantined (or "
+        f"{QUARANTINE_ALLOWANCE}) and rows within {DAY_OVER_DAY_RATIO[0]}x-{DAY_OVER_DAY_RATIO[1]}x of the previous "
+        f"day (widened by Poisson noise).",
+    )
+    def _raw_contract(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+        first, last = partition_days(context)
+        rows = warehouse.read_range(extract.table, first, last)
+        volume = daily_volume(warehouse, extract, first, last)
+        outcomes = {
+            "rows": validate_frame(rows, f"{extract.name}_rows", raw_row_expectations(extract)),
+            "volume": validate_frame(volume, f"{extract.name}_volume", VOLUME_EXPECTATIONS),
+        }
+        return _result(outcomes, {"rows_checked": len(rows), "daily_volume": dg.MetadataValue.md(volume.to_markdown(index=False))})
+
+    return _raw_contract
+
+
+FEATURE_CONTRACTS = {
+    "campaign_features": dict(
+        table=wh.campaign_features,
+        key=("campaign_id", "date"),
+        upstream=wh.raw_campaign_daily,
+        ranges={"roas_7d": (0, None), "roas_30d": (0, None), "spend_velocity": (0, None), "ctr": (0, 1),
+                "conversion_rate": (0, None), "impressions_growth": (-1, None), "day_of_week": (0, 6),
+                "season": (1, 4), "creative_fatigue": (0, 100), "history_days": (1, 30)},
+        not_null=("tenant_id", "campaign_id", "platform", "day_of_week", "season"),
+    ),
+    "creative_features": dict(
+        table=wh.creative_features,
+        key=("creative_id", "date"),
+        upstream=wh.raw_creative_daily,
+        ranges={"days_active": (1, None), "frequency": (0, None), "ctr_current": (0, 1), "ctr_baseline": (0, 1),
+                "engagement_rate_current": (0, 1), "engagement_rate_baseline": (0, 1), "fatigue_score": (0, 100)},
+        not_null=("tenant_id", "campaign_id", "creative_id", "days_active", "fatigue_score"),
+    ),
+    "session_features": dict(
+        table=wh.session_features,
+        key=("session_id",),
+        upstream=wh.raw_sessions,
+        ranges={"session_duration": (0, 4 * 3600), "pages_viewed": (0, None), "cart_value": (0, None),
+                "items_in_cart": (0, None), "time_since_last_visit": (0, None), "previous_purchases": (0, None)},
+        not_null=("tenant_id", "session_id", "converted"),
+    ),
+}
+
+
+def feature_expectations(contract: dict) -> list[ExpectationSpec]:
+    specs = [_schema(contract["table"]), _unique(contract["key"])]
+    specs += [("ExpectColumnValuesToNotBeNull", {"column": c}) for c in contract["not_null"]]
+    specs += [
+        ("ExpectColumnValuesToBeBetween", {"column": c, "min_value": lo, "max_value": hi})
+        for c, (lo, hi) in contract["ranges"].items()
+    ]
+    return specs
+
+
+def build_feature_contract_check(asset_name: str, contract: dict) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=asset_name,
+        name="feature_contract",
+        partitions_def=daily_partitions,
+        description=f"GX suite on {asset_name}: schema, unique {'/'.join(contract['key'])}, value ranges, and one "
+        f"feature row per clean {contract['upstream'].name} row.",
+    )
+    def _feature_contract(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+        first, last = partition_days(context)
+        rows = warehouse.read_range(contract["table"], first, last)
+        counts = pd.DataFrame(
+            {
+                "features": warehouse.daily_counts(contract["table"], first, last),
+                "upstream": warehouse.daily_counts(contract["upstream"], first, last),
+            }
+        ).fillna(0)
+        counts["missing_rows"] = counts["upstream"] - counts["features"]
+        outcomes = {
+            "rows": validate_frame(rows, f"{asset_name}_rows", feature_expectations(contract)),
+            "completeness": validate_frame(
+                counts, f"{asset_name}_completeness",
+                [("ExpectColumnValuesToBeBetween", {"column": "missing_rows", "min_value": 0, "max_value": 0})],
+            ),
+        }
+        return _result(outcomes, {"rows_checked": len(rows)})
+
+    return _feature_contract
+
+
+raw_contract_checks = [build_raw_contract_check(x) for x in EXTRACTS.values()]
+feature_contract_checks = [build_feature_contract_check(name, c) for name, c in FEATURE_CONTRACTS.items()]

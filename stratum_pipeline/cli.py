@@ -1,0 +1,221 @@
+"""`stratum` command line.
+
+    stratum demo     generate the demo source data and materialise the graph on the embedded default
+    stratum ui       open the Dagster UI (dagster dev) on the same instance and databases
+    stratum env      print the environment the embedded default uses (to export in a shell)
+
+The embedded default keeps everything under --home (default ./.stratum): source.db, warehouse.db
+and dagster_home/. Variables already set in the environment (e.g. PostgreSQL URLs) win.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+import uuid
+import warnings
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+DEFAULT_HOME = ".stratum"
+
+
+def embedded_environment(home: Path) -> dict[str, str]:
+    """The embedded default: SQLite files and a SQLite Dagster instance under `home`."""
+    home = home.resolve()
+    return {
+        "STRATUM_SOURCE_URL": f"sqlite:///{home / 'source.db'}",
+        "STRATUM_WAREHOUSE_URL": f"sqlite:///{home / 'warehouse.db'}",
+        "DAGSTER_HOME": str(home / "dagster_home"),
+    }
+
+
+def apply_environment(home: Path) -> dict[str, str]:
+    """Set the embedded defaults for variables that are not already set; return the effective values."""
+    for key, value in embedded_environment(home).items():
+        os.environ.setdefault(key, value)
+    dagster_home = Path(os.environ["DAGSTER_HOME"])
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    instance_config = dagster_home / "dagster.yaml"
+    if not instance_config.exists():  # SQLite storage (Dagster's default) under DAGSTER_HOME; no telemetry
+        instance_config.write_text("telemetry:\n  enabled: false\n")
+    return {key: os.environ[key] for key in embedded_environment(home)}
+
+
+class _Fail(Exception):
+    """A user-facing error: printed as one line, exit code 2."""
+
+
+def _say(message: str = "") -> None:
+    print(message, flush=True)
+
+
+def _parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _follow_run(instance, run_id: str, stop: threading.Event) -> None:
+    """Print step results and check evaluations of a run while it executes."""
+    from dagster import DagsterEventType
+
+    kinds = {DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE, DagsterEventType.ASSET_CHECK_EVALUATION}
+    cursor = None
+    while True:
+        done = stop.is_set()
+        try:
+            conn = instance.get_records_for_run(run_id, cursor=cursor, of_type=kinds)
+        except Exception:  # the run may not be stored yet
+            conn = None
+        if conn is not None:
+            cursor = conn.cursor
+            for record in conn.records:
+                event = record.event_log_entry.dagster_event
+                if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
+                    evaluation = event.event_specific_data
+                    status = "passed" if evaluation.passed else "FAILED"
+                    _say(f"      check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} {status}")
+                elif event.event_type == DagsterEventType.STEP_SUCCESS:
+                    seconds = event.event_specific_data.duration_ms / 1000
+                    _say(f"    done {event.step_key} ({seconds:.1f} s)")
+                else:
+                    _say(f"    FAILED {event.step_key}")
+        if done:
+            return
+        stop.wait(0.5)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    env = apply_environment(Path(args.home))
+    warnings.filterwarnings("ignore")
+    import dagster as dg
+    import sqlalchemy as sa
+
+    from stratum_pipeline import warehouse_schema as wh
+    from stratum_pipeline.automation.jobs import execute_daily_range
+    from stratum_pipeline.definitions import defs
+    from stratum_pipeline.demo.generator import DemoConfig, generate
+    from stratum_pipeline.demo.writer import write_source
+    from stratum_pipeline.partitions import tenant_partitions
+    from stratum_pipeline.resources.database import describe_url, engine_for
+    from stratum_pipeline.tenancy import validate_tenant_id
+
+    started = time.perf_counter()
+    end_date = args.end_date or (datetime.now(timezone.utc).date() - timedelta(days=1))
+    if args.tenants:
+        config = DemoConfig.scaled(end_date, args.tenants, args.campaigns, args.days, seed=args.seed,
+                                   bad_row_rate=args.bad_row_rate)
+    else:
+        config = DemoConfig(end_date=end_date, seed=args.seed, bad_row_rate=args.bad_row_rate)
+    _say("Stratum demo (embedded default unless the environment says otherwise)")
+    _say(f"  source     {describe_url(env['STRATUM_SOURCE_URL'])}")
+    _say(f"  warehouse  {describe_url(env['STRATUM_WAREHOUSE_URL'])}")
+    _say(f"  dagster    {env['DAGSTER_HOME']}")
+
+    _say(f"[1/4] Generating {len(config.tenants)} tenants x {config.days} days "
+         f"({config.start_date} .. {config.end_date}, seed {config.seed}) ...")
+    t = time.perf_counter()
+    dataset = generate(config)
+    _say(f"      generated in {time.perf_counter() - t:.1f} s; writing the source database:")
+    write_source(engine_for(env["STRATUM_SOURCE_URL"]), dataset, progress=_say)
+
+    _say("[2/4] Registering tenants as Dagster partitions ...")
+    instance = dg.DagsterInstance.get()
+    tenant_ids = [validate_tenant_id(t) for t in dataset["tenants"]["id"]]
+    known = set(instance.get_dynamic_partitions(tenant_partitions.name))
+    instance.add_dynamic_partitions(tenant_partitions.name, [t for t in tenant_ids if t not in known])
+    _say(f"      {len(tenant_ids)} tenants: {', '.join(tenant_ids)}")
+
+    first, last = config.start_date.isoformat(), config.end_date.isoformat()
+    _say(f"[3/4] Materialising daily_ingest_job for {first} .. {last} as one run ...")
+    run_id = str(uuid.uuid4())
+    stop = threading.Event()
+    follower = threading.Thread(target=_follow_run, args=(instance, run_id, stop), daemon=True)
+    follower.start()
+    t = time.perf_counter()
+    try:
+        result = execute_daily_range(defs, first, last, instance=instance, run_id=run_id)
+    finally:
+        stop.set()
+        follower.join(timeout=10)
+    _say(f"      run {run_id} {'succeeded' if result.success else 'FAILED'} in {time.perf_counter() - t:.1f} s")
+
+    _say("[4/4] Summary")
+    engine = engine_for(env["STRATUM_WAREHOUSE_URL"])
+    with engine.connect() as conn:
+        for name in ("raw_campaign_daily", "raw_creative_daily", "raw_sessions", "raw_capi_events"):
+            rows = conn.execute(sa.select(sa.func.count()).select_from(wh.TABLES[name])).scalar_one()
+            quarantined = conn.execute(sa.select(sa.func.count()).select_from(wh.TABLES[f"{name}_quarantine"])).scalar_one()
+            _say(f"      {name:<22} {rows:>9,} rows   {quarantined:>5,} quarantined")
+        for name in ("campaign_features", "creative_features", "session_features"):
+            rows = conn.execute(sa.select(sa.func.count()).select_from(wh.TABLES[name])).scalar_one()
+            _say(f"      {name:<22} {rows:>9,} rows")
+    evaluations = [
+        e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
+    passed = sum(1 for e in evaluations if e.passed)
+    _say(f"      tenants {len(tenant_ids)}; checks passed {passed}, failed {len(evaluations) - passed}")
+    _say(f"      total time {time.perf_counter() - started:.1f} s")
+    _say("")
+    _say("Open the Dagster UI on the same instance and databases:")
+    _say(f"  stratum ui --home {args.home}")
+    _say(f"  (or: export {' '.join(f'{k}={v}' for k, v in env.items())}; dagster dev -m stratum_pipeline.definitions)")
+    return 0 if result.success else 1
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    apply_environment(Path(args.home))
+    command = ["dagster", "dev", "-m", "stratum_pipeline.definitions", "-h", args.host, "-p", str(args.port)]
+    os.execvp(command[0], command)
+    return 0  # pragma: no cover - exec does not return
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    for key, value in apply_environment(Path(args.home)).items():
+        print(f"export {key}={value}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stratum", description="Stratum Pipeline: the ML engine as a Dagster project.")
+    parser.add_argument("--home", default=DEFAULT_HOME, help="folder of the embedded default (default: .stratum)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="generate demo data and materialise the graph (embedded default)")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--end-date", type=_parse_date, help="last day of data (default: yesterday, UTC)")
+    demo.add_argument("--bad-row-rate", type=float, default=0.002, help="share of injected bad rows (default 0.002)")
+    demo.add_argument("--tenants", type=int, help="scaled data: this many identical tenants instead of the demo four")
+    demo.add_argument("--campaigns", type=int, default=50, help="campaigns per tenant with --tenants (default 50)")
+    demo.add_argument("--days", type=int, default=365, help="days of history with --tenants (default 365)")
+    demo.set_defaults(func=cmd_demo)
+
+    ui = sub.add_parser("ui", help="run `dagster dev` on the same instance and databases")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=cmd_ui)
+
+    env = sub.add_parser("env", help="print the environment of the embedded default")
+    env.set_defaults(func=cmd_env)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "bad_row_rate", 0) and not 0 <= args.bad_row_rate < 0.5:
+        print("stratum: --bad-row-rate must be in [0, 0.5)", file=sys.stderr)
+        return 2
+    try:
+        return args.func(args)
+    except _Fail as exc:
+        print(f"stratum: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""The code location: every asset, check, job, schedule and resource of Stratum Pipeline."""
+
+import dagster as dg
+
+from stratum_pipeline.assets.features import feature_assets
+from stratum_pipeline.assets.raw import raw_assets
+from stratum_pipeline.automation.jobs import daily_ingest_job
+from stratum_pipeline.automation.schedules import daily_ingest_schedule
+from stratum_pipeline.checks.data_quality import feature_contract_checks, raw_contract_checks
+from stratum_pipeline.resources import SourceDatabase, Warehouse
+
+
+def resources_from_env() -> dict:
+    """Resources configured from the environment at run time (see README: Configuration)."""
+    return {
+        "source": SourceDatabase(url=dg.EnvVar("STRATUM_SOURCE_URL")),
+        "warehouse": Warehouse(url=dg.EnvVar("STRATUM_WAREHOUSE_URL")),
+    }
+
+
+def build_definitions(resources: dict) -> dg.Definitions:
+    """The project's definitions with the given resources (tests pass concrete URLs)."""
+    return dg.Definitions(
+        assets=[*raw_assets, *feature_assets],
+        asset_checks=[*raw_contract_checks, *feature_contract_checks],
+        jobs=[daily_ingest_job],
+        schedules=[daily_ingest_schedule],
+        resources=resources,
+    )
+
+
+defs = build_definitions(resources_from_env())

@@ -1,0 +1,176 @@
+"""Feature builders from source-shaped DataFrames. Pure pandas; no future data in any window.
+
+- `campaign_features`: the 11 ROAS features per campaign and day, from `campaign_daily_metrics`
+  rows (as extracted) and the day's creative fatigue.
+- `creative_features`: the 6 fatigue features per creative and day.
+- `session_features`: the 9 conversion features per session, cleaned and typed.
+
+Rolling windows are calendar windows ending on (and including) the row's day: a feature for day D
+uses only rows dated D or earlier, so adding or changing later rows never changes it. Calendar
+features (day of week, season) describe D+1, the day the ROAS model forecasts.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from stratum_pipeline.ml import fatigue
+
+ROAS_FEATURES = [
+    "roas_7d", "roas_30d", "spend_velocity", "ctr", "conversion_rate", "impressions_growth",
+    "platform", "day_of_week", "season", "audience_size", "creative_fatigue",
+]
+FATIGUE_FEATURES = [
+    "days_active", "frequency", "ctr_current", "ctr_baseline", "engagement_rate_current", "engagement_rate_baseline",
+]
+CONVERSION_FEATURES = [
+    "session_duration", "pages_viewed", "cart_value", "items_in_cart", "time_since_last_visit",
+    "previous_purchases", "device_type", "traffic_source", "user_segment",
+]
+CONVERSION_NUMERIC = CONVERSION_FEATURES[:6]
+CONVERSION_CATEGORICAL = CONVERSION_FEATURES[6:]
+
+CAMPAIGN_LOOKBACK_DAYS = 30  # longest campaign window
+CREATIVE_LOOKBACK_DAYS = 90  # covers a creative's whole life (the generator's are <= 80 days)
+BASELINE_DAYS = 3  # a creative's launch CTR: its first three days
+MAX_SESSION_SECONDS = 4 * 3600.0
+
+
+def _ratio(numerator, denominator) -> np.ndarray:
+    numerator = np.asarray(numerator, dtype=float)
+    denominator = np.asarray(denominator, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denominator > 0, numerator / denominator, np.nan)
+
+
+def _rolling_sums(frame: pd.DataFrame, key: str, columns: list[str], days: int) -> pd.DataFrame:
+    """Per-key sums of `columns` over the `days`-day calendar window ending on each row's date, plus row count."""
+    indexed = frame.set_index("date")[[key, *columns]]
+    rolled = indexed.groupby(key, sort=False)[columns].rolling(f"{days}D").sum()
+    counts = indexed.groupby(key, sort=False)[columns[0]].rolling(f"{days}D").count()
+    rolled["n"] = counts
+    rolled.columns = [f"{c}_{days}d" for c in rolled.columns]
+    return rolled.reset_index()
+
+
+def _in_range(frame: pd.DataFrame, start: date | None, end: date | None) -> pd.DataFrame:
+    mask = np.ones(len(frame), dtype=bool)
+    if start is not None:
+        mask &= (frame["date"] >= pd.Timestamp(start)).to_numpy()
+    if end is not None:
+        mask &= (frame["date"] <= pd.Timestamp(end)).to_numpy()
+    return frame.loc[mask].reset_index(drop=True)
+
+
+def campaign_features(
+    daily: pd.DataFrame,
+    creative_fatigue: pd.DataFrame | None = None,
+    start: date | None = None,
+    end: date | None = None,
+) -> pd.DataFrame:
+    """ROAS features for each campaign-day in [start, end] (inclusive).
+
+    `daily` holds raw_campaign_daily rows from at least 29 days before `start`; `creative_fatigue`
+    holds creative_features rows (campaign_id, date, fatigue_score, impressions_7d) for the same days.
+    """
+    metrics = ["spend", "revenue", "impressions", "clicks", "conversions"]
+    df = daily.copy()
+    df["date"] = pd.to_datetime(df["date"])
+    df = df.sort_values(["campaign_id", "date"], kind="stable").reset_index(drop=True)
+    for window in (7, 14, CAMPAIGN_LOOKBACK_DAYS):
+        df = df.merge(_rolling_sums(df, "campaign_id", metrics, window), on=["campaign_id", "date"], how="left")
+
+    out = df[["tenant_id", "campaign_id", "date", "platform", "audience_size", "daily_budget", "spend", "revenue"]].copy()
+    out["roas_7d"] = _ratio(df["revenue_7d"], df["spend_7d"])
+    out["roas_30d"] = _ratio(df["revenue_30d"], df["spend_30d"])
+    out["spend_velocity"] = _ratio(_ratio(df["spend_7d"], df["n_7d"]), _ratio(df["spend_30d"], df["n_30d"]))
+    out["ctr"] = _ratio(df["clicks_7d"], df["impressions_7d"])
+    out["conversion_rate"] = _ratio(df["conversions_7d"], df["clicks_7d"])
+    previous_week = df["impressions_14d"] - df["impressions_7d"]
+    out["impressions_growth"] = _ratio(df["impressions_7d"], previous_week) - 1.0
+    target_day = df["date"] + pd.Timedelta(days=1)
+    out["day_of_week"] = target_day.dt.dayofweek.astype(int)
+    out["season"] = target_day.dt.quarter.astype(int)
+    out["roas"] = _ratio(df["revenue"], df["spend"])
+    out["history_days"] = df["n_30d"].astype(int)
+    out["creative_fatigue"] = _campaign_fatigue(out, creative_fatigue)
+    return _in_range(out, start, end)
+
+
+def _campaign_fatigue(campaign_days: pd.DataFrame, creative_fatigue: pd.DataFrame | None) -> np.ndarray:
+    """Impression-weighted mean fatigue score of each campaign's live creatives on the day (NaN if none)."""
+    if creative_fatigue is None or creative_fatigue.empty:
+        return np.full(len(campaign_days), np.nan)
+    cf = creative_fatigue[["campaign_id", "date", "fatigue_score", "impressions_7d"]].copy()
+    cf["date"] = pd.to_datetime(cf["date"])
+    weight = cf["impressions_7d"].fillna(0).clip(lower=0) + 1.0  # +1: a creative with no delivery still counts a little
+    cf["_w"] = weight
+    cf["_ws"] = weight * cf["fatigue_score"]
+    agg = cf.groupby(["campaign_id", "date"], as_index=False)[["_w", "_ws"]].sum()
+    agg["creative_fatigue"] = agg["_ws"] / agg["_w"]
+    joined = campaign_days[["campaign_id", "date"]].merge(agg, on=["campaign_id", "date"], how="left")
+    return joined["creative_fatigue"].to_numpy()
+
+
+def creative_features(daily: pd.DataFrame, start: date | None = None, end: date | None = None) -> pd.DataFrame:
+    """Fatigue features for each creative-day in [start, end], plus its fatigue score.
+
+    `daily` holds raw_creative_daily rows from up to CREATIVE_LOOKBACK_DAYS before `start`.
+    Frequency is cumulative impressions per audience member since launch (within the lookback);
+    the baseline CTR and engagement rate are those of the creative's first BASELINE_DAYS days,
+    known only once those days have happened.
+    """
+    df = daily.copy()
+    df["date"] = pd.to_datetime(df["date"])
+    df["launch_date"] = pd.to_datetime(df["launch_date"])
+    df = df.sort_values(["creative_id", "date"], kind="stable").reset_index(drop=True)
+    df = df.merge(
+        _rolling_sums(df, "creative_id", ["impressions", "clicks", "engagements"], 7), on=["creative_id", "date"], how="left"
+    )
+    by_creative = df.groupby("creative_id", sort=False)
+    first_seen = by_creative["date"].transform("min")
+    launch = df["launch_date"].fillna(first_seen)
+    in_baseline = (df["date"] <= launch + pd.Timedelta(days=BASELINE_DAYS - 1)).to_numpy()
+    cum = pd.DataFrame(
+        {
+            "creative_id": df["creative_id"],
+            "impressions": df["impressions"].astype(float),
+            "b_impressions": np.where(in_baseline, df["impressions"], 0.0),
+            "b_clicks": np.where(in_baseline, df["clicks"], 0.0),
+            "b_engagements": np.where(in_baseline, df["engagements"], 0.0),
+        }
+    ).groupby("creative_id", sort=False).cumsum()
+
+    out = df[["tenant_id", "campaign_id", "creative_id", "date"]].copy()
+    out["days_active"] = ((df["date"] - launch).dt.days + 1).astype(int)
+    out["frequency"] = _ratio(cum["impressions"], df["audience_size"])
+    out["ctr_current"] = _ratio(df["clicks_7d"], df["impressions_7d"])
+    out["ctr_baseline"] = _ratio(cum["b_clicks"], cum["b_impressions"])
+    out["engagement_rate_current"] = _ratio(df["engagements_7d"], df["impressions_7d"])
+    out["engagement_rate_baseline"] = _ratio(cum["b_engagements"], cum["b_impressions"])
+    out["impressions_7d"] = df["impressions_7d"].astype("int64")
+    out["fatigue_score"] = fatigue.score_frame(out).round(3)
+    return _in_range(out, start, end)
+
+
+def session_features(sessions: pd.DataFrame) -> pd.DataFrame:
+    """The 9 conversion features per session, typed and cleaned; missing values stay missing.
+
+    Categories are trimmed and lower-cased (unknown ones are kept: the model treats them as unseen);
+    durations are capped at 4 hours (idle tabs); counts and amounts are floats so NaN survives.
+    """
+    out = sessions[["tenant_id", "session_id", "started_at"]].copy()
+    out["started_at"] = pd.to_datetime(out["started_at"])
+    out["date"] = out["started_at"].dt.normalize()
+    for column in CONVERSION_NUMERIC:
+        out[column] = pd.to_numeric(sessions[column], errors="coerce").astype(float)
+    out["session_duration"] = out["session_duration"].clip(upper=MAX_SESSION_SECONDS)
+    for column in CONVERSION_CATEGORICAL:
+        values = sessions[column].astype("string").str.strip().str.lower()
+        values = values.mask(values == "")
+        out[column] = values.astype(object).where(values.notna(), None)
+    out["converted"] = sessions["converted"].astype(bool)
+    return out.reset_index(drop=True)

@@ -1,0 +1,106 @@
+"""SQL resources configured by URL: SQLite files for the embedded default, PostgreSQL in a deployment."""
+
+from __future__ import annotations
+
+import functools
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import sqlalchemy as sa
+
+from stratum_pipeline import warehouse_schema
+from stratum_pipeline.sqlio import insert_frame, read_frame
+
+
+@functools.lru_cache(maxsize=None)
+def engine_for(url: str) -> sa.Engine:
+    """One engine per URL and process. SQLite files get their folder created and a generous lock timeout."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        return sa.create_engine(url, connect_args={"timeout": 120})
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def describe_url(url: str) -> str:
+    """The URL without its password, for logs and metadata."""
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+class SourceDatabase(dg.ConfigurableResource):
+    """The product backend's database, read with bound-parameter queries only."""
+
+    url: str
+
+    @property
+    def engine(self) -> sa.Engine:
+        return engine_for(self.url)
+
+    def read(self, statement) -> pd.DataFrame:
+        with self.engine.connect() as conn:
+            return read_frame(conn, statement)
+
+
+@functools.lru_cache(maxsize=None)
+def _ensure_schema(url: str) -> None:
+    engine = engine_for(url)
+    try:
+        warehouse_schema.metadata.create_all(engine)
+    except sa.exc.SQLAlchemyError:
+        # Another process created a table between the check and the CREATE: the schema now exists.
+        warehouse_schema.metadata.create_all(engine)
+
+
+class Warehouse(dg.ConfigurableResource):
+    """The tables the pipeline writes and the product reads; partition writes replace, never append."""
+
+    url: str
+
+    @property
+    def engine(self) -> sa.Engine:
+        _ensure_schema(self.url)
+        return engine_for(self.url)
+
+    def replace_partitions(
+        self,
+        table: sa.Table,
+        frame: pd.DataFrame,
+        start: date,
+        end: date,
+        date_column: str = "date",
+    ) -> int:
+        """In one transaction: delete the rows with `date_column` in [start, end], insert `frame`."""
+        outside = frame[date_column].notna() & (
+            (pd.to_datetime(frame[date_column]) < pd.Timestamp(start))
+            | (pd.to_datetime(frame[date_column]) > pd.Timestamp(end))
+        )
+        if outside.any():
+            raise ValueError(f"{outside.sum()} rows for {table.name} fall outside the partitions {start}..{end}")
+        column = table.c[date_column]
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(table).where(column >= start, column <= end))
+            return insert_frame(conn, table, frame)
+
+    def read_range(self, table: sa.Table, start: date, end: date, date_column: str = "date") -> pd.DataFrame:
+        """Rows with `date_column` in [start, end], with the table's columns even when empty."""
+        column = table.c[date_column]
+        with self.engine.connect() as conn:
+            frame = read_frame(conn, sa.select(table).where(column >= start, column <= end))
+        return frame if len(frame.columns) else pd.DataFrame(columns=[c.name for c in table.columns])
+
+    def daily_counts(self, table: sa.Table, start: date, end: date, date_column: str = "date") -> pd.Series:
+        """Row count per day in [start, end] (days with no rows are absent)."""
+        column = table.c[date_column]
+        statement = (
+            sa.select(column.label("day"), sa.func.count().label("rows"))
+            .where(column >= start, column <= end)
+            .group_by(column)
+        )
+        with self.engine.connect() as conn:
+            frame = read_frame(conn, statement)
+        if frame.empty:
+            return pd.Series(dtype="int64")
+        return frame.set_index(pd.to_datetime(frame["day"]).dt.date)["rows"].astype("int64")

@@ -1,0 +1,158 @@
+"""The warehouse: the tables this pipeline writes and the product reads.
+
+Every daily table has a `date` column (UTC day = the Dagster partition); a materialisation
+replaces the rows of its partitions in one transaction, so re-running a partition or a backfill
+leaves identical tables. Raw extracts have a `<name>_quarantine` twin holding rejected rows.
+"""
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+
+def _quarantine(name: str) -> sa.Table:
+    return sa.Table(
+        f"{name}_quarantine",
+        metadata,
+        sa.Column("source_id", sa.BigInteger, nullable=False),
+        sa.Column("tenant_id", sa.String(64)),
+        sa.Column("partition_date", sa.Date, nullable=False, index=True),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("record", sa.Text, nullable=False),
+        sa.Column("run_id", sa.String(64)),
+    )
+
+
+def _session_signals() -> list[sa.Column]:
+    """The 9 conversion signals of a session (numbers as floats so missing values stay NULL)."""
+    numeric = ["session_duration", "pages_viewed", "cart_value", "items_in_cart", "time_since_last_visit",
+               "previous_purchases"]
+    categorical = ["device_type", "traffic_source", "user_segment"]
+    return [sa.Column(c, sa.Float) for c in numeric] + [sa.Column(c, sa.String(32)) for c in categorical]
+
+
+raw_campaign_daily = sa.Table(
+    "raw_campaign_daily",
+    metadata,
+    sa.Column("source_id", sa.BigInteger, nullable=False),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("campaign_id", sa.String(64), nullable=False),
+    sa.Column("platform", sa.String(32), nullable=False),
+    sa.Column("date", sa.Date, nullable=False, index=True),
+    sa.Column("spend", sa.Float, nullable=False),
+    sa.Column("impressions", sa.BigInteger, nullable=False),
+    sa.Column("clicks", sa.BigInteger, nullable=False),
+    sa.Column("conversions", sa.BigInteger, nullable=False),
+    sa.Column("revenue", sa.Float, nullable=False),
+    sa.Column("daily_budget", sa.Float),
+    sa.Column("audience_size", sa.BigInteger),
+    sa.Column("avg_order_value", sa.Float),
+    sa.Column("recorded_at", sa.DateTime),
+)
+raw_campaign_daily_quarantine = _quarantine("raw_campaign_daily")
+
+raw_creative_daily = sa.Table(
+    "raw_creative_daily",
+    metadata,
+    sa.Column("source_id", sa.BigInteger, nullable=False),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("campaign_id", sa.String(64), nullable=False),
+    sa.Column("creative_id", sa.String(80), nullable=False),
+    sa.Column("launch_date", sa.Date),
+    sa.Column("audience_size", sa.BigInteger),
+    sa.Column("date", sa.Date, nullable=False, index=True),
+    sa.Column("impressions", sa.BigInteger, nullable=False),
+    sa.Column("reach", sa.BigInteger, nullable=False),
+    sa.Column("frequency", sa.Float),
+    sa.Column("clicks", sa.BigInteger, nullable=False),
+    sa.Column("engagements", sa.BigInteger, nullable=False),
+    sa.Column("recorded_at", sa.DateTime),
+)
+raw_creative_daily_quarantine = _quarantine("raw_creative_daily")
+
+raw_sessions = sa.Table(
+    "raw_sessions",
+    metadata,
+    sa.Column("source_id", sa.BigInteger, nullable=False),
+    sa.Column("session_id", sa.String(64), nullable=False),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("visitor_id", sa.String(64)),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("date", sa.Date, nullable=False, index=True),
+    *_session_signals(),
+    sa.Column("converted", sa.Boolean, nullable=False),
+    sa.Column("recorded_at", sa.DateTime),
+)
+raw_sessions_quarantine = _quarantine("raw_sessions")
+
+raw_capi_events = sa.Table(
+    "raw_capi_events",
+    metadata,
+    sa.Column("source_id", sa.BigInteger, nullable=False),
+    sa.Column("event_id", sa.String(64), nullable=False),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("platform", sa.String(32), nullable=False),
+    sa.Column("event_name", sa.String(64), nullable=False),
+    sa.Column("event_time", sa.DateTime, nullable=False),
+    sa.Column("date", sa.Date, nullable=False, index=True),
+    sa.Column("value", sa.Float),
+    sa.Column("currency", sa.String(3)),
+    *(sa.Column(c, sa.String(256)) for c in (
+        "email", "phone", "fbc", "fbp", "gclid", "ttclid", "client_ip_address", "client_user_agent", "external_id")),
+    sa.Column("recorded_at", sa.DateTime),
+)
+raw_capi_events_quarantine = _quarantine("raw_capi_events")
+
+campaign_features = sa.Table(
+    "campaign_features",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("campaign_id", sa.String(64), nullable=False),
+    sa.Column("date", sa.Date, nullable=False, index=True),
+    sa.Column("platform", sa.String(32), nullable=False),
+    sa.Column("roas_7d", sa.Float),
+    sa.Column("roas_30d", sa.Float),
+    sa.Column("spend_velocity", sa.Float),
+    sa.Column("ctr", sa.Float),
+    sa.Column("conversion_rate", sa.Float),
+    sa.Column("impressions_growth", sa.Float),
+    sa.Column("day_of_week", sa.Integer, nullable=False),
+    sa.Column("season", sa.Integer, nullable=False),
+    sa.Column("audience_size", sa.BigInteger),
+    sa.Column("creative_fatigue", sa.Float),
+    sa.Column("spend", sa.Float, nullable=False),
+    sa.Column("revenue", sa.Float, nullable=False),
+    sa.Column("roas", sa.Float),
+    sa.Column("daily_budget", sa.Float),
+    sa.Column("history_days", sa.Integer, nullable=False),
+)
+
+creative_features = sa.Table(
+    "creative_features",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("campaign_id", sa.String(64), nullable=False),
+    sa.Column("creative_id", sa.String(80), nullable=False),
+    sa.Column("date", sa.Date, nullable=False, index=True),
+    sa.Column("days_active", sa.Integer, nullable=False),
+    sa.Column("frequency", sa.Float),
+    sa.Column("ctr_current", sa.Float),
+    sa.Column("ctr_baseline", sa.Float),
+    sa.Column("engagement_rate_current", sa.Float),
+    sa.Column("engagement_rate_baseline", sa.Float),
+    sa.Column("impressions_7d", sa.BigInteger),
+    sa.Column("fatigue_score", sa.Float),
+)
+
+session_features = sa.Table(
+    "session_features",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("session_id", sa.String(64), nullable=False),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("date", sa.Date, nullable=False, index=True),
+    *_session_signals(),
+    sa.Column("converted", sa.Boolean, nullable=False),
+)
+
+TABLES = {t.name: t for t in metadata.sorted_tables}

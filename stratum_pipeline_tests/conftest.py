@@ -1,0 +1,86 @@
+"""Shared fixtures: a small generated dataset, and source/warehouse databases on SQLite and PostgreSQL.
+
+PostgreSQL tests create their own databases on the local server (STRATUM_TEST_PG_URL, default
+postgresql+psycopg2://postgres@127.0.0.1:5432/postgres) and drop them afterwards.
+"""
+
+import os
+import uuid
+from datetime import date
+
+import pytest
+import sqlalchemy as sa
+
+from stratum_pipeline.demo.generator import DemoConfig, TenantSpec, generate
+from stratum_pipeline.demo.writer import write_source
+from stratum_pipeline.resources.database import engine_for
+
+PG_ADMIN_URL = os.environ.get("STRATUM_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+
+# Two tenants: one with a month and a half of history, one newer and smaller.
+TEST_END = date(2026, 3, 31)
+TEST_TENANTS = (
+    TenantSpec("alpha", "Alpha Shop", campaigns=10, history_days=45, sessions_per_day=40),
+    TenantSpec("beta", "Beta Bank", campaigns=5, history_days=20, sessions_per_day=20),
+)
+TEST_CONFIG = DemoConfig(end_date=TEST_END, seed=11, tenants=TEST_TENANTS, bad_row_rate=0.01)
+
+
+@pytest.fixture(scope="session")
+def dataset():
+    return generate(TEST_CONFIG)
+
+
+class PostgresDatabases:
+    """Creates uniquely named databases on the local server and drops them at the end."""
+
+    def __init__(self):
+        self.admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        self.created: list[str] = []
+
+    def create(self, label: str) -> str:
+        name = f"stratum_test_{label}_{uuid.uuid4().hex[:8]}"
+        with self.admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        self.created.append(name)
+        return sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+    def drop_all(self):
+        for name in self.created:
+            with self.admin.connect() as conn:
+                conn.execute(
+                    sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d AND pid <> pg_backend_pid()"),
+                    {"d": name},
+                )
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        self.admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_databases():
+    databases = PostgresDatabases()
+    yield databases
+    databases.drop_all()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def urls(request, tmp_path, pg_databases):
+    """(source_url, warehouse_url) on a fresh pair of databases of the parametrised backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'source.db'}", f"sqlite:///{tmp_path / 'warehouse.db'}"
+    return pg_databases.create("src"), pg_databases.create("wh")
+
+
+@pytest.fixture
+def loaded_urls(urls, dataset):
+    """Like `urls`, with the test dataset written to the source database."""
+    write_source(engine_for(urls[0]), dataset)
+    return urls
+
+
+@pytest.fixture
+def sqlite_loaded_urls(tmp_path, dataset):
+    """SQLite source (with the test dataset) and warehouse, for behaviour that does not depend on the backend."""
+    urls = f"sqlite:///{tmp_path / 'source.db'}", f"sqlite:///{tmp_path / 'warehouse.db'}"
+    write_source(engine_for(urls[0]), dataset)
+    return urls

@@ -1,0 +1,76 @@
+"""The code location loads and validates; jobs and schedules select what they should."""
+
+import os
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+
+from stratum_pipeline.definitions import defs
+from stratum_pipeline.partitions import daily_partitions
+from stratum_pipeline.tenancy import InvalidTenantId, validate_tenant_id
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_dagster_definitions_validate_passes():
+    env = dict(os.environ)
+    done = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "stratum_pipeline.definitions"],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Validation successful" in done.stdout + done.stderr
+
+
+def test_every_asset_has_a_description_group_and_daily_partitions():
+    graph = defs.resolve_asset_graph()
+    keys = graph.get_all_asset_keys()
+    assert {k.to_user_string() for k in keys} >= {
+        "raw_campaign_daily", "raw_creative_daily", "raw_sessions", "raw_capi_events",
+        "campaign_features", "creative_features", "session_features",
+    }
+    for key in keys:
+        node = graph.get(key)
+        assert node.description and len(node.description) > 40, key
+        assert node.group_name in {"ingestion", "features"}, key
+        assert node.partitions_def == daily_partitions, key
+
+
+def test_raw_checks_are_blocking_and_cover_every_raw_extract():
+    graph = defs.resolve_asset_graph()
+    blocking = {
+        spec.asset_key.to_user_string()
+        for key in graph.asset_check_keys
+        for spec in [graph.get_check_spec(key)]
+        if spec.blocking
+    }
+    assert blocking == {"raw_campaign_daily", "raw_creative_daily", "raw_sessions", "raw_capi_events"}
+
+
+def test_lineage_runs_from_raw_extracts_to_features():
+    graph = defs.resolve_asset_graph()
+    parents = lambda name: {k.to_user_string() for k in graph.get(dg.AssetKey(name)).parent_keys}  # noqa: E731
+    assert parents("campaign_features") == {"raw_campaign_daily", "creative_features"}
+    assert parents("creative_features") == {"raw_creative_daily"}
+    assert parents("session_features") == {"raw_sessions"}
+
+
+def test_the_daily_schedule_requests_yesterdays_partition():
+    schedule = defs.resolve_schedule_def("daily_ingest_job_schedule")
+    assert schedule.cron_schedule == "0 1 * * *" and schedule.execution_timezone in (None, "UTC")
+    context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 11, 25, 1, 0, tzinfo=timezone.utc))
+    requests = list(schedule.evaluate_tick(context).run_requests)
+    assert [r.partition_key for r in requests] == ["2026-11-24"]
+
+
+def test_tenant_ids_are_validated():
+    assert validate_tenant_id("acme_outdoor-2") == "acme_outdoor-2"
+    for bad in ["", "Acme", "../etc", "a b", "x" * 64, None, "t;drop"]:
+        try:
+            validate_tenant_id(bad)
+        except InvalidTenantId:
+            continue
+        raise AssertionError(f"accepted {bad!r}")
