@@ -376,7 +376,7 @@ def _spend_grid(rng, campaigns: pd.DataFrame, n_days: int) -> np.ndarray:
     multipliers = rng.lognormal(0.0, 0.3, (n, periods))
     phase = rng.integers(0, BUDGET_PERIOD_DAYS, n)
     period_of_day = (np.arange(n_days)[None, :] + phase[:, None]) // BUDGET_PERIOD_DAYS
-    utilisation = rng.lognormal(0.0, 0.08, (n, n_days))
+    utilisation = rng.lognormal(0.0, 0.03, (n, n_days))
     spend = campaigns["daily_budget"].to_numpy()[:, None] * np.take_along_axis(multipliers, period_of_day, 1) * utilisation
     return np.round(spend, 2)
 
@@ -397,7 +397,7 @@ def _campaign_days(rng, campaigns: pd.DataFrame, creative_days: pd.DataFrame, da
         * (0.6 + 0.4 * effectiveness)
     )
     aov = campaigns["avg_order_value"].to_numpy()[c]
-    conversions = np.minimum(rng.poisson(expected_conv), agg["clicks"].to_numpy())
+    conversions = rng.poisson(expected_conv)  # view-through conversions: not bounded by clicks
     k = 1.0 / ORDER_VALUE_CV**2
     revenue = np.where(conversions > 0, rng.gamma(np.maximum(conversions, 1) * k, aov / k), 0.0)
     dates = days.date[t]
