@@ -30,6 +30,8 @@ def embedded_environment(home: Path) -> dict[str, str]:
         "STRATUM_SOURCE_URL": f"sqlite:///{home / 'source.db'}",
         "STRATUM_WAREHOUSE_URL": f"sqlite:///{home / 'warehouse.db'}",
         "DAGSTER_HOME": str(home / "dagster_home"),
+        # MLflow beside the home folder: ./mlruns for the default ./.stratum
+        "STRATUM_MLFLOW_TRACKING_URI": f"sqlite:///{home.parent / 'mlruns' / 'mlflow.db'}",
     }
 
 
@@ -102,7 +104,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from stratum_pipeline.demo.generator import DemoConfig, generate
     from stratum_pipeline.demo.writer import write_source
     from stratum_pipeline.partitions import tenant_partitions
-    from stratum_pipeline.resources.database import describe_url, engine_for
+    from stratum_pipeline.resources.database import describe_url, engine_for, reset_warehouse
     from stratum_pipeline.tenancy import validate_tenant_id
 
     started = time.perf_counter()
@@ -116,15 +118,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _say(f"  source     {describe_url(env['STRATUM_SOURCE_URL'])}")
     _say(f"  warehouse  {describe_url(env['STRATUM_WAREHOUSE_URL'])}")
     _say(f"  dagster    {env['DAGSTER_HOME']}")
+    _say(f"  mlflow     {env['STRATUM_MLFLOW_TRACKING_URI']}")
 
-    _say(f"[1/4] Generating {len(config.tenants)} tenants x {config.days} days "
+    _say(f"[1/5] Generating {len(config.tenants)} tenants x {config.days} days "
          f"({config.start_date} .. {config.end_date}, seed {config.seed}) ...")
     t = time.perf_counter()
     dataset = generate(config)
     _say(f"      generated in {time.perf_counter() - t:.1f} s; writing the source database:")
     write_source(engine_for(env["STRATUM_SOURCE_URL"]), dataset, progress=_say)
+    reset_warehouse(env["STRATUM_WAREHOUSE_URL"])  # the warehouse holds only what this source produces
 
-    _say("[2/4] Registering tenants as Dagster partitions ...")
+    _say("[2/5] Registering tenants as Dagster partitions ...")
     instance = dg.DagsterInstance.get()
     tenant_ids = [validate_tenant_id(t) for t in dataset["tenants"]["id"]]
     known = set(instance.get_dynamic_partitions(tenant_partitions.name))
@@ -132,7 +136,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _say(f"      {len(tenant_ids)} tenants: {', '.join(tenant_ids)}")
 
     first, last = config.start_date.isoformat(), config.end_date.isoformat()
-    _say(f"[3/4] Materialising daily_ingest_job for {first} .. {last} as one run ...")
+    _say(f"[3/5] Materialising daily_ingest_job for {first} .. {last} as one run ...")
     run_id = str(uuid.uuid4())
     stop = threading.Event()
     follower = threading.Thread(target=_follow_run, args=(instance, run_id, stop), daemon=True)
@@ -145,7 +149,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         follower.join(timeout=10)
     _say(f"      run {run_id} {'succeeded' if result.success else 'FAILED'} in {time.perf_counter() - t:.1f} s")
 
-    _say("[4/4] Summary")
+    models = _train_models(defs, instance, tenant_ids) if result.success else []
+
+    _say("[5/5] Summary")
     engine = engine_for(env["STRATUM_WAREHOUSE_URL"])
     with engine.connect() as conn:
         for name in ("raw_campaign_daily", "raw_creative_daily", "raw_sessions", "raw_capi_events"):
@@ -159,6 +165,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
     ]
     passed = sum(1 for e in evaluations if e.passed)
+    for outcome in models:
+        _say(f"      {outcome}")
     _say(f"      tenants {len(tenant_ids)}; checks passed {passed}, failed {len(evaluations) - passed}")
     _say(f"      total time {time.perf_counter() - started:.1f} s")
     _say("")
@@ -166,6 +174,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _say(f"  stratum ui --home {args.home}")
     _say(f"  (or: export {' '.join(f'{k}={v}' for k, v in env.items())}; dagster dev -m stratum_pipeline.definitions)")
     return 0 if result.success else 1
+
+
+def _model_line(materialization) -> str:
+    md = {k: v.value for k, v in materialization.metadata.items()}
+    name = materialization.asset_key.to_user_string()
+    partition = f"[{materialization.partition}]" if materialization.partition else ""
+    if "version" not in md:
+        return f"{name}{partition}: served by the default model ({md.get('reason')})"
+    metric = f"MAE {md['holdout_mae']:.3f}, R² {md['holdout_r2']:.3f}, coverage {md['holdout_coverage_80']:.2f}" if "holdout_mae" in md \
+        else f"AUC {md['holdout_auc']:.3f}, precision {md['holdout_precision']:.2f} at {md['holdout_threshold']:.2f}"
+    return f"{name}{partition}: v{md['version']} {metric}; gate: {md['gate']}"
+
+
+def _train_models(defs, instance, tenant_ids) -> list[str]:
+    """Train the default models, then each tenant's, printing what each run decided."""
+    _say("[4/5] Training models (MLflow) ...")
+    lines = []
+    runs = [("train_default_models_job", None)] + [("train_tenant_models_job", t) for t in tenant_ids]
+    for job_name, tenant in runs:
+        t = time.perf_counter()
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            instance=instance, partition_key=tenant, raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+        )
+        for event in result.get_asset_materialization_events():
+            lines.append(_model_line(event.event_specific_data.materialization))
+        status = "done" if result.success else "did not pass (a gate kept the champion, or a step failed)"
+        _say(f"    {job_name}{f'[{tenant}]' if tenant else ''} {status} ({time.perf_counter() - t:.1f} s)")
+    return lines
 
 
 def cmd_ui(args: argparse.Namespace) -> int:

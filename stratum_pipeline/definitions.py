@@ -1,13 +1,15 @@
-"""The code location: every asset, check, job, schedule and resource of Stratum Pipeline."""
+"""The code location: every asset, check, job, schedule, sensor and resource of Stratum Pipeline."""
 
 import dagster as dg
 
 from stratum_pipeline.assets.features import feature_assets
+from stratum_pipeline.assets.models import default_model_assets, tenant_model_assets
 from stratum_pipeline.assets.raw import raw_assets
-from stratum_pipeline.automation.jobs import daily_ingest_job
+from stratum_pipeline.automation.jobs import daily_ingest_job, train_default_models_job, train_tenant_models_job
 from stratum_pipeline.automation.schedules import daily_ingest_schedule
+from stratum_pipeline.automation.sensors import tenant_sync_sensor
 from stratum_pipeline.checks.data_quality import feature_contract_checks, raw_contract_checks
-from stratum_pipeline.resources import SourceDatabase, Warehouse
+from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
 
 
 def resources_from_env() -> dict:
@@ -15,16 +17,18 @@ def resources_from_env() -> dict:
     return {
         "source": SourceDatabase(url=dg.EnvVar("STRATUM_SOURCE_URL")),
         "warehouse": Warehouse(url=dg.EnvVar("STRATUM_WAREHOUSE_URL")),
+        "registry": ModelRegistry(tracking_uri=dg.EnvVar("STRATUM_MLFLOW_TRACKING_URI")),
     }
 
 
 def build_definitions(resources: dict) -> dg.Definitions:
     """The project's definitions with the given resources (tests pass concrete URLs)."""
     return dg.Definitions(
-        assets=[*raw_assets, *feature_assets],
+        assets=[*raw_assets, *feature_assets, *tenant_model_assets, *default_model_assets],
         asset_checks=[*raw_contract_checks, *feature_contract_checks],
-        jobs=[daily_ingest_job],
+        jobs=[daily_ingest_job, train_tenant_models_job, train_default_models_job],
         schedules=[daily_ingest_schedule],
+        sensors=[tenant_sync_sensor],
         resources=resources,
     )
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 
 from stratum_pipeline.definitions import defs
-from stratum_pipeline.partitions import daily_partitions
+from stratum_pipeline.partitions import daily_partitions, tenant_partitions
 from stratum_pipeline.tenancy import InvalidTenantId, validate_tenant_id
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -25,18 +25,23 @@ def test_dagster_definitions_validate_passes():
     assert "Validation successful" in done.stdout + done.stderr
 
 
-def test_every_asset_has_a_description_group_and_daily_partitions():
+def test_every_asset_has_a_description_group_and_its_partitions():
     graph = defs.resolve_asset_graph()
     keys = graph.get_all_asset_keys()
-    assert {k.to_user_string() for k in keys} >= {
-        "raw_campaign_daily", "raw_creative_daily", "raw_sessions", "raw_capi_events",
-        "campaign_features", "creative_features", "session_features",
-    }
+    daily = {"raw_campaign_daily", "raw_creative_daily", "raw_sessions", "raw_capi_events",
+             "campaign_features", "creative_features", "session_features"}
+    assert {k.to_user_string() for k in keys} == daily | {
+        "roas_model", "conversion_model", "roas_default_model", "conversion_default_model"}
     for key in keys:
         node = graph.get(key)
+        name = key.to_user_string()
         assert node.description and len(node.description) > 40, key
-        assert node.group_name in {"ingestion", "features"}, key
-        assert node.partitions_def == daily_partitions, key
+        if name in daily:
+            assert node.group_name in {"ingestion", "features"} and node.partitions_def == daily_partitions, key
+        else:
+            assert node.group_name == "models", key
+            expected = tenant_partitions if name in ("roas_model", "conversion_model") else None
+            assert node.partitions_def == expected, key
 
 
 def test_raw_checks_are_blocking_and_cover_every_raw_extract():
@@ -47,7 +52,8 @@ def test_raw_checks_are_blocking_and_cover_every_raw_extract():
         for spec in [graph.get_check_spec(key)]
         if spec.blocking
     }
-    assert blocking == {"raw_campaign_daily", "raw_creative_daily", "raw_sessions", "raw_capi_events"}
+    assert blocking == {"raw_campaign_daily", "raw_creative_daily", "raw_sessions", "raw_capi_events",
+                        "roas_model", "conversion_model", "roas_default_model", "conversion_default_model"}
 
 
 def test_lineage_runs_from_raw_extracts_to_features():
@@ -56,6 +62,7 @@ def test_lineage_runs_from_raw_extracts_to_features():
     assert parents("campaign_features") == {"raw_campaign_daily", "creative_features"}
     assert parents("creative_features") == {"raw_creative_daily"}
     assert parents("session_features") == {"raw_sessions"}
+    assert parents("roas_model") == {"campaign_features"} and parents("conversion_model") == {"session_features"}
 
 
 def test_the_daily_schedule_requests_yesterdays_partition():

@@ -20,7 +20,8 @@ def test_stratum_demo_runs_the_daily_graph_on_the_embedded_default(tmp_path):
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
-    for expected in ("[1/4] Generating", "[2/4] Registering", "[3/4] Materialising", "[4/4] Summary",
+    for expected in ("[1/5] Generating", "[2/5] Registering", "[3/5] Materialising", "[4/5] Training", "[5/5] Summary",
+                     "roas_model[tenant_001]: served by the default model",
                      "done raw_campaign_daily", "check raw_sessions:raw_contract passed", "stratum ui"):
         assert expected in out, out
     assert "checks passed 7, failed 0" in out
@@ -34,8 +35,10 @@ def test_stratum_demo_runs_the_daily_graph_on_the_embedded_default(tmp_path):
     assert len(raw) == 35 and quarantined > 0
 
     with dg.DagsterInstance.from_config(paths["DAGSTER_HOME"]) as instance:
-        runs = instance.get_runs()
-        assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS]
+        runs = {(r.job_name, r.tags.get("dagster/partition")): r.status for r in instance.get_runs()}
+        assert runs[("daily_ingest_job", None)] == dg.DagsterRunStatus.SUCCESS
+        assert {("train_default_models_job", None), ("train_tenant_models_job", "tenant_001"),
+                ("train_tenant_models_job", "tenant_002")} <= set(runs)
         assert set(instance.get_dynamic_partitions("tenants")) == {"tenant_001", "tenant_002"}
         materialized = instance.get_materialized_partitions(dg.AssetKey("campaign_features"))
         assert len(materialized) == 35

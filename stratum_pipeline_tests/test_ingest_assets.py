@@ -1,5 +1,7 @@
 """Raw extracts, features and their checks, materialised with real databases (SQLite and PostgreSQL)."""
 
+import tempfile
+
 import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
@@ -9,7 +11,7 @@ from stratum_pipeline import warehouse_schema as wh
 from stratum_pipeline.automation.jobs import execute_daily_range
 from stratum_pipeline.definitions import build_definitions
 from stratum_pipeline.extracts import EXTRACTS
-from stratum_pipeline.resources import SourceDatabase, Warehouse
+from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
 from stratum_pipeline.resources.database import engine_for
 
 from .conftest import TEST_CONFIG
@@ -33,7 +35,9 @@ FIRST, LAST = TEST_CONFIG.start_date.isoformat(), TEST_CONFIG.end_date.isoformat
 
 
 def defs_for(urls) -> dg.Definitions:
-    return build_definitions({"source": SourceDatabase(url=urls[0]), "warehouse": Warehouse(url=urls[1])})
+    """The project's definitions on these databases (the registry is unused by the daily job: never touched)."""
+    registry = ModelRegistry(tracking_uri=f"sqlite:///{tempfile.gettempdir()}/stratum-unused-mlruns/mlflow.db")
+    return build_definitions({"source": SourceDatabase(url=urls[0]), "warehouse": Warehouse(url=urls[1]), "registry": registry})
 
 
 def table(url: str, name: str) -> pd.DataFrame:

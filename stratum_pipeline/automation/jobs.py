@@ -35,3 +35,18 @@ def execute_daily_range(
         run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
         raise_on_error=False,
     )
+
+
+# Per-tenant model training: one run per tenant partition.
+train_tenant_models_job = dg.define_asset_job(
+    name="train_tenant_models_job",
+    selection=dg.AssetSelection.assets("roas_model", "conversion_model"),
+    description="Train, register and gate a tenant's ROAS and conversion models.",
+)
+
+# The global default models that serve tenants under the data minimum.
+train_default_models_job = dg.define_asset_job(
+    name="train_default_models_job",
+    selection=dg.AssetSelection.assets("roas_default_model", "conversion_default_model"),
+    description="Train, register and gate the global default ROAS and conversion models.",
+)

@@ -9,7 +9,9 @@ The model, per campaign c and day t:
   per audience member): ctr = ctr0 * exp(-lambda * F), engagement = e0 * exp(-1.3 lambda F);
 - expected conversions follow a Hill (saturating) response to spend,
   Vmax * s^h / (K^h + s^h), times weekly and quarterly seasonality, times creative effectiveness
-  (0.6 + 0.4 x the impression-weighted CTR retention of the live creatives);
+  (0.6 + 0.4 x the impression-weighted effectiveness of the live creatives: CTR retention
+  times a learning phase after launch);
+- budgets change every 4 weeks and are paced in over a week;
 - conversions ~ Poisson, revenue ~ Gamma around conversions x average order value (CV 0.3 per order);
 - a session converts with a known logistic probability of its signals;
 - every converted session sends a conversion event to one ad platform, with platform-specific
@@ -104,6 +106,8 @@ QUARTERLY_AMPLITUDE = 0.10  # rises through each quarter, peaks near its end
 ORDER_VALUE_CV = 0.3
 CREATIVE_LIFESPAN = (25, 80)
 BUDGET_PERIOD_DAYS = 28
+BUDGET_RAMP_DAYS = 7
+LEARNING_PHASE_DAYS = 3.0  # a new creative converts at 60% on day 1, ~95% after a week
 
 DEVICE_TYPES = {"mobile": 0.58, "desktop": 0.35, "tablet": 0.07}
 TRAFFIC_SOURCES = {"paid_social": 0.30, "paid_search": 0.25, "organic": 0.20, "direct": 0.12, "email": 0.08, "referral": 0.05}
@@ -111,10 +115,10 @@ USER_SEGMENTS = {"new": 0.45, "returning": 0.35, "loyal": 0.15, "vip": 0.05}
 
 # Logistic model of session conversion (true coefficients).
 CONVERSION_MODEL = {
-    "intercept": -6.8,
+    "intercept": -7.4,
     "log_pages": 0.9,
     "log_minutes": 0.5,
-    "has_cart": 2.6,
+    "has_cart": 3.4,
     "log_cart_value": 0.35,
     "log_previous_purchases": 0.6,
     "log_hours_since_visit": -0.18,
@@ -363,7 +367,8 @@ def _creatives(config, rng, campaigns: pd.DataFrame, days: pd.DatetimeIndex):
     score = fatigue.fatigue_score(cd["days_active"], cum_imps / audience, 1.0 - ctr_retention, 1.0 - eng_retention)
     cd["true_fatigue_score"] = np.round(score, 3)
     cd["true_fatigue_level"] = fatigue.fatigue_level(score)
-    cd["_ctr_retention"] = ctr_retention
+    learning = 1.0 - 0.4 * np.exp(-(cd["days_active"].to_numpy() - 1) / LEARNING_PHASE_DAYS)
+    cd["_effectiveness"] = ctr_retention * learning
     cd["_spend"] = spend[c, t]
     cd["id"] = np.arange(1, len(cd) + 1)
     creatives = cr[["id", "campaign_id", "tenant_id", "format", "launch_date"]].copy()
@@ -371,18 +376,25 @@ def _creatives(config, rng, campaigns: pd.DataFrame, days: pd.DatetimeIndex):
 
 
 def _spend_grid(rng, campaigns: pd.DataFrame, n_days: int) -> np.ndarray:
+    """Daily spend: the budget times a multiplier that the advertiser changes every 4 weeks
+    (paced in over BUDGET_RAMP_DAYS, as platforms do), times small daily pacing noise."""
     n = len(campaigns)
     periods = n_days // BUDGET_PERIOD_DAYS + 2
     multipliers = rng.lognormal(0.0, 0.3, (n, periods))
     phase = rng.integers(0, BUDGET_PERIOD_DAYS, n)
-    period_of_day = (np.arange(n_days)[None, :] + phase[:, None]) // BUDGET_PERIOD_DAYS
+    position = np.arange(n_days)[None, :] + phase[:, None]
+    period = position // BUDGET_PERIOD_DAYS
+    ramp = np.minimum(1.0, (position % BUDGET_PERIOD_DAYS + 1) / BUDGET_RAMP_DAYS)
+    current = np.take_along_axis(multipliers, period, 1)
+    previous = np.take_along_axis(multipliers, np.maximum(period - 1, 0), 1)
+    multiplier = np.where(period > 0, previous + (current - previous) * ramp, current)
     utilisation = rng.lognormal(0.0, 0.03, (n, n_days))
-    spend = campaigns["daily_budget"].to_numpy()[:, None] * np.take_along_axis(multipliers, period_of_day, 1) * utilisation
+    spend = campaigns["daily_budget"].to_numpy()[:, None] * multiplier * utilisation
     return np.round(spend, 2)
 
 
 def _campaign_days(rng, campaigns: pd.DataFrame, creative_days: pd.DataFrame, days: pd.DatetimeIndex):
-    agg = creative_days.assign(_w=creative_days["_ctr_retention"] * creative_days["impressions"]).groupby(["_c", "_t"]).agg(
+    agg = creative_days.assign(_w=creative_days["_effectiveness"] * creative_days["impressions"]).groupby(["_c", "_t"]).agg(
         impressions=("impressions", "sum"), clicks=("clicks", "sum"), _w=("_w", "sum"), spend=("_spend", "first")
     )
     agg = agg.reset_index()

@@ -26,6 +26,9 @@ ROAS_FEATURES = [
 FATIGUE_FEATURES = [
     "days_active", "frequency", "ctr_current", "ctr_baseline", "engagement_rate_current", "engagement_rate_baseline",
 ]
+# Short-horizon context the ROAS model uses beside the 11 features: yesterday's, 3-day and 14-day ROAS,
+# the day's spend, and the forecast day's position in its quarter (the quarterly cycle).
+ROAS_CONTEXT = ["roas", "roas_3d", "roas_14d", "spend", "day_of_quarter"]
 CONVERSION_FEATURES = [
     "session_duration", "pages_viewed", "cart_value", "items_in_cart", "time_since_last_visit",
     "previous_purchases", "device_type", "traffic_source", "user_segment",
@@ -80,12 +83,14 @@ def campaign_features(
     df = daily.copy()
     df["date"] = pd.to_datetime(df["date"])
     df = df.sort_values(["campaign_id", "date"], kind="stable").reset_index(drop=True)
-    for window in (7, 14, CAMPAIGN_LOOKBACK_DAYS):
+    for window in (3, 7, 14, CAMPAIGN_LOOKBACK_DAYS):
         df = df.merge(_rolling_sums(df, "campaign_id", metrics, window), on=["campaign_id", "date"], how="left")
 
     out = df[["tenant_id", "campaign_id", "date", "platform", "audience_size", "daily_budget", "spend", "revenue"]].copy()
     out["roas_7d"] = _ratio(df["revenue_7d"], df["spend_7d"])
     out["roas_30d"] = _ratio(df["revenue_30d"], df["spend_30d"])
+    out["roas_3d"] = _ratio(df["revenue_3d"], df["spend_3d"])
+    out["roas_14d"] = _ratio(df["revenue_14d"], df["spend_14d"])
     out["spend_velocity"] = _ratio(_ratio(df["spend_7d"], df["n_7d"]), _ratio(df["spend_30d"], df["n_30d"]))
     out["ctr"] = _ratio(df["clicks_7d"], df["impressions_7d"])
     out["conversion_rate"] = _ratio(df["conversions_7d"], df["clicks_7d"])
@@ -94,6 +99,7 @@ def campaign_features(
     target_day = df["date"] + pd.Timedelta(days=1)
     out["day_of_week"] = target_day.dt.dayofweek.astype(int)
     out["season"] = target_day.dt.quarter.astype(int)
+    out["day_of_quarter"] = (target_day - target_day.dt.to_period("Q").dt.start_time).dt.days.astype(int)
     out["roas"] = _ratio(df["revenue"], df["spend"])
     out["history_days"] = df["n_30d"].astype(int)
     out["creative_fatigue"] = _campaign_fatigue(out, creative_fatigue)

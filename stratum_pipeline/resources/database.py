@@ -44,14 +44,36 @@ class SourceDatabase(dg.ConfigurableResource):
             return read_frame(conn, statement)
 
 
+class WarehouseSchemaError(RuntimeError):
+    pass
+
+
 @functools.lru_cache(maxsize=None)
 def _ensure_schema(url: str) -> None:
+    """Create missing warehouse tables; refuse to run against tables that lack columns of this version."""
     engine = engine_for(url)
     try:
         warehouse_schema.metadata.create_all(engine)
     except sa.exc.SQLAlchemyError:
         # Another process created a table between the check and the CREATE: the schema now exists.
         warehouse_schema.metadata.create_all(engine)
+    inspector = sa.inspect(engine)
+    for table in warehouse_schema.metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        missing = [c.name for c in table.columns if c.name not in present]
+        if missing:
+            raise WarehouseSchemaError(
+                f"warehouse table {table.name} at {describe_url(url)} lacks columns {missing}: it was made by an older "
+                "version; migrate it (or, for the embedded demo, run `stratum demo` again, which recreates it)"
+            )
+
+
+def reset_warehouse(url: str) -> None:
+    """Drop and recreate every warehouse table (the embedded demo does this when it regenerates its source)."""
+    engine = engine_for(url)
+    warehouse_schema.metadata.drop_all(engine)
+    warehouse_schema.metadata.create_all(engine)
+    _ensure_schema.cache_clear()
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -90,6 +112,22 @@ class Warehouse(dg.ConfigurableResource):
         with self.engine.connect() as conn:
             frame = read_frame(conn, sa.select(table).where(column >= start, column <= end))
         return frame if len(frame.columns) else pd.DataFrame(columns=[c.name for c in table.columns])
+
+    def read_tenant(self, table: sa.Table, tenant_id: str | None, since: date | None = None) -> pd.DataFrame:
+        """A tenant's rows of `table` (all tenants when tenant_id is None), from `since` on."""
+        statement = sa.select(table)
+        if tenant_id is not None:
+            statement = statement.where(table.c.tenant_id == tenant_id)
+        if since is not None:
+            statement = statement.where(table.c.date >= since)
+        with self.engine.connect() as conn:
+            frame = read_frame(conn, statement)
+        return frame if len(frame.columns) else pd.DataFrame(columns=[c.name for c in table.columns])
+
+    def latest_date(self, table: sa.Table) -> date | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(sa.func.max(table.c.date))).scalar()
+        return pd.Timestamp(value).date() if value is not None else None
 
     def daily_counts(self, table: sa.Table, start: date, end: date, date_column: str = "date") -> pd.Series:
         """Row count per day in [start, end] (days with no rows are absent)."""

@@ -1,0 +1,98 @@
+"""Model-quality benchmark: the ROAS and conversion models against the generator's ground-truth oracle.
+
+Generates the demo data (default: the four demo tenants, 120 days), builds the features with
+ml.features exactly as the pipeline does, and for every tenant with enough data trains on the past
+and tests on the last 14 days. The oracle predicts with the generator's truth on the same test
+rows: expected ROAS of the forecast day, true conversion probability of the session.
+
+    python benchmarks/model_quality.py [--seed 7] [--end-date 2026-11-24] [--holdout-days 14]
+"""
+
+import argparse
+import sys
+import time
+from datetime import date, datetime, timedelta, timezone
+
+import pandas as pd
+
+from stratum_pipeline.demo.generator import DemoConfig, generate
+from stratum_pipeline.ml import features as F
+from stratum_pipeline.ml.conversion import ConversionPredictor
+from stratum_pipeline.ml.evaluation import conversion_metrics, point_metrics, roas_metrics
+from stratum_pipeline.ml.roas import TARGET, ROASPredictor, training_frame
+from stratum_pipeline.training import DataMinimum, conversion_eligibility, holdout_split, roas_eligibility
+
+TARGETS = "ROAS: MAE < 0.3, R² > 0.8, MAE <= 1.15x oracle, coverage 0.75-0.85 | conversion: AUC > 0.85, AUC >= oracle - 0.02, precision > 0.8"
+
+
+def feature_tables(dataset):
+    campaigns = dataset["campaigns"].rename(columns={"id": "campaign_id"})
+    daily = dataset["campaign_daily_metrics"].merge(
+        campaigns[["campaign_id", "tenant_id", "audience_size", "daily_budget"]], on="campaign_id")
+    creatives = (dataset["creative_daily_metrics"]
+                 .merge(dataset["creatives"].rename(columns={"id": "creative_id"}), on="creative_id")
+                 .merge(campaigns[["campaign_id", "audience_size"]], on="campaign_id"))
+    campaign_features = F.campaign_features(daily, F.creative_features(creatives))
+    session_features = F.session_features(dataset["sessions"])
+    return campaign_features, session_features
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--end-date", type=date.fromisoformat, default=datetime.now(timezone.utc).date() - timedelta(days=1))
+    parser.add_argument("--holdout-days", type=int, default=14)
+    args = parser.parse_args(argv)
+
+    dataset = generate(DemoConfig(end_date=args.end_date, seed=args.seed, bad_row_rate=0.0))
+    campaign_features, session_features = feature_tables(dataset)
+    truth_roas = dataset["truth_campaign_daily"].copy()
+    truth_roas["date"] = pd.to_datetime(truth_roas["date"]) - pd.Timedelta(days=1)  # the forecast day is D+1
+    frame = training_frame(campaign_features).merge(
+        truth_roas[["campaign_id", "date", "expected_roas"]], on=["campaign_id", "date"])
+    sessions = session_features.merge(dataset["truth_sessions"], on="session_id")
+    minimum = DataMinimum()
+    print(f"Model quality on demo data (seed {args.seed}, {dataset.config.start_date}..{dataset.config.end_date}, "
+          f"test = last {args.holdout_days} days)")
+    print(f"Targets: {TARGETS}\n")
+    ok = True
+
+    print(f"{'ROAS':<20}{'rows':>7}{'MAE':>8}{'oracle':>8}{'ratio':>7}{'R²':>7}{'oracle':>8}{'RMSE':>7}{'MAPE':>7}{'cover':>7}{'fit s':>7}")
+    for tenant, rows in frame.groupby("tenant_id"):
+        eligible, _ = roas_eligibility(campaign_features[campaign_features.tenant_id == tenant], minimum)
+        if not eligible:
+            print(f"{tenant:<20} below the data minimum: served by the default model")
+            continue
+        train, test = holdout_split(rows, args.holdout_days)
+        t = time.perf_counter()
+        model = ROASPredictor().fit(train, train[TARGET])
+        seconds = time.perf_counter() - t
+        m = roas_metrics(test[TARGET], model.predict_frame(test))
+        o = point_metrics(test[TARGET], test["expected_roas"])
+        ratio = m["mae"] / o["mae"]
+        print(f"{tenant:<20}{m['rows']:>7}{m['mae']:>8.3f}{o['mae']:>8.3f}{ratio:>7.2f}{m['r2']:>7.3f}{o['r2']:>8.3f}"
+              f"{m['rmse']:>7.3f}{m['mape']:>7.3f}{m['coverage_80']:>7.2f}{seconds:>7.1f}")
+        ok &= m["mae"] < 0.3 and m["r2"] > 0.8 and ratio <= 1.15 and 0.75 <= m["coverage_80"] <= 0.85
+
+    print(f"\n{'conversion':<20}{'rows':>7}{'AUC':>8}{'oracle':>8}{'thresh':>8}{'prec':>7}{'recall':>7}{'brier':>7}{'oracle':>8}{'fit s':>7}")
+    for tenant, rows in sessions.groupby("tenant_id"):
+        eligible, _ = conversion_eligibility(rows, minimum)
+        if not eligible:
+            print(f"{tenant:<20} below the data minimum: served by the default model")
+            continue
+        train, test = holdout_split(rows, args.holdout_days)
+        t = time.perf_counter()
+        model = ConversionPredictor().fit(train, train["converted"])
+        seconds = time.perf_counter() - t
+        m = conversion_metrics(test["converted"], model.predict_proba(test), model.threshold_)
+        o = conversion_metrics(test["converted"], test["true_probability"], model.threshold_)
+        print(f"{tenant:<20}{m['rows']:>7}{m['auc']:>8.3f}{o['auc']:>8.3f}{m['threshold']:>8.3f}{m['precision']:>7.3f}"
+              f"{m['recall']:>7.3f}{m['brier']:>7.4f}{o['brier']:>8.4f}{seconds:>7.1f}")
+        ok &= m["auc"] > 0.85 and m["auc"] >= o["auc"] - 0.02 and m["precision"] > 0.8
+
+    print(f"\nall targets met: {'yes' if ok else 'NO'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

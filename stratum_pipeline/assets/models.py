@@ -1,0 +1,116 @@
+"""Per-tenant models (ROAS, conversion) and the global default models, registered in MLflow.
+
+Each materialisation trains a challenger on the tenant's own rows, registers it, and runs the
+promotion gate (the blocking `promotion_gate` check): only a challenger that meets the targets
+and is not worse than the champion on the same holdout becomes `champion`. Tenants under the
+data minimum are served by the default model, trained on all tenants.
+"""
+
+from datetime import timedelta
+
+import dagster as dg
+
+from stratum_pipeline import warehouse_schema as wh
+from stratum_pipeline.partitions import tenant_partitions
+from stratum_pipeline.resources import ModelRegistry, Warehouse
+from stratum_pipeline.tenancy import validate_tenant_id
+from stratum_pipeline.training import DEFAULT_TENANT, DataMinimum, TrainingOutcome, train_conversion, train_roas
+
+
+class TrainingConfig(dg.Config):
+    """Training settings; the minimums are the seed's."""
+
+    min_campaigns: int = 100
+    min_campaign_days: int = 30
+    min_sessions: int = 10_000
+    holdout_days: int = 14
+    training_window_days: int = 180
+
+    def minimum(self) -> DataMinimum:
+        return DataMinimum(self.min_campaigns, self.min_campaign_days, self.min_sessions)
+
+
+GATE_DESCRIPTION = (
+    "Blocking promotion gate: the challenger must meet the absolute targets and must not be worse than the current "
+    "champion on the same recent holdout; only then does the 'champion' alias move. Tenants below the data minimum "
+    "pass (they are served by the default model)."
+)
+MODEL_ASSET = dict(group_name="models", kinds={"xgboost", "mlflow", "pandas"}, owners=["team:ml-engineering"], code_version="1")
+
+
+def _all_days(asset: str) -> dg.AssetDep:
+    return dg.AssetDep(asset, partition_mapping=dg.AllPartitionMapping())
+
+
+def _since(warehouse: Warehouse, table, config: TrainingConfig):
+    latest = warehouse.latest_date(table)
+    return latest - timedelta(days=config.training_window_days) if latest else None
+
+
+def _tags(context, tenant: str, model_type: str) -> dict:
+    return {"dagster_run_id": context.run_id, "dagster_partition": context.partition_key if context.has_partition_key else "",
+            "tenant": tenant, "model_type": model_type}
+
+
+def _result(asset: str, outcome: TrainingOutcome) -> dg.MaterializeResult:
+    metadata = dict(outcome.metadata)
+    if "mlflow_run" in metadata:
+        link = metadata["mlflow_run"]
+        metadata["mlflow_run"] = dg.MetadataValue.url(link) if link.startswith("http") else dg.MetadataValue.text(link)
+    if outcome.decision is None:
+        check = dg.AssetCheckResult(check_name="promotion_gate", asset_key=asset, passed=True,
+                                    metadata={"decision": f"not trained: {metadata.get('reason')}"})
+    else:
+        check = dg.AssetCheckResult(
+            check_name="promotion_gate", asset_key=asset, passed=outcome.decision.promote,
+            metadata={"decision": outcome.decision.summary, "version": metadata["version"],
+                      "champion_version": str(metadata["champion_version"])},
+        )
+    return dg.MaterializeResult(metadata=metadata, check_results=[check])
+
+
+def _gate_spec(asset: str) -> list[dg.AssetCheckSpec]:
+    return [dg.AssetCheckSpec("promotion_gate", asset=asset, blocking=True, description=GATE_DESCRIPTION)]
+
+
+@dg.asset(partitions_def=tenant_partitions, deps=[_all_days("campaign_features")], check_specs=_gate_spec("roas_model"), **MODEL_ASSET)
+def roas_model(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: Warehouse, registry: ModelRegistry):
+    """The tenant's next-day ROAS model (XGBoost with calibrated 10-90% intervals) in MLflow as
+    stratum-roas-<tenant>; its 'champion' version serves the tenant's ROAS forecasts and budget advice.
+    Trained only on the tenant's own campaigns; below 100 campaigns with 30+ days the default model serves."""
+    tenant = validate_tenant_id(context.partition_key)
+    features = warehouse.read_tenant(wh.campaign_features, tenant, _since(warehouse, wh.campaign_features, config))
+    outcome = train_roas(tenant, features, registry, _tags(context, tenant, "roas"), config.minimum(), config.holdout_days)
+    return _result("roas_model", outcome)
+
+
+@dg.asset(partitions_def=tenant_partitions, deps=[_all_days("session_features")], check_specs=_gate_spec("conversion_model"), **MODEL_ASSET)
+def conversion_model(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: Warehouse, registry: ModelRegistry):
+    """The tenant's session-conversion model (calibrated XGBoost with per-prediction factors) in MLflow as
+    stratum-conversion-<tenant>; its 'champion' scores live sessions. Below 10,000 sessions the default serves."""
+    tenant = validate_tenant_id(context.partition_key)
+    sessions = warehouse.read_tenant(wh.session_features, tenant, _since(warehouse, wh.session_features, config))
+    outcome = train_conversion(tenant, sessions, registry, _tags(context, tenant, "conversion"), config.minimum(), config.holdout_days)
+    return _result("conversion_model", outcome)
+
+
+@dg.asset(deps=[_all_days("campaign_features")], check_specs=_gate_spec("roas_default_model"), **MODEL_ASSET)
+def roas_default_model(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: Warehouse, registry: ModelRegistry):
+    """The global ROAS model (stratum-roas-default), trained on every tenant's campaigns: it serves the tenants
+    that have too little data for a model of their own."""
+    features = warehouse.read_tenant(wh.campaign_features, None, _since(warehouse, wh.campaign_features, config))
+    outcome = train_roas(DEFAULT_TENANT, features, registry, _tags(context, DEFAULT_TENANT, "roas"), config.minimum(), config.holdout_days)
+    return _result("roas_default_model", outcome)
+
+
+@dg.asset(deps=[_all_days("session_features")], check_specs=_gate_spec("conversion_default_model"), **MODEL_ASSET)
+def conversion_default_model(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: Warehouse, registry: ModelRegistry):
+    """The global conversion model (stratum-conversion-default), trained on every tenant's sessions: it serves
+    the tenants with fewer than 10,000 sessions."""
+    sessions = warehouse.read_tenant(wh.session_features, None, _since(warehouse, wh.session_features, config))
+    outcome = train_conversion(DEFAULT_TENANT, sessions, registry, _tags(context, DEFAULT_TENANT, "conversion"), config.minimum(), config.holdout_days)
+    return _result("conversion_default_model", outcome)
+
+
+tenant_model_assets = [roas_model, conversion_model]
+default_model_assets = [roas_default_model, conversion_default_model]

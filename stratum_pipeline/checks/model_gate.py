@@ -1,0 +1,62 @@
+"""The promotion gate: may a freshly trained challenger replace the tenant's champion?
+
+A challenger is promoted only if it meets the absolute targets and is not worse than the
+current champion on the same recent holdout beyond a small tolerance. Pure decision logic;
+the training step runs it and reports it as the blocking `promotion_gate` asset check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Absolute targets a model must meet on its holdout.
+ROAS_TARGETS = {"mae_max": 0.3, "r2_min": 0.8, "coverage_range": (0.7, 0.9)}
+CONVERSION_TARGETS = {"auc_min": 0.85}
+# How much worse than the champion a challenger may be and still be promoted.
+ROAS_MAE_TOLERANCE = 0.02  # relative
+CONVERSION_AUC_TOLERANCE = 0.005  # absolute
+
+
+@dataclass
+class GateDecision:
+    promote: bool
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def summary(self) -> str:
+        verdict = "promote" if self.promote else "keep champion"
+        return f"{verdict}: " + "; ".join(self.reasons)
+
+
+def decide(model_type: str, challenger: dict, champion: dict | None) -> GateDecision:
+    """Decision for a challenger's holdout metrics against the targets and the champion's (same holdout)."""
+    failures, notes = [], []
+    if model_type == "roas":
+        if not challenger["mae"] < ROAS_TARGETS["mae_max"]:
+            failures.append(f"MAE {challenger['mae']:.3f} >= {ROAS_TARGETS['mae_max']}")
+        if not challenger["r2"] > ROAS_TARGETS["r2_min"]:
+            failures.append(f"R² {challenger['r2']:.3f} <= {ROAS_TARGETS['r2_min']}")
+        low, high = ROAS_TARGETS["coverage_range"]
+        if not low <= challenger["coverage_80"] <= high:
+            failures.append(f"80% interval coverage {challenger['coverage_80']:.2f} outside {low}-{high}")
+        if champion is not None:
+            limit = champion["mae"] * (1 + ROAS_MAE_TOLERANCE)
+            if challenger["mae"] > limit:
+                failures.append(f"MAE {challenger['mae']:.3f} worse than champion's {champion['mae']:.3f} (+{ROAS_MAE_TOLERANCE:.0%})")
+            else:
+                notes.append(f"MAE {challenger['mae']:.3f} vs champion's {champion['mae']:.3f}")
+    elif model_type == "conversion":
+        if not challenger["auc"] > CONVERSION_TARGETS["auc_min"]:
+            failures.append(f"AUC {challenger['auc']:.3f} <= {CONVERSION_TARGETS['auc_min']}")
+        if champion is not None:
+            if challenger["auc"] < champion["auc"] - CONVERSION_AUC_TOLERANCE:
+                failures.append(f"AUC {challenger['auc']:.3f} worse than champion's {champion['auc']:.3f}")
+            else:
+                notes.append(f"AUC {challenger['auc']:.3f} vs champion's {champion['auc']:.3f}")
+    else:
+        raise ValueError(f"unknown model type {model_type!r}")
+    if failures:
+        return GateDecision(False, failures)
+    if champion is None:
+        notes.append("no champion yet")
+    return GateDecision(True, ["meets the targets", *notes])

@@ -1,0 +1,52 @@
+"""Model quality metrics (the seed's metrics) for ROAS forecasts and conversion probabilities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def roas_metrics(actual, forecast: pd.DataFrame) -> dict[str, float]:
+    """MAE, RMSE, R², MAPE (on days with ROAS >= 0.5) and 10-90% interval coverage."""
+    y = np.asarray(actual, dtype=float)
+    p = forecast["predicted_roas"].to_numpy(dtype=float)
+    err = p - y
+    ss_tot = float(((y - y.mean()) ** 2).sum())
+    sizeable = y >= 0.5
+    inside = (y >= forecast["confidence_lower"].to_numpy()) & (y <= forecast["confidence_upper"].to_numpy())
+    return {
+        "mae": float(np.abs(err).mean()),
+        "rmse": float(np.sqrt((err**2).mean())),
+        "r2": float(1 - (err**2).sum() / ss_tot) if ss_tot > 0 else float("nan"),
+        "mape": float(np.abs(err[sizeable] / y[sizeable]).mean()) if sizeable.any() else float("nan"),
+        "coverage_80": float(inside.mean()),
+        "rows": int(len(y)),
+    }
+
+
+def point_metrics(actual, predicted) -> dict[str, float]:
+    """MAE, RMSE and R² of a point forecast (used for the ground-truth oracle)."""
+    frame = pd.DataFrame({"predicted_roas": predicted, "confidence_lower": predicted, "confidence_upper": predicted})
+    out = roas_metrics(actual, frame)
+    out.pop("coverage_80")
+    return out
+
+
+def conversion_metrics(actual, probability, threshold: float) -> dict[str, float]:
+    """AUC, Brier score, log loss, and precision / recall at the operating threshold."""
+    from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+
+    y = np.asarray(actual, dtype=bool)
+    p = np.clip(np.asarray(probability, dtype=float), 1e-6, 1 - 1e-6)
+    chosen = p >= threshold
+    both = len(np.unique(y)) == 2
+    return {
+        "auc": float(roc_auc_score(y, p)) if both else float("nan"),
+        "brier": float(brier_score_loss(y, p)),
+        "log_loss": float(log_loss(y, p, labels=[False, True])),
+        "precision": float(y[chosen].mean()) if chosen.any() else float("nan"),
+        "recall": float(chosen[y].mean()) if y.any() else float("nan"),
+        "threshold": float(threshold),
+        "base_rate": float(y.mean()),
+        "rows": int(len(y)),
+    }

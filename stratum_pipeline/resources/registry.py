@@ -1,0 +1,155 @@
+"""MLflow model registry: one run per training, one registered model per tenant and model type.
+
+The `champion` alias marks the version that serves; only the promotion gate moves it.
+The embedded default stores runs and the registry in SQLite (`sqlite:///mlruns/mlflow.db`)
+with artifacts in `mlruns/artifacts`; a deployment points `tracking_uri` at an MLflow server.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+CHAMPION = "champion"
+
+
+def _mlflow():
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    import mlflow
+
+    return mlflow
+
+
+def _python_model_class():
+    mlflow = _mlflow()
+
+    class StratumModel(mlflow.pyfunc.PythonModel):
+        """Pyfunc wrapper: ROAS models return the forecast frame, conversion models the probability."""
+
+        def __init__(self, predictor):
+            self.predictor = predictor
+
+        def predict(self, context, model_input: pd.DataFrame, params=None):
+            if hasattr(self.predictor, "predict_frame"):
+                return self.predictor.predict_frame(model_input)
+            return pd.DataFrame({"conversion_probability": self.predictor.predict_proba(model_input)})
+
+    return StratumModel
+
+
+def model_name(model_type: str, tenant: str) -> str:
+    """Registered-model name, e.g. stratum-roas-acme_outdoor or stratum-conversion-default."""
+    return f"stratum-{model_type}-{tenant}"
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    name: str
+    version: str
+    run_id: str
+    run_url: str
+
+
+class ModelRegistry(dg.ConfigurableResource):
+    """MLflow tracking and model registry."""
+
+    tracking_uri: str
+    experiment_name: str = "stratum"
+
+    def _artifact_location(self) -> str | None:
+        if self.tracking_uri.startswith("sqlite:///"):
+            db = Path(self.tracking_uri[len("sqlite:///"):])
+            return (db.parent / "artifacts").resolve().as_uri()
+        return None  # an MLflow server decides
+
+    def client(self):
+        mlflow = _mlflow()
+        if self.tracking_uri.startswith("sqlite:///"):
+            Path(self.tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        return mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def experiment_id(self) -> str:
+        client = self.client()
+        experiment = client.get_experiment_by_name(self.experiment_name)
+        if experiment is not None:
+            return experiment.experiment_id
+        try:
+            return client.create_experiment(self.experiment_name, artifact_location=self._artifact_location())
+        except Exception:  # created by a concurrent run in the meantime
+            return client.get_experiment_by_name(self.experiment_name).experiment_id
+
+    def run_url(self, run_id: str) -> str:
+        experiment = self.experiment_id()
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return f"{self.tracking_uri.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
+        return f"mlflow ui --backend-store-uri {self.tracking_uri}  ->  #/experiments/{experiment}/runs/{run_id}"
+
+    def log_and_register(
+        self,
+        name: str,
+        predictor,
+        input_example: pd.DataFrame,
+        params: dict,
+        metrics: dict,
+        tags: dict,
+    ) -> RegisteredVersion:
+        """One MLflow run with params, metrics, tags and the model (signature + input example), registered as `name`."""
+        mlflow = _mlflow()
+        self.client()
+        experiment_id = self.experiment_id()
+        example = input_example.head(5).reset_index(drop=True)
+        # Integers as floats in the signature: a missing value at inference must not break schema enforcement.
+        example = example.astype({c: float for c in example.columns if pd.api.types.is_integer_dtype(example[c])})
+        output = _python_model_class()(predictor).predict(None, example)
+        signature = mlflow.models.infer_signature(example, output)
+        with mlflow.start_run(experiment_id=experiment_id, tags={k: str(v) for k, v in tags.items()}) as run:
+            mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None and pd.notna(v)})
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=_python_model_class()(predictor),
+                signature=signature,
+                input_example=example,
+                pip_requirements=["xgboost-cpu", "scikit-learn", "pandas<3", "numpy"],
+                registered_model_name=name,
+            )
+        version = str(info.registered_model_version)
+        return RegisteredVersion(name, version, run.info.run_id, self.run_url(run.info.run_id))
+
+    def champion_version(self, name: str) -> str | None:
+        client = self.client()
+        try:
+            return str(client.get_model_version_by_alias(name, CHAMPION).version)
+        except Exception:
+            return None
+
+    def load(self, name: str, version: str):
+        """The predictor object of a registered version (cached per process)."""
+        return _load(self.tracking_uri, name, str(version))
+
+    def set_champion(self, name: str, version: str) -> None:
+        self.client().set_registered_model_alias(name, CHAMPION, str(version))
+
+    def version_tags(self, name: str, version: str) -> dict:
+        return dict(self.client().get_model_version(name, str(version)).tags)
+
+    def tag_version(self, name: str, version: str, tags: dict) -> None:
+        client = self.client()
+        for key, value in tags.items():
+            client.set_model_version_tag(name, str(version), key, str(value))
+
+
+@functools.lru_cache(maxsize=64)
+def _load(tracking_uri: str, name: str, version: str):
+    mlflow = _mlflow()
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    return mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model().predictor

@@ -1,0 +1,147 @@
+"""Training a tenant's (or the global default) model, registering it, and running the promotion gate.
+
+No Dagster here: the model assets call `train_roas` / `train_conversion` with the rows they read
+and the registry resource, and turn the outcome into a materialisation and a check result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pandas as pd
+
+from stratum_pipeline.checks.model_gate import GateDecision, decide
+from stratum_pipeline.ml.conversion import ConversionPredictor
+from stratum_pipeline.ml.evaluation import conversion_metrics, roas_metrics
+from stratum_pipeline.ml.features import CONVERSION_FEATURES
+from stratum_pipeline.ml.roas import TARGET, ROASPredictor, training_frame
+from stratum_pipeline.resources.registry import model_name
+
+DEFAULT_TENANT = "default"
+
+
+@dataclass(frozen=True)
+class DataMinimum:
+    """The seed's minimums for a tenant model of its own."""
+
+    campaigns: int = 100  # ROAS: campaigns with...
+    campaign_days: int = 30  # ...at least this many days of data
+    sessions: int = 10_000  # conversion
+
+
+@dataclass
+class TrainingOutcome:
+    tenant: str
+    model_type: str
+    served_by: str  # the tenant's own model, or "default"
+    metadata: dict = field(default_factory=dict)
+    decision: GateDecision | None = None
+
+    @property
+    def trained(self) -> bool:
+        return self.decision is not None
+
+
+def holdout_split(frame: pd.DataFrame, holdout_days: int, date_column: str = "date") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train on the past, test on the most recent `holdout_days` days (never a random split)."""
+    dates = pd.to_datetime(frame[date_column])
+    cut = dates.max() - timedelta(days=holdout_days)
+    return frame[dates <= cut].reset_index(drop=True), frame[dates > cut].reset_index(drop=True)
+
+
+def _check_isolation(frame: pd.DataFrame, tenant: str) -> None:
+    if tenant != DEFAULT_TENANT:
+        others = set(frame["tenant_id"].unique()) - {tenant}
+        if others:
+            raise ValueError(f"training rows for tenant {tenant} include other tenants: {sorted(others)}")
+
+
+def roas_eligibility(features: pd.DataFrame, minimum: DataMinimum) -> tuple[bool, dict]:
+    days = features.groupby("campaign_id")["date"].nunique() if len(features) else pd.Series(dtype=int)
+    qualified = int((days >= minimum.campaign_days).sum())
+    detail = {f"campaigns_with_{minimum.campaign_days}_days": qualified, "minimum_campaigns": minimum.campaigns}
+    return qualified >= minimum.campaigns, detail
+
+
+def conversion_eligibility(sessions: pd.DataFrame, minimum: DataMinimum) -> tuple[bool, dict]:
+    return len(sessions) >= minimum.sessions, {"sessions": int(len(sessions)), "minimum_sessions": minimum.sessions}
+
+
+def _gate(model_type, tenant, predictor, metrics, test, evaluate, example, registry, params, tags) -> TrainingOutcome:
+    name = model_name(model_type, tenant)
+    registered = registry.log_and_register(name, predictor, example, params, metrics, tags)
+    champion_version = registry.champion_version(name)
+    champion_metrics = None
+    if champion_version is not None and champion_version != registered.version:
+        champion_metrics = evaluate(registry.load(name, champion_version), test)
+    decision = decide(model_type, metrics, champion_metrics)
+    if decision.promote:
+        registry.set_champion(name, registered.version)
+    registry.tag_version(name, registered.version, {"gate": decision.summary[:250], "promoted": decision.promote})
+    serving = registered.version if decision.promote else champion_version
+    metadata = {
+        "model": name,
+        "version": registered.version,
+        "champion_version": serving,
+        "mlflow_run_id": registered.run_id,
+        "mlflow_run": registered.run_url,
+        "gate": decision.summary,
+        **{f"holdout_{k}": v for k, v in metrics.items()},
+        **({f"champion_{k}": v for k, v in champion_metrics.items()} if champion_metrics else {}),
+    }
+    return TrainingOutcome(tenant, model_type, tenant, metadata, decision)
+
+
+def train_roas(tenant, features, registry, tags: dict, minimum=DataMinimum(), holdout_days=14, **model_params) -> TrainingOutcome:
+    """Train, register and gate the ROAS model of `tenant` on its campaign features (or the default on all)."""
+    _check_isolation(features, tenant)
+    if tenant != DEFAULT_TENANT:
+        eligible, detail = roas_eligibility(features, minimum)
+        if not eligible:
+            return TrainingOutcome(tenant, "roas", DEFAULT_TENANT, {**detail, "served_by": DEFAULT_TENANT,
+                                   "reason": "below the data minimum: served by the global default model"})
+    frame = training_frame(features)
+    train, test = holdout_split(frame, holdout_days)
+    if len(train) < 200 or len(test) < 20:
+        raise ValueError(f"too little data to train the ROAS model of {tenant}: {len(train)} train / {len(test)} test rows")
+    predictor = ROASPredictor(**model_params).fit(train, train[TARGET])
+
+    def evaluate(model, rows):
+        return roas_metrics(rows[TARGET], model.predict_frame(rows))
+
+    metrics = evaluate(predictor, test)
+    params = {"tenant": tenant, "train_rows": len(train), "test_rows": len(test), "holdout_days": holdout_days,
+              "training_tenants": ",".join(sorted(frame["tenant_id"].unique())),
+              "train_start": str(train["date"].min().date()), "train_end": str(train["date"].max().date()),
+              **predictor.params, "interval_adjustment": predictor.interval_adjustment_}
+    example = test[predictor.feature_names]
+    outcome = _gate("roas", tenant, predictor, metrics, test, evaluate, example, registry, params, tags)
+    outcome.metadata.update({"served_by": tenant, "train_rows": len(train), "test_rows": len(test)})
+    return outcome
+
+
+def train_conversion(tenant, sessions, registry, tags: dict, minimum=DataMinimum(), holdout_days=14, **model_params) -> TrainingOutcome:
+    """Train, register and gate the conversion model of `tenant` on its session features (or the default on all)."""
+    _check_isolation(sessions, tenant)
+    if tenant != DEFAULT_TENANT:
+        eligible, detail = conversion_eligibility(sessions, minimum)
+        if not eligible:
+            return TrainingOutcome(tenant, "conversion", DEFAULT_TENANT, {**detail, "served_by": DEFAULT_TENANT,
+                                   "reason": "below the data minimum: served by the global default model"})
+    train, test = holdout_split(sessions, holdout_days)
+    if train["converted"].nunique() < 2 or test["converted"].nunique() < 2:
+        raise ValueError(f"the sessions of {tenant} need converted and non-converted sessions in train and holdout")
+    predictor = ConversionPredictor(**model_params).fit(train, train["converted"])
+
+    def evaluate(model, rows):
+        return conversion_metrics(rows["converted"], model.predict_proba(rows), model.threshold_)
+
+    metrics = evaluate(predictor, test)
+    params = {"tenant": tenant, "train_rows": len(train), "test_rows": len(test), "holdout_days": holdout_days,
+              "training_tenants": ",".join(sorted(sessions["tenant_id"].unique())),
+              "operating_threshold": predictor.threshold_, **predictor.params}
+    example = test[list(CONVERSION_FEATURES)]
+    outcome = _gate("conversion", tenant, predictor, metrics, test, evaluate, example, registry, params, tags)
+    outcome.metadata.update({"served_by": tenant, "train_rows": len(train), "test_rows": len(test)})
+    return outcome

@@ -1,0 +1,130 @@
+"""Model assets with a real MLflow store (SQLite) and warehouse: registration, champion, gate, fallback, isolation."""
+
+import dagster as dg
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from stratum_pipeline import warehouse_schema as wh
+from stratum_pipeline.definitions import build_definitions
+from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
+from stratum_pipeline.resources.registry import model_name
+from stratum_pipeline.assets.models import _result
+from stratum_pipeline.training import DataMinimum, _check_isolation, train_roas
+
+from .model_data import model_features
+
+# The model dataset is smaller than a real tenant: scale the minimums down with it.
+RUN_CONFIG = {"min_campaigns": 40, "min_campaign_days": 30, "min_sessions": 5_000, "holdout_days": 7}
+
+
+@pytest.fixture
+def stack(tmp_path):
+    """Warehouse holding the model dataset's features, an MLflow store, an instance with both tenants."""
+    warehouse = Warehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}")
+    campaign, sessions = model_features()
+    for table, frame in ((wh.campaign_features, campaign), (wh.session_features, sessions)):
+        dates = pd.to_datetime(frame["date"])
+        warehouse.replace_partitions(table, frame, dates.min().date(), dates.max().date())
+    registry = ModelRegistry(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    resources = {"source": SourceDatabase(url=f"sqlite:///{tmp_path / 'source.db'}"), "warehouse": warehouse, "registry": registry}
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("tenants", ["big", "small"])
+    return build_definitions(resources), registry, instance
+
+
+def train(defs, instance, job, tenant=None):
+    assets = ("roas_model", "conversion_model") if tenant else ("roas_default_model", "conversion_default_model")
+    result = defs.resolve_job_def(job).execute_in_process(
+        instance=instance, partition_key=tenant, raise_on_error=False,
+        run_config={"ops": {name: {"config": RUN_CONFIG} for name in assets}})
+    metadata = {e.asset_key.to_user_string(): {k: v.value for k, v in e.event_specific_data.materialization.metadata.items()}
+                for e in result.get_asset_materialization_events()}
+    checks = {e.event_specific_data.asset_key.to_user_string(): e.event_specific_data.passed
+              for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    return result, metadata, checks
+
+
+def test_models_are_registered_per_tenant_with_champions_and_fallback(stack):
+    defs, registry, instance = stack
+    result, metadata, checks = train(defs, instance, "train_default_models_job")
+    assert result.success and checks == {"roas_default_model": True, "conversion_default_model": True}
+    assert metadata["roas_default_model"]["served_by"] == "default"
+
+    result, metadata, checks = train(defs, instance, "train_tenant_models_job", "big")
+    assert result.success, checks
+    for asset, kind in (("roas_model", "roas"), ("conversion_model", "conversion")):
+        md = metadata[asset]
+        assert md["served_by"] == "big" and md["gate"].startswith("promote")
+        assert registry.champion_version(model_name(kind, "big")) == md["version"]
+        assert "runs/" in md["mlflow_run"]
+    assert metadata["roas_model"]["holdout_r2"] > 0.8 and metadata["conversion_model"]["holdout_auc"] > 0.85
+
+    result, metadata, checks = train(defs, instance, "train_tenant_models_job", "small")
+    assert result.success and all(checks.values())
+    assert metadata["roas_model"]["served_by"] == "default" and "data minimum" in metadata["roas_model"]["reason"]
+    assert registry.champion_version(model_name("roas", "small")) is None
+    assert registry.champion_version(model_name("roas", "default")) is not None
+
+    # The champion loads back from MLflow and predicts.
+    model = registry.load(model_name("roas", "big"), registry.champion_version(model_name("roas", "big")))
+    campaign = model_features()[0]
+    assert model.predict(campaign[campaign.tenant_id == "big"].iloc[-1].to_dict())["predicted_roas"] > 0
+
+
+def test_a_retrain_on_unchanged_data_never_moves_champion_to_a_worse_model(stack):
+    defs, registry, instance = stack
+    _, first, _ = train(defs, instance, "train_tenant_models_job", "big")
+    _, second, checks = train(defs, instance, "train_tenant_models_job", "big")
+    name = model_name("roas", "big")
+    champion = registry.champion_version(name)
+    assert second["roas_model"]["version"] != first["roas_model"]["version"]
+    if champion == second["roas_model"]["version"]:
+        assert second["roas_model"]["holdout_mae"] <= first["roas_model"]["holdout_mae"] * 1.02
+    else:
+        assert champion == first["roas_model"]["version"] and checks["roas_model"] is False
+
+
+def test_a_degraded_challenger_is_rejected_and_the_champion_stays(stack):
+    defs, registry, instance = stack
+    _, first, _ = train(defs, instance, "train_tenant_models_job", "big")
+    champion = registry.champion_version(model_name("roas", "big"))
+    campaign = model_features()[0]
+    outcome = train_roas("big", campaign[campaign.tenant_id == "big"], registry, {"test": "degraded"},
+                         DataMinimum(40, 30, 5_000), 7, n_estimators=3, max_depth=1, learning_rate=0.01)
+    assert not outcome.decision.promote
+    assert registry.champion_version(model_name("roas", "big")) == champion
+    assert registry.version_tags(model_name("roas", "big"), outcome.metadata["version"])["promoted"] == "False"
+    check = _result("roas_model", outcome).check_results[0]
+    assert check.passed is False and "worse than champion" in check.metadata["decision"].value
+
+
+def test_a_tenants_training_set_holds_only_its_own_rows(stack):
+    defs, registry, instance = stack
+    _, metadata, _ = train(defs, instance, "train_tenant_models_job", "big")
+    run = registry.client().get_run(metadata["roas_model"]["mlflow_run_id"])
+    assert run.data.params["training_tenants"] == "big"
+    assert run.data.tags["dagster_partition"] == "big" and run.data.tags["dagster_run_id"]
+    campaign = model_features()[0]
+    with pytest.raises(ValueError, match="other tenants"):
+        _check_isolation(campaign, "big")
+
+
+def test_the_tenant_sensor_adds_new_tenants_and_requests_their_first_training(tmp_path):
+    source_url = f"sqlite:///{tmp_path / 'source.db'}"
+    engine = sa.create_engine(source_url)
+    from stratum_pipeline import source_schema
+
+    source_schema.metadata.create_all(engine, tables=[source_schema.tenants])
+    with engine.begin() as conn:
+        conn.execute(source_schema.tenants.insert(), [
+            {"id": i, "name": i, "created_at": pd.Timestamp("2026-01-01").to_pydatetime()}
+            for i in ("old_one", "new_one", "Bad Tenant!")])
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("tenants", ["old_one"])
+    from stratum_pipeline.automation.sensors import tenant_sync_sensor
+
+    context = dg.build_sensor_context(instance=instance, resources={"source": SourceDatabase(url=source_url)})
+    result = tenant_sync_sensor(context)
+    assert [r.partition_key for r in result.run_requests] == ["new_one"]
+    assert result.dynamic_partitions_requests[0].partition_keys == ["new_one"]
