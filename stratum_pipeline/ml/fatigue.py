@@ -78,3 +78,89 @@ def score_frame(features: pd.DataFrame) -> pd.Series:
         index=features.index,
         name="fatigue_score",
     )
+
+
+RECOMMENDATIONS = {
+    "low": "healthy: keep running",
+    "medium": "monitor: prepare a refreshed variant",
+    "high": "refresh soon: rotate in new variants this week",
+    "critical": "replace now: pause the creative or swap in a fresh one",
+}
+COMPONENT_ACTIONS = {
+    "frequency": "cap frequency or widen the audience",
+    "ctr_decay": "test a new headline and visual",
+    "engagement_decay": "try another format (video or carousel)",
+    "age": "schedule the next creative refresh",
+}
+
+
+def days_until_critical(score, days_active) -> np.ndarray:
+    """Days until the score reaches the critical threshold at its average growth so far (0 if already
+    critical, NaN if it is not growing)."""
+    score = np.asarray(score, dtype=float)
+    days = np.maximum(np.nan_to_num(np.asarray(days_active, dtype=float), nan=1.0), 1.0)
+    rate = score / days
+    with np.errstate(divide="ignore", invalid="ignore"):
+        remaining = np.where(rate > 0, np.ceil((THRESHOLDS["critical"] - score) / rate), np.nan)
+    return np.where(score >= THRESHOLDS["critical"], 0.0, remaining)
+
+
+class FatigueScorer:
+    """The seed's creative-fatigue scorer: one creative (`calculate_score`) or a whole frame (`score_frame`)."""
+
+    def score_frame(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Score, level, component scores, days until critical, recommendation and actions for every row."""
+        ctr_decay = relative_decay(features["ctr_current"], features["ctr_baseline"])
+        engagement_decay = relative_decay(features["engagement_rate_current"], features["engagement_rate_baseline"])
+        parts = component_scores(features["days_active"], features["frequency"], ctr_decay, engagement_decay)
+        score = sum(WEIGHTS[name] * parts[name] for name in WEIGHTS)
+        level = fatigue_level(score)
+        weighted = np.column_stack([WEIGHTS[name] * parts[name] for name in WEIGHTS])
+        names = np.array(list(WEIGHTS))
+        order = np.argsort(-weighted, axis=1)
+        out = pd.DataFrame(
+            {
+                "fatigue_score": np.round(score, 2),
+                "fatigue_level": level,
+                **{f"{name}_score": np.round(parts[name], 2) for name in WEIGHTS},
+                "days_until_critical": days_until_critical(score, features["days_active"]),
+                "recommendation": pd.Series(level).map(RECOMMENDATIONS).to_numpy(),
+            },
+            index=features.index,
+        )
+        top = names[order[:, :2]]
+        out["suggested_actions"] = [
+            [] if lvl == "low" else [COMPONENT_ACTIONS[a] for a in pair]
+            for lvl, pair in zip(level, top)
+        ]
+        return out
+
+    def calculate_score(self, asset: dict) -> dict:
+        """One creative: fatigue_score, fatigue_level, component_scores, days_until_critical,
+        recommendation, suggested_actions. Missing metrics count as no evidence of fatigue."""
+        if not isinstance(asset, dict):
+            raise TypeError("asset must be a dict of fatigue features")
+
+        def number(key):
+            value = asset.get(key)
+            try:
+                return float(value) if value is not None else float("nan")
+            except (TypeError, ValueError):
+                raise ValueError(f"{key} must be a number, got {value!r}") from None
+
+        ctr_decay = relative_decay(number("ctr_current"), number("ctr_baseline"))
+        engagement_decay = relative_decay(number("engagement_rate_current"), number("engagement_rate_baseline"))
+        parts = {k: float(v) for k, v in component_scores(
+            number("days_active"), number("frequency"), ctr_decay, engagement_decay).items()}
+        score = sum(WEIGHTS[name] * parts[name] for name in WEIGHTS)
+        level = str(fatigue_level(score))
+        days = float(days_until_critical(score, number("days_active")))
+        dominant = sorted(WEIGHTS, key=lambda name: -WEIGHTS[name] * parts[name])[:2]
+        return {
+            "fatigue_score": round(score, 2),
+            "fatigue_level": level,
+            "component_scores": {name: round(value, 2) for name, value in parts.items()},
+            "days_until_critical": None if np.isnan(days) else int(days),
+            "recommendation": RECOMMENDATIONS[level],
+            "suggested_actions": [] if level == "low" else [COMPONENT_ACTIONS[a] for a in dominant],
+        }
