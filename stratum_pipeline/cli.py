@@ -11,6 +11,7 @@ and dagster_home/. Variables already set in the environment (e.g. PostgreSQL URL
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import threading
@@ -95,6 +96,7 @@ def _follow_run(instance, run_id: str, stop: threading.Event) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     env = apply_environment(Path(args.home))
     warnings.filterwarnings("ignore")
+    logging.getLogger("mlflow").setLevel(logging.ERROR)  # the demo prints its own progress
     import dagster as dg
     import sqlalchemy as sa
 
@@ -120,7 +122,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _say(f"  dagster    {env['DAGSTER_HOME']}")
     _say(f"  mlflow     {env['STRATUM_MLFLOW_TRACKING_URI']}")
 
-    _say(f"[1/5] Generating {len(config.tenants)} tenants x {config.days} days "
+    _say(f"[1/6] Generating {len(config.tenants)} tenants x {config.days} days "
          f"({config.start_date} .. {config.end_date}, seed {config.seed}) ...")
     t = time.perf_counter()
     dataset = generate(config)
@@ -128,7 +130,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     write_source(engine_for(env["STRATUM_SOURCE_URL"]), dataset, progress=_say)
     reset_warehouse(env["STRATUM_WAREHOUSE_URL"])  # the warehouse holds only what this source produces
 
-    _say("[2/5] Registering tenants as Dagster partitions ...")
+    _say("[2/6] Registering tenants as Dagster partitions ...")
     instance = dg.DagsterInstance.get()
     tenant_ids = [validate_tenant_id(t) for t in dataset["tenants"]["id"]]
     known = set(instance.get_dynamic_partitions(tenant_partitions.name))
@@ -136,7 +138,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _say(f"      {len(tenant_ids)} tenants: {', '.join(tenant_ids)}")
 
     first, last = config.start_date.isoformat(), config.end_date.isoformat()
-    _say(f"[3/5] Materialising daily_ingest_job for {first} .. {last} as one run ...")
+    _say(f"[3/6] Materialising daily_ingest_job for {first} .. {last} as one run ...")
     run_id = str(uuid.uuid4())
     stop = threading.Event()
     follower = threading.Thread(target=_follow_run, args=(instance, run_id, stop), daemon=True)
@@ -150,15 +152,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _say(f"      run {run_id} {'succeeded' if result.success else 'FAILED'} in {time.perf_counter() - t:.1f} s")
 
     models = _train_models(defs, instance, tenant_ids) if result.success else []
+    products_ok = _product_tables(defs, instance, config.end_date) if result.success else False
 
-    _say("[5/5] Summary")
+    _say("[6/6] Summary")
     engine = engine_for(env["STRATUM_WAREHOUSE_URL"])
     with engine.connect() as conn:
         for name in ("raw_campaign_daily", "raw_creative_daily", "raw_sessions", "raw_capi_events"):
             rows = conn.execute(sa.select(sa.func.count()).select_from(wh.TABLES[name])).scalar_one()
             quarantined = conn.execute(sa.select(sa.func.count()).select_from(wh.TABLES[f"{name}_quarantine"])).scalar_one()
             _say(f"      {name:<22} {rows:>9,} rows   {quarantined:>5,} quarantined")
-        for name in ("campaign_features", "creative_features", "session_features"):
+        for name in ("campaign_features", "creative_features", "session_features", "daily_roas_forecasts",
+                     "budget_scenarios", "creative_fatigue_scores", "event_match_quality", "live_conversion_predictions"):
             rows = conn.execute(sa.select(sa.func.count()).select_from(wh.TABLES[name])).scalar_one()
             _say(f"      {name:<22} {rows:>9,} rows")
     evaluations = [
@@ -173,7 +177,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _say("Open the Dagster UI on the same instance and databases:")
     _say(f"  stratum ui --home {args.home}")
     _say(f"  (or: export {' '.join(f'{k}={v}' for k, v in env.items())}; dagster dev -m stratum_pipeline.definitions)")
-    return 0 if result.success else 1
+    return 0 if result.success and products_ok else 1
+
+
+PRODUCT_DAYS = 7  # the demo fills the product tables for the last week
+
+
+def _product_tables(defs, instance, end_date) -> bool:
+    """Fatigue scores, forecasts (with scenarios and EMQ) for the last week, then live predictions as of its end."""
+    from stratum_pipeline.automation.jobs import execute_daily_range
+
+    _say(f"[5/6] Product tables for the last {PRODUCT_DAYS} days ...")
+    first = (end_date - timedelta(days=PRODUCT_DAYS - 1)).isoformat()
+    ok = True
+    for job_name in ("fatigue_scores_job", "daily_forecasts_job"):
+        t = time.perf_counter()
+        result = execute_daily_range(defs, first, end_date.isoformat(), instance=instance, job_name=job_name)
+        ok &= result.success
+        _say(f"    {job_name} {'done' if result.success else 'FAILED'} ({time.perf_counter() - t:.1f} s)")
+    as_of = datetime.combine(end_date + timedelta(days=1), datetime.min.time()).isoformat()
+    t = time.perf_counter()
+    result = defs.resolve_job_def("live_predictions_job").execute_in_process(
+        instance=instance, raise_on_error=False,
+        run_config={"ops": {"live_conversion_predictions": {"config": {"as_of": as_of}}},
+                    "loggers": {"console": {"config": {"log_level": "ERROR"}}}})
+    ok &= result.success
+    _say(f"    live_predictions_job (sessions of the 30 minutes before {as_of}) "
+         f"{'done' if result.success else 'FAILED'} ({time.perf_counter() - t:.1f} s)")
+    return ok
 
 
 def _model_line(materialization) -> str:
@@ -189,7 +220,7 @@ def _model_line(materialization) -> str:
 
 def _train_models(defs, instance, tenant_ids) -> list[str]:
     """Train the default models, then each tenant's, printing what each run decided."""
-    _say("[4/5] Training models (MLflow) ...")
+    _say("[4/6] Training models (MLflow) ...")
     lines = []
     runs = [("train_default_models_job", None)] + [("train_tenant_models_job", t) for t in tenant_ids]
     for job_name, tenant in runs:

@@ -4,9 +4,17 @@ import dagster as dg
 
 from stratum_pipeline.assets.features import feature_assets
 from stratum_pipeline.assets.models import default_model_assets, tenant_model_assets
+from stratum_pipeline.assets.products import live_assets, product_assets
 from stratum_pipeline.assets.raw import raw_assets
-from stratum_pipeline.automation.jobs import daily_ingest_job, train_default_models_job, train_tenant_models_job
-from stratum_pipeline.automation.schedules import daily_ingest_schedule
+from stratum_pipeline.automation.jobs import (
+    daily_forecasts_job,
+    daily_ingest_job,
+    fatigue_scores_job,
+    live_predictions_job,
+    train_default_models_job,
+    train_tenant_models_job,
+)
+from stratum_pipeline.automation.schedules import all_schedules
 from stratum_pipeline.automation.sensors import tenant_sync_sensor
 from stratum_pipeline.checks.data_quality import feature_contract_checks, raw_contract_checks
 from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
@@ -24,10 +32,11 @@ def resources_from_env() -> dict:
 def build_definitions(resources: dict) -> dg.Definitions:
     """The project's definitions with the given resources (tests pass concrete URLs)."""
     return dg.Definitions(
-        assets=[*raw_assets, *feature_assets, *tenant_model_assets, *default_model_assets],
+        assets=[*raw_assets, *feature_assets, *tenant_model_assets, *default_model_assets, *product_assets, *live_assets],
         asset_checks=[*raw_contract_checks, *feature_contract_checks],
-        jobs=[daily_ingest_job, train_tenant_models_job, train_default_models_job],
-        schedules=[daily_ingest_schedule],
+        jobs=[daily_ingest_job, train_tenant_models_job, train_default_models_job, daily_forecasts_job,
+              fatigue_scores_job, live_predictions_job],
+        schedules=all_schedules,
         sensors=[tenant_sync_sensor],
         resources=resources,
     )

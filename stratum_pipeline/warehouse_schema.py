@@ -158,4 +158,93 @@ session_features = sa.Table(
     sa.Column("converted", sa.Boolean, nullable=False),
 )
 
+
+# --- daily product tables ------------------------------------------------------------
+
+daily_roas_forecasts = sa.Table(
+    "daily_roas_forecasts",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("campaign_id", sa.String(64), nullable=False),
+    sa.Column("date", sa.Date, nullable=False, index=True),  # the features' day; the forecast is for the next day
+    sa.Column("forecast_date", sa.Date, nullable=False),
+    sa.Column("predicted_roas", sa.Float, nullable=False),
+    sa.Column("confidence_lower", sa.Float, nullable=False),
+    sa.Column("confidence_upper", sa.Float, nullable=False),
+    sa.Column("trend", sa.String(16), nullable=False),
+    sa.Column("recommendation_action", sa.String(16), nullable=False),
+    sa.Column("budget_change_percent", sa.Integer, nullable=False),
+    sa.Column("recommendation_reason", sa.Text, nullable=False),
+    sa.Column("model_name", sa.String(128), nullable=False),
+    sa.Column("model_version", sa.String(16), nullable=False),
+    sa.Column("served_by", sa.String(64), nullable=False),
+)
+
+creative_fatigue_scores = sa.Table(
+    "creative_fatigue_scores",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("campaign_id", sa.String(64), nullable=False),
+    sa.Column("creative_id", sa.String(80), nullable=False),
+    sa.Column("date", sa.Date, nullable=False, index=True),
+    sa.Column("fatigue_score", sa.Float, nullable=False),
+    sa.Column("fatigue_level", sa.String(16), nullable=False),
+    sa.Column("age_score", sa.Float, nullable=False),
+    sa.Column("frequency_score", sa.Float, nullable=False),
+    sa.Column("ctr_decay_score", sa.Float, nullable=False),
+    sa.Column("engagement_decay_score", sa.Float, nullable=False),
+    sa.Column("days_until_critical", sa.Float),
+    sa.Column("recommendation", sa.Text, nullable=False),
+    sa.Column("suggested_actions", sa.Text, nullable=False),  # JSON list
+)
+
+budget_scenarios = sa.Table(
+    "budget_scenarios",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("campaign_id", sa.String(64), nullable=False),
+    sa.Column("date", sa.Date, nullable=False, index=True),
+    sa.Column("scenario", sa.String(32), nullable=False),  # baseline, -20%, +20%, +50%
+    sa.Column("budget_change", sa.Float, nullable=False),
+    sa.Column("days", sa.Integer, nullable=False),
+    sa.Column("spend", sa.Float, nullable=False),
+    sa.Column("revenue", sa.Float, nullable=False),
+    sa.Column("roas", sa.Float, nullable=False),
+    sa.Column("conversions", sa.Float),
+    sa.Column("marginal_roas", sa.Float),
+    sa.Column("revenue_p5", sa.Float, nullable=False),
+    sa.Column("revenue_p95", sa.Float, nullable=False),
+)
+
+event_match_quality = sa.Table(
+    "event_match_quality",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("platform", sa.String(32), nullable=False),
+    sa.Column("date", sa.Date, nullable=False, index=True),
+    sa.Column("events", sa.Integer, nullable=False),
+    sa.Column("score_mean", sa.Float),
+    sa.Column("score_p10", sa.Float),
+    sa.Column("score_p50", sa.Float),
+    sa.Column("score_p90", sa.Float),
+    *(sa.Column(f"events_{level}", sa.Integer, nullable=False) for level in ("excellent", "good", "fair", "poor")),
+    sa.Column("most_missing_fields", sa.Text, nullable=False),  # JSON {field: share missing}
+    sa.Column("attribution_accuracy_estimate", sa.Float),
+    sa.Column("recommendations", sa.Text, nullable=False),  # JSON list
+)
+
+live_conversion_predictions = sa.Table(
+    "live_conversion_predictions",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("session_id", sa.String(64), nullable=False),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("conversion_probability", sa.Float, nullable=False),
+    sa.Column("will_convert", sa.Boolean, nullable=False),
+    sa.Column("top_factors", sa.Text, nullable=False),  # JSON list of {feature, value, impact, direction}
+    sa.Column("model_name", sa.String(128), nullable=False),
+    sa.Column("model_version", sa.String(16), nullable=False),
+    sa.Column("predicted_at", sa.DateTime, nullable=False),
+)
+
 TABLES = {t.name: t for t in metadata.sorted_tables}

@@ -15,7 +15,7 @@ MODEL_CONFIG = DemoConfig(end_date=date(2026, 6, 30), seed=5, tenants=MODEL_TENA
 
 @functools.lru_cache(maxsize=1)
 def model_features():
-    """(campaign_features, session_features) for MODEL_CONFIG, as the feature assets would write them."""
+    """(campaign_features, session_features, creative_features, dataset) for MODEL_CONFIG, as the assets would write them."""
     data = generate(MODEL_CONFIG)
     campaigns = data["campaigns"].rename(columns={"id": "campaign_id"})
     daily = data["campaign_daily_metrics"].merge(
@@ -23,4 +23,5 @@ def model_features():
     creatives = (data["creative_daily_metrics"]
                  .merge(data["creatives"].rename(columns={"id": "creative_id"}), on="creative_id")
                  .merge(campaigns[["campaign_id", "audience_size"]], on="campaign_id"))
-    return F.campaign_features(daily, F.creative_features(creatives)), F.session_features(data["sessions"])
+    creative = F.creative_features(creatives)
+    return F.campaign_features(daily, creative), F.session_features(data["sessions"]), creative, data

@@ -30,14 +30,19 @@ def test_every_asset_has_a_description_group_and_its_partitions():
     keys = graph.get_all_asset_keys()
     daily = {"raw_campaign_daily", "raw_creative_daily", "raw_sessions", "raw_capi_events",
              "campaign_features", "creative_features", "session_features"}
-    assert {k.to_user_string() for k in keys} == daily | {
-        "roas_model", "conversion_model", "roas_default_model", "conversion_default_model"}
+    products = {"daily_roas_forecasts", "budget_scenarios", "creative_fatigue_scores", "event_match_quality"}
+    models = {"roas_model", "conversion_model", "roas_default_model", "conversion_default_model"}
+    assert {k.to_user_string() for k in keys} == daily | models | products | {"live_conversion_predictions"}
     for key in keys:
         node = graph.get(key)
         name = key.to_user_string()
         assert node.description and len(node.description) > 40, key
         if name in daily:
             assert node.group_name in {"ingestion", "features"} and node.partitions_def == daily_partitions, key
+        elif name in products:
+            assert node.group_name == "products" and node.partitions_def == daily_partitions, key
+        elif name == "live_conversion_predictions":
+            assert node.group_name == "products" and node.partitions_def is None
         else:
             assert node.group_name == "models", key
             expected = tenant_partitions if name in ("roas_model", "conversion_model") else None
@@ -81,3 +86,36 @@ def test_tenant_ids_are_validated():
         except InvalidTenantId:
             continue
         raise AssertionError(f"accepted {bad!r}")
+
+
+def _requests(name, when, instance=None):
+    schedule = defs.resolve_schedule_def(name)
+    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
+                                        repository_def=defs.get_repository_def())
+    data = schedule.evaluate_tick(context)
+    return schedule, list(data.run_requests or []), data.skip_message
+
+
+def test_product_schedules_run_at_the_seed_times_for_yesterday():
+    at = lambda h, m=0: datetime(2026, 11, 25, h, m, tzinfo=timezone.utc)  # noqa: E731
+    schedule, requests, _ = _requests("daily_forecasts_job_schedule", at(6))
+    assert schedule.cron_schedule == "0 6 * * *" and [r.partition_key for r in requests] == ["2026-11-24"]
+    schedule, requests, _ = _requests("fatigue_scores_job_schedule", at(3))
+    assert schedule.cron_schedule == "0 3 * * *" and [r.partition_key for r in requests] == ["2026-11-24"]
+    schedule, requests, _ = _requests("live_predictions_schedule", at(10, 30))
+    assert schedule.cron_schedule == "*/30 * * * *" and len(requests) == 1 and requests[0].partition_key is None
+    assert schedule.job_name == "live_predictions_job"
+
+
+def test_monthly_retraining_requests_every_tenant():
+    when = datetime(2026, 12, 1, 4, 0, tzinfo=timezone.utc)
+    with dg.instance_for_test() as instance:
+        _, requests, skip = _requests("monthly_tenant_retraining", when, instance)
+        assert requests == [] and "no tenants" in skip
+        instance.add_dynamic_partitions("tenants", ["acme", "beta"])
+        schedule, requests, _ = _requests("monthly_tenant_retraining", when, instance)
+    assert schedule.cron_schedule == "0 4 1 * *"
+    assert sorted(r.partition_key for r in requests) == ["acme", "beta"]
+    assert {r.run_key for r in requests} == {"monthly-2026-12-acme", "monthly-2026-12-beta"}
+    default = defs.resolve_schedule_def("monthly_default_retraining")
+    assert default.cron_schedule == "0 3 1 * *" and default.job_name == "train_default_models_job"

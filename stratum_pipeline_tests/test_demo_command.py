@@ -16,11 +16,12 @@ def test_stratum_demo_runs_the_daily_graph_on_the_embedded_default(tmp_path):
     home = tmp_path / "stratum"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STRATUM_", "DAGSTER_"))}
     command = [sys.executable, "-m", "stratum_pipeline.cli", "--home", str(home), "demo",
-               "--tenants", "2", "--campaigns", "6", "--days", "35", "--end-date", "2026-05-31", "--bad-row-rate", "0.01"]
+               "--tenants", "2", "--campaigns", "30", "--days", "45", "--end-date", "2026-05-31", "--bad-row-rate", "0.01"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
-    for expected in ("[1/5] Generating", "[2/5] Registering", "[3/5] Materialising", "[4/5] Training", "[5/5] Summary",
+    for expected in ("[1/6] Generating", "[2/6] Registering", "[3/6] Materialising", "[4/6] Training",
+                     "[5/6] Product tables", "[6/6] Summary", "daily_forecasts_job done", "live_predictions_job",
                      "roas_model[tenant_001]: served by the default model",
                      "done raw_campaign_daily", "check raw_sessions:raw_contract passed", "stratum ui"):
         assert expected in out, out
@@ -32,7 +33,13 @@ def test_stratum_demo_runs_the_daily_graph_on_the_embedded_default(tmp_path):
         raw = pd.read_sql(sa.text("SELECT date, count(*) AS n FROM raw_campaign_daily GROUP BY date"), conn)
         quarantined = conn.execute(sa.text("SELECT count(*) FROM raw_campaign_daily_quarantine")).scalar_one()
     engine.dispose()
-    assert len(raw) == 35 and quarantined > 0
+    assert len(raw) == 45 and quarantined > 0
+    with sa.create_engine(paths["STRATUM_WAREHOUSE_URL"]).connect() as conn:
+        for table in ("daily_roas_forecasts", "budget_scenarios", "creative_fatigue_scores", "event_match_quality"):
+            days = conn.execute(sa.text(f"SELECT count(DISTINCT date) FROM {table}")).scalar_one()
+            assert days == 7, table
+        served = conn.execute(sa.text("SELECT DISTINCT served_by FROM daily_roas_forecasts")).scalars().all()
+    assert served == ["default"]  # both scaled tenants are below the data minimum
 
     with dg.DagsterInstance.from_config(paths["DAGSTER_HOME"]) as instance:
         runs = {(r.job_name, r.tags.get("dagster/partition")): r.status for r in instance.get_runs()}
@@ -41,7 +48,7 @@ def test_stratum_demo_runs_the_daily_graph_on_the_embedded_default(tmp_path):
                 ("train_tenant_models_job", "tenant_002")} <= set(runs)
         assert set(instance.get_dynamic_partitions("tenants")) == {"tenant_001", "tenant_002"}
         materialized = instance.get_materialized_partitions(dg.AssetKey("campaign_features"))
-        assert len(materialized) == 35
+        assert len(materialized) == 45
 
 
 def test_bad_arguments_give_a_one_line_error(tmp_path):

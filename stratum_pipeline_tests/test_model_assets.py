@@ -22,8 +22,8 @@ RUN_CONFIG = {"min_campaigns": 40, "min_campaign_days": 30, "min_sessions": 5_00
 def stack(tmp_path):
     """Warehouse holding the model dataset's features, an MLflow store, an instance with both tenants."""
     warehouse = Warehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}")
-    campaign, sessions = model_features()
-    for table, frame in ((wh.campaign_features, campaign), (wh.session_features, sessions)):
+    campaign, sessions, creative, _ = model_features()
+    for table, frame in ((wh.campaign_features, campaign), (wh.session_features, sessions), (wh.creative_features, creative)):
         dates = pd.to_datetime(frame["date"])
         warehouse.replace_partitions(table, frame, dates.min().date(), dates.max().date())
     registry = ModelRegistry(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")

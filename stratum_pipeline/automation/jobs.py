@@ -50,3 +50,25 @@ train_default_models_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("roas_default_model", "conversion_default_model"),
     description="Train, register and gate the global default ROAS and conversion models.",
 )
+
+
+# The daily product tables read at 06:00 UTC: forecasts, budget scenarios, event-match quality.
+daily_forecasts_job = dg.define_asset_job(
+    name="daily_forecasts_job",
+    selection=dg.AssetSelection.assets("daily_roas_forecasts", "budget_scenarios", "event_match_quality"),
+    partitions_def=daily_partitions,
+    description="Forecast every active campaign, simulate its budget scenarios and score event-match quality for a day.",
+)
+
+fatigue_scores_job = dg.define_asset_job(
+    name="fatigue_scores_job",
+    selection=dg.AssetSelection.assets("creative_fatigue_scores"),
+    partitions_def=daily_partitions,
+    description="Score the fatigue of every creative live on a day.",
+)
+
+live_predictions_job = dg.define_asset_job(
+    name="live_predictions_job",
+    selection=dg.AssetSelection.assets("live_conversion_predictions"),
+    description="Score the sessions of the last 30 minutes.",
+)

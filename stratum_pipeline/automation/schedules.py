@@ -1,8 +1,52 @@
-"""Schedules (UTC)."""
+"""Schedules (UTC), standing in for the seed's Celery beat."""
 
 import dagster as dg
 
-from stratum_pipeline.automation.jobs import daily_ingest_job
+from stratum_pipeline.automation.jobs import (
+    daily_forecasts_job,
+    daily_ingest_job,
+    fatigue_scores_job,
+    live_predictions_job,
+    train_default_models_job,
+    train_tenant_models_job,
+)
+from stratum_pipeline.partitions import tenant_partitions
 
-# Yesterday's data, extracted at 01:00 UTC so features are ready before the 03:00 and 06:00 product runs.
+# Yesterday's data, extracted at 01:00 so features are ready before the 03:00 and 06:00 product runs.
 daily_ingest_schedule = dg.build_schedule_from_partitioned_job(daily_ingest_job, hour_of_day=1, minute_of_hour=0)
+
+# Fatigue scores at 03:00, forecasts (with budget scenarios and event-match quality) at 06:00, for yesterday.
+fatigue_scores_schedule = dg.build_schedule_from_partitioned_job(fatigue_scores_job, hour_of_day=3, minute_of_hour=0)
+daily_forecasts_schedule = dg.build_schedule_from_partitioned_job(daily_forecasts_job, hour_of_day=6, minute_of_hour=0)
+
+live_predictions_schedule = dg.ScheduleDefinition(
+    name="live_predictions_schedule",
+    job=live_predictions_job,
+    cron_schedule="*/30 * * * *",
+    execution_timezone="UTC",
+    description="Every 30 minutes: score the sessions of the last window.",
+)
+
+
+@dg.schedule(job=train_tenant_models_job, cron_schedule="0 4 1 * *", execution_timezone="UTC")
+def monthly_tenant_retraining(context: dg.ScheduleEvaluationContext):
+    """04:00 UTC on the 1st: retrain every tenant's models (the promotion gate decides what serves)."""
+    month = context.scheduled_execution_time.strftime("%Y-%m")
+    tenants = context.instance.get_dynamic_partitions(tenant_partitions.name)
+    if not tenants:
+        return dg.SkipReason("no tenants registered yet")
+    return [dg.RunRequest(partition_key=t, run_key=f"monthly-{month}-{t}") for t in tenants]
+
+
+monthly_default_retraining = dg.ScheduleDefinition(
+    name="monthly_default_retraining",
+    job=train_default_models_job,
+    cron_schedule="0 3 1 * *",
+    execution_timezone="UTC",
+    description="03:00 UTC on the 1st: retrain the global default models (before the tenants' at 04:00).",
+)
+
+all_schedules = [
+    daily_ingest_schedule, fatigue_scores_schedule, daily_forecasts_schedule, live_predictions_schedule,
+    monthly_tenant_retraining, monthly_default_retraining,
+]

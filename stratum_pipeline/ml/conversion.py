@@ -127,23 +127,33 @@ class ConversionPredictor:
         out["bias"] = shap[:, -1]
         return out
 
+    def top_factors(self, X, top: int = 3) -> list[list[dict]]:
+        """Per row: the `top` signals with the largest contribution to this prediction (feature, value, impact, direction)."""
+        frame = self._frame(X)
+        values = self.contributions(frame).drop(columns="bias").to_numpy()
+        order = np.argsort(-np.abs(values), axis=1)[:, :top]
+        raw = frame.to_numpy(dtype=object)
+        names = self.feature_names
+        return [
+            [
+                {
+                    "feature": names[j],
+                    "value": _plain(raw[i, j]),
+                    "impact": round(float(values[i, j]), 4),
+                    "direction": "increases" if values[i, j] > 0 else "decreases",
+                }
+                for j in order[i]
+            ]
+            for i in range(len(frame))
+        ]
+
     def predict(self, user: dict, top: int = 3) -> dict:
         """conversion_probability, confidence, top_factors (and will_convert at the operating threshold)."""
         if not isinstance(user, dict):
             raise TypeError("user must be a dict of session signals")
         frame = self._frame(user)
         probability = float(self.predict_proba(frame)[0])
-        contribution = self.contributions(frame).iloc[0].drop("bias")
-        ranked = contribution.reindex(contribution.abs().sort_values(ascending=False).index)[:top]
-        factors = [
-            {
-                "feature": name,
-                "value": _plain(frame.iloc[0][name]),
-                "impact": round(float(value), 4),
-                "direction": "increases" if value > 0 else "decreases",
-            }
-            for name, value in ranked.items()
-        ]
+        factors = self.top_factors(frame, top)[0]
         known = frame.iloc[0].notna().mean()
         return {
             "conversion_probability": round(probability, 4),

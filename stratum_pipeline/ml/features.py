@@ -178,5 +178,6 @@ def session_features(sessions: pd.DataFrame) -> pd.DataFrame:
         values = sessions[column].astype("string").str.strip().str.lower()
         values = values.mask(values == "")
         out[column] = values.astype(object).where(values.notna(), None)
-    out["converted"] = sessions["converted"].astype(bool)
+    if "converted" in sessions:  # live sessions have no outcome yet
+        out["converted"] = sessions["converted"].astype(bool)
     return out.reset_index(drop=True)

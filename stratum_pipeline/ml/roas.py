@@ -181,47 +181,81 @@ class ROASPredictor:
 
 def _num(value) -> float:
     try:
-        out = float(value)
+        return float(value)
     except (TypeError, ValueError):
         return float("nan")
-    return out
+
+
+def _array(values) -> np.ndarray:
+    return pd.to_numeric(pd.Series(np.atleast_1d(np.asarray(values, dtype=object))), errors="coerce").to_numpy(dtype=float)
+
+
+def trend_array(roas_7d, roas_30d, tolerance: float = 0.05) -> np.ndarray:
+    """improving / stable / declining: the last week's ROAS against the last 30 days' (vectorised)."""
+    recent, longer = _array(roas_7d), _array(roas_30d)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        change = np.where(longer > 0, recent / longer - 1, 0.0)
+    change = np.nan_to_num(change, nan=0.0)
+    return np.select([change > tolerance, change < -tolerance], ["improving", "declining"], default="stable")
 
 
 def roas_trend(roas_7d, roas_30d, tolerance: float = 0.05) -> str:
-    """improving / stable / declining: the last week's ROAS against the last 30 days'."""
-    recent, longer = _num(roas_7d), _num(roas_30d)
-    if not (np.isfinite(recent) and np.isfinite(longer)) or longer <= 0:
-        return "stable"
-    change = recent / longer - 1
-    return "improving" if change > tolerance else "declining" if change < -tolerance else "stable"
+    return str(trend_array([roas_7d], [roas_30d], tolerance)[0])
+
+
+RECOMMENDATION_RULES = (
+    (-30, "even the optimistic forecast is below the target ROAS"),
+    (-15, "the forecast is below the target ROAS"),
+    (0, "spend rose while ROAS fell: marginal returns are diminishing"),
+    (20, "the pessimistic forecast is well above the target ROAS"),
+    (10, "the pessimistic forecast is well above the target ROAS, but ROAS is declining"),
+    (10, "the forecast is above target with an improving trend"),
+    (0, "the forecast is above target"),
+    (0, "the forecast interval straddles the target ROAS"),
+)
+
+
+def recommendation_arrays(predicted, lower, upper, roas_7d, roas_30d, spend_velocity, trend,
+                          target_roas: float = BREAKEVEN_ROAS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Budget change in % (and action, reason) from the forecast against the target ROAS and marginal returns.
+
+    In order: the whole interval below target: -30%; the forecast below target: -15%; returns already
+    diminishing (spend up >20% in the last week while ROAS fell): hold; the lower bound at 1.5x target:
+    +20% (+10% while declining); the lower bound above target: +10% if improving, else hold; else hold.
+    """
+    predicted, lower, upper = _array(predicted), _array(lower), _array(upper)
+    velocity, recent, longer = _array(spend_velocity), _array(roas_7d), _array(roas_30d)
+    trend = np.atleast_1d(np.asarray(trend))
+    diminishing = (velocity > 1.2) & (recent < longer)
+    conditions = [
+        upper < target_roas,
+        predicted < target_roas,
+        diminishing,
+        (lower >= 1.5 * target_roas) & (trend != "declining"),
+        lower >= 1.5 * target_roas,
+        (lower >= target_roas) & (trend == "improving"),
+        lower >= target_roas,
+    ]
+    rule = np.select(conditions, np.arange(len(conditions)), default=len(conditions))
+    change = np.array([r[0] for r in RECOMMENDATION_RULES])[rule]
+    reason = np.array([r[1] for r in RECOMMENDATION_RULES], dtype=object)[rule]
+    action = np.select([change > 0, change < 0], ["increase", "decrease"], default="maintain")
+    return change, action, reason
 
 
 def budget_recommendation(predicted, lower, upper, roas_7d, roas_30d, spend_velocity, trend,
                           target_roas: float = BREAKEVEN_ROAS) -> dict:
-    """Budget change in % from the forecast against the target ROAS, and from marginal returns.
+    change, action, reason = recommendation_arrays(predicted, lower, upper, roas_7d, roas_30d, spend_velocity,
+                                                   [trend], target_roas)
+    return {"action": str(action[0]), "budget_change_percent": int(change[0]), "reason": str(reason[0])}
 
-    - the whole interval below target: cut 30%; the forecast below target: cut 15%;
-    - returns already diminishing (spend up >20% in the last week while ROAS fell): hold;
-    - the lower bound at 1.5x target or more: +20% (+10% while ROAS is declining);
-    - the lower bound above target: +10% if improving, else hold.
-    """
-    predicted, lower, upper = _num(predicted), _num(lower), _num(upper)
-    velocity = _num(spend_velocity)
-    recent, longer = _num(roas_7d), _num(roas_30d)
-    diminishing = np.isfinite(velocity) and velocity > 1.2 and np.isfinite(recent) and np.isfinite(longer) and recent < longer
-    if upper < target_roas:
-        change, reason = -30, "even the optimistic forecast is below the target ROAS"
-    elif predicted < target_roas:
-        change, reason = -15, "the forecast is below the target ROAS"
-    elif diminishing:
-        change, reason = 0, "spend rose while ROAS fell: marginal returns are diminishing"
-    elif lower >= 1.5 * target_roas:
-        change = 10 if trend == "declining" else 20
-        reason = "the pessimistic forecast is well above the target ROAS"
-    elif lower >= target_roas:
-        change = 10 if trend == "improving" else 0
-        reason = "the forecast is above target with an improving trend" if change else "the forecast is above target"
-    else:
-        change, reason = 0, "the forecast interval straddles the target ROAS"
-    action = "increase" if change > 0 else "decrease" if change < 0 else "maintain"
-    return {"action": action, "budget_change_percent": change, "reason": reason}
+
+def forecast_table(predictor: ROASPredictor, features: pd.DataFrame) -> pd.DataFrame:
+    """Forecasts with trend and budget recommendation for every campaign-day row (vectorised)."""
+    forecast = predictor.predict_frame(features)
+    trend = trend_array(features["roas_7d"], features["roas_30d"])
+    change, action, reason = recommendation_arrays(
+        forecast["predicted_roas"], forecast["confidence_lower"], forecast["confidence_upper"],
+        features["roas_7d"], features["roas_30d"], features.get("spend_velocity", np.nan), trend)
+    return forecast.assign(trend=trend, recommendation_action=action, budget_change_percent=change,
+                           recommendation_reason=reason)

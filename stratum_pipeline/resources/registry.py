@@ -56,6 +56,18 @@ class RegisteredVersion:
     run_url: str
 
 
+@dataclass(frozen=True)
+class ServingModel:
+    name: str
+    version: str
+    predictor: object
+    served_by: str  # the tenant, or "default"
+
+
+class NoModelError(LookupError):
+    pass
+
+
 class ModelRegistry(dg.ConfigurableResource):
     """MLflow tracking and model registry."""
 
@@ -134,6 +146,16 @@ class ModelRegistry(dg.ConfigurableResource):
     def load(self, name: str, version: str):
         """The predictor object of a registered version (cached per process)."""
         return _load(self.tracking_uri, name, str(version))
+
+    def serving_model(self, model_type: str, tenant: str) -> ServingModel:
+        """The tenant's champion, else the default model's champion; NoModelError if neither exists."""
+        for owner in (tenant, "default"):
+            name = model_name(model_type, owner)
+            version = self.champion_version(name)
+            if version is not None:
+                return ServingModel(name, version, self.load(name, version), owner)
+        raise NoModelError(f"no {model_type} model serves tenant {tenant!r}: neither {model_name(model_type, tenant)} "
+                           f"nor {model_name(model_type, 'default')} has a champion (train the models first)")
 
     def set_champion(self, name: str, version: str) -> None:
         self.client().set_registered_model_alias(name, CHAMPION, str(version))

@@ -1,0 +1,160 @@
+"""The daily tables the product reads: ROAS forecasts, budget scenarios, creative fatigue, event-match quality,
+and the live conversion predictions refreshed every 30 minutes."""
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+import pandas as pd
+
+from stratum_pipeline import warehouse_schema as wh
+from stratum_pipeline.assets.common import partition_days, preview, window_metadata
+from stratum_pipeline.ml.emq import LEVELS, DataQualityAnalyzer
+from stratum_pipeline.ml.fatigue import FatigueScorer
+from stratum_pipeline.ml.roas import forecast_table
+from stratum_pipeline.ml.simulator import STANDARD_SCENARIOS, BudgetSimulator
+from stratum_pipeline.partitions import daily_partitions
+from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
+from stratum_pipeline.resources.registry import NoModelError
+from stratum_pipeline.serving.live import live_predictions
+from stratum_pipeline.sqlio import insert_frame
+
+PRODUCT_ASSET = dict(
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="products",
+    owners=["team:ml-engineering"],
+    code_version="1",
+)
+SIMULATION_DAYS, SIMULATION_ITERATIONS = 30, 1000
+
+
+def _written(frame: pd.DataFrame, rows: int, first, last, **extra) -> dg.MaterializeResult:
+    return dg.MaterializeResult(
+        metadata={**window_metadata(first, last), "dagster/row_count": rows, "preview": preview(frame), **extra}
+    )
+
+
+@dg.asset(deps=["campaign_features", dg.AssetDep("roas_model", partition_mapping=dg.AllPartitionMapping()),
+                "roas_default_model"], kinds={"xgboost", "mlflow", "pandas"}, **PRODUCT_ASSET)
+def daily_roas_forecasts(context: dg.AssetExecutionContext, warehouse: Warehouse, registry: ModelRegistry):
+    """Tomorrow's ROAS for every campaign active on the day, with its 10-90% interval, trend and budget
+    recommendation, from the tenant's champion model (or the default model); each row records the model
+    name and version that served it. What the product's forecast screen and budget advice show."""
+    first, last = partition_days(context)
+    features = warehouse.read_range(wh.campaign_features, first, last)
+    parts, served, unserved = [], {}, {}
+    for tenant, rows in features.groupby("tenant_id"):
+        try:
+            model = registry.serving_model("roas", tenant)
+        except NoModelError as exc:
+            context.log.warning(str(exc))
+            unserved[tenant] = len(rows)
+            continue
+        forecast = forecast_table(model.predictor, rows)
+        parts.append(pd.concat([rows[["tenant_id", "campaign_id", "date"]], forecast], axis=1).assign(
+            forecast_date=pd.to_datetime(rows["date"]) + pd.Timedelta(days=1),
+            model_name=model.name, model_version=model.version, served_by=model.served_by))
+        served[tenant] = f"{model.name} v{model.version}"
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[c.name for c in wh.daily_roas_forecasts.columns])
+    rows = warehouse.replace_partitions(wh.daily_roas_forecasts, frame, first, last)
+    return _written(frame, rows, first, last, served_by=dg.MetadataValue.json(served),
+                    unserved_campaign_days=dg.MetadataValue.json(unserved))
+
+
+@dg.asset(deps=[daily_roas_forecasts, "campaign_features", "raw_campaign_daily"], kinds={"numpy", "pandas"}, **PRODUCT_ASSET)
+def budget_scenarios(context: dg.AssetExecutionContext, warehouse: Warehouse):
+    """For every forecast campaign: 30 days at today's budget and at -20%, +20% and +50%, from the Monte Carlo
+    simulator (1,000 iterations, diminishing returns): spend, revenue, ROAS, conversions, marginal ROAS and a
+    5-95% revenue interval. The product's budget planner reads it."""
+    first, last = partition_days(context)
+    forecasts = warehouse.read_range(wh.daily_roas_forecasts, first, last)
+    spend = warehouse.read_range(wh.campaign_features, first, last)[["campaign_id", "date", "spend"]]
+    order_value = warehouse.read_range(wh.raw_campaign_daily, first, last)[["campaign_id", "date", "avg_order_value"]]
+    inputs = forecasts.merge(spend, on=["campaign_id", "date"], how="left").merge(
+        order_value, on=["campaign_id", "date"], how="left")
+    simulator, out = BudgetSimulator(), []
+    for i, row in enumerate(inputs.itertuples(index=False)):
+        if not row.spend or row.spend <= 0:
+            continue  # nothing to scale: a paused campaign has no scenario
+        result = simulator.simulate(
+            {"daily_spend": row.spend, "roas": row.predicted_roas, "confidence_lower": row.confidence_lower,
+             "confidence_upper": row.confidence_upper,
+             "avg_order_value": row.avg_order_value if pd.notna(row.avg_order_value) else None},
+            STANDARD_SCENARIOS, SIMULATION_DAYS, SIMULATION_ITERATIONS, seed=i)
+        for name, change, part in [("baseline", 0.0, result["baseline"])] + [
+                (s["name"], s["budget_change"], s) for s in result["scenarios"]]:
+            out.append({"tenant_id": row.tenant_id, "campaign_id": row.campaign_id, "date": row.date, "scenario": name,
+                        "budget_change": change, "days": SIMULATION_DAYS, "spend": part["spend"], "revenue": part["revenue"],
+                        "roas": part["roas"], "conversions": part["conversions"], "marginal_roas": part.get("marginal_roas"),
+                        "revenue_p5": part["confidence_interval"][0], "revenue_p95": part["confidence_interval"][1]})
+    frame = pd.DataFrame(out, columns=[c.name for c in wh.budget_scenarios.columns])
+    rows = warehouse.replace_partitions(wh.budget_scenarios, frame, first, last)
+    return _written(frame, rows, first, last, campaigns=int(frame["campaign_id"].nunique()) if rows else 0)
+
+
+@dg.asset(deps=["creative_features"], kinds={"pandas"}, **PRODUCT_ASSET)
+def creative_fatigue_scores(context: dg.AssetExecutionContext, warehouse: Warehouse):
+    """Fatigue of every creative live on the day: 0-100 score from age, frequency, CTR decay and engagement
+    decay; level (low/medium/high/critical); days until critical; recommendation and suggested actions.
+    The product's creative-health view and rotation alerts read it."""
+    first, last = partition_days(context)
+    features = warehouse.read_range(wh.creative_features, first, last)
+    scored = FatigueScorer().score_frame(features) if len(features) else pd.DataFrame()
+    frame = pd.concat([features[["tenant_id", "campaign_id", "creative_id", "date"]], scored], axis=1)
+    if len(frame):
+        frame["suggested_actions"] = frame["suggested_actions"].map(json.dumps)
+    rows = warehouse.replace_partitions(wh.creative_fatigue_scores, frame, first, last)
+    levels = frame["fatigue_level"].value_counts().to_dict() if rows else {}
+    return _written(frame, rows, first, last, levels=dg.MetadataValue.json(levels))
+
+
+@dg.asset(deps=["raw_capi_events"], kinds={"pandas"}, **PRODUCT_ASSET)
+def event_match_quality(context: dg.AssetExecutionContext, warehouse: Warehouse):
+    """Match quality of the conversion events each tenant sent to each ad platform per day: score distribution
+    (0-10), events per quality level, the most-missing customer keys, an attribution-accuracy estimate and
+    what to fix first. The product's conversion-API health page reads it."""
+    first, last = partition_days(context)
+    events = warehouse.read_range(wh.raw_capi_events, first, last)
+    analyzer, out = DataQualityAnalyzer(), []
+    for (tenant, platform, day), rows in events.groupby(["tenant_id", "platform", "date"]):
+        summary = analyzer.summarize(rows, platform)
+        out.append({"tenant_id": tenant, "platform": platform, "date": day, "events": summary["events"],
+                    "score_mean": summary["score_mean"], "score_p10": summary["score_p10"],
+                    "score_p50": summary["score_p50"], "score_p90": summary["score_p90"],
+                    **{f"events_{name}": summary["levels"][name] for _, name in LEVELS},
+                    "most_missing_fields": json.dumps(summary["most_missing_fields"]),
+                    "attribution_accuracy_estimate": summary["attribution_accuracy_estimate"],
+                    "recommendations": json.dumps(summary["recommendations"])})
+    frame = pd.DataFrame(out, columns=[c.name for c in wh.event_match_quality.columns])
+    rows = warehouse.replace_partitions(wh.event_match_quality, frame, first, last)
+    return _written(frame, rows, first, last)
+
+
+class LiveWindowConfig(dg.Config):
+    window_minutes: int = 30
+    as_of: str | None = None  # ISO timestamp (UTC); default now
+
+
+@dg.asset(deps=["conversion_model", "conversion_default_model"], group_name="products", kinds={"xgboost", "pandas"},
+          owners=["team:ml-engineering"], code_version="1")
+def live_conversion_predictions(context: dg.AssetExecutionContext, config: LiveWindowConfig, source: SourceDatabase,
+                                warehouse: Warehouse, registry: ModelRegistry):
+    """Conversion probability and its top factors for every session that started in the last 30 minutes,
+    from the tenant's champion conversion model (or the default). Replaced at every refresh (not partitioned
+    by time: a partition per half hour would swamp the UI). The product's live-visitor view reads it."""
+    as_of = datetime.fromisoformat(config.as_of) if config.as_of else datetime.now(timezone.utc)
+    as_of = as_of.astimezone(timezone.utc).replace(tzinfo=None) if as_of.tzinfo else as_of
+    frame, unserved = live_predictions(source, registry, as_of - timedelta(minutes=config.window_minutes), as_of)
+    for tenant, count in unserved.items():
+        context.log.warning(f"no conversion model serves tenant {tenant}: {count} sessions not scored")
+    with warehouse.engine.begin() as conn:  # the table holds exactly the latest window
+        conn.execute(wh.live_conversion_predictions.delete())
+        rows = insert_frame(conn, wh.live_conversion_predictions, frame)
+    return dg.MaterializeResult(metadata={"window_start": str(as_of - timedelta(minutes=config.window_minutes)),
+                                          "window_end": str(as_of), "dagster/row_count": rows, "preview": preview(frame),
+                                          "unserved_sessions": dg.MetadataValue.json(unserved)})
+
+
+product_assets = [daily_roas_forecasts, budget_scenarios, creative_fatigue_scores, event_match_quality]
+live_assets = [live_conversion_predictions]

@@ -1,0 +1,1 @@
+"""Serving: live predictions, and (the seed's InferenceService) predictions with a cache."""

@@ -1,0 +1,57 @@
+"""Live conversion predictions for the sessions of a time window, with their top factors."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pandas as pd
+import sqlalchemy as sa
+
+from stratum_pipeline import source_schema as src
+from stratum_pipeline.ml.features import session_features
+from stratum_pipeline.resources.registry import NoModelError
+
+COLUMNS = ["tenant_id", "session_id", "started_at", "conversion_probability", "will_convert", "top_factors",
+           "model_name", "model_version", "predicted_at"]
+
+
+def live_predictions(source, registry, start: datetime, end: datetime) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Score every session that started in [start, end) with its tenant's serving conversion model.
+
+    Returns the predictions and, per tenant that no model serves yet, the number of sessions not
+    scored. Sessions without an id, tenant or start time cannot be scored or stored and are left out.
+    """
+    s = src.sessions
+    statement = sa.select(
+        s.c.session_id, s.c.tenant_id, s.c.started_at, s.c.session_duration, s.c.pages_viewed, s.c.cart_value,
+        s.c.items_in_cart, s.c.time_since_last_visit, s.c.previous_purchases, s.c.device_type, s.c.traffic_source,
+        s.c.user_segment,
+    ).where(s.c.started_at >= start, s.c.started_at < end)
+    raw = source.read(statement)
+    raw = raw.dropna(subset=["session_id", "tenant_id", "started_at"]).drop_duplicates("session_id")
+    if raw.empty:
+        return pd.DataFrame(columns=COLUMNS), {}
+    features = session_features(raw)
+    predicted_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    parts, unserved = [], {}
+    for tenant, rows in features.groupby("tenant_id"):
+        try:
+            model = registry.serving_model("conversion", tenant)
+        except NoModelError:
+            unserved[tenant] = len(rows)
+            continue
+        probability = model.predictor.predict_proba(rows)
+        parts.append(pd.DataFrame({
+            "tenant_id": tenant,
+            "session_id": rows["session_id"].to_numpy(),
+            "started_at": rows["started_at"].to_numpy(),
+            "conversion_probability": probability.round(4),
+            "will_convert": probability >= model.predictor.threshold_,
+            "top_factors": [json.dumps(f) for f in model.predictor.top_factors(rows)],
+            "model_name": model.name,
+            "model_version": model.version,
+            "predicted_at": predicted_at,
+        }))
+    frame = pd.concat(parts, ignore_index=True)[COLUMNS] if parts else pd.DataFrame(columns=COLUMNS)
+    return frame, unserved

@@ -1,0 +1,88 @@
+"""The daily product tables and live predictions, materialised with real models from MLflow."""
+
+import json
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from stratum_pipeline import source_schema
+from stratum_pipeline import warehouse_schema as wh
+from stratum_pipeline.automation.jobs import execute_daily_range
+from stratum_pipeline.demo.writer import write_source
+from stratum_pipeline.resources.database import engine_for
+
+from .model_data import MODEL_CONFIG, model_features
+from .test_model_assets import stack, train  # noqa: F401  (fixture)
+
+
+def read(warehouse_url, table):
+    with engine_for(warehouse_url).connect() as conn:
+        return pd.read_sql(sa.select(table), conn)
+
+
+@pytest.fixture
+def trained(stack):  # noqa: F811
+    defs, registry, instance = stack
+    assert train(defs, instance, "train_default_models_job")[0].success
+    assert train(defs, instance, "train_tenant_models_job", "big")[0].success
+    warehouse_url = defs.resources["warehouse"].url
+    return defs, registry, instance, warehouse_url
+
+
+def test_forecasts_scenarios_and_fatigue_for_the_last_days(trained):
+    defs, registry, instance, url = trained
+    last = MODEL_CONFIG.end_date
+    first = last - timedelta(days=1)
+    result = execute_daily_range(defs, first.isoformat(), last.isoformat(), instance=instance, job_name="daily_forecasts_job")
+    assert result.success
+    forecasts = read(url, wh.daily_roas_forecasts)
+    features = read(url, wh.campaign_features)
+    active = features[pd.to_datetime(features["date"]).dt.date >= first]
+    assert len(forecasts) == len(active) > 0
+    served = forecasts.groupby("tenant_id")["served_by"].first().to_dict()
+    assert served == {"big": "big", "small": "default"}
+    assert (forecasts["confidence_lower"] <= forecasts["predicted_roas"]).all()
+    assert set(forecasts["trend"]) <= {"improving", "stable", "declining"}
+    assert (forecasts["model_version"] == registry.champion_version("stratum-roas-big")).where(forecasts.tenant_id == "big", True).all()
+
+    scenarios = read(url, wh.budget_scenarios)
+    assert set(scenarios["scenario"]) == {"baseline", "-20%", "+20%", "+50%"}
+    per_campaign = scenarios.pivot_table(index=["campaign_id", "date"], columns="scenario", values="roas")
+    assert (per_campaign["+50%"] < per_campaign["baseline"]).mean() > 0.95  # diminishing returns
+    assert (scenarios["revenue_p5"] <= scenarios["revenue"]).all() and (scenarios["revenue"] <= scenarios["revenue_p95"]).all()
+
+    result = execute_daily_range(defs, first.isoformat(), last.isoformat(), instance=instance, job_name="fatigue_scores_job")
+    assert result.success
+    fatigue = read(url, wh.creative_fatigue_scores)
+    assert len(fatigue) > 0 and fatigue["fatigue_score"].between(0, 100).all()
+    assert set(fatigue["fatigue_level"]) <= {"low", "medium", "high", "critical"}
+    assert all(isinstance(json.loads(a), list) for a in fatigue["suggested_actions"])
+
+
+def test_event_match_quality_and_live_predictions(trained, tmp_path):
+    defs, registry, instance, url = trained
+    data = model_features()[3]
+    source_url = defs.resources["source"].url
+    write_source(engine_for(source_url), data)
+    last = MODEL_CONFIG.end_date
+    assert execute_daily_range(defs, last.isoformat(), last.isoformat(), instance=instance).success  # raw extracts
+    assert execute_daily_range(defs, last.isoformat(), last.isoformat(), instance=instance, job_name="daily_forecasts_job").success
+    emq = read(url, wh.event_match_quality)
+    events = read(url, wh.raw_capi_events)
+    assert emq["events"].sum() == len(events) > 0
+    assert (emq[["events_excellent", "events_good", "events_fair", "events_poor"]].sum(axis=1) == emq["events"]).all()
+    assert all(json.loads(r) for r in emq["recommendations"])
+
+    as_of = pd.Timestamp(last) + pd.Timedelta(days=1)
+    result = defs.resolve_job_def("live_predictions_job").execute_in_process(
+        instance=instance, run_config={"ops": {"live_conversion_predictions": {"config": {"as_of": as_of.isoformat()}}}})
+    assert result.success
+    live = read(url, wh.live_conversion_predictions)
+    sessions = data["sessions"]
+    window = sessions[(sessions["started_at"] >= as_of - pd.Timedelta(minutes=30)) & (sessions["started_at"] < as_of)]
+    assert len(live) == window["session_id"].nunique() > 0
+    assert live["conversion_probability"].between(0, 1).all()
+    assert set(live["model_name"]) <= {"stratum-conversion-big", "stratum-conversion-default"}
+    assert len(json.loads(live["top_factors"].iloc[0])) == 3
