@@ -11,6 +11,7 @@ and dagster_home/. Variables already set in the environment (e.g. PostgreSQL URL
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -95,8 +96,7 @@ def _follow_run(instance, run_id: str, stop: threading.Event) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     env = apply_environment(Path(args.home))
-    warnings.filterwarnings("ignore")
-    logging.getLogger("mlflow").setLevel(logging.ERROR)  # the demo prints its own progress
+    _quietly()
     import dagster as dg
     import sqlalchemy as sa
 
@@ -236,6 +236,96 @@ def _train_models(defs, instance, tenant_ids) -> list[str]:
     return lines
 
 
+def _read_json(text: str | None):
+    raw = sys.stdin.read() if text in (None, "-") else text
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise _Fail(f"input is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+
+
+def _print_json(value) -> int:
+    print(json.dumps(value, indent=2, default=str))
+    return 0
+
+
+def _service():
+    import sqlalchemy as sa
+
+    from stratum_pipeline import source_schema
+    from stratum_pipeline.resources import ModelRegistry, SourceDatabase
+    from stratum_pipeline.serving.cache import cache_from_url
+    from stratum_pipeline.serving.inference import InferenceService
+
+    source = SourceDatabase(url=os.environ["STRATUM_SOURCE_URL"])
+
+    def tenant_exists(tenant: str) -> bool:
+        try:
+            found = source.read(sa.select(source_schema.tenants.c.id).where(source_schema.tenants.c.id == tenant))
+        except sa.exc.SQLAlchemyError as exc:
+            raise _Fail(f"cannot read tenants from the source database: {type(exc).__name__}") from None
+        return len(found) > 0
+
+    registry = ModelRegistry(tracking_uri=os.environ["STRATUM_MLFLOW_TRACKING_URI"])
+    return InferenceService(registry, cache_from_url(os.environ.get("STRATUM_REDIS_URL")), tenant_exists)
+
+
+def _quietly():
+    """The commands print their own output: silence library chatter (MLflow configures its loggers on import)."""
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    apply_environment(Path(args.home))
+    _quietly()
+    payload = _read_json(args.json)
+    from stratum_pipeline.serving.inference import PredictionError
+
+    try:
+        return _print_json(_service().get_prediction(args.model_type, payload, args.tenant))
+    except PredictionError as exc:
+        raise _Fail(str(exc)) from None
+    except Exception as exc:  # a broken model store or registry: one line, not a traceback
+        raise _Fail(f"prediction failed: {type(exc).__name__}: {exc}") from None
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from stratum_pipeline.ml.simulator import BudgetSimulator, SimulationInputError
+
+    payload = _read_json(args.json)
+    if not isinstance(payload, dict):
+        raise _Fail("input must be a JSON object: a campaign, or {campaign, scenarios, days, iterations, seed}")
+    campaign = payload.get("campaign", payload)
+    try:
+        return _print_json(BudgetSimulator().simulate(
+            campaign, payload.get("scenarios"), int(payload.get("days", 30)), int(payload.get("iterations", 1000)),
+            payload.get("seed")))
+    except (SimulationInputError, TypeError, ValueError) as exc:
+        raise _Fail(str(exc)) from None
+
+
+def cmd_fatigue(args: argparse.Namespace) -> int:
+    from stratum_pipeline.ml.fatigue import FatigueScorer
+
+    payload = _read_json(args.json)
+    try:
+        return _print_json(FatigueScorer().calculate_score(payload))
+    except (TypeError, ValueError) as exc:
+        raise _Fail(str(exc)) from None
+
+
+def cmd_emq(args: argparse.Namespace) -> int:
+    from stratum_pipeline.ml.emq import DataQualityAnalyzer
+
+    payload = _read_json(args.json)
+    try:
+        return _print_json(DataQualityAnalyzer().analyze(payload, args.platform))
+    except (TypeError, ValueError) as exc:
+        raise _Fail(str(exc)) from None
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     apply_environment(Path(args.home))
     command = ["dagster", "dev", "-m", "stratum_pipeline.definitions", "-h", args.host, "-p", str(args.port)]
@@ -268,13 +358,38 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(func=cmd_ui)
 
+    predict = sub.add_parser("predict", help="a prediction from the tenant's serving model (JSON in, JSON out)")
+    predict.add_argument("model_type", choices=["roas", "conversion", "fatigue"])
+    predict.add_argument("--tenant", required=True)
+    predict.add_argument("json", nargs="?", help="the input as JSON (default: read stdin)")
+    predict.set_defaults(func=cmd_predict)
+
+    simulate = sub.add_parser("simulate", help="Monte Carlo budget scenarios for a campaign")
+    simulate.add_argument("json", nargs="?", help="a campaign, or {campaign, scenarios, days, iterations, seed}")
+    simulate.set_defaults(func=cmd_simulate)
+
+    fatigue = sub.add_parser("fatigue", help="fatigue score of one creative")
+    fatigue.add_argument("json", nargs="?")
+    fatigue.set_defaults(func=cmd_fatigue)
+
+    emq = sub.add_parser("emq", help="event-match quality of one conversion event")
+    emq.add_argument("--platform", default="meta")
+    emq.add_argument("json", nargs="?")
+    emq.set_defaults(func=cmd_emq)
+
     env = sub.add_parser("env", help="print the environment of the embedded default")
     env.set_defaults(func=cmd_env)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # argparse cannot give an optional positional after an option (`predict roas --tenant t '{...}'`)
+    if len(extra) == 1 and getattr(args, "json", "") is None and not extra[0].startswith("-"):
+        args.json, extra = extra[0], []
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if getattr(args, "bad_row_rate", 0) and not 0 <= args.bad_row_rate < 0.5:
         print("stratum: --bad-row-rate must be in [0, 0.5)", file=sys.stderr)
         return 2

@@ -22,13 +22,14 @@ TARGET_PRECISION = 0.9  # the operating threshold is the lowest one reaching thi
 class ConversionPredictor:
     """Calibrated gradient-boosting conversion classifier with per-prediction explanations."""
 
+    FORMAT = 2  # bump when a fitted object's layout changes; older pickles are refused
     feature_names = list(CONVERSION_FEATURES)
 
     def __init__(
         self,
-        n_estimators: int = 200,
-        max_depth: int = 4,
-        learning_rate: float = 0.07,
+        n_estimators: int = 100,
+        max_depth: int = 3,
+        learning_rate: float = 0.15,
         calibration_share: float = 0.2,
         random_state: int = 0,
         n_jobs: int = 2,
@@ -108,6 +109,7 @@ class ConversionPredictor:
         calibrator = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y[cal])
         self.calibration_x_, self.calibration_y_ = calibrator.X_thresholds_, calibrator.y_thresholds_
         self.threshold_ = self._operating_threshold(self._calibrate(raw), y[cal])
+        self.format_ = self.FORMAT
         return self
 
     def _raw(self, design: np.ndarray) -> np.ndarray:

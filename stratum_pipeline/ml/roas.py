@@ -53,6 +53,7 @@ class ROASPredictor:
     millisecond and a batch of 100,000 about a second.
     """
 
+    FORMAT = 2  # bump when a fitted object's layout changes; older pickles are refused
     feature_names = [*ROAS_FEATURES, *ROAS_CONTEXT]
     numeric_names = [f for f in feature_names if f != "platform"]
     relative_columns = ["roas_7d", "roas_30d", "roas", "roas_3d", "roas_14d"]
@@ -139,6 +140,7 @@ class ROASPredictor:
         level = min(1.0, self.coverage * (1 + 1 / len(cal)))
         self.interval_adjustment_ = float(np.quantile(conformity, level))
         self.point_, self.band_ = self._fit_models(X, y_rel)
+        self.format_ = self.FORMAT
         return self
 
     def _fit_models(self, X: np.ndarray, y_rel: np.ndarray):

@@ -153,7 +153,11 @@ class ModelRegistry(dg.ConfigurableResource):
             name = model_name(model_type, owner)
             version = self.champion_version(name)
             if version is not None:
-                return ServingModel(name, version, self.load(name, version), owner)
+                predictor = self.load(name, version)
+                if getattr(predictor, "format_", None) != getattr(type(predictor), "FORMAT", None):
+                    raise NoModelError(f"{name} v{version} was trained by an incompatible version of this code: "
+                                       "retrain it (the promotion gate replaces it)")
+                return ServingModel(name, version, predictor, owner)
         raise NoModelError(f"no {model_type} model serves tenant {tenant!r}: neither {model_name(model_type, tenant)} "
                            f"nor {model_name(model_type, 'default')} has a champion (train the models first)")
 
