@@ -15,6 +15,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from stratum_pipeline.demo.features import feature_frames
 from stratum_pipeline.demo.generator import DemoConfig, generate
 from stratum_pipeline.ml.conversion import ConversionPredictor
 from stratum_pipeline.ml.fatigue import FatigueScorer
@@ -22,8 +23,6 @@ from stratum_pipeline.ml.features import CONVERSION_FEATURES
 from stratum_pipeline.ml.roas import TARGET, ROASPredictor, training_frame
 from stratum_pipeline.ml.simulator import BudgetSimulator
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-from model_quality import feature_tables  # noqa: E402
 
 SEED_MS = {"roas": (12, 35, 85), "conversion": (8, 25, 60), "simulation_1000": (180, 350, 500), "fatigue": (5, 15, 30)}
 TARGET_P50_MS = {"roas": 1.2, "conversion": 0.8, "simulation_1000": 5.0, "fatigue": 0.5}
@@ -53,7 +52,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     data = generate(DemoConfig(end_date=date(2026, 11, 24), bad_row_rate=0.0))
-    campaign_features, session_features = feature_tables(data)
+    campaign_features, session_features, _ = feature_frames(data)
     campaigns = training_frame(campaign_features[campaign_features.tenant_id == "acme_outdoor"])
     sessions = session_features[session_features.tenant_id == "acme_outdoor"]
     roas = ROASPredictor().fit(campaigns, campaigns[TARGET])

@@ -4,7 +4,7 @@ import functools
 from datetime import date
 
 from stratum_pipeline.demo.generator import DemoConfig, TenantSpec, generate
-from stratum_pipeline.ml import features as F
+from stratum_pipeline.demo.features import feature_frames
 
 MODEL_TENANTS = (
     TenantSpec("big", "Big Brand", campaigns=60, history_days=75, sessions_per_day=220),
@@ -17,11 +17,5 @@ MODEL_CONFIG = DemoConfig(end_date=date(2026, 6, 30), seed=5, tenants=MODEL_TENA
 def model_features():
     """(campaign_features, session_features, creative_features, dataset) for MODEL_CONFIG, as the assets would write them."""
     data = generate(MODEL_CONFIG)
-    campaigns = data["campaigns"].rename(columns={"id": "campaign_id"})
-    daily = data["campaign_daily_metrics"].merge(
-        campaigns[["campaign_id", "tenant_id", "audience_size", "daily_budget"]], on="campaign_id")
-    creatives = (data["creative_daily_metrics"]
-                 .merge(data["creatives"].rename(columns={"id": "creative_id"}), on="creative_id")
-                 .merge(campaigns[["campaign_id", "audience_size"]], on="campaign_id"))
-    creative = F.creative_features(creatives)
-    return F.campaign_features(daily, creative), F.session_features(data["sessions"]), creative, data
+    campaign, sessions, creative = feature_frames(data)
+    return campaign, sessions, creative, data

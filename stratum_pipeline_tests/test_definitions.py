@@ -119,3 +119,13 @@ def test_monthly_retraining_requests_every_tenant():
     assert {r.run_key for r in requests} == {"monthly-2026-12-acme", "monthly-2026-12-beta"}
     default = defs.resolve_schedule_def("monthly_default_retraining")
     assert default.cron_schedule == "0 3 1 * *" and default.job_name == "train_default_models_job"
+
+
+def test_every_schedule_starts_running_for_the_daemon():
+    schedules = {s.name: s for s in defs.schedules}
+    assert set(schedules) == {
+        "daily_ingest_job_schedule", "fatigue_scores_job_schedule", "daily_forecasts_job_schedule",
+        "live_predictions_schedule", "monthly_tenant_retraining", "monthly_default_retraining"}
+    for schedule in schedules.values():
+        assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING, schedule.name
+        assert schedule.execution_timezone == "UTC", schedule.name

@@ -13,22 +13,29 @@ from stratum_pipeline.automation.jobs import (
 from stratum_pipeline.partitions import tenant_partitions
 
 # Yesterday's data, extracted at 01:00 so features are ready before the 03:00 and 06:00 product runs.
-daily_ingest_schedule = dg.build_schedule_from_partitioned_job(daily_ingest_job, hour_of_day=1, minute_of_hour=0)
+# Every schedule starts RUNNING: `dagster-daemon` on the project's instance launches them without a click.
+RUNNING = dg.DefaultScheduleStatus.RUNNING
+
+daily_ingest_schedule = dg.build_schedule_from_partitioned_job(
+    daily_ingest_job, hour_of_day=1, minute_of_hour=0, default_status=RUNNING)
 
 # Fatigue scores at 03:00, forecasts (with budget scenarios and event-match quality) at 06:00, for yesterday.
-fatigue_scores_schedule = dg.build_schedule_from_partitioned_job(fatigue_scores_job, hour_of_day=3, minute_of_hour=0)
-daily_forecasts_schedule = dg.build_schedule_from_partitioned_job(daily_forecasts_job, hour_of_day=6, minute_of_hour=0)
+fatigue_scores_schedule = dg.build_schedule_from_partitioned_job(
+    fatigue_scores_job, hour_of_day=3, minute_of_hour=0, default_status=RUNNING)
+daily_forecasts_schedule = dg.build_schedule_from_partitioned_job(
+    daily_forecasts_job, hour_of_day=6, minute_of_hour=0, default_status=RUNNING)
 
 live_predictions_schedule = dg.ScheduleDefinition(
     name="live_predictions_schedule",
     job=live_predictions_job,
     cron_schedule="*/30 * * * *",
     execution_timezone="UTC",
+    default_status=RUNNING,
     description="Every 30 minutes: score the sessions of the last window.",
 )
 
 
-@dg.schedule(job=train_tenant_models_job, cron_schedule="0 4 1 * *", execution_timezone="UTC")
+@dg.schedule(job=train_tenant_models_job, cron_schedule="0 4 1 * *", execution_timezone="UTC", default_status=RUNNING)
 def monthly_tenant_retraining(context: dg.ScheduleEvaluationContext):
     """04:00 UTC on the 1st: retrain every tenant's models (the promotion gate decides what serves)."""
     month = context.scheduled_execution_time.strftime("%Y-%m")
@@ -43,6 +50,7 @@ monthly_default_retraining = dg.ScheduleDefinition(
     job=train_default_models_job,
     cron_schedule="0 3 1 * *",
     execution_timezone="UTC",
+    default_status=RUNNING,
     description="03:00 UTC on the 1st: retrain the global default models (before the tenants' at 04:00).",
 )
 
