@@ -98,14 +98,24 @@ def _gate(model_type, tenant, predictor, metrics, test, evaluate, example, regis
     return TrainingOutcome(tenant, model_type, tenant, metadata, decision)
 
 
+def _below_minimum(model_type, tenant, rows, eligibility, minimum) -> TrainingOutcome | None:
+    """Check the rows are the tenant's own; if the tenant is below the data minimum, the outcome that says
+    the default model serves it (None when the tenant gets a model of its own, and always for the default)."""
+    _check_isolation(rows, tenant)
+    if tenant == DEFAULT_TENANT:
+        return None
+    eligible, detail = eligibility(rows, minimum)
+    if eligible:
+        return None
+    return TrainingOutcome(tenant, model_type, DEFAULT_TENANT, {
+        **detail, "served_by": DEFAULT_TENANT, "reason": "below the data minimum: served by the global default model"})
+
+
 def train_roas(tenant, features, registry, tags: dict, minimum=DataMinimum(), holdout_days=14, **model_params) -> TrainingOutcome:
     """Train, register and gate the ROAS model of `tenant` on its campaign features (or the default on all)."""
-    _check_isolation(features, tenant)
-    if tenant != DEFAULT_TENANT:
-        eligible, detail = roas_eligibility(features, minimum)
-        if not eligible:
-            return TrainingOutcome(tenant, "roas", DEFAULT_TENANT, {**detail, "served_by": DEFAULT_TENANT,
-                                   "reason": "below the data minimum: served by the global default model"})
+    fallback = _below_minimum("roas", tenant, features, roas_eligibility, minimum)
+    if fallback:
+        return fallback
     frame = training_frame(features)
     train, test = holdout_split(frame, holdout_days)
     if len(train) < 200 or len(test) < 20:
@@ -128,12 +138,9 @@ def train_roas(tenant, features, registry, tags: dict, minimum=DataMinimum(), ho
 
 def train_conversion(tenant, sessions, registry, tags: dict, minimum=DataMinimum(), holdout_days=14, **model_params) -> TrainingOutcome:
     """Train, register and gate the conversion model of `tenant` on its session features (or the default on all)."""
-    _check_isolation(sessions, tenant)
-    if tenant != DEFAULT_TENANT:
-        eligible, detail = conversion_eligibility(sessions, minimum)
-        if not eligible:
-            return TrainingOutcome(tenant, "conversion", DEFAULT_TENANT, {**detail, "served_by": DEFAULT_TENANT,
-                                   "reason": "below the data minimum: served by the global default model"})
+    fallback = _below_minimum("conversion", tenant, sessions, conversion_eligibility, minimum)
+    if fallback:
+        return fallback
     train, test = holdout_split(sessions, holdout_days)
     if train["converted"].nunique() < 2 or test["converted"].nunique() < 2:
         raise ValueError(f"the sessions of {tenant} need converted and non-converted sessions in train and holdout")
