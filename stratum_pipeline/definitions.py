@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from stratum_pipeline.assets.deployment import default_model_file_assets, tenant_model_file_assets
 from stratum_pipeline.assets.features import feature_assets
 from stratum_pipeline.assets.models import default_model_assets, tenant_model_assets
 from stratum_pipeline.assets.products import live_assets, product_assets
@@ -11,13 +12,15 @@ from stratum_pipeline.automation.jobs import (
     daily_ingest_job,
     fatigue_scores_job,
     live_predictions_job,
+    publish_default_model_files_job,
+    publish_tenant_model_files_job,
     train_default_models_job,
     train_tenant_models_job,
 )
 from stratum_pipeline.automation.schedules import all_schedules
 from stratum_pipeline.automation.sensors import tenant_sync_sensor
 from stratum_pipeline.checks.data_quality import feature_contract_checks, raw_contract_checks
-from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
+from stratum_pipeline.resources import ModelFiles, ModelRegistry, SourceDatabase, Warehouse
 
 
 def resources_from_env() -> dict:
@@ -26,16 +29,22 @@ def resources_from_env() -> dict:
         "source": SourceDatabase(url=dg.EnvVar("STRATUM_SOURCE_URL")),
         "warehouse": Warehouse(url=dg.EnvVar("STRATUM_WAREHOUSE_URL")),
         "registry": ModelRegistry(tracking_uri=dg.EnvVar("STRATUM_MLFLOW_TRACKING_URI")),
+        "model_files": ModelFiles(path=dg.EnvVar("ML_MODELS_PATH")),
     }
 
 
 def build_definitions(resources: dict) -> dg.Definitions:
-    """The project's definitions with the given resources (tests pass concrete URLs)."""
+    """The project's definitions with the given resources (tests pass concrete URLs).
+
+    `model_files` defaults to ML_MODELS_PATH, read only when a model-file asset runs.
+    """
+    resources = {"model_files": ModelFiles(path=dg.EnvVar("ML_MODELS_PATH")), **resources}
     return dg.Definitions(
-        assets=[*raw_assets, *feature_assets, *tenant_model_assets, *default_model_assets, *product_assets, *live_assets],
+        assets=[*raw_assets, *feature_assets, *tenant_model_assets, *default_model_assets, *tenant_model_file_assets,
+                *default_model_file_assets, *product_assets, *live_assets],
         asset_checks=[*raw_contract_checks, *feature_contract_checks],
         jobs=[daily_ingest_job, train_tenant_models_job, train_default_models_job, daily_forecasts_job,
-              fatigue_scores_job, live_predictions_job],
+              fatigue_scores_job, live_predictions_job, publish_tenant_model_files_job, publish_default_model_files_job],
         schedules=all_schedules,
         sensors=[tenant_sync_sensor],
         resources=resources,

@@ -51,6 +51,19 @@ train_default_models_job = dg.define_asset_job(
     description="Train, register and gate the global default ROAS and conversion models.",
 )
 
+# Publishing champions as the existing backend's .joblib files in ML_MODELS_PATH (a no-op when current).
+publish_tenant_model_files_job = dg.define_asset_job(
+    name="publish_tenant_model_files_job",
+    selection=dg.AssetSelection.assets("roas_model_file", "conversion_model_file"),
+    description="Publish a tenant's ROAS and conversion champions as roas_t<tenant>.joblib / conversion_t<tenant>.joblib.",
+)
+
+publish_default_model_files_job = dg.define_asset_job(
+    name="publish_default_model_files_job",
+    selection=dg.AssetSelection.assets("roas_default_model_file", "conversion_default_model_file"),
+    description="Publish the default champions as roas_default.joblib / conversion_default.joblib.",
+)
+
 
 # The daily product tables read at 06:00 UTC: forecasts, budget scenarios, event-match quality.
 daily_forecasts_job = dg.define_asset_job(

@@ -147,17 +147,21 @@ class ModelRegistry(dg.ConfigurableResource):
         """The predictor object of a registered version (cached per process)."""
         return _load(self.tracking_uri, name, str(version))
 
+    def load_compatible(self, name: str, version: str):
+        """Like `load`, but NoModelError if the version was pickled by an incompatible version of this code."""
+        predictor = self.load(name, version)
+        if getattr(predictor, "format_", None) != getattr(type(predictor), "FORMAT", None):
+            raise NoModelError(f"{name} v{version} was trained by an incompatible version of this code: "
+                               "retrain it (the promotion gate replaces it)")
+        return predictor
+
     def serving_model(self, model_type: str, tenant: str) -> ServingModel:
         """The tenant's champion, else the default model's champion; NoModelError if neither exists."""
         for owner in (tenant, "default"):
             name = model_name(model_type, owner)
             version = self.champion_version(name)
             if version is not None:
-                predictor = self.load(name, version)
-                if getattr(predictor, "format_", None) != getattr(type(predictor), "FORMAT", None):
-                    raise NoModelError(f"{name} v{version} was trained by an incompatible version of this code: "
-                                       "retrain it (the promotion gate replaces it)")
-                return ServingModel(name, version, predictor, owner)
+                return ServingModel(name, version, self.load_compatible(name, version), owner)
         raise NoModelError(f"no {model_type} model serves tenant {tenant!r}: neither {model_name(model_type, tenant)} "
                            f"nor {model_name(model_type, 'default')} has a champion (train the models first)")
 

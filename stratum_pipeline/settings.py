@@ -1,0 +1,191 @@
+"""The environment, read and validated in one place: the seed backend's settings and this project's own.
+
+`Settings.from_env()` reads every variable once and raises `SettingsError` with one line naming the
+variable and what is wrong (unknown provider, missing or unwritable models path, vertex without
+project or endpoint, a URL of the wrong kind). Nothing here runs at import time: resources still
+take their values through `dg.EnvVar` at run time and call the `check_*` helpers below before use.
+`describe()` is the printable form: passwords in URLs are masked and credential files are named,
+never read into the output.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+PROVIDERS = ("local", "vertex")
+VERTEX_FALLBACKS = ("none", "local")
+DEFAULT_VERTEX_LOCATION = "us-central1"
+_ENDPOINT_NAME = re.compile(r"^projects/(?P<project>[^/]+)/locations/(?P<location>[a-z0-9-]+)/endpoints/(?P<endpoint>[^/]+)$")
+_ENDPOINT_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_SQL_SCHEMES = ("sqlite", "postgresql")
+_MLFLOW_SCHEMES = ("sqlite", "postgresql", "http", "https", "databricks", "file")
+
+
+class SettingsError(ValueError):
+    """A bad setting: the message is one line naming the variable."""
+
+
+def mask_url(url: str) -> str:
+    """`url` with any password replaced by ***, for logs, metadata and `stratum env`."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://[^/:@]*):[^@/]*@", r"\1:***@", url, flags=re.IGNORECASE)
+
+
+def check_url(variable: str, url: str, schemes: tuple[str, ...]) -> str:
+    """`url` if its scheme (the part before '+driver') is one of `schemes`, else SettingsError."""
+    match = re.match(r"^([a-z][a-z0-9.-]*)(\+[a-z0-9_]+)?://", url or "", flags=re.IGNORECASE)
+    if not match or match.group(1).lower() not in schemes:
+        raise SettingsError(f"{variable}={mask_url(url or '')!r} is not a {' or '.join(schemes)} URL")
+    return url
+
+
+def check_models_path(path: str | os.PathLike | None, variable: str = "ML_MODELS_PATH") -> Path:
+    """The models folder as an absolute path: it must exist, be a folder and be writable."""
+    if not path:
+        raise SettingsError(f"{variable} is not set: it names the folder the published .joblib models go to")
+    folder = Path(path).expanduser().resolve()
+    if not folder.exists():
+        raise SettingsError(f"{variable}={str(path)!r} does not exist: create the folder first")
+    if not folder.is_dir():
+        raise SettingsError(f"{variable}={str(path)!r} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SettingsError(f"{variable}={str(path)!r} is not writable by this process")
+    return folder
+
+
+def check_credentials_file(path: str, variable: str = "GOOGLE_APPLICATION_CREDENTIALS") -> Path:
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise SettingsError(f"{variable}={path!r} does not exist or is not a file")
+    if not os.access(file, os.R_OK):
+        raise SettingsError(f"{variable}={path!r} is not readable by this process")
+    return file
+
+
+@dataclass(frozen=True)
+class VertexEndpoint:
+    """Where Vertex AI predictions go: projects/{project}/locations/{location}/endpoints/{endpoint}."""
+
+    project: str
+    location: str
+    endpoint: str
+    api_endpoint: str  # host (or http://127.0.0.1:PORT for a stand-in server)
+
+    @property
+    def resource_name(self) -> str:
+        return f"projects/{self.project}/locations/{self.location}/endpoints/{self.endpoint}"
+
+
+def vertex_endpoint(project: str | None, endpoint: str | None, location: str | None = None,
+                    api_endpoint: str | None = None) -> VertexEndpoint:
+    """The endpoint from GOOGLE_CLOUD_PROJECT + VERTEX_AI_ENDPOINT (an id or a full resource name)."""
+    if not endpoint:
+        raise SettingsError("ML_PROVIDER=vertex needs VERTEX_AI_ENDPOINT (an endpoint id or "
+                            "projects/P/locations/L/endpoints/E)")
+    full = _ENDPOINT_NAME.match(endpoint)
+    if full:
+        if project and project != full["project"]:
+            raise SettingsError(f"VERTEX_AI_ENDPOINT names project {full['project']!r} but GOOGLE_CLOUD_PROJECT={project!r}")
+        project, location, endpoint_id = full["project"], full["location"], full["endpoint"]
+    elif _ENDPOINT_ID.match(endpoint):
+        if not project:
+            raise SettingsError("ML_PROVIDER=vertex needs GOOGLE_CLOUD_PROJECT (or a full resource name in VERTEX_AI_ENDPOINT)")
+        location, endpoint_id = location or DEFAULT_VERTEX_LOCATION, endpoint
+    else:
+        raise SettingsError(f"VERTEX_AI_ENDPOINT={endpoint!r} is neither an endpoint id nor "
+                            "projects/P/locations/L/endpoints/E")
+    if not re.fullmatch(r"[a-z0-9-]+", location):
+        raise SettingsError(f"VERTEX_AI_LOCATION={location!r} is not a Google Cloud region")
+    api = api_endpoint or f"{location}-aiplatform.googleapis.com"
+    if api.startswith("http://") and not re.match(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?/?$", api):
+        raise SettingsError(f"VERTEX_AI_API_ENDPOINT={api!r}: plain http is only for a stand-in server on loopback")
+    return VertexEndpoint(project, location, endpoint_id, api)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the pipeline and the seed backend, validated."""
+
+    ml_provider: str = "local"
+    models_path: Path | None = None
+    google_cloud_project: str | None = None
+    vertex: VertexEndpoint | None = None
+    google_application_credentials: Path | None = None
+    vertex_fallback: str = "none"
+    vertex_timeout_seconds: float = 10.0
+    source_url: str | None = None
+    warehouse_url: str | None = None
+    mlflow_tracking_uri: str | None = None
+    redis_url: str | None = None
+    dagster_pg_url: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        provider = (get("ML_PROVIDER") or "local").lower()
+        if provider not in PROVIDERS:
+            raise SettingsError(f"ML_PROVIDER={get('ML_PROVIDER')!r} is unknown: use {' or '.join(PROVIDERS)}")
+        models_path = check_models_path(get("ML_MODELS_PATH")) if get("ML_MODELS_PATH") else None
+        credentials = get("GOOGLE_APPLICATION_CREDENTIALS")
+        fallback = (get("ML_VERTEX_FALLBACK") or "none").lower()
+        if fallback not in VERTEX_FALLBACKS:
+            raise SettingsError(f"ML_VERTEX_FALLBACK={fallback!r} is unknown: use {' or '.join(VERTEX_FALLBACKS)}")
+        try:
+            timeout = float(get("VERTEX_AI_TIMEOUT_SECONDS") or 10.0)
+        except ValueError:
+            timeout = -1.0
+        if not 0 < timeout <= 600:
+            raise SettingsError(f"VERTEX_AI_TIMEOUT_SECONDS={get('VERTEX_AI_TIMEOUT_SECONDS')!r} is not a number of "
+                                "seconds in (0, 600]")
+        vertex = None
+        if provider == "vertex":
+            vertex = vertex_endpoint(get("GOOGLE_CLOUD_PROJECT"), get("VERTEX_AI_ENDPOINT"), get("VERTEX_AI_LOCATION"),
+                                     get("VERTEX_AI_API_ENDPOINT"))
+            if fallback == "local" and not get("STRATUM_MLFLOW_TRACKING_URI"):
+                raise SettingsError("ML_VERTEX_FALLBACK=local needs the local models: set STRATUM_MLFLOW_TRACKING_URI")
+        urls = {}
+        for name, schemes in (("STRATUM_SOURCE_URL", _SQL_SCHEMES), ("STRATUM_WAREHOUSE_URL", _SQL_SCHEMES),
+                              ("STRATUM_MLFLOW_TRACKING_URI", _MLFLOW_SCHEMES), ("STRATUM_REDIS_URL", ("redis", "rediss", "unix")),
+                              ("STRATUM_DAGSTER_PG_URL", ("postgresql", "postgres"))):
+            urls[name] = check_url(name, get(name), schemes) if get(name) else None
+        return cls(
+            ml_provider=provider,
+            models_path=models_path,
+            google_cloud_project=get("GOOGLE_CLOUD_PROJECT") or (vertex.project if vertex else None),
+            vertex=vertex,
+            google_application_credentials=check_credentials_file(credentials) if credentials else None,
+            vertex_fallback=fallback,
+            vertex_timeout_seconds=timeout,
+            source_url=urls["STRATUM_SOURCE_URL"],
+            warehouse_url=urls["STRATUM_WAREHOUSE_URL"],
+            mlflow_tracking_uri=urls["STRATUM_MLFLOW_TRACKING_URI"],
+            redis_url=urls["STRATUM_REDIS_URL"],
+            dagster_pg_url=urls["STRATUM_DAGSTER_PG_URL"],
+        )
+
+    def describe(self) -> dict[str, str]:
+        """Every setting as printable text: URLs with passwords masked, the credentials file by name only."""
+        shown = {
+            "ML_PROVIDER": self.ml_provider,
+            "ML_MODELS_PATH": str(self.models_path) if self.models_path else "(unset: model files are not published)",
+            "GOOGLE_CLOUD_PROJECT": self.google_cloud_project or "(unset)",
+            "VERTEX_AI_ENDPOINT": self.vertex.resource_name if self.vertex else "(unused: provider is local)",
+            "GOOGLE_APPLICATION_CREDENTIALS": (f"{self.google_application_credentials} (file; contents not shown)"
+                                               if self.google_application_credentials else "(unset)"),
+        }
+        if self.vertex:
+            shown["VERTEX_AI_API_ENDPOINT"] = self.vertex.api_endpoint
+            shown["ML_VERTEX_FALLBACK"] = self.vertex_fallback
+        for name, url in (("STRATUM_SOURCE_URL", self.source_url), ("STRATUM_WAREHOUSE_URL", self.warehouse_url),
+                          ("STRATUM_MLFLOW_TRACKING_URI", self.mlflow_tracking_uri), ("STRATUM_REDIS_URL", self.redis_url),
+                          ("STRATUM_DAGSTER_PG_URL", self.dagster_pg_url)):
+            shown[name] = mask_url(url) if url else "(unset)"
+        return shown
