@@ -2,7 +2,8 @@
 
     stratum demo     generate the demo source data and materialise the graph on the embedded default
     stratum ui       open the Dagster UI (dagster dev) on the same instance and databases
-    stratum env      print the environment the embedded default uses (to export in a shell)
+    stratum env      print the environment the embedded default uses (to export in a shell) and the
+                     validated settings, credentials masked
 
 The embedded default keeps everything under --home (default ./.stratum): source.db, warehouse.db
 and dagster_home/. Variables already set in the environment (e.g. PostgreSQL URLs) win.
@@ -34,13 +35,21 @@ def embedded_environment(home: Path) -> dict[str, str]:
         "DAGSTER_HOME": str(home / "dagster_home"),
         # MLflow beside the home folder: ./mlruns for the default ./.stratum
         "STRATUM_MLFLOW_TRACKING_URI": f"sqlite:///{home.parent / 'mlruns' / 'mlflow.db'}",
+        # where champions are published as the existing backend's {model_type}_t{tenant}.joblib files
+        "ML_MODELS_PATH": str(home / "models"),
     }
 
 
 def apply_environment(home: Path) -> dict[str, str]:
-    """Set the embedded defaults for variables that are not already set; return the effective values."""
-    for key, value in embedded_environment(home).items():
+    """Set the embedded defaults for variables that are not already set; return the effective values.
+
+    The embedded models folder is created; a models folder set by the caller must exist already.
+    """
+    defaults = embedded_environment(home)
+    for key, value in defaults.items():
         os.environ.setdefault(key, value)
+    if os.environ["ML_MODELS_PATH"] == defaults["ML_MODELS_PATH"]:
+        Path(defaults["ML_MODELS_PATH"]).mkdir(parents=True, exist_ok=True)
     dagster_home = Path(os.environ["DAGSTER_HOME"])
     dagster_home.mkdir(parents=True, exist_ok=True)
     instance_config = dagster_home / "dagster.yaml"
@@ -51,6 +60,16 @@ def apply_environment(home: Path) -> dict[str, str]:
 
 class _Fail(Exception):
     """A user-facing error: printed as one line, exit code 2."""
+
+
+def _settings():
+    """The validated settings (after apply_environment); a bad value is a one-line _Fail."""
+    from stratum_pipeline.settings import Settings, SettingsError
+
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        raise _Fail(str(exc)) from None
 
 
 def _say(message: str = "") -> None:
@@ -96,6 +115,7 @@ def _follow_run(instance, run_id: str, stop: threading.Event) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     env = apply_environment(Path(args.home))
+    _settings()
     _quietly()
     import dagster as dg
     import sqlalchemy as sa
@@ -107,6 +127,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from stratum_pipeline.demo.writer import write_source
     from stratum_pipeline.partitions import tenant_partitions
     from stratum_pipeline.resources.database import describe_url, engine_for, reset_warehouse
+    from stratum_pipeline.settings import mask_url
     from stratum_pipeline.tenancy import validate_tenant_id
 
     started = time.perf_counter()
@@ -120,7 +141,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _say(f"  source     {describe_url(env['STRATUM_SOURCE_URL'])}")
     _say(f"  warehouse  {describe_url(env['STRATUM_WAREHOUSE_URL'])}")
     _say(f"  dagster    {env['DAGSTER_HOME']}")
-    _say(f"  mlflow     {env['STRATUM_MLFLOW_TRACKING_URI']}")
+    _say(f"  mlflow     {mask_url(env['STRATUM_MLFLOW_TRACKING_URI'])}")
+    _say(f"  models     {env['ML_MODELS_PATH']} (the .joblib files the existing backend loads)")
 
     _say(f"[1/6] Generating {len(config.tenants)} tenants x {config.days} days "
          f"({config.start_date} .. {config.end_date}, seed {config.seed}) ...")
@@ -152,6 +174,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _say(f"      run {run_id} {'succeeded' if result.success else 'FAILED'} in {time.perf_counter() - t:.1f} s")
 
     models = _train_models(defs, instance, tenant_ids) if result.success else []
+    models += _publish_models(defs, instance, tenant_ids) if result.success else []
     products_ok = _product_tables(defs, instance, config.end_date) if result.success else False
 
     _say("[6/6] Summary")
@@ -236,6 +259,24 @@ def _train_models(defs, instance, tenant_ids) -> list[str]:
     return lines
 
 
+def _publish_models(defs, instance, tenant_ids) -> list[str]:
+    """Publish the champions to ML_MODELS_PATH as {model_type}_t{tenant}.joblib / {model_type}_default.joblib."""
+    _say("      publishing champions to ML_MODELS_PATH ...")
+    published = []
+    runs = [("publish_default_model_files_job", None)] + [("publish_tenant_model_files_job", t) for t in tenant_ids]
+    for job_name, tenant in runs:
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            instance=instance, partition_key=tenant, raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}})
+        if not result.success:
+            _say(f"    {job_name}{f'[{tenant}]' if tenant else ''} FAILED")
+        for event in result.get_asset_materialization_events():
+            md = {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
+            if "version" in md:
+                published.append(f"{Path(md['file']).name}: {md['model']} v{md['version']}")
+    return [f"model files: {', '.join(published) or 'none'}"]
+
+
 def _read_json(text: str | None):
     raw = sys.stdin.read() if text in (None, "-") else text
     try:
@@ -257,7 +298,7 @@ def _service():
     from stratum_pipeline.serving.cache import cache_from_url
     from stratum_pipeline.serving.inference import InferenceService
 
-    source = SourceDatabase(url=os.environ["STRATUM_SOURCE_URL"])
+    source = SourceDatabase(url=_settings().source_url)
 
     def tenant_exists(tenant: str) -> bool:
         try:
@@ -266,8 +307,12 @@ def _service():
             raise _Fail(f"cannot read tenants from the source database: {type(exc).__name__}") from None
         return len(found) > 0
 
-    registry = ModelRegistry(tracking_uri=os.environ["STRATUM_MLFLOW_TRACKING_URI"])
-    return InferenceService(registry, cache_from_url(os.environ.get("STRATUM_REDIS_URL")), tenant_exists)
+    from stratum_pipeline.serving.vertex import remote_from_settings
+
+    settings = _settings()
+    registry = ModelRegistry(tracking_uri=settings.mlflow_tracking_uri)
+    return InferenceService(registry, cache_from_url(settings.redis_url), tenant_exists,
+                            remote=remote_from_settings(settings), remote_fallback=settings.vertex_fallback == "local")
 
 
 def _quietly():
@@ -328,14 +373,29 @@ def cmd_emq(args: argparse.Namespace) -> int:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     apply_environment(Path(args.home))
+    _settings()
     command = ["dagster", "dev", "-m", "stratum_pipeline.definitions", "-h", args.host, "-p", str(args.port)]
     os.execvp(command[0], command)
     return 0  # pragma: no cover - exec does not return
 
 
 def cmd_env(args: argparse.Namespace) -> int:
-    for key, value in apply_environment(Path(args.home)).items():
-        print(f"export {key}={value}")
+    """`export` lines for the embedded defaults this command sets, then the validated settings as comments.
+
+    Variables the caller had already set are not repeated (they may hold passwords): the comments
+    show every setting with passwords masked and the credentials file by name only.
+    """
+    import shlex
+
+    preset = {key for key in embedded_environment(Path(args.home)) if os.environ.get(key)}
+    env = apply_environment(Path(args.home))
+    settings = _settings()
+    for key, value in env.items():
+        if key not in preset:
+            print(f"export {key}={shlex.quote(value)}")
+    print("# settings (validated; passwords masked):")
+    for key, value in settings.describe().items():
+        print(f"#   {key}={value}")
     return 0
 
 

@@ -7,18 +7,25 @@
   The key holds the model name and version and the tenant's data version, so a new champion or new
   data for the tenant (`notify_new_data`) makes old entries unreachable.
 - Fatigue scoring needs no trained model; it is cached the same way.
+- With a `remote` predictor (ML_PROVIDER=vertex: `serving/vertex.py`) ROAS and conversion
+  predictions come from the Vertex AI endpoint instead; a Vertex failure is an error, or, with
+  `remote_fallback=True` (ML_VERTEX_FALLBACK=local), a warning and the local model's answer.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable
 
 from stratum_pipeline.ml.fatigue import FatigueScorer
 from stratum_pipeline.resources.registry import NoModelError
+from stratum_pipeline.serving.vertex import VertexError
 from stratum_pipeline.tenancy import validate_tenant_id
+
+log = logging.getLogger(__name__)
 
 TTL_SECONDS = {"roas": 30 * 60, "conversion": 15 * 60, "fatigue": 24 * 3600}
 MODEL_TYPES = tuple(TTL_SECONDS)
@@ -30,8 +37,10 @@ class PredictionError(ValueError):
 
 class InferenceService:
     def __init__(self, registry, cache, tenant_exists: Callable[[str], bool] | None = None,
-                 champion_refresh_seconds: float = 30.0):
+                 champion_refresh_seconds: float = 30.0, remote=None, remote_fallback: bool = False):
         self.registry = registry
+        self.remote = remote
+        self.remote_fallback = remote_fallback
         self.cache = cache
         self.tenant_exists = tenant_exists
         self.champion_refresh_seconds = champion_refresh_seconds
@@ -67,13 +76,24 @@ class InferenceService:
             raise PredictionError(f"unknown tenant {tenant!r}")
         digest = hashlib.sha256(json.dumps(input, sort_keys=True, default=str).encode()).hexdigest()[:32]
         if model_type == "fatigue":
-            model_id, predict = "fatigue-scorer", self._fatigue.calculate_score
-        else:
+            return self._cached(model_type, tenant, "fatigue-scorer", digest, self._fatigue.calculate_score, input)
+        if self.remote is not None:
             try:
-                model = self._serving(model_type, tenant)
-            except NoModelError as exc:
-                raise PredictionError(str(exc)) from None
-            model_id, predict = f"{model.name}:{model.version}", model.predictor.predict
+                return self._cached(model_type, tenant, self.remote.model_id, digest,
+                                    lambda x: {**self.remote.predict(model_type, tenant, x), "served_by": "vertex"}, input)
+            except VertexError as exc:
+                if not self.remote_fallback:
+                    raise
+                log.warning("Vertex AI failed, serving the local %s model for %s: %s", model_type, tenant, exc)
+        try:
+            model = self._serving(model_type, tenant)
+        except NoModelError as exc:
+            raise PredictionError(str(exc)) from None
+        model_id = f"{model.name}:{model.version}"
+        return self._cached(model_type, tenant, model_id, digest,
+                            lambda x: {**model.predictor.predict(x), "model": model_id, "served_by": model.served_by}, input)
+
+    def _cached(self, model_type: str, tenant: str, model_id: str, digest: str, predict, input: dict) -> dict:  # noqa: A002
         key = f"stratum:pred:{model_type}:{tenant}:{model_id}:{self.data_version(tenant)}:{digest}"
         hit = self.cache.get(key)
         if hit is not None:
@@ -82,7 +102,5 @@ class InferenceService:
             result = predict(input)
         except (TypeError, ValueError) as exc:
             raise PredictionError(f"bad {model_type} input: {exc}") from None
-        if model_type != "fatigue":
-            result = {**result, "model": model_id, "served_by": model.served_by}
         self.cache.set(key, result, TTL_SECONDS[model_type])
         return result
