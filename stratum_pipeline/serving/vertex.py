@@ -30,6 +30,12 @@ def _first_line(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:300]
 
 
+def _api_message(exc) -> str:
+    """The server's message of a GoogleAPICallError, without the 'POST <url>: ' the REST transport puts first."""
+    message = _first_line(exc.message or exc)
+    return message.split(": ", 1)[1] if message.startswith(("POST ", "GET ")) and ": " in message else message
+
+
 def load_credentials(path=None):
     """Credentials from GOOGLE_APPLICATION_CREDENTIALS (a file), else Application Default Credentials."""
     import google.auth
@@ -120,9 +126,9 @@ class VertexPredictor:
         except VertexError:
             raise
         except (api_exceptions.Unauthenticated, api_exceptions.PermissionDenied) as exc:
-            raise VertexError(f"{where} refused the credentials ({exc.code}: {_first_line(exc.message)})") from None
+            raise VertexError(f"{where} refused the credentials ({exc.code}: {_api_message(exc)})") from None
         except api_exceptions.GoogleAPICallError as exc:
-            raise VertexError(f"{where} answered {exc.code}: {_first_line(exc.message)}") from None
+            raise VertexError(f"{where} answered {exc.code}: {_api_message(exc)}") from None
         except auth_exceptions.GoogleAuthError as exc:
             raise VertexError(f"Google credentials for {where} failed: {_first_line(exc)}") from None
         except (requests.ConnectionError, requests.Timeout) as exc:
