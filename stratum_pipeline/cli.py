@@ -327,10 +327,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     _quietly()
     payload = _read_json(args.json)
     from stratum_pipeline.serving.inference import PredictionError
+    from stratum_pipeline.serving.vertex import VertexError
 
+    service = _service()  # a bad setting is its own one-line error
     try:
-        return _print_json(_service().get_prediction(args.model_type, payload, args.tenant))
-    except PredictionError as exc:
+        return _print_json(service.get_prediction(args.model_type, payload, args.tenant))
+    except (PredictionError, VertexError) as exc:
         raise _Fail(str(exc)) from None
     except Exception as exc:  # a broken model store or registry: one line, not a traceback
         raise _Fail(f"prediction failed: {type(exc).__name__}: {exc}") from None

@@ -36,8 +36,8 @@ def mask_url(url: str) -> str:
 
 def check_url(variable: str, url: str, schemes: tuple[str, ...]) -> str:
     """`url` if its scheme (the part before '+driver') is one of `schemes`, else SettingsError."""
-    match = re.match(r"^([a-z][a-z0-9.-]*)(\+[a-z0-9_]+)?://", url or "", flags=re.IGNORECASE)
-    if not match or match.group(1).lower() not in schemes:
+    match = re.match(r"^([a-z][a-z0-9.-]*)(\+[a-z0-9_]+)?:(//)?", url or "", flags=re.IGNORECASE)
+    if not match or match.group(1).lower() not in schemes or (not match.group(3) and match.group(1).lower() != "file"):
         raise SettingsError(f"{variable}={mask_url(url or '')!r} is not a {' or '.join(schemes)} URL")
     return url
 

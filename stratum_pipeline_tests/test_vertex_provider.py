@@ -202,3 +202,34 @@ def test_vertex_down_falls_back_to_the_local_champion_when_configured(tmp_path, 
     assert out["served_by"] == "big" and out["model"] == f"{name}:{registered.version}"
     assert out["predicted_roas"] == local.predict(row)["predicted_roas"]
     assert "Vertex AI failed, serving the local roas model for big" in caplog.text
+
+
+def test_stratum_predict_uses_vertex_from_the_settings(stand_in, tmp_path):
+    from datetime import datetime
+
+    import sqlalchemy as sa
+
+    from stratum_pipeline import source_schema
+    from stratum_pipeline.cli import embedded_environment
+
+    from .test_settings import stratum
+
+    home = tmp_path / "stratum"
+    home.mkdir()
+    engine = sa.create_engine(embedded_environment(home)["STRATUM_SOURCE_URL"])
+    source_schema.metadata.create_all(engine, tables=[source_schema.tenants])
+    with engine.begin() as conn:
+        conn.execute(source_schema.tenants.insert(), [{"id": "acme", "name": "Acme", "created_at": datetime(2026, 1, 1)}])
+    engine.dispose()
+    env = {"ML_PROVIDER": "vertex", "VERTEX_AI_ENDPOINT": ENDPOINT, "VERTEX_AI_API_ENDPOINT": api(stand_in),
+           "GOOGLE_APPLICATION_CREDENTIALS": str(service_account_file(tmp_path, f"{api(stand_in)}/token"))}
+    done = stratum(home, "predict", "roas", "--tenant", "acme", '{"roas_7d": 2.0, "platform": "google"}', **env)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["predicted_roas"] == pytest.approx(2.2) and out["served_by"] == "vertex"
+
+    down = stratum(home, "predict", "roas", "--tenant", "acme", '{"roas_7d": 2.0}',
+                   **{**env, "VERTEX_AI_API_ENDPOINT": f"http://127.0.0.1:{free_port()}"})
+    assert down.returncode == 2 and "Traceback" not in down.stderr
+    assert down.stderr.startswith("stratum: Vertex AI endpoint ") and down.stderr.strip().endswith("is unreachable (ConnectionError)")
+    assert len(down.stderr.strip().splitlines()) == 1
