@@ -174,7 +174,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _say(f"      run {run_id} {'succeeded' if result.success else 'FAILED'} in {time.perf_counter() - t:.1f} s")
 
     models = _train_models(defs, instance, tenant_ids) if result.success else []
-    models += _publish_models(defs, instance, tenant_ids) if result.success else []
+    published, published_ok = _publish_models(defs, instance, tenant_ids) if result.success else ([], False)
     products_ok = _product_tables(defs, instance, config.end_date) if result.success else False
 
     _say("[6/6] Summary")
@@ -192,7 +192,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
     ]
     passed = sum(1 for e in evaluations if e.passed)
-    for outcome in models:
+    for outcome in models + published:
         _say(f"      {outcome}")
     _say(f"      tenants {len(tenant_ids)}; checks passed {passed}, failed {len(evaluations) - passed}")
     _say(f"      total time {time.perf_counter() - started:.1f} s")
@@ -200,7 +200,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _say("Open the Dagster UI on the same instance and databases:")
     _say(f"  stratum ui --home {args.home}")
     _say(f"  (or: export {' '.join(f'{k}={v}' for k, v in env.items())}; dagster dev -m stratum_pipeline.definitions)")
-    return 0 if result.success and products_ok else 1
+    return 0 if result.success and products_ok and published_ok else 1
 
 
 PRODUCT_DAYS = 7  # the demo fills the product tables for the last week
@@ -259,22 +259,23 @@ def _train_models(defs, instance, tenant_ids) -> list[str]:
     return lines
 
 
-def _publish_models(defs, instance, tenant_ids) -> list[str]:
+def _publish_models(defs, instance, tenant_ids) -> tuple[list[str], bool]:
     """Publish the champions to ML_MODELS_PATH as {model_type}_t{tenant}.joblib / {model_type}_default.joblib."""
     _say("      publishing champions to ML_MODELS_PATH ...")
-    published = []
+    published, ok = [], True
     runs = [("publish_default_model_files_job", None)] + [("publish_tenant_model_files_job", t) for t in tenant_ids]
     for job_name, tenant in runs:
         result = defs.resolve_job_def(job_name).execute_in_process(
             instance=instance, partition_key=tenant, raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}})
+        ok &= result.success
         if not result.success:
             _say(f"    {job_name}{f'[{tenant}]' if tenant else ''} FAILED")
         for event in result.get_asset_materialization_events():
             md = {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
             if "version" in md:
                 published.append(f"{Path(md['file']).name}: {md['model']} v{md['version']}")
-    return [f"model files: {', '.join(published) or 'none'}"]
+    return [f"model files: {', '.join(published) or 'none'}"], ok
 
 
 def _read_json(text: str | None):
@@ -298,7 +299,8 @@ def _service():
     from stratum_pipeline.serving.cache import cache_from_url
     from stratum_pipeline.serving.inference import InferenceService
 
-    source = SourceDatabase(url=_settings().source_url)
+    settings = _settings()
+    source = SourceDatabase(url=settings.source_url)
 
     def tenant_exists(tenant: str) -> bool:
         try:
@@ -309,7 +311,6 @@ def _service():
 
     from stratum_pipeline.serving.vertex import remote_from_settings
 
-    settings = _settings()
     registry = ModelRegistry(tracking_uri=settings.mlflow_tracking_uri)
     return InferenceService(registry, cache_from_url(settings.redis_url), tenant_exists,
                             remote=remote_from_settings(settings), remote_fallback=settings.vertex_fallback == "local")

@@ -32,7 +32,8 @@ def test_every_asset_has_a_description_group_and_its_partitions():
              "campaign_features", "creative_features", "session_features"}
     products = {"daily_roas_forecasts", "budget_scenarios", "creative_fatigue_scores", "event_match_quality"}
     models = {"roas_model", "conversion_model", "roas_default_model", "conversion_default_model"}
-    assert {k.to_user_string() for k in keys} == daily | models | products | {"live_conversion_predictions"}
+    model_files = {f"{m}_file" for m in models}
+    assert {k.to_user_string() for k in keys} == daily | models | model_files | products | {"live_conversion_predictions"}
     for key in keys:
         node = graph.get(key)
         name = key.to_user_string()
@@ -43,6 +44,10 @@ def test_every_asset_has_a_description_group_and_its_partitions():
             assert node.group_name == "products" and node.partitions_def == daily_partitions, key
         elif name == "live_conversion_predictions":
             assert node.group_name == "products" and node.partitions_def is None
+        elif name in model_files:  # published after the model it holds, with the same partitions
+            model = graph.get(dg.AssetKey(name.removesuffix("_file")))
+            assert node.group_name == "deployment" and node.parent_keys == {model.key}, key
+            assert node.partitions_def == model.partitions_def, key
         else:
             assert node.group_name == "models", key
             expected = tenant_partitions if name in ("roas_model", "conversion_model") else None
