@@ -27,7 +27,9 @@ def test_stratum_demo_runs_the_daily_graph_on_the_embedded_default(tmp_path):
         assert expected in out, out
     assert "checks passed 7, failed 0" in out
     # The champions are published where the existing backend loads them (tenants below the minimum: default only).
-    assert "model files: roas_default.joblib: stratum-roas-default v" in out
+    published = next(line for line in out.splitlines() if "model files:" in line)
+    assert "roas_default.joblib: stratum-roas-default v" in published, out
+    assert "conversion_default.joblib: stratum-conversion-default v" in published, out
     assert sorted(p.name for p in (home / "models").glob("*.joblib")) == ["conversion_default.joblib", "roas_default.joblib"]
 
     paths = embedded_environment(home)
