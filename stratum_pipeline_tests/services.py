@@ -75,12 +75,13 @@ def wait_for_http(url: str, process: subprocess.Popen, timeout: float, describe)
     raise TimeoutError(f"{url} did not answer within {timeout:.0f} s:\n{describe()}")
 
 
-def start_mlflow_server(processes: Processes, backend_store_uri: str, artifacts: Path, env: dict) -> str:
-    """`mlflow server` on a free loopback port, proxying artifacts into `artifacts`; returns its URL."""
+def start_mlflow_server(processes: Processes, backend_store_uri: str, artifacts: Path, env: dict) -> tuple[str, callable]:
+    """`mlflow server` on a free loopback port, proxying artifacts into `artifacts`.
+
+    Returns its URL and a function that waits until it answers (it takes ~20 s to start)."""
     port = free_port()
     argv = [str(VENV_BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
             "--backend-store-uri", backend_store_uri, "--serve-artifacts", "--artifacts-destination", artifacts.as_uri()]
     process = processes.start("mlflow", argv, {**env, "MLFLOW_DISABLE_TELEMETRY": "true"})
     url = f"http://127.0.0.1:{port}"
-    wait_for_http(f"{url}/health", process, 120, lambda: processes.log("mlflow"))
-    return url
+    return url, lambda: wait_for_http(f"{url}/health", process, 120, lambda: processes.log("mlflow"))

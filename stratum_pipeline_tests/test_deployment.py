@@ -8,8 +8,8 @@ ahead of another tenant's run, which must not wait behind them.
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import shutil
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -53,7 +53,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REDIS_URL = os.environ.get("STRATUM_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 LOCATION = "stratum_pipeline"
 FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
-BIG, SMALL = (t.tenant_id for t in MODEL_CONFIG.tenants)  # 60 campaigns (own models) / 8 campaigns (default serves)
+# The model dataset over 45 days (enough for BIG's models to pass the gate, 40% less to ingest than 75).
+DATASET = dataclasses.replace(MODEL_CONFIG, tenants=tuple(dataclasses.replace(t, history_days=45) for t in MODEL_CONFIG.tenants))
+BIG, SMALL = (t.tenant_id for t in DATASET.tenants)  # 60 campaigns (own models) / 8 campaigns (default serves)
 # The test's runs execute their steps in the run's process: a process per step costs more than these small steps.
 IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
 TRAINING_CONFIG = {**IN_PROCESS, "ops": {asset: {"config": RUN_CONFIG} for asset in ("roas_model", "conversion_model")}}
@@ -62,19 +64,20 @@ TRAINING_CONFIG = {**IN_PROCESS, "ops": {asset: {"config": RUN_CONFIG} for asset
 @pytest.fixture
 def deployment(tmp_path, pg_databases, monkeypatch):
     """Source with the model dataset, empty warehouse, an instance from deploy/dagster.yaml on a fresh
-    database, `mlflow server` on PostgreSQL; the daemon is started by the test. Processes stop at the end."""
+    database, `mlflow server` on PostgreSQL (starting: wait with deployment["mlflow_ready"]()); the daemon is
+    started by the test. Processes stop at the end."""
     urls = {name: pg_databases.create(name) for name in ("dagster", "src", "wh", "mlflow")}
     processes = Processes(tmp_path)
     env = {**os.environ, "STRATUM_DAGSTER_PG_URL": urls["dagster"], "STRATUM_SOURCE_URL": urls["src"],
            "STRATUM_WAREHOUSE_URL": urls["wh"], "STRATUM_REDIS_URL": REDIS_URL, "DAGSTER_HOME": str(tmp_path / "home"),
            "MLFLOW_DISABLE_TELEMETRY": "true"}
     try:
-        mlflow_url = start_mlflow_server(processes, urls["mlflow"], tmp_path / "artifacts", env)
+        mlflow_url, mlflow_ready = start_mlflow_server(processes, urls["mlflow"], tmp_path / "artifacts", env)
         env["STRATUM_MLFLOW_TRACKING_URI"] = mlflow_url
         for key in ("STRATUM_DAGSTER_PG_URL", "STRATUM_SOURCE_URL", "STRATUM_WAREHOUSE_URL", "STRATUM_MLFLOW_TRACKING_URI"):
             monkeypatch.setenv(key, env[key])
-        write_source(engine_for(urls["src"]), generate(MODEL_CONFIG))
-        yield {"env": env, "urls": urls, "mlflow": mlflow_url, "processes": processes, "tmp": tmp_path,
+        write_source(engine_for(urls["src"]), generate(DATASET))
+        yield {"env": env, "urls": urls, "mlflow": mlflow_url, "mlflow_ready": mlflow_ready, "processes": processes, "tmp": tmp_path,
                "home": _dagster_home(tmp_path / "home"), "workspace": _workspace_file(tmp_path)}
     finally:
         processes.stop_all()
@@ -146,9 +149,9 @@ def test_the_daemon_runs_the_deployment_on_postgres_redis_and_mlflow_server(depl
             ScheduleInstigatorData(schedule.cron_schedule, (datetime.now(timezone.utc) - timedelta(minutes=31)).timestamp())))
 
         # The history, as one queued run of the daily ingest job over the dataset's days.
-        first = (MODEL_CONFIG.end_date - timedelta(days=max(t.history_days for t in MODEL_CONFIG.tenants) - 1)).isoformat()
+        first = (DATASET.end_date - timedelta(days=max(t.history_days for t in DATASET.tenants) - 1)).isoformat()
         ingest_id = _create(instance, location, repo, "daily_ingest_job", {
-            ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: MODEL_CONFIG.end_date.isoformat()}, IN_PROCESS).run_id
+            ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: DATASET.end_date.isoformat()}, IN_PROCESS).run_id
         instance.submit_run(ingest_id, request)
         assert instance.get_run_by_id(ingest_id).status == dg.DagsterRunStatus.QUEUED
 
@@ -164,14 +167,15 @@ def test_the_daemon_runs_the_deployment_on_postgres_redis_and_mlflow_server(depl
         assert sorted(r.tags[TENANT_TAG] for r in first_trainings) == sorted([BIG, SMALL])
         assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in first_trainings)
         live = _wait(instance, dg.RunsFilter(tags={"dagster/schedule_name": "live_predictions_schedule"}), 1, 60, processes)
-        assert [r.status for r in live] == [dg.DagsterRunStatus.SUCCESS]
+        assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in live)  # two if the test spans a :00 or :30
         ticks = instance.get_ticks(schedule.get_remote_origin_id(), schedule.selector_id)
-        assert any(t.status == TickStatus.SUCCESS and live[0].run_id in t.run_ids for t in ticks)
+        assert any(t.status == TickStatus.SUCCESS and set(t.run_ids) & {r.run_id for r in live} for t in ticks)
         assert {"SCHEDULER", "SENSOR", "QUEUED_RUN_COORDINATOR"} <= set(instance.get_daemon_heartbeats())
 
         # A backfill of three trainings for SMALL queued first, then one for BIG: created, then queued together.
         runs = [_create(instance, location, repo, "train_tenant_models_job", _tenant_tags(location, repo, instance, tenant),
                         TRAINING_CONFIG) for tenant in (SMALL, SMALL, SMALL, BIG)]
+        deployment["mlflow_ready"]()  # BIG's training registers its models there
         print(f"backfill queued after {time.monotonic() - started:.0f} s")
         for run in runs:
             instance.submit_run(run.run_id, request)
