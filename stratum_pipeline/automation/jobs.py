@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from stratum_pipeline.partitions import daily_partitions
+from stratum_pipeline.partitions import daily_partitions, tenant_partitions
 
 # Raw extracts and features for a day (or, as a single run, a range of days), with their checks.
 daily_ingest_job = dg.define_asset_job(
@@ -37,10 +37,27 @@ def execute_daily_range(
     )
 
 
-# Per-tenant model training: one run per tenant partition.
+# The run tag that names a run's tenant. The deployment's queued run coordinator limits runs per
+# tenant on it (deploy/dagster.yaml), so one tenant's backlog cannot take every run slot.
+TENANT_TAG = "tenant"
+
+
+def tenant_run_tags(partition_key: str) -> dict[str, str]:
+    """Tags of a run for one tenant partition: `tenant=<id>`."""
+    return {TENANT_TAG: partition_key}
+
+
+# Per-tenant model training: one run per tenant partition. Every run of a partition - from the tenant
+# sensor, the monthly schedule, a backfill or the UI - carries the tenant tag through the job's config.
 train_tenant_models_job = dg.define_asset_job(
     name="train_tenant_models_job",
     selection=dg.AssetSelection.assets("roas_model", "conversion_model"),
+    partitions_def=tenant_partitions,
+    config=dg.PartitionedConfig(
+        partitions_def=tenant_partitions,
+        run_config_for_partition_key_fn=lambda _key: {},
+        tags_for_partition_key_fn=tenant_run_tags,
+    ),
     description="Train, register and gate a tenant's ROAS and conversion models.",
 )
 
