@@ -46,20 +46,27 @@ def browser():
         driver.quit()
 
 
+@pytest.fixture(scope="module")
+def ui(dagster_webserver):
+    """The webserver, with the UI's first-visit "Join the Dagster community" dialog marked as seen."""
+    assert dagster_webserver.graphql("mutation { setNuxSeen }")["setNuxSeen"] is True
+    return dagster_webserver
+
+
 def open_page(driver, url: str, ready_xpath: str, timeout: float = 60):
-    """Open `url`, wait for `ready_xpath`, and dismiss the first-visit community dialog if it shows."""
+    """Open `url` and wait until `ready_xpath` is on the page."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver.get(url)
     WebDriverWait(driver, timeout).until(EC.presence_of_element_located((By.XPATH, ready_xpath)))
-    for button in driver.find_elements(By.XPATH, "//button[normalize-space()='Skip']"):
-        button.click()
-    WebDriverWait(driver, 10).until_not(EC.presence_of_element_located((By.XPATH, "//*[text()='Join the Dagster community']")))
 
 
 def save_screenshot(driver, tmp_path: Path, name: str) -> Path:
+    from selenium.webdriver.common.by import By
+
+    assert not driver.find_elements(By.XPATH, "//*[text()='Join the Dagster community']"), "a dialog covers the page"
     path = tmp_path / name
     assert driver.save_screenshot(str(path)), f"screenshot {name} not written"
     if os.environ.get("STRATUM_UPDATE_SCREENSHOTS") == "1":
@@ -76,31 +83,36 @@ def label_shows(label: str, name: str) -> bool:
     return bool(sep) and len(head) + len(tail) >= 6 and name.startswith(head) and name.endswith(tail)
 
 
-def test_asset_graph_shows_the_path_from_raw_extracts_to_forecasts(browser, dagster_webserver, tmp_path):
+def test_asset_graph_shows_the_path_from_raw_extracts_to_forecasts(browser, ui, tmp_path):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
-    nodes = dagster_webserver.graphql(EDGES_QUERY)["assetNodes"]
+    nodes = ui.graphql(EDGES_QUERY)["assetNodes"]
     edges = {(dep["path"][-1], node["assetKey"]["path"][-1]) for node in nodes for dep in node["dependencyKeys"]}
     assert set(zip(PATH_TO_FORECASTS, PATH_TO_FORECASTS[1:])) <= edges
 
-    open_page(browser, f"{dagster_webserver.url}/assets/daily_roas_forecasts?view=lineage&lineageScope=upstream&lineageDepth=3",
+    open_page(browser, f"{ui.url}/assets/daily_roas_forecasts?view=lineage&lineageScope=upstream&lineageDepth=3",
               "//*[contains(@class, 'AssetNode_assetName') and text()='raw_campaign_daily']")
     labels = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "[class*='AssetNode_assetName']")]
     missing = [name for name in PATH_TO_FORECASTS if not any(label_shows(label, name) for label in labels)]
     assert not missing, f"asset graph lacks nodes {missing}; it shows {labels}"
+    # The models' materialisation status loads after the graph: roas_model (every tenant partition trained) turns green.
+    model_box = ("//*[contains(@class, 'AssetNode_assetName') and text()='roas_model']"
+                 "/ancestor::*[contains(@class, 'AssetNodeBox')][1]")
+    WebDriverWait(browser, 30).until(lambda d: "green" in (d.find_element(By.XPATH, model_box).get_attribute("style") or ""))
     screenshot = save_screenshot(browser, tmp_path, "asset_lineage.png")
     assert screenshot.stat().st_size > 20_000
 
 
-def test_model_asset_page_shows_its_mlflow_run_and_metrics(browser, dagster_webserver, tmp_path):
+def test_model_asset_page_shows_its_mlflow_run_and_metrics(browser, ui, tmp_path):
     from selenium.webdriver.common.by import By
 
-    registry = ModelRegistry(tracking_uri=dagster_webserver.project.env["STRATUM_MLFLOW_TRACKING_URI"])
+    registry = ModelRegistry(tracking_uri=ui.project.env["STRATUM_MLFLOW_TRACKING_URI"])
     name = model_name("roas", "big")
     version = registry.client().get_model_version(name, registry.champion_version(name))
     run = registry.client().get_run(version.run_id)
 
-    open_page(browser, f"{dagster_webserver.url}/assets/roas_model?view=partitions&partition=big",
+    open_page(browser, f"{ui.url}/assets/roas_model?view=partitions&partition=big",
               "//td[normalize-space()='holdout_mae']")
     page = browser.find_element(By.TAG_NAME, "body").text
     assert "mlflow_run" in page and f"runs/{run.info.run_id}" in page.replace("\n", "")

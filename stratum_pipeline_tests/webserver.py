@@ -91,7 +91,9 @@ def prepare_project(root: Path) -> ProjectState:
     steps = [("daily_ingest_job", execute_daily_range(defs, config.start_date.isoformat(), day.isoformat(), instance))]
     # Lowered minimums (as in test_model_assets): "big" gets models of its own, "small" is served by the default.
     steps.append(("train_default_models_job", train(defs, instance, "train_default_models_job")[0]))
-    steps.append(("train_tenant_models_job[big]", train(defs, instance, "train_tenant_models_job", "big")[0]))
+    for tenant in config.tenants:
+        steps.append((f"train_tenant_models_job[{tenant.tenant_id}]",
+                      train(defs, instance, "train_tenant_models_job", tenant.tenant_id)[0]))
     for job in ("daily_forecasts_job", "fatigue_scores_job"):
         steps.append((job, execute_daily_range(defs, day.isoformat(), day.isoformat(), instance, job_name=job)))
     failed = [name for name, result in steps if not result.success]
