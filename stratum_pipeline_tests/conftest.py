@@ -84,3 +84,18 @@ def sqlite_loaded_urls(tmp_path, dataset):
     urls = f"sqlite:///{tmp_path / 'source.db'}", f"sqlite:///{tmp_path / 'warehouse.db'}"
     write_source(engine_for(urls[0]), dataset)
     return urls
+
+
+@pytest.fixture(scope="session")
+def dagster_webserver(tmp_path_factory):
+    """`dagster-webserver` on loopback serving a small materialised project (see webserver.py); stopped at the end."""
+    from .webserver import DagsterWebserver, prepare_project
+
+    root = tmp_path_factory.mktemp("webserver")
+    project = prepare_project(root / "project")
+    server = DagsterWebserver(project, root / "webserver.log")
+    try:
+        server.wait_until_ready()
+        yield server
+    finally:
+        server.stop()

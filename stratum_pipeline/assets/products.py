@@ -8,7 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from stratum_pipeline import warehouse_schema as wh
-from stratum_pipeline.assets.common import partition_days, preview, window_metadata
+from stratum_pipeline.assets.common import partition_days, preview, tenant_scope, window_metadata
 from stratum_pipeline.ml.emq import LEVELS, DataQualityAnalyzer
 from stratum_pipeline.ml.fatigue import FatigueScorer
 from stratum_pipeline.ml.roas import forecast_table
@@ -42,7 +42,8 @@ def daily_roas_forecasts(context: dg.AssetExecutionContext, warehouse: Warehouse
     recommendation, from the tenant's champion model (or the default model); each row records the model
     name and version that served it. What the product's forecast screen and budget advice show."""
     first, last = partition_days(context)
-    features = warehouse.read_range(wh.campaign_features, first, last)
+    tenant_only = tenant_scope(context)
+    features = warehouse.read_range(wh.campaign_features, first, last, tenant_id=tenant_only)
     parts, served, unserved = [], {}, {}
     for tenant, rows in features.groupby("tenant_id"):
         try:
@@ -57,7 +58,7 @@ def daily_roas_forecasts(context: dg.AssetExecutionContext, warehouse: Warehouse
             model_name=model.name, model_version=model.version, served_by=model.served_by))
         served[tenant] = f"{model.name} v{model.version}"
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[c.name for c in wh.daily_roas_forecasts.columns])
-    rows = warehouse.replace_partitions(wh.daily_roas_forecasts, frame, first, last)
+    rows = warehouse.replace_partitions(wh.daily_roas_forecasts, frame, first, last, tenant_id=tenant_only)
     return _written(frame, rows, first, last, served_by=dg.MetadataValue.json(served),
                     unserved_campaign_days=dg.MetadataValue.json(unserved))
 
@@ -68,9 +69,11 @@ def budget_scenarios(context: dg.AssetExecutionContext, warehouse: Warehouse):
     simulator (1,000 iterations, diminishing returns): spend, revenue, ROAS, conversions, marginal ROAS and a
     5-95% revenue interval. The product's budget planner reads it."""
     first, last = partition_days(context)
-    forecasts = warehouse.read_range(wh.daily_roas_forecasts, first, last)
-    spend = warehouse.read_range(wh.campaign_features, first, last)[["campaign_id", "date", "spend"]]
-    order_value = warehouse.read_range(wh.raw_campaign_daily, first, last)[["campaign_id", "date", "avg_order_value"]]
+    tenant_only = tenant_scope(context)
+    forecasts = warehouse.read_range(wh.daily_roas_forecasts, first, last, tenant_id=tenant_only)
+    spend = warehouse.read_range(wh.campaign_features, first, last, tenant_id=tenant_only)[["campaign_id", "date", "spend"]]
+    order_value = warehouse.read_range(wh.raw_campaign_daily, first, last, tenant_id=tenant_only)[
+        ["campaign_id", "date", "avg_order_value"]]
     inputs = forecasts.merge(spend, on=["campaign_id", "date"], how="left").merge(
         order_value, on=["campaign_id", "date"], how="left")
     simulator, out = BudgetSimulator(), []
@@ -89,7 +92,7 @@ def budget_scenarios(context: dg.AssetExecutionContext, warehouse: Warehouse):
                         "roas": part["roas"], "conversions": part["conversions"], "marginal_roas": part.get("marginal_roas"),
                         "revenue_p5": part["confidence_interval"][0], "revenue_p95": part["confidence_interval"][1]})
     frame = pd.DataFrame(out, columns=[c.name for c in wh.budget_scenarios.columns])
-    rows = warehouse.replace_partitions(wh.budget_scenarios, frame, first, last)
+    rows = warehouse.replace_partitions(wh.budget_scenarios, frame, first, last, tenant_id=tenant_only)
     return _written(frame, rows, first, last, campaigns=int(frame["campaign_id"].nunique()) if rows else 0)
 
 
@@ -99,12 +102,13 @@ def creative_fatigue_scores(context: dg.AssetExecutionContext, warehouse: Wareho
     decay; level (low/medium/high/critical); days until critical; recommendation and suggested actions.
     The product's creative-health view and rotation alerts read it."""
     first, last = partition_days(context)
-    features = warehouse.read_range(wh.creative_features, first, last)
+    tenant_only = tenant_scope(context)
+    features = warehouse.read_range(wh.creative_features, first, last, tenant_id=tenant_only)
     scored = FatigueScorer().score_frame(features) if len(features) else pd.DataFrame()
     frame = pd.concat([features[["tenant_id", "campaign_id", "creative_id", "date"]], scored], axis=1)
     if len(frame):
         frame["suggested_actions"] = frame["suggested_actions"].map(json.dumps)
-    rows = warehouse.replace_partitions(wh.creative_fatigue_scores, frame, first, last)
+    rows = warehouse.replace_partitions(wh.creative_fatigue_scores, frame, first, last, tenant_id=tenant_only)
     levels = frame["fatigue_level"].value_counts().to_dict() if rows else {}
     return _written(frame, rows, first, last, levels=dg.MetadataValue.json(levels))
 
@@ -115,7 +119,8 @@ def event_match_quality(context: dg.AssetExecutionContext, warehouse: Warehouse)
     (0-10), events per quality level, the most-missing customer keys, an attribution-accuracy estimate and
     what to fix first. The product's conversion-API health page reads it."""
     first, last = partition_days(context)
-    events = warehouse.read_range(wh.raw_capi_events, first, last)
+    tenant_only = tenant_scope(context)
+    events = warehouse.read_range(wh.raw_capi_events, first, last, tenant_id=tenant_only)
     analyzer, out = DataQualityAnalyzer(), []
     for (tenant, platform, day), rows in events.groupby(["tenant_id", "platform", "date"]):
         summary = analyzer.summarize(rows, platform)
@@ -127,7 +132,7 @@ def event_match_quality(context: dg.AssetExecutionContext, warehouse: Warehouse)
                     "attribution_accuracy_estimate": summary["attribution_accuracy_estimate"],
                     "recommendations": json.dumps(summary["recommendations"])})
     frame = pd.DataFrame(out, columns=[c.name for c in wh.event_match_quality.columns])
-    rows = warehouse.replace_partitions(wh.event_match_quality, frame, first, last)
+    rows = warehouse.replace_partitions(wh.event_match_quality, frame, first, last, tenant_id=tenant_only)
     return _written(frame, rows, first, last)
 
 

@@ -93,8 +93,12 @@ class Warehouse(dg.ConfigurableResource):
         start: date,
         end: date,
         date_column: str = "date",
+        tenant_id: str | None = None,
     ) -> int:
-        """In one transaction: delete the rows with `date_column` in [start, end], insert `frame`."""
+        """In one transaction: delete the rows with `date_column` in [start, end], insert `frame`.
+
+        With `tenant_id`, only that tenant's rows of those days are replaced (other tenants' rows stay),
+        and `frame` must hold that tenant's rows only."""
         outside = frame[date_column].notna() & (
             (pd.to_datetime(frame[date_column]) < pd.Timestamp(start))
             | (pd.to_datetime(frame[date_column]) > pd.Timestamp(end))
@@ -102,15 +106,26 @@ class Warehouse(dg.ConfigurableResource):
         if outside.any():
             raise ValueError(f"{outside.sum()} rows for {table.name} fall outside the partitions {start}..{end}")
         column = table.c[date_column]
+        scope = [column >= start, column <= end]
+        if tenant_id is not None:
+            foreign = frame["tenant_id"] != tenant_id
+            if foreign.any():
+                raise ValueError(f"{foreign.sum()} rows for {table.name} belong to other tenants than {tenant_id}")
+            scope.append(table.c.tenant_id == tenant_id)
         with self.engine.begin() as conn:
-            conn.execute(sa.delete(table).where(column >= start, column <= end))
+            conn.execute(sa.delete(table).where(*scope))
             return insert_frame(conn, table, frame)
 
-    def read_range(self, table: sa.Table, start: date, end: date, date_column: str = "date") -> pd.DataFrame:
-        """Rows with `date_column` in [start, end], with the table's columns even when empty."""
+    def read_range(
+        self, table: sa.Table, start: date, end: date, date_column: str = "date", tenant_id: str | None = None
+    ) -> pd.DataFrame:
+        """Rows with `date_column` in [start, end] (of one tenant if given), with the table's columns even when empty."""
         column = table.c[date_column]
+        statement = sa.select(table).where(column >= start, column <= end)
+        if tenant_id is not None:
+            statement = statement.where(table.c.tenant_id == tenant_id)
         with self.engine.connect() as conn:
-            frame = read_frame(conn, sa.select(table).where(column >= start, column <= end))
+            frame = read_frame(conn, statement)
         return frame if len(frame.columns) else pd.DataFrame(columns=[c.name for c in table.columns])
 
     def read_tenant(self, table: sa.Table, tenant_id: str | None, since: date | None = None) -> pd.DataFrame:
