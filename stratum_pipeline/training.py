@@ -15,7 +15,7 @@ from stratum_pipeline.checks.model_gate import GateDecision, decide
 from stratum_pipeline.ml.conversion import ConversionPredictor
 from stratum_pipeline.ml.evaluation import conversion_metrics, roas_metrics
 from stratum_pipeline.ml.features import CONVERSION_FEATURES
-from stratum_pipeline.ml.monitoring import DRIFT_FEATURES, PROFILE_ARTIFACT, feature_profile
+from stratum_pipeline.ml.monitoring import DRIFT_FEATURES, PROFILE_ARTIFACT, feature_profile, reference_rows
 from stratum_pipeline.ml.roas import TARGET, ROASPredictor, training_frame
 from stratum_pipeline.resources.registry import model_name
 
@@ -72,7 +72,7 @@ def conversion_eligibility(sessions: pd.DataFrame, minimum: DataMinimum) -> tupl
 def _gate(model_type, tenant, predictor, metrics, test, evaluate, example, registry, params, tags, train) -> TrainingOutcome:
     name = model_name(model_type, tenant)
     # The training distribution of each watched feature, kept beside the model: drift checks compare against it.
-    profile = feature_profile(train, DRIFT_FEATURES[model_type])
+    profile = feature_profile(reference_rows(train), DRIFT_FEATURES[model_type])
     registered = registry.log_and_register(name, predictor, example, params, metrics, tags, {PROFILE_ARTIFACT: profile})
     champion_version = registry.champion_version(name)
     champion_metrics, champion_error = None, None

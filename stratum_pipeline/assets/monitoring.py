@@ -122,7 +122,8 @@ def feature_drift(context: dg.AssetExecutionContext, warehouse: Warehouse, regis
     feature: the population stability index between the champion's training distribution (recorded at training
     time) and the last 7 days of feature rows; for conversion models also the predicted vs observed conversion
     rate and calibration error of those sessions. Computed for the last day of the materialised range. Its checks
-    warn above PSI 0.1 and error above 0.25; metadata `retrain` names the tenants and models to retrain."""
+    warn above PSI 0.1 and error above 0.25; metadata `retrain` names the tenants and models to retrain (a third
+    or more of the model's features failing, or its calibration failing)."""
     _, last = partition_days(context)
     start = last - timedelta(days=DRIFT_WINDOW_DAYS - 1)
     inputs = {"roas": warehouse.read_range(wh.campaign_features, start, last),
@@ -134,11 +135,14 @@ def feature_drift(context: dg.AssetExecutionContext, warehouse: Warehouse, regis
     columns = [c.name for c in wh.feature_drift.columns]
     drift = pd.DataFrame(records).reindex(columns=columns) if records else pd.DataFrame(columns=columns)
     rows = warehouse.replace_partitions(wh.feature_drift, drift, last, last)
-    failing = drift[drift["status"] == "fail"]
-    retrain = {tenant: sorted({"conversion" if "conversion" in name else "roas" for name in group["model_name"]})
-               for tenant, group in failing.groupby("tenant_id")}
+    retrain = {}
+    for (tenant, name), group in drift.groupby(["tenant_id", "model_name"]):
+        features = group[group["feature"] != CALIBRATION]
+        calibration_failed = (group.loc[group["feature"] == CALIBRATION, "status"] == "fail").any()
+        if M.drift_needs_retraining(features["status"]) or calibration_failed:
+            retrain.setdefault(tenant, []).append("conversion" if name.startswith("stratum-conversion-") else "roas")
     if retrain:
-        context.log.warning(f"drift past {M.PSI_FAIL} (or calibration off): {retrain}")
+        context.log.warning(f"broad feature drift or calibration failure, retraining requested: {retrain}")
     return dg.MaterializeResult(
         metadata={**window_metadata(start, last), "dagster/row_count": rows, "preview": preview(drift),
                   "not_ok": _md_table(drift[drift["status"] != "ok"][["tenant_id", "model_name", "feature", "psi", "rate_gap", "status"]]),

@@ -37,6 +37,11 @@ def tenant_sync_sensor(context: dg.SensorEvaluationContext, source: SourceDataba
 
 # --- retraining on degradation -------------------------------------------------------------
 
+# A retrain triggered by degradation trains on the recent weeks only: the old regime (before the shift that
+# degraded the model) would otherwise dominate the training set and widen the intervals. Five weeks still give
+# every running campaign the 30 days the ROAS data minimum asks for.
+DEGRADATION_RETRAIN_WINDOW_DAYS = 35
+
 # Which monitoring asset's metadata names tenants to retrain, and how to read it.
 RETRAIN_SIGNALS = {"forecast_accuracy": "degraded", "feature_drift": "retrain"}
 
@@ -52,16 +57,18 @@ def _models_to_retrain(asset: str, value) -> dict[str, set[str]]:
 def retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     """Retrain exactly the affected tenant's model when `forecast_accuracy` reports its accuracy degraded or
     `feature_drift` reports a drift failure: one run of that tenant's partition of `roas_model` and/or
-    `conversion_model`. The promotion gate still decides whether the new version serves. The cursor holds the
+    `conversion_model`, trained on the last DEGRADATION_RETRAIN_WINDOW_DAYS days. The promotion gate still decides
+    whether the new version serves. The cursor holds the
     last monitoring materialisation acted on, and run keys name it, so one signal is never requested twice."""
     cursor = json.loads(context.cursor) if context.cursor else {}
     known = set(context.instance.get_dynamic_partitions(tenant_partitions.name))
     wanted: dict[str, set[str]] = {}
     reasons: dict[str, list[str]] = {}
     for asset, key in RETRAIN_SIGNALS.items():
-        event = context.instance.get_latest_materialization_event(dg.AssetKey(asset))
-        if event is None or event.storage_id <= cursor.get(asset, 0):
+        records = context.instance.fetch_materializations(dg.AssetKey(asset), limit=1).records
+        if not records or records[0].storage_id <= cursor.get(asset, 0):
             continue
+        event = records[0]
         cursor[asset] = event.storage_id
         entry = event.asset_materialization.metadata.get(key)
         for tenant, models in _models_to_retrain(asset, entry.value if entry else {}).items():
@@ -72,6 +79,8 @@ def retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
             reasons.setdefault(tenant, []).append(f"{asset}@{event.storage_id}")
     requests = [
         dg.RunRequest(partition_key=tenant, asset_selection=[dg.AssetKey(m) for m in sorted(models)],
+                      run_config={"ops": {m: {"config": {"training_window_days": DEGRADATION_RETRAIN_WINDOW_DAYS}}}
+                                  for m in sorted(models)},
                       run_key=f"retrain-{tenant}-{'-'.join(sorted(models))}-{'-'.join(reasons[tenant])}",
                       tags={"stratum/trigger": ", ".join(reasons[tenant])})
         for tenant, models in sorted(wanted.items())

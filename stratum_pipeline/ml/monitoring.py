@@ -29,7 +29,14 @@ PROFILE_ARTIFACT = "feature_profile.json"  # where a model's training profile is
 # Drift thresholds of the population stability index (the industry's rule of thumb).
 PSI_WARN = 0.1
 PSI_FAIL = 0.25
-PROFILE_BINS = 10
+# Quintile bins: a tenant's week can hold as few as ~30 campaigns (x 7 strongly correlated days), and with B
+# bins and n independent rows sampling noise alone gives a PSI of about (B - 1) / n.
+PROFILE_BINS = 5
+PROFILE_DAYS = 28  # the reference is the last four weeks of the training rows: the regime the model ended on
+# Retrain on drift when at least this share of a model's watched features fail (PSI > 0.25); a single failing
+# feature is an ERROR check to look at, not a retrain (a narrow feature such as spend velocity ~1.0 crosses
+# 0.25 on small moves).
+RETRAIN_DRIFT_SHARE = 1 / 3
 PSI_EPSILON = 1e-4  # share given to an empty bin so the log stays finite
 MISSING = "__missing__"
 OTHER = "__other__"
@@ -129,6 +136,17 @@ def feature_profile(frame: pd.DataFrame, features: list[str], bins: int = PROFIL
             profile["features"][name] = {"kind": "categorical", "categories": [c for c in shares if c != MISSING],
                                          "shares": shares}
     return profile
+
+
+def reference_rows(train: pd.DataFrame, days: int = PROFILE_DAYS, date_column: str = "date") -> pd.DataFrame:
+    """The most recent `days` days of a training set: what its drift profile is computed from."""
+    dates = pd.to_datetime(train[date_column])
+    return train[dates > dates.max() - pd.Timedelta(days=days)]
+
+
+def drift_needs_retraining(statuses: pd.Series) -> bool:
+    """Broad drift: at least RETRAIN_DRIFT_SHARE of a model's watched features fail."""
+    return len(statuses) > 0 and (statuses == "fail").mean() >= RETRAIN_DRIFT_SHARE - 1e-9
 
 
 def _numeric_shares(values: np.ndarray, edges: np.ndarray) -> dict[str, float]:
