@@ -51,6 +51,7 @@ def creative_features(context: dg.AssetExecutionContext, warehouse: Warehouse) -
 
 @dg.asset(
     deps=[_window_dep("raw_campaign_daily", features.CAMPAIGN_LOOKBACK_DAYS), dg.AssetDep(creative_features)],
+    metadata=table_metadata(wh.campaign_features),
     **FEATURE_ASSET,
 )
 def campaign_features(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:

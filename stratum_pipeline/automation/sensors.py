@@ -100,9 +100,16 @@ def _partition(run: dg.DagsterRun) -> str | None:
     return f"{start}..{end}" if start else None
 
 
+def _root_cause(error) -> str:
+    """The first line of the innermost cause (e.g. the database error, not Dagster's wrapper)."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip().splitlines()[0][:300]
+
+
 def failure_summary(context: dg.RunFailureSensorContext) -> str:
     """The failed steps and their first error lines, or the run's failure message."""
-    steps = [f"{e.step_key}: {e.event_specific_data.error.message.strip().splitlines()[0]}"
+    steps = [f"{e.step_key}: {_root_cause(e.event_specific_data.error)}"
              for e in context.get_step_failure_events() if e.event_specific_data and e.event_specific_data.error]
     return "; ".join(steps) if steps else (context.failure_event.message or "run failed")
 
