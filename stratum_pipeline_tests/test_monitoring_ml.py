@@ -68,3 +68,12 @@ def test_feature_summary_describes_numbers_and_categories():
     summary = M.summarize_features(frame, ["x", "c", "absent"]).set_index("feature")
     assert summary.loc["x", "missing"] == 0.25 and summary.loc["x", "p50"] == 2.0
     assert summary.loc["c", "top"] == "a (67%)" and "absent" not in summary.index
+
+
+def test_profiles_use_the_recent_training_weeks_and_retraining_needs_broad_drift():
+    train = pd.DataFrame({"date": pd.date_range("2026-01-01", periods=60, freq="D"), "x": range(60)})
+    recent = M.reference_rows(train)
+    assert len(recent) == M.PROFILE_DAYS and recent["x"].min() == 60 - M.PROFILE_DAYS
+    assert M.drift_needs_retraining(pd.Series(["fail", "fail", "fail", "ok", "ok", "ok", "ok", "ok", "warn"]))
+    assert not M.drift_needs_retraining(pd.Series(["fail", "fail", "ok", "ok", "ok", "ok", "ok", "ok", "warn"]))
+    assert not M.drift_needs_retraining(pd.Series([], dtype=object))
