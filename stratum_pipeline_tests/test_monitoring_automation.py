@@ -105,3 +105,22 @@ def test_product_tables_are_stale_after_26_hours(resources):
     assert len(fresh) == len(product_assets) and all(c.passed for c in fresh.values())
     assert len(stale) == len(product_assets) and not any(c.passed for c in stale.values())
     assert {c.severity for c in stale.values()} == {dg.AssetCheckSeverity.ERROR}
+
+
+def test_the_retraining_sensor_merges_signals_per_tenant_and_skips_unknown_tenants():
+    from stratum_pipeline.automation.sensors import retraining_sensor
+
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("tenants", ["acme", "beta"])
+        instance.report_runless_asset_event(dg.AssetMaterialization("forecast_accuracy", metadata={
+            "degraded": dg.MetadataValue.json({"acme": "MAE 0.6 > 0.3", "ghost": "MAE 0.9 > 0.3"})}))
+        instance.report_runless_asset_event(dg.AssetMaterialization("feature_drift", metadata={
+            "retrain": dg.MetadataValue.json({"acme": ["conversion"], "beta": ["conversion"]})}))
+        result = retraining_sensor(dg.build_sensor_context(instance=instance))
+        requested = {r.partition_key: (sorted(k.to_user_string() for k in r.asset_selection), r.run_config)
+                     for r in result.run_requests}
+        assert requested["acme"][0] == ["conversion_model", "roas_model"]
+        assert requested["acme"][1]["ops"]["roas_model"]["config"]["training_window_days"] == 35
+        assert requested["beta"] == (["conversion_model"], {})  # conversion keeps its full training window
+        assert "ghost" not in requested
+        assert retraining_sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor)).run_requests == []

@@ -37,9 +37,10 @@ def tenant_sync_sensor(context: dg.SensorEvaluationContext, source: SourceDataba
 
 # --- retraining on degradation -------------------------------------------------------------
 
-# A retrain triggered by degradation trains on the recent weeks only: the old regime (before the shift that
+# A ROAS retrain triggered by degradation trains on the recent weeks only: the old regime (before the shift that
 # degraded the model) would otherwise dominate the training set and widen the intervals. Five weeks still give
-# every running campaign the 30 days the ROAS data minimum asks for.
+# every running campaign the 30 days the ROAS data minimum asks for. (Conversion retrains keep the full window:
+# five weeks of sessions would often fall below the 10,000-session minimum.)
 DEGRADATION_RETRAIN_WINDOW_DAYS = 35
 
 # Which monitoring asset's metadata names tenants to retrain, and how to read it.
@@ -57,7 +58,7 @@ def _models_to_retrain(asset: str, value) -> dict[str, set[str]]:
 def retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     """Retrain exactly the affected tenant's model when `forecast_accuracy` reports its accuracy degraded or
     `feature_drift` reports a drift failure: one run of that tenant's partition of `roas_model` and/or
-    `conversion_model`, trained on the last DEGRADATION_RETRAIN_WINDOW_DAYS days. The promotion gate still decides
+    `conversion_model` (ROAS trained on the last DEGRADATION_RETRAIN_WINDOW_DAYS days). The promotion gate still decides
     whether the new version serves. The cursor holds the
     last monitoring materialisation acted on, and run keys name it, so one signal is never requested twice."""
     cursor = json.loads(context.cursor) if context.cursor else {}
@@ -79,8 +80,8 @@ def retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
             reasons.setdefault(tenant, []).append(f"{asset}@{event.storage_id}")
     requests = [
         dg.RunRequest(partition_key=tenant, asset_selection=[dg.AssetKey(m) for m in sorted(models)],
-                      run_config={"ops": {m: {"config": {"training_window_days": DEGRADATION_RETRAIN_WINDOW_DAYS}}}
-                                  for m in sorted(models)},
+                      run_config={"ops": {"roas_model": {"config": {"training_window_days": DEGRADATION_RETRAIN_WINDOW_DAYS}}}}
+                      if "roas_model" in models else None,
                       run_key=f"retrain-{tenant}-{'-'.join(sorted(models))}-{'-'.join(reasons[tenant])}",
                       tags={"stratum/trigger": ", ".join(reasons[tenant])})
         for tenant, models in sorted(wanted.items())
