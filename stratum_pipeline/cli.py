@@ -382,6 +382,15 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return 0  # pragma: no cover - exec does not return
 
 
+def cmd_cadence(args: argparse.Namespace) -> int:
+    apply_environment(Path(args.home))
+    from stratum_pipeline.resources import Warehouse
+
+    Warehouse(url=os.environ["STRATUM_WAREHOUSE_URL"]).set_retraining_cadence(args.tenant, args.cadence)
+    print(f"{args.tenant}: {args.cadence} retraining")
+    return 0
+
+
 def cmd_env(args: argparse.Namespace) -> int:
     """`export` lines for the embedded defaults this command sets, then the validated settings as comments.
 
@@ -439,6 +448,11 @@ def build_parser() -> argparse.ArgumentParser:
     emq.add_argument("--platform", default="meta")
     emq.add_argument("json", nargs="?")
     emq.set_defaults(func=cmd_emq)
+
+    cadence = sub.add_parser("cadence", help="switch a tenant to weekly retraining (busy periods) or back to monthly")
+    cadence.add_argument("tenant")
+    cadence.add_argument("cadence", choices=["monthly", "weekly"])
+    cadence.set_defaults(func=cmd_cadence)
 
     env = sub.add_parser("env", help="print the environment of the embedded default")
     env.set_defaults(func=cmd_env)

@@ -4,6 +4,7 @@ import dagster as dg
 
 from stratum_pipeline.assets.deployment import default_model_file_assets, tenant_model_file_assets
 from stratum_pipeline.assets.features import feature_assets
+from stratum_pipeline.assets.monitoring import monitoring_assets
 from stratum_pipeline.assets.models import default_model_assets, tenant_model_assets
 from stratum_pipeline.assets.products import live_assets, product_assets
 from stratum_pipeline.assets.raw import raw_assets
@@ -14,12 +15,14 @@ from stratum_pipeline.automation.jobs import (
     live_predictions_job,
     publish_default_model_files_job,
     publish_tenant_model_files_job,
+    monitoring_job,
     train_default_models_job,
     train_tenant_models_job,
 )
 from stratum_pipeline.automation.schedules import all_schedules
-from stratum_pipeline.automation.sensors import tenant_sync_sensor
+from stratum_pipeline.automation.sensors import retraining_sensor, run_failure_alerts, tenant_sync_sensor
 from stratum_pipeline.checks.data_quality import feature_contract_checks, raw_contract_checks
+from stratum_pipeline.checks.freshness import freshness_checks_sensor, product_freshness_checks
 from stratum_pipeline.resources import ModelFiles, ModelRegistry, SourceDatabase, Warehouse
 
 
@@ -41,12 +44,13 @@ def build_definitions(resources: dict) -> dg.Definitions:
     resources = {"model_files": ModelFiles(path=dg.EnvVar("ML_MODELS_PATH")), **resources}
     return dg.Definitions(
         assets=[*raw_assets, *feature_assets, *tenant_model_assets, *default_model_assets, *tenant_model_file_assets,
-                *default_model_file_assets, *product_assets, *live_assets],
-        asset_checks=[*raw_contract_checks, *feature_contract_checks],
+                *default_model_file_assets, *product_assets, *live_assets, *monitoring_assets],
+        asset_checks=[*raw_contract_checks, *feature_contract_checks, *product_freshness_checks],
         jobs=[daily_ingest_job, train_tenant_models_job, train_default_models_job, daily_forecasts_job,
-              fatigue_scores_job, live_predictions_job, publish_tenant_model_files_job, publish_default_model_files_job],
+              fatigue_scores_job, live_predictions_job, publish_tenant_model_files_job, publish_default_model_files_job,
+              monitoring_job],
         schedules=all_schedules,
-        sensors=[tenant_sync_sensor],
+        sensors=[tenant_sync_sensor, retraining_sensor, run_failure_alerts, freshness_checks_sensor],
         resources=resources,
     )
 

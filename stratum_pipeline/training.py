@@ -15,6 +15,7 @@ from stratum_pipeline.checks.model_gate import GateDecision, decide
 from stratum_pipeline.ml.conversion import ConversionPredictor
 from stratum_pipeline.ml.evaluation import conversion_metrics, roas_metrics
 from stratum_pipeline.ml.features import CONVERSION_FEATURES
+from stratum_pipeline.ml.monitoring import DRIFT_FEATURES, PROFILE_ARTIFACT, feature_profile, reference_rows
 from stratum_pipeline.ml.roas import TARGET, ROASPredictor, training_frame
 from stratum_pipeline.resources.registry import model_name
 
@@ -68,9 +69,11 @@ def conversion_eligibility(sessions: pd.DataFrame, minimum: DataMinimum) -> tupl
     return len(sessions) >= minimum.sessions, {"sessions": int(len(sessions)), "minimum_sessions": minimum.sessions}
 
 
-def _gate(model_type, tenant, predictor, metrics, test, evaluate, example, registry, params, tags) -> TrainingOutcome:
+def _gate(model_type, tenant, predictor, metrics, test, evaluate, example, registry, params, tags, train) -> TrainingOutcome:
     name = model_name(model_type, tenant)
-    registered = registry.log_and_register(name, predictor, example, params, metrics, tags)
+    # The training distribution of each watched feature, kept beside the model: drift checks compare against it.
+    profile = feature_profile(reference_rows(train), DRIFT_FEATURES[model_type])
+    registered = registry.log_and_register(name, predictor, example, params, metrics, tags, {PROFILE_ARTIFACT: profile})
     champion_version = registry.champion_version(name)
     champion_metrics, champion_error = None, None
     if champion_version is not None and champion_version != registered.version:
@@ -131,7 +134,7 @@ def train_roas(tenant, features, registry, tags: dict, minimum=DataMinimum(), ho
               "train_start": str(train["date"].min().date()), "train_end": str(train["date"].max().date()),
               **predictor.params, "interval_adjustment": predictor.interval_adjustment_}
     example = test[predictor.feature_names]
-    outcome = _gate("roas", tenant, predictor, metrics, test, evaluate, example, registry, params, tags)
+    outcome = _gate("roas", tenant, predictor, metrics, test, evaluate, example, registry, params, tags, train)
     outcome.metadata.update({"served_by": tenant, "train_rows": len(train), "test_rows": len(test)})
     return outcome
 
@@ -154,6 +157,6 @@ def train_conversion(tenant, sessions, registry, tags: dict, minimum=DataMinimum
               "training_tenants": ",".join(sorted(sessions["tenant_id"].unique())),
               "operating_threshold": predictor.threshold_, **predictor.params}
     example = test[list(CONVERSION_FEATURES)]
-    outcome = _gate("conversion", tenant, predictor, metrics, test, evaluate, example, registry, params, tags)
+    outcome = _gate("conversion", tenant, predictor, metrics, test, evaluate, example, registry, params, tags, train)
     outcome.metadata.update({"served_by": tenant, "train_rows": len(train), "test_rows": len(test)})
     return outcome

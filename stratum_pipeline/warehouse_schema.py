@@ -247,4 +247,59 @@ live_conversion_predictions = sa.Table(
     sa.Column("predicted_at", sa.DateTime, nullable=False),
 )
 
+
+# --- monitoring ------------------------------------------------------------------------
+
+forecast_accuracy = sa.Table(
+    "forecast_accuracy",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("date", sa.Date, nullable=False, index=True),  # the forecast day (the day the actual ROAS is for)
+    sa.Column("model_name", sa.String(128), nullable=False),
+    sa.Column("model_version", sa.String(16), nullable=False),
+    sa.Column("campaigns", sa.Integer, nullable=False),
+    sa.Column("mae", sa.Float, nullable=False),
+    sa.Column("bias", sa.Float, nullable=False),  # mean(predicted - actual)
+    sa.Column("coverage_80", sa.Float, nullable=False),  # share of actuals inside the 10-90% interval
+    sa.Column("mean_actual_roas", sa.Float, nullable=False),
+    sa.Column("mean_predicted_roas", sa.Float, nullable=False),
+    sa.Column("evaluated_at", sa.DateTime, nullable=False),
+)
+
+feature_drift = sa.Table(
+    "feature_drift",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("date", sa.Date, nullable=False, index=True),  # the last day of the compared window
+    sa.Column("model_name", sa.String(128), nullable=False),  # whose training profile is the reference
+    sa.Column("model_version", sa.String(16), nullable=False),
+    sa.Column("feature", sa.String(64), nullable=False),  # a feature name, or "conversion_calibration"
+    sa.Column("psi", sa.Float),  # population stability index (NULL for calibration rows)
+    sa.Column("rate_gap", sa.Float),  # calibration rows: mean predicted - observed conversion rate
+    sa.Column("ece", sa.Float),  # calibration rows: expected calibration error
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(8), nullable=False),  # ok, warn, fail
+)
+
+# Retraining cadence per tenant: 'monthly' (the default for a tenant without a row) or 'weekly' (busy periods).
+tenant_settings = sa.Table(
+    "tenant_settings",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("retraining_cadence", sa.String(16), nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("created_at", sa.DateTime, nullable=False, index=True),
+    sa.Column("kind", sa.String(32), nullable=False),  # run_failure, ...
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("job_name", sa.String(128)),
+    sa.Column("partition_key", sa.String(128)),  # the day or the tenant
+    sa.Column("summary", sa.Text, nullable=False),
+)
+
 TABLES = {t.name: t for t in metadata.sorted_tables}

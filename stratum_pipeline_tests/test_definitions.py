@@ -33,7 +33,8 @@ def test_every_asset_has_a_description_group_and_its_partitions():
     products = {"daily_roas_forecasts", "budget_scenarios", "creative_fatigue_scores", "event_match_quality"}
     models = {"roas_model", "conversion_model", "roas_default_model", "conversion_default_model"}
     model_files = {f"{m}_file" for m in models}
-    assert {k.to_user_string() for k in keys} == daily | models | model_files | products | {"live_conversion_predictions"}
+    monitoring = {"forecast_accuracy", "feature_drift"}
+    assert {k.to_user_string() for k in keys} == daily | models | model_files | products | monitoring | {"live_conversion_predictions"}
     for key in keys:
         node = graph.get(key)
         name = key.to_user_string()
@@ -42,6 +43,8 @@ def test_every_asset_has_a_description_group_and_its_partitions():
             assert node.group_name in {"ingestion", "features"} and node.partitions_def == daily_partitions, key
         elif name in products:
             assert node.group_name == "products" and node.partitions_def == daily_partitions, key
+        elif name in monitoring:
+            assert node.group_name == "monitoring" and node.partitions_def == daily_partitions, key
         elif name == "live_conversion_predictions":
             assert node.group_name == "products" and node.partitions_def is None
         elif name in model_files:  # published after the model it holds, with the same partitions
@@ -130,7 +133,8 @@ def test_every_schedule_starts_running_for_the_daemon():
     schedules = {s.name: s for s in defs.schedules}
     assert set(schedules) == {
         "daily_ingest_job_schedule", "fatigue_scores_job_schedule", "daily_forecasts_job_schedule",
-        "live_predictions_schedule", "monthly_tenant_retraining", "monthly_default_retraining"}
+        "live_predictions_schedule", "monthly_tenant_retraining", "monthly_default_retraining",
+        "monitoring_job_schedule", "weekly_tenant_retraining"}
     for schedule in schedules.values():
         assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING, schedule.name
         assert schedule.execution_timezone == "UTC", schedule.name

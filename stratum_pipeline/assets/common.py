@@ -35,3 +35,25 @@ def preview(frame: pd.DataFrame, rows: int = 5) -> dg.MarkdownMetadataValue:
 
 def window_metadata(first: date, last: date) -> dict:
     return {"first_day": str(first), "last_day": str(last), "days": (last - first).days + 1}
+
+
+def column_schema(table) -> dg.TableSchema:
+    """The Dagster column schema of a warehouse table (generated from warehouse_schema, shown in the asset's page)."""
+    return dg.TableSchema(columns=[
+        dg.TableColumn(column.name, str(column.type).lower(), description=column.comment,
+                       constraints=dg.TableColumnConstraints(nullable=bool(column.nullable)))
+        for column in table.columns
+    ])
+
+
+def table_metadata(table) -> dict:
+    """Definition metadata of an asset stored as a warehouse table: its name and column schema."""
+    return {"dagster/table_name": table.name, "dagster/column_schema": column_schema(table)}
+
+
+def feature_summary(frame: pd.DataFrame, features: list[str]) -> dg.MarkdownMetadataValue:
+    """The distribution of each feature in a partition (missing share, mean and quantiles or top category)."""
+    from stratum_pipeline.ml.monitoring import summarize_features
+
+    summary = summarize_features(frame, features)
+    return dg.MetadataValue.md(summary.round(4).to_markdown(index=False) if len(summary) else "_no rows_")

@@ -6,7 +6,7 @@ from datetime import timedelta
 import dagster as dg
 
 from stratum_pipeline import warehouse_schema as wh
-from stratum_pipeline.assets.common import partition_days, preview, window_metadata
+from stratum_pipeline.assets.common import feature_summary, partition_days, preview, table_metadata, window_metadata
 from stratum_pipeline.ml import features
 from stratum_pipeline.partitions import daily_partitions
 from stratum_pipeline.resources import Warehouse
@@ -20,6 +20,12 @@ def _window_dep(asset: str, days: int) -> dg.AssetDep:
     )
 
 
+def _result(frame, rows: int, first, last, names: list[str]) -> dg.MaterializeResult:
+    """Row count, a preview and the distribution of each feature in the materialised partition(s)."""
+    return dg.MaterializeResult(metadata={**window_metadata(first, last), "dagster/row_count": rows,
+                                          "preview": preview(frame), "feature_distributions": feature_summary(frame, names)})
+
+
 FEATURE_ASSET = dict(
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -30,7 +36,8 @@ FEATURE_ASSET = dict(
 )
 
 
-@dg.asset(deps=[_window_dep("raw_creative_daily", features.CREATIVE_LOOKBACK_DAYS)], **FEATURE_ASSET)
+@dg.asset(deps=[_window_dep("raw_creative_daily", features.CREATIVE_LOOKBACK_DAYS)], metadata=table_metadata(wh.creative_features),
+          **FEATURE_ASSET)
 def creative_features(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """Fatigue features per creative and day: days active, cumulative frequency, current vs. launch CTR and
     engagement rate, and the resulting 0-100 fatigue score. Feeds the creative-fatigue scores the product
@@ -39,13 +46,12 @@ def creative_features(context: dg.AssetExecutionContext, warehouse: Warehouse) -
     lookback = first - timedelta(days=features.CREATIVE_LOOKBACK_DAYS - 1)
     frame = features.creative_features(warehouse.read_range(wh.raw_creative_daily, lookback, last), first, last)
     rows = warehouse.replace_partitions(wh.creative_features, frame, first, last)
-    return dg.MaterializeResult(
-        metadata={**window_metadata(first, last), "dagster/row_count": rows, "preview": preview(frame)}
-    )
+    return _result(frame, rows, first, last, features.FATIGUE_FEATURES)
 
 
 @dg.asset(
     deps=[_window_dep("raw_campaign_daily", features.CAMPAIGN_LOOKBACK_DAYS), dg.AssetDep(creative_features)],
+    metadata=table_metadata(wh.campaign_features),
     **FEATURE_ASSET,
 )
 def campaign_features(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
@@ -61,12 +67,10 @@ def campaign_features(context: dg.AssetExecutionContext, warehouse: Warehouse) -
         last,
     )
     rows = warehouse.replace_partitions(wh.campaign_features, frame, first, last)
-    return dg.MaterializeResult(
-        metadata={**window_metadata(first, last), "dagster/row_count": rows, "preview": preview(frame)}
-    )
+    return _result(frame, rows, first, last, features.ROAS_FEATURES)
 
 
-@dg.asset(deps=["raw_sessions"], **FEATURE_ASSET)
+@dg.asset(deps=["raw_sessions"], metadata=table_metadata(wh.session_features), **FEATURE_ASSET)
 def session_features(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """The 9 conversion features per web session (duration, pages, cart value and items, hours since the
     last visit, previous purchases, device, traffic source, segment) and whether it converted: the training
@@ -74,9 +78,7 @@ def session_features(context: dg.AssetExecutionContext, warehouse: Warehouse) ->
     first, last = partition_days(context)
     frame = features.session_features(warehouse.read_range(wh.raw_sessions, first, last))
     rows = warehouse.replace_partitions(wh.session_features, frame, first, last)
-    return dg.MaterializeResult(
-        metadata={**window_metadata(first, last), "dagster/row_count": rows, "preview": preview(frame)}
-    )
+    return _result(frame, rows, first, last, features.CONVERSION_FEATURES)
 
 
 feature_assets = [creative_features, campaign_features, session_features]

@@ -8,7 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from stratum_pipeline import warehouse_schema as wh
-from stratum_pipeline.assets.common import partition_days, preview, tenant_scope, window_metadata
+from stratum_pipeline.assets.common import partition_days, preview, table_metadata, tenant_scope, window_metadata
 from stratum_pipeline.ml.emq import LEVELS, DataQualityAnalyzer
 from stratum_pipeline.ml.fatigue import FatigueScorer
 from stratum_pipeline.ml.roas import forecast_table
@@ -19,7 +19,10 @@ from stratum_pipeline.resources.registry import NoModelError
 from stratum_pipeline.serving.live import live_predictions
 from stratum_pipeline.sqlio import insert_frame
 
+# A daily product table is stale if not updated within 26 hours (see checks/freshness.py).
+PRODUCT_FRESHNESS = timedelta(hours=26)
 PRODUCT_ASSET = dict(
+    freshness_policy=dg.FreshnessPolicy.time_window(fail_window=PRODUCT_FRESHNESS),
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="products",
@@ -29,6 +32,22 @@ PRODUCT_ASSET = dict(
 SIMULATION_DAYS, SIMULATION_ITERATIONS = 30, 1000
 
 
+def _from_features(*columns: str) -> list[dg.TableColumnDep]:
+    return [dg.TableColumnDep(dg.AssetKey("campaign_features"), c) for c in columns]
+
+
+# Which feature columns each forecast column is computed from (the UI's column lineage).
+_MODEL_INPUTS = ("roas_7d", "roas_30d", "roas_3d", "roas_14d", "roas", "spend_velocity", "ctr", "conversion_rate",
+                 "impressions_growth", "platform", "day_of_week", "season", "day_of_quarter", "audience_size",
+                 "creative_fatigue", "spend")
+FORECAST_LINEAGE = dg.TableColumnLineage({
+    "tenant_id": _from_features("tenant_id"), "campaign_id": _from_features("campaign_id"), "date": _from_features("date"),
+    "forecast_date": _from_features("date"),
+    **{c: _from_features(*_MODEL_INPUTS) for c in ("predicted_roas", "confidence_lower", "confidence_upper")},
+    "trend": _from_features("roas_7d", "roas_30d"),
+})
+
+
 def _written(frame: pd.DataFrame, rows: int, first, last, **extra) -> dg.MaterializeResult:
     return dg.MaterializeResult(
         metadata={**window_metadata(first, last), "dagster/row_count": rows, "preview": preview(frame), **extra}
@@ -36,7 +55,8 @@ def _written(frame: pd.DataFrame, rows: int, first, last, **extra) -> dg.Materia
 
 
 @dg.asset(deps=["campaign_features", dg.AssetDep("roas_model", partition_mapping=dg.AllPartitionMapping()),
-                "roas_default_model"], kinds={"xgboost", "mlflow", "pandas"}, **PRODUCT_ASSET)
+                "roas_default_model"], kinds={"xgboost", "mlflow", "pandas"},
+          metadata=table_metadata(wh.daily_roas_forecasts), **PRODUCT_ASSET)
 def daily_roas_forecasts(context: dg.AssetExecutionContext, warehouse: Warehouse, registry: ModelRegistry):
     """Tomorrow's ROAS for every campaign active on the day, with its 10-90% interval, trend and budget
     recommendation, from the tenant's champion model (or the default model); each row records the model
@@ -60,10 +80,11 @@ def daily_roas_forecasts(context: dg.AssetExecutionContext, warehouse: Warehouse
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[c.name for c in wh.daily_roas_forecasts.columns])
     rows = warehouse.replace_partitions(wh.daily_roas_forecasts, frame, first, last, tenant_id=tenant_only)
     return _written(frame, rows, first, last, served_by=dg.MetadataValue.json(served),
-                    unserved_campaign_days=dg.MetadataValue.json(unserved))
+                    unserved_campaign_days=dg.MetadataValue.json(unserved), **{"dagster/column_lineage": FORECAST_LINEAGE})
 
 
-@dg.asset(deps=[daily_roas_forecasts, "campaign_features", "raw_campaign_daily"], kinds={"numpy", "pandas"}, **PRODUCT_ASSET)
+@dg.asset(deps=[daily_roas_forecasts, "campaign_features", "raw_campaign_daily"], kinds={"numpy", "pandas"},
+          metadata=table_metadata(wh.budget_scenarios), **PRODUCT_ASSET)
 def budget_scenarios(context: dg.AssetExecutionContext, warehouse: Warehouse):
     """For every forecast campaign: 30 days at today's budget and at -20%, +20% and +50%, from the Monte Carlo
     simulator (1,000 iterations, diminishing returns): spend, revenue, ROAS, conversions, marginal ROAS and a
@@ -96,7 +117,7 @@ def budget_scenarios(context: dg.AssetExecutionContext, warehouse: Warehouse):
     return _written(frame, rows, first, last, campaigns=int(frame["campaign_id"].nunique()) if rows else 0)
 
 
-@dg.asset(deps=["creative_features"], kinds={"pandas"}, **PRODUCT_ASSET)
+@dg.asset(deps=["creative_features"], kinds={"pandas"}, metadata=table_metadata(wh.creative_fatigue_scores), **PRODUCT_ASSET)
 def creative_fatigue_scores(context: dg.AssetExecutionContext, warehouse: Warehouse):
     """Fatigue of every creative live on the day: 0-100 score from age, frequency, CTR decay and engagement
     decay; level (low/medium/high/critical); days until critical; recommendation and suggested actions.
@@ -113,7 +134,7 @@ def creative_fatigue_scores(context: dg.AssetExecutionContext, warehouse: Wareho
     return _written(frame, rows, first, last, levels=dg.MetadataValue.json(levels))
 
 
-@dg.asset(deps=["raw_capi_events"], kinds={"pandas"}, **PRODUCT_ASSET)
+@dg.asset(deps=["raw_capi_events"], kinds={"pandas"}, metadata=table_metadata(wh.event_match_quality), **PRODUCT_ASSET)
 def event_match_quality(context: dg.AssetExecutionContext, warehouse: Warehouse):
     """Match quality of the conversion events each tenant sent to each ad platform per day: score distribution
     (0-10), events per quality level, the most-missing customer keys, an attribution-accuracy estimate and
@@ -142,7 +163,7 @@ class LiveWindowConfig(dg.Config):
 
 
 @dg.asset(deps=["conversion_model", "conversion_default_model"], group_name="products", kinds={"xgboost", "pandas"},
-          owners=["team:ml-engineering"], code_version="1")
+          owners=["team:ml-engineering"], code_version="1", metadata=table_metadata(wh.live_conversion_predictions))
 def live_conversion_predictions(context: dg.AssetExecutionContext, config: LiveWindowConfig, source: SourceDatabase,
                                 warehouse: Warehouse, registry: ModelRegistry):
     """Conversion probability and its top factors for every session that started in the last 30 minutes,

@@ -8,7 +8,7 @@ partition it belongs to. Both tables are replaced for the materialised days, so 
 import dagster as dg
 import pandas as pd
 
-from stratum_pipeline.assets.common import naive_utc, partition_days, preview, window_metadata
+from stratum_pipeline.assets.common import naive_utc, partition_days, preview, table_metadata, window_metadata
 from stratum_pipeline.extracts import EXTRACTS, Extract
 from stratum_pipeline.partitions import daily_partitions
 from stratum_pipeline.resources import SourceDatabase, Warehouse
@@ -25,6 +25,7 @@ def build_raw_extract(extract: Extract) -> dg.AssetsDefinition:
         kinds={"sql", "pandas"},
         owners=["team:data-engineering"],
         code_version="1",
+        metadata=table_metadata(extract.table),
     )
     def _raw_extract(context: dg.AssetExecutionContext, source: SourceDatabase, warehouse: Warehouse):
         first, last = partition_days(context)

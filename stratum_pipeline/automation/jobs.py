@@ -102,3 +102,11 @@ live_predictions_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("live_conversion_predictions"),
     description="Score the sessions of the last 30 minutes.",
 )
+
+# Forecast accuracy (actuals landed for the day) and feature drift, after the day's features exist.
+monitoring_job = dg.define_asset_job(
+    name="monitoring_job",
+    selection=dg.AssetSelection.groups("monitoring"),
+    partitions_def=daily_partitions,
+    description="Evaluate the last week's forecasts against actuals and the features' drift from the champions' training data.",
+)

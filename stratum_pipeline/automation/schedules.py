@@ -7,10 +7,12 @@ from stratum_pipeline.automation.jobs import (
     daily_ingest_job,
     fatigue_scores_job,
     live_predictions_job,
+    monitoring_job,
     train_default_models_job,
     train_tenant_models_job,
 )
 from stratum_pipeline.partitions import tenant_partitions
+from stratum_pipeline.resources import Warehouse
 
 # Yesterday's data, extracted at 01:00 so features are ready before the 03:00 and 06:00 product runs.
 # Every schedule starts RUNNING: `dagster-daemon` on the project's instance launches them without a click.
@@ -24,6 +26,10 @@ fatigue_scores_schedule = dg.build_schedule_from_partitioned_job(
     fatigue_scores_job, hour_of_day=3, minute_of_hour=0, default_status=RUNNING)
 daily_forecasts_schedule = dg.build_schedule_from_partitioned_job(
     daily_forecasts_job, hour_of_day=6, minute_of_hour=0, default_status=RUNNING)
+
+# Monitoring at 02:00 for yesterday: yesterday's features hold the actuals of the forecasts made the day before.
+monitoring_schedule = dg.build_schedule_from_partitioned_job(
+    monitoring_job, hour_of_day=2, minute_of_hour=0, default_status=RUNNING)
 
 live_predictions_schedule = dg.ScheduleDefinition(
     name="live_predictions_schedule",
@@ -45,6 +51,18 @@ def monthly_tenant_retraining(context: dg.ScheduleEvaluationContext):
     return [dg.RunRequest(partition_key=t, run_key=f"monthly-{month}-{t}") for t in tenants]
 
 
+@dg.schedule(job=train_tenant_models_job, cron_schedule="0 4 * * 1", execution_timezone="UTC", default_status=RUNNING)
+def weekly_tenant_retraining(context: dg.ScheduleEvaluationContext, warehouse: Warehouse):
+    """04:00 UTC on Mondays: retrain the models of tenants switched to weekly retraining (busy periods) in the
+    warehouse `tenant_settings` table (`stratum cadence <tenant> weekly`); every other tenant stays monthly."""
+    week = context.scheduled_execution_time.strftime("%G-W%V")
+    registered = set(context.instance.get_dynamic_partitions(tenant_partitions.name))
+    tenants = [t for t in warehouse.tenants_with_cadence("weekly") if t in registered]
+    if not tenants:
+        return dg.SkipReason("no tenant is on weekly retraining")
+    return [dg.RunRequest(partition_key=t, run_key=f"weekly-{week}-{t}") for t in tenants]
+
+
 monthly_default_retraining = dg.ScheduleDefinition(
     name="monthly_default_retraining",
     job=train_default_models_job,
@@ -55,6 +73,6 @@ monthly_default_retraining = dg.ScheduleDefinition(
 )
 
 all_schedules = [
-    daily_ingest_schedule, fatigue_scores_schedule, daily_forecasts_schedule, live_predictions_schedule,
-    monthly_tenant_retraining, monthly_default_retraining,
+    daily_ingest_schedule, fatigue_scores_schedule, daily_forecasts_schedule, monitoring_schedule, live_predictions_schedule,
+    monthly_tenant_retraining, monthly_default_retraining, weekly_tenant_retraining,
 ]

@@ -49,6 +49,23 @@ class TenantSpec:
     sessions_per_day: int
 
 
+@dataclass(frozen=True)
+class ResponseShift:
+    """From `start` on, one tenant's response curve changes (a competitor, a tracking change, a new market):
+    its expected conversions are multiplied by `scale` and swing weekly by +-`weekly_amplitude`."""
+
+    tenant_id: str
+    start: date
+    scale: float = 0.5
+    weekly_amplitude: float = 0.0
+
+    def multiplier(self, tenant_ids: np.ndarray, dates: pd.DatetimeIndex) -> np.ndarray:
+        d = pd.DatetimeIndex(dates)
+        shifted = (np.asarray(tenant_ids) == self.tenant_id) & (d >= pd.Timestamp(self.start))
+        weekly = 1.0 + self.weekly_amplitude * np.cos(2 * np.pi * (d.dayofweek.to_numpy() - 5) / 7)
+        return np.where(shifted, self.scale * weekly, 1.0)
+
+
 # The demo default: two tenants big enough for models of their own, one with too few
 # campaigns and one with too little history (both served by the global default model).
 DEMO_TENANTS = (
@@ -66,6 +83,7 @@ class DemoConfig:
     tenants: tuple[TenantSpec, ...] = DEMO_TENANTS
     creative_slots: int = 2
     bad_row_rate: float = 0.002
+    response_shift: ResponseShift | None = None  # test scenarios: one tenant's response curve changes
 
     @property
     def days(self) -> int:
@@ -210,7 +228,7 @@ def generate(config: DemoConfig) -> DemoDataset:
     ds.tables["campaigns"] = campaigns.drop(columns=["_vmax", "_half", "_shape", "_cpm", "_start_t", "_stop_t"])
     creatives, creative_days = _creatives(config, rng, campaigns, days)
     ds.tables["creatives"] = creatives
-    metrics, truth = _campaign_days(rng, campaigns, creative_days, days)
+    metrics, truth = _campaign_days(rng, campaigns, creative_days, days, config.response_shift)
     ds.tables["campaign_daily_metrics"] = metrics
     ds.tables["truth_campaign_daily"] = truth
     ds.tables["creative_daily_metrics"] = creative_days[
@@ -393,7 +411,8 @@ def _spend_grid(rng, campaigns: pd.DataFrame, n_days: int) -> np.ndarray:
     return np.round(spend, 2)
 
 
-def _campaign_days(rng, campaigns: pd.DataFrame, creative_days: pd.DataFrame, days: pd.DatetimeIndex):
+def _campaign_days(rng, campaigns: pd.DataFrame, creative_days: pd.DataFrame, days: pd.DatetimeIndex,
+                   shift: ResponseShift | None = None):
     agg = creative_days.assign(_w=creative_days["_effectiveness"] * creative_days["impressions"]).groupby(["_c", "_t"]).agg(
         impressions=("impressions", "sum"), clicks=("clicks", "sum"), _w=("_w", "sum"), spend=("_spend", "first")
     )
@@ -408,6 +427,8 @@ def _campaign_days(rng, campaigns: pd.DataFrame, creative_days: pd.DataFrame, da
         * season
         * (0.6 + 0.4 * effectiveness)
     )
+    if shift is not None:
+        expected_conv = expected_conv * shift.multiplier(campaigns["tenant_id"].to_numpy()[c], days[t])
     aov = campaigns["avg_order_value"].to_numpy()[c]
     conversions = rng.poisson(expected_conv)  # view-through conversions: not bounded by clicks
     k = 1.0 / ORDER_VALUE_CV**2

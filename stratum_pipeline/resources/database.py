@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -42,6 +42,9 @@ class SourceDatabase(dg.ConfigurableResource):
     def read(self, statement) -> pd.DataFrame:
         with self.engine.connect() as conn:
             return read_frame(conn, statement)
+
+
+RETRAINING_CADENCES = ("monthly", "weekly")
 
 
 class WarehouseSchemaError(RuntimeError):
@@ -138,6 +141,23 @@ class Warehouse(dg.ConfigurableResource):
         with self.engine.connect() as conn:
             frame = read_frame(conn, statement)
         return frame if len(frame.columns) else pd.DataFrame(columns=[c.name for c in table.columns])
+
+    def set_retraining_cadence(self, tenant_id: str, cadence: str) -> None:
+        """Switch a tenant to 'weekly' retraining (busy periods) or back to 'monthly'."""
+        if cadence not in RETRAINING_CADENCES:
+            raise ValueError(f"retraining cadence must be one of {', '.join(RETRAINING_CADENCES)}, not {cadence!r}")
+        table = warehouse_schema.tenant_settings
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(table).where(table.c.tenant_id == tenant_id))
+            conn.execute(table.insert(), [{"tenant_id": tenant_id, "retraining_cadence": cadence,
+                                           "updated_at": datetime.now(timezone.utc).replace(tzinfo=None)}])
+
+    def tenants_with_cadence(self, cadence: str) -> list[str]:
+        table = warehouse_schema.tenant_settings
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(table.c.tenant_id).where(table.c.retraining_cadence == cadence)
+                                .order_by(table.c.tenant_id))
+            return [r[0] for r in rows]
 
     def latest_date(self, table: sa.Table) -> date | None:
         with self.engine.connect() as conn:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -112,8 +113,10 @@ class ModelRegistry(dg.ConfigurableResource):
         params: dict,
         metrics: dict,
         tags: dict,
+        artifacts: dict[str, dict] | None = None,
     ) -> RegisteredVersion:
-        """One MLflow run with params, metrics, tags and the model (signature + input example), registered as `name`."""
+        """One MLflow run with params, metrics, tags, JSON artifacts (e.g. the training feature profile) and the
+        model (signature + input example), registered as `name`."""
         mlflow = _mlflow()
         self.client()
         experiment_id = self.experiment_id()
@@ -125,6 +128,8 @@ class ModelRegistry(dg.ConfigurableResource):
         with mlflow.start_run(experiment_id=experiment_id, tags={k: str(v) for k, v in tags.items()}) as run:
             mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
             mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None and pd.notna(v)})
+            for path, content in (artifacts or {}).items():
+                mlflow.log_dict(content, path)
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=_python_model_class()(predictor),
@@ -142,6 +147,44 @@ class ModelRegistry(dg.ConfigurableResource):
             return str(client.get_model_version_by_alias(name, CHAMPION).version)
         except Exception:
             return None
+
+    def champion_run(self, name: str) -> tuple[str, str] | None:
+        """(version, MLflow run id) of the champion of `name`, or None."""
+        try:
+            mv = self.client().get_model_version_by_alias(name, CHAMPION)
+        except Exception:
+            return None
+        return str(mv.version), mv.run_id
+
+    def run_dict(self, run_id: str, path: str) -> dict | None:
+        """A JSON artifact of a run (cached per process), or None if the run has none."""
+        self.client()
+        return _run_dict(self.tracking_uri, run_id, path)
+
+    def version_metrics(self, name: str, version: str) -> dict[str, float]:
+        """The holdout metrics a registered version was trained with ({} if unknown)."""
+        client = self.client()
+        try:
+            return dict(client.get_run(client.get_model_version(name, str(version)).run_id).data.metrics)
+        except Exception:
+            return {}
+
+    def log_monitoring(self, name: str, version: str, tenant: str, daily: list[tuple[date, dict]]) -> str:
+        """Log live accuracy of a model version to its monitoring run (one per version, tagged with it), one metric
+        point per day (step = the day's ordinal, so MLflow charts them over time); returns the run id."""
+        client = self.client()
+        experiment_id = self.experiment_id()
+        found = client.search_runs([experiment_id], filter_string=(
+            f"tags.monitoring = 'accuracy' and tags.model_name = '{name}' and tags.model_version = '{version}'"), max_results=1)
+        run_id = found[0].info.run_id if found else client.create_run(experiment_id, run_name=f"monitoring {name} v{version}", tags={
+            "monitoring": "accuracy", "model_name": name, "model_version": str(version), "tenant": tenant}).info.run_id
+        mlflow = _mlflow()
+        metrics = [mlflow.entities.Metric(key, float(value), int(datetime(day.year, day.month, day.day).timestamp() * 1000),
+                                          day.toordinal())
+                   for day, values in daily for key, value in values.items() if value is not None and pd.notna(value)]
+        for start in range(0, len(metrics), 1000):
+            client.log_batch(run_id, metrics=metrics[start:start + 1000])
+        return run_id
 
     def load(self, name: str, version: str):
         """The predictor object of a registered version (cached per process)."""
@@ -175,6 +218,15 @@ class ModelRegistry(dg.ConfigurableResource):
         client = self.client()
         for key, value in tags.items():
             client.set_model_version_tag(name, str(version), key, str(value))
+
+
+@functools.lru_cache(maxsize=256)
+def _run_dict(tracking_uri: str, run_id: str, path: str) -> dict | None:
+    mlflow = _mlflow()
+    try:
+        return mlflow.artifacts.load_dict(f"runs:/{run_id}/{path}")
+    except Exception:  # trained before profiles were recorded
+        return None
 
 
 @functools.lru_cache(maxsize=64)

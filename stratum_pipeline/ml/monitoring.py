@@ -1,0 +1,257 @@
+"""Model monitoring: forecast accuracy against actuals, feature drift (PSI) and calibration drift.
+
+Pure pandas/numpy, no Dagster, SQL or MLflow: the monitoring assets read the tables, call these
+functions and write what they return.
+
+- `forecast_accuracy`: joins forecasts (made on day D for D+1) with the ROAS realised on D+1 and
+  gives MAE and 10-90% interval coverage per tenant, model version and forecast day.
+- `feature_profile` / `psi`: a training set is summarised once (quantile bin edges and the share
+  of rows per bin for numbers, the share per category for categories, plus the share missing),
+  so drift against any later window needs only the profile, never the training rows again.
+- `calibration`: predicted vs observed conversion rate and expected calibration error (ECE).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from stratum_pipeline.ml.features import CONVERSION_FEATURES, ROAS_FEATURES
+
+# The features whose drift is watched, per model type. Calendar features (day of week, season) are left out:
+# a day's partition holds one weekday, which is no drift.
+DRIFT_FEATURES = {
+    "roas": [f for f in ROAS_FEATURES if f not in ("day_of_week", "season")],
+    "conversion": list(CONVERSION_FEATURES),
+}
+PROFILE_ARTIFACT = "feature_profile.json"  # where a model's training profile is kept beside the model
+
+# Drift thresholds of the population stability index (the industry's rule of thumb).
+PSI_WARN = 0.1
+PSI_FAIL = 0.25
+# Quintile bins: a tenant's week can hold as few as ~30 campaigns (x 7 strongly correlated days), and with B
+# bins and n independent rows sampling noise alone gives a PSI of about (B - 1) / n.
+PROFILE_BINS = 5
+PROFILE_DAYS = 28  # the reference is the last four weeks of the training rows: the regime the model ended on
+# Retrain on drift when at least this share of a model's watched features fail (PSI > 0.25); a single failing
+# feature is an ERROR check to look at, not a retrain (a narrow feature such as spend velocity ~1.0 crosses
+# 0.25 on small moves).
+RETRAIN_DRIFT_SHARE = 1 / 3
+PSI_EPSILON = 1e-4  # share given to an empty bin so the log stays finite
+MISSING = "__missing__"
+OTHER = "__other__"
+
+# Accuracy degradation: the recent MAE is degraded if above both the absolute target and this multiple
+# of the model's own holdout MAE.
+DEGRADED_MAE_FACTOR = 1.5
+ROAS_MAE_TARGET = 0.3
+
+
+# --- forecast accuracy --------------------------------------------------------------------
+
+
+def actual_next_day_roas(features: pd.DataFrame) -> pd.DataFrame:
+    """(campaign_id, forecast_date, actual_roas): each campaign-day's realised ROAS, keyed as the day a forecast targets."""
+    frame = features[["campaign_id", "date", "roas"]].copy()
+    frame = frame[np.isfinite(pd.to_numeric(frame["roas"], errors="coerce"))]
+    return frame.rename(columns={"date": "forecast_date", "roas": "actual_roas"}).assign(
+        forecast_date=lambda f: pd.to_datetime(f["forecast_date"]))
+
+
+def forecast_accuracy(forecasts: pd.DataFrame, actuals: pd.DataFrame) -> pd.DataFrame:
+    """Per tenant, model version and forecast day: campaigns evaluated, MAE, bias and 10-90% interval coverage.
+
+    `forecasts` has the `daily_roas_forecasts` columns; `actuals` comes from `actual_next_day_roas`.
+    Forecasts whose actual has not landed yet are left out (they are evaluated on a later run).
+    """
+    columns = ["tenant_id", "date", "model_name", "model_version", "campaigns", "mae", "bias", "coverage_80",
+               "mean_actual_roas", "mean_predicted_roas"]
+    if forecasts.empty or actuals.empty:
+        return pd.DataFrame(columns=columns)
+    frame = forecasts.assign(forecast_date=pd.to_datetime(forecasts["forecast_date"])).merge(
+        actuals, on=["campaign_id", "forecast_date"], how="inner")
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    frame["error"] = frame["predicted_roas"] - frame["actual_roas"]
+    frame["abs_error"] = frame["error"].abs()
+    frame["inside"] = (frame["actual_roas"] >= frame["confidence_lower"]) & (frame["actual_roas"] <= frame["confidence_upper"])
+    out = frame.groupby(["tenant_id", "forecast_date", "model_name", "model_version"], as_index=False).agg(
+        campaigns=("campaign_id", "nunique"), mae=("abs_error", "mean"), bias=("error", "mean"),
+        coverage_80=("inside", "mean"), mean_actual_roas=("actual_roas", "mean"),
+        mean_predicted_roas=("predicted_roas", "mean"))
+    return out.rename(columns={"forecast_date": "date"})[columns]
+
+
+def recent_accuracy(accuracy: pd.DataFrame, days: int) -> pd.DataFrame:
+    """Per tenant and model version: campaign-weighted MAE and coverage over its last `days` evaluated days."""
+    if accuracy.empty:
+        return pd.DataFrame(columns=["tenant_id", "model_name", "model_version", "days", "campaigns", "mae", "coverage_80", "last_day"])
+    frame = accuracy.assign(date=pd.to_datetime(accuracy["date"]))
+    last = frame.groupby("tenant_id")["date"].transform("max")
+    frame = frame[frame["date"] > last - pd.Timedelta(days=days)]
+    weighted = frame.assign(_mae=frame["mae"] * frame["campaigns"], _cov=frame["coverage_80"] * frame["campaigns"])
+    out = weighted.groupby(["tenant_id", "model_name", "model_version"], as_index=False).agg(
+        days=("date", "nunique"), campaigns=("campaigns", "sum"), _mae=("_mae", "sum"), _cov=("_cov", "sum"),
+        last_day=("date", "max"))
+    out["mae"] = out["_mae"] / out["campaigns"]
+    out["coverage_80"] = out["_cov"] / out["campaigns"]
+    return out.drop(columns=["_mae", "_cov"])
+
+
+def accuracy_degraded(recent_mae: float, holdout_mae: float | None) -> tuple[bool, str]:
+    """Is a model's recent MAE degraded? Above the absolute target and `DEGRADED_MAE_FACTOR` x its holdout MAE."""
+    limit = ROAS_MAE_TARGET if holdout_mae is None or not np.isfinite(holdout_mae) else max(
+        ROAS_MAE_TARGET, DEGRADED_MAE_FACTOR * holdout_mae)
+    if recent_mae > limit:
+        return True, f"recent MAE {recent_mae:.3f} > limit {limit:.3f}"
+    return False, f"recent MAE {recent_mae:.3f} <= limit {limit:.3f}"
+
+
+# --- feature profiles and PSI ---------------------------------------------------------------
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
+def feature_profile(frame: pd.DataFrame, features: list[str], bins: int = PROFILE_BINS) -> dict:
+    """A JSON-serialisable summary of each feature's training distribution.
+
+    Numbers: inner quantile edges (up to `bins` bins) and the share of rows per bin, plus the share
+    missing. Categories: the share per category and missing. Enough to compute PSI later.
+    """
+    profile = {"rows": int(len(frame)), "features": {}}
+    for name in features:
+        if name not in frame:
+            continue
+        series = frame[name]
+        if _is_numeric(series):
+            values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+            finite = values[np.isfinite(values)]
+            edges = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1])) if len(finite) else np.array([])
+            profile["features"][name] = {"kind": "numeric", "edges": [float(e) for e in edges],
+                                         "shares": _numeric_shares(values, edges)}
+        else:
+            shares = _category_shares(series, None)
+            profile["features"][name] = {"kind": "categorical", "categories": [c for c in shares if c != MISSING],
+                                         "shares": shares}
+    return profile
+
+
+def reference_rows(train: pd.DataFrame, days: int = PROFILE_DAYS, date_column: str = "date") -> pd.DataFrame:
+    """The most recent `days` days of a training set: what its drift profile is computed from."""
+    dates = pd.to_datetime(train[date_column])
+    return train[dates > dates.max() - pd.Timedelta(days=days)]
+
+
+def drift_needs_retraining(statuses: pd.Series) -> bool:
+    """Broad drift: at least RETRAIN_DRIFT_SHARE of a model's watched features fail."""
+    return len(statuses) > 0 and (statuses == "fail").mean() >= RETRAIN_DRIFT_SHARE - 1e-9
+
+
+def _numeric_shares(values: np.ndarray, edges: np.ndarray) -> dict[str, float]:
+    n = len(values)
+    finite = np.isfinite(values)
+    counts = np.bincount(np.searchsorted(edges, values[finite], side="right"), minlength=len(edges) + 1)
+    shares = {str(i): float(c / n) if n else 0.0 for i, c in enumerate(counts)}
+    shares[MISSING] = float((~finite).sum() / n) if n else 0.0
+    return shares
+
+
+def _category_shares(series: pd.Series, known: list[str] | None) -> dict[str, float]:
+    values = series.astype(object).where(series.notna(), MISSING).astype(str)
+    if known is not None:
+        values = values.where(values.isin([*known, MISSING]), OTHER)
+    shares = values.value_counts(normalize=True).to_dict()
+    return {str(k): float(v) for k, v in shares.items()}
+
+
+def distribution(profile_entry: dict, series: pd.Series) -> dict[str, float]:
+    """The shares of `series` in the bins (or categories) of a profile entry."""
+    if profile_entry["kind"] == "numeric":
+        values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+        return _numeric_shares(values, np.asarray(profile_entry["edges"], dtype=float))
+    return _category_shares(series, profile_entry["categories"])
+
+
+def psi(expected: dict[str, float], actual: dict[str, float]) -> float:
+    """Population stability index sum((a - e) * ln(a / e)) over the union of bins; empty bins get a small share."""
+    keys = set(expected) | set(actual)
+    e = np.array([max(expected.get(k, 0.0), PSI_EPSILON) for k in keys])
+    a = np.array([max(actual.get(k, 0.0), PSI_EPSILON) for k in keys])
+    return float(((a - e) * np.log(a / e)).sum())
+
+
+def drift_status(value: float) -> str:
+    """'ok', 'warn' (PSI above 0.1) or 'fail' (PSI above 0.25)."""
+    if value > PSI_FAIL:
+        return "fail"
+    if value > PSI_WARN:
+        return "warn"
+    return "ok"
+
+
+def feature_drift(profile: dict, frame: pd.DataFrame) -> pd.DataFrame:
+    """PSI and status of every profiled feature between the training profile and `frame` (feature, psi, status, rows)."""
+    rows = []
+    for name, entry in profile["features"].items():
+        if name not in frame:
+            continue
+        value = psi(entry["shares"], distribution(entry, frame[name]))
+        rows.append({"feature": name, "psi": value, "status": drift_status(value), "rows": int(len(frame))})
+    return pd.DataFrame(rows, columns=["feature", "psi", "status", "rows"])
+
+
+def summarize_features(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    """One row per feature: missing share, and mean / p10 / p50 / p90 for numbers or the top category's share."""
+    rows = []
+    for name in features:
+        if name not in frame:
+            continue
+        series = frame[name]
+        row = {"feature": name, "rows": int(len(series)), "missing": float(series.isna().mean()) if len(series) else 0.0}
+        if _is_numeric(series):
+            values = pd.to_numeric(series, errors="coerce").dropna()
+            if len(values):
+                q = values.quantile([0.1, 0.5, 0.9]).to_numpy()
+                row.update(mean=float(values.mean()), p10=float(q[0]), p50=float(q[1]), p90=float(q[2]))
+        else:
+            counts = series.dropna().astype(str).value_counts(normalize=True)
+            if len(counts):
+                row.update(top=f"{counts.index[0]} ({counts.iloc[0]:.0%})")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# --- conversion calibration ----------------------------------------------------------------
+
+CALIBRATION_BINS = 10
+CALIBRATION_WARN = 0.02  # |mean predicted - observed| conversion rate, absolute
+CALIBRATION_FAIL = 0.05
+
+
+def calibration(probability, observed, bins: int = CALIBRATION_BINS) -> dict[str, float]:
+    """Predicted vs observed conversion rate and expected calibration error (equal-width probability bins)."""
+    p = np.clip(np.asarray(probability, dtype=float), 0.0, 1.0)
+    y = np.asarray(observed, dtype=float)
+    if len(p) == 0:
+        return {"rows": 0, "predicted_rate": float("nan"), "observed_rate": float("nan"), "rate_gap": float("nan"),
+                "ece": float("nan")}
+    index = np.minimum((p * bins).astype(int), bins - 1)
+    ece = 0.0
+    for b in np.unique(index):
+        inside = index == b
+        ece += inside.mean() * abs(p[inside].mean() - y[inside].mean())
+    return {"rows": int(len(p)), "predicted_rate": float(p.mean()), "observed_rate": float(y.mean()),
+            "rate_gap": float(p.mean() - y.mean()), "ece": float(ece)}
+
+
+def calibration_status(rate_gap: float) -> str:
+    """'ok', 'warn' or 'fail' for the gap between the predicted and observed conversion rate."""
+    if not np.isfinite(rate_gap):
+        return "ok"
+    if abs(rate_gap) > CALIBRATION_FAIL:
+        return "fail"
+    if abs(rate_gap) > CALIBRATION_WARN:
+        return "warn"
+    return "ok"

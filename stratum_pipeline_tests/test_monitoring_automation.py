@@ -1,0 +1,126 @@
+"""The UI's self-description of every asset, failure alerts, weekly retraining cadence and product freshness."""
+
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from dagster._core.test_utils import freeze_time
+
+from stratum_pipeline import warehouse_schema as wh
+from stratum_pipeline.automation.schedules import weekly_tenant_retraining
+from stratum_pipeline.automation.sensors import run_failure_alerts
+from stratum_pipeline.checks.freshness import product_freshness_checks
+from stratum_pipeline.definitions import build_definitions
+from stratum_pipeline.assets.products import product_assets
+from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
+
+GROUPS = {"ingestion", "features", "models", "products", "monitoring"}
+MODEL_ASSETS = {"roas_model", "conversion_model", "roas_default_model", "conversion_default_model"}
+
+
+@pytest.fixture
+def resources(tmp_path):
+    return {"source": SourceDatabase(url=f"sqlite:///{tmp_path / 'source.db'}"),
+            "warehouse": Warehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}"),
+            "registry": ModelRegistry(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")}
+
+
+def test_every_asset_explains_itself(resources):
+    defs = build_definitions(resources)
+    specs = {spec.key.to_user_string(): spec for spec in defs.resolve_all_asset_specs()}
+    assert {"forecast_accuracy", "feature_drift"} <= set(specs)
+    for name, spec in specs.items():
+        assert spec.description and len(spec.description) > 60, name
+        assert spec.group_name in GROUPS, name
+        assert spec.kinds and spec.owners and spec.code_version, name
+        if name in MODEL_ASSETS:
+            continue  # a model is an MLflow registered model, not a table: its page links the MLflow run instead
+        schema = spec.metadata["dagster/column_schema"]
+        assert [c.name for c in schema.columns] == [c.name for c in wh.TABLES[spec.metadata["dagster/table_name"]].columns]
+    assert {specs[n].group_name for n in ("forecast_accuracy", "feature_drift")} == {"monitoring"}
+    check_keys = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
+    assert {"psi_roas_7d", "psi_cart_value", "conversion_calibration"} <= check_keys
+
+
+def test_a_failed_run_becomes_an_alert_row(resources):
+    # No source tables: the raw extract of the day fails.
+    defs = build_definitions(resources)
+    instance = dg.DagsterInstance.ephemeral()
+    result = defs.resolve_job_def("daily_ingest_job").execute_in_process(
+        instance=instance, partition_key="2026-03-01", raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
+    context = dg.build_run_status_sensor_context(
+        sensor_name="run_failure_alerts", dagster_event=failure, dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(result.run_id), resources={"warehouse": resources["warehouse"]},
+    ).for_run_failure()
+    run_failure_alerts(context)
+    with resources["warehouse"].engine.connect() as conn:
+        alerts = pd.read_sql(sa.select(wh.alerts), conn)
+    assert len(alerts) == 1
+    alert = alerts.iloc[0]
+    assert (alert.kind, alert.run_id, alert.job_name, alert.partition_key) == (
+        "run_failure", result.run_id, "daily_ingest_job", "2026-03-01")
+    assert "raw_" in alert.summary and "no such table" in alert.summary.lower()
+
+
+def test_weekly_schedule_runs_only_tenants_switched_to_weekly(resources):
+    warehouse = resources["warehouse"]
+    when = datetime(2026, 11, 23, 4, tzinfo=timezone.utc)
+
+    def tick():
+        with dg.instance_for_test() as instance:
+            instance.add_dynamic_partitions("tenants", ["busy", "calm", "busy_too"])
+            return weekly_tenant_retraining(dg.build_schedule_context(
+                instance=instance, scheduled_execution_time=when, resources={"warehouse": warehouse}))
+
+    assert isinstance(tick(), dg.SkipReason)
+    warehouse.set_retraining_cadence("busy", "weekly")
+    warehouse.set_retraining_cadence("busy_too", "weekly")
+    warehouse.set_retraining_cadence("busy_too", "monthly")  # switched back
+    warehouse.set_retraining_cadence("gone", "weekly")  # no longer a registered tenant
+    assert [(r.partition_key, r.run_key) for r in tick()] == [("busy", "weekly-2026-W48-busy")]
+    with pytest.raises(ValueError, match="cadence must be one of"):
+        warehouse.set_retraining_cadence("busy", "daily")
+
+
+def test_product_tables_are_stale_after_26_hours(resources):
+    job = dg.define_asset_job("freshness", selection=dg.AssetSelection.checks(*product_freshness_checks))
+    defs = dg.Definitions(assets=product_assets, asset_checks=product_freshness_checks, jobs=[job], resources=resources)
+    with dg.instance_for_test() as instance:
+        updated = datetime.now(timezone.utc)
+        for asset in product_assets:
+            instance.report_runless_asset_event(dg.AssetMaterialization(asset.key, partition="2026-03-01"))
+
+        def evaluate(at):
+            with freeze_time(at):
+                result = defs.resolve_job_def("freshness").execute_in_process(instance=instance, raise_on_error=False)
+            return {e.event_specific_data.asset_key.to_user_string(): e.event_specific_data
+                    for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+
+        fresh = evaluate(updated + timedelta(hours=25))
+        stale = evaluate(updated + timedelta(hours=27))
+    assert len(fresh) == len(product_assets) and all(c.passed for c in fresh.values())
+    assert len(stale) == len(product_assets) and not any(c.passed for c in stale.values())
+    assert {c.severity for c in stale.values()} == {dg.AssetCheckSeverity.ERROR}
+
+
+def test_the_retraining_sensor_merges_signals_per_tenant_and_skips_unknown_tenants():
+    from stratum_pipeline.automation.sensors import retraining_sensor
+
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("tenants", ["acme", "beta"])
+        instance.report_runless_asset_event(dg.AssetMaterialization("forecast_accuracy", metadata={
+            "degraded": dg.MetadataValue.json({"acme": "MAE 0.6 > 0.3", "ghost": "MAE 0.9 > 0.3"})}))
+        instance.report_runless_asset_event(dg.AssetMaterialization("feature_drift", metadata={
+            "retrain": dg.MetadataValue.json({"acme": ["conversion"], "beta": ["conversion"]})}))
+        result = retraining_sensor(dg.build_sensor_context(instance=instance))
+        requested = {r.partition_key: (sorted(k.to_user_string() for k in r.asset_selection), r.run_config)
+                     for r in result.run_requests}
+        assert requested["acme"][0] == ["conversion_model", "roas_model"]
+        assert requested["acme"][1]["ops"]["roas_model"]["config"]["training_window_days"] == 35
+        assert requested["beta"] == (["conversion_model"], {})  # conversion keeps its full training window
+        assert "ghost" not in requested
+        assert retraining_sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor)).run_requests == []

@@ -1,0 +1,151 @@
+"""Monitoring end to end: one tenant's response curve shifts; accuracy degrades for it only, drift fires on the
+shifted features only, the sensor asks to retrain exactly that tenant's ROAS model, and the gate promotes the
+retrained model. Real warehouse (SQLite), MLflow store and Dagster instance."""
+
+from datetime import date, timedelta
+
+import dagster as dg
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from stratum_pipeline import warehouse_schema as wh
+from stratum_pipeline.assets.products import daily_roas_forecasts
+from stratum_pipeline.automation.jobs import execute_daily_range
+from stratum_pipeline.automation.sensors import retraining_sensor
+from stratum_pipeline.definitions import build_definitions
+from stratum_pipeline.demo.features import feature_frames
+from stratum_pipeline.demo.generator import DemoConfig, ResponseShift, TenantSpec, generate
+from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
+from stratum_pipeline.resources.registry import model_name
+
+END = date(2026, 6, 30)
+SHIFT_START = END - timedelta(days=24)
+TENANTS = (
+    TenantSpec("shifted", "Shifted Shop", campaigns=32, history_days=72, sessions_per_day=10),
+    TenantSpec("steady", "Steady Store", campaigns=32, history_days=72, sessions_per_day=10),
+)
+# From SHIFT_START, "shifted" converts at half the rate, with a strong new weekly swing.
+CONFIG = DemoConfig(end_date=END, seed=3, tenants=TENANTS, bad_row_rate=0.0,
+                    response_shift=ResponseShift("shifted", SHIFT_START, scale=0.5, weekly_amplitude=0.5))
+# Small tenants: scaled-down minimums; conversion models are not trained here (too few sessions).
+TRAINING = {"min_campaigns": 20, "min_campaign_days": 30, "min_sessions": 10**9, "holdout_days": 7}
+
+
+def _write(warehouse, frames, until):
+    for table, frame in zip((wh.campaign_features, wh.session_features, wh.creative_features), frames):
+        part = frame[pd.to_datetime(frame["date"]).dt.date <= until]
+        dates = pd.to_datetime(part["date"])
+        warehouse.replace_partitions(table, part, dates.min().date(), dates.max().date())
+
+
+def _train(defs, instance, tenant, **config):
+    result = defs.resolve_job_def("train_tenant_models_job").execute_in_process(
+        instance=instance, partition_key=tenant, raise_on_error=False, asset_selection=[dg.AssetKey("roas_model")],
+        run_config={"ops": {"roas_model": {"config": {**TRAINING, **config}}}})
+    (event,) = result.get_asset_materialization_events()
+    return {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
+
+
+def _checks(result):
+    return {e.event_specific_data.check_name: e.event_specific_data
+            for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("monitoring")
+    warehouse = Warehouse(url=f"sqlite:///{tmp / 'warehouse.db'}")
+    registry = ModelRegistry(tracking_uri=f"sqlite:///{tmp / 'mlruns' / 'mlflow.db'}")
+    resources = {"source": SourceDatabase(url=f"sqlite:///{tmp / 'source.db'}"), "warehouse": warehouse, "registry": registry}
+    defs = build_definitions(resources)
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("tenants", ["shifted", "steady"])
+    frames = feature_frames(generate(CONFIG))
+
+    # Champions trained before the shift.
+    _write(warehouse, frames, SHIFT_START - timedelta(days=1))
+    champions = {t: _train(defs, instance, t) for t in ("shifted", "steady")}
+    assert all(m["gate"].startswith("promote") for m in champions.values()), champions
+
+    # The rest of the data lands; a forecast for each of the last days, then monitoring for the last day.
+    _write(warehouse, frames, END)
+    first, last = END - timedelta(days=8), END - timedelta(days=1)
+    forecasts = dg.materialize([daily_roas_forecasts], resources=resources, instance=instance, tags={
+        ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()})
+    assert forecasts.success
+    monitoring = execute_daily_range(defs, END.isoformat(), END.isoformat(), instance=instance, job_name="monitoring_job")
+    assert monitoring.success
+    return defs, instance, warehouse, registry, champions, monitoring
+
+
+def _read(warehouse, table):
+    with warehouse.engine.connect() as conn:
+        return pd.read_sql(sa.select(table), conn)
+
+
+def test_accuracy_shows_the_degradation_for_the_shifted_tenant_only(scenario):
+    defs, instance, warehouse, registry, champions, monitoring = scenario
+    accuracy = _read(warehouse, wh.forecast_accuracy)
+    assert set(accuracy["tenant_id"]) == {"shifted", "steady"}
+    assert pd.to_datetime(accuracy["date"]).dt.date.max() == END and accuracy["campaigns"].min() > 0
+    mae = accuracy.groupby("tenant_id")["mae"].mean()
+    coverage = accuracy.groupby("tenant_id")["coverage_80"].mean()
+    assert mae["shifted"] > 2 * mae["steady"], mae
+    assert coverage["shifted"] < coverage["steady"], coverage
+    metadata = {e.asset_key.to_user_string(): e.event_specific_data.materialization.metadata
+                for e in monitoring.get_asset_materialization_events()}
+    assert set(metadata["forecast_accuracy"]["degraded"].value) == {"shifted"}
+
+    # The same figures are logged to the champion's MLflow monitoring run, one point per day.
+    client = registry.client()
+    name, version = model_name("roas", "shifted"), champions["shifted"]["version"]
+    (run,) = client.search_runs([registry.experiment_id()], filter_string=(
+        f"tags.monitoring = 'accuracy' and tags.model_name = '{name}' and tags.model_version = '{version}'"))
+    history = client.get_metric_history(run.info.run_id, "live_mae")
+    assert len({m.step for m in history}) == len(accuracy[accuracy.tenant_id == "shifted"])
+
+    # Idempotent: re-evaluating the same day leaves the same rows.
+    assert execute_daily_range(defs, END.isoformat(), END.isoformat(), instance=instance, job_name="monitoring_job").success
+    again = _read(warehouse, wh.forecast_accuracy)
+    assert len(again) == len(accuracy)
+    pd.testing.assert_series_equal(again.sort_values(["tenant_id", "date"])["mae"].reset_index(drop=True),
+                                   accuracy.sort_values(["tenant_id", "date"])["mae"].reset_index(drop=True))
+
+
+def test_drift_fires_on_the_shifted_feature_and_stays_quiet_on_an_unshifted_one(scenario):
+    _, _, warehouse, _, _, monitoring = scenario
+    checks = _checks(monitoring)
+    roas = checks["psi_roas_7d"]
+    assert roas.passed is False and roas.severity == dg.AssetCheckSeverity.ERROR
+    assert roas.metadata["worst_tenant"].value == "shifted"
+    # Who a campaign reaches does not depend on the response curve.
+    assert checks["psi_audience_size"].passed is True and checks["psi_platform"].passed is True
+    drift = _read(warehouse, wh.feature_drift).set_index(["tenant_id", "feature"])
+    assert drift.loc[("shifted", "roas_7d"), "psi"] > 0.25 and drift.loc[("shifted", "conversion_rate"), "psi"] > 0.25
+    assert drift.loc[("steady", "roas_7d"), "psi"] < 0.25 and drift.loc[("steady", "conversion_rate"), "psi"] < 0.1
+    assert drift.loc[("shifted", "audience_size"), "psi"] < 0.1
+    metadata = {e.asset_key.to_user_string(): e.event_specific_data.materialization.metadata
+                for e in monitoring.get_asset_materialization_events()}
+    assert metadata["feature_drift"]["retrain"].value == {"shifted": ["roas"]}
+
+
+def test_the_sensor_retrains_that_tenant_only_and_the_gate_promotes_the_better_model(scenario):
+    defs, instance, warehouse, registry, champions, _ = scenario
+    sensor = retraining_sensor
+    context = dg.build_sensor_context(instance=instance, definitions=defs)
+    result = sensor(context)
+    assert [(r.partition_key, r.asset_selection) for r in result.run_requests] == [("shifted", [dg.AssetKey("roas_model")])]
+    # Same signals on the next tick: nothing new is requested.
+    again = sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor, definitions=defs))
+    assert again.run_requests == []
+
+    # The requested run (on the recent weeks) replaces the degraded champion through the gate.
+    (request,) = result.run_requests
+    name = model_name("roas", "shifted")
+    retrained = _train(defs, instance, request.partition_key, **request.run_config["ops"]["roas_model"]["config"])
+    assert retrained["gate"].startswith("promote"), retrained["gate"]
+    assert retrained["holdout_mae"] < retrained["champion_mae"]
+    assert registry.champion_version(name) == retrained["version"] != champions["shifted"]["version"]
+    assert registry.champion_version(model_name("roas", "steady")) == champions["steady"]["version"]
