@@ -55,10 +55,10 @@ class ConversionPredictor:
     def _inputs(self, X) -> tuple[np.ndarray, np.ndarray]:
         """(numeric signals as floats, NaN = missing; categorical signals as trimmed lower-case text, '' = missing)."""
         frame = self._frame(X)
-        numeric = np.column_stack([numeric_column(frame[c], c) for c in CONVERSION_NUMERIC]).reshape(len(frame), -1)
+        numeric = np.column_stack([numeric_column(frame[c], c) for c in CONVERSION_NUMERIC]).reshape(len(frame), len(CONVERSION_NUMERIC))
         categorical = np.column_stack([
             frame[c].astype("string").str.strip().str.lower().fillna("").to_numpy(dtype=object) for c in CONVERSION_CATEGORICAL
-        ]).reshape(len(frame), -1)
+        ]).reshape(len(frame), len(CONVERSION_CATEGORICAL))
         return numeric, categorical
 
     def _learn_categories(self, X: pd.DataFrame) -> None:
