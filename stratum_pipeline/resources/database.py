@@ -30,6 +30,14 @@ def describe_url(url: str) -> str:
     return sa.engine.make_url(url).render_as_string(hide_password=True)
 
 
+class SourceUnavailableError(RuntimeError):
+    """The source database could not be reached or dropped the connection (retryable)."""
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 class SourceDatabase(dg.ConfigurableResource):
     """The product backend's database, read with bound-parameter queries only."""
 
@@ -40,8 +48,14 @@ class SourceDatabase(dg.ConfigurableResource):
         return engine_for(self.url)
 
     def read(self, statement) -> pd.DataFrame:
-        with self.engine.connect() as conn:
-            return read_frame(conn, statement)
+        """Rows of a statement; a lost or refused connection is a SourceUnavailableError naming the database
+        (without its password), so the run fails with one clear line and the retry policy can try again."""
+        try:
+            with self.engine.connect() as conn:
+                return read_frame(conn, statement)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            raise SourceUnavailableError(
+                f"source database {describe_url(self.url)} is unavailable: {_first_line(exc)}") from None
 
 
 class WarehouseSchemaError(RuntimeError):
@@ -95,16 +109,28 @@ class Warehouse(dg.ConfigurableResource):
         date_column: str = "date",
     ) -> int:
         """In one transaction: delete the rows with `date_column` in [start, end], insert `frame`."""
-        outside = frame[date_column].notna() & (
-            (pd.to_datetime(frame[date_column]) < pd.Timestamp(start))
-            | (pd.to_datetime(frame[date_column]) > pd.Timestamp(end))
-        )
-        if outside.any():
-            raise ValueError(f"{outside.sum()} rows for {table.name} fall outside the partitions {start}..{end}")
-        column = table.c[date_column]
+        return self.replace_partitions_together([(table, frame, date_column)], start, end)[0]
+
+    def replace_partitions_together(
+        self, writes: list[tuple[sa.Table, pd.DataFrame, str]], start: date, end: date
+    ) -> list[int]:
+        """`replace_partitions` for several (table, frame, date_column) in ONE transaction: a crash or kill
+        anywhere before the commit leaves every table with its previous rows (e.g. a raw table and its
+        quarantine stay consistent). Returns the rows inserted per table."""
+        for table, frame, date_column in writes:
+            outside = frame[date_column].notna() & (
+                (pd.to_datetime(frame[date_column]) < pd.Timestamp(start))
+                | (pd.to_datetime(frame[date_column]) > pd.Timestamp(end))
+            )
+            if outside.any():
+                raise ValueError(f"{outside.sum()} rows for {table.name} fall outside the partitions {start}..{end}")
         with self.engine.begin() as conn:
-            conn.execute(sa.delete(table).where(column >= start, column <= end))
-            return insert_frame(conn, table, frame)
+            counts = []
+            for table, frame, date_column in writes:
+                column = table.c[date_column]
+                conn.execute(sa.delete(table).where(column >= start, column <= end))
+                counts.append(insert_frame(conn, table, frame))
+            return counts
 
     def read_range(self, table: sa.Table, start: date, end: date, date_column: str = "date") -> pd.DataFrame:
         """Rows with `date_column` in [start, end], with the table's columns even when empty."""
