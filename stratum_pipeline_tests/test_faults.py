@@ -274,3 +274,37 @@ def test_mlflow_unreachable_fails_the_run_and_keeps_the_champion(mlflow_server, 
     materialization = result.get_asset_materialization_events()[0].event_specific_data.materialization
     assert materialization.metadata["version"].value == "2"  # the failed run registered nothing
     assert registry.champion_version(name) in {"1", "2"}
+
+
+def test_one_tenants_entirely_bad_day_does_not_stop_the_other_tenants(pg_databases, dataset):
+    """Every one of beta's sessions that day is rejected: a third of the day's rows, far over the 5% limit that
+    used to block the whole day. Now the raw contract warns (naming beta) and alpha's features are built."""
+    from stratum_pipeline import source_schema as src
+    from stratum_pipeline.automation.jobs import execute_daily_range
+
+    from .test_ingest_assets import checks_of, defs_for, materialized
+
+    urls = pg_databases.create("badsrc"), pg_databases.create("badwh")
+    write_source(engine_for(urls[0]), dataset)
+    day, previous = "2026-03-25", "2026-03-24"
+    s = src.sessions
+    start = pd.Timestamp(day).to_pydatetime()
+    with engine_for(urls[0]).begin() as conn:
+        broken = conn.execute(sa.update(s).where(s.c.tenant_id == "beta", s.c.started_at >= start,
+                                                 s.c.started_at < start + pd.Timedelta(days=1)).values(converted=None)).rowcount
+    assert broken > 5
+    result = execute_daily_range(defs_for(urls), previous, day)
+    assert result.success
+    evaluation = next(e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+                      and e.event_specific_data.asset_key.to_user_string() == "raw_sessions")
+    assert evaluation.passed is False and evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert evaluation.metadata["tenants_over_limits"].value == {day: ["beta"]}
+    assert checks_of(result)["raw_campaign_daily:raw_contract"] is True
+    assert {"campaign_features", "creative_features", "session_features"} <= materialized(result)
+    with engine_for(urls[1]).connect() as conn:
+        features = pd.read_sql(sa.select(wh.session_features).where(wh.session_features.c.date == pd.Timestamp(day).date()), conn)
+        rejected = pd.read_sql(sa.select(wh.raw_sessions_quarantine).where(
+            wh.raw_sessions_quarantine.c.partition_date == pd.Timestamp(day).date()), conn)
+    assert set(features["tenant_id"]) == {"alpha"} and len(features) > 0  # the other tenant's features were built
+    beta_rejected = rejected[rejected["tenant_id"] == "beta"]
+    assert len(beta_rejected) == broken and beta_rejected["reason"].str.contains("missing value").all()

@@ -168,3 +168,19 @@ class Warehouse(dg.ConfigurableResource):
         if frame.empty:
             return pd.Series(dtype="int64")
         return frame.set_index(pd.to_datetime(frame["day"]).dt.date)["rows"].astype("int64")
+
+    def daily_tenant_counts(self, table: sa.Table, start: date, end: date, date_column: str = "date") -> pd.DataFrame:
+        """Rows per day and tenant in [start, end]: columns day, tenant_id ('(none)' for rows without one), rows."""
+        column = table.c[date_column]
+        tenant = sa.func.coalesce(table.c.tenant_id, "(none)")
+        statement = (
+            sa.select(column.label("day"), tenant.label("tenant_id"), sa.func.count().label("rows"))
+            .where(column >= start, column <= end)
+            .group_by(column, tenant)
+        )
+        with self.engine.connect() as conn:
+            frame = read_frame(conn, statement)
+        if frame.empty:
+            return pd.DataFrame({"day": pd.Series(dtype=object), "tenant_id": pd.Series(dtype=object),
+                                 "rows": pd.Series(dtype="int64")})
+        return frame.assign(day=pd.to_datetime(frame["day"]).dt.date, rows=frame["rows"].astype("int64"))
