@@ -284,10 +284,12 @@ def _read_json(text: str | None):
         return json.loads(raw)
     except json.JSONDecodeError as exc:
         raise _Fail(f"input is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        raise _Fail("input JSON is nested too deeply") from None
 
 
 def _print_json(value) -> int:
-    print(json.dumps(value, indent=2, default=str))
+    print(json.dumps(value, indent=2, default=str, allow_nan=False))  # strict JSON: never NaN or Infinity
     return 0
 
 
@@ -348,7 +350,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     campaign = payload.get("campaign", payload)
     try:
         return _print_json(BudgetSimulator().simulate(
-            campaign, payload.get("scenarios"), int(payload.get("days", 30)), int(payload.get("iterations", 1000)),
+            campaign, payload.get("scenarios"), payload.get("days", 30), payload.get("iterations", 1000),
             payload.get("seed")))
     except (SimulationInputError, TypeError, ValueError) as exc:
         raise _Fail(str(exc)) from None

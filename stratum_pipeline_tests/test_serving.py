@@ -2,6 +2,8 @@
 
 import logging
 import os
+import subprocess
+import time
 import uuid
 
 import pytest
@@ -13,6 +15,7 @@ from stratum_pipeline.serving.inference import TTL_SECONDS, InferenceService, Pr
 from stratum_pipeline.training import DataMinimum, train_roas
 
 from .model_data import model_features
+from .test_faults import free_port
 from .test_model_assets import stack, train  # noqa: F401  (fixture)
 
 REDIS_URL = os.environ.get("STRATUM_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -99,13 +102,41 @@ def test_new_champion_and_new_data_invalidate_redis_entries(trained, redis_cache
     assert counter.calls == 1  # new data for the tenant: recomputed
 
 
-def test_redis_down_serves_uncached_with_a_warning(trained, caplog):
-    service = InferenceService(trained, RedisCache("redis://127.0.0.1:1/0", timeout_seconds=0.1))
+@pytest.fixture
+def own_redis(tmp_path):
+    """A redis-server of this test's own on a free port (so the test can kill it)."""
+    port = free_port()
+    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                               "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+    client = redis.Redis(port=port, socket_connect_timeout=0.2)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            assert time.monotonic() < deadline and server.poll() is None, "redis-server did not start"
+            time.sleep(0.05)
+    yield port, server
+    server.kill()
+    server.wait()
+
+
+def test_redis_going_away_mid_service_serves_uncached_with_a_warning(trained, own_redis, caplog):
+    port, server = own_redis
+    service = InferenceService(trained, RedisCache(f"redis://127.0.0.1:{port}/0", timeout_seconds=0.2))
+    counter = counted(service, "roas", "big")
+    first = service.get_prediction("roas", campaign_row(), "big")
+    assert service.get_prediction("roas", campaign_row(), "big") == first and counter.calls == 1  # cached in Redis
+    server.kill()
+    server.wait()
+    started = time.monotonic()
     with caplog.at_level(logging.WARNING):
-        out = service.get_prediction("roas", campaign_row(), "big")
-        again = service.get_prediction("roas", campaign_row(), "big")
-    assert out["predicted_roas"] > 0 and again == out
-    assert "serving uncached" in caplog.text
+        answers = [service.get_prediction("roas", campaign_row(), "big") for _ in range(3)]
+    assert answers == [first] * 3 and counter.calls == 4  # every call computed: uncached, same answer
+    assert time.monotonic() - started < 5 and "serving uncached" in caplog.text
+    never_up = InferenceService(trained, RedisCache("redis://127.0.0.1:1/0", timeout_seconds=0.1))
+    assert never_up.get_prediction("roas", campaign_row(), "big") == first
 
 
 def test_bad_input_and_unknown_tenants_are_clear_errors(trained):

@@ -79,6 +79,7 @@ def roas_model(context: dg.AssetExecutionContext, config: TrainingConfig, wareho
     stratum-roas-<tenant>; its 'champion' version serves the tenant's ROAS forecasts and budget advice.
     Trained only on the tenant's own campaigns; below 100 campaigns with 30+ days the default model serves."""
     tenant = validate_tenant_id(context.partition_key)
+    registry.check_reachable()  # fail in seconds, not after training, when MLflow is down
     features = warehouse.read_tenant(wh.campaign_features, tenant, _since(warehouse, wh.campaign_features, config))
     outcome = train_roas(tenant, features, registry, _tags(context, tenant, "roas"), config.minimum(), config.holdout_days)
     return _result("roas_model", outcome)
@@ -89,6 +90,7 @@ def conversion_model(context: dg.AssetExecutionContext, config: TrainingConfig, 
     """The tenant's session-conversion model (calibrated XGBoost with per-prediction factors) in MLflow as
     stratum-conversion-<tenant>; its 'champion' scores live sessions. Below 10,000 sessions the default serves."""
     tenant = validate_tenant_id(context.partition_key)
+    registry.check_reachable()
     sessions = warehouse.read_tenant(wh.session_features, tenant, _since(warehouse, wh.session_features, config))
     outcome = train_conversion(tenant, sessions, registry, _tags(context, tenant, "conversion"), config.minimum(), config.holdout_days)
     return _result("conversion_model", outcome)
@@ -98,6 +100,7 @@ def conversion_model(context: dg.AssetExecutionContext, config: TrainingConfig, 
 def roas_default_model(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: Warehouse, registry: ModelRegistry):
     """The global ROAS model (stratum-roas-default), trained on every tenant's campaigns: it serves the tenants
     that have too little data for a model of their own."""
+    registry.check_reachable()
     features = warehouse.read_tenant(wh.campaign_features, None, _since(warehouse, wh.campaign_features, config))
     outcome = train_roas(DEFAULT_TENANT, features, registry, _tags(context, DEFAULT_TENANT, "roas"), config.minimum(), config.holdout_days)
     return _result("roas_default_model", outcome)
@@ -107,6 +110,7 @@ def roas_default_model(context: dg.AssetExecutionContext, config: TrainingConfig
 def conversion_default_model(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: Warehouse, registry: ModelRegistry):
     """The global conversion model (stratum-conversion-default), trained on every tenant's sessions: it serves
     the tenants with fewer than 10,000 sessions."""
+    registry.check_reachable()
     sessions = warehouse.read_tenant(wh.session_features, None, _since(warehouse, wh.session_features, config))
     outcome = train_conversion(DEFAULT_TENANT, sessions, registry, _tags(context, DEFAULT_TENANT, "conversion"), config.minimum(), config.holdout_days)
     return _result("conversion_default_model", outcome)

@@ -14,8 +14,13 @@ from stratum_pipeline.partitions import daily_partitions
 from stratum_pipeline.resources import SourceDatabase, Warehouse
 from stratum_pipeline.validation import validate_rows
 
+# A source outage (restart, failover, dropped connections) is usually over in a minute: retry the
+# extract 3 times, 15 s, 30 s, 60 s apart (with jitter) before the run fails. The write is one
+# transaction, so a failed attempt leaves the partition's previous rows in place.
+SOURCE_RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
-def build_raw_extract(extract: Extract) -> dg.AssetsDefinition:
+
+def build_raw_extract(extract: Extract, retry_policy: dg.RetryPolicy = SOURCE_RETRY_POLICY) -> dg.AssetsDefinition:
     @dg.asset(
         name=extract.name,
         description=extract.description,
@@ -26,15 +31,17 @@ def build_raw_extract(extract: Extract) -> dg.AssetsDefinition:
         owners=["team:data-engineering"],
         code_version="1",
         metadata=table_metadata(extract.table),
+        retry_policy=retry_policy,
     )
     def _raw_extract(context: dg.AssetExecutionContext, source: SourceDatabase, warehouse: Warehouse):
         first, last = partition_days(context)
         frame = source.read(extract.query(naive_utc(first), naive_utc(last) + pd.Timedelta(days=1)))
         result = validate_rows(frame, extract.rules)
         clean = result.clean.assign(date=pd.to_datetime(result.clean[extract.rules.partition_column]).dt.normalize())
-        rows = warehouse.replace_partitions(extract.table, clean, first, last)
-        quarantined = warehouse.replace_partitions(
-            extract.quarantine, result.quarantine.assign(run_id=context.run_id), first, last, "partition_date"
+        rows, quarantined = warehouse.replace_partitions_together(
+            [(extract.table, clean, "date"),
+             (extract.quarantine, result.quarantine.assign(run_id=context.run_id), "partition_date")],
+            first, last,
         )
         if quarantined:
             context.log.warning(f"{quarantined} of {len(frame)} rows quarantined: {result.reason_counts}")

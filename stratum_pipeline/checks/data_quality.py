@@ -2,8 +2,11 @@
 
 Raw extract contract (blocking: a failed check stops the assets downstream in the same run):
 schema, required values, non-negative amounts, known platforms, unique business key, pair rules
-(clicks <= impressions), and per day: the share of quarantined rows and the row count against
-the previous day. Feature contract: schema, unique key, value ranges, and no row lost since the
+(clicks <= impressions), and per tenant and day: the share of quarantined rows and the row count
+against the tenant's previous day. When the tenants breaking those limits hold a minority of the
+day's volume (one tenant's data is bad) the check fails with WARN severity, which does not block:
+the other tenants' features are built. When they hold more than half of it (the extract itself
+looks broken) it fails with ERROR and blocks. Feature contract: schema, unique key, value ranges, and no row lost since the
 raw extract.
 """
 
@@ -58,26 +61,61 @@ VOLUME_EXPECTATIONS: list[ExpectationSpec] = [
 ]
 
 
-def daily_volume(warehouse: Warehouse, extract: Extract, first: date, last: date) -> pd.DataFrame:
-    """Per day in [first, last]: clean and quarantined rows with their limits.
+def _with_limits(frame: pd.DataFrame, previous: np.ndarray) -> pd.DataFrame:
+    """Add the quarantine and day-over-day limits to rows of (rows, quarantined) given the previous day's rows.
 
-    quarantine_limit = max(QUARANTINE_ALLOWANCE, 5% of the day's rows); expected rows = the previous
-    day's x 0.5..2, widened by NOISE_SIGMAS x sqrt(previous); a day after a non-empty day must not be empty.
+    quarantine_limit = max(QUARANTINE_ALLOWANCE, 5% of the rows read); expected rows = the previous day's
+    x 0.5..2, widened by NOISE_SIGMAS x sqrt(previous) (so a small tenant may have an empty day).
     """
-    days = pd.date_range(first - timedelta(days=1), last, freq="D").date
-    clean = warehouse.daily_counts(extract.table, days[0], last).reindex(days, fill_value=0)
-    rejected = warehouse.daily_counts(extract.quarantine, first, last, "partition_date").reindex(days, fill_value=0)
-    frame = pd.DataFrame({"day": days, "rows": clean.to_numpy(), "quarantined": rejected.to_numpy()})
     total = frame["rows"] + frame["quarantined"]
     frame["quarantine_rate"] = (frame["quarantined"] / total.where(total > 0)).fillna(0.0)
     frame["quarantine_limit"] = np.maximum(QUARANTINE_ALLOWANCE, np.floor(MAX_QUARANTINE_RATE * total))
-    previous = frame["rows"].shift(1).fillna(0).to_numpy()
     noise = NOISE_SIGMAS * np.sqrt(previous)
-    frame["min_expected_rows"] = np.where(previous > 0, np.maximum(1, np.floor(DAY_OVER_DAY_RATIO[0] * previous - noise)), 0)
+    frame["min_expected_rows"] = np.maximum(0, np.floor(DAY_OVER_DAY_RATIO[0] * previous - noise))
     frame["max_expected_rows"] = np.where(
         previous > 0, np.ceil(DAY_OVER_DAY_RATIO[1] * previous + noise + QUARANTINE_ALLOWANCE), np.iinfo(np.int64).max
     )
-    return frame.iloc[1:].reset_index(drop=True)
+    return frame
+
+
+def tenant_daily_volume(warehouse: Warehouse, extract: Extract, first: date, last: date) -> pd.DataFrame:
+    """Per tenant and day in [first, last]: clean and quarantined rows with their limits (each tenant against
+    its own previous day), and `failing` marking the tenant-days over a limit."""
+    days = pd.date_range(first - timedelta(days=1), last, freq="D").date
+    clean = warehouse.daily_tenant_counts(extract.table, days[0], last)
+    rejected = warehouse.daily_tenant_counts(extract.quarantine, first, last, "partition_date")
+    tenants = sorted(set(clean["tenant_id"]) | set(rejected["tenant_id"]))
+    grid = pd.MultiIndex.from_product([tenants, days], names=["tenant_id", "day"])
+    frame = pd.DataFrame({
+        "rows": clean.set_index(["tenant_id", "day"])["rows"].reindex(grid, fill_value=0),
+        "quarantined": rejected.set_index(["tenant_id", "day"])["rows"].reindex(grid, fill_value=0),
+    }).reset_index()
+    previous = frame.groupby("tenant_id")["rows"].shift(1).fillna(0).to_numpy()
+    frame = _with_limits(frame.assign(previous_rows=previous.astype("int64")), previous)
+    frame = frame[frame["day"] > days[0]].reset_index(drop=True)
+    frame["failing"] = (frame["quarantined"] > frame["quarantine_limit"]) | (frame["rows"] < frame["min_expected_rows"]) \
+        | (frame["rows"] > frame["max_expected_rows"])
+    return frame[["day", "tenant_id", *[c for c in frame.columns if c not in ("day", "tenant_id")]]]
+
+
+BROKEN_EXTRACT_SHARE = 0.5  # failing tenants holding more than half of a day's volume: the extract is broken
+
+
+def volume_severity(volume: pd.DataFrame) -> tuple[dg.AssetCheckSeverity | None, dict[str, list[str]]]:
+    """How bad the failing tenant-days are, and the failing tenants per day.
+
+    None: no tenant-day fails. ERROR (blocks everything downstream): on some day the failing tenants hold
+    more than half of the day's volume (a tenant's volume = its previous day's rows or today's rows read,
+    whichever is larger): the extract itself looks broken. WARN (does not block): a minority of the volume
+    fails - one tenant's bad data does not stop the others.
+    """
+    failing = {str(day): sorted(rows.loc[rows["failing"], "tenant_id"]) for day, rows in volume.groupby("day")
+               if rows["failing"].any()}
+    if not failing:
+        return None, {}
+    weight = np.maximum(volume["previous_rows"], volume["rows"] + volume["quarantined"]).clip(lower=1)
+    share = (weight * volume["failing"]).groupby(volume["day"]).sum() / weight.groupby(volume["day"]).sum()
+    return (dg.AssetCheckSeverity.ERROR if (share > BROKEN_EXTRACT_SHARE).any() else dg.AssetCheckSeverity.WARN), failing
 
 
 def _result(outcomes: dict[str, object], extra: dict) -> dg.AssetCheckResult:
@@ -96,19 +134,27 @@ def build_raw_contract_check(extract: Extract) -> dg.AssetChecksDefinition:
         blocking=True,
         partitions_def=daily_partitions,
         description=f"Blocking GX suite on {extract.name}: schema, required values, ranges, known platforms, unique "
-        f"{'/'.join(extract.rules.key)}; per day at most {MAX_QUARANTINE_RATE:.0%} of rows quarantined (or "
-        f"{QUARANTINE_ALLOWANCE}) and rows within {DAY_OVER_DAY_RATIO[0]}x-{DAY_OVER_DAY_RATIO[1]}x of the previous "
-        f"day (widened by Poisson noise).",
+        f"{'/'.join(extract.rules.key)}; per tenant and day at most {MAX_QUARANTINE_RATE:.0%} of rows quarantined (or "
+        f"{QUARANTINE_ALLOWANCE}) and rows within {DAY_OVER_DAY_RATIO[0]}x-{DAY_OVER_DAY_RATIO[1]}x of the tenant's "
+        f"previous day (widened by Poisson noise). Tenants over those limits holding a minority of the day's volume "
+        f"fail it with WARN (not blocking: the other tenants go ahead); a majority fails it with ERROR (blocking).",
     )
     def _raw_contract(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
         first, last = partition_days(context)
         rows = warehouse.read_range(extract.table, first, last)
-        volume = daily_volume(warehouse, extract, first, last)
+        volume = tenant_daily_volume(warehouse, extract, first, last)
         outcomes = {
             "rows": validate_frame(rows, f"{extract.name}_rows", raw_row_expectations(extract)),
             "volume": validate_frame(volume, f"{extract.name}_volume", VOLUME_EXPECTATIONS),
         }
-        return _result(outcomes, {"rows_checked": len(rows), "daily_volume": dg.MetadataValue.md(volume.to_markdown(index=False))})
+        severity, failing = volume_severity(volume)
+        shown = volume[volume["failing"]] if failing else volume.head(0)
+        result = _result(outcomes, {"rows_checked": len(rows), "tenants_over_limits": dg.MetadataValue.json(failing),
+                                    "failing_tenant_days": dg.MetadataValue.md(shown.head(50).to_markdown(index=False))})
+        if outcomes["rows"].success and severity == dg.AssetCheckSeverity.WARN:
+            # Only some tenants' volumes are off: warn (non-blocking), the other tenants' features go ahead.
+            return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN, metadata=result.metadata)
+        return result
 
     return _raw_contract
 

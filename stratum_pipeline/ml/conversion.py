@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from stratum_pipeline.ml.features import CONVERSION_CATEGORICAL, CONVERSION_FEATURES, CONVERSION_NUMERIC
+from stratum_pipeline.ml.inputs import number, numeric_column, require_mapping
 
 TARGET_PRECISION = 0.9  # the operating threshold is the lowest one reaching this precision on calibration data
 
@@ -48,8 +49,17 @@ class ConversionPredictor:
         if isinstance(X, dict):
             X = pd.DataFrame([X])
         if not isinstance(X, pd.DataFrame):
-            raise TypeError("X must be a DataFrame (or a dict for one session)")
+            raise TypeError(f"X must be a DataFrame (or a dict for one session), got {type(X).__name__}")
         return X.reindex(columns=self.feature_names)
+
+    def _inputs(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """(numeric signals as floats, NaN = missing; categorical signals as trimmed lower-case text, '' = missing)."""
+        frame = self._frame(X)
+        numeric = np.column_stack([numeric_column(frame[c], c) for c in CONVERSION_NUMERIC]).reshape(len(frame), len(CONVERSION_NUMERIC))
+        categorical = np.column_stack([
+            frame[c].astype("string").str.strip().str.lower().fillna("").to_numpy(dtype=object) for c in CONVERSION_CATEGORICAL
+        ]).reshape(len(frame), len(CONVERSION_CATEGORICAL))
+        return numeric, categorical
 
     def _learn_categories(self, X: pd.DataFrame) -> None:
         self.categories_ = {}
@@ -71,18 +81,22 @@ class ConversionPredictor:
     def _design(self, X) -> np.ndarray:
         """Float matrix: the numeric signals as they are (NaN = missing), then one-hot categories."""
         if isinstance(X, dict):
-            return self._design_one(X)
-        frame = self._frame(X)
-        numeric = np.column_stack([pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=float) for c in CONVERSION_NUMERIC])
-        categorical = np.column_stack([
-            frame[c].astype("string").str.strip().str.lower().fillna("").to_numpy(dtype=object) for c in CONVERSION_CATEGORICAL
-        ])
+            return self._design_one(self._clean_one(X))
+        numeric, categorical = self._inputs(X)
         return np.hstack([numeric, self._onehot(categorical)])
 
-    def _design_one(self, user: dict) -> np.ndarray:
-        numeric = [_number(user.get(c)) for c in CONVERSION_NUMERIC]
-        categorical = np.array([[str(user.get(c) or "").strip().lower() for c in CONVERSION_CATEGORICAL]], dtype=object)
-        return np.hstack([np.array([numeric], dtype=float), self._onehot(categorical)])
+    @staticmethod
+    def _clean_one(user: dict) -> list:
+        """One session's signals: numbers under the rules of ml.inputs, categories as text (None when missing)."""
+        numbers = [number(user.get(c), c) for c in CONVERSION_NUMERIC]
+        categories = [None if user.get(c) is None else str(user.get(c)) for c in CONVERSION_CATEGORICAL]
+        return [None if np.isnan(v) else v for v in numbers] + categories
+
+    def _design_one(self, clean: list) -> np.ndarray:
+        n = len(CONVERSION_NUMERIC)
+        numeric = np.array([[np.nan if v is None else v for v in clean[:n]]], dtype=float)
+        categorical = np.array([[(v or "").strip().lower() for v in clean[n:]]], dtype=object)
+        return np.hstack([numeric, self._onehot(categorical)])
 
     # --- fit ----------------------------------------------------------------------------
 
@@ -136,7 +150,8 @@ class ConversionPredictor:
     def predict_proba(self, X) -> np.ndarray:
         """Calibrated probability of conversion per row (1-D)."""
         self._check_fitted()
-        return self._calibrate(self._raw(self._design(X)))
+        design = self._design(X)
+        return self._calibrate(self._raw(design)) if len(design) else np.empty(0)
 
     def _signal_contributions(self, design: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per row: contributions to the log-odds per signal (TreeSHAP), and the bias."""
@@ -170,33 +185,28 @@ class ConversionPredictor:
     def top_factors(self, X, top: int = 3) -> list[list[dict]]:
         """Per row: the `top` signals with the largest contribution to this prediction (feature, value, impact, direction)."""
         self._check_fitted()
-        frame = self._frame(X)
-        per_signal, _ = self._signal_contributions(self._design(frame))
-        return self._factors(per_signal, frame.to_numpy(dtype=object), top)
+        numeric, categorical = self._inputs(X)
+        if not len(numeric):
+            return []
+        per_signal, _ = self._signal_contributions(np.hstack([numeric, self._onehot(categorical)]))
+        values = np.hstack([np.where(np.isnan(numeric), None, numeric).astype(object), self._frame(X)[CONVERSION_CATEGORICAL].to_numpy(dtype=object)])
+        return self._factors(per_signal, values, top)
 
     def predict(self, user: dict, top: int = 3) -> dict:
         """conversion_probability, confidence, top_factors (and will_convert at the operating threshold)."""
-        if not isinstance(user, dict):
-            raise TypeError("user must be a dict of session signals")
+        require_mapping(user, "user")
         self._check_fitted()
-        per_signal, bias = self._signal_contributions(self._design_one(user))
+        values = self._clean_one(user)
+        per_signal, bias = self._signal_contributions(self._design_one(values))
         margin = per_signal.sum(axis=1) + bias  # TreeSHAP adds up to the booster's log-odds
         probability = float(self._calibrate(1.0 / (1.0 + np.exp(-margin)))[0])
-        values = [user.get(c) for c in self.feature_names]
-        known = sum(v is not None and not (isinstance(v, float) and np.isnan(v)) for v in values) / len(values)
+        known = sum(v is not None for v in values) / len(values)
         return {
             "conversion_probability": round(probability, 4),
             "confidence": round(float(abs(probability - 0.5) * 2 * (0.5 + 0.5 * known)), 4),
             "top_factors": self._factors(per_signal, [values], top)[0],
             "will_convert": bool(probability >= self.threshold_),
         }
-
-
-def _number(value) -> float:
-    try:
-        return float(value) if value is not None else float("nan")
-    except (TypeError, ValueError):
-        return float("nan")
 
 
 def _plain(value):

@@ -15,6 +15,8 @@ import re
 import numpy as np
 import pandas as pd
 
+from stratum_pipeline.ml.inputs import require_mapping
+
 FIELD_WEIGHTS = {
     "meta": {"email": 3.0, "phone": 2.0, "fbc": 1.5, "fbp": 1.0, "external_id": 1.0,
              "client_ip_address": 0.75, "client_user_agent": 0.75},
@@ -85,8 +87,7 @@ class DataQualityAnalyzer:
 
     def analyze(self, event: dict, platform: str) -> dict:
         """One event: score, quality level, present / missing / unhashed fields, recommendations."""
-        if not isinstance(event, dict):
-            raise TypeError("event must be a dict of customer keys")
+        require_mapping(event, "event")
         weights = weights_for(platform)
         credit = self.field_credit(pd.DataFrame([event]), platform).iloc[0]
         score = float(credit.sum())

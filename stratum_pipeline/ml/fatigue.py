@@ -15,6 +15,8 @@ under 50 is "low" (30 is where a creative starts to be worth watching), 50+ is
 import numpy as np
 import pandas as pd
 
+from stratum_pipeline.ml.inputs import number, numeric_column, require_frame, require_mapping
+
 WEIGHTS = {"age": 0.15, "frequency": 0.25, "ctr_decay": 0.35, "engagement_decay": 0.25}
 THRESHOLDS = {"low": 30.0, "medium": 50.0, "high": 70.0, "critical": 85.0}
 LEVELS = ("low", "medium", "high", "critical")
@@ -66,18 +68,26 @@ def fatigue_level(score) -> np.ndarray:
     )
 
 
+FEATURES = ("days_active", "frequency", "ctr_current", "ctr_baseline", "engagement_rate_current",
+            "engagement_rate_baseline")
+
+
+def _columns(features: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The six fatigue features of a frame as floats (ml.inputs rules); a missing column is an InputError."""
+    require_frame(features, "creative features", FEATURES)
+    return {c: numeric_column(features[c], c) for c in FEATURES}
+
+
+def _decays(x: dict) -> tuple[np.ndarray, np.ndarray]:
+    return (relative_decay(x["ctr_current"], x["ctr_baseline"]),
+            relative_decay(x["engagement_rate_current"], x["engagement_rate_baseline"]))
+
+
 def score_frame(features: pd.DataFrame) -> pd.Series:
     """Fatigue score for every row of a creative-features frame (see ml.features.creative_features)."""
-    return pd.Series(
-        fatigue_score(
-            features["days_active"],
-            features["frequency"],
-            relative_decay(features["ctr_current"], features["ctr_baseline"]),
-            relative_decay(features["engagement_rate_current"], features["engagement_rate_baseline"]),
-        ),
-        index=features.index,
-        name="fatigue_score",
-    )
+    x = _columns(features)
+    return pd.Series(fatigue_score(x["days_active"], x["frequency"], *_decays(x)), index=features.index,
+                     name="fatigue_score")
 
 
 RECOMMENDATIONS = {
@@ -102,6 +112,7 @@ def days_until_critical(score, days_active) -> np.ndarray:
     rate = score / days
     with np.errstate(divide="ignore", invalid="ignore"):
         remaining = np.where(rate > 0, np.ceil((THRESHOLDS["critical"] - score) / rate), np.nan)
+    remaining = np.where(np.isfinite(remaining), remaining, np.nan)  # a vanishing growth rate: not growing
     return np.where(score >= THRESHOLDS["critical"], 0.0, remaining)
 
 
@@ -110,9 +121,8 @@ class FatigueScorer:
 
     def score_frame(self, features: pd.DataFrame) -> pd.DataFrame:
         """Score, level, component scores, days until critical, recommendation and actions for every row."""
-        ctr_decay = relative_decay(features["ctr_current"], features["ctr_baseline"])
-        engagement_decay = relative_decay(features["engagement_rate_current"], features["engagement_rate_baseline"])
-        parts = component_scores(features["days_active"], features["frequency"], ctr_decay, engagement_decay)
+        x = _columns(features)
+        parts = component_scores(x["days_active"], x["frequency"], *_decays(x))
         score = sum(WEIGHTS[name] * parts[name] for name in WEIGHTS)
         level = fatigue_level(score)
         weighted = np.column_stack([WEIGHTS[name] * parts[name] for name in WEIGHTS])
@@ -123,7 +133,7 @@ class FatigueScorer:
                 "fatigue_score": np.round(score, 2),
                 "fatigue_level": level,
                 **{f"{name}_score": np.round(parts[name], 2) for name in WEIGHTS},
-                "days_until_critical": days_until_critical(score, features["days_active"]),
+                "days_until_critical": days_until_critical(score, x["days_active"]),
                 "recommendation": pd.Series(level).map(RECOMMENDATIONS).to_numpy(),
             },
             index=features.index,
@@ -138,23 +148,12 @@ class FatigueScorer:
     def calculate_score(self, asset: dict) -> dict:
         """One creative: fatigue_score, fatigue_level, component_scores, days_until_critical,
         recommendation, suggested_actions. Missing metrics count as no evidence of fatigue."""
-        if not isinstance(asset, dict):
-            raise TypeError("asset must be a dict of fatigue features")
-
-        def number(key):
-            value = asset.get(key)
-            try:
-                return float(value) if value is not None else float("nan")
-            except (TypeError, ValueError):
-                raise ValueError(f"{key} must be a number, got {value!r}") from None
-
-        ctr_decay = relative_decay(number("ctr_current"), number("ctr_baseline"))
-        engagement_decay = relative_decay(number("engagement_rate_current"), number("engagement_rate_baseline"))
-        parts = {k: float(v) for k, v in component_scores(
-            number("days_active"), number("frequency"), ctr_decay, engagement_decay).items()}
+        require_mapping(asset, "asset")
+        x = {c: number(asset.get(c), c) for c in FEATURES}
+        parts = {k: float(v) for k, v in component_scores(x["days_active"], x["frequency"], *_decays(x)).items()}
         score = sum(WEIGHTS[name] * parts[name] for name in WEIGHTS)
         level = str(fatigue_level(score))
-        days = float(days_until_critical(score, number("days_active")))
+        days = float(days_until_critical(score, x["days_active"]))
         dominant = sorted(WEIGHTS, key=lambda name: -WEIGHTS[name] * parts[name])[:2]
         return {
             "fatigue_score": round(score, 2),

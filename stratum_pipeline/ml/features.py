@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from stratum_pipeline.ml import fatigue
+from stratum_pipeline.ml.inputs import InputError, date_column, numeric_column, require_frame
 
 ROAS_FEATURES = [
     "roas_7d", "roas_30d", "spend_velocity", "ctr", "conversion_rate", "impressions_growth",
@@ -47,6 +48,27 @@ def _ratio(numerator, denominator) -> np.ndarray:
     denominator = np.asarray(denominator, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(denominator > 0, numerator / denominator, np.nan)
+
+
+def _typed(frame: pd.DataFrame, what: str, keys: list[str], numbers: list[str], dates: list[str],
+           required_numbers: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A copy of `frame` with its key, number and date columns checked (ml.inputs rules); InputError names the field.
+
+    Keys must be present in every row; `required_numbers` must be known in every row (the raw
+    extracts guarantee both); other numbers may be missing.
+    """
+    require_frame(frame, what, [*keys, *numbers, *dates])
+    df = frame.copy()
+    for column in keys:
+        if df[column].isna().any():
+            raise InputError(f"{what}: {column} has {int(df[column].isna().sum())} missing values")
+    for column in numbers:
+        df[column] = numeric_column(df[column], column)
+        if column in required_numbers and np.isnan(df[column].to_numpy()).any():
+            raise InputError(f"{what}: {column} must be a finite number in every row")
+    for column in dates:
+        df[column] = date_column(df[column], column)
+    return df
 
 
 def _rolling_sums(frame: pd.DataFrame, key: str, columns: list[str], days: int) -> pd.DataFrame:
@@ -80,8 +102,8 @@ def campaign_features(
     holds creative_features rows (campaign_id, date, fatigue_score, impressions_7d) for the same days.
     """
     metrics = ["spend", "revenue", "impressions", "clicks", "conversions"]
-    df = daily.copy()
-    df["date"] = pd.to_datetime(df["date"])
+    df = _typed(daily, "campaign daily rows", ["tenant_id", "campaign_id", "platform"],
+                [*metrics, "audience_size", "daily_budget"], ["date"], tuple(metrics))
     df = df.sort_values(["campaign_id", "date"], kind="stable").reset_index(drop=True)
     for window in (3, 7, 14, CAMPAIGN_LOOKBACK_DAYS):
         df = df.merge(_rolling_sums(df, "campaign_id", metrics, window), on=["campaign_id", "date"], how="left")
@@ -129,9 +151,9 @@ def creative_features(daily: pd.DataFrame, start: date | None = None, end: date 
     the baseline CTR and engagement rate are those of the creative's first BASELINE_DAYS days,
     known only once those days have happened.
     """
-    df = daily.copy()
-    df["date"] = pd.to_datetime(df["date"])
-    df["launch_date"] = pd.to_datetime(df["launch_date"])
+    df = _typed(daily, "creative daily rows", ["tenant_id", "campaign_id", "creative_id"],
+                ["impressions", "clicks", "engagements", "audience_size"], ["date"], ("impressions", "clicks", "engagements"))
+    df["launch_date"] = pd.to_datetime(df["launch_date"], errors="coerce") if "launch_date" in df else pd.NaT
     df = df.sort_values(["creative_id", "date"], kind="stable").reset_index(drop=True)
     df = df.merge(
         _rolling_sums(df, "creative_id", ["impressions", "clicks", "engagements"], 7), on=["creative_id", "date"], how="left"
@@ -168,16 +190,29 @@ def session_features(sessions: pd.DataFrame) -> pd.DataFrame:
     Categories are trimmed and lower-cased (unknown ones are kept: the model treats them as unseen);
     durations are capped at 4 hours (idle tabs); counts and amounts are floats so NaN survives.
     """
-    out = sessions[["tenant_id", "session_id", "started_at"]].copy()
-    out["started_at"] = pd.to_datetime(out["started_at"])
+    require_frame(sessions, "sessions", ["tenant_id", "session_id", "started_at"])
+    sessions = sessions.reset_index(drop=True)
+    out = sessions[["tenant_id", "session_id"]].copy()
+    out["started_at"] = date_column(sessions["started_at"], "started_at")
     out["date"] = out["started_at"].dt.normalize()
-    for column in CONVERSION_NUMERIC:
-        out[column] = pd.to_numeric(sessions[column], errors="coerce").astype(float)
+    for column in CONVERSION_NUMERIC:  # an absent signal is all missing: normal input
+        out[column] = numeric_column(sessions[column], column) if column in sessions else np.nan
     out["session_duration"] = out["session_duration"].clip(upper=MAX_SESSION_SECONDS)
     for column in CONVERSION_CATEGORICAL:
-        values = sessions[column].astype("string").str.strip().str.lower()
+        values = sessions[column].astype("string").str.strip().str.lower() if column in sessions \
+            else pd.Series(pd.NA, index=sessions.index, dtype="string")
         values = values.mask(values == "")
         out[column] = values.astype(object).where(values.notna(), None)
     if "converted" in sessions:  # live sessions have no outcome yet
-        out["converted"] = sessions["converted"].astype(bool)
-    return out.reset_index(drop=True)
+        out["converted"] = _outcome(sessions["converted"])
+    return out
+
+
+def _outcome(values: pd.Series) -> np.ndarray:
+    """converted as booleans: True/False, 1/0 or their text; anything else (or missing) is an InputError."""
+    text = values.astype("string").str.strip().str.lower()
+    known = {"true": True, "1": True, "1.0": True, "false": False, "0": False, "0.0": False}
+    mapped = text.map(known)
+    if mapped.isna().any():
+        raise InputError(f"converted must be true/false (or 1/0) in every row, got {values[mapped.isna()].iloc[0]!r:.40}")
+    return mapped.astype(bool).to_numpy()

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from stratum_pipeline.ml.features import ROAS_CONTEXT, ROAS_FEATURES
+from stratum_pipeline.ml.inputs import InputError, number, numeric_column, require_frame, require_mapping
 
 PLATFORMS = ("meta", "google", "tiktok", "linkedin")
 TARGET = "next_day_roas"
@@ -93,23 +94,24 @@ class ROASPredictor:
         return np.hstack([numeric, relative, onehot]), base
 
     def _design(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        missing = [c for c in ("roas_7d", "roas_30d", "platform") if c not in features]
-        if missing:
-            raise ValueError(f"ROAS features are missing columns: {', '.join(missing)}")
+        require_frame(features, "ROAS features", ("roas_7d", "roas_30d", "platform"))
         numeric = np.column_stack([
-            pd.to_numeric(features[c], errors="coerce").to_numpy(dtype=float) if c in features
-            else np.full(len(features), np.nan)
+            numeric_column(features[c], c) if c in features else np.full(len(features), np.nan)
             for c in self.numeric_names
         ]) if len(features) else np.empty((0, len(self.numeric_names)))
         platform = features["platform"].astype(str).str.strip().str.lower().to_numpy()
         return self._assemble(numeric, platform)
 
-    def _design_one(self, campaign: dict) -> tuple[np.ndarray, np.ndarray]:
-        if campaign.get("roas_7d") is None and campaign.get("roas_30d") is None and campaign.get("roas") is None:
-            raise ValueError("a campaign needs at least one of roas_7d, roas_30d or roas")
-        numeric = np.array([[_num(campaign.get(c)) for c in self.numeric_names]], dtype=float)
-        platform = np.array([str(campaign.get("platform") or "").strip().lower()])
-        return self._assemble(numeric, platform)
+    def _clean_one(self, campaign: dict) -> dict:
+        """The campaign's numeric features under the rules of ml.inputs (NaN when missing)."""
+        clean = {c: number(campaign.get(c), c) for c in self.numeric_names}
+        if all(np.isnan(clean[c]) for c in ("roas_7d", "roas_30d", "roas")):
+            raise InputError("a campaign needs a finite number in at least one of roas_7d, roas_30d or roas")
+        return clean
+
+    def _design_one(self, clean: dict, platform) -> tuple[np.ndarray, np.ndarray]:
+        numeric = np.array([[clean[c] for c in self.numeric_names]], dtype=float)
+        return self._assemble(numeric, np.array([str(platform or "").strip().lower()]))
 
     # --- fit ----------------------------------------------------------------------------
 
@@ -170,6 +172,7 @@ class ROASPredictor:
     def predict_frame(self, features: pd.DataFrame) -> pd.DataFrame:
         """predicted_roas, confidence_lower (10%), confidence_upper (90%) for every row."""
         self._check_fitted()
+        require_frame(features, "ROAS features")
         predicted, lower, upper = self._forecast(*self._design(features)) if len(features) else ([], [], [])
         return pd.DataFrame(
             {"predicted_roas": predicted, "confidence_lower": lower, "confidence_upper": upper}, index=features.index
@@ -177,19 +180,19 @@ class ROASPredictor:
 
     def predict(self, campaign: dict) -> dict:
         """One campaign's forecast: predicted_roas, confidence_lower, confidence_upper, trend, recommendation."""
-        if not isinstance(campaign, dict):
-            raise TypeError("campaign must be a dict of ROAS features")
+        require_mapping(campaign, "campaign")
         self._check_fitted()
-        predicted, lower, upper = (round(float(v[0]), 4) for v in self._forecast(*self._design_one(campaign)))
-        trend = roas_trend(campaign.get("roas_7d"), campaign.get("roas_30d"))
+        clean = self._clean_one(campaign)
+        design = self._design_one(clean, campaign.get("platform"))
+        predicted, lower, upper = (round(float(v[0]), 4) for v in self._forecast(*design))
+        trend = roas_trend(clean["roas_7d"], clean["roas_30d"])
         return {
             "predicted_roas": predicted,
             "confidence_lower": lower,
             "confidence_upper": upper,
             "trend": trend,
             "recommendation": budget_recommendation(
-                predicted, lower, upper, campaign.get("roas_7d"), campaign.get("roas_30d"),
-                campaign.get("spend_velocity"), trend,
+                predicted, lower, upper, clean["roas_7d"], clean["roas_30d"], clean["spend_velocity"], trend,
             ),
         }
 

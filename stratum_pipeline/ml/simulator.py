@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from stratum_pipeline.ml.inputs import InputError, number, require_mapping, strict_number, whole_number
+
 STANDARD_SCENARIOS = (-0.2, 0.2, 0.5)
 DEFAULT_ELASTICITY = 0.6  # revenue grows ~0.6% per 1% more spend around today's level
 ELASTICITY_SD = 0.1
@@ -20,35 +22,48 @@ DAILY_NOISE_SD = 0.1
 Z90 = 1.2816  # the 90% quantile of the standard normal
 
 
-class SimulationInputError(ValueError):
+MAX_BUDGET_CHANGE = 100.0  # +10,000%
+MAX_ROAS_SD = 3.0  # a 10-90% ROAS interval wider than ~2,000x says nothing more
+
+
+class SimulationInputError(InputError):
     pass
+
+
+def _checked(check, *args, **kwargs):
+    """Run an ml.inputs check, re-raising its InputError as a SimulationInputError (same message)."""
+    try:
+        return check(*args, **kwargs)
+    except InputError as exc:
+        raise SimulationInputError(str(exc)) from None
 
 
 def _positive(campaign: dict, *keys) -> float:
     for key in keys:
         value = campaign.get(key)
         if value is not None:
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                raise SimulationInputError(f"{key} must be a number, got {value!r}") from None
-            if not np.isfinite(number) or number <= 0:
-                raise SimulationInputError(f"{key} must be a positive number, got {value!r}")
-            return number
+            return _checked(strict_number, value, key, above=0.0)
     raise SimulationInputError(f"campaign needs one of: {', '.join(keys)}")
 
 
+def _optional(campaign: dict, key: str) -> float:
+    """An optional number: NaN when missing, infinite or not positive."""
+    value = _checked(number, campaign.get(key), key)
+    return value if value > 0 else np.nan
+
+
 def _scenario_changes(scenarios) -> list[tuple[str, float]]:
+    if scenarios is not None and not isinstance(scenarios, (list, tuple)):
+        raise SimulationInputError(f"scenarios must be a list of budget changes, got {type(scenarios).__name__}")
     out = []
     for item in scenarios if scenarios is not None else STANDARD_SCENARIOS:
         change = item.get("budget_change") if isinstance(item, dict) else item
-        try:
-            change = float(change)
-        except (TypeError, ValueError):
-            raise SimulationInputError(f"a scenario's budget change must be a number (e.g. 0.2 for +20%), got {item!r}") from None
+        if isinstance(change, (dict, list)) or change is None:
+            raise SimulationInputError(f"a scenario's budget change must be a number (e.g. 0.2 for +20%), got {item!r:.60}")
+        change = _checked(strict_number, change, "budget_change", maximum=MAX_BUDGET_CHANGE)
         if change <= -1:
             raise SimulationInputError(f"a budget change must be above -100%, got {change:+.0%}")
-        name = item.get("name") if isinstance(item, dict) and item.get("name") else f"{change:+.0%}"
+        name = str(item.get("name")) if isinstance(item, dict) and item.get("name") else f"{change:+.0%}"
         out.append((name, change))
     return out
 
@@ -64,17 +79,20 @@ class BudgetSimulator:
         scenarios: budget changes as fractions (0.2 = +20%) or dicts {name, budget_change};
         default -20%, +20%, +50%.
         """
-        if not isinstance(campaign, dict):
-            raise SimulationInputError("campaign must be a dict")
-        if not 1 <= int(days) <= 366 or not 10 <= int(iterations) <= 100_000:
-            raise SimulationInputError("days must be 1-366 and iterations 10-100000")
+        require_mapping(campaign, "campaign")
+        days = _checked(whole_number, days, "days", 1, 366)
+        iterations = _checked(whole_number, iterations, "iterations", 10, 100_000)
+        if seed is not None:
+            seed = _checked(whole_number, seed, "seed", 0, 2**63 - 1)
         spend0 = _positive(campaign, "daily_spend", "spend")
         roas0 = _positive(campaign, "roas", "predicted_roas", "roas_7d")
-        aov = float(campaign.get("avg_order_value") or 0) or None
-        elasticity = float(campaign.get("elasticity") or DEFAULT_ELASTICITY)
-        lower, upper = campaign.get("confidence_lower"), campaign.get("confidence_upper")
-        if lower and upper and float(lower) > 0 and float(upper) > float(lower):
-            roas_sd = np.log(float(upper) / float(lower)) / (2 * Z90)
+        aov = _optional(campaign, "avg_order_value")
+        aov = None if np.isnan(aov) else aov
+        elasticity = _checked(number, campaign.get("elasticity"), "elasticity")
+        elasticity = DEFAULT_ELASTICITY if np.isnan(elasticity) or elasticity == 0 else elasticity
+        lower, upper = _optional(campaign, "confidence_lower"), _optional(campaign, "confidence_upper")
+        if upper > lower:  # both known (NaN compares False)
+            roas_sd = min(np.log(upper / lower) / (2 * Z90), MAX_ROAS_SD)
         else:
             roas_sd = 0.15
         changes = _scenario_changes(scenarios)
@@ -97,13 +115,14 @@ class BudgetSimulator:
             out = {
                 "spend": round(float(spend[k]), 2),
                 "revenue": round(float(mean_revenue[k]), 2),
-                "roas": round(float(mean_revenue[k] / spend[k]), 4),
+                "roas": round(float(mean_revenue[k] / spend[k]), 4) if spend[k] > 0 else None,
                 "conversions": round(float(mean_revenue[k] / base_aov), 1) if base_aov else None,
                 "confidence_interval": [round(float(low[k]), 2), round(float(high[k]), 2)],
             }
             if k > 0:
                 extra_spend = spend[k] - spend[0]
-                out["marginal_roas"] = round(float((revenue[k] - revenue[0]).mean() / extra_spend), 4) if extra_spend else None
+                out["marginal_roas"] = round(float((revenue[k] - revenue[0]).mean() / extra_spend), 4) \
+                    if extra_spend and np.isfinite(1 / extra_spend) else None
             return out
 
         return {

@@ -30,6 +30,14 @@ def describe_url(url: str) -> str:
     return sa.engine.make_url(url).render_as_string(hide_password=True)
 
 
+class SourceUnavailableError(RuntimeError):
+    """The source database could not be reached or dropped the connection (retryable)."""
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 class SourceDatabase(dg.ConfigurableResource):
     """The product backend's database, read with bound-parameter queries only."""
 
@@ -40,8 +48,14 @@ class SourceDatabase(dg.ConfigurableResource):
         return engine_for(self.url)
 
     def read(self, statement) -> pd.DataFrame:
-        with self.engine.connect() as conn:
-            return read_frame(conn, statement)
+        """Rows of a statement; a lost or refused connection is a SourceUnavailableError naming the database
+        (without its password), so the run fails with one clear line and the retry policy can try again."""
+        try:
+            with self.engine.connect() as conn:
+                return read_frame(conn, statement)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            raise SourceUnavailableError(
+                f"source database {describe_url(self.url)} is unavailable: {_first_line(exc)}") from None
 
 
 RETRAINING_CADENCES = ("monthly", "weekly")
@@ -102,22 +116,33 @@ class Warehouse(dg.ConfigurableResource):
 
         With `tenant_id`, only that tenant's rows of those days are replaced (other tenants' rows stay),
         and `frame` must hold that tenant's rows only."""
-        outside = frame[date_column].notna() & (
-            (pd.to_datetime(frame[date_column]) < pd.Timestamp(start))
-            | (pd.to_datetime(frame[date_column]) > pd.Timestamp(end))
-        )
-        if outside.any():
-            raise ValueError(f"{outside.sum()} rows for {table.name} fall outside the partitions {start}..{end}")
-        column = table.c[date_column]
-        scope = [column >= start, column <= end]
-        if tenant_id is not None:
-            foreign = frame["tenant_id"] != tenant_id
-            if foreign.any():
+        return self.replace_partitions_together([(table, frame, date_column)], start, end, tenant_id=tenant_id)[0]
+
+    def replace_partitions_together(
+        self, writes: list[tuple[sa.Table, pd.DataFrame, str]], start: date, end: date, tenant_id: str | None = None
+    ) -> list[int]:
+        """`replace_partitions` for several (table, frame, date_column) in ONE transaction: a crash or kill
+        anywhere before the commit leaves every table with its previous rows (e.g. a raw table and its
+        quarantine stay consistent). Returns the rows inserted per table."""
+        for table, frame, date_column in writes:
+            outside = frame[date_column].notna() & (
+                (pd.to_datetime(frame[date_column]) < pd.Timestamp(start))
+                | (pd.to_datetime(frame[date_column]) > pd.Timestamp(end))
+            )
+            if outside.any():
+                raise ValueError(f"{outside.sum()} rows for {table.name} fall outside the partitions {start}..{end}")
+            if tenant_id is not None and (foreign := frame["tenant_id"] != tenant_id).any():
                 raise ValueError(f"{foreign.sum()} rows for {table.name} belong to other tenants than {tenant_id}")
-            scope.append(table.c.tenant_id == tenant_id)
         with self.engine.begin() as conn:
-            conn.execute(sa.delete(table).where(*scope))
-            return insert_frame(conn, table, frame)
+            counts = []
+            for table, frame, date_column in writes:
+                column = table.c[date_column]
+                scope = [column >= start, column <= end]
+                if tenant_id is not None:
+                    scope.append(table.c.tenant_id == tenant_id)
+                conn.execute(sa.delete(table).where(*scope))
+                counts.append(insert_frame(conn, table, frame))
+            return counts
 
     def read_range(
         self, table: sa.Table, start: date, end: date, date_column: str = "date", tenant_id: str | None = None
@@ -177,3 +202,19 @@ class Warehouse(dg.ConfigurableResource):
         if frame.empty:
             return pd.Series(dtype="int64")
         return frame.set_index(pd.to_datetime(frame["day"]).dt.date)["rows"].astype("int64")
+
+    def daily_tenant_counts(self, table: sa.Table, start: date, end: date, date_column: str = "date") -> pd.DataFrame:
+        """Rows per day and tenant in [start, end]: columns day, tenant_id ('(none)' for rows without one), rows."""
+        column = table.c[date_column]
+        tenant = sa.func.coalesce(table.c.tenant_id, "(none)")
+        statement = (
+            sa.select(column.label("day"), tenant.label("tenant_id"), sa.func.count().label("rows"))
+            .where(column >= start, column <= end)
+            .group_by(column, tenant)
+        )
+        with self.engine.connect() as conn:
+            frame = read_frame(conn, statement)
+        if frame.empty:
+            return pd.DataFrame({"day": pd.Series(dtype=object), "tenant_id": pd.Series(dtype=object),
+                                 "rows": pd.Series(dtype="int64")})
+        return frame.assign(day=pd.to_datetime(frame["day"]).dt.date, rows=frame["rows"].astype("int64"))

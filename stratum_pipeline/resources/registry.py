@@ -7,6 +7,7 @@ with artifacts in `mlruns/artifacts`; a deployment points `tracking_uri` at an M
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from dataclasses import dataclass
@@ -69,11 +70,46 @@ class NoModelError(LookupError):
     pass
 
 
+class RegistryUnavailableError(RuntimeError):
+    """The MLflow tracking server could not be reached: nothing was promoted, the champion is unchanged."""
+
+
+def _is_connection_failure(exc: BaseException) -> bool:
+    text = str(exc)
+    return "API request to" in text and any(
+        marker in text for marker in ("Max retries exceeded", "Connection refused", "timed out", "Connection aborted",
+                                      "RemoteDisconnected", "NewConnectionError"))
+
+
+def _is_missing(exc: BaseException) -> bool:
+    """MLflow's answer for a registered model or alias that does not exist."""
+    return getattr(exc, "error_code", None) in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+
+
 class ModelRegistry(dg.ConfigurableResource):
     """MLflow tracking and model registry."""
 
     tracking_uri: str
     experiment_name: str = "stratum"
+    # Against a server: retries and per-request timeout, so an outage fails a run in about a minute, not
+    # the ~15 minutes of MLflow's defaults (7 retries, 120 s). MLFLOW_HTTP_REQUEST_* variables, if set, win.
+    http_max_retries: int = 3
+    http_timeout_seconds: int = 20
+
+    @contextlib.contextmanager
+    def _reachable(self):
+        """Turn 'server unreachable' failures into one clear RegistryUnavailableError."""
+        try:
+            yield
+        except RegistryUnavailableError:
+            raise
+        except Exception as exc:
+            if not _is_connection_failure(exc):
+                raise
+            raise RegistryUnavailableError(
+                f"MLflow tracking server {self.tracking_uri} is unreachable ({type(exc).__name__}: connection failed "
+                f"after {os.environ.get('MLFLOW_HTTP_REQUEST_MAX_RETRIES')} retries); no model was promoted, the "
+                "champion is unchanged") from None
 
     def _artifact_location(self) -> str | None:
         if self.tracking_uri.startswith("sqlite:///"):
@@ -85,9 +121,16 @@ class ModelRegistry(dg.ConfigurableResource):
         mlflow = _mlflow()
         if self.tracking_uri.startswith("sqlite:///"):
             Path(self.tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(self.http_max_retries))
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(self.http_timeout_seconds))
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
         return mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def check_reachable(self) -> None:
+        """Fail now, with RegistryUnavailableError, if the tracking server cannot be reached (before training)."""
+        with self._reachable():
+            self.client().search_experiments(max_results=1)
 
     def experiment_id(self) -> str:
         client = self.client()
@@ -117,6 +160,10 @@ class ModelRegistry(dg.ConfigurableResource):
     ) -> RegisteredVersion:
         """One MLflow run with params, metrics, tags, JSON artifacts (e.g. the training feature profile) and the
         model (signature + input example), registered as `name`."""
+        with self._reachable():
+            return self._log_and_register(name, predictor, input_example, params, metrics, tags, artifacts)
+
+    def _log_and_register(self, name, predictor, input_example, params, metrics, tags, artifacts) -> RegisteredVersion:
         mlflow = _mlflow()
         self.client()
         experiment_id = self.experiment_id()
@@ -142,18 +189,27 @@ class ModelRegistry(dg.ConfigurableResource):
         return RegisteredVersion(name, version, run.info.run_id, self.run_url(run.info.run_id))
 
     def champion_version(self, name: str) -> str | None:
+        """The champion's version, None if the model or alias does not exist; an unreachable server is an
+        error (never mistaken for 'no champion')."""
         client = self.client()
-        try:
-            return str(client.get_model_version_by_alias(name, CHAMPION).version)
-        except Exception:
-            return None
+        with self._reachable():
+            try:
+                return str(client.get_model_version_by_alias(name, CHAMPION).version)
+            except Exception as exc:
+                if _is_missing(exc):
+                    return None
+                raise
 
     def champion_run(self, name: str) -> tuple[str, str] | None:
-        """(version, MLflow run id) of the champion of `name`, or None."""
-        try:
-            mv = self.client().get_model_version_by_alias(name, CHAMPION)
-        except Exception:
-            return None
+        """(version, MLflow run id) of the champion of `name`, None if there is none (an outage is an error)."""
+        client = self.client()
+        with self._reachable():
+            try:
+                mv = client.get_model_version_by_alias(name, CHAMPION)
+            except Exception as exc:
+                if _is_missing(exc):
+                    return None
+                raise
         return str(mv.version), mv.run_id
 
     def run_dict(self, run_id: str, path: str) -> dict | None:
@@ -209,15 +265,17 @@ class ModelRegistry(dg.ConfigurableResource):
                            f"nor {model_name(model_type, 'default')} has a champion (train the models first)")
 
     def set_champion(self, name: str, version: str) -> None:
-        self.client().set_registered_model_alias(name, CHAMPION, str(version))
+        with self._reachable():
+            self.client().set_registered_model_alias(name, CHAMPION, str(version))
 
     def version_tags(self, name: str, version: str) -> dict:
         return dict(self.client().get_model_version(name, str(version)).tags)
 
     def tag_version(self, name: str, version: str, tags: dict) -> None:
         client = self.client()
-        for key, value in tags.items():
-            client.set_model_version_tag(name, str(version), key, str(value))
+        with self._reachable():
+            for key, value in tags.items():
+                client.set_model_version_tag(name, str(version), key, str(value))
 
 
 @functools.lru_cache(maxsize=256)
