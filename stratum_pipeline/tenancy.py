@@ -3,6 +3,8 @@
 import re
 
 TENANT_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+# Names the global models use (stratum-roas-default, roas_default.joblib): a tenant called so would collide.
+RESERVED_TENANT_IDS = frozenset({"default"})
 
 
 class InvalidTenantId(ValueError):
@@ -15,4 +17,6 @@ def validate_tenant_id(tenant_id: object) -> str:
         raise InvalidTenantId(
             f"invalid tenant id {tenant_id!r}: use 1-63 lowercase letters, digits, '_' or '-', starting with a letter or digit"
         )
+    if tenant_id in RESERVED_TENANT_IDS:
+        raise InvalidTenantId(f"invalid tenant id {tenant_id!r}: reserved for the global default model")
     return tenant_id

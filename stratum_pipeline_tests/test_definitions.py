@@ -88,7 +88,7 @@ def test_the_daily_schedule_requests_yesterdays_partition():
 
 def test_tenant_ids_are_validated():
     assert validate_tenant_id("acme_outdoor-2") == "acme_outdoor-2"
-    for bad in ["", "Acme", "../etc", "a b", "x" * 64, None, "t;drop"]:
+    for bad in ["", "Acme", "../etc", "a b", "x" * 64, None, "t;drop", "default"]:
         try:
             validate_tenant_id(bad)
         except InvalidTenantId:
