@@ -16,8 +16,9 @@ from stratum_pipeline.definitions import build_definitions
 from stratum_pipeline.assets.products import product_assets
 from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
 
-GROUPS = {"ingestion", "features", "models", "products", "monitoring"}
+GROUPS = {"ingestion", "features", "models", "deployment", "products", "monitoring"}
 MODEL_ASSETS = {"roas_model", "conversion_model", "roas_default_model", "conversion_default_model"}
+MODEL_FILE_ASSETS = {f"{name}_file" for name in MODEL_ASSETS}
 
 
 @pytest.fixture
@@ -35,8 +36,8 @@ def test_every_asset_explains_itself(resources):
         assert spec.description and len(spec.description) > 60, name
         assert spec.group_name in GROUPS, name
         assert spec.kinds and spec.owners and spec.code_version, name
-        if name in MODEL_ASSETS:
-            continue  # a model is an MLflow registered model, not a table: its page links the MLflow run instead
+        if name in MODEL_ASSETS | MODEL_FILE_ASSETS:
+            continue  # a model (or its published .joblib file) is not a table: its page links the MLflow run instead
         schema = spec.metadata["dagster/column_schema"]
         assert [c.name for c in schema.columns] == [c.name for c in wh.TABLES[spec.metadata["dagster/table_name"]].columns]
     assert {specs[n].group_name for n in ("forecast_accuracy", "feature_drift")} == {"monitoring"}
@@ -71,10 +72,14 @@ def test_weekly_schedule_runs_only_tenants_switched_to_weekly(resources):
     when = datetime(2026, 11, 23, 4, tzinfo=timezone.utc)
 
     def tick():
+        # Both contexts are closed here: a schedule context left to the garbage collector would reset Dagster's
+        # current defs-state storage to this (then disposed) instance and break later definitions loads.
         with dg.instance_for_test() as instance:
             instance.add_dynamic_partitions("tenants", ["busy", "calm", "busy_too"])
-            return weekly_tenant_retraining(dg.build_schedule_context(
-                instance=instance, scheduled_execution_time=when, resources={"warehouse": warehouse}))
+            with dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
+                                           resources={"warehouse": warehouse}) as context:
+                result = weekly_tenant_retraining(context)
+                return result if isinstance(result, dg.SkipReason) else list(result)
 
     assert isinstance(tick(), dg.SkipReason)
     warehouse.set_retraining_cadence("busy", "weekly")
