@@ -1,0 +1,69 @@
+"""The scale benchmark at a tiny scale, and the chunked generation it relies on."""
+
+import re
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from stratum_pipeline.demo.generator import DemoConfig, generate, generate_in_chunks
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _config(tenants: int) -> DemoConfig:
+    return DemoConfig.scaled(date(2026, 3, 31), tenants=tenants, campaigns=3, days=20, sessions_per_day=15, bad_row_rate=0.02)
+
+
+def test_one_chunk_is_exactly_the_whole_generation():
+    config = _config(3)
+    (chunk,) = list(generate_in_chunks(config, tenants_per_chunk=3))
+    whole = generate(config)
+    assert chunk.tables.keys() == whole.tables.keys()
+    for name, frame in whole.tables.items():
+        pd.testing.assert_frame_equal(chunk[name], frame, check_dtype=True, obj=name)
+
+
+def test_chunks_cover_every_tenant_with_unique_ids_and_traceable_bad_rows():
+    config = _config(3)
+    chunks = list(generate_in_chunks(config, tenants_per_chunk=1))
+    assert [list(c["tenants"]["id"]) for c in chunks] == [[t.tenant_id] for t in config.tenants]
+    tables = {name: pd.concat([c[name] for c in chunks], ignore_index=True) for name in chunks[0].tables}
+    for name in ("campaign_daily_metrics", "creative_daily_metrics", "sessions", "capi_events"):
+        assert tables[name]["id"].is_unique, name
+    bad = tables["truth_bad_rows"]
+    assert len(bad) > 0
+    injected_copies = bad[(bad["table_name"] == "sessions") & (bad["kind"] == "duplicate_key")]["source_id"]
+    assert tables["sessions"].loc[~tables["sessions"]["id"].isin(injected_copies), "session_id"].is_unique
+    for name, rows in bad.groupby("table_name"):
+        assert set(rows["source_id"]) <= set(tables[name]["id"]), name
+    # the tenants differ from each other: each chunk has its own seed
+    spend = [c["campaign_daily_metrics"]["spend"].sum() for c in chunks]
+    assert len(set(spend)) == len(spend)
+
+
+def test_scale_benchmark_reports_every_stage_and_the_run_counts(tmp_path):
+    tenants = 2
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "scale.py"), "--tenants", str(tenants), "--campaigns", "3",
+         "--days", "20", "--sessions-per-day", "15", "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    out = completed.stdout
+    assert completed.returncode == 0, out + completed.stderr
+    report = out[out.index("Scale benchmark:"):]
+    assert "2 tenants x 3 campaigns x 20 days" in report
+    for stage in ("(a) daily", "(b) backfill", "(c) train"):
+        assert stage in report
+    rows = re.findall(r"^\S*.*?(dagster|plain)\s+([\d.]+)\s+[\d.]+\s+([\d.]+) GiB\s+(\d+|-)\s", report, re.MULTILINE)
+    assert [r[0] for r in rows] == ["dagster", "plain"] * 3
+    assert all(float(seconds) > 0 and 0 < float(gib) < 4 for _, seconds, gib, _ in rows)
+    runs = [r[3] for r in rows if r[0] == "dagster"]
+    assert runs == ["3", "1", str(1 + tenants)]  # daily: 3 jobs; backfill: one ranged run; train: default + per tenant
+    assert len(re.findall(r"overhead ratio dagster/plain: \d+\.\d\d", report)) == 3
+    assert "backfill runs: 1 run(s) for 20 daily partitions" in report
+    assert re.search(r"peak memory <= 4 GiB: [\d.]+ GiB MET", report)
+    # the training detail says which tenants the default model serves, in both modes
+    assert report.count(f"roas_model: 0 own model(s), {tenants} served by the default") == 2
