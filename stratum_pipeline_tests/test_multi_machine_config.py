@@ -38,6 +38,7 @@ def connection_env(monkeypatch):
     for name in ("STRATUM_SOURCE_URL", "STRATUM_WAREHOUSE_URL"):
         monkeypatch.setenv(name, "postgresql+psycopg2://stratum@db.example:5432/stratum")
     monkeypatch.setenv("STRATUM_MLFLOW_TRACKING_URI", "http://mlflow.example:5000")
+    monkeypatch.setenv("ML_MODELS_PATH", "/var/lib/stratum/models")
 
 
 @pytest.fixture
