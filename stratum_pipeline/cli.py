@@ -198,8 +198,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _say(f"      total time {time.perf_counter() - started:.1f} s")
     _say("")
     _say("Open the Dagster UI on the same instance and databases:")
-    _say(f"  stratum ui --home {args.home}")
-    _say(f"  (or: export {' '.join(f'{k}={v}' for k, v in env.items())}; dagster dev -m stratum_pipeline.definitions)")
+    _say(f"  stratum --home {args.home} ui")
+    _say(f"  (or: eval \"$(stratum --home {args.home} env)\"; dagster dev -m stratum_pipeline.definitions)")
     return 0 if result.success and products_ok and published_ok else 1
 
 

@@ -30,8 +30,11 @@ class SettingsError(ValueError):
 
 
 def mask_url(url: str) -> str:
-    """`url` with any password replaced by ***, for logs, metadata and `stratum env`."""
-    return re.sub(r"^([a-z][a-z0-9+.-]*://[^/:@]*):[^@/]*@", r"\1:***@", url, flags=re.IGNORECASE)
+    """`url` with any password replaced by ***, for logs, metadata and `stratum env`.
+
+    The password runs to the LAST '@' of the authority, as URL parsers read it: 'u:pa/ss@host' and
+    'u:p@ss@host' both hide the whole password."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://[^/:@]*):[^?#]*@", r"\1:***@", url, flags=re.IGNORECASE)
 
 
 def check_url(variable: str, url: str, schemes: tuple[str, ...]) -> str:

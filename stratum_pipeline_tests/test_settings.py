@@ -63,6 +63,11 @@ def test_mask_url_hides_passwords_only():
     assert mask_url("postgresql+psycopg2://user:pa:ss@host/db") == "postgresql+psycopg2://user:***@host/db"
     assert mask_url("redis://:secret@127.0.0.1:6379/0") == "redis://:***@127.0.0.1:6379/0"
     assert mask_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
+    # The password runs to the last '@' of the authority, '/' and '@' included, as URL parsers read it.
+    assert mask_url("postgresql://u:pa/ss@host/db") == "postgresql://u:***@host/db"
+    assert mask_url("postgresql://u:p@ss@host/db?application_name=a@b") == "postgresql://u:***@host/db?application_name=a@b"
+    assert mask_url("http://user:tok/en@mlflow:5000") == "http://user:***@mlflow:5000"
+    assert mask_url("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
 
 
 def stratum(home, *args, **env):

@@ -134,6 +134,12 @@ class Warehouse(dg.ConfigurableResource):
             if tenant_id is not None and (foreign := frame["tenant_id"] != tenant_id).any():
                 raise ValueError(f"{foreign.sum()} rows for {table.name} belong to other tenants than {tenant_id}")
         with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Writers of the same table take turns (the lock is released at commit): two overlapping runs of
+                # one day (e.g. a one-tenant rerun beside the scheduled run) cannot both insert, since each DELETE
+                # sees what the other committed. Sorted names: no lock-order deadlock between multi-table writes.
+                for name in sorted({table.name for table, _, _ in writes}):
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": f"stratum:{name}"})
             counts = []
             for table, frame, date_column in writes:
                 column = table.c[date_column]

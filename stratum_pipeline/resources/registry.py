@@ -17,6 +17,8 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from stratum_pipeline.settings import mask_url
+
 CHAMPION = "champion"
 
 
@@ -107,7 +109,7 @@ class ModelRegistry(dg.ConfigurableResource):
             if not _is_connection_failure(exc):
                 raise
             raise RegistryUnavailableError(
-                f"MLflow tracking server {self.tracking_uri} is unreachable ({type(exc).__name__}: connection failed "
+                f"MLflow tracking server {mask_url(self.tracking_uri)} is unreachable ({type(exc).__name__}: connection failed "
                 f"after {os.environ.get('MLFLOW_HTTP_REQUEST_MAX_RETRIES')} retries); no model was promoted, the "
                 "champion is unchanged") from None
 
@@ -145,8 +147,8 @@ class ModelRegistry(dg.ConfigurableResource):
     def run_url(self, run_id: str) -> str:
         experiment = self.experiment_id()
         if self.tracking_uri.startswith(("http://", "https://")):
-            return f"{self.tracking_uri.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
-        return f"mlflow ui --backend-store-uri {self.tracking_uri}  ->  #/experiments/{experiment}/runs/{run_id}"
+            return f"{mask_url(self.tracking_uri).rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
+        return f"mlflow ui --backend-store-uri {mask_url(self.tracking_uri)}  ->  #/experiments/{experiment}/runs/{run_id}"
 
     def log_and_register(
         self,
