@@ -69,6 +69,20 @@ def _result(asset: str, outcome: TrainingOutcome) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
 
+# What each model type trains on, and its training function.
+TRAINING = {"roas": (wh.campaign_features, train_roas), "conversion": (wh.session_features, train_conversion)}
+
+
+def _train_and_gate(context, asset: str, model_type: str, tenant: str, config: TrainingConfig, warehouse: Warehouse,
+                    registry: ModelRegistry) -> dg.MaterializeResult:
+    """Train `model_type` for `tenant` (DEFAULT_TENANT: on every tenant's rows), register it and run the gate."""
+    table, train = TRAINING[model_type]
+    registry.check_reachable()  # fail in seconds, not after training, when MLflow is down
+    rows = warehouse.read_tenant(table, None if tenant == DEFAULT_TENANT else tenant, _since(warehouse, table, config))
+    outcome = train(tenant, rows, registry, _tags(context, tenant, model_type), config.minimum(), config.holdout_days)
+    return _result(asset, outcome)
+
+
 def _gate_spec(asset: str) -> list[dg.AssetCheckSpec]:
     return [dg.AssetCheckSpec("promotion_gate", asset=asset, blocking=True, description=GATE_DESCRIPTION)]
 
@@ -78,42 +92,29 @@ def roas_model(context: dg.AssetExecutionContext, config: TrainingConfig, wareho
     """The tenant's next-day ROAS model (XGBoost with calibrated 10-90% intervals) in MLflow as
     stratum-roas-<tenant>; its 'champion' version serves the tenant's ROAS forecasts and budget advice.
     Trained only on the tenant's own campaigns; below 100 campaigns with 30+ days the default model serves."""
-    tenant = validate_tenant_id(context.partition_key)
-    registry.check_reachable()  # fail in seconds, not after training, when MLflow is down
-    features = warehouse.read_tenant(wh.campaign_features, tenant, _since(warehouse, wh.campaign_features, config))
-    outcome = train_roas(tenant, features, registry, _tags(context, tenant, "roas"), config.minimum(), config.holdout_days)
-    return _result("roas_model", outcome)
+    return _train_and_gate(context, "roas_model", "roas", validate_tenant_id(context.partition_key), config, warehouse, registry)
 
 
 @dg.asset(partitions_def=tenant_partitions, deps=[_all_days("session_features")], check_specs=_gate_spec("conversion_model"), **MODEL_ASSET)
 def conversion_model(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: Warehouse, registry: ModelRegistry):
     """The tenant's session-conversion model (calibrated XGBoost with per-prediction factors) in MLflow as
     stratum-conversion-<tenant>; its 'champion' scores live sessions. Below 10,000 sessions the default serves."""
-    tenant = validate_tenant_id(context.partition_key)
-    registry.check_reachable()
-    sessions = warehouse.read_tenant(wh.session_features, tenant, _since(warehouse, wh.session_features, config))
-    outcome = train_conversion(tenant, sessions, registry, _tags(context, tenant, "conversion"), config.minimum(), config.holdout_days)
-    return _result("conversion_model", outcome)
+    return _train_and_gate(context, "conversion_model", "conversion", validate_tenant_id(context.partition_key), config,
+                           warehouse, registry)
 
 
 @dg.asset(deps=[_all_days("campaign_features")], check_specs=_gate_spec("roas_default_model"), **MODEL_ASSET)
 def roas_default_model(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: Warehouse, registry: ModelRegistry):
     """The global ROAS model (stratum-roas-default), trained on every tenant's campaigns: it serves the tenants
     that have too little data for a model of their own."""
-    registry.check_reachable()
-    features = warehouse.read_tenant(wh.campaign_features, None, _since(warehouse, wh.campaign_features, config))
-    outcome = train_roas(DEFAULT_TENANT, features, registry, _tags(context, DEFAULT_TENANT, "roas"), config.minimum(), config.holdout_days)
-    return _result("roas_default_model", outcome)
+    return _train_and_gate(context, "roas_default_model", "roas", DEFAULT_TENANT, config, warehouse, registry)
 
 
 @dg.asset(deps=[_all_days("session_features")], check_specs=_gate_spec("conversion_default_model"), **MODEL_ASSET)
 def conversion_default_model(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: Warehouse, registry: ModelRegistry):
     """The global conversion model (stratum-conversion-default), trained on every tenant's sessions: it serves
     the tenants with fewer than 10,000 sessions."""
-    registry.check_reachable()
-    sessions = warehouse.read_tenant(wh.session_features, None, _since(warehouse, wh.session_features, config))
-    outcome = train_conversion(DEFAULT_TENANT, sessions, registry, _tags(context, DEFAULT_TENANT, "conversion"), config.minimum(), config.holdout_days)
-    return _result("conversion_default_model", outcome)
+    return _train_and_gate(context, "conversion_default_model", "conversion", DEFAULT_TENANT, config, warehouse, registry)
 
 
 tenant_model_assets = [roas_model, conversion_model]
