@@ -125,7 +125,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from stratum_pipeline.definitions import defs
     from stratum_pipeline.demo.generator import DemoConfig, generate
     from stratum_pipeline.demo.writer import write_source
-    from stratum_pipeline.partitions import tenant_partitions
+    from stratum_pipeline.partitions import MAX_DAYS_PER_RUN, backfill_ranges, tenant_partitions
     from stratum_pipeline.resources.database import describe_url, engine_for, reset_warehouse
     from stratum_pipeline.settings import mask_url
     from stratum_pipeline.tenancy import validate_tenant_id
@@ -159,23 +159,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     instance.add_dynamic_partitions(tenant_partitions.name, [t for t in tenant_ids if t not in known])
     _say(f"      {len(tenant_ids)} tenants: {', '.join(tenant_ids)}")
 
-    first, last = config.start_date.isoformat(), config.end_date.isoformat()
-    _say(f"[3/6] Materialising daily_ingest_job for {first} .. {last} as one run ...")
-    run_id = str(uuid.uuid4())
-    stop = threading.Event()
-    follower = threading.Thread(target=_follow_run, args=(instance, run_id, stop), daemon=True)
-    follower.start()
+    ranges = backfill_ranges(config.start_date, config.end_date)
+    _say(f"[3/6] Materialising daily_ingest_job for {config.start_date} .. {config.end_date} as {len(ranges)} run(s) "
+         f"of at most {MAX_DAYS_PER_RUN} days (the backfill policy) ...")
+    results = []
     t = time.perf_counter()
-    try:
-        result = execute_daily_range(defs, first, last, instance=instance, run_id=run_id)
-    finally:
-        stop.set()
-        follower.join(timeout=10)
-    _say(f"      run {run_id} {'succeeded' if result.success else 'FAILED'} in {time.perf_counter() - t:.1f} s")
+    for number, (first, last) in enumerate(ranges, start=1):
+        _say(f"    run {number}/{len(ranges)}: {first} .. {last}")
+        run_id = str(uuid.uuid4())
+        stop = threading.Event()
+        follower = threading.Thread(target=_follow_run, args=(instance, run_id, stop), daemon=True)
+        follower.start()
+        try:
+            results.append(execute_daily_range(defs, first.isoformat(), last.isoformat(), instance=instance, run_id=run_id))
+        finally:
+            stop.set()
+            follower.join(timeout=10)
+        if not results[-1].success:
+            break  # later days build on this one's features (lookback windows)
+    ingested = all(r.success for r in results)
+    _say(f"      {len(results)} run(s) {'succeeded' if ingested else 'FAILED'} in {time.perf_counter() - t:.1f} s")
 
-    models = _train_models(defs, instance, tenant_ids) if result.success else []
-    published, published_ok = _publish_models(defs, instance, tenant_ids) if result.success else ([], False)
-    products_ok = _product_tables(defs, instance, config.end_date) if result.success else False
+    models = _train_models(defs, instance, tenant_ids) if ingested else []
+    published, published_ok = _publish_models(defs, instance, tenant_ids) if ingested else ([], False)
+    products_ok = _product_tables(defs, instance, config.end_date) if ingested else False
 
     _say("[6/6] Summary")
     engine = engine_for(env["STRATUM_WAREHOUSE_URL"])
@@ -189,7 +196,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             rows = conn.execute(sa.select(sa.func.count()).select_from(wh.TABLES[name])).scalar_one()
             _say(f"      {name:<22} {rows:>9,} rows")
     evaluations = [
-        e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        e.event_specific_data for r in results for e in r.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
     ]
     passed = sum(1 for e in evaluations if e.passed)
     for outcome in models + published:
@@ -200,7 +207,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _say("Open the Dagster UI on the same instance and databases:")
     _say(f"  stratum --home {args.home} ui")
     _say(f"  (or: eval \"$(stratum --home {args.home} env)\"; dagster dev -m stratum_pipeline.definitions)")
-    return 0 if result.success and products_ok and published_ok else 1
+    return 0 if ingested and products_ok and published_ok else 1
 
 
 PRODUCT_DAYS = 7  # the demo fills the product tables for the last week

@@ -138,3 +138,25 @@ def test_every_schedule_starts_running_for_the_daemon():
     for schedule in schedules.values():
         assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING, schedule.name
         assert schedule.execution_timezone == "UTC", schedule.name
+
+
+def test_daily_assets_backfill_a_month_per_run():
+    from datetime import date
+
+    from stratum_pipeline.partitions import MAX_DAYS_PER_RUN, backfill_ranges, daily_backfill_policy
+
+    daily = [a for a in defs.resolve_all_asset_specs() if a.partitions_def == daily_partitions]
+    graph = defs.resolve_asset_graph()
+    assert len(daily) > 10
+    for spec in daily:
+        assert graph.get(spec.key).backfill_policy == daily_backfill_policy, spec.key
+    assert daily_backfill_policy.max_partitions_per_run == MAX_DAYS_PER_RUN == 31
+    year = backfill_ranges(date(2025, 1, 1), date(2025, 12, 31))
+    assert len(year) == 12 and year[0] == (date(2025, 1, 1), date(2025, 1, 31))
+    assert year[-1] == (date(2025, 12, 8), date(2025, 12, 31))  # 11 x 31 days, then 24
+    assert all((b[0] - a[1]).days == 1 for a, b in zip(year, year[1:]))  # contiguous, no day twice or missing
+    assert backfill_ranges(date(2025, 3, 4), date(2025, 3, 4)) == [(date(2025, 3, 4), date(2025, 3, 4))]
+    import pytest
+
+    with pytest.raises(ValueError, match="ends .* before it starts"):
+        backfill_ranges(date(2025, 3, 4), date(2025, 3, 3))

@@ -138,6 +138,27 @@ def test_source_outage_mid_extract_fails_clearly_and_keeps_the_partition(ingeste
     assert_same(before, partition_rows(warehouse_url))
 
 
+class BrokenWarehouse(Warehouse):
+    """A warehouse whose partition write fails with an error that is not a source outage."""
+
+    def replace_partitions_together(self, writes, start, end, tenant_id=None):
+        raise RuntimeError("value too long for type character varying(64)\nDETAIL: second line")
+
+
+def test_errors_other_than_a_source_outage_are_not_retried(ingested):
+    source_url, warehouse_url, resources, before = ingested
+    asset = build_raw_extract(EXTRACT, dg.RetryPolicy(max_retries=2, delay=0.2, backoff=dg.Backoff.EXPONENTIAL))
+    result = dg.materialize([asset], partition_key=DAY, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
+                            resources={**resources, "warehouse": BrokenWarehouse(url=warehouse_url)})
+    assert not result.success
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]  # failed at once
+    failure = result.get_step_failure_events()[0].step_failure_data
+    assert failure.user_failure_data.description == (
+        "raw_campaign_daily failed (not a source outage, so not retried): "
+        "RuntimeError: value too long for type character varying(64)")
+    assert_same(before, partition_rows(warehouse_url))
+
+
 KILL_SCRIPT = r"""
 import sys, time
 import pandas as pd

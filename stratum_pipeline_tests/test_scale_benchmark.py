@@ -48,22 +48,22 @@ def test_scale_benchmark_reports_every_stage_and_the_run_counts(tmp_path):
     tenants = 2
     completed = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "scale.py"), "--tenants", str(tenants), "--campaigns", "3",
-         "--days", "20", "--sessions-per-day", "15", "--workdir", str(tmp_path)],
+         "--days", "35", "--sessions-per-day", "15", "--workdir", str(tmp_path)],
         capture_output=True, text=True, timeout=300, cwd=ROOT,
     )
     out = completed.stdout
     assert completed.returncode == 0, out + completed.stderr
     report = out[out.index("Scale benchmark:"):]
-    assert "2 tenants x 3 campaigns x 20 days" in report
+    assert "2 tenants x 3 campaigns x 35 days" in report
     for stage in ("(a) daily", "(b) backfill", "(c) train"):
         assert stage in report
     rows = re.findall(r"^\S*.*?(dagster|plain)\s+([\d.]+)\s+[\d.]+\s+([\d.]+) GiB\s+(\d+|-)\s", report, re.MULTILINE)
     assert [r[0] for r in rows] == ["dagster", "plain"] * 3
     assert all(float(seconds) > 0 and 0 < float(gib) < 4 for _, seconds, gib, _ in rows)
     runs = [r[3] for r in rows if r[0] == "dagster"]
-    assert runs == ["3", "1", str(1 + tenants)]  # daily: 3 jobs; backfill: one ranged run; train: default + per tenant
+    assert runs == ["3", "2", str(1 + tenants)]  # daily: 3 jobs; backfill: 31 + 4 days; train: default + per tenant
     assert len(re.findall(r"overhead ratio dagster/plain: \d+\.\d\d", report)) == 3
-    assert "backfill runs: 1 run(s) for 20 daily partitions" in report
+    assert "backfill runs: 2 run(s) for 35 daily partitions (the backfill policy, at most 31 days per run, allows 2) MET" in report
     assert re.search(r"peak memory <= 4 GiB: [\d.]+ GiB MET", report)
     # the training detail says which tenants the default model serves, in both modes
     assert report.count(f"roas_model: 0 own model(s), {tenants} served by the default") == 2

@@ -8,7 +8,7 @@ import dagster as dg
 from stratum_pipeline import warehouse_schema as wh
 from stratum_pipeline.assets.common import feature_summary, partition_days, preview, table_metadata, window_metadata
 from stratum_pipeline.ml import features
-from stratum_pipeline.partitions import daily_partitions
+from stratum_pipeline.partitions import daily_backfill_policy, daily_partitions
 from stratum_pipeline.resources import Warehouse
 
 
@@ -28,7 +28,7 @@ def _result(frame, rows: int, first, last, names: list[str]) -> dg.MaterializeRe
 
 FEATURE_ASSET = dict(
     partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    backfill_policy=daily_backfill_policy,
     group_name="features",
     kinds={"pandas", "sql"},
     owners=["team:ml-engineering"],

@@ -11,7 +11,7 @@ from stratum_pipeline import warehouse_schema as wh
 from stratum_pipeline.assets.common import partition_days, preview, table_metadata, window_metadata
 from stratum_pipeline.checks.drift import CALIBRATION, drift_check_results, drift_check_specs
 from stratum_pipeline.ml import monitoring as M
-from stratum_pipeline.partitions import daily_partitions
+from stratum_pipeline.partitions import daily_backfill_policy, daily_partitions
 from stratum_pipeline.resources import ModelRegistry, Warehouse
 from stratum_pipeline.resources.registry import model_name
 
@@ -21,7 +21,7 @@ MIN_DRIFT_ROWS = 50  # fewer rows than this give PSI noise, not drift
 
 MONITORING_ASSET = dict(
     partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    backfill_policy=daily_backfill_policy,
     group_name="monitoring",
     owners=["team:ml-engineering"],
     code_version="1",

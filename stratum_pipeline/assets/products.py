@@ -14,7 +14,7 @@ from stratum_pipeline.ml.emq import LEVELS, DataQualityAnalyzer
 from stratum_pipeline.ml.fatigue import FatigueScorer
 from stratum_pipeline.ml.roas import forecast_table
 from stratum_pipeline.ml.simulator import STANDARD_SCENARIOS, BudgetSimulator
-from stratum_pipeline.partitions import daily_partitions
+from stratum_pipeline.partitions import daily_backfill_policy, daily_partitions
 from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
 from stratum_pipeline.resources.registry import NoModelError
 from stratum_pipeline.serving.live import live_predictions
@@ -25,7 +25,7 @@ PRODUCT_FRESHNESS = timedelta(hours=26)
 PRODUCT_ASSET = dict(
     freshness_policy=dg.FreshnessPolicy.time_window(fail_window=PRODUCT_FRESHNESS),
     partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    backfill_policy=daily_backfill_policy,
     group_name="products",
     owners=["team:ml-engineering"],
     code_version="1",

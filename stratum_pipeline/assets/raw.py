@@ -10,13 +10,16 @@ import pandas as pd
 
 from stratum_pipeline.assets.common import naive_utc, partition_days, preview, table_metadata, window_metadata
 from stratum_pipeline.extracts import EXTRACTS, Extract
-from stratum_pipeline.partitions import daily_partitions
+from stratum_pipeline.partitions import daily_backfill_policy, daily_partitions
 from stratum_pipeline.resources import SourceDatabase, Warehouse
+from stratum_pipeline.resources.database import SourceUnavailableError
 from stratum_pipeline.validation import validate_rows
 
 # A source outage (restart, failover, dropped connections) is usually over in a minute: retry the
 # extract 3 times, 15 s, 30 s, 60 s apart (with jitter) before the run fails. The write is one
-# transaction, so a failed attempt leaves the partition's previous rows in place.
+# transaction, so a failed attempt leaves the partition's previous rows in place. Only an outage is
+# retried: any other error (a bug, a schema change, bad data) would fail the same way again, so it
+# fails the step at once (`_not_retryable`).
 SOURCE_RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
@@ -25,7 +28,7 @@ def build_raw_extract(extract: Extract, retry_policy: dg.RetryPolicy = SOURCE_RE
         name=extract.name,
         description=extract.description,
         partitions_def=daily_partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=daily_backfill_policy,
         group_name="ingestion",
         kinds={"sql", "pandas"},
         owners=["team:data-engineering"],
@@ -34,6 +37,14 @@ def build_raw_extract(extract: Extract, retry_policy: dg.RetryPolicy = SOURCE_RE
         retry_policy=retry_policy,
     )
     def _raw_extract(context: dg.AssetExecutionContext, source: SourceDatabase, warehouse: Warehouse):
+        try:
+            return _extract(context, source, warehouse)
+        except SourceUnavailableError:
+            raise
+        except Exception as exc:
+            raise _not_retryable(extract, exc) from exc
+
+    def _extract(context: dg.AssetExecutionContext, source: SourceDatabase, warehouse: Warehouse):
         first, last = partition_days(context)
         frame = source.read(extract.query(naive_utc(first), naive_utc(last) + pd.Timedelta(days=1)))
         result = validate_rows(frame, extract.rules)
@@ -57,6 +68,13 @@ def build_raw_extract(extract: Extract, retry_policy: dg.RetryPolicy = SOURCE_RE
         )
 
     return _raw_extract
+
+
+def _not_retryable(extract: Extract, exc: Exception) -> dg.Failure:
+    """A failure the retry policy does not repeat, naming the extract and the error in one line."""
+    first_line = (str(exc).strip().splitlines() or [""])[0]
+    return dg.Failure(description=f"{extract.name} failed (not a source outage, so not retried): "
+                                  f"{type(exc).__name__}: {first_line}", allow_retries=False)
 
 
 raw_campaign_daily = build_raw_extract(EXTRACTS["raw_campaign_daily"])

@@ -4,7 +4,7 @@ import dagster as dg
 
 from stratum_pipeline.partitions import daily_partitions, tenant_partitions
 
-# Raw extracts and features for a day (or, as a single run, a range of days), with their checks.
+# Raw extracts and features for a day (or, as one ranged run, a range of days), with their checks.
 daily_ingest_job = dg.define_asset_job(
     name="daily_ingest_job",
     selection=dg.AssetSelection.groups("ingestion", "features"),
@@ -21,10 +21,12 @@ def execute_daily_range(
     run_id: str | None = None,
     job_name: str = "daily_ingest_job",
 ) -> dg.ExecuteInProcessResult:
-    """Run a daily job in process for the partitions first_day..last_day (inclusive) as one run.
+    """Run a daily job in process for the partitions first_day..last_day (inclusive) as one ranged run,
+    with the tags a backfill gives each of its runs: one windowed read per asset for the whole range.
 
-    The assets have a single-run backfill policy, so a range is one windowed read per asset.
-    Failures (including failed blocking checks) are in the result, not raised.
+    A backfill splits a long range into runs of at most `MAX_DAYS_PER_RUN` days (`daily_backfill_policy`;
+    `partitions.backfill_ranges` gives the same ranges). Failures (including failed blocking checks) are
+    in the result, not raised.
     """
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
