@@ -123,8 +123,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from stratum_pipeline import warehouse_schema as wh
     from stratum_pipeline.automation.jobs import execute_daily_range
     from stratum_pipeline.definitions import defs
-    from stratum_pipeline.demo.generator import DemoConfig, generate
-    from stratum_pipeline.demo.writer import write_source
+    from stratum_pipeline.demo.generator import DemoConfig, generate_in_chunks
+    from stratum_pipeline.demo.writer import write_source_chunks
     from stratum_pipeline.partitions import MAX_DAYS_PER_RUN, backfill_ranges, tenant_partitions
     from stratum_pipeline.resources.database import describe_url, engine_for, reset_warehouse
     from stratum_pipeline.settings import mask_url
@@ -147,14 +147,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _say(f"[1/6] Generating {len(config.tenants)} tenants x {config.days} days "
          f"({config.start_date} .. {config.end_date}, seed {config.seed}) ...")
     t = time.perf_counter()
-    dataset = generate(config)
-    _say(f"      generated in {time.perf_counter() - t:.1f} s; writing the source database:")
-    write_source(engine_for(env["STRATUM_SOURCE_URL"]), dataset, progress=_say)
+    # Generated and written DEMO_TENANTS_PER_CHUNK tenants at a time, so `--tenants 100` stays within a GiB
+    # (all at once would take ~5.7 GiB); the default four tenants are one chunk, exactly generate(config).
+    write_source_chunks(engine_for(env["STRATUM_SOURCE_URL"]),
+                        generate_in_chunks(config, tenants_per_chunk=DEMO_TENANTS_PER_CHUNK), progress=_say)
+    _say(f"      generated and written in {time.perf_counter() - t:.1f} s")
     reset_warehouse(env["STRATUM_WAREHOUSE_URL"])  # the warehouse holds only what this source produces
 
     _say("[2/6] Registering tenants as Dagster partitions ...")
     instance = dg.DagsterInstance.get()
-    tenant_ids = [validate_tenant_id(t) for t in dataset["tenants"]["id"]]
+    tenant_ids = [validate_tenant_id(t.tenant_id) for t in config.tenants]
     known = set(instance.get_dynamic_partitions(tenant_partitions.name))
     instance.add_dynamic_partitions(tenant_partitions.name, [t for t in tenant_ids if t not in known])
     _say(f"      {len(tenant_ids)} tenants: {', '.join(tenant_ids)}")
@@ -211,6 +213,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 PRODUCT_DAYS = 7  # the demo fills the product tables for the last week
+DEMO_TENANTS_PER_CHUNK = 10  # tenants generated and written at a time
 
 
 def _product_tables(defs, instance, end_date) -> bool:

@@ -25,7 +25,9 @@ def test_stratum_demo_runs_the_daily_graph_on_the_embedded_default(tmp_path):
                      "roas_model[tenant_001]: served by the default model",
                      "done raw_campaign_daily", "check raw_sessions:raw_contract passed", "stratum ui"):
         assert expected in out, out
-    assert "checks passed 7, failed 0" in out
+    # 45 days are two ingest runs (the backfill policy: at most 31 days per run), 7 checks each
+    assert "as 2 run(s) of at most 31 days" in out and "run 2/2: 2026-05-18 .. 2026-05-31" in out
+    assert "checks passed 14, failed 0" in out
     # The champions are published where the existing backend loads them (tenants below the minimum: default only).
     published = next(line for line in out.splitlines() if "model files:" in line)
     assert "roas_default.joblib: stratum-roas-default v" in published, out
@@ -48,7 +50,8 @@ def test_stratum_demo_runs_the_daily_graph_on_the_embedded_default(tmp_path):
 
     with dg.DagsterInstance.from_config(paths["DAGSTER_HOME"]) as instance:
         runs = {(r.job_name, r.tags.get("dagster/partition")): r.status for r in instance.get_runs()}
-        assert runs[("daily_ingest_job", None)] == dg.DagsterRunStatus.SUCCESS
+        ingest = instance.get_runs(filters=dg.RunsFilter(job_name="daily_ingest_job"))
+        assert [r.status for r in ingest] == [dg.DagsterRunStatus.SUCCESS] * 2
         assert {("train_default_models_job", None), ("train_tenant_models_job", "tenant_001"),
                 ("train_tenant_models_job", "tenant_002")} <= set(runs)
         assert set(instance.get_dynamic_partitions("tenants")) == {"tenant_001", "tenant_002"}
