@@ -67,6 +67,22 @@ def test_rolling_roas_and_rates_on_known_values():
     assert last["history_days"] == 30
 
 
+def test_spend_against_its_recent_daily_averages():
+    frame = daily_campaign(spend=100.0)
+    frame.loc[frame["date"] == START + timedelta(days=39), "spend"] = 200.0
+    frame.loc[frame["date"] == START + timedelta(days=9), "spend"] = 400.0  # outside the 30 days ending on day 39
+    out = campaign_features(frame).set_index("date")
+    last = out.loc[pd.Timestamp(START + timedelta(days=39))]
+    assert last["spend_vs_3d"] == pytest.approx(200 / (400 / 3))
+    assert last["spend_vs_7d"] == pytest.approx(200 / (800 / 7))
+    assert last["spend_vs_30d"] == pytest.approx(200 / (3100 / 30))
+    steady = out.loc[pd.Timestamp(START + timedelta(days=5))]
+    assert steady[["spend_vs_3d", "spend_vs_7d", "spend_vs_30d"]].tolist() == pytest.approx([1.0, 1.0, 1.0])
+    # calendar windows: after a 10-day gap the 7-day average holds only the days actually in it
+    gap = campaign_features(daily_campaign(days=20, skip=set(range(5, 15)))).set_index("date")
+    assert gap.loc[pd.Timestamp(START + timedelta(days=15)), "spend_vs_7d"] == pytest.approx(1.0)
+
+
 def test_windows_are_calendar_days_not_rows():
     out = campaign_features(daily_campaign(days=20, skip=set(range(5, 15)))).set_index("date")
     day = out.loc[pd.Timestamp(START + timedelta(days=15))]
@@ -140,3 +156,13 @@ def test_fatigue_levels_follow_the_thresholds():
         "low", "low", "medium", "medium", "high", "critical", "critical"]
     score = fatigue.fatigue_score([0, 60], [1.0, 8.0], [0.0, 0.5], [0.0, 0.5])
     assert score[0] == 0 and score[1] == pytest.approx(100)
+
+
+def test_an_id_that_is_a_list_is_a_clear_error():
+    from stratum_pipeline.ml.inputs import InputError
+
+    frame = daily_campaign(days=3)
+    frame["campaign_id"] = frame["campaign_id"].astype(object)
+    frame.at[1, "campaign_id"] = ["a-c1"]  # found by the hostile-input property test
+    with pytest.raises(InputError, match="campaign daily rows: campaign_id has 1 values that are not a text or number id"):
+        campaign_features(frame)

@@ -28,8 +28,10 @@ FATIGUE_FEATURES = [
     "days_active", "frequency", "ctr_current", "ctr_baseline", "engagement_rate_current", "engagement_rate_baseline",
 ]
 # Short-horizon context the ROAS model uses beside the 11 features: yesterday's, 3-day and 14-day ROAS,
-# the day's spend, and the forecast day's position in its quarter (the quarterly cycle).
-ROAS_CONTEXT = ["roas", "roas_3d", "roas_14d", "spend", "day_of_quarter"]
+# the day's spend and how it compares with its 3-, 7- and 30-day daily averages (a day of unusually high
+# spend has unusually low ROAS on a saturating response curve, and spend drifts back), and the forecast
+# day's position in its quarter (the quarterly cycle).
+ROAS_CONTEXT = ["roas", "roas_3d", "roas_14d", "spend", "spend_vs_3d", "spend_vs_7d", "spend_vs_30d", "day_of_quarter"]
 CONVERSION_FEATURES = [
     "session_duration", "pages_viewed", "cart_value", "items_in_cart", "time_since_last_visit",
     "previous_purchases", "device_type", "traffic_source", "user_segment",
@@ -62,6 +64,9 @@ def _typed(frame: pd.DataFrame, what: str, keys: list[str], numbers: list[str], 
     for column in keys:
         if df[column].isna().any():
             raise InputError(f"{what}: {column} has {int(df[column].isna().sum())} missing values")
+        not_an_id = int(df[column].map(lambda v: isinstance(v, (list, dict, set, tuple, bytes, bytearray))).sum())
+        if not_an_id:
+            raise InputError(f"{what}: {column} has {not_an_id} values that are not a text or number id")
     for column in numbers:
         df[column] = numeric_column(df[column], column)
         if column in required_numbers and np.isnan(df[column].to_numpy()).any():
@@ -123,6 +128,8 @@ def campaign_features(
     out["season"] = target_day.dt.quarter.astype(int)
     out["day_of_quarter"] = (target_day - target_day.dt.to_period("Q").dt.start_time).dt.days.astype(int)
     out["roas"] = _ratio(df["revenue"], df["spend"])
+    for window in (3, 7, CAMPAIGN_LOOKBACK_DAYS):
+        out[f"spend_vs_{window}d"] = _ratio(df["spend"], _ratio(df[f"spend_{window}d"], df[f"n_{window}d"]))
     out["history_days"] = df["n_30d"].astype(int)
     out["creative_fatigue"] = _campaign_fatigue(out, creative_fatigue)
     return _in_range(out, start, end)

@@ -54,7 +54,7 @@ class ROASPredictor:
     millisecond and a batch of 100,000 about a second.
     """
 
-    FORMAT = 2  # bump when a fitted object's layout changes; older pickles are refused
+    FORMAT = 3  # bump when a fitted object's layout or feature set changes; older pickles are refused
     feature_names = [*ROAS_FEATURES, *ROAS_CONTEXT]
     numeric_names = [f for f in feature_names if f != "platform"]
     relative_columns = ["roas_7d", "roas_30d", "roas", "roas_3d", "roas_14d"]
