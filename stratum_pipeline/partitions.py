@@ -20,8 +20,9 @@ daily_backfill_policy = dg.BackfillPolicy.multi_run(max_partitions_per_run=MAX_D
 
 
 def backfill_ranges(first: date, last: date, max_days: int = MAX_DAYS_PER_RUN) -> list[tuple[date, date]]:
-    """[first, last] cut into consecutive ranges of at most `max_days` days: the runs a backfill of the
-    daily assets is split into (what Dagster's backfill daemon does under `daily_backfill_policy`)."""
+    """[first, last] cut into consecutive ranges of at most `max_days` days, the cap of `daily_backfill_policy`:
+    the ranged runs in which the demo and the scale benchmark run a long range. (Dagster's backfill daemon
+    keeps the same cap but plans per asset: assets with lookback windows run after their parents' runs.)"""
     if last < first:
         raise ValueError(f"backfill range ends ({last}) before it starts ({first})")
     if max_days < 1:

@@ -126,9 +126,9 @@ campaign_features = sa.Table(
     sa.Column("spend", sa.Float, nullable=False),
     sa.Column("revenue", sa.Float, nullable=False),
     sa.Column("roas", sa.Float),
-    sa.Column("spend_vs_3d", sa.Float, comment="the day's spend / its average daily spend over the last 3 days"),
-    sa.Column("spend_vs_7d", sa.Float, comment="the day's spend / its average daily spend over the last 7 days"),
-    sa.Column("spend_vs_30d", sa.Float, comment="the day's spend / its average daily spend over the last 30 days"),
+    sa.Column("spend_vs_3d", sa.Float, comment="the day's spend / its average daily spend over the days with rows in the last 3 days"),
+    sa.Column("spend_vs_7d", sa.Float, comment="the day's spend / its average daily spend over the days with rows in the last 7 days"),
+    sa.Column("spend_vs_30d", sa.Float, comment="the day's spend / its average daily spend over the days with rows in the last 30 days"),
     sa.Column("daily_budget", sa.Float),
     sa.Column("history_days", sa.Integer, nullable=False),
 )

@@ -154,7 +154,7 @@ def test_errors_other_than_a_source_outage_are_not_retried(ingested):
     assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]  # failed at once
     failure = result.get_step_failure_events()[0].step_failure_data
     assert failure.user_failure_data.description == (
-        "raw_campaign_daily failed (not a source outage, so not retried): "
+        "raw_campaign_daily failed (not a database outage, so not retried): "
         "RuntimeError: value too long for type character varying(64)")
     assert_same(before, partition_rows(warehouse_url))
 

@@ -100,3 +100,12 @@ def test_the_step_executor_settings_match_k8s_job_executors_schema():
     schema = k8s_job_executor.config_schema.config_type
     assert process_config(schema, STEP_EXECUTOR_CONFIG).success
     assert not process_config(schema, {**STEP_EXECUTOR_CONFIG, "max_concurrent": "four"}).success
+
+
+def test_one_machine_instance_limits_runs_per_tenant_and_per_backfill(tmp_path, instance_config):
+    shutil.copy(MULTI_MACHINE.parent / "dagster.yaml", tmp_path / "dagster.yaml")
+    config, _ = dagster_instance_config(str(tmp_path))  # validated against Dagster's instance schema
+    limits = config["run_coordinator"]["config"]["tag_concurrency_limits"]
+    assert {"key": "tenant", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
+    assert {"key": "dagster/backfill", "value": {"applyLimitPerUniqueValue": True}, "limit": 2} in limits
+    assert config["run_coordinator"]["config"]["max_concurrent_runs"] == 4

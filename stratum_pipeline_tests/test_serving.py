@@ -151,3 +151,19 @@ def test_bad_input_and_unknown_tenants_are_clear_errors(trained):
         service.get_prediction("roas", {"platform": "meta"}, "big")
     with pytest.raises(PredictionError, match="non-empty JSON object"):
         service.get_prediction("conversion", {}, "big")
+
+
+def test_a_champion_from_an_older_version_is_skipped_for_the_default(trained, caplog):
+    own = trained.serving_model("roas", "big")
+    assert own.served_by == "big"
+    own.predictor.format_ = own.predictor.FORMAT - 1  # as if pickled before the last feature change
+    try:
+        with pytest.raises(RuntimeError, match="incompatible version of stratum-pipeline .* retrain and republish"):
+            own.predictor.predict(campaign_row())
+        with caplog.at_level(logging.WARNING):
+            served = trained.serving_model("roas", "big")
+        assert served.served_by == "default" and served.name == model_name("roas", "default")
+        assert "trained by an incompatible version" in caplog.text and "serving tenant 'big' from the default" in caplog.text
+        assert served.predictor.predict(campaign_row())["predicted_roas"] > 0
+    finally:
+        own.predictor.format_ = own.predictor.FORMAT

@@ -24,8 +24,8 @@ def execute_daily_range(
     """Run a daily job in process for the partitions first_day..last_day (inclusive) as one ranged run,
     with the tags a backfill gives each of its runs: one windowed read per asset for the whole range.
 
-    A backfill splits a long range into runs of at most `MAX_DAYS_PER_RUN` days (`daily_backfill_policy`;
-    `partitions.backfill_ranges` gives the same ranges). Failures (including failed blocking checks) are
+    The backfill policy caps a run at `MAX_DAYS_PER_RUN` days (`daily_backfill_policy`); run a long range
+    over `partitions.backfill_ranges(first, last)`. Failures (including failed blocking checks) are
     in the result, not raised.
     """
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG

@@ -266,6 +266,7 @@ def generate_in_chunks(config: DemoConfig, tenants_per_chunk: int = 1) -> Iterat
                 frame["id"] += offsets.get(name, 0)
                 offsets[name] = int(frame["id"].max()) if len(frame) else offsets.get(name, 0)
         yield chunk
+        del chunk  # not held while the next chunk is generated
 
 
 def _tenants(config: DemoConfig) -> pd.DataFrame:

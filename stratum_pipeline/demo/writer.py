@@ -28,6 +28,7 @@ def write_source_chunks(engine: sa.Engine, datasets: Iterable[DemoDataset], prog
         for table in tables:
             with engine.begin() as conn:
                 written[table.name] += insert_frame(conn, table, dataset.tables[table.name])
+        del dataset  # one chunk in memory at a time
     if progress:
         for name, rows in written.items():
             progress(f"  {name:<24} {rows:>10,} rows")

@@ -64,7 +64,8 @@ def _typed(frame: pd.DataFrame, what: str, keys: list[str], numbers: list[str], 
     for column in keys:
         if df[column].isna().any():
             raise InputError(f"{what}: {column} has {int(df[column].isna().sum())} missing values")
-        not_an_id = int(df[column].map(lambda v: isinstance(v, (list, dict, set, tuple, bytes, bytearray))).sum())
+        not_an_id = int(df[column].map(lambda v: isinstance(v, (list, dict, set, tuple, bytes, bytearray))).sum()) \
+            if df[column].dtype == object else 0
         if not_an_id:
             raise InputError(f"{what}: {column} has {not_an_id} values that are not a text or number id")
     for column in numbers:

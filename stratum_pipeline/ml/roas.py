@@ -162,6 +162,9 @@ class ROASPredictor:
     def _check_fitted(self) -> None:
         if self.interval_adjustment_ is None:
             raise RuntimeError("ROASPredictor is not fitted")
+        if getattr(self, "format_", None) != self.FORMAT:
+            raise RuntimeError(f"this ROASPredictor was fitted by an incompatible version of stratum-pipeline (format "
+                               f"{getattr(self, 'format_', None)}, this version reads {self.FORMAT}): retrain and republish it")
 
     def _forecast(self, X: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rel = np.asarray(self.point_.inplace_predict(X)).reshape(-1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -257,12 +258,21 @@ class ModelRegistry(dg.ConfigurableResource):
         return predictor
 
     def serving_model(self, model_type: str, tenant: str) -> ServingModel:
-        """The tenant's champion, else the default model's champion; NoModelError if neither exists."""
+        """The tenant's champion, else the default model's champion; NoModelError if neither exists.
+
+        A tenant champion pickled by an incompatible version of this code (e.g. before a feature was added)
+        is skipped with a warning, so the tenant is served by the default model until it is retrained."""
         for owner in (tenant, "default"):
             name = model_name(model_type, owner)
             version = self.champion_version(name)
-            if version is not None:
+            if version is None:
+                continue
+            try:
                 return ServingModel(name, version, self.load_compatible(name, version), owner)
+            except NoModelError as exc:
+                if owner == "default":
+                    raise
+                logging.getLogger(__name__).warning(f"{exc}; serving tenant {tenant!r} from the default model")
         raise NoModelError(f"no {model_type} model serves tenant {tenant!r}: neither {model_name(model_type, tenant)} "
                            f"nor {model_name(model_type, 'default')} has a champion (train the models first)")
 
