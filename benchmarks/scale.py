@@ -39,6 +39,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import SimpleNamespace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -346,6 +347,7 @@ class PlainContext:
     """What the asset and check bodies read from their Dagster context, without a run."""
 
     run_id = "plain-python"
+    run = SimpleNamespace(tags={})  # no `stratum/tenant_id` tag: every tenant, as the scheduled runs
     log = logging.getLogger("stratum.scale.plain")
 
     def __init__(self, first: date | None = None, last: date | None = None, partition_key: str | None = None):
@@ -356,9 +358,12 @@ class PlainContext:
         self.has_partition_key = partition_key is not None
 
 
+PLAIN_FAILURES: list[str] = []  # bodies that raised: reported in the stage's detail, never skipped silently
+
+
 def _call(definition, context: PlainContext, resources: dict):
-    """Call an asset's or check's body with the resources (and config) it names. An error is logged and
-    gives None, as a failed step does not stop the others."""
+    """Call an asset's or check's body with the resources (and config) it names. An error is logged,
+    recorded in PLAIN_FAILURES and gives None, as a failed step does not stop the others."""
     from stratum_pipeline.assets.models import TrainingConfig
 
     node = definition.op if hasattr(definition, "op") else definition.node_def
@@ -369,6 +374,7 @@ def _call(definition, context: PlainContext, resources: dict):
         return fn(context, **kwargs)
     except Exception as exc:
         context.log.error(f"{node.name} failed: {type(exc).__name__}: {exc}")
+        PLAIN_FAILURES.append(f"{node.name} ({type(exc).__name__}: {str(exc)[:80]})")
         return None
 
 
@@ -454,6 +460,8 @@ def stage_main(name: str, spec: dict) -> int:
     _batch_definition()  # great-expectations' context, built once per process in both modes
     started, cpu_started = time.perf_counter(), _cpu_seconds()
     report = globals()[f"stage_{name}"](spec)
+    if PLAIN_FAILURES:
+        report["detail"] += f"; {len(PLAIN_FAILURES)} step(s) FAILED: {', '.join(PLAIN_FAILURES)[:300]}"
     report["wall_s"] = time.perf_counter() - started
     report["cpu_s"] = _cpu_seconds() - cpu_started
     report["maxrss_self_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
