@@ -123,7 +123,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from stratum_pipeline import warehouse_schema as wh
     from stratum_pipeline.automation.jobs import execute_daily_range
     from stratum_pipeline.definitions import defs
-    from stratum_pipeline.demo.generator import DemoConfig, generate_in_chunks
+    from stratum_pipeline.demo.generator import NOISE_REGIMES, DemoConfig, generate_in_chunks
     from stratum_pipeline.demo.writer import write_source_chunks
     from stratum_pipeline.partitions import MAX_DAYS_PER_RUN, backfill_ranges, tenant_partitions
     from stratum_pipeline.resources.database import describe_url, engine_for, reset_warehouse
@@ -134,9 +134,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     end_date = args.end_date or (datetime.now(timezone.utc).date() - timedelta(days=1))
     if args.tenants:
         config = DemoConfig.scaled(end_date, args.tenants, args.campaigns, args.days, seed=args.seed,
-                                   bad_row_rate=args.bad_row_rate)
+                                   bad_row_rate=args.bad_row_rate, noise=NOISE_REGIMES[args.noise])
     else:
-        config = DemoConfig(end_date=end_date, seed=args.seed, bad_row_rate=args.bad_row_rate)
+        config = DemoConfig(end_date=end_date, seed=args.seed, bad_row_rate=args.bad_row_rate, noise=NOISE_REGIMES[args.noise])
     _say("Stratum demo (embedded default unless the environment says otherwise)")
     _say(f"  source     {describe_url(env['STRATUM_SOURCE_URL'])}")
     _say(f"  warehouse  {describe_url(env['STRATUM_WAREHOUSE_URL'])}")
@@ -436,6 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--tenants", type=int, help="scaled data: this many identical tenants instead of the demo four")
     demo.add_argument("--campaigns", type=int, default=50, help="campaigns per tenant with --tenants (default 50)")
     demo.add_argument("--days", type=int, default=365, help="days of history with --tenants (default 365)")
+    demo.add_argument("--noise", choices=("low", "realistic"), default="low",
+                      help="low: the textbook world (default); realistic: low volumes, overdispersed counts, zero-revenue "
+                           "days, heavy-tailed orders, adstock, abrupt budget changes")
     demo.set_defaults(func=cmd_demo)
 
     ui = sub.add_parser("ui", help="run `dagster dev` on the same instance and databases")

@@ -134,6 +134,21 @@ truth_campaign_daily = sa.Table(
     sa.Column("expected_conversions", sa.Float, nullable=False),
     sa.Column("expected_revenue", sa.Float, nullable=False),
     sa.Column("expected_roas", sa.Float, nullable=False),
+    sa.Column("adstocked_spend", sa.Float, comment="the spend the response curve saw that day (carry-over included)"),
+)
+
+truth_campaign_response = sa.Table(
+    "truth_campaign_response",
+    metadata,
+    sa.Column("campaign_id", sa.String(64), primary_key=True),
+    sa.Column("vmax", sa.Float, nullable=False),
+    sa.Column("half_saturation", sa.Float, nullable=False),
+    sa.Column("hill_shape", sa.Float, nullable=False),
+    sa.Column("adstock_rate", sa.Float, nullable=False),
+    sa.Column("avg_order_value", sa.Float, nullable=False),
+    sa.Column("dispersion", sa.Float, comment="negative-binomial size of daily conversions; NULL: Poisson"),
+    sa.Column("order_value_sigma", sa.Float, comment="lognormal sigma of single orders; NULL: Gamma, CV 0.3"),
+    sa.Column("noise_regime", sa.String(16), nullable=False),
 )
 
 truth_sessions = sa.Table(
@@ -162,4 +177,4 @@ truth_bad_rows = sa.Table(
 )
 
 SOURCE_TABLES = (tenants, campaigns, campaign_daily_metrics, creatives, creative_daily_metrics, sessions, capi_events)
-TRUTH_TABLES = (truth_campaign_daily, truth_sessions, truth_creative_daily, truth_bad_rows)
+TRUTH_TABLES = (truth_campaign_daily, truth_campaign_response, truth_sessions, truth_creative_daily, truth_bad_rows)

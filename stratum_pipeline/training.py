@@ -13,7 +13,7 @@ import pandas as pd
 
 from stratum_pipeline.checks.model_gate import GateDecision, decide
 from stratum_pipeline.ml.conversion import ConversionPredictor
-from stratum_pipeline.ml.evaluation import conversion_metrics, roas_metrics
+from stratum_pipeline.ml.evaluation import best_naive_roas, conversion_metrics, roas_metrics
 from stratum_pipeline.ml.features import CONVERSION_FEATURES
 from stratum_pipeline.ml.monitoring import DRIFT_FEATURES, PROFILE_ARTIFACT, feature_profile, reference_rows
 from stratum_pipeline.ml.roas import TARGET, ROASPredictor, training_frame
@@ -125,14 +125,15 @@ def train_roas(tenant, features, registry, tags: dict, minimum=DataMinimum(), ho
         raise ValueError(f"too little data to train the ROAS model of {tenant}: {len(train)} train / {len(test)} test rows")
     predictor = ROASPredictor(**model_params).fit(train, train[TARGET])
 
-    def evaluate(model, rows):
-        return roas_metrics(rows[TARGET], model.predict_frame(rows))
+    def evaluate(model, rows):  # with the best naive forecast on the same rows: the gate compares them
+        return {**roas_metrics(rows[TARGET], model.predict_frame(rows)), **best_naive_roas(rows[TARGET], rows)}
 
     metrics = evaluate(predictor, test)
     params = {"tenant": tenant, "train_rows": len(train), "test_rows": len(test), "holdout_days": holdout_days,
               "training_tenants": ",".join(sorted(frame["tenant_id"].unique())),
               "train_start": str(train["date"].min().date()), "train_end": str(train["date"].max().date()),
-              **predictor.params, "interval_adjustment": predictor.interval_adjustment_}
+              **predictor.params, "interval_adjustment": predictor.interval_adjustment_,
+              **(predictor.complexity_ or {})}
     example = test[predictor.feature_names]
     outcome = _gate("roas", tenant, predictor, metrics, test, evaluate, example, registry, params, tags, train)
     outcome.metadata.update({"served_by": tenant, "train_rows": len(train), "test_rows": len(test)})

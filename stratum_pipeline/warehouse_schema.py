@@ -130,6 +130,7 @@ campaign_features = sa.Table(
     sa.Column("spend_vs_7d", sa.Float, comment="the day's spend / its average daily spend over the days with rows in the last 7 days"),
     sa.Column("spend_vs_30d", sa.Float, comment="the day's spend / its average daily spend over the days with rows in the last 30 days"),
     sa.Column("daily_budget", sa.Float),
+    sa.Column("conversions_30d", sa.Float, comment="the campaign's conversions over the last 30 days (its volume)"),
     sa.Column("history_days", sa.Integer, nullable=False),
 )
 

@@ -117,3 +117,41 @@ def test_dates_stay_within_the_configured_window(rate):
     data = generate(config)
     dates = pd.to_datetime(data["campaign_daily_metrics"]["date"])
     assert dates.min().date() >= config.start_date and dates.max().date() == config.end_date
+
+
+def test_realistic_regime_looks_like_real_ad_accounts():
+    from stratum_pipeline.demo.generator import NOISE_REGIMES
+
+    data = generate(DemoConfig.scaled(date(2026, 6, 30), tenants=1, campaigns=200, days=40, sessions_per_day=5,
+                                      bad_row_rate=0.0, noise=NOISE_REGIMES["realistic"]))
+    truth = data["truth_campaign_daily"]
+    metrics = data["campaign_daily_metrics"].merge(truth, on=["campaign_id", "date"])
+    volume = truth.groupby("campaign_id")["expected_conversions"].mean()
+    assert volume.quantile(0.1) < 2 and 3 < volume.median() < 15 and volume.quantile(0.9) > 15  # ~0.5-50 a day
+    assert (metrics["revenue"] == 0).mean() > 0.03  # zero-revenue days are common
+    # overdispersed: the counts vary more than Poisson counts around their expected value would
+    z = (metrics["conversions"] - metrics["expected_conversions"]) / np.sqrt(metrics["expected_conversions"])
+    assert z.var() > 1.5
+    response = data["truth_campaign_response"]
+    assert set(response["campaign_id"]) == set(data["campaigns"]["id"]) and (response["adstock_rate"] > 0).all()
+    # carry-over: the response saw a spend path that lags the day's spend
+    assert not np.allclose(truth["adstocked_spend"], metrics.set_index(["campaign_id", "date"]).loc[
+        list(zip(truth["campaign_id"], truth["date"])), "spend"].to_numpy())
+
+
+def test_adstock_carries_spend_over_and_keeps_its_level():
+    from stratum_pipeline.demo.generator import adstock
+
+    pulse = adstock(np.array([[100.0, 0, 0, 0]]), 0.5)[0]
+    np.testing.assert_allclose(pulse, [50, 25, 12.5, 6.25])  # the pulse's effect decays geometrically
+    steady = adstock(np.full((1, 60), 80.0), 0.4)[0]
+    assert steady[-1] == pytest.approx(80.0)  # a constant spend settles at its own level
+    np.testing.assert_allclose(adstock(np.array([[5.0, 7.0]]), 0.0), [[5.0, 7.0]])
+
+
+def test_low_regime_has_no_carry_over():
+    clean = generate(TEST_CONFIG.with_overrides(bad_row_rate=0.0))
+    response = clean["truth_campaign_response"]
+    assert (response["adstock_rate"] == 0).all() and (response["noise_regime"] == "low").all()
+    joined = clean["campaign_daily_metrics"].merge(clean["truth_campaign_daily"], on=["campaign_id", "date"])
+    np.testing.assert_allclose(joined["adstocked_spend"], joined["spend"])

@@ -40,7 +40,8 @@ def _from_features(*columns: str) -> list[dg.TableColumnDep]:
 # Which feature columns each forecast column is computed from (the UI's column lineage).
 _MODEL_INPUTS = ("roas_7d", "roas_30d", "roas_3d", "roas_14d", "roas", "spend_velocity", "ctr", "conversion_rate",
                  "impressions_growth", "platform", "day_of_week", "season", "day_of_quarter", "audience_size",
-                 "creative_fatigue", "spend", "spend_vs_3d", "spend_vs_7d", "spend_vs_30d")
+                 "creative_fatigue", "spend", "spend_vs_3d", "spend_vs_7d", "spend_vs_30d",
+                 "conversions_30d")
 FORECAST_LINEAGE = dg.TableColumnLineage({
     "tenant_id": _from_features("tenant_id"), "campaign_id": _from_features("campaign_id"), "date": _from_features("date"),
     "forecast_date": _from_features("date"),

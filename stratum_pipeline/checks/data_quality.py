@@ -166,7 +166,8 @@ FEATURE_CONTRACTS = {
         upstream=wh.raw_campaign_daily,
         ranges={"roas_7d": (0, None), "roas_30d": (0, None), "roas_3d": (0, None), "roas_14d": (0, None), "spend_velocity": (0, None), "spend_vs_3d": (0, 3 + 1e-9), "spend_vs_7d": (0, 7 + 1e-9), "spend_vs_30d": (0, 30 + 1e-9), "ctr": (0, 1),
                 "conversion_rate": (0, None), "impressions_growth": (-1, None), "day_of_week": (0, 6),
-                "season": (1, 4), "day_of_quarter": (0, 91), "creative_fatigue": (0, 100), "history_days": (1, 30)},
+                "season": (1, 4), "day_of_quarter": (0, 91), "creative_fatigue": (0, 100), "history_days": (1, 30),
+                "conversions_30d": (0, None)},
         not_null=("tenant_id", "campaign_id", "platform", "day_of_week", "season"),
     ),
     "creative_features": dict(

@@ -17,7 +17,13 @@ The model, per campaign c and day t:
 - every converted session sends a conversion event to one ad platform, with platform-specific
   rates of missing match keys.
 
-Ground truth recorded beside the data: expected ROAS per campaign-day, the true conversion
+The noise regime (`DemoConfig.noise`, NOISE_REGIMES) sets how messy the accounts are: `low` is the
+world above; `realistic` has campaigns of ~0.5-50 expected conversions a day, negative-binomial counts
+(zero-revenue days), lognormal order values, geometric adstock carry-over of spend (the response sees
+the adstocked spend), abrupt budget changes and more mid-window launches.
+
+Ground truth recorded beside the data: expected ROAS per campaign-day, each campaign's true response
+function (`truth_campaign_response`, evaluated by `expected_daily_conversions`), the true conversion
 probability per session, the true fatigue score and level per creative-day (the fatigue formula
 of ml.fatigue applied to the noise-free latent state), and every injected bad row with its kind.
 
@@ -67,6 +73,50 @@ class ResponseShift:
         return np.where(shifted, self.scale * weekly, 1.0)
 
 
+@dataclass(frozen=True)
+class NoiseRegime:
+    """How noisy and how varied the generated ad accounts are.
+
+    `low` is the textbook world (hundreds of conversions a day per campaign, Poisson counts, order values
+    with CV 0.3, no carry-over, budgets paced in). `realistic` looks like real ad accounts: campaigns of
+    about 0.5-50 expected conversions a day within one tenant, negative-binomial (overdispersed) counts and
+    so zero-revenue days, heavy-tailed (lognormal) order values, geometric adstock carry-over of spend,
+    abrupt as well as paced budget changes, more campaigns launching mid-window, S-shaped as well as
+    concave response curves.
+    """
+
+    name: str
+    conversions_at_budget: tuple[float, float] | None = None  # lognormal (median, sigma) of expected conv/day at budget
+    roas_at_budget: tuple[float, float] = (2.2, 0.45)  # lognormal (median, sigma) of the expected ROAS at budget
+    order_value: tuple[float, float] = (25.0, 0.4)  # lognormal (median, sigma) of a campaign's average order value
+    dispersion: float | None = None  # negative-binomial size of daily conversions; None = Poisson
+    order_value_sigma: float | None = None  # lognormal sigma of single orders; None = Gamma with CV ORDER_VALUE_CV
+    adstock: tuple[float, float] = (0.0, 0.0)  # uniform range of the geometric carry-over rate of spend
+    hill_shape: tuple[float, float] = (0.8, 1.4)  # uniform range of the Hill exponent (> 1: S-shaped)
+    saturation_sigma: float = 0.3  # lognormal sigma of the half-saturation spend around the budget
+    budget_change_sigma: float = 0.3  # lognormal sigma of the 4-weekly budget multiplier
+    abrupt_budget_share: float = 0.0  # share of campaigns whose budget changes land in one day
+    late_launch_share: float = 0.2  # share of campaigns launching after their tenant's first day
+
+
+LOW_NOISE = NoiseRegime("low")
+REALISTIC_NOISE = NoiseRegime(
+    "realistic",
+    conversions_at_budget=(7.0, 1.1),
+    roas_at_budget=(2.2, 0.45),
+    order_value=(60.0, 0.5),
+    dispersion=5.0,
+    order_value_sigma=0.7,
+    adstock=(0.1, 0.6),
+    hill_shape=(0.6, 2.2),
+    saturation_sigma=0.5,
+    budget_change_sigma=0.4,
+    abrupt_budget_share=0.5,
+    late_launch_share=0.3,
+)
+NOISE_REGIMES = {r.name: r for r in (LOW_NOISE, REALISTIC_NOISE)}
+
+
 # The demo default: two tenants big enough for models of their own, one with too few
 # campaigns and one with too little history (both served by the global default model).
 DEMO_TENANTS = (
@@ -85,6 +135,7 @@ class DemoConfig:
     creative_slots: int = 2
     bad_row_rate: float = 0.002
     response_shift: ResponseShift | None = None  # test scenarios: one tenant's response curve changes
+    noise: NoiseRegime = LOW_NOISE  # NOISE_REGIMES["realistic"]: data as messy as real ad accounts
 
     @property
     def days(self) -> int:
@@ -226,10 +277,11 @@ def generate(config: DemoConfig) -> DemoDataset:
 
     ds.tables["tenants"] = _tenants(config)
     campaigns = _campaigns(config, rng, days)
-    ds.tables["campaigns"] = campaigns.drop(columns=["_vmax", "_half", "_shape", "_cpm", "_start_t", "_stop_t"])
+    ds.tables["campaigns"] = campaigns.drop(columns=["_vmax", "_half", "_shape", "_adstock", "_cpm", "_start_t", "_stop_t"])
+    ds.tables["truth_campaign_response"] = _response_truth(config, campaigns)
     creatives, creative_days = _creatives(config, rng, campaigns, days)
     ds.tables["creatives"] = creatives
-    metrics, truth = _campaign_days(rng, campaigns, creative_days, days, config.response_shift)
+    metrics, truth = _campaign_days(rng, campaigns, creative_days, days, config.response_shift, config.noise)
     ds.tables["campaign_daily_metrics"] = metrics
     ds.tables["truth_campaign_daily"] = truth
     ds.tables["creative_daily_metrics"] = creative_days[
@@ -289,17 +341,33 @@ def _campaigns(config: DemoConfig, rng: np.random.Generator, days: pd.DatetimeIn
     n = len(tenant_ids)
     ordinal = np.concatenate([np.arange(1, t.campaigns + 1) for t in config.tenants])
     platform = _choice(rng, PLATFORM_MIX, n)
-    budget = np.round(rng.lognormal(np.log(2500.0), 0.6, n), 2)
-    audience = np.round(rng.lognormal(np.log(1.2e6), 0.7, n)).astype(np.int64)
-    aov = np.round(rng.lognormal(np.log(25.0), 0.4, n), 2)
-    cpm = np.array([PLATFORM_CPM[p] for p in platform]) * rng.lognormal(0.0, 0.2, n)
-    # Response curve: conversions at the budget are around half of Vmax.
-    vmax = rng.lognormal(np.log(700.0), 0.45, n) * (budget / 2500.0) ** 0.8
-    half = budget * rng.lognormal(0.0, 0.3, n)
-    shape = rng.uniform(0.8, 1.4, n)
+    regime = config.noise
+    if regime.conversions_at_budget is None:  # the low-noise world (its draws unchanged, so its data is too)
+        budget = np.round(rng.lognormal(np.log(2500.0), 0.6, n), 2)
+        audience = np.round(rng.lognormal(np.log(1.2e6), 0.7, n)).astype(np.int64)
+        aov = np.round(rng.lognormal(np.log(25.0), 0.4, n), 2)
+        cpm = np.array([PLATFORM_CPM[p] for p in platform]) * rng.lognormal(0.0, 0.2, n)
+        # Response curve: conversions at the budget are around half of Vmax.
+        vmax = rng.lognormal(np.log(700.0), 0.45, n) * (budget / 2500.0) ** 0.8
+        half = budget * rng.lognormal(0.0, 0.3, n)
+        shape = rng.uniform(0.8, 1.4, n)
+        carry = np.zeros(n)
+    else:
+        # Volume first: expected conversions a day at the budget span ~0.5-50 within a tenant, and the
+        # budget follows from them, the order value and the campaign's ROAS at that budget.
+        audience = np.round(rng.lognormal(np.log(4e5), 0.8, n)).astype(np.int64)
+        aov = np.round(rng.lognormal(np.log(regime.order_value[0]), regime.order_value[1], n), 2)
+        cpm = np.array([PLATFORM_CPM[p] for p in platform]) * rng.lognormal(0.0, 0.2, n)
+        volume = np.clip(rng.lognormal(np.log(regime.conversions_at_budget[0]), regime.conversions_at_budget[1], n), 0.2, 150.0)
+        roas_at_budget = rng.lognormal(np.log(regime.roas_at_budget[0]), regime.roas_at_budget[1], n)
+        budget = np.round(np.maximum(volume * aov / roas_at_budget, 5.0), 2)
+        half = budget * rng.lognormal(0.0, regime.saturation_sigma, n)
+        shape = rng.uniform(*regime.hill_shape, n)
+        vmax = volume * (half**shape + budget**shape) / budget**shape
+        carry = rng.uniform(*regime.adstock, n)
     # 80% start with their tenant; the rest launch later. 5% have ended before the last day.
     history = n_days - tenant_first_t
-    late = rng.random(n) < 0.2
+    late = rng.random(n) < regime.late_launch_share
     start_t = tenant_first_t + np.where(late, (rng.random(n) * history * 0.6).astype(int), 0)
     ended = rng.random(n) < 0.05
     stop_t = np.where(ended, np.maximum(start_t + 7, n_days - 1 - rng.integers(1, 20, n)), n_days - 1)
@@ -320,6 +388,7 @@ def _campaigns(config: DemoConfig, rng: np.random.Generator, days: pd.DatetimeIn
             "_vmax": vmax,
             "_half": half,
             "_shape": shape,
+            "_adstock": carry,
             "_cpm": cpm,
             "_start_t": start_t,
             "_stop_t": stop_t,
@@ -381,7 +450,7 @@ def _creatives(config, rng, campaigns: pd.DataFrame, days: pd.DatetimeIndex):
     t = cd["_t"].to_numpy()
 
     # Spend per campaign-day (needed here to size impressions); stored for _campaign_days.
-    spend = _spend_grid(rng, campaigns, n_days)
+    spend = _spend_grid(rng, campaigns, n_days, config.noise)
     audience = campaigns["audience_size"].to_numpy()[c].astype(float)
     cpm = campaigns["_cpm"].to_numpy()[c]
     share = 1.0 / slots
@@ -417,16 +486,20 @@ def _creatives(config, rng, campaigns: pd.DataFrame, days: pd.DatetimeIndex):
     return creatives, cd
 
 
-def _spend_grid(rng, campaigns: pd.DataFrame, n_days: int) -> np.ndarray:
+def _spend_grid(rng, campaigns: pd.DataFrame, n_days: int, regime: NoiseRegime = LOW_NOISE) -> np.ndarray:
     """Daily spend: the budget times a multiplier that the advertiser changes every 4 weeks
-    (paced in over BUDGET_RAMP_DAYS, as platforms do), times small daily pacing noise."""
+    (paced in over BUDGET_RAMP_DAYS, as platforms do, or from one day to the next for the regime's
+    abrupt share of campaigns), times small daily pacing noise."""
     n = len(campaigns)
     periods = n_days // BUDGET_PERIOD_DAYS + 2
-    multipliers = rng.lognormal(0.0, 0.3, (n, periods))
+    multipliers = rng.lognormal(0.0, regime.budget_change_sigma, (n, periods))
     phase = rng.integers(0, BUDGET_PERIOD_DAYS, n)
     position = np.arange(n_days)[None, :] + phase[:, None]
     period = position // BUDGET_PERIOD_DAYS
-    ramp = np.minimum(1.0, (position % BUDGET_PERIOD_DAYS + 1) / BUDGET_RAMP_DAYS)
+    ramp_days = np.full(n, float(BUDGET_RAMP_DAYS))
+    if regime.abrupt_budget_share > 0:
+        ramp_days[rng.random(n) < regime.abrupt_budget_share] = 1.0
+    ramp = np.minimum(1.0, (position % BUDGET_PERIOD_DAYS + 1) / ramp_days[:, None])
     current = np.take_along_axis(multipliers, period, 1)
     previous = np.take_along_axis(multipliers, np.maximum(period - 1, 0), 1)
     multiplier = np.where(period > 0, previous + (current - previous) * ramp, current)
@@ -435,8 +508,56 @@ def _spend_grid(rng, campaigns: pd.DataFrame, n_days: int) -> np.ndarray:
     return np.round(spend, 2)
 
 
+def adstock(spend: np.ndarray, rate) -> np.ndarray:
+    """Geometric carry-over along the last axis: a_t = (1 - rate) * s_t + rate * a_(t-1), from a_(-1) = 0.
+
+    Normalised so that a constant spend s settles at a = s: the rate moves *when* spend works, not how much.
+    `rate` is one value or one per row of `spend` (0 = no carry-over).
+    """
+    s = np.atleast_2d(np.asarray(spend, dtype=float))
+    r = np.broadcast_to(np.asarray(rate, dtype=float).reshape(-1), (s.shape[0],))
+    out = np.empty_like(s)
+    carried = np.zeros(s.shape[0])
+    for t in range(s.shape[1]):
+        carried = (1.0 - r) * s[:, t] + r * carried
+        out[:, t] = carried
+    return out.reshape(np.shape(spend))
+
+
+def expected_daily_conversions(response: pd.DataFrame | pd.Series, spend: np.ndarray, dates, effectiveness=1.0) -> np.ndarray:
+    """A campaign's true expected conversions per day for a spend path (its true response function).
+
+    `response` is the campaign's row of `truth_campaign_response` (or rows, one per row of a 2-D `spend`);
+    `spend` the daily spend from the campaign's launch (carry-over starts at zero), `dates` the days it
+    falls on (seasonality), `effectiveness` the creative effectiveness (1 = fresh creatives; the generator's
+    days have 0.6 + 0.4 x the live creatives' CTR retention). Multiply by `avg_order_value` for revenue.
+    """
+    r = response if isinstance(response, pd.DataFrame) else response.to_frame().T
+    col = {k: r[k].to_numpy(dtype=float)[:, None] for k in ("vmax", "half_saturation", "hill_shape", "adstock_rate")}
+    carried = adstock(np.atleast_2d(spend), col["adstock_rate"][:, 0])
+    out = hill(carried, col["vmax"], col["half_saturation"], col["hill_shape"]) * seasonality(dates)[None, :] * effectiveness
+    return out.reshape(np.shape(spend)) if np.ndim(spend) == 1 else out
+
+
+def _response_truth(config: DemoConfig, campaigns: pd.DataFrame) -> pd.DataFrame:
+    """Each campaign's true response function: expected conversions on a day = Hill(adstocked spend) x
+    seasonality x creative effectiveness; revenue = conversions x avg_order_value."""
+    return pd.DataFrame({
+        "campaign_id": campaigns["id"].to_numpy(),
+        "vmax": campaigns["_vmax"].to_numpy(),
+        "half_saturation": campaigns["_half"].to_numpy(),
+        "hill_shape": campaigns["_shape"].to_numpy(),
+        "adstock_rate": campaigns["_adstock"].to_numpy(),
+        "avg_order_value": campaigns["avg_order_value"].to_numpy(),
+        "dispersion": np.full(len(campaigns), np.nan if config.noise.dispersion is None else config.noise.dispersion),
+        "order_value_sigma": np.full(len(campaigns), np.nan if config.noise.order_value_sigma is None
+                                     else config.noise.order_value_sigma),
+        "noise_regime": config.noise.name,
+    })
+
+
 def _campaign_days(rng, campaigns: pd.DataFrame, creative_days: pd.DataFrame, days: pd.DatetimeIndex,
-                   shift: ResponseShift | None = None):
+                   shift: ResponseShift | None = None, regime: NoiseRegime = LOW_NOISE):
     agg = creative_days.assign(_w=creative_days["_effectiveness"] * creative_days["impressions"]).groupby(["_c", "_t"]).agg(
         impressions=("impressions", "sum"), clicks=("clicks", "sum"), _w=("_w", "sum"), spend=("_spend", "first")
     )
@@ -445,18 +566,34 @@ def _campaign_days(rng, campaigns: pd.DataFrame, creative_days: pd.DataFrame, da
     t = agg["_t"].to_numpy()
     effectiveness = np.where(agg["impressions"] > 0, agg["_w"] / agg["impressions"].clip(lower=1), 1.0)
     spend = agg["spend"].to_numpy()
+    carry = campaigns["_adstock"].to_numpy()
+    if carry.any():  # spend works on later days too: the response sees the adstocked spend of the active days
+        grid = np.zeros((len(campaigns), len(days)))
+        grid[c, t] = spend
+        working = adstock(grid, carry)[c, t]
+    else:
+        working = spend
     season = seasonality(days[t])
     expected_conv = (
-        hill(spend, campaigns["_vmax"].to_numpy()[c], campaigns["_half"].to_numpy()[c], campaigns["_shape"].to_numpy()[c])
+        hill(working, campaigns["_vmax"].to_numpy()[c], campaigns["_half"].to_numpy()[c], campaigns["_shape"].to_numpy()[c])
         * season
         * (0.6 + 0.4 * effectiveness)
     )
     if shift is not None:
         expected_conv = expected_conv * shift.multiplier(campaigns["tenant_id"].to_numpy()[c], days[t])
     aov = campaigns["avg_order_value"].to_numpy()[c]
-    conversions = rng.poisson(expected_conv)  # view-through conversions: not bounded by clicks
-    k = 1.0 / ORDER_VALUE_CV**2
-    revenue = np.where(conversions > 0, rng.gamma(np.maximum(conversions, 1) * k, aov / k), 0.0)
+    if regime.dispersion is None:
+        conversions = rng.poisson(expected_conv)  # view-through conversions: not bounded by clicks
+    else:  # negative binomial: a Gamma-distributed daily rate with mean expected_conv
+        conversions = rng.poisson(expected_conv * rng.gamma(regime.dispersion, 1.0 / regime.dispersion, len(agg)))
+    if regime.order_value_sigma is None:
+        k = 1.0 / ORDER_VALUE_CV**2
+        revenue = np.where(conversions > 0, rng.gamma(np.maximum(conversions, 1) * k, aov / k), 0.0)
+    else:  # each order lognormal with mean aov: a few large orders make a day
+        sigma = regime.order_value_sigma
+        owner = np.repeat(np.arange(len(agg)), conversions)
+        orders = rng.lognormal(np.log(aov[owner]) - sigma**2 / 2, sigma)
+        revenue = np.bincount(owner, weights=orders, minlength=len(agg))
     dates = days.date[t]
     recorded = pd.to_datetime(dates) + pd.to_timedelta(1, "D") + pd.to_timedelta(rng.integers(60, 6 * 3600, len(agg)), "s")
     metrics = pd.DataFrame(
@@ -480,6 +617,7 @@ def _campaign_days(rng, campaigns: pd.DataFrame, creative_days: pd.DataFrame, da
             "expected_conversions": expected_conv,
             "expected_revenue": expected_conv * aov,
             "expected_roas": expected_conv * aov / np.maximum(spend, 0.01),
+            "adstocked_spend": working,
         }
     )
     return metrics, truth

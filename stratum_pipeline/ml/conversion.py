@@ -4,7 +4,12 @@ Model: XGBoost (binary:logistic) on the 9 session signals. Numbers go in as they
 values are routed by the trees, so a column that is entirely missing is harmless); each
 categorical signal is one-hot encoded over the categories seen in training, so an unseen or
 missing category is simply "none of the known ones". Probabilities are calibrated with isotonic
-regression on the most recent part of the training data. `top_factors` are per-prediction
+regression cross-fitted on out-of-fold scores (as sklearn's CalibratedClassifierCV with ensemble=False):
+every training row is scored by a booster that did not see it, the calibration is learnt on those scores,
+and the served booster is trained on all rows, so no rows are withheld from it. A tiny strictly increasing
+term keeps the booster's ranking inside the isotonic steps, so calibration costs no AUC.
+`will_convert` is set at the operating threshold: the lowest one (highest recall) whose out-of-fold
+precision reaches the seed's precision target (TARGET_PRECISION, with a small safety margin). `top_factors` are per-prediction
 contributions (TreeSHAP values from the booster, in log-odds, summed over a signal's one-hot
 columns), not global importances.
 """
@@ -17,7 +22,11 @@ import pandas as pd
 from stratum_pipeline.ml.features import CONVERSION_CATEGORICAL, CONVERSION_FEATURES, CONVERSION_NUMERIC
 from stratum_pipeline.ml.inputs import number, numeric_column, require_mapping
 
-TARGET_PRECISION = 0.9  # the operating threshold is the lowest one reaching this precision on calibration data
+TARGET_PRECISION = 0.8  # the seed's target: will_convert is set at the highest recall with this precision...
+PRECISION_MARGIN = 0.03  # ...plus this margin on the out-of-fold rows, so that new sessions still reach it
+CALIBRATION_FOLDS = 4
+MIN_FLAGGED = 20  # the operating threshold flags at least this many out-of-fold sessions
+TIE_BREAK = 1e-6  # weight of the raw score added to the isotonic map: keeps the booster's ranking
 
 
 class ConversionPredictor:
@@ -31,7 +40,7 @@ class ConversionPredictor:
         n_estimators: int = 100,
         max_depth: int = 3,
         learning_rate: float = 0.15,
-        calibration_share: float = 0.2,
+        calibration_folds: int = CALIBRATION_FOLDS,
         random_state: int = 0,
         n_jobs: int = 2,
     ):
@@ -40,7 +49,7 @@ class ConversionPredictor:
             colsample_bytree=0.9, min_child_weight=2, tree_method="hist", random_state=random_state, n_jobs=n_jobs,
             objective="binary:logistic", eval_metric="logloss",
         )
-        self.calibration_share = calibration_share
+        self.calibration_folds = calibration_folds
         self.categories_: dict[str, list[str]] | None = None
 
     # --- design -------------------------------------------------------------------------
@@ -116,13 +125,21 @@ class ConversionPredictor:
         self._learn_categories(self._frame(X))
         design = self._design(X)
         order = np.argsort(pd.to_datetime(X["started_at"]).to_numpy(), kind="stable") if "started_at" in X else np.arange(len(y))
-        n_cal = max(50, int(len(y) * self.calibration_share))
-        train, cal = order[:-n_cal], order[-n_cal:]
-        self.booster_ = xgboost.XGBClassifier(**self.params).fit(design[train], y[train]).get_booster()
-        raw = self._raw(design[cal])
-        calibrator = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y[cal])
+        out_of_fold = np.full(len(y), np.nan)
+        for fold in np.array_split(order, self.calibration_folds):  # contiguous blocks of time
+            rest = np.setdiff1d(order, fold, assume_unique=True)
+            if len(np.unique(y[rest])) < 2:
+                continue
+            booster = xgboost.XGBClassifier(**self.params).fit(design[rest], y[rest]).get_booster()
+            out_of_fold[fold] = np.asarray(booster.inplace_predict(design[fold])).reshape(-1)
+        scored = np.isfinite(out_of_fold)
+        if len(np.unique(y[scored])) < 2:
+            raise ValueError("y needs converted and non-converted sessions spread over time to calibrate")
+        self.booster_ = xgboost.XGBClassifier(**self.params).fit(design, y).get_booster()
+        calibrator = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(out_of_fold[scored], y[scored])
         self.calibration_x_, self.calibration_y_ = calibrator.X_thresholds_, calibrator.y_thresholds_
-        self.threshold_ = self._operating_threshold(self._calibrate(raw), y[cal])
+        self.threshold_ = operating_threshold(self._calibrate(out_of_fold[scored]), y[scored],
+                                              precision=TARGET_PRECISION + PRECISION_MARGIN)
         self.format_ = self.FORMAT
         return self
 
@@ -130,16 +147,8 @@ class ConversionPredictor:
         return np.asarray(self.booster_.inplace_predict(design)).reshape(-1)
 
     def _calibrate(self, raw: np.ndarray) -> np.ndarray:
-        return np.clip(np.interp(raw, self.calibration_x_, self.calibration_y_), 0.0, 1.0)
-
-    @staticmethod
-    def _operating_threshold(p: np.ndarray, y: np.ndarray) -> float:
-        """Lowest probability threshold whose precision on (p, y) reaches TARGET_PRECISION (else 0.5)."""
-        for threshold in np.unique(np.round(p, 4)):
-            chosen = p >= threshold
-            if chosen.sum() >= 20 and y[chosen].mean() >= TARGET_PRECISION:
-                return float(threshold)
-        return 0.5
+        mapped = np.interp(raw, self.calibration_x_, self.calibration_y_) + TIE_BREAK * (raw - 0.5)
+        return np.clip(mapped, 0.0, 1.0)
 
     # --- predict ------------------------------------------------------------------------
 
@@ -207,6 +216,20 @@ class ConversionPredictor:
             "top_factors": self._factors(per_signal, [values], top)[0],
             "will_convert": bool(probability >= self.threshold_),
         }
+
+
+def operating_threshold(p, y, precision: float = TARGET_PRECISION, min_flagged: int = MIN_FLAGGED) -> float:
+    """The lowest probability threshold (so the highest recall) at which the sessions flagged, p >= threshold,
+    convert with at least `precision`, counting only thresholds that flag `min_flagged` sessions or more.
+    1.0 (flag nothing) when no threshold reaches it."""
+    p = np.asarray(p, dtype=float)
+    y = np.asarray(y, dtype=float)
+    order = np.argsort(-p, kind="stable")
+    p_sorted, hits = p[order], np.cumsum(y[order])
+    flagged = np.arange(1, len(p) + 1)
+    last_of_value = np.r_[p_sorted[1:] != p_sorted[:-1], True]  # a threshold flags every session at its value
+    ok = last_of_value & (flagged >= min_flagged) & (hits >= precision * flagged)
+    return float(p_sorted[np.nonzero(ok)[0][-1]]) if ok.any() else 1.0
 
 
 def _plain(value):

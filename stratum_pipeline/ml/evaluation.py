@@ -6,8 +6,19 @@ import numpy as np
 import pandas as pd
 
 
+# The forecasts a marketer already has without a model: today's ROAS and trailing averages (feature columns).
+NAIVE_ROAS_FORECASTS = {"today": "roas", "trailing_7d": "roas_7d", "trailing_14d": "roas_14d", "trailing_30d": "roas_30d"}
+
+
+def relative_bias(actual, predicted) -> float:
+    """Mean forecast over mean actual, minus 1: +0.05 forecasts 5% too high on average (what a mean must avoid)."""
+    y = np.asarray(actual, dtype=float)
+    p = np.asarray(predicted, dtype=float)
+    return float(p.mean() / y.mean() - 1) if len(y) and y.mean() > 0 else float("nan")
+
+
 def roas_metrics(actual, forecast: pd.DataFrame) -> dict[str, float]:
-    """MAE, RMSE, R², MAPE (on days with ROAS >= 0.5) and 10-90% interval coverage."""
+    """MAE, RMSE, R², MAPE (on days with ROAS >= 0.5), mean bias and 10-90% interval coverage."""
     y = np.asarray(actual, dtype=float)
     p = forecast["predicted_roas"].to_numpy(dtype=float)
     err = p - y
@@ -19,9 +30,30 @@ def roas_metrics(actual, forecast: pd.DataFrame) -> dict[str, float]:
         "rmse": float(np.sqrt((err**2).mean())),
         "r2": float(1 - (err**2).sum() / ss_tot) if ss_tot > 0 else float("nan"),
         "mape": float(np.abs(err[sizeable] / y[sizeable]).mean()) if sizeable.any() else float("nan"),
+        "bias": relative_bias(y, p),
         "coverage_80": float(inside.mean()),
         "rows": int(len(y)),
     }
+
+
+def naive_roas_forecasts(features: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each naive forecast of NAIVE_ROAS_FORECASTS for the rows of `features`; where a window has no spend
+    it falls back to the next longer one, then to the rows' median, so every row has a forecast."""
+    longest = pd.to_numeric(features["roas_30d"], errors="coerce").to_numpy(dtype=float)
+    out = {}
+    for name, column in NAIVE_ROAS_FORECASTS.items():
+        values = pd.to_numeric(features[column], errors="coerce").to_numpy(dtype=float)
+        values = np.where(np.isfinite(values), values, longest)
+        out[name] = np.where(np.isfinite(values), values, np.nanmedian(values) if np.isfinite(values).any() else 1.0)
+    return out
+
+
+def best_naive_roas(actual, features: pd.DataFrame) -> dict[str, float | str]:
+    """The naive forecast with the lowest MAE against `actual` on these rows: its name, MAE and bias."""
+    y = np.asarray(actual, dtype=float)
+    scored = {name: float(np.abs(p - y).mean()) for name, p in naive_roas_forecasts(features).items()}
+    name = min(scored, key=scored.get)
+    return {"naive": name, "naive_mae": scored[name]}
 
 
 def point_metrics(actual, predicted) -> dict[str, float]:

@@ -30,8 +30,10 @@ FATIGUE_FEATURES = [
 # Short-horizon context the ROAS model uses beside the 11 features: yesterday's, 3-day and 14-day ROAS,
 # the day's spend and how it compares with its 3-, 7- and 30-day daily averages (a day of unusually high
 # spend has unusually low ROAS on a saturating response curve, and spend drifts back), and the forecast
-# day's position in its quarter (the quarterly cycle).
-ROAS_CONTEXT = ["roas", "roas_3d", "roas_14d", "spend", "spend_vs_3d", "spend_vs_7d", "spend_vs_30d", "day_of_quarter"]
+# day's position in its quarter (the quarterly cycle), and the campaign's conversions over the last 30 days
+# (its volume: how far a noisy ROAS history can be trusted).
+ROAS_CONTEXT = ["roas", "roas_3d", "roas_14d", "spend", "spend_vs_3d", "spend_vs_7d", "spend_vs_30d", "day_of_quarter",
+                "conversions_30d"]
 CONVERSION_FEATURES = [
     "session_duration", "pages_viewed", "cart_value", "items_in_cart", "time_since_last_visit",
     "previous_purchases", "device_type", "traffic_source", "user_segment",
@@ -131,6 +133,7 @@ def campaign_features(
     out["roas"] = _ratio(df["revenue"], df["spend"])
     for window in (3, 7, CAMPAIGN_LOOKBACK_DAYS):
         out[f"spend_vs_{window}d"] = _ratio(df["spend"], _ratio(df[f"spend_{window}d"], df[f"n_{window}d"]))
+    out["conversions_30d"] = df["conversions_30d"].astype(float)
     out["history_days"] = df["n_30d"].astype(int)
     out["creative_fatigue"] = _campaign_fatigue(out, creative_fatigue)
     return _in_range(out, start, end)

@@ -1,15 +1,27 @@
 """Next-day ROAS forecasts per campaign, with 10-90% intervals, a trend and a budget recommendation.
 
-Model: gradient-boosted trees (XGBoost) on the 11 ROAS features plus short-horizon context
-(ml.features.ROAS_CONTEXT). The target is expressed relative to the campaign's recent ROAS,
-log(next-day ROAS / base), where base is the 7-day ROAS: trees then learn how a campaign's
-level moves (seasonality, fatigue, spend changes) rather than the level itself, which makes one
-model serve campaigns whose ROAS differs tenfold.
+What the forecast means: `predicted_roas` is the *expected* ROAS of the next day (a mean, what revenue
+per unit of spend averages to), so the product can multiply it by spend. On a campaign with a few
+conversions a day the realised ROAS scatters widely around it (zero-revenue days, a few large orders);
+the interval says how widely.
 
-Intervals: a quantile model (reg:quantileerror, alpha 0.1 and 0.9) gives the raw band, then
-conformalised quantile regression (CQR) on the most recent part of the training data widens or
-narrows it so that 80% of held-out outcomes fall inside: the bounds are calibrated 10%/90%
-quantiles, not a spread of trees.
+Model: gradient-boosted trees (XGBoost) on the 11 ROAS features plus short-horizon context
+(ml.features.ROAS_CONTEXT). The target is the next day's realised ROAS relative to the campaign's
+30-day ROAS (the base), fitted with a Tweedie objective (log link): its loss is minimised by the
+conditional *mean*, it takes zero-revenue days as they are, and a campaign's volume
+(`conversions_30d`) tells the trees how far to trust a noisy base, i.e. how much to shrink it towards
+what campaigns like it return. (A squared error on log ROAS would forecast a geometric mean: about 0.6x
+the expected ROAS on low-volume accounts.) Shallow, strongly regularised trees: on daily ad data the
+noise dwarfs the signal.
+
+How much structure to fit depends on how noisy the tenant's data is: `fit` tries the regularised
+trees and a more flexible set (FLEXIBLE_TREES, what a high-volume account can afford) on the older
+part of the training data, keeps the one with the lower MAE on its most recent part, and refits it.
+
+Intervals: a quantile model (reg:quantileerror, alpha 0.1 and 0.9) gives the raw band on the same
+relative scale, then conformalised quantile regression (CQR) on the most recent part of the training
+data widens or narrows it so that 80% of held-out *realised* outcomes fall inside: the bounds are
+calibrated 10%/90% quantiles of the realised ROAS, not a spread of trees.
 """
 
 from __future__ import annotations
@@ -24,6 +36,10 @@ PLATFORMS = ("meta", "google", "tiktok", "linkedin")
 TARGET = "next_day_roas"
 MIN_BASE_ROAS = 0.05
 BREAKEVEN_ROAS = 1.0
+# The alternative to the default, regularised trees that `fit` tries: deeper, faster-learning trees for
+# accounts whose daily ROAS is precise enough to follow closely.
+FLEXIBLE_TREES = {"max_depth": 4, "learning_rate": 0.05, "min_child_weight": 5}
+FLEXIBLE_MARGIN = 0.02  # ...chosen only if their recent MAE is at least 2% lower
 
 
 def training_frame(features: pd.DataFrame) -> pd.DataFrame:
@@ -54,28 +70,35 @@ class ROASPredictor:
     millisecond and a batch of 100,000 about a second.
     """
 
-    FORMAT = 3  # bump when a fitted object's layout or feature set changes; older pickles are refused
+    FORMAT = 4  # bump when a fitted object's layout or feature set changes; older pickles are refused
     feature_names = [*ROAS_FEATURES, *ROAS_CONTEXT]
     numeric_names = [f for f in feature_names if f != "platform"]
     relative_columns = ["roas_7d", "roas_30d", "roas", "roas_3d", "roas_14d"]
-    base_columns = ["roas_7d", "roas_14d", "roas_30d", "roas"]  # first available is the base
+    base_columns = ["roas_30d", "roas_14d", "roas_7d", "roas"]  # first available is the base
 
     def __init__(
         self,
         n_estimators: int = 300,
-        max_depth: int = 4,
-        learning_rate: float = 0.05,
+        max_depth: int = 3,
+        learning_rate: float = 0.03,
+        min_child_weight: float = 20,
+        tweedie_variance_power: float = 1.3,
         coverage: float = 0.8,
         calibration_share: float = 0.2,
+        select_complexity: bool = True,
         random_state: int = 0,
         n_jobs: int = 2,
     ):
         self.params = dict(
             n_estimators=n_estimators, max_depth=max_depth, learning_rate=learning_rate, subsample=0.8,
-            colsample_bytree=0.8, min_child_weight=5, tree_method="hist", random_state=random_state, n_jobs=n_jobs,
+            colsample_bytree=0.8, min_child_weight=min_child_weight, tree_method="hist", random_state=random_state,
+            n_jobs=n_jobs,
         )
+        self.tweedie_variance_power = tweedie_variance_power
         self.coverage = coverage
         self.calibration_share = calibration_share
+        self.select_complexity = select_complexity
+        self.complexity_: dict | None = None
         self.fallback_base_: float | None = None
         self.interval_adjustment_: float | None = None
 
@@ -118,8 +141,8 @@ class ROASPredictor:
     def fit(self, features: pd.DataFrame, target) -> "ROASPredictor":
         """Fit on campaign-day features and the realised next-day ROAS (same length).
 
-        The most recent `calibration_share` of days calibrates the interval; the final models are
-        then refitted on everything.
+        The most recent `calibration_share` of days chooses the trees' complexity (see the module's
+        docstring) and calibrates the interval; the final models are then refitted on everything.
         """
         y = np.asarray(target, dtype=float)
         if len(y) != len(features):
@@ -127,15 +150,20 @@ class ROASPredictor:
         keep = np.isfinite(y)
         if keep.sum() < 50:
             raise ValueError(f"need at least 50 rows with a finite target to fit, got {int(keep.sum())}")
+        if (y[keep] < 0).any():
+            raise ValueError(f"the target (realised ROAS) must not be negative; got {int((y[keep] < 0).sum())} negative values")
         features = features.loc[keep].reset_index(drop=True)
         y = y[keep]
-        self.fallback_base_ = float(np.nanmedian(pd.to_numeric(features["roas_30d"], errors="coerce"))) or 1.0
+        typical = np.nanmedian(pd.to_numeric(features["roas_30d"], errors="coerce").to_numpy(dtype=float))
+        self.fallback_base_ = float(typical) if np.isfinite(typical) and typical > 0 else 1.0
         X, base = self._design(features)
-        y_rel = np.log(np.maximum(y, 0.01) / base)
+        y_rel = y / base  # realised ROAS relative to the base: >= 0, zero on a day without revenue
 
         order = np.argsort(pd.to_datetime(features["date"]).to_numpy(), kind="stable") if "date" in features else np.arange(len(y))
         n_cal = max(20, int(len(y) * self.calibration_share))
         train, cal = order[:-n_cal], order[-n_cal:]
+        if self.select_complexity:
+            self._choose_complexity(X, y_rel * base, base, train, cal)
         _, band = self._fit_models(X[train], y_rel[train])
         lo, hi = self._raw_band(band, X[cal])
         conformity = np.maximum(lo - y_rel[cal], y_rel[cal] - hi)
@@ -145,9 +173,26 @@ class ROASPredictor:
         self.format_ = self.FORMAT
         return self
 
+    def _choose_complexity(self, X: np.ndarray, y: np.ndarray, base: np.ndarray, train: np.ndarray, cal: np.ndarray) -> None:
+        """Keep the default trees, or take FLEXIBLE_TREES if they forecast the held-out recent days clearly better (MAE)."""
+        xgb = _xgb()
+        scores = {}
+        for name, overrides in (("regularised", {}), ("flexible", FLEXIBLE_TREES)):
+            params = {**self.params, **overrides}
+            point = xgb.XGBRegressor(objective="reg:tweedie", tweedie_variance_power=self.tweedie_variance_power,
+                                     **params).fit(X[train], y[train] / base[train]).get_booster()
+            forecast = base[cal] * np.asarray(point.inplace_predict(X[cal])).reshape(-1)
+            scores[name] = float(np.abs(forecast - y[cal]).mean())
+        # on noisy accounts the two scores differ by chance: the flexible trees must win clearly
+        chosen = "flexible" if scores["flexible"] < (1 - FLEXIBLE_MARGIN) * scores["regularised"] else "regularised"
+        if chosen == "flexible":
+            self.params = {**self.params, **FLEXIBLE_TREES}
+        self.complexity_ = {"chosen": chosen, **{f"recent_mae_{k}": round(v, 4) for k, v in scores.items()}}
+
     def _fit_models(self, X: np.ndarray, y_rel: np.ndarray):
         xgb = _xgb()
-        point = xgb.XGBRegressor(objective="reg:squarederror", **self.params).fit(X, y_rel).get_booster()
+        point = xgb.XGBRegressor(objective="reg:tweedie", tweedie_variance_power=self.tweedie_variance_power,
+                                 **self.params).fit(X, y_rel).get_booster()
         alpha = np.array([(1 - self.coverage) / 2, 1 - (1 - self.coverage) / 2])
         band = xgb.XGBRegressor(objective="reg:quantileerror", quantile_alpha=alpha, **self.params).fit(X, y_rel).get_booster()
         return point, band
@@ -167,10 +212,11 @@ class ROASPredictor:
                                f"{getattr(self, 'format_', None)}, this version reads {self.FORMAT}): retrain and republish it")
 
     def _forecast(self, X: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        rel = np.asarray(self.point_.inplace_predict(X)).reshape(-1)
+        rel = np.asarray(self.point_.inplace_predict(X)).reshape(-1)  # the Tweedie model's mean (inverse link applied)
         lo, hi = self._raw_band(self.band_, X)
-        lo, hi = np.minimum(lo - self.interval_adjustment_, rel), np.maximum(hi + self.interval_adjustment_, rel)
-        return base * np.exp(rel), base * np.exp(lo), base * np.exp(hi)
+        lo = np.clip(lo - self.interval_adjustment_, 0.0, rel)
+        hi = np.maximum(hi + self.interval_adjustment_, rel)
+        return base * rel, base * lo, base * hi
 
     def predict_frame(self, features: pd.DataFrame) -> pd.DataFrame:
         """predicted_roas, confidence_lower (10%), confidence_upper (90%) for every row."""

@@ -7,6 +7,8 @@ with artifacts in `mlruns/artifacts`; a deployment points `tracking_uri` at an M
 
 from __future__ import annotations
 
+import numbers
+
 import contextlib
 import functools
 import logging
@@ -177,7 +179,8 @@ class ModelRegistry(dg.ConfigurableResource):
         signature = mlflow.models.infer_signature(example, output)
         with mlflow.start_run(experiment_id=experiment_id, tags={k: str(v) for k, v in tags.items()}) as run:
             mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-            mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None and pd.notna(v)})
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items()  # numbers only (e.g. not the naive's name)
+                                if isinstance(v, numbers.Real) and pd.notna(v)})
             for path, content in (artifacts or {}).items():
                 mlflow.log_dict(content, path)
             info = mlflow.pyfunc.log_model(
