@@ -25,6 +25,8 @@ import pandas as pd
 import pytest
 import redis
 import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
 
 from stratum_pipeline import deployment
 from stratum_pipeline import source_schema as src
@@ -40,6 +42,7 @@ from stratum_pipeline.resources.database import engine_for
 from stratum_pipeline.serving.inference import InferenceService, PredictionError
 
 from .small_models import conversion_predictor, roas_predictor
+from .test_hostile_input import SETTINGS, finite, hostile_record, hostile_scalar, outcome, strict_json
 
 # Its own Redis database (test_serving and test_deployment flush 15); only this module's keys are removed.
 REDIS_URL = os.environ.get("STRATUM_TEST_SEED_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -550,8 +553,49 @@ def test_the_demo_states_events_score_on_both_scales(seed_state):
         events = pd.read_sql(sa.select(src.capi_events).limit(200), conn)
     analyzer = DataQualityAnalyzer()
     for row in events.to_dict("records"):
-        out = analyzer.analyze({k: v for k, v in row.items() if v is not None and v == v}, row["platform"])
+        out = analyzer.analyze({k: v for k, v in row.items() if v is not None and pd.notna(v)}, row["platform"])
         assert 0 <= out["score"] <= 100 and 0 <= out["emq_score"] <= 10
         assert out["level"] == ("excellent" if out["score"] >= 80 else "good" if out["score"] >= 60
                                 else "fair" if out["score"] >= 40 else "poor")
 
+
+
+# --- hostile input under the seed's names: a valid answer or a one-line error, never a crash ---------------------
+
+SEED_ROAS = ["historical_roas_7d", "historical_roas_30d", "spend_velocity", "ctr", "conversion_rate", "impressions_growth",
+             "platform_encoded", "day_of_week", "season_encoded", "audience_size", "creative_fatigue_score", "date"]
+SEED_FATIGUE = ["days_in_rotation", "total_impressions", "frequency", "avg_frequency", "audience_size", "ctr_trend_7d",
+                "ctr_trend_30d", "engagement_decay_rate", "initial_ctr", "current_ctr"]
+SEED_EMQ = ["email", "phone", "click_id", "gclid", "ip_address", "user_agent", "external_id"]
+
+
+@SETTINGS
+@given(hostile_record(SEED_ROAS, required=("historical_roas_7d",)),
+       st.one_of(st.sampled_from(["meta", 2, "Q3", [0, 0, 1, 0], "2026-02-01"]), hostile_scalar))
+def test_seed_roas_names_under_hostile_values(campaign, extra):
+    campaign = {**campaign, "platform_encoded": campaign.get("platform_encoded", extra), "season_encoded": extra}
+    result = outcome(lambda: roas_predictor().predict(campaign))
+    if result is not None:
+        assert finite(result["predicted_roas"], result["confidence_lower"], result["confidence_upper"])
+        assert isinstance(result["recommendation"], str)
+        strict_json(result)
+
+
+@SETTINGS
+@given(hostile_record(SEED_FATIGUE), st.booleans())
+def test_seed_fatigue_names_under_hostile_values(asset, as_object):
+    subject = type("Asset", (), dict(asset))() if as_object and asset else asset
+    result = outcome(lambda: FatigueScorer().calculate_score(subject))
+    if result is not None:
+        assert 0 <= result["fatigue_score"] <= 100
+        strict_json(result)
+
+
+@SETTINGS
+@given(hostile_record(SEED_EMQ), st.one_of(st.sampled_from(["meta", "google", "tiktok"]), hostile_scalar))
+def test_seed_emq_names_under_hostile_values(event, platform):
+    result = outcome(lambda: DataQualityAnalyzer().analyze(event, platform))
+    if result is not None:
+        assert 0 <= result["score"] <= 100 and 0 <= result["emq_score"] <= 10
+        assert result["level"] in {"excellent", "good", "fair", "poor"}
+        strict_json(result)

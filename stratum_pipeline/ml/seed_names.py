@@ -125,7 +125,7 @@ def _reader(asset):
     """A `get(name)` over a mapping, or over any object's attributes (the seed's CreativeAsset)."""
     if isinstance(asset, Mapping):
         return asset.get
-    if isinstance(asset, _NOT_AN_ASSET) or isinstance(asset, (np.generic, pd.DataFrame, pd.Series)):
+    if isinstance(asset, (*_NOT_AN_ASSET, np.generic, pd.DataFrame, pd.Series)):
         raise TypeError(f"asset must be a dict or an object with the seed's creative attributes "
                         f"(days_in_rotation, avg_frequency, ...), got {type(asset).__name__}")
     return lambda name: getattr(asset, name, None)
