@@ -11,6 +11,7 @@ from stratum_pipeline.compat.celery_tasks import (
     UnknownTenant,
     calculate_all_fatigue_scores,
     generate_daily_forecasts,
+    run_all_tenant_predictions,
 )
 from stratum_pipeline.resources import Warehouse
 from stratum_pipeline.resources.database import engine_for
@@ -67,9 +68,20 @@ def test_a_tenants_run_replaces_only_that_tenants_rows(graphql_url):
     assert set(scenarios["tenant_id"]) == {"big", "small"}
 
 
+def test_the_live_predictions_beat_task_starts_an_unpartitioned_run(graphql_url):
+    server = graphql_url
+    run_id = run_all_tenant_predictions.delay().id  # the seed's third beat task (every 30 minutes)
+    assert celery_tasks.wait_for_run(run_id) == "SUCCESS"
+    run = server.project.instance.get_run_by_id(run_id)
+    assert run.job_name == "live_predictions_job" and "dagster/partition" not in run.tags
+    assert run.tags["stratum/launched_by"] == "celery-compat"
+
+
 def test_bad_tenants_and_an_unreachable_server_are_clear_errors(graphql_url, monkeypatch):
     with pytest.raises(InvalidTenantId, match="invalid tenant id"):
         generate_daily_forecasts(tenant_id="Robert'); DROP TABLE")
+    with pytest.raises(UnknownTenant, match="unknown tenant '123'"):  # the seed's integer id, as its decimal string
+        generate_daily_forecasts(tenant_id=123)
     with pytest.raises(UnknownTenant, match="unknown tenant 'nobody'.*big, small"):
         generate_daily_forecasts(tenant_id="nobody")
     monkeypatch.setenv(celery_tasks.GRAPHQL_URL_VARIABLE, f"http://127.0.0.1:{free_port()}")

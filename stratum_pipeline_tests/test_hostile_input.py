@@ -88,7 +88,8 @@ def test_roas_predict(campaign):
         assert finite(result["predicted_roas"], result["confidence_lower"], result["confidence_upper"])
         assert result["confidence_lower"] <= result["predicted_roas"] <= result["confidence_upper"]
         assert result["trend"] in {"improving", "stable", "declining"}
-        assert result["recommendation"]["action"] in {"increase", "decrease", "maintain"}
+        assert result["budget_recommendation"]["action"] in {"increase", "decrease", "maintain"}
+        assert isinstance(result["recommendation"], str)
         strict_json(result)
 
 

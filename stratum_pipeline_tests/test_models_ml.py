@@ -59,9 +59,11 @@ def test_roas_predict_returns_the_seed_shape(roas_model, roas_split):
     out = roas_model.predict(test.iloc[0].to_dict())
     batch = roas_model.predict_frame(test.head(1)).iloc[0]
     assert out["predicted_roas"] == pytest.approx(batch["predicted_roas"], abs=1e-3)
-    assert set(out) == {"predicted_roas", "confidence_lower", "confidence_upper", "trend", "recommendation"}
+    assert set(out) == {"predicted_roas", "confidence_lower", "confidence_upper", "trend", "recommendation",
+                        "budget_recommendation"}
     assert out["trend"] in {"improving", "stable", "declining"}
-    assert set(out["recommendation"]) == {"action", "budget_change_percent", "reason"}
+    assert set(out["budget_recommendation"]) == {"action", "budget_change_percent", "reason"}
+    assert isinstance(out["recommendation"], str)  # the seed's sentence, e.g. "Increase budget by 20%"
 
 
 def test_roas_predictor_errors_are_clear(roas_model):

@@ -2,13 +2,17 @@
 
 An existing caller migrates by changing one import::
 
-    from stratum_pipeline.compat.celery_tasks import generate_daily_forecasts, calculate_all_fatigue_scores
+    from stratum_pipeline.compat.celery_tasks import (
+        calculate_all_fatigue_scores, generate_daily_forecasts, run_all_tenant_predictions)
 
     run_id = generate_daily_forecasts()                      # every tenant, yesterday (UTC)
-    run_id = generate_daily_forecasts(tenant_id="acme_outdoor")  # one tenant; other tenants' rows stay
+    run_id = generate_daily_forecasts(tenant_id=123)         # one tenant (int or text id); other tenants' rows stay
     run_id = calculate_all_fatigue_scores.delay().id         # Celery-style call, same run
+    run_id = run_all_tenant_predictions.delay().id           # live predictions of the last 30 minutes
 
-Each call submits the job for yesterday's UTC partition to the Dagster webserver at
+The seed's three beat tasks map to jobs as in `BEAT_TASK_JOBS`; Dagster's schedules run them at the
+seed's times (06:00 and 03:00 UTC, every 30 minutes), so the Celery beat is no longer needed.
+Each daily call submits the job for yesterday's UTC partition to the Dagster webserver at
 `STRATUM_DAGSTER_GRAPHQL_URL` (default http://127.0.0.1:3000) through `DagsterGraphQLClient` and returns
 the run id at once; the run itself executes in Dagster (watch it in the UI or with `run_status`).
 """
@@ -32,6 +36,12 @@ DEFAULT_GRAPHQL_URL = "http://127.0.0.1:3000"
 # roas_model is partitioned by the dynamic "tenants" set: its partition keys are the registered tenants.
 TENANTS_QUERY = '{ assetNodeOrError(assetKey: {path: ["roas_model"]}) { __typename ... on AssetNode { partitionKeys } } }'
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
+# The seed's beat tasks (app.workers.tasks.<name>) and the Dagster job each one starts.
+BEAT_TASK_JOBS = {
+    "generate_daily_forecasts": "daily_forecasts_job",
+    "calculate_all_fatigue_scores": "fatigue_scores_job",
+    "run_all_tenant_predictions": "live_predictions_job",
+}
 
 
 class DagsterUnavailable(RuntimeError):
@@ -81,9 +91,13 @@ def yesterday_partition() -> str:
     return (datetime.now(timezone.utc).date() - timedelta(days=1)).isoformat()
 
 
-def launch(job_name: str, tenant_id: str | None = None, partition: str | None = None) -> str:
-    """Submit `job_name` for a daily partition (default yesterday), optionally restricted to one tenant; the run id."""
-    tags = {"dagster/partition": partition or yesterday_partition(), "stratum/launched_by": "celery-compat"}
+def launch(job_name: str, tenant_id: str | int | None = None, partition: str | None = None,
+           partitioned: bool = True) -> str:
+    """Submit `job_name` for a daily partition (default yesterday; none if not `partitioned`), optionally
+    restricted to one tenant (text or integer id); the run id."""
+    tags = {"stratum/launched_by": "celery-compat"}
+    if partitioned:
+        tags["dagster/partition"] = partition or yesterday_partition()
     client = graphql_client()
     if tenant_id is not None:
         tenant = validate_tenant_id(tenant_id)
@@ -122,13 +136,20 @@ def celery_compatible(task):
 
 
 @celery_compatible
-def generate_daily_forecasts(tenant_id: str | None = None) -> str:
+def generate_daily_forecasts(tenant_id: str | int | None = None) -> str:
     """Seed task: forecast every active campaign for yesterday (ROAS forecasts, budget scenarios, event-match
     quality) -> `daily_forecasts_job`. With `tenant_id`, only that tenant's rows of the day are replaced."""
-    return launch("daily_forecasts_job", tenant_id)
+    return launch(BEAT_TASK_JOBS["generate_daily_forecasts"], tenant_id)
 
 
 @celery_compatible
 def calculate_all_fatigue_scores() -> str:
     """Seed task: score the fatigue of every creative live yesterday -> `fatigue_scores_job`."""
-    return launch("fatigue_scores_job")
+    return launch(BEAT_TASK_JOBS["calculate_all_fatigue_scores"])
+
+
+@celery_compatible
+def run_all_tenant_predictions() -> str:
+    """Seed task (beat: every 30 minutes): score every tenant's sessions of the last 30 minutes with its
+    conversion model -> `live_predictions_job` (not partitioned: it replaces the live table)."""
+    return launch(BEAT_TASK_JOBS["run_all_tenant_predictions"], partitioned=False)

@@ -6,6 +6,20 @@ when SHA-256 hashed (64 hex characters), as the platforms require; a plain value
 earns a recommendation. Platforms without weights of their own use Meta's.
 The attribution-accuracy estimate maps the score linearly from 40% (no keys) to 95% (all keys):
 a planning heuristic, not a measured rate.
+
+`analyze(event, platform)` answers on two scales side by side:
+
+- the seed's contract (what the product's backend reads): `score` 0-100 with the seed's
+  `FIELD_WEIGHTS` on `email`, `phone`, `click_id` (`gclid` for Google), `ip_address`, `user_agent`,
+  `external_id`; `level` excellent 80+ / good 60+ / fair 40+ / poor; `missing_fields` in the seed's
+  names; `roas_impact_estimate`, the seed's sentence; `recommendations`.
+- the conversion-API view: `emq_score` 0-10 as Meta reports EMQ, on the platforms' own field names
+  (`fbc`, `fbp`, `client_ip_address`, `client_user_agent`, ...), with hashing checks: `quality_level`,
+  `present_fields`, `capi_missing_fields`, `unhashed_fields`, `attribution_accuracy_estimate`.
+
+Either spelling of a field counts on both scales: `ip_address` is `client_ip_address`, `user_agent` is
+`client_user_agent`, and on Meta (and platforms that use Meta's weights) `click_id` is `fbc`.
+The daily `event_match_quality` table keeps the 0-10 scale and its column names.
 """
 
 from __future__ import annotations
@@ -37,6 +51,56 @@ ADVICE = {
     "client_ip_address": "forward the client IP address from the server request",
     "client_user_agent": "forward the client user agent from the server request",
 }
+
+
+CAPI_FIELD_WEIGHTS = FIELD_WEIGHTS
+
+# The seed's DataQualityAnalyzer contract, verbatim: weights summing to 1 (score = 100 x the sum present).
+SEED_FIELD_WEIGHTS = {
+    "meta": {"email": 0.25, "phone": 0.20, "click_id": 0.20, "ip_address": 0.15, "user_agent": 0.10, "external_id": 0.10},
+    "google": {"email": 0.25, "phone": 0.20, "gclid": 0.25, "ip_address": 0.10, "user_agent": 0.10, "external_id": 0.10},
+}
+SEED_QUALITY_LEVELS = {"excellent": (80, 100), "good": (60, 79), "fair": (40, 59), "poor": (0, 39)}
+# seed name -> the conversion-API name it stands for (click_id only where Meta's weights apply: fbc).
+SEED_TO_CAPI = {"ip_address": "client_ip_address", "user_agent": "client_user_agent", "click_id": "fbc"}
+SEED_ADVICE = {"click_id": ADVICE["fbc"], "ip_address": ADVICE["client_ip_address"],
+               "user_agent": ADVICE["client_user_agent"]}
+
+
+def seed_weights_for(platform: str) -> dict[str, float]:
+    return SEED_FIELD_WEIGHTS.get(str(platform).lower(), SEED_FIELD_WEIGHTS["meta"])
+
+
+def seed_level(score: float) -> str:
+    """excellent 80+, good 60+, fair 40+, else poor (the seed's QUALITY_LEVELS)."""
+    for name, (low, _) in SEED_QUALITY_LEVELS.items():
+        if score >= low:
+            return name
+    return "poor"
+
+
+def seed_roas_impact(score: float) -> str:
+    """The seed's `_estimate_roas_impact` sentences."""
+    if score >= 80:
+        return "~95% attribution accuracy"
+    if score >= 60:
+        return "~80% attribution accuracy"
+    if score >= 40:
+        return "~60% attribution accuracy"
+    return "<40% attribution accuracy - significant loss"
+
+
+def with_field_aliases(event: dict, platform: str) -> dict:
+    """`event` with each field filled from its other spelling (seed <-> conversion API) where it is absent."""
+    out = dict(event)
+    pairs = dict(SEED_TO_CAPI)
+    if "click_id" not in seed_weights_for(platform) or "fbc" not in weights_for(platform):
+        pairs.pop("click_id")
+    for seed, capi in pairs.items():
+        for missing, other in ((capi, seed), (seed, capi)):
+            if not _present(pd.Series([out.get(missing)], dtype=object))[0] and other in out:
+                out[missing] = out[other]
+    return out
 
 
 def weights_for(platform: str) -> dict[str, float]:
@@ -85,25 +149,42 @@ class DataQualityAnalyzer:
             index=events.index,
         )
 
+    FIELD_WEIGHTS = SEED_FIELD_WEIGHTS
+    QUALITY_LEVELS = SEED_QUALITY_LEVELS
+
     def analyze(self, event: dict, platform: str) -> dict:
-        """One event: score, quality level, present / missing / unhashed fields, recommendations."""
+        """One event on the seed's 0-100 scale (score, level, missing_fields, roas_impact_estimate,
+        recommendations) and on the conversion-API 0-10 scale (emq_score, quality_level, present_fields,
+        capi_missing_fields, unhashed_fields, attribution_accuracy_estimate). Either field spelling counts."""
         require_mapping(event, "event")
+        event = with_field_aliases(event, platform)
+        frame = pd.DataFrame([event])
+        seed_weights = seed_weights_for(platform)
+        seed_present = {f: bool(f in frame and _present(frame[f].astype(object))[0]) for f in seed_weights}
+        seed_score = round(100 * sum(w for f, w in seed_weights.items() if seed_present[f]), 1)
+        seed_missing = [f for f in seed_weights if not seed_present[f]]
+
         weights = weights_for(platform)
-        credit = self.field_credit(pd.DataFrame([event]), platform).iloc[0]
+        credit = self.field_credit(frame, platform).iloc[0]
         score = float(credit.sum())
         missing = [f for f in weights if credit[f] == 0]
         unhashed = [f for f in HASHED_FIELDS if f in weights and 0 < credit[f] < weights[f]]
-        recommendations = [ADVICE[f] for f in sorted(missing, key=lambda f: -weights[f])]
+        recommendations = [SEED_ADVICE.get(f, ADVICE.get(f)) for f in seed_missing]
+        recommendations += [ADVICE[f] for f in sorted(missing, key=lambda f: -weights[f]) if ADVICE[f] not in recommendations]
         recommendations += [f"hash {f} with SHA-256 before sending" for f in unhashed]
         return {
+            "score": seed_score,
+            "level": seed_level(seed_score),
+            "missing_fields": seed_missing,
+            "roas_impact_estimate": seed_roas_impact(seed_score),
+            "recommendations": recommendations,
             "platform": str(platform).lower(),
             "emq_score": round(score, 2),
             "quality_level": str(quality_level(score)),
             "present_fields": [f for f in weights if credit[f] > 0],
-            "missing_fields": missing,
+            "capi_missing_fields": missing,
             "unhashed_fields": unhashed,
             "attribution_accuracy_estimate": round(float(attribution_accuracy(score)), 3),
-            "recommendations": recommendations,
         }
 
     def summarize(self, events: pd.DataFrame, platform: str) -> dict:

@@ -15,7 +15,8 @@ under 50 is "low" (30 is where a creative starts to be worth watching), 50+ is
 import numpy as np
 import pandas as pd
 
-from stratum_pipeline.ml.inputs import number, numeric_column, require_frame, require_mapping
+from stratum_pipeline.ml.inputs import numeric_column, require_frame
+from stratum_pipeline.ml.seed_names import fatigue_inputs
 
 WEIGHTS = {"age": 0.15, "frequency": 0.25, "ctr_decay": 0.35, "engagement_decay": 0.25}
 THRESHOLDS = {"low": 30.0, "medium": 50.0, "high": 70.0, "critical": 85.0}
@@ -145,12 +146,20 @@ class FatigueScorer:
         ]
         return out
 
-    def calculate_score(self, asset: dict) -> dict:
+    def calculate_score(self, asset) -> dict:
         """One creative: fatigue_score, fatigue_level, component_scores, days_until_critical,
-        recommendation, suggested_actions. Missing metrics count as no evidence of fatigue."""
-        require_mapping(asset, "asset")
-        x = {c: number(asset.get(c), c) for c in FEATURES}
-        parts = {k: float(v) for k, v in component_scores(x["days_active"], x["frequency"], *_decays(x)).items()}
+        recommendation, suggested_actions. Missing metrics count as no evidence of fatigue.
+
+        `asset` is a mapping or any object with the attributes (the seed's `CreativeAsset`); the seed's
+        names (`days_in_rotation`, `avg_frequency`, `initial_ctr`/`current_ctr`, `ctr_trend_30d`,
+        `engagement_decay_rate`, ...) are aliases of this project's (see `ml.seed_names`)."""
+        x, ctr_override, engagement_override = fatigue_inputs(asset, FEATURES)
+        ctr_decay, engagement_decay = _decays(x)
+        if not np.isnan(ctr_override):
+            ctr_decay = ctr_override
+        if not np.isnan(engagement_override):
+            engagement_decay = engagement_override
+        parts = {k: float(v) for k, v in component_scores(x["days_active"], x["frequency"], ctr_decay, engagement_decay).items()}
         score = sum(WEIGHTS[name] * parts[name] for name in WEIGHTS)
         level = str(fatigue_level(score))
         days = float(days_until_critical(score, x["days_active"]))

@@ -31,6 +31,7 @@ import pandas as pd
 
 from stratum_pipeline.ml.features import ROAS_CONTEXT, ROAS_FEATURES
 from stratum_pipeline.ml.inputs import InputError, number, numeric_column, require_frame, require_mapping
+from stratum_pipeline.ml.seed_names import roas_input
 
 PLATFORMS = ("meta", "google", "tiktok", "linkedin")
 TARGET = "next_day_roas"
@@ -228,21 +229,25 @@ class ROASPredictor:
         )
 
     def predict(self, campaign: dict) -> dict:
-        """One campaign's forecast: predicted_roas, confidence_lower, confidence_upper, trend, recommendation."""
-        require_mapping(campaign, "campaign")
+        """One campaign's forecast: predicted_roas, confidence_lower, confidence_upper, trend, recommendation
+        (the seed's sentence, e.g. "Increase budget by 20%") and budget_recommendation (action,
+        budget_change_percent, reason). The seed's feature names are accepted (see `ml.seed_names`)."""
+        campaign = roas_input(require_mapping(campaign, "campaign"))
         self._check_fitted()
         clean = self._clean_one(campaign)
         design = self._design_one(clean, campaign.get("platform"))
         predicted, lower, upper = (round(float(v[0]), 4) for v in self._forecast(*design))
         trend = roas_trend(clean["roas_7d"], clean["roas_30d"])
+        budget = budget_recommendation(
+            predicted, lower, upper, clean["roas_7d"], clean["roas_30d"], clean["spend_velocity"], trend,
+        )
         return {
             "predicted_roas": predicted,
             "confidence_lower": lower,
             "confidence_upper": upper,
             "trend": trend,
-            "recommendation": budget_recommendation(
-                predicted, lower, upper, clean["roas_7d"], clean["roas_30d"], clean["spend_velocity"], trend,
-            ),
+            "recommendation": recommendation_sentence(budget),
+            "budget_recommendation": budget,
         }
 
 
@@ -317,6 +322,17 @@ def budget_recommendation(predicted, lower, upper, roas_7d, roas_30d, spend_velo
     change, action, reason = recommendation_arrays(predicted, lower, upper, roas_7d, roas_30d, spend_velocity,
                                                    [trend], target_roas)
     return {"action": str(action[0]), "budget_change_percent": int(change[0]), "reason": str(reason[0])}
+
+
+def recommendation_sentence(budget: dict) -> str:
+    """The seed's recommendation text for a budget recommendation: "Increase budget by 20%",
+    "Decrease budget by 15%" or "Maintain current budget"."""
+    change = int(budget["budget_change_percent"])
+    if change > 0:
+        return f"Increase budget by {change}%"
+    if change < 0:
+        return f"Decrease budget by {-change}%"
+    return "Maintain current budget"
 
 
 def forecast_table(predictor: ROASPredictor, features: pd.DataFrame) -> pd.DataFrame:
