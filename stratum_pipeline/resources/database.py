@@ -11,6 +11,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from stratum_pipeline import warehouse_schema
+from stratum_pipeline.settings import mask_url
 from stratum_pipeline.sqlio import insert_frame, read_frame
 
 
@@ -26,8 +27,8 @@ def engine_for(url: str) -> sa.Engine:
 
 
 def describe_url(url: str) -> str:
-    """The URL without its password, for logs and metadata."""
-    return sa.engine.make_url(url).render_as_string(hide_password=True)
+    """The URL without its secrets (userinfo password, secret query parameters), for logs and metadata."""
+    return mask_url(url)
 
 
 class SourceUnavailableError(RuntimeError):
