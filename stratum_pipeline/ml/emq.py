@@ -15,7 +15,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from stratum_pipeline.ml.inputs import require_mapping
+from stratum_pipeline.ml.inputs import InputError, require_mapping
 
 FIELD_WEIGHTS = {
     "meta": {"email": 3.0, "phone": 2.0, "fbc": 1.5, "fbp": 1.0, "external_id": 1.0,
@@ -27,6 +27,10 @@ HASHED_FIELDS = ("email", "phone")
 LEVELS = ((8.0, "excellent"), (6.0, "good"), (4.0, "fair"), (0.0, "poor"))
 ATTRIBUTION_FLOOR, ATTRIBUTION_CEILING = 0.40, 0.95
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# Work limits: a customer key longer than this is not one (a SHA-256 is 64 characters); a frame of more events
+# than MAX_EVENTS is split by the caller (the daily asset scores one tenant, platform and day at a time).
+MAX_FIELD_CHARS = 4096
+MAX_EVENTS = 5_000_000
 ADVICE = {
     "email": "send the customer's email (SHA-256 hashed)",
     "phone": "send the phone number in E.164 form (SHA-256 hashed)",
@@ -66,6 +70,8 @@ class DataQualityAnalyzer:
 
     def field_credit(self, events: pd.DataFrame, platform: str) -> pd.DataFrame:
         """Per event and weighted field: the credit earned (weight, half weight if unhashed, or 0)."""
+        if len(events) > MAX_EVENTS:
+            raise InputError(f"{len(events):,} events is more than the limit of {MAX_EVENTS:,} per batch: score them in parts")
         credit = {}
         for field, weight in weights_for(platform).items():
             values = events[field] if field in events else pd.Series([None] * len(events), index=events.index)
@@ -89,7 +95,11 @@ class DataQualityAnalyzer:
         """One event: score, quality level, present / missing / unhashed fields, recommendations."""
         require_mapping(event, "event")
         weights = weights_for(platform)
-        credit = self.field_credit(pd.DataFrame([event]), platform).iloc[0]
+        for field in weights:  # only the weighted keys are read: other keys, however many, cost nothing
+            value = event.get(field)
+            if isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
+                raise InputError(f"{field} is {len(value):,} characters long, more than the limit of {MAX_FIELD_CHARS:,}")
+        credit = self.field_credit(pd.DataFrame([{field: event.get(field) for field in weights}]), platform).iloc[0]
         score = float(credit.sum())
         missing = [f for f in weights if credit[f] == 0]
         unhashed = [f for f in HASHED_FIELDS if f in weights and 0 < credit[f] < weights[f]]
