@@ -67,6 +67,9 @@ class ServingModel:
     version: str
     predictor: object
     served_by: str  # the tenant, or "default"
+    # why the tenant's own champion could not serve (it exists but failed to load), None when it served or has none
+    fallback_reason: str | None = None
+    failed_model: str | None = None  # that champion, "name vN"
 
 
 class NoModelError(LookupError):
@@ -82,6 +85,10 @@ def _is_connection_failure(exc: BaseException) -> bool:
     return "API request to" in text and any(
         marker in text for marker in ("Max retries exceeded", "Connection refused", "timed out", "Connection aborted",
                                       "RemoteDisconnected", "NewConnectionError"))
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:300]
 
 
 def _is_missing(exc: BaseException) -> bool:
@@ -258,23 +265,36 @@ class ModelRegistry(dg.ConfigurableResource):
         return predictor
 
     def serving_model(self, model_type: str, tenant: str) -> ServingModel:
-        """The tenant's champion, else the default model's champion; NoModelError if neither exists.
+        """The tenant's champion, else the default model's champion; NoModelError if neither can serve.
 
-        A tenant champion pickled by an incompatible version of this code (e.g. before a feature was added)
-        is skipped with a warning, so the tenant is served by the default model until it is retrained."""
+        A tenant champion that cannot be loaded - a corrupted or missing artifact, or one pickled by an
+        incompatible version of this code - is skipped with a warning naming the tenant and the version: the
+        tenant is served by the default model (`fallback_reason` says why) until it is retrained. An
+        unreachable tracking server is not a tenant's problem and stays an error."""
+        reason = failed = None
         for owner in (tenant, "default"):
             name = model_name(model_type, owner)
             version = self.champion_version(name)
             if version is None:
                 continue
             try:
-                return ServingModel(name, version, self.load_compatible(name, version), owner)
-            except NoModelError as exc:
+                with self._reachable():
+                    predictor = self.load_compatible(name, version)
+                return ServingModel(name, version, predictor, owner, reason, failed)
+            except RegistryUnavailableError:
+                raise
+            except Exception as exc:
+                problem = str(exc) if isinstance(exc, NoModelError) else \
+                    f"{name} v{version} could not be loaded: {type(exc).__name__}: {_first_line(exc)}"
                 if owner == "default":
-                    raise
-                logging.getLogger(__name__).warning(f"{exc}; serving tenant {tenant!r} from the default model")
-        raise NoModelError(f"no {model_type} model serves tenant {tenant!r}: neither {model_name(model_type, tenant)} "
-                           f"nor {model_name(model_type, 'default')} has a champion (train the models first)")
+                    raise NoModelError(f"no {model_type} model serves tenant {tenant!r}: "
+                                       f"{reason + '; ' if reason else ''}{problem}") from None
+                reason, failed = problem, f"{name} v{version}"
+                logging.getLogger(__name__).warning(f"{problem}; serving tenant {tenant!r} from the default model")
+        raise NoModelError(f"no {model_type} model serves tenant {tenant!r}: "
+                           + (f"{reason}, and {model_name(model_type, 'default')} has no champion" if reason else
+                              f"neither {model_name(model_type, tenant)} nor {model_name(model_type, 'default')} has a "
+                              "champion (train the models first)"))
 
     def set_champion(self, name: str, version: str) -> None:
         with self._reachable():

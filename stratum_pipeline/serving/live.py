@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from stratum_pipeline import source_schema as src
 from stratum_pipeline.ml.features import session_features
 from stratum_pipeline.resources.registry import NoModelError
+from stratum_pipeline.tenancy import InvalidTenantId, validate_tenant_id
 
 COLUMNS = ["tenant_id", "session_id", "started_at", "conversion_probability", "will_convert", "top_factors",
            "model_name", "model_version", "predicted_at"]
@@ -37,8 +38,8 @@ def live_predictions(source, registry, start: datetime, end: datetime) -> tuple[
     parts, unserved = [], {}
     for tenant, rows in features.groupby("tenant_id"):
         try:
-            model = registry.serving_model("conversion", tenant)
-        except NoModelError:
+            model = registry.serving_model("conversion", validate_tenant_id(tenant))
+        except (NoModelError, InvalidTenantId):  # an invalid id is never a model name: its sessions are not scored
             unserved[tenant] = len(rows)
             continue
         probability = model.predictor.predict_proba(rows)
