@@ -46,6 +46,34 @@ CHECKED_VARIABLES = ("STRATUM_SOURCE_URL", "STRATUM_WAREHOUSE_URL", "DAGSTER_HOM
 MAX_INPUT_BYTES = 1 << 20  # JSON input of predict / simulate / fatigue / emq (1 MiB)
 
 
+# The daemon of `stratum ui` (dagster dev) fails runs stuck starting or cancelling; runs whose process was killed
+# (kill -9) are failed by `fail_orphaned_runs` when `stratum demo` or `stratum ui` next takes the folder's lock.
+EMBEDDED_RUN_MONITORING = """run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 180
+  max_resume_run_attempts: 0
+  poll_interval_seconds: 60
+"""
+
+
+def fail_orphaned_runs(home: Path) -> list[str]:
+    """Mark FAILED the runs of the embedded instance still STARTING, STARTED or CANCELING: with the folder's lock
+    held no other stratum process can be running them, so their process died (killed). Only for the embedded
+    instance under `home` (a DAGSTER_HOME set elsewhere may be shared); returns the run ids."""
+    if Path(os.environ["DAGSTER_HOME"]).resolve() != Path(embedded_environment(home)["DAGSTER_HOME"]):
+        return []
+    import dagster as dg
+
+    instance = dg.DagsterInstance.get()
+    orphaned = instance.get_runs(filters=dg.RunsFilter(statuses=[
+        dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]))
+    for run in orphaned:
+        instance.report_run_failed(run, "the process running it ended without finishing (killed); found by "
+                                        "the next stratum demo or ui on this folder")
+    return [run.run_id for run in orphaned]
+
+
 def apply_environment(home: Path) -> dict[str, str]:
     """Set the embedded defaults for variables that are not already set; return the effective values.
 
@@ -66,6 +94,9 @@ def apply_environment(home: Path) -> dict[str, str]:
     instance_config = dagster_home / "dagster.yaml"
     if not instance_config.exists():  # SQLite storage (Dagster's default) under DAGSTER_HOME; no telemetry
         instance_config.write_text("telemetry:\n  enabled: false\n")
+    if "run_monitoring" not in instance_config.read_text():
+        with instance_config.open("a") as out:
+            out.write(EMBEDDED_RUN_MONITORING)
     return {key: os.environ[key] for key in embedded_environment(home)}
 
 
@@ -154,6 +185,7 @@ def _follow_run(instance, run_id: str, stop: threading.Event) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     env = apply_environment(Path(args.home))
     lock_home(Path(args.home), "demo")
+    orphaned = fail_orphaned_runs(Path(args.home))
     _settings()
     _quietly()
     import dagster as dg
@@ -182,6 +214,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _say(f"  dagster    {env['DAGSTER_HOME']}")
     _say(f"  mlflow     {mask_url(env['STRATUM_MLFLOW_TRACKING_URI'])}")
     _say(f"  models     {env['ML_MODELS_PATH']} (the .joblib files the existing backend loads)")
+    if orphaned:
+        _say(f"  {len(orphaned)} run(s) left STARTED by a killed process marked FAILED: {', '.join(orphaned)}")
 
     _say(f"[1/6] Generating {len(config.tenants)} tenants x {config.days} days "
          f"({config.start_date} .. {config.end_date}, seed {config.seed}) ...")
@@ -438,6 +472,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
     apply_environment(Path(args.home))
     _settings()
     os.set_inheritable(lock_home(Path(args.home), "ui"), True)  # `dagster dev` keeps the folder locked
+    for run_id in fail_orphaned_runs(Path(args.home)):
+        print(f"stratum: run {run_id} was left STARTED by a killed process: marked FAILED", file=sys.stderr)
     command = ["dagster", "dev", "-m", "stratum_pipeline.definitions", "-h", args.host, "-p", str(args.port)]
     os.execvp(command[0], command)
     return 0  # pragma: no cover - exec does not return

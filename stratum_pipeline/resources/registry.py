@@ -11,6 +11,7 @@ import contextlib
 import functools
 import logging
 import os
+import socket
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -85,6 +86,16 @@ def _is_connection_failure(exc: BaseException) -> bool:
     return "API request to" in text and any(
         marker in text for marker in ("Max retries exceeded", "Connection refused", "timed out", "Connection aborted",
                                       "RemoteDisconnected", "NewConnectionError"))
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def _first_line(exc: BaseException) -> str:
@@ -182,7 +193,9 @@ class ModelRegistry(dg.ConfigurableResource):
         example = example.astype({c: float for c in example.columns if pd.api.types.is_integer_dtype(example[c])})
         output = _python_model_class()(predictor).predict(None, example)
         signature = mlflow.models.infer_signature(example, output)
-        with mlflow.start_run(experiment_id=experiment_id, tags={k: str(v) for k, v in tags.items()}) as run:
+        self.close_stale_runs(name)
+        owner = {"stratum_model": name, "stratum_host": socket.gethostname(), "stratum_pid": str(os.getpid())}
+        with mlflow.start_run(experiment_id=experiment_id, tags={**{k: str(v) for k, v in tags.items()}, **owner}) as run:
             mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
             mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None and pd.notna(v)})
             for path, content in (artifacts or {}).items():
@@ -197,6 +210,25 @@ class ModelRegistry(dg.ConfigurableResource):
             )
         version = str(info.registered_model_version)
         return RegisteredVersion(name, version, run.info.run_id, self.run_url(run.info.run_id))
+
+    def close_stale_runs(self, name: str) -> list[str]:
+        """End as FAILED the RUNNING training runs of `name` whose process (on this host) is gone - e.g. killed
+        inside `log_model` - so they do not stay RUNNING forever; returns their run ids."""
+        client = self.client()
+        closed = []
+        try:
+            runs = client.search_runs([self.experiment_id()], max_results=100, filter_string=(
+                f"attributes.status = 'RUNNING' and tags.stratum_model = '{name}' "
+                f"and tags.stratum_host = '{socket.gethostname()}'"))
+        except Exception as exc:  # best effort: never a reason not to train
+            logging.getLogger(__name__).warning(f"could not look for stale MLflow runs of {name}: {type(exc).__name__}")
+            return closed
+        for run in runs:
+            pid = run.data.tags.get("stratum_pid", "")
+            if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+                client.set_terminated(run.info.run_id, status="FAILED")
+                closed.append(run.info.run_id)
+        return closed
 
     def champion_version(self, name: str) -> str | None:
         """The champion's version, None if the model or alias does not exist; an unreachable server is an
