@@ -99,7 +99,10 @@ class DataQualityAnalyzer:
             value = event.get(field)
             if isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
                 raise InputError(f"{field} is {len(value):,} characters long, more than the limit of {MAX_FIELD_CHARS:,}")
-        credit = self.field_credit(pd.DataFrame([{field: event.get(field) for field in weights}]), platform).iloc[0]
+        # an int beyond float range as text: pandas cannot hold it as a number (an id is text anyway)
+        keys = {field: str(v) if isinstance(v := event.get(field), int) and not isinstance(v, bool) else v
+                for field in weights}
+        credit = self.field_credit(pd.DataFrame([keys]), platform).iloc[0]
         score = float(credit.sum())
         missing = [f for f in weights if credit[f] == 0]
         unhashed = [f for f in HASHED_FIELDS if f in weights and 0 < credit[f] < weights[f]]
