@@ -40,12 +40,51 @@ def embedded_environment(home: Path) -> dict[str, str]:
     }
 
 
+# Variables the commands read: set but empty is an error (never "the current folder" or an empty URL).
+CHECKED_VARIABLES = ("STRATUM_SOURCE_URL", "STRATUM_WAREHOUSE_URL", "DAGSTER_HOME", "STRATUM_MLFLOW_TRACKING_URI",
+                     "ML_MODELS_PATH", "STRATUM_REDIS_URL", "STRATUM_DAGSTER_PG_URL")
+MAX_INPUT_BYTES = 1 << 20  # JSON input of predict / simulate / fatigue / emq (1 MiB)
+
+
+# The daemon of `stratum ui` (dagster dev) fails runs stuck starting or cancelling; runs whose process was killed
+# (kill -9) are failed by `fail_orphaned_runs` when `stratum demo` or `stratum ui` next takes the folder's lock.
+EMBEDDED_RUN_MONITORING = """run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 180
+  max_resume_run_attempts: 0
+  poll_interval_seconds: 60
+"""
+
+
+def fail_orphaned_runs(home: Path) -> list[str]:
+    """Mark FAILED the runs of the embedded instance still STARTING, STARTED or CANCELING: with the folder's lock
+    held no other stratum process can be running them, so their process died (killed). Only for the embedded
+    instance under `home` (a DAGSTER_HOME set elsewhere may be shared); returns the run ids."""
+    if Path(os.environ["DAGSTER_HOME"]).resolve() != Path(embedded_environment(home)["DAGSTER_HOME"]):
+        return []
+    import dagster as dg
+
+    instance = dg.DagsterInstance.get()
+    orphaned = instance.get_runs(filters=dg.RunsFilter(statuses=[
+        dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]))
+    for run in orphaned:
+        instance.report_run_failed(run, "the process running it ended without finishing (killed); found by "
+                                        "the next stratum demo or ui on this folder")
+    return [run.run_id for run in orphaned]
+
+
 def apply_environment(home: Path) -> dict[str, str]:
     """Set the embedded defaults for variables that are not already set; return the effective values.
 
     The embedded models folder is created; a models folder set by the caller must exist already.
+    A variable that is set but empty is a one-line error (unset it for the embedded default).
     """
     defaults = embedded_environment(home)
+    for key in CHECKED_VARIABLES:
+        if key in os.environ and not os.environ[key].strip():
+            hint = f" (the embedded default is {defaults[key]})" if key in defaults else ""
+            raise _Fail(f"{key} is set but empty: unset it to use the default{hint}, or give it a value")
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
     if os.environ["ML_MODELS_PATH"] == defaults["ML_MODELS_PATH"]:
@@ -55,11 +94,41 @@ def apply_environment(home: Path) -> dict[str, str]:
     instance_config = dagster_home / "dagster.yaml"
     if not instance_config.exists():  # SQLite storage (Dagster's default) under DAGSTER_HOME; no telemetry
         instance_config.write_text("telemetry:\n  enabled: false\n")
+    if "run_monitoring" not in instance_config.read_text():
+        with instance_config.open("a") as out:
+            out.write(EMBEDDED_RUN_MONITORING)
     return {key: os.environ[key] for key in embedded_environment(home)}
 
 
 class _Fail(Exception):
     """A user-facing error: printed as one line, exit code 2."""
+
+
+_held_locks: dict[Path, int] = {}
+
+
+def lock_home(home: Path, command: str) -> int:
+    """Hold an exclusive lock on the embedded state folder for this process's lifetime (and, via an inherited
+    descriptor, for the process it execs). A second `stratum demo` or `stratum ui` on the same folder gets a
+    one-line _Fail instead of racing the first one's SQLite files and MLflow schema migration."""
+    import fcntl
+
+    home = home.resolve()
+    if home in _held_locks:
+        return _held_locks[home]
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / ".stratum.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise _Fail(f"another stratum demo or ui is using {home} ({holder}): wait for it to finish or use another --home")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"stratum {command}, pid {os.getpid()}".encode(), 0)
+    _held_locks[home] = fd
+    return fd
 
 
 def _settings():
@@ -115,6 +184,8 @@ def _follow_run(instance, run_id: str, stop: threading.Event) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     env = apply_environment(Path(args.home))
+    lock_home(Path(args.home), "demo")
+    orphaned = fail_orphaned_runs(Path(args.home))
     _settings()
     _quietly()
     import dagster as dg
@@ -143,6 +214,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _say(f"  dagster    {env['DAGSTER_HOME']}")
     _say(f"  mlflow     {mask_url(env['STRATUM_MLFLOW_TRACKING_URI'])}")
     _say(f"  models     {env['ML_MODELS_PATH']} (the .joblib files the existing backend loads)")
+    if orphaned:
+        _say(f"  {len(orphaned)} run(s) left STARTED by a killed process marked FAILED: {', '.join(orphaned)}")
 
     _say(f"[1/6] Generating {len(config.tenants)} tenants x {config.days} days "
          f"({config.start_date} .. {config.end_date}, seed {config.seed}) ...")
@@ -290,7 +363,15 @@ def _publish_models(defs, instance, tenant_ids) -> tuple[list[str], bool]:
 
 
 def _read_json(text: str | None):
-    raw = sys.stdin.read() if text in (None, "-") else text
+    if text in (None, "-"):
+        data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
+        if len(data) > MAX_INPUT_BYTES:
+            raise _Fail(f"input is larger than {MAX_INPUT_BYTES:,} bytes: send one record at a time")
+        raw = data.decode("utf-8", errors="replace")
+    else:
+        raw = text
+        if len(raw.encode("utf-8", errors="replace")) > MAX_INPUT_BYTES:
+            raise _Fail(f"input is larger than {MAX_INPUT_BYTES:,} bytes: send one record at a time")
     try:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -390,6 +471,9 @@ def cmd_emq(args: argparse.Namespace) -> int:
 def cmd_ui(args: argparse.Namespace) -> int:
     apply_environment(Path(args.home))
     _settings()
+    os.set_inheritable(lock_home(Path(args.home), "ui"), True)  # `dagster dev` keeps the folder locked
+    for run_id in fail_orphaned_runs(Path(args.home)):
+        print(f"stratum: run {run_id} was left STARTED by a killed process: marked FAILED", file=sys.stderr)
     command = ["dagster", "dev", "-m", "stratum_pipeline.definitions", "-h", args.host, "-p", str(args.port)]
     os.execvp(command[0], command)
     return 0  # pragma: no cover - exec does not return
@@ -397,9 +481,22 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 def cmd_cadence(args: argparse.Namespace) -> int:
     apply_environment(Path(args.home))
-    from stratum_pipeline.resources import Warehouse
+    import sqlalchemy as sa
 
-    Warehouse(url=os.environ["STRATUM_WAREHOUSE_URL"]).set_retraining_cadence(args.tenant, args.cadence)
+    from stratum_pipeline import source_schema
+    from stratum_pipeline.resources import SourceDatabase, Warehouse
+    from stratum_pipeline.tenancy import InvalidTenantId, validate_tenant_id
+
+    settings = _settings()
+    try:
+        tenant = validate_tenant_id(args.tenant)
+    except InvalidTenantId as exc:
+        raise _Fail(str(exc)) from None
+    found = SourceDatabase(url=settings.source_url).read(
+        sa.select(source_schema.tenants.c.id).where(source_schema.tenants.c.id == tenant))
+    if not len(found):
+        raise _Fail(f"unknown tenant {tenant!r}: it is not in the source database's tenants")
+    Warehouse(url=settings.warehouse_url).set_retraining_cadence(tenant, args.cadence)
     print(f"{args.tenant}: {args.cadence} retraining")
     return 0
 
@@ -427,6 +524,7 @@ def cmd_env(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stratum", description="Stratum Pipeline: the ML engine as a Dagster project.")
     parser.add_argument("--home", default=DEFAULT_HOME, help="folder of the embedded default (default: .stratum)")
+    parser.add_argument("--debug", action="store_true", help="on failure, print the full traceback, not one line")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="generate demo data and materialise the graph (embedded default)")
@@ -489,8 +587,33 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except _Fail as exc:
-        print(f"stratum: {exc}", file=sys.stderr)
+        print(f"stratum: {_one_line(str(exc))}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("stratum: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an outage, a bad URL, an unknown host...: one line unless --debug
+        if args.debug:
+            raise
+        print(f"stratum: {args.command} failed: {describe_error(exc)} (--debug shows the traceback)", file=sys.stderr)
+        return 2
+
+
+def _one_line(text: str) -> str:
+    """`text` on one line with every URL secret of the environment masked."""
+    from stratum_pipeline.settings import scrub
+
+    first = next((line.strip() for line in str(text).splitlines() if line.strip()), "")
+    return scrub(first, [os.environ.get(key) for key in CHECKED_VARIABLES])[:500]
+
+
+def describe_error(exc: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message (a database driver's own message
+    for SQLAlchemy errors, without SQLAlchemy's background link), secrets masked."""
+    cause = getattr(exc, "orig", None) or exc
+    message = _one_line(str(cause)) or type(cause).__name__
+    message = message.split(" (Background on this error at:")[0]
+    return f"{type(cause).__name__}: {message}"
 
 
 if __name__ == "__main__":

@@ -29,12 +29,80 @@ class SettingsError(ValueError):
     """A bad setting: the message is one line naming the variable."""
 
 
-def mask_url(url: str) -> str:
-    """`url` with any password replaced by ***, for logs, metadata and `stratum env`.
+# Query parameters whose value is a secret (psycopg's password/sslpassword, tokens, API keys, ...).
+_SECRET_PARAMETER = re.compile(r"pass|secret|token|key|credential|auth|signature", re.IGNORECASE)
+_MASK = "***"
 
-    The password runs to the LAST '@' of the authority, as URL parsers read it: 'u:pa/ss@host' and
-    'u:p@ss@host' both hide the whole password."""
-    return re.sub(r"^([a-z][a-z0-9+.-]*://[^/:@]*):[^?#]*@", r"\1:***@", url, flags=re.IGNORECASE)
+
+def _is_secret_parameter(name: str) -> bool:
+    return bool(_SECRET_PARAMETER.search(name))
+
+
+def mask_url(url: str | None) -> str:
+    """`url` with every secret replaced by ***, for anything printed, logged, raised or stored.
+
+    Built on SQLAlchemy's URL parsing: the password of the userinfo ('user:pass@host', the password
+    running to the LAST '@' as URL parsers read it) and the value of every query parameter whose
+    name looks like a secret (password, sslpassword, secret, token, key, ...). A string SQLAlchemy
+    cannot parse is masked by the same rules on its text."""
+    if not url:
+        return ""
+    # by text, so the rest of the URL is shown as given: SQLAlchemy would end a password at its first '@'
+    # and re-encode the query
+    text = re.sub(r"^([a-z][a-z0-9+.-]*://[^/:@?#]*):[^?#]*@", rf"\1:{_MASK}@", str(url), flags=re.IGNORECASE)
+    text = re.sub(r"([?&;]([^=&#;]*)=)([^&#;]*)",
+                  lambda m: m.group(1) + (_MASK if _is_secret_parameter(m.group(2)) else m.group(3)), text)
+    try:  # then as SQLAlchemy reads it: anything it would still take for a secret is masked its way
+        import sqlalchemy as sa
+
+        parsed = sa.engine.make_url(text)
+    except Exception:  # not a URL SQLAlchemy reads (e.g. file:./mlruns)
+        return text
+    leaks = (parsed.password not in (None, _MASK)) or any(
+        _is_secret_parameter(name) and value != _MASK for name, value in parsed.query.items())
+    if leaks:
+        placeholder = "STRATUMMASKEDSECRET"
+        query = {name: placeholder if _is_secret_parameter(name) else value for name, value in parsed.query.items()}
+        return parsed.set(query=query).render_as_string(hide_password=True).replace(placeholder, _MASK)
+    return text
+
+
+def url_secrets(url: str | None) -> list[str]:
+    """The secret parts of `url` (its password, secret-looking query values), to scrub from other text."""
+    if not url:
+        return []
+    found = []
+    try:
+        import sqlalchemy as sa
+
+        parsed = sa.engine.make_url(str(url))
+        if parsed.password:
+            found.append(str(parsed.password))
+        for name, value in parsed.query.items():
+            if _is_secret_parameter(name):
+                found.extend([value] if isinstance(value, str) else list(value))
+    except Exception:
+        match = re.match(r"^[a-z][a-z0-9+.-]*://[^/:@?#]*:([^?#]*)@", str(url), flags=re.IGNORECASE)
+        if match:
+            found.append(match.group(1))
+        found += [m.group(3) for m in re.finditer(r"([?&;]([^=&#;]*)=)([^&#;]*)", str(url))
+                  if _is_secret_parameter(m.group(2))]
+    from urllib.parse import quote
+
+    found += [quote(s, safe="") for s in found]
+    return sorted({s for s in found if len(s) >= 3}, key=len, reverse=True)
+
+
+def scrub(text: str, urls) -> str:
+    """`text` with every secret of `urls` (and the URLs themselves) masked: for error messages that may
+    quote a URL or a connection string given by the caller."""
+    text = str(text)
+    for url in urls:
+        if url:
+            text = text.replace(str(url), mask_url(url))
+            for secret in url_secrets(url):
+                text = text.replace(secret, _MASK)
+    return text
 
 
 def check_url(variable: str, url: str, schemes: tuple[str, ...]) -> str:

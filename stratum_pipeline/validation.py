@@ -15,6 +15,8 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pandas as pd
 
+from stratum_pipeline.tenancy import RESERVED_TENANT_IDS, TENANT_ID_PATTERN
+
 QUARANTINE_COLUMNS = ["source_id", "tenant_id", "partition_date", "reason", "record"]
 
 
@@ -74,6 +76,15 @@ def validate_rows(frame: pd.DataFrame, rules: RowRules, now: datetime | None = N
 
     for column in rules.required:
         _append(reasons, _is_missing(frame[column]), f"missing value: {column}")
+    if "tenant_id" in frame.columns:  # the sensor's rule, at ingest: such a tenant never becomes a partition or model
+        tenants = frame["tenant_id"]
+        present = ~_is_missing(tenants)
+        text = tenants.astype("string")
+        valid = text.str.fullmatch(TENANT_ID_PATTERN.pattern).fillna(False).to_numpy(dtype=bool) & \
+            ~text.isin(RESERVED_TENANT_IDS).fillna(False).to_numpy(dtype=bool)
+        # the id itself is in tenant_id (cut to 64 characters) and in record: quoted here, a hostile id could
+        # hold "; " or ": " and forge another reason
+        _append(reasons, present & ~valid, "invalid tenant id")
     for column in rules.non_negative:
         values = pd.to_numeric(frame[column], errors="coerce")
         col = frame[column].to_numpy()
@@ -117,7 +128,9 @@ def validate_rows(frame: pd.DataFrame, rules: RowRules, now: datetime | None = N
     quarantine = pd.DataFrame(
         {
             "source_id": rejected["source_id"].to_numpy(),
-            "tenant_id": rejected["tenant_id"].to_numpy() if "tenant_id" in rejected else None,
+            # as given, cut to the column's 64 characters (the full id stays in `record`)
+            "tenant_id": rejected["tenant_id"].map(lambda t: t if not isinstance(t, str) else t[:64]).to_numpy()
+            if "tenant_id" in rejected else None,
             "partition_date": _as_day(rejected[rules.partition_column]).dt.date.to_numpy(),
             "reason": reasons[bad],
             "record": [_to_json(row) for row in rejected.to_dict("records")],

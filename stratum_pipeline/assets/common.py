@@ -25,6 +25,42 @@ def tenant_scope(context) -> str | None:
     return validate_tenant_id(tenant) if tenant is not None else None
 
 
+def alert(context, warehouse, kind: str, tenant: str, summary: str) -> None:
+    """An alert row (warehouse `alerts`) naming the tenant, from a run; a failure to record it is only logged."""
+    from stratum_pipeline.alerts import Alert, notifiers, send
+
+    try:
+        send(Alert(kind=kind, summary=summary, run_id=context.run_id, job_name=context.job_name,
+                   partition_key=str(tenant)[:128]), notifiers(warehouse))
+    except Exception as exc:  # the alert is secondary: the tenant's rows and the metadata still say it
+        context.log.warning(f"could not record the {kind} alert for tenant {tenant}: {type(exc).__name__}")
+
+
+def each_tenant(context, warehouse, frame: pd.DataFrame, work) -> tuple[list, dict[str, str]]:
+    """`work(tenant, rows)` for each tenant's rows of `frame`: one tenant's failure stays that tenant's.
+
+    A tenant whose work raises is logged in one line, recorded as a `tenant_failure` alert and returned in
+    `failed` (tenant -> reason); the other tenants' results are returned in order. If every tenant failed
+    the cause is not a tenant's, and the first error is raised."""
+    results, failed, first_error = [], {}, None
+    for tenant, rows in frame.groupby("tenant_id", sort=True):
+        try:
+            result = work(tenant, rows)
+        except Exception as exc:
+            first_error = first_error or exc
+            reason = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:300]}"
+            failed[tenant] = reason
+            context.log.error(f"tenant {tenant}: {context.asset_key.to_user_string()} skipped its {len(rows)} rows: {reason}")
+            alert(context, warehouse, "tenant_failure", tenant,
+                  f"{context.asset_key.to_user_string()}: tenant {tenant}'s {len(rows)} rows were not written: {reason}")
+            continue
+        if result is not None:
+            results.append(result)
+    if failed and not results and len(failed) == frame["tenant_id"].nunique():
+        raise first_error
+    return results, failed
+
+
 def naive_utc(day: date) -> datetime:
     return datetime(day.year, day.month, day.day)
 

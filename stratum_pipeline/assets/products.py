@@ -9,7 +9,8 @@ import dagster as dg
 import pandas as pd
 
 from stratum_pipeline import warehouse_schema as wh
-from stratum_pipeline.assets.common import partition_days, preview, table_metadata, tenant_scope, window_metadata
+from stratum_pipeline.assets.common import (alert, each_tenant, partition_days, preview, table_metadata, tenant_scope,
+                                            window_metadata)
 from stratum_pipeline.ml.emq import LEVELS, DataQualityAnalyzer
 from stratum_pipeline.ml.fatigue import FatigueScorer
 from stratum_pipeline.ml.roas import forecast_table
@@ -66,23 +67,33 @@ def daily_roas_forecasts(context: dg.AssetExecutionContext, warehouse: Warehouse
     first, last = partition_days(context)
     tenant_only = tenant_scope(context)
     features = warehouse.read_range(wh.campaign_features, first, last, tenant_id=tenant_only)
-    parts, served, unserved = [], {}, {}
-    for tenant, rows in features.groupby("tenant_id"):
+    served, unserved, fallbacks = {}, {}, {}
+
+    def forecast(tenant, rows):
         try:
             model = registry.serving_model("roas", tenant)
-        except NoModelError as exc:
+        except NoModelError as exc:  # no model at all can serve it: its rows are skipped and named
             context.log.warning(str(exc))
             unserved[tenant] = len(rows)
-            continue
-        forecast = forecast_table(model.predictor, rows)
-        parts.append(pd.concat([rows[["tenant_id", "campaign_id", "date"]], forecast], axis=1).assign(
-            forecast_date=pd.to_datetime(rows["date"]) + pd.Timedelta(days=1),
-            model_name=model.name, model_version=model.version, served_by=model.served_by))
+            return None
+        if model.fallback_reason:  # its own champion is broken: the default model serves it, and we say so
+            fallbacks[tenant] = model.fallback_reason
+            context.log.warning(f"tenant {tenant}: {model.fallback_reason}; forecast by {model.name} v{model.version}")
+            alert(context, warehouse, "model_fallback", tenant,
+                  f"tenant {tenant}: champion {model.failed_model} could not be loaded, its forecasts come from "
+                  f"{model.name} v{model.version} ({model.fallback_reason})")
         served[tenant] = f"{model.name} v{model.version}"
+        return pd.concat([rows[["tenant_id", "campaign_id", "date"]], forecast_table(model.predictor, rows)], axis=1).assign(
+            forecast_date=pd.to_datetime(rows["date"]) + pd.Timedelta(days=1),
+            model_name=model.name, model_version=model.version, served_by=model.served_by)
+
+    parts, failed = each_tenant(context, warehouse, features, forecast)
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[c.name for c in wh.daily_roas_forecasts.columns])
     rows = warehouse.replace_partitions(wh.daily_roas_forecasts, frame, first, last, tenant_id=tenant_only)
     return _written(frame, rows, first, last, served_by=dg.MetadataValue.json(served),
-                    unserved_campaign_days=dg.MetadataValue.json(unserved), **{"dagster/column_lineage": FORECAST_LINEAGE})
+                    unserved_campaign_days=dg.MetadataValue.json(unserved),
+                    model_fallbacks=dg.MetadataValue.json(fallbacks), failed_tenants=dg.MetadataValue.json(failed),
+                    **{"dagster/column_lineage": FORECAST_LINEAGE})
 
 
 @dg.asset(deps=[daily_roas_forecasts, "campaign_features", "raw_campaign_daily"], kinds={"numpy", "pandas"},
@@ -99,26 +110,34 @@ def budget_scenarios(context: dg.AssetExecutionContext, warehouse: Warehouse):
         ["campaign_id", "date", "avg_order_value"]]
     inputs = forecasts.merge(spend, on=["campaign_id", "date"], how="left").merge(
         order_value, on=["campaign_id", "date"], how="left")
-    simulator, out = BudgetSimulator(), []
-    for row in inputs.itertuples(index=False):
-        if not row.spend or row.spend <= 0:
-            continue  # nothing to scale: a paused campaign has no scenario
-        result = simulator.simulate(
-            {"daily_spend": row.spend, "roas": row.predicted_roas, "confidence_lower": row.confidence_lower,
-             "confidence_upper": row.confidence_upper,
-             "avg_order_value": row.avg_order_value if pd.notna(row.avg_order_value) else None},
-            STANDARD_SCENARIOS, SIMULATION_DAYS, SIMULATION_ITERATIONS,
-            # the campaign-day's own seed: a one-tenant rerun reproduces the full run's figures exactly
-            seed=zlib.crc32(f"{row.tenant_id}/{row.campaign_id}/{row.date}".encode()))
-        for name, change, part in [("baseline", 0.0, result["baseline"])] + [
-                (s["name"], s["budget_change"], s) for s in result["scenarios"]]:
-            out.append({"tenant_id": row.tenant_id, "campaign_id": row.campaign_id, "date": row.date, "scenario": name,
-                        "budget_change": change, "days": SIMULATION_DAYS, "spend": part["spend"], "revenue": part["revenue"],
-                        "roas": part["roas"], "conversions": part["conversions"], "marginal_roas": part.get("marginal_roas"),
-                        "revenue_p5": part["confidence_interval"][0], "revenue_p95": part["confidence_interval"][1]})
-    frame = pd.DataFrame(out, columns=[c.name for c in wh.budget_scenarios.columns])
+    simulator = BudgetSimulator()
+
+    def simulate(tenant, rows) -> list[dict]:
+        out = []
+        for row in rows.itertuples(index=False):
+            if not row.spend or row.spend <= 0:
+                continue  # nothing to scale: a paused campaign has no scenario
+            result = simulator.simulate(
+                {"daily_spend": row.spend, "roas": row.predicted_roas, "confidence_lower": row.confidence_lower,
+                 "confidence_upper": row.confidence_upper,
+                 "avg_order_value": row.avg_order_value if pd.notna(row.avg_order_value) else None},
+                STANDARD_SCENARIOS, SIMULATION_DAYS, SIMULATION_ITERATIONS,
+                # the campaign-day's own seed: a one-tenant rerun reproduces the full run's figures exactly
+                seed=zlib.crc32(f"{row.tenant_id}/{row.campaign_id}/{row.date}".encode()))
+            for name, change, part in [("baseline", 0.0, result["baseline"])] + [
+                    (s["name"], s["budget_change"], s) for s in result["scenarios"]]:
+                out.append({"tenant_id": row.tenant_id, "campaign_id": row.campaign_id, "date": row.date, "scenario": name,
+                            "budget_change": change, "days": SIMULATION_DAYS, "spend": part["spend"],
+                            "revenue": part["revenue"], "roas": part["roas"], "conversions": part["conversions"],
+                            "marginal_roas": part.get("marginal_roas"), "revenue_p5": part["confidence_interval"][0],
+                            "revenue_p95": part["confidence_interval"][1]})
+        return out
+
+    parts, failed = each_tenant(context, warehouse, inputs, simulate)
+    frame = pd.DataFrame([r for part in parts for r in part], columns=[c.name for c in wh.budget_scenarios.columns])
     rows = warehouse.replace_partitions(wh.budget_scenarios, frame, first, last, tenant_id=tenant_only)
-    return _written(frame, rows, first, last, campaigns=int(frame["campaign_id"].nunique()) if rows else 0)
+    return _written(frame, rows, first, last, campaigns=int(frame["campaign_id"].nunique()) if rows else 0,
+                    failed_tenants=dg.MetadataValue.json(failed))
 
 
 @dg.asset(deps=["creative_features"], kinds={"pandas"}, metadata=table_metadata(wh.creative_fatigue_scores), **PRODUCT_ASSET)
@@ -129,13 +148,19 @@ def creative_fatigue_scores(context: dg.AssetExecutionContext, warehouse: Wareho
     first, last = partition_days(context)
     tenant_only = tenant_scope(context)
     features = warehouse.read_range(wh.creative_features, first, last, tenant_id=tenant_only)
-    scored = FatigueScorer().score_frame(features) if len(features) else pd.DataFrame()
-    frame = pd.concat([features[["tenant_id", "campaign_id", "creative_id", "date"]], scored], axis=1)
-    if len(frame):
-        frame["suggested_actions"] = frame["suggested_actions"].map(json.dumps)
+    scorer = FatigueScorer()
+
+    def score(tenant, rows):
+        scored = pd.concat([rows[["tenant_id", "campaign_id", "creative_id", "date"]], scorer.score_frame(rows)], axis=1)
+        scored["suggested_actions"] = scored["suggested_actions"].map(json.dumps)
+        return scored
+
+    parts, failed = each_tenant(context, warehouse, features, score)
+    frame = pd.concat(parts) if parts else features[["tenant_id", "campaign_id", "creative_id", "date"]].iloc[:0]
     rows = warehouse.replace_partitions(wh.creative_fatigue_scores, frame, first, last, tenant_id=tenant_only)
     levels = frame["fatigue_level"].value_counts().to_dict() if rows else {}
-    return _written(frame, rows, first, last, levels=dg.MetadataValue.json(levels))
+    return _written(frame, rows, first, last, levels=dg.MetadataValue.json(levels),
+                    failed_tenants=dg.MetadataValue.json(failed))
 
 
 @dg.asset(deps=["raw_capi_events"], kinds={"pandas"}, metadata=table_metadata(wh.event_match_quality), **PRODUCT_ASSET)
@@ -146,19 +171,25 @@ def event_match_quality(context: dg.AssetExecutionContext, warehouse: Warehouse)
     first, last = partition_days(context)
     tenant_only = tenant_scope(context)
     events = warehouse.read_range(wh.raw_capi_events, first, last, tenant_id=tenant_only)
-    analyzer, out = DataQualityAnalyzer(), []
-    for (tenant, platform, day), rows in events.groupby(["tenant_id", "platform", "date"]):
-        summary = analyzer.summarize(rows, platform)
-        out.append({"tenant_id": tenant, "platform": platform, "date": day, "events": summary["events"],
-                    "score_mean": summary["score_mean"], "score_p10": summary["score_p10"],
-                    "score_p50": summary["score_p50"], "score_p90": summary["score_p90"],
-                    **{f"events_{name}": summary["levels"][name] for _, name in LEVELS},
-                    "most_missing_fields": json.dumps(summary["most_missing_fields"]),
-                    "attribution_accuracy_estimate": summary["attribution_accuracy_estimate"],
-                    "recommendations": json.dumps(summary["recommendations"])})
-    frame = pd.DataFrame(out, columns=[c.name for c in wh.event_match_quality.columns])
+    analyzer = DataQualityAnalyzer()
+
+    def summarize(tenant, tenant_events) -> list[dict]:
+        out = []
+        for (platform, day), rows in tenant_events.groupby(["platform", "date"]):
+            summary = analyzer.summarize(rows, platform)
+            out.append({"tenant_id": tenant, "platform": platform, "date": day, "events": summary["events"],
+                        "score_mean": summary["score_mean"], "score_p10": summary["score_p10"],
+                        "score_p50": summary["score_p50"], "score_p90": summary["score_p90"],
+                        **{f"events_{name}": summary["levels"][name] for _, name in LEVELS},
+                        "most_missing_fields": json.dumps(summary["most_missing_fields"]),
+                        "attribution_accuracy_estimate": summary["attribution_accuracy_estimate"],
+                        "recommendations": json.dumps(summary["recommendations"])})
+        return out
+
+    parts, failed = each_tenant(context, warehouse, events, summarize)
+    frame = pd.DataFrame([r for part in parts for r in part], columns=[c.name for c in wh.event_match_quality.columns])
     rows = warehouse.replace_partitions(wh.event_match_quality, frame, first, last, tenant_id=tenant_only)
-    return _written(frame, rows, first, last)
+    return _written(frame, rows, first, last, failed_tenants=dg.MetadataValue.json(failed))
 
 
 class LiveWindowConfig(dg.Config):

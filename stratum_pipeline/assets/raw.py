@@ -7,22 +7,21 @@ partition it belongs to. Both tables are replaced for the materialised days, so 
 
 import dagster as dg
 import pandas as pd
-import sqlalchemy as sa
 
 from stratum_pipeline.assets.common import naive_utc, partition_days, preview, table_metadata, window_metadata
 from stratum_pipeline.extracts import EXTRACTS, Extract
 from stratum_pipeline.partitions import daily_backfill_policy, daily_partitions
 from stratum_pipeline.resources import SourceDatabase, Warehouse
-from stratum_pipeline.resources.database import SourceUnavailableError
+from stratum_pipeline.resources.database import is_transient
 from stratum_pipeline.validation import validate_rows
 
 # A source outage (restart, failover, dropped connections) is usually over in a minute: retry the
 # extract 3 times, 15 s, 30 s, 60 s apart (with jitter) before the run fails. The write is one
-# transaction, so a failed attempt leaves the partition's previous rows in place. Only an outage is
-# retried - of the source, or of the warehouse (a dropped connection, a failover, a deadlock: the
-# DBAPI's OperationalError / InterfaceError); any other error (a bug, a schema change, bad data) would
-# fail the same way again, so it fails the step at once (`_not_retryable`).
-RETRYABLE_ERRORS = (SourceUnavailableError, sa.exc.OperationalError, sa.exc.InterfaceError)
+# transaction, so a failed attempt leaves the partition's previous rows in place. Only a transient error
+# is retried - of the source, or of the warehouse: connection refused or reset, timeouts, failover, deadlock
+# (`is_transient`, by the driver's SQLSTATE and message). Any other error - a database or host that does not
+# exist, a refused login, a bug, a schema change, bad data - would fail the same way again, so it fails the
+# step at once with its one line (`_not_retryable`).
 SOURCE_RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
@@ -42,9 +41,9 @@ def build_raw_extract(extract: Extract, retry_policy: dg.RetryPolicy = SOURCE_RE
     def _raw_extract(context: dg.AssetExecutionContext, source: SourceDatabase, warehouse: Warehouse):
         try:
             return _extract(context, source, warehouse)
-        except RETRYABLE_ERRORS:
-            raise
         except Exception as exc:
+            if is_transient(exc):
+                raise
             raise _not_retryable(extract, exc) from exc
 
     def _extract(context: dg.AssetExecutionContext, source: SourceDatabase, warehouse: Warehouse):
@@ -75,9 +74,10 @@ def build_raw_extract(extract: Extract, retry_policy: dg.RetryPolicy = SOURCE_RE
 
 def _not_retryable(extract: Extract, exc: Exception) -> dg.Failure:
     """A failure the retry policy does not repeat, naming the extract and the error in one line."""
-    first_line = (str(exc).strip().splitlines() or [""])[0]
+    cause = getattr(exc, "orig", None) or exc  # a driver's own message, not SQLAlchemy's wrapping
+    first_line = (str(cause).strip().splitlines() or [""])[0].split(" (Background on this error at:")[0]
     return dg.Failure(description=f"{extract.name} failed (not a database outage, so not retried): "
-                                  f"{type(exc).__name__}: {first_line}", allow_retries=False)
+                                  f"{type(cause).__name__}: {first_line}", allow_retries=False)
 
 
 raw_campaign_daily = build_raw_extract(EXTRACTS["raw_campaign_daily"])

@@ -29,7 +29,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from stratum_pipeline.ml.inputs import require_mapping
+from stratum_pipeline.ml.inputs import InputError, require_mapping
 
 FIELD_WEIGHTS = {
     "meta": {"email": 3.0, "phone": 2.0, "fbc": 1.5, "fbp": 1.0, "external_id": 1.0,
@@ -41,6 +41,10 @@ HASHED_FIELDS = ("email", "phone")
 LEVELS = ((8.0, "excellent"), (6.0, "good"), (4.0, "fair"), (0.0, "poor"))
 ATTRIBUTION_FLOOR, ATTRIBUTION_CEILING = 0.40, 0.95
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# Work limits: a customer key longer than this is not one (a SHA-256 is 64 characters); a frame of more events
+# than MAX_EVENTS is split by the caller (the daily asset scores one tenant, platform and day at a time).
+MAX_FIELD_CHARS = 4096
+MAX_EVENTS = 5_000_000
 ADVICE = {
     "email": "send the customer's email (SHA-256 hashed)",
     "phone": "send the phone number in E.164 form (SHA-256 hashed)",
@@ -130,6 +134,8 @@ class DataQualityAnalyzer:
 
     def field_credit(self, events: pd.DataFrame, platform: str) -> pd.DataFrame:
         """Per event and weighted field: the credit earned (weight, half weight if unhashed, or 0)."""
+        if len(events) > MAX_EVENTS:
+            raise InputError(f"{len(events):,} events is more than the limit of {MAX_EVENTS:,} per batch: score them in parts")
         credit = {}
         for field, weight in weights_for(platform).items():
             values = events[field] if field in events else pd.Series([None] * len(events), index=events.index)
@@ -158,13 +164,18 @@ class DataQualityAnalyzer:
         capi_missing_fields, unhashed_fields, attribution_accuracy_estimate). Either field spelling counts."""
         require_mapping(event, "event")
         event = with_field_aliases(event, platform)
-        frame = pd.DataFrame([event])
         seed_weights = seed_weights_for(platform)
+        weights = weights_for(platform)
+        for field in {*weights, *seed_weights}:  # only the weighted keys are read: other keys, however many, cost nothing
+            value = event.get(field)
+            if isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
+                raise InputError(f"{field} is {len(value):,} characters long, more than the limit of {MAX_FIELD_CHARS:,}")
+        # an int beyond float range as text: pandas cannot hold it as a number (an id is text anyway)
+        frame = pd.DataFrame([{field: str(v) if isinstance(v := event.get(field), int) and not isinstance(v, bool) else v
+                               for field in {*weights, *seed_weights}}])
         seed_present = {f: bool(f in frame and _present(frame[f].astype(object))[0]) for f in seed_weights}
         seed_score = round(100 * sum(w for f, w in seed_weights.items() if seed_present[f]), 1)
         seed_missing = [f for f in seed_weights if not seed_present[f]]
-
-        weights = weights_for(platform)
         credit = self.field_credit(frame, platform).iloc[0]
         score = float(credit.sum())
         missing = [f for f in weights if credit[f] == 0]

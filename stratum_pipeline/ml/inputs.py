@@ -31,8 +31,8 @@ def _raw_float(value, field: str) -> float:
     if isinstance(value, (bool, np.bool_, int, float, np.integer, np.floating)):
         try:
             return float(value)
-        except OverflowError:  # an integer beyond float range
-            return math.copysign(math.inf, value)
+        except OverflowError:  # an integer beyond float range (copysign would convert it again and overflow)
+            return math.inf if value > 0 else -math.inf
     if isinstance(value, str):
         try:
             return float(value.strip())

@@ -23,6 +23,11 @@ Z90 = 1.2816  # the 90% quantile of the standard normal
 
 
 MAX_BUDGET_CHANGE = 100.0  # +10,000%
+# Work limits (the arrays are scenarios x iterations and iterations x days floats): at most 100 scenarios and
+# 20 million iterations x days x (scenarios + baseline), about 160 MB per array. The seed's defaults (1,000
+# iterations x 30 days x 4) are 120,000.
+MAX_SCENARIOS = 100
+MAX_SIMULATION_CELLS = 20_000_000
 MAX_ROAS_SD = 3.0  # a 10-90% ROAS interval wider than ~2,000x says nothing more
 
 
@@ -55,6 +60,8 @@ def _optional(campaign: dict, key: str) -> float:
 def _scenario_changes(scenarios) -> list[tuple[str, float]]:
     if scenarios is not None and not isinstance(scenarios, (list, tuple)):
         raise SimulationInputError(f"scenarios must be a list of budget changes, got {type(scenarios).__name__}")
+    if scenarios is not None and len(scenarios) > MAX_SCENARIOS:
+        raise SimulationInputError(f"{len(scenarios):,} scenarios is more than the limit of {MAX_SCENARIOS}")
     out = []
     for item in scenarios if scenarios is not None else STANDARD_SCENARIOS:
         change = item.get("budget_change") if isinstance(item, dict) else item
@@ -96,6 +103,11 @@ class BudgetSimulator:
         else:
             roas_sd = 0.15
         changes = _scenario_changes(scenarios)
+        cells = iterations * days * (len(changes) + 1)
+        if cells > MAX_SIMULATION_CELLS:
+            raise SimulationInputError(
+                f"iterations x days x (scenarios + baseline) = {iterations:,} x {days} x {len(changes) + 1} = {cells:,} "
+                f"is more than the limit of {MAX_SIMULATION_CELLS:,}: use fewer iterations, days or scenarios")
 
         rng = np.random.default_rng(seed)
         multipliers = np.array([1.0] + [1.0 + c for _, c in changes])  # (k,)

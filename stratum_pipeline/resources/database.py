@@ -11,6 +11,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from stratum_pipeline import warehouse_schema
+from stratum_pipeline.settings import mask_url
 from stratum_pipeline.sqlio import insert_frame, read_frame
 
 
@@ -26,16 +27,59 @@ def engine_for(url: str) -> sa.Engine:
 
 
 def describe_url(url: str) -> str:
-    """The URL without its password, for logs and metadata."""
-    return sa.engine.make_url(url).render_as_string(hide_password=True)
+    """The URL without its secrets (userinfo password, secret query parameters), for logs and metadata."""
+    return mask_url(url)
 
 
 class SourceUnavailableError(RuntimeError):
     """The source database could not be reached or dropped the connection (retryable)."""
 
 
+class SourceUnusableError(RuntimeError):
+    """The source database refuses for a reason a retry does not change: it does not exist, the host name is
+    unknown, the login is refused (not retried)."""
+
+
 def _first_line(exc: BaseException) -> str:
     return (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+# Told apart by the driver's SQLSTATE where it gives one, else by its message (connection-time errors have no
+# SQLSTATE in psycopg2). Permanent wins over transient: "FATAL: database "x" does not exist" is reported on a
+# connection attempt too.
+_TRANSIENT_SQLSTATES = ("08", "57P01", "57P02", "57P03", "40001", "40P01", "53300", "55P03")
+_PERMANENT_SQLSTATES = ("3D000", "28000", "28P01", "42")
+_PERMANENT_MESSAGES = ("does not exist", "could not translate host name", "name or service not known",
+                       "nodename nor servname", "authentication failed", "no pg_hba.conf entry", "permission denied",
+                       "invalid dsn", "invalid connection option", "unable to open database file", "no such table",
+                       "no such column", "syntax error", "invalid integer value", "invalid port")
+_TRANSIENT_MESSAGES = ("connection refused", "timeout", "timed out", "connection reset", "server closed the connection",
+                       "terminating connection", "could not receive data", "could not send data",
+                       "connection already closed", "starting up", "shutting down", "in recovery",
+                       "not currently accepting connections", "too many connections", "too many clients",
+                       "database is locked", "deadlock detected", "could not serialize", "ssl syscall error",
+                       "eof detected", "broken pipe", "network is unreachable", "no route to host",
+                       "temporary failure in name resolution", "lost connection", "connection was closed")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors a retry can cure (connection refused or reset, timeouts, failover, deadlock, a locked
+    SQLite file); False for everything else - a database or host that does not exist, a refused login, SQL
+    errors, bugs - which fail at once."""
+    if isinstance(exc, SourceUnavailableError):
+        return True
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return False
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
+    text = str(orig or exc).lower()
+    if code and code.startswith(_PERMANENT_SQLSTATES):
+        return False
+    if any(marker in text for marker in _PERMANENT_MESSAGES):
+        return False
+    if exc.connection_invalidated or (code and code.startswith(_TRANSIENT_SQLSTATES)):
+        return True
+    return any(marker in text for marker in _TRANSIENT_MESSAGES)
 
 
 class SourceDatabase(dg.ConfigurableResource):
@@ -54,6 +98,9 @@ class SourceDatabase(dg.ConfigurableResource):
             with self.engine.connect() as conn:
                 return read_frame(conn, statement)
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            if not is_transient(exc):
+                raise SourceUnusableError(
+                    f"source database {describe_url(self.url)} cannot be used: {_first_line(exc)}") from None
             raise SourceUnavailableError(
                 f"source database {describe_url(self.url)} is unavailable: {_first_line(exc)}") from None
 

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import logging
 import os
+import socket
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -69,6 +70,9 @@ class ServingModel:
     version: str
     predictor: object
     served_by: str  # the tenant, or "default"
+    # why the tenant's own champion could not serve (it exists but failed to load), None when it served or has none
+    fallback_reason: str | None = None
+    failed_model: str | None = None  # that champion, "name vN"
 
 
 class NoModelError(LookupError):
@@ -84,6 +88,20 @@ def _is_connection_failure(exc: BaseException) -> bool:
     return "API request to" in text and any(
         marker in text for marker in ("Max retries exceeded", "Connection refused", "timed out", "Connection aborted",
                                       "RemoteDisconnected", "NewConnectionError"))
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:300]
 
 
 def _is_missing(exc: BaseException) -> bool:
@@ -177,7 +195,9 @@ class ModelRegistry(dg.ConfigurableResource):
         example = example.astype({c: float for c in example.columns if pd.api.types.is_integer_dtype(example[c])})
         output = _python_model_class()(predictor).predict(None, example)
         signature = mlflow.models.infer_signature(example, output)
-        with mlflow.start_run(experiment_id=experiment_id, tags={k: str(v) for k, v in tags.items()}) as run:
+        self.close_stale_runs(name)
+        owner = {"stratum_model": name, "stratum_host": socket.gethostname(), "stratum_pid": str(os.getpid())}
+        with mlflow.start_run(experiment_id=experiment_id, tags={**{k: str(v) for k, v in tags.items()}, **owner}) as run:
             mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
             mlflow.log_metrics({k: float(v) for k, v in metrics.items()  # numbers only (e.g. not the naive's name)
                                 if isinstance(v, numbers.Real) and pd.notna(v)})
@@ -193,6 +213,25 @@ class ModelRegistry(dg.ConfigurableResource):
             )
         version = str(info.registered_model_version)
         return RegisteredVersion(name, version, run.info.run_id, self.run_url(run.info.run_id))
+
+    def close_stale_runs(self, name: str) -> list[str]:
+        """End as FAILED the RUNNING training runs of `name` whose process (on this host) is gone - e.g. killed
+        inside `log_model` - so they do not stay RUNNING forever; returns their run ids."""
+        client = self.client()
+        closed = []
+        try:
+            runs = client.search_runs([self.experiment_id()], max_results=100, filter_string=(
+                f"attributes.status = 'RUNNING' and tags.stratum_model = '{name}' "
+                f"and tags.stratum_host = '{socket.gethostname()}'"))
+        except Exception as exc:  # best effort: never a reason not to train
+            logging.getLogger(__name__).warning(f"could not look for stale MLflow runs of {name}: {type(exc).__name__}")
+            return closed
+        for run in runs:
+            pid = run.data.tags.get("stratum_pid", "")
+            if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+                client.set_terminated(run.info.run_id, status="FAILED")
+                closed.append(run.info.run_id)
+        return closed
 
     def champion_version(self, name: str) -> str | None:
         """The champion's version, None if the model or alias does not exist; an unreachable server is an
@@ -261,23 +300,36 @@ class ModelRegistry(dg.ConfigurableResource):
         return predictor
 
     def serving_model(self, model_type: str, tenant: str) -> ServingModel:
-        """The tenant's champion, else the default model's champion; NoModelError if neither exists.
+        """The tenant's champion, else the default model's champion; NoModelError if neither can serve.
 
-        A tenant champion pickled by an incompatible version of this code (e.g. before a feature was added)
-        is skipped with a warning, so the tenant is served by the default model until it is retrained."""
+        A tenant champion that cannot be loaded - a corrupted or missing artifact, or one pickled by an
+        incompatible version of this code - is skipped with a warning naming the tenant and the version: the
+        tenant is served by the default model (`fallback_reason` says why) until it is retrained. An
+        unreachable tracking server is not a tenant's problem and stays an error."""
+        reason = failed = None
         for owner in (tenant, "default"):
             name = model_name(model_type, owner)
             version = self.champion_version(name)
             if version is None:
                 continue
             try:
-                return ServingModel(name, version, self.load_compatible(name, version), owner)
-            except NoModelError as exc:
+                with self._reachable():
+                    predictor = self.load_compatible(name, version)
+                return ServingModel(name, version, predictor, owner, reason, failed)
+            except RegistryUnavailableError:
+                raise
+            except Exception as exc:
+                problem = str(exc) if isinstance(exc, NoModelError) else \
+                    f"{name} v{version} could not be loaded: {type(exc).__name__}: {_first_line(exc)}"
                 if owner == "default":
-                    raise
-                logging.getLogger(__name__).warning(f"{exc}; serving tenant {tenant!r} from the default model")
-        raise NoModelError(f"no {model_type} model serves tenant {tenant!r}: neither {model_name(model_type, tenant)} "
-                           f"nor {model_name(model_type, 'default')} has a champion (train the models first)")
+                    raise NoModelError(f"no {model_type} model serves tenant {tenant!r}: "
+                                       f"{reason + '; ' if reason else ''}{problem}") from None
+                reason, failed = problem, f"{name} v{version}"
+                logging.getLogger(__name__).warning(f"{problem}; serving tenant {tenant!r} from the default model")
+        raise NoModelError(f"no {model_type} model serves tenant {tenant!r}: "
+                           + (f"{reason}, and {model_name(model_type, 'default')} has no champion" if reason else
+                              f"neither {model_name(model_type, tenant)} nor {model_name(model_type, 'default')} has a "
+                              "champion (train the models first)"))
 
     def set_champion(self, name: str, version: str) -> None:
         with self._reachable():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timezone
 
 import pandas as pd
@@ -11,6 +12,7 @@ import sqlalchemy as sa
 from stratum_pipeline import source_schema as src
 from stratum_pipeline.ml.features import session_features
 from stratum_pipeline.resources.registry import NoModelError
+from stratum_pipeline.tenancy import InvalidTenantId, validate_tenant_id
 
 COLUMNS = ["tenant_id", "session_id", "started_at", "conversion_probability", "will_convert", "top_factors",
            "model_name", "model_version", "predicted_at"]
@@ -37,18 +39,25 @@ def live_predictions(source, registry, start: datetime, end: datetime) -> tuple[
     parts, unserved = [], {}
     for tenant, rows in features.groupby("tenant_id"):
         try:
-            model = registry.serving_model("conversion", tenant)
-        except NoModelError:
+            model = registry.serving_model("conversion", validate_tenant_id(tenant))
+        except (NoModelError, InvalidTenantId):  # an invalid id is never a model name: its sessions are not scored
             unserved[tenant] = len(rows)
             continue
-        probability = model.predictor.predict_proba(rows)
+        try:
+            probability = model.predictor.predict_proba(rows)
+            factors = [json.dumps(f) for f in model.predictor.top_factors(rows)]
+        except Exception as exc:  # one tenant's failure stays that tenant's: its sessions are not scored
+            logging.getLogger(__name__).error(f"tenant {tenant}: {model.name} v{model.version} failed on its "
+                                              f"{len(rows)} sessions: {type(exc).__name__}: {exc}"[:500])
+            unserved[tenant] = len(rows)
+            continue
         parts.append(pd.DataFrame({
             "tenant_id": tenant,
             "session_id": rows["session_id"].to_numpy(),
             "started_at": rows["started_at"].to_numpy(),
             "conversion_probability": probability.round(4),
             "will_convert": probability >= model.predictor.threshold_,
-            "top_factors": [json.dumps(f) for f in model.predictor.top_factors(rows)],
+            "top_factors": factors,
             "model_name": model.name,
             "model_version": model.version,
             "predicted_at": predicted_at,
