@@ -155,6 +155,9 @@ def test_gate_refuses_a_biased_forecast_or_one_that_loses_to_the_naive_forecast(
     biased = decide("roas", _roas(bias=-0.11), None)
     assert not biased.promote and "bias" in biased.summary
     assert not decide("roas", _roas(bias=0.11), None).promote
+    assert not decide("roas", _roas(bias=0.11), _roas(bias=0.05)).promote
+    # after a change in the account: a biased challenger still replaces a more biased champion
+    assert decide("roas", _roas(bias=-0.12), _roas(mae=0.3, bias=0.4)).promote
     # no better than a trailing average beyond the 2% tolerance: refused, and the reason names the naive forecast
     assert decide("roas", _roas(mae=0.305, naive_mae=0.3), None).promote
     loses = decide("roas", _roas(mae=0.31, naive_mae=0.3), None)

@@ -40,7 +40,12 @@ def decide(model_type: str, challenger: dict, champion: dict | None) -> GateDeci
     failures, notes = [], []
     if model_type == "roas":
         if not abs(challenger["bias"]) <= ROAS_TARGETS["bias_max"]:
-            failures.append(f"mean bias {challenger['bias']:+.1%} beyond ±{ROAS_TARGETS['bias_max']:.0%}")
+            if champion is not None and abs(champion.get("bias", 0.0)) > abs(challenger["bias"]):
+                # after a change in the account both lag it; the less biased one is the better mean
+                notes.append(f"mean bias {challenger['bias']:+.1%} beyond ±{ROAS_TARGETS['bias_max']:.0%}, "
+                             f"but the champion's is {champion['bias']:+.1%}")
+            else:
+                failures.append(f"mean bias {challenger['bias']:+.1%} beyond ±{ROAS_TARGETS['bias_max']:.0%}")
         naive_limit = challenger["naive_mae"] * (1 + ROAS_NAIVE_TOLERANCE)
         if not challenger["mae"] <= naive_limit:
             failures.append(f"MAE {challenger['mae']:.3f} loses to the naive {challenger['naive']} forecast's "

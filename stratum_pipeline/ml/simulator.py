@@ -123,12 +123,17 @@ class BudgetSimulator:
         low, high = np.percentile(revenue, [5, 95], axis=1)
         base_aov = aov if aov else None
 
+        def conversions(k: int) -> float | None:  # None where the order value is unknown or too small to divide by
+            with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+                value = mean_revenue[k] / base_aov if base_aov else np.nan
+            return round(float(value), 1) if np.isfinite(value) else None
+
         def summary(k: int) -> dict:
             out = {
                 "spend": round(float(spend[k]), 2),
                 "revenue": round(float(mean_revenue[k]), 2),
                 "roas": round(float(mean_revenue[k] / spend[k]), 4) if spend[k] > 0 else None,
-                "conversions": round(float(mean_revenue[k] / base_aov), 1) if base_aov else None,
+                "conversions": conversions(k),
                 "confidence_interval": [round(float(low[k]), 2), round(float(high[k]), 2)],
             }
             if k > 0:
