@@ -49,7 +49,7 @@ def naive_roas_forecasts(features: pd.DataFrame) -> dict[str, np.ndarray]:
 
 
 def best_naive_roas(actual, features: pd.DataFrame) -> dict[str, float | str]:
-    """The naive forecast with the lowest MAE against `actual` on these rows: its name, MAE and bias."""
+    """The naive forecast with the lowest MAE against `actual` on these rows: its name and MAE."""
     y = np.asarray(actual, dtype=float)
     scored = {name: float(np.abs(p - y).mean()) for name, p in naive_roas_forecasts(features).items()}
     name = min(scored, key=scored.get)
