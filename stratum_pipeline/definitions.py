@@ -20,7 +20,12 @@ from stratum_pipeline.automation.jobs import (
     train_tenant_models_job,
 )
 from stratum_pipeline.automation.schedules import all_schedules
-from stratum_pipeline.automation.sensors import retraining_sensor, run_failure_alerts, tenant_sync_sensor
+from stratum_pipeline.automation.sensors import (
+    model_files_automation,
+    retraining_sensor,
+    run_failure_alerts,
+    tenant_sync_sensor,
+)
 from stratum_pipeline.checks.data_quality import feature_contract_checks, raw_contract_checks
 from stratum_pipeline.checks.freshness import freshness_checks_sensor, product_freshness_checks
 from stratum_pipeline.resources import ModelFiles, ModelRegistry, SourceDatabase, Warehouse
@@ -50,7 +55,7 @@ def build_definitions(resources: dict) -> dg.Definitions:
               fatigue_scores_job, live_predictions_job, publish_tenant_model_files_job, publish_default_model_files_job,
               monitoring_job],
         schedules=all_schedules,
-        sensors=[tenant_sync_sensor, retraining_sensor, run_failure_alerts, freshness_checks_sensor],
+        sensors=[tenant_sync_sensor, retraining_sensor, run_failure_alerts, freshness_checks_sensor, model_files_automation],
         resources=resources,
     )
 

@@ -1,6 +1,7 @@
 """The code location loads and validates; jobs and schedules select what they should."""
 
 import os
+import re
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -140,6 +141,30 @@ def test_every_schedule_starts_running_for_the_daemon():
         assert schedule.execution_timezone == "UTC", schedule.name
 
 
+def test_the_model_files_automation_starts_running_and_targets_every_model_file():
+    sensors = {s.name: s for s in defs.sensors}
+    automation = sensors["model_files_automation"]
+    assert automation.default_status == dg.DefaultSensorStatus.RUNNING
+    graph = defs.resolve_asset_graph()
+    targeted = automation.asset_selection.resolve(graph)
+    eager = {k for k in graph.get_all_asset_keys() if graph.get(k).automation_condition is not None}
+    assert {k.to_user_string() for k in targeted} == {k.to_user_string() for k in eager}
+    assert {k.to_user_string() for k in eager} == {f"{m}_file" for m in
+                                                   ("roas_model", "conversion_model", "roas_default_model", "conversion_default_model")}
+
+
+def test_descriptions_show_placeholders_as_code():
+    """The UI renders descriptions as Markdown, where a bare `<tenant>` is an HTML tag and vanishes."""
+    bare = re.compile(r"<[A-Za-z_][\w-]*>")
+    graph = defs.resolve_asset_graph()
+    texts = {k.to_user_string(): graph.get(k).description for k in graph.get_all_asset_keys()}
+    texts |= {j.name: j.description for j in defs.jobs if hasattr(j, "description")}
+    texts |= {s.name: s.description for s in [*defs.schedules, *defs.sensors]}
+    for name, text in texts.items():
+        outside_code = re.sub(r"`[^`]*`", "", text or "")
+        assert not bare.search(outside_code), (name, bare.search(outside_code).group(0))
+
+
 def test_daily_assets_backfill_a_month_per_run():
     from datetime import date
 
@@ -160,3 +185,13 @@ def test_daily_assets_backfill_a_month_per_run():
 
     with pytest.raises(ValueError, match="ends .* before it starts"):
         backfill_ranges(date(2025, 3, 4), date(2025, 3, 3))
+
+
+def test_readable_metadata_keeps_four_significant_digits_and_every_other_value():
+    from stratum_pipeline.assets.common import readable
+
+    value = {"mae": 0.23838051651443673, "big": 123456.789, "n": 7, "ok": True, "nan": float("nan"),
+             "nested": {"bias": -0.0123456, "list": [1.0000001, "x"]}, "zero": 0.0}
+    out = readable(value)
+    assert out["mae"] == 0.2384 and out["big"] == 123500.0 and out["n"] == 7 and out["ok"] is True
+    assert out["nested"] == {"bias": -0.01235, "list": [1.0, "x"]} and out["zero"] == 0.0 and out["nan"] != out["nan"]

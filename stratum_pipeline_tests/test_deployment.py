@@ -9,6 +9,7 @@ ahead of another tenant's run, which must not wait behind them.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -69,13 +70,15 @@ def deployment(tmp_path, pg_databases, monkeypatch):
     started by the test. Processes stop at the end."""
     urls = {name: pg_databases.create(name) for name in ("dagster", "src", "wh", "mlflow")}
     processes = Processes(tmp_path)
+    (tmp_path / "models").mkdir()
     env = {**os.environ, "STRATUM_DAGSTER_PG_URL": urls["dagster"], "STRATUM_SOURCE_URL": urls["src"],
            "STRATUM_WAREHOUSE_URL": urls["wh"], "STRATUM_REDIS_URL": REDIS_URL, "DAGSTER_HOME": str(tmp_path / "home"),
-           "MLFLOW_DISABLE_TELEMETRY": "true"}
+           "MLFLOW_DISABLE_TELEMETRY": "true", "ML_MODELS_PATH": str(tmp_path / "models")}
     try:
         mlflow_url, mlflow_ready = start_mlflow_server(processes, urls["mlflow"], tmp_path / "artifacts", env)
         env["STRATUM_MLFLOW_TRACKING_URI"] = mlflow_url
-        for key in ("STRATUM_DAGSTER_PG_URL", "STRATUM_SOURCE_URL", "STRATUM_WAREHOUSE_URL", "STRATUM_MLFLOW_TRACKING_URI"):
+        for key in ("STRATUM_DAGSTER_PG_URL", "STRATUM_SOURCE_URL", "STRATUM_WAREHOUSE_URL", "STRATUM_MLFLOW_TRACKING_URI",
+                    "ML_MODELS_PATH"):
             monkeypatch.setenv(key, env[key])
         write_source(engine_for(urls["src"]), generate(DATASET))
         yield {"env": env, "urls": urls, "mlflow": mlflow_url, "mlflow_ready": mlflow_ready, "processes": processes, "tmp": tmp_path,
@@ -125,6 +128,16 @@ def _wait(instance, run_filter: dg.RunsFilter, count: int, timeout: float, proce
         time.sleep(1)
     states = [(r.job_name, r.tags.get(TENANT_TAG), r.status.value) for r in instance.get_runs(filters=run_filter)]
     raise TimeoutError(f"runs not finished after {timeout:.0f} s: {states}\n{processes.log('daemon')}")
+
+
+def _wait_for(condition, timeout: float, processes: Processes) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(1)
+    print(processes.log("daemon"))
+    return False
 
 
 def _interval(instance, run_id: str) -> tuple[float, float]:
@@ -180,7 +193,7 @@ def test_the_daemon_runs_the_deployment_on_postgres_redis_and_mlflow_server(depl
         print(f"backfill queued after {time.monotonic() - started:.0f} s")
         for run in runs:
             instance.submit_run(run.run_id, request)
-        finished = _wait(instance, dg.RunsFilter(run_ids=[r.run_id for r in runs]), 4, 150, processes)
+        finished = _wait(instance, dg.RunsFilter(run_ids=[r.run_id for r in runs]), 4, 240, processes)
         assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in finished), [(r.tags, r.status) for r in finished]
         small_runs = [_interval(instance, r.run_id) for r in runs[:3]]
         big_run = _interval(instance, runs[3].run_id)
@@ -193,6 +206,18 @@ def test_the_daemon_runs_the_deployment_on_postgres_redis_and_mlflow_server(depl
         intervals = [_interval(instance, r.run_id) for r in everything]  # a tick at :00/:30 may still be running
         assert _peak_concurrency([(start, end or time.time()) for start, end in intervals if start]) <= limit
         print(f"\ndeployment: {len(everything)} runs, {time.monotonic() - started:.0f} s from the daemon's start")
+
+        # Nobody launched a publish job: the model-files automation sensor (RUNNING by default) saw BIG's models
+        # materialise and republished each champion to ML_MODELS_PATH on a daemon tick.
+        registry = ModelRegistry(tracking_uri=deployment["mlflow"])
+        manifests = {kind: Path(env["ML_MODELS_PATH"]) / f"{kind}_t{BIG}.manifest.json" for kind in ("roas", "conversion")}
+        champions = {kind: registry.champion_version(model_name(kind, BIG)) for kind in manifests}
+        published = _wait_for(lambda: all(p.exists() and str(json.loads(p.read_text())["version"]) == str(champions[k])
+                                          for k, p in manifests.items()), 150, processes)
+        assert published, ({k: p.read_text() if p.exists() else None for k, p in manifests.items()}, champions)
+        automation = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/sensor_name": "model_files_automation"}))
+        assert automation and all(r.status == dg.DagsterRunStatus.SUCCESS for r in automation if r.status in FINISHED)
+        assert not (Path(env["ML_MODELS_PATH"]) / f"roas_t{SMALL}.joblib").exists()  # SMALL has no champion of its own
 
     # The data is in the PostgreSQL warehouse.
     warehouse = sa.create_engine(deployment["urls"]["wh"])

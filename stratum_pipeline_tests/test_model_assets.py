@@ -58,6 +58,8 @@ def test_models_are_registered_per_tenant_with_champions_and_fallback(stack):
         assert md["served_by"] == "big" and md["gate"].startswith("promote")
         assert registry.champion_version(model_name(kind, "big")) == md["version"]
         assert "runs/" in md["mlflow_run"]
+        floats = {k: v for k, v in md.items() if isinstance(v, float)}
+        assert floats and all(v == float(f"{v:.4g}") for v in floats.values()), floats  # readable in the UI
     assert metadata["roas_model"]["holdout_r2"] > 0.8 and metadata["conversion_model"]["holdout_auc"] > 0.85
 
     result, metadata, checks = train(defs, instance, "train_tenant_models_job", "small")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime, timedelta
 
 import dagster as dg
@@ -63,6 +64,18 @@ def each_tenant(context, warehouse, frame: pd.DataFrame, work) -> tuple[list, di
 
 def naive_utc(day: date) -> datetime:
     return datetime(day.year, day.month, day.day)
+
+
+def readable(value, digits: int = 4):
+    """Metadata for people: floats (also inside dicts and lists) to `digits` significant digits, so the UI shows
+    0.2384 rather than 0.23838051651443673; every other value, and the keys, unchanged (Plots charts stable keys)."""
+    if isinstance(value, bool) or not isinstance(value, (float, dict, list, tuple)):
+        return value
+    if isinstance(value, float):
+        return value if not math.isfinite(value) or value == 0 else float(f"{value:.{digits}g}")
+    if isinstance(value, dict):
+        return {k: readable(v, digits) for k, v in value.items()}
+    return [readable(v, digits) for v in value]
 
 
 def preview(frame: pd.DataFrame, rows: int = 5) -> dg.MarkdownMetadataValue:

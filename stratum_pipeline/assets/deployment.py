@@ -37,7 +37,7 @@ def _publish_champion(context, model_files: ModelFiles, registry: ModelRegistry,
 
 def _tenant_file_asset(model_type: str) -> dg.AssetsDefinition:
     description = (
-        f"The tenant's {model_type} champion as ML_MODELS_PATH/{model_type}_t<tenant>.joblib, the file the existing "
+        f"The tenant's {model_type} champion as `ML_MODELS_PATH/{model_type}_t<tenant>.joblib`, the file the existing "
         "backend's InferenceService loads (joblib.load gives the predictor; .predict(input) answers). Republished "
         f"only when the champion's version changed; absent while the tenant is served by {model_type}_default.joblib.")
 

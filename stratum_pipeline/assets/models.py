@@ -11,6 +11,7 @@ from datetime import timedelta
 import dagster as dg
 
 from stratum_pipeline import warehouse_schema as wh
+from stratum_pipeline.assets.common import readable
 from stratum_pipeline.partitions import tenant_partitions
 from stratum_pipeline.resources import ModelRegistry, Warehouse
 from stratum_pipeline.tenancy import validate_tenant_id
@@ -53,7 +54,7 @@ def _tags(context, tenant: str, model_type: str) -> dict:
 
 
 def _result(asset: str, outcome: TrainingOutcome) -> dg.MaterializeResult:
-    metadata = dict(outcome.metadata)
+    metadata = readable(dict(outcome.metadata))
     if "mlflow_run" in metadata:
         link = metadata["mlflow_run"]
         metadata["mlflow_run"] = dg.MetadataValue.url(link) if link.startswith("http") else dg.MetadataValue.text(link)
@@ -90,7 +91,7 @@ def _gate_spec(asset: str) -> list[dg.AssetCheckSpec]:
 @dg.asset(partitions_def=tenant_partitions, deps=[_all_days("campaign_features")], check_specs=_gate_spec("roas_model"), **MODEL_ASSET)
 def roas_model(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: Warehouse, registry: ModelRegistry):
     """The tenant's next-day ROAS model (XGBoost with calibrated 10-90% intervals) in MLflow as
-    stratum-roas-<tenant>; its 'champion' version serves the tenant's ROAS forecasts and budget advice.
+    `stratum-roas-<tenant>`; its 'champion' version serves the tenant's ROAS forecasts and budget advice.
     Trained only on the tenant's own campaigns; below 100 campaigns with 30+ days the default model serves."""
     return _train_and_gate(context, "roas_model", "roas", validate_tenant_id(context.partition_key), config, warehouse, registry)
 
@@ -98,7 +99,7 @@ def roas_model(context: dg.AssetExecutionContext, config: TrainingConfig, wareho
 @dg.asset(partitions_def=tenant_partitions, deps=[_all_days("session_features")], check_specs=_gate_spec("conversion_model"), **MODEL_ASSET)
 def conversion_model(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: Warehouse, registry: ModelRegistry):
     """The tenant's session-conversion model (calibrated XGBoost with per-prediction factors) in MLflow as
-    stratum-conversion-<tenant>; its 'champion' scores live sessions. Below 10,000 sessions the default serves."""
+    `stratum-conversion-<tenant>`; its 'champion' scores live sessions. Below 10,000 sessions the default serves."""
     return _train_and_gate(context, "conversion_model", "conversion", validate_tenant_id(context.partition_key), config,
                            warehouse, registry)
 

@@ -74,7 +74,7 @@ train_default_models_job = dg.define_asset_job(
 publish_tenant_model_files_job = dg.define_asset_job(
     name="publish_tenant_model_files_job",
     selection=dg.AssetSelection.assets("roas_model_file", "conversion_model_file"),
-    description="Publish a tenant's ROAS and conversion champions as roas_t<tenant>.joblib / conversion_t<tenant>.joblib.",
+    description="Publish a tenant's ROAS and conversion champions as `roas_t<tenant>.joblib` / `conversion_t<tenant>.joblib`.",
 )
 
 publish_default_model_files_job = dg.define_asset_job(

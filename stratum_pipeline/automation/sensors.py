@@ -122,3 +122,16 @@ def run_failure_alerts(context: dg.RunFailureSensorContext, warehouse: Warehouse
     run = context.dagster_run
     send(Alert(kind="run_failure", summary=failure_summary(context), run_id=run.run_id, job_name=run.job_name,
                partition_key=_partition(run)), notifiers(warehouse))
+
+
+# The model-file assets are eager: this sensor is what evaluates that condition. It starts RUNNING (Dagster's
+# default automation sensor starts stopped), so a champion promoted by a scheduled or sensor-launched retrain
+# reaches ML_MODELS_PATH on the daemon's next tick without anyone switching it on.
+model_files_automation = dg.AutomationConditionSensorDefinition(
+    "model_files_automation",
+    target=dg.AssetSelection.groups("deployment"),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Republishes a model file after its model asset materialised (the file assets' eager condition); "
+                "a run whose champion is unchanged writes nothing.",
+)
