@@ -112,7 +112,7 @@ def evaluate(regime: str, seed: int) -> dict:
     future = pd.date_range(pd.Timestamp(END) + pd.Timedelta(days=1), periods=HORIZON, freq="D")
     season = np.stack([season_factor(np.asarray(json.loads(s)), future) for s in curves["season"]])
     ours = simulate_arrays(draws, s0[:, None], CHANGES, season, curves["dispersion"].to_numpy(float), 1000,
-                           np.random.default_rng(seed))
+                           np.random.default_rng(seed), curves["level_sd"].to_numpy(float))
     expected, realised = truth(ds, ids, s0, np.random.default_rng(seed + 1000))
     true_lift = 100 * (expected[:, 1:] / expected[:, :1] - 1)
     our_lift = 100 * (ours["revenue"][:, 1:] / ours["revenue"][:, :1] - 1)

@@ -42,6 +42,8 @@ EM_STEPS = 4
 PRIOR_FLOOR = 0.05  # share of the uniform grid mixed into the tenant prior (no cell is ruled out a priori)
 N_DRAWS = 64
 LIKELIHOOD_TEMPER = 0.5  # quasi-likelihood tempering: days are autocorrelated, so each counts for less than one
+LEVEL_BLOCK, LEVEL_BLOCKS = 14, 8  # blocks of days over which the level's drift around the curve is measured
+MIN_DRIFT_VAR = 0.03**2
 SEASON_RIDGE = 20.0  # ridge on the seasonal log-coefficients (in orders): short histories stay near flat
 CURVE_SOURCES = ("fitted", "pooled", "fallback")
 DRAW_FIELDS = ("vmax", "half_saturation", "hill_shape", "adstock_rate", "adstock_state")
@@ -241,8 +243,9 @@ def fit_tenant_curves(tenant_id: str, rows: pd.DataFrame, as_of: date, *, window
     v_hat = vmax.reshape(c, -1)[np.arange(c)[:, None], cells]
     total = (tenant.revenue * tenant.active * weights[None, :]).sum(axis=1)
     log_sd = np.sqrt(phi_eff / np.maximum(total, 1e-9)).clip(max=1.0)
+    shift, level_sd = _level(tenant, mu, phi_eff, fitted)
     draws = np.stack([
-        v_hat * np.exp(rng.normal(0, 1, (c, n_draws)) * log_sd[:, None] - log_sd[:, None] ** 2 / 2),
+        np.exp(shift)[:, None] * v_hat * np.exp(rng.normal(0, 1, (c, n_draws)) * log_sd[:, None] - log_sd[:, None] ** 2 / 2),
         np.nan_to_num(ref)[:, None] * KAPPA_GRID[ki],
         SHAPE_GRID[hi],
         ADSTOCK_GRID[ri],
@@ -280,6 +283,7 @@ def fit_tenant_curves(tenant_id: str, rows: pd.DataFrame, as_of: date, *, window
         "adstock_rate": ADSTOCK_GRID[best_cell[0]],
         "conversions_per_revenue": conv_per_revenue,
         "dispersion": phi_eff,
+        "level_sd": level_sd,
         "elasticity": np.median(elasticity, axis=1),
         "elasticity_p5": np.percentile(elasticity, 5, axis=1),
         "elasticity_p95": np.percentile(elasticity, 95, axis=1),
@@ -293,6 +297,37 @@ def fit_tenant_curves(tenant_id: str, rows: pd.DataFrame, as_of: date, *, window
                        "elasticity_p95"]] = np.nan
     out.loc[fallback, "draws"] = None
     return out
+
+
+def _level(tenant: _Tenant, mu: np.ndarray, phi: np.ndarray, fitted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where the campaign's level is now, and how far it may drift over the coming month (log scale).
+
+    Accounts drift around their curve (creatives tire and are replaced, audiences move): the ratio of
+    actual to fitted revenue over LEVEL_BLOCK-day blocks varies more than the daily noise explains. The
+    excess variance is pooled over the tenant's fitted campaigns (mean: a few drift far); the last block's ratio is
+    shrunk towards 1 by credibility (its noise variance against the drift's); the level's sd is the
+    drift's plus what the last block leaves unknown."""
+    c, t = tenant.spend.shape
+    ratios, noise = [], []
+    for b in range(min(LEVEL_BLOCKS, t // LEVEL_BLOCK)):
+        cols = slice(t - (b + 1) * LEVEL_BLOCK, t - b * LEVEL_BLOCK)
+        y = (tenant.revenue[:, cols] * tenant.active[:, cols]).sum(axis=1)
+        m = (mu[:, cols] * tenant.active[:, cols]).sum(axis=1)
+        ok = (y > 0) & (m > 0)
+        ratios.append(np.where(ok, np.log(np.maximum(y, 1e-12) / np.maximum(m, 1e-12)), np.nan))
+        noise.append(np.where(m > 0, phi / np.maximum(m, 1e-12), np.nan))
+    if not ratios:
+        return np.zeros(c), np.full(c, np.sqrt(MIN_DRIFT_VAR))
+    r, v = np.array(ratios), np.array(noise)  # (B, C)
+    excess = np.nanmean(r**2 - v, axis=0) if np.isfinite(r).any() else np.full(c, np.nan)
+    pool = excess[fitted & np.isfinite(excess)]
+    drift = max(float(np.mean(pool)) if len(pool) else MIN_DRIFT_VAR, MIN_DRIFT_VAR)
+    last, last_var = np.nan_to_num(r[0]), np.where(np.isfinite(v[0]), v[0], np.inf)
+    weight = drift / (drift + last_var)
+    shift = np.where(fitted, weight * last, 0.0)
+    known = np.isfinite(last_var)
+    level_sd = np.sqrt(drift + np.where(known, drift * np.where(known, last_var, 0) / (drift + np.where(known, last_var, 0)), drift))
+    return shift, level_sd
 
 
 def _spread(s: np.ndarray) -> float:
@@ -332,7 +367,7 @@ def fit_response_curves(daily: pd.DataFrame, as_of: date, **kwargs) -> pd.DataFr
 
 
 CURVE_COLUMNS = ["tenant_id", "campaign_id", "as_of", "curve_source", "fallback_reason", "days_used", "base_spend",
-                 "vmax", "half_saturation", "hill_shape", "adstock_rate", "conversions_per_revenue", "dispersion",
+                 "vmax", "half_saturation", "hill_shape", "adstock_rate", "conversions_per_revenue", "dispersion", "level_sd",
                  "elasticity", "elasticity_p5", "elasticity_p95", "deviance_explained", "spend_range", "season",
                  "draws"]
 

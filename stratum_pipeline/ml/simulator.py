@@ -245,7 +245,9 @@ def _curve_inputs(curve) -> tuple | None:
     as_of = pd.Timestamp(curve.get("as_of")) if curve.get("as_of") is not None else None
     phi = number(curve.get("dispersion"), "dispersion")
     cpr = number(curve.get("conversions_per_revenue"), "conversions_per_revenue")
-    return draws, season, as_of, phi if phi > 0 else np.nan, cpr if cpr > 0 else np.nan
+    level_sd = number(curve.get("level_sd"), "level_sd")
+    return draws, season, as_of, phi if phi > 0 else np.nan, cpr if cpr > 0 else np.nan, \
+        level_sd if level_sd >= 0 else np.nan
 
 
 def _horizon_season(season, as_of, days: int) -> np.ndarray:
@@ -258,11 +260,11 @@ def _simulate_curve(campaign: dict, curve, spend0: float, changes, days: int, it
     inputs = _curve_inputs(curve)
     if inputs is None:
         return None
-    draws, season, as_of, phi, cpr = inputs
+    draws, season, as_of, phi, cpr, level_sd = inputs
     aov = _optional(campaign, "avg_order_value")
     result = simulate_arrays(draws[None], np.array([[spend0]]), np.array([c for _, c in changes]),
                              _horizon_season(season, as_of, days)[None], np.array([phi]), iterations,
-                             np.random.default_rng(seed))
+                             np.random.default_rng(seed), np.array([level_sd]))
     conversions_per_revenue = cpr if np.isfinite(cpr) else (1 / aov if np.isfinite(aov) else np.nan)
     names = ["baseline"] + [n for n, _ in changes]
     summaries = []
@@ -289,12 +291,14 @@ def _simulate_curve(campaign: dict, curve, spend0: float, changes, days: int, it
 
 
 def simulate_arrays(draws: np.ndarray, spend0: np.ndarray, changes: np.ndarray, season: np.ndarray,
-                    dispersion: np.ndarray, iterations: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+                    dispersion: np.ndarray, iterations: int, rng: np.random.Generator,
+                    level_sd: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Monte Carlo on curves for N campaigns at once: baseline + K scenarios, (N, K + 1) arrays of
     spend, mean revenue, 5% and 95% revenue quantiles and marginal ROAS over the horizon.
 
     draws (N, D, 5); spend0 (N, 1) today's daily spend; changes (K,) fractions; season (N, H);
-    dispersion (N,) quasi-Poisson phi of daily revenue (NaN: 0). Iteration n uses curve draw idx[n] and
+    dispersion (N,) quasi-Poisson phi of daily revenue (NaN: 0); level_sd (N,) the log-sd of the campaign's
+    level drift over the horizon (NaN or None: 0). Iteration n uses curve draw idx[n], level drift u[n] and
     noise z[n] in every scenario (common random numbers)."""
     n_campaigns, n_draws = draws.shape[:2]
     spend = spend0 * np.concatenate([[1.0], 1.0 + changes])[None, :]  # (N, K+1)
@@ -302,13 +306,16 @@ def simulate_arrays(draws: np.ndarray, spend0: np.ndarray, changes: np.ndarray, 
     marginal = marginal_return(draws, spend, season.mean(axis=1)).mean(axis=2)  # (N, K+1)
     idx = rng.integers(0, n_draws, (n_campaigns, iterations))
     z = rng.standard_normal((n_campaigns, iterations)).astype(np.float32)
+    drift_sd = np.zeros(n_campaigns) if level_sd is None else np.nan_to_num(np.asarray(level_sd, float), nan=0.0)
+    drift = np.exp(rng.standard_normal((n_campaigns, iterations)) * drift_sd[:, None]
+                   - drift_sd[:, None] ** 2 / 2).astype(np.float32)
     p5 = np.empty(spend.shape)
     p95 = np.empty(spend.shape)
     mean = np.empty(spend.shape)
     phi = np.nan_to_num(dispersion, nan=0.0)[:, None]
     lo, hi = int(round(0.05 * (iterations - 1))), int(round(0.95 * (iterations - 1)))
     for k in range(spend.shape[1]):
-        m = np.take_along_axis(mean_by_draw[:, k, :], idx, axis=1).astype(np.float32)  # (N, n)
+        m = np.take_along_axis(mean_by_draw[:, k, :], idx, axis=1).astype(np.float32) * drift  # (N, n)
         sd = np.sqrt(phi / np.maximum(m, 1e-9)).clip(max=2.0)  # CV of the horizon's summed daily noise
         revenue = m * np.exp(z * sd - sd**2 / 2)
         mean[:, k] = revenue.mean(axis=1)
