@@ -322,3 +322,66 @@ def simulate_arrays(draws: np.ndarray, spend0: np.ndarray, changes: np.ndarray, 
         part = np.partition(revenue, (lo, hi), axis=1)
         p5[:, k], p95[:, k] = part[:, lo], part[:, hi]
     return {"spend": spend * season.shape[1], "revenue": mean, "p5": p5, "p95": p95, "marginal_roas": marginal}
+
+
+def simulate_frame(rows: pd.DataFrame, changes=STANDARD_SCENARIOS, days: int = 30, iterations: int = 1000,
+                   seed: int = 0) -> pd.DataFrame:
+    """Baseline + scenarios for many campaigns in one array operation: one row per campaign x scenario.
+
+    rows: campaign_id, spend (today's daily spend) and the columns of campaign_response_curves (as_of,
+    curve_source, draws, season, dispersion, level_sd, conversions_per_revenue). Campaigns without
+    a usable curve or without spend are left out (the caller decides their fallback). Columns: campaign_id,
+    scenario, budget_change, days, spend, revenue, roas, conversions, marginal_roas, revenue_p5,
+    revenue_p95, curve_source."""
+    columns = ["campaign_id", "scenario", "budget_change", "days", "spend", "revenue", "roas", "conversions",
+               "marginal_roas", "revenue_p5", "revenue_p95", "curve_source"]
+    parsed = [(i, _curve_inputs(r)) for i, r in enumerate(rows.to_dict("records"))]
+    spend = pd.to_numeric(rows["spend"], errors="coerce").to_numpy(float) if len(rows) else np.zeros(0)
+    keep = [(i, p) for i, p in parsed if p is not None and np.isfinite(spend[i]) and spend[i] > 0]
+    if not keep:
+        return pd.DataFrame(columns=columns)
+    n_draws = min(len(p[0]) for _, p in keep)
+    draws = np.stack([p[0][:n_draws] for _, p in keep])
+    season = np.stack([_horizon_season(p[1], p[2], days) for _, p in keep])
+    phi = np.array([p[3] for _, p in keep])
+    cpr = np.array([p[4] for _, p in keep])
+    level_sd = np.array([p[5] for _, p in keep])
+    idx = np.array([i for i, _ in keep])
+    changes = np.asarray(changes, dtype=float)
+    out = simulate_arrays(draws, spend[idx, None], changes, season, phi, iterations, np.random.default_rng(seed),
+                          level_sd)
+    k = len(changes) + 1
+    names = ["baseline"] + [f"{c:+.0%}" for c in changes]
+    revenue = out["revenue"].reshape(-1)
+    spend_k = out["spend"].reshape(-1)
+    return pd.DataFrame({
+        "campaign_id": np.repeat(rows["campaign_id"].to_numpy()[idx], k),
+        "scenario": np.tile(names, len(idx)),
+        "budget_change": np.tile(np.concatenate([[0.0], changes]), len(idx)),
+        "days": days,
+        "spend": np.round(spend_k, 2),
+        "revenue": np.round(revenue, 2),
+        "roas": np.round(revenue / spend_k, 4),
+        "conversions": np.round(revenue * np.repeat(cpr, k), 1),
+        "marginal_roas": np.round(out["marginal_roas"].reshape(-1), 4),
+        "revenue_p5": np.round(out["p5"].reshape(-1), 2),
+        "revenue_p95": np.round(out["p95"].reshape(-1), 2),
+        "curve_source": np.repeat(rows["curve_source"].to_numpy()[idx], k),
+    })[columns]
+
+
+def horizon_forecast(curves: pd.DataFrame, horizons=(7, 30), iterations: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Expected revenue over each horizon at the campaign's base spend, with its 5-95% interval, and the ROAS over
+    the longest: columns revenue_{h}d, revenue_{h}d_p5, revenue_{h}d_p95, roas_{H}d (NaN without a usable curve)."""
+    out = pd.DataFrame(index=curves.index)
+    rows = curves.assign(spend=curves["base_spend"])
+    for h in horizons:
+        sim = simulate_frame(rows.assign(campaign_id=np.arange(len(rows))), (), h, iterations, seed)
+        sim = sim.set_index("campaign_id")
+        position = pd.Series(np.arange(len(rows)), index=curves.index)
+        for target, source in ((f"revenue_{h}d", "revenue"), (f"revenue_{h}d_p5", "revenue_p5"),
+                               (f"revenue_{h}d_p95", "revenue_p95")):
+            out[target] = position.map(sim[source]).to_numpy(dtype=float)
+        if h == max(horizons):
+            out[f"roas_{h}d"] = position.map(sim["roas"]).to_numpy(dtype=float)
+    return out

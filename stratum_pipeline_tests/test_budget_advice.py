@@ -1,0 +1,120 @@
+"""Response curves and the budget simulator on them: the seed's request, S-curves, pooling, the decision day."""
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stratum_pipeline.ml.response_curves import fit_tenant_curves
+from stratum_pipeline.ml.simulator import BudgetSimulator, SimulationInputError, simulate_frame
+
+from .conftest import response_world
+
+END = date(2026, 6, 30)
+SHAPES = [2.4, 1.0, 0.7, 1.3, 1.8, 0.9]
+HALVES = [2000.0, 800.0, 1500.0, 1200.0, 1000.0, 3000.0]  # campaign 0: S-shaped, budget far below half-saturation
+
+
+@pytest.fixture(scope="module")
+def world():
+    rows, truth = response_world(SHAPES, HALVES, end=END, short={5: 5})
+    return rows, truth, fit_tenant_curves("t", rows, END)
+
+
+def true_lift(rows, truth, i, change, days=30):
+    history = rows[rows["campaign_id"] == f"c{i}"]["spend"].to_numpy()
+    base = np.concatenate([history, np.full(days, history[-1])])
+    new = np.concatenate([history, np.full(days, history[-1] * (1 + change))])
+    return truth(i, new)[-days:].sum() / truth(i, base)[-days:].sum() - 1
+
+
+def test_an_s_shaped_campaign_is_simulated_on_its_own_curve(world):
+    rows, truth, curves = world
+    curve = curves.set_index("campaign_id").loc["c0"]
+    assert curve["curve_source"] == "fitted" and curve["elasticity"] > 1.0  # the rising part of an S-curve
+    spend = rows[rows["campaign_id"] == "c0"]["spend"].iloc[-1]
+    out = BudgetSimulator().simulate({"daily_spend": spend, "response_curve": curve.to_dict() | {"curve_source": "fitted"}},
+                                     [0.2, 0.5], days=30, seed=1)
+    assert out["curve_source"] == "fitted"
+    for scenario, change in zip(out["scenarios"], (0.2, 0.5)):
+        ours = scenario["revenue"] / out["baseline"]["revenue"] - 1
+        truth_lift = true_lift(rows, truth, 0, change)
+        assert truth_lift > change  # revenue grows faster than spend
+        naive = (1 + change) ** 0.6 - 1  # the constant-elasticity fallback cannot follow it
+        assert abs(ours - truth_lift) < abs(naive - truth_lift) / 4, (change, ours, truth_lift)
+    assert out["scenarios"][0]["marginal_roas"] > out["baseline"]["roas"]  # an S-curve's margin beats its average
+
+
+def test_a_campaign_with_five_days_of_history_gets_the_pooled_curve(world):
+    rows, truth, curves = world
+    short = curves.set_index("campaign_id").loc["c5"]
+    assert short["days_used"] == 5 and short["curve_source"] == "pooled"
+    assert (curves.set_index("campaign_id").drop(index="c5")["curve_source"] == "fitted").all()
+    spend = rows[rows["campaign_id"] == "c5"]["spend"].iloc[-1]
+    out = BudgetSimulator().simulate({"daily_spend": spend, "response_curve": short.to_dict()}, [0.2], seed=2)
+    assert out["curve_source"] == "pooled"
+    low, high = out["baseline"]["confidence_interval"]
+    assert 0 < low < out["baseline"]["revenue"] < high
+    lift = out["scenarios"][0]["revenue"] / out["baseline"]["revenue"] - 1
+    assert 0.0 < lift < 0.3  # a tenant-typical response, not a wild one
+
+
+def test_a_curve_for_day_d_is_fitted_on_days_up_to_d_only(world):
+    rows = world[0]
+    decision = END - timedelta(days=10)
+    before = fit_tenant_curves("t", rows, decision)
+    later = pd.to_datetime(rows["date"]) > pd.Timestamp(decision)
+    changed = rows.copy()
+    changed.loc[later, "revenue"] *= 5  # the future is different: the curve of day D must not see it
+    changed.loc[later, "spend"] *= 3
+    after = fit_tenant_curves("t", changed, decision)
+    pd.testing.assert_frame_equal(before, after)
+    assert (before["as_of"] == decision).all() and "c5" not in set(before["campaign_id"])  # it launched after D
+    full = fit_tenant_curves("t", changed, END).set_index("campaign_id").loc[before["campaign_id"]]
+    assert not np.allclose(full["vmax"].to_numpy(float), before["vmax"].to_numpy(float))
+
+
+def test_the_seed_request_verbatim_gives_the_seed_answer_keys(seed_simulate_request, world):
+    curve = world[2].set_index("campaign_id").loc["c1"].to_dict()
+    request = {**seed_simulate_request, "response_curve": curve}
+    out = BudgetSimulator().simulate(request, seed=4)
+    assert set(out["baseline"]) >= {"spend", "revenue", "roas", "conversions"}
+    assert out["baseline"]["spend"] == 10000  # base_budget is the horizon's budget, as in the seed's sample answer
+    assert [s["name"] for s in out["scenarios"]] == ["+20% Budget", "-20% Budget", "+50% Budget"]
+    assert [s["spend"] for s in out["scenarios"]] == [12000, 8000, 15000]
+    for s in out["scenarios"]:
+        assert set(s) >= {"name", "spend", "revenue", "roas", "conversions", "marginal_roas", "confidence_interval"}
+        assert s["confidence_interval"][0] < s["revenue"] < s["confidence_interval"][1]
+    assert out["days"] == 30 and out["iterations"] == 1000 and out["curve_source"] == "fitted"
+    # without a curve the request needs a ROAS; with one, the labelled constant-elasticity fallback answers
+    with pytest.raises(SimulationInputError, match="response_curve"):
+        BudgetSimulator().simulate(seed_simulate_request)
+    fallback = BudgetSimulator().simulate({**seed_simulate_request, "roas": 3.2}, seed=4)
+    assert fallback["curve_source"] == "fallback" and fallback["baseline"]["spend"] == 10000
+
+
+@pytest.mark.parametrize("scenario,match", [
+    ({"name": "x", "budget_change_percent": "lots"}, "budget_change_percent"),
+    ({"name": "x", "budget_change_percent": -100}, "above -100%"),
+    ({"name": "x", "budget_change_percent": [20]}, "budget_change_percent"),
+])
+def test_bad_seed_scenarios_are_one_line_errors(seed_simulate_request, scenario, match):
+    with pytest.raises(SimulationInputError, match=match):
+        BudgetSimulator().simulate({**seed_simulate_request, "roas": 3.0, "scenarios": [scenario]})
+
+
+def test_a_whole_partition_is_one_array_operation_matching_single_calls(world):
+    rows, truth, curves = world
+    today = rows[rows["date"] == pd.Timestamp(END)].set_index("campaign_id")["spend"]
+    frame = curves.assign(spend=curves["campaign_id"].map(today))
+    out = simulate_frame(frame, (-0.2, 0.2, 0.5), 30, 2000, seed=3)
+    assert len(out) == 4 * len(curves) and set(out["curve_source"]) == {"fitted", "pooled"}
+    single = BudgetSimulator().simulate({"daily_spend": today["c2"],
+                                         "response_curve": curves.set_index("campaign_id").loc["c2"].to_dict()},
+                                        days=30, iterations=2000, seed=9)
+    batch = out[out["campaign_id"] == "c2"].set_index("scenario")
+    assert batch.loc["baseline", "revenue"] == pytest.approx(single["baseline"]["revenue"], rel=0.03)
+    assert batch.loc["+50%", "revenue"] == pytest.approx(single["scenarios"][2]["revenue"], rel=0.03)
+    fallback = frame.assign(curve_source="fallback", draws=None)
+    assert simulate_frame(fallback, (0.2,), 30, 100).empty  # no usable curve: the caller's fallback answers
