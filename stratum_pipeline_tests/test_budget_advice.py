@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from stratum_pipeline.ml.allocator import AllocationInputError, allocate
 from stratum_pipeline.ml.response_curves import fit_tenant_curves
 from stratum_pipeline.ml.simulator import BudgetSimulator, SimulationInputError, simulate_frame
 
@@ -118,3 +119,68 @@ def test_a_whole_partition_is_one_array_operation_matching_single_calls(world):
     assert batch.loc["+50%", "revenue"] == pytest.approx(single["scenarios"][2]["revenue"], rel=0.03)
     fallback = frame.assign(curve_source="fallback", draws=None)
     assert simulate_frame(fallback, (0.2,), 30, 100).empty  # no usable curve: the caller's fallback answers
+
+
+def _allocation_input(world):
+    rows, truth, curves = world
+    today = rows[rows["date"] == pd.Timestamp(END)].set_index("campaign_id")["spend"]
+    return curves.assign(current_budget=curves["campaign_id"].map(today))
+
+
+def test_an_allocation_respects_the_bounds_and_the_total_and_beats_today(world):
+    frame = _allocation_input(world)
+    out = allocate(frame, bounds=(0.5, 2.0))
+    table, tenant = out["campaigns"], out["tenant"]
+    assert table["proposed_budget"].sum() == pytest.approx(frame["current_budget"].sum(), abs=0.05)
+    ratio = table["proposed_budget"] / table["current_budget"]
+    assert ratio.between(0.5 - 1e-6, 2.0 + 1e-6).all() and (ratio.round(3) != 1).any()
+    assert tenant["expected_daily_uplift"] > 0
+    assert tenant["uplift_interval"][0] <= tenant["expected_daily_uplift"] <= tenant["uplift_interval"][1]
+    # the true curves agree that the new split earns more
+    rows, truth = world[0], world[1]
+    def true_revenue(budgets):
+        total = 0.0
+        for i, budget in enumerate(budgets):
+            history = rows[rows["campaign_id"] == f"c{i}"]["spend"].to_numpy()
+            total += truth(i, np.concatenate([history, np.full(30, budget)]))[-30:].sum()
+        return total
+    assert true_revenue(table["proposed_budget"]) > true_revenue(table["current_budget"])
+    tight = allocate(frame, total_daily_budget=frame["current_budget"].sum() * 1.2, bounds=(0.9, 1.3))["campaigns"]
+    assert tight["proposed_budget"].sum() == pytest.approx(frame["current_budget"].sum() * 1.2, abs=0.05)
+    assert (tight["proposed_budget"] / tight["current_budget"]).between(0.9 - 1e-6, 1.3 + 1e-6).all()
+
+
+def test_a_target_marginal_roas_scales_each_campaign_to_where_its_margin_meets_it(world):
+    frame = _allocation_input(world)
+    target = float(allocate(frame)["campaigns"]["marginal_roas_current"].median())
+    table = allocate(frame, target_marginal_roas=target)["campaigns"]
+    assert (table["marginal_roas_current"] > target).sum() and (table["proposed_budget"] > table["current_budget"]).sum()
+    inside = (table["proposed_budget"] > table["current_budget"] * 0.5 + 1) & (
+        table["proposed_budget"] < table["current_budget"] * 2.0 - 1)
+    assert inside.any()
+    assert table.loc[inside, "marginal_roas_proposed"].between(0.9 * target, 1.1 * target).all()
+
+
+def test_a_campaign_without_a_curve_keeps_its_budget(world):
+    frame = _allocation_input(world)
+    frame.loc[frame["campaign_id"] == "c3", ["curve_source", "draws"]] = ["fallback", None]
+    table = allocate(frame)["campaigns"].set_index("campaign_id")
+    assert table.loc["c3", "proposed_budget"] == table.loc["c3", "current_budget"]
+    assert "keeps its budget" in table.loc["c3", "note"]
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"total_daily_budget": float("nan")}, "positive finite"),
+    ({"total_daily_budget": -100.0}, "positive finite"),
+    ({"total_daily_budget": 0}, "positive finite"),
+    ({"total_daily_budget": "lots"}, "must be a number"),
+    ({"bounds": (2.0, 0.5)}, "reversed"),
+    ({"bounds": (0.5,)}, "two numbers"),
+    ({"bounds": (float("nan"), 2)}, "finite"),
+    ({"total_daily_budget": 1.0}, "cannot be split within the bounds"),
+    ({"target_marginal_roas": -1}, "positive finite"),
+])
+def test_hostile_allocation_input_is_a_one_line_error(world, kwargs, match):
+    with pytest.raises(AllocationInputError, match=match) as info:
+        allocate(_allocation_input(world), **kwargs)
+    assert "\n" not in str(info.value)
