@@ -36,12 +36,13 @@ import pandas as pd
 from stratum_pipeline.demo.generator import (NOISE_REGIMES, ORDER_VALUE_CV, DemoConfig, expected_daily_conversions,
                                              generate, hill, seasonality)
 from stratum_pipeline.ml.response_curves import curve_draws, fit_response_curves, season_factor
-from stratum_pipeline.ml.simulator import BudgetSimulator, simulate_arrays
+from stratum_pipeline.ml.allocator import allocate
+from stratum_pipeline.ml.simulator import BudgetSimulator, horizon_revenue, simulate_arrays
 
 END = date(2026, 11, 24)
 CHANGES = np.array([-0.2, 0.2, 0.5])
 HORIZON = 30
-TARGETS = {"lift_mae_pp": 3.0, "coverage": (0.85, 0.95), "fit_minutes": 10.0}
+TARGETS = {"lift_mae_pp": 3.0, "coverage": (0.85, 0.95), "fit_minutes": 10.0, "allocation_share": 0.8}
 
 
 def source_frame(ds) -> pd.DataFrame:
@@ -50,8 +51,10 @@ def source_frame(ds) -> pd.DataFrame:
         ["tenant_id", "campaign_id", "date", "spend", "revenue", "conversions"]]
 
 
-def truth(ds, campaigns: list[str], base_spend: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
-    """(expected, realised) true revenue of the HORIZON days after END: arrays (C, K+1), baseline first."""
+def truth(ds, campaigns: list[str], base_spend: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(expected, realised) true revenue of the HORIZON days after END: arrays (C, K+1), baseline first; and the
+    true curves as one-draw curves (C, 1, 5) for the simulator's and allocator's code (true vmax x order value x
+    effectiveness, true half-saturation, shape, adstock rate and adstocked spend on END)."""
     metrics = ds["campaign_daily_metrics"]
     days = pd.date_range(metrics["date"].min(), END, freq="D")
     future = pd.date_range(pd.Timestamp(END) + pd.Timedelta(days=1), periods=HORIZON, freq="D")
@@ -76,7 +79,12 @@ def truth(ds, campaigns: list[str], base_spend: np.ndarray, rng) -> tuple[np.nda
         conv = expected_daily_conversions(response, path, all_dates)[:, -HORIZON:] * effectiveness[:, None]
         expected.append((conv * aov[:, None]).sum(axis=1))
         realised.append(_realised(rng, conv, aov, dispersion, sigma))
-    return np.column_stack(expected), np.column_stack(realised)
+    state = daily[(pd.to_datetime(daily["date"]) == pd.Timestamp(END))].set_index("campaign_id").loc[campaigns,
+                                                                                                     "adstocked_spend"]
+    oracle = np.stack([response["vmax"].to_numpy() * aov * effectiveness, response["half_saturation"].to_numpy(),
+                       response["hill_shape"].to_numpy(), response["adstock_rate"].to_numpy(), state.to_numpy()],
+                      axis=1)[:, None, :]
+    return np.column_stack(expected), np.column_stack(realised), oracle
 
 
 def _realised(rng, conv, aov, dispersion, sigma) -> np.ndarray:
@@ -113,7 +121,7 @@ def evaluate(regime: str, seed: int) -> dict:
     season = np.stack([season_factor(np.asarray(json.loads(s)), future) for s in curves["season"]])
     ours = simulate_arrays(draws, s0[:, None], CHANGES, season, curves["dispersion"].to_numpy(float), 1000,
                            np.random.default_rng(seed), curves["level_sd"].to_numpy(float))
-    expected, realised = truth(ds, ids, s0, np.random.default_rng(seed + 1000))
+    expected, realised, oracle = truth(ds, ids, s0, np.random.default_rng(seed + 1000))
     true_lift = 100 * (expected[:, 1:] / expected[:, :1] - 1)
     our_lift = 100 * (ours["revenue"][:, 1:] / ours["revenue"][:, :1] - 1)
     # the naive answer: the previous simulator (constant elasticity 0.6), on the campaign's 7-day ROAS
@@ -131,6 +139,7 @@ def evaluate(regime: str, seed: int) -> dict:
         grid = np.linspace(0.0, 1.6, 161)
         errs = [np.median(np.abs(100 * ((1 + change) ** e - 1) - true_lift[:, k])) for e in grid]
         best[change] = (float(min(errs)), float(grid[int(np.argmin(errs))]))
+    allocation = allocation_vs_truth(curves, s0, oracle, season_truth(len(ids)))
     inside = (realised >= ours["p5"]) & (realised <= ours["p95"])
     inside_exp = (expected >= ours["p5"]) & (expected <= ours["p95"])
     return {
@@ -144,7 +153,39 @@ def evaluate(regime: str, seed: int) -> dict:
         "true_elasticity_above_1": None,
         "fit_seconds": fit_seconds,
         "level_bias": float(np.median(ours["revenue"][:, 0] / expected[:, 0] - 1)),
+        "true_elasticity_above_1": float(np.mean(oracle[:, 0, 2] * (1 - hill(s0, 1.0, oracle[:, 0, 1], oracle[:, 0, 2])) > 1)),
+        "allocation": allocation,
     }
+
+
+def season_truth(n: int) -> np.ndarray:
+    future = pd.date_range(pd.Timestamp(END) + pd.Timedelta(days=1), periods=HORIZON, freq="D")
+    return np.repeat(seasonality(future)[None, :], n, axis=0)
+
+
+def allocation_vs_truth(curves: pd.DataFrame, s0: np.ndarray, oracle: np.ndarray, season: np.ndarray) -> dict:
+    """Per tenant: our proposed split (today's total, 0.5x-2x) and the true optimum (the same optimiser on the true
+    curves), both valued on the true curves over the horizon. Returns the pooled and per-tenant figures."""
+    import json as _json
+
+    out = []
+    for tenant, idx in curves.groupby("tenant_id").indices.items():
+        if len(idx) < 2:
+            continue
+        frame = curves.iloc[idx].assign(current_budget=s0[idx])
+        ours = allocate(frame)["campaigns"]["proposed_budget"].to_numpy(float)
+        true_rows = frame.assign(draws=[_json.dumps(d.tolist()) for d in oracle[idx]], curve_source="fitted",
+                                 season="[]", as_of=None)
+        best = allocate(true_rows)["campaigns"]["proposed_budget"].to_numpy(float)
+        value = lambda budgets: horizon_revenue(oracle[idx], budgets[:, None], season[idx])[:, 0, 0].sum()  # noqa: E731
+        now, mine, top = value(s0[idx]), value(ours), value(best)
+        out.append({"tenant": tenant, "now": now, "ours": mine, "optimum": top})
+    table = pd.DataFrame(out)
+    gain_ours, gain_top = (table["ours"] - table["now"]).sum(), (table["optimum"] - table["now"]).sum()
+    return {"share_of_optimum": gain_ours / gain_top if gain_top > 0 else float("nan"),
+            "per_tenant": ((table["ours"] - table["now"]) / (table["optimum"] - table["now"])).round(3).tolist(),
+            "worse_than_now": int((table["ours"] < table["now"]).sum()), "tenants": len(table),
+            "uplift_ours_pct": 100 * gain_ours / table["now"].sum(), "uplift_optimum_pct": 100 * gain_top / table["now"].sum()}
 
 
 def scale_fit(tenants: int = 100, campaigns: int = 50, days: int = 365) -> float:
@@ -189,7 +230,13 @@ def main(argv=None) -> int:
             print(f"    lift error <= {TARGETS['lift_mae_pp']:.0f} pp at each change: {'MET' if ok_lift else 'NOT MET'}; "
                   f"coverage {lo:.0%}-{hi:.0%}: {'MET' if ok_cov else 'NOT MET'} "
                   f"(by scenario {' / '.join(f'{c:.2f}' for c in r['coverage_by_scenario'])})")
-            met &= bool(ok_lift and ok_cov)
+            a = r["allocation"]
+            ok_alloc = a["share_of_optimum"] >= TARGETS["allocation_share"] and a["worse_than_now"] == 0
+            print(f"    allocation (today's total, 0.5x-2x): true uplift {a['uplift_ours_pct']:+.2f}% vs the true optimum's "
+                  f"{a['uplift_optimum_pct']:+.2f}% = {a['share_of_optimum']:.0%} of it (per tenant {a['per_tenant']}); "
+                  f"tenants worse than today {a['worse_than_now']}/{a['tenants']}: {'MET' if ok_alloc else 'NOT MET'}; "
+                  f"campaigns with true local elasticity > 1: {r['true_elasticity_above_1']:.0%}")
+            met &= bool(ok_lift and ok_cov and ok_alloc)
             sys.stdout.flush()
     if args.scale:
         seconds = scale_fit()
