@@ -184,3 +184,58 @@ def test_hostile_allocation_input_is_a_one_line_error(world, kwargs, match):
     with pytest.raises(AllocationInputError, match=match) as info:
         allocate(_allocation_input(world), **kwargs)
     assert "\n" not in str(info.value)
+
+
+def _warehouse_with_curves(tmp_path, world):
+    import sqlalchemy as sa
+
+    from stratum_pipeline import warehouse_schema as wh
+    from stratum_pipeline.sqlio import insert_frame
+
+    url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    engine = sa.create_engine(url)
+    wh.metadata.create_all(engine, tables=[wh.campaign_response_curves])
+    frame = world[2].rename(columns={"as_of": "date"})
+    with engine.begin() as conn:
+        insert_frame(conn, wh.campaign_response_curves, frame[[c.name for c in wh.campaign_response_curves.columns
+                                                                if c.name in frame.columns]])
+    return url
+
+
+def test_stratum_allocate_and_the_seed_request_through_the_cli(tmp_path, world, seed_simulate_request):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    url = _warehouse_with_curves(tmp_path, world)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("STRATUM_", "DAGSTER_"))},
+           "STRATUM_WAREHOUSE_URL": url}
+
+    def stratum(*args):
+        return subprocess.run([sys.executable, "-m", "stratum_pipeline.cli", "--home", str(tmp_path / "home"), *args],
+                              env=env, capture_output=True, text=True, timeout=120)
+
+    done = stratum("allocate", "--tenant", "t")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert len(out["campaigns"]) == 6 and out["expected_daily_uplift"] > 0
+    assert out["total_proposed_budget"] == pytest.approx(out["total_current_budget"], abs=0.05)
+    assert {"current_budget", "proposed_budget", "expected_revenue_current", "expected_revenue_proposed",
+            "marginal_roas_current", "marginal_roas_proposed"} <= set(out["campaigns"][0])
+    for args, message in ((("--tenant", "nobody"), "unknown tenant 'nobody'"),
+                          (("--tenant", "t", "--bounds", "2", "0.5"), "bounds are reversed"),
+                          (("--tenant", "t", "--total", "-5"), "positive finite"),
+                          (("--tenant", "t", "--total", "nan"), "positive finite"),
+                          (("--tenant", "t", "--total", "0"), "positive finite")):
+        done = stratum("allocate", *args)
+        assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+    request = {**seed_simulate_request, "campaign_id": "c1"}
+    done = stratum("simulate", "--tenant", "t", json.dumps(request))
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["curve_source"] == "fitted" and out["baseline"]["spend"] == 10000
+    assert [s["name"] for s in out["scenarios"]] == ["+20% Budget", "-20% Budget", "+50% Budget"]
+    done = stratum("simulate", json.dumps(seed_simulate_request))  # campaign 123 has no curve
+    assert done.returncode == 2 and "no response curve for campaign 123" in done.stderr
