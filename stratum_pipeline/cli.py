@@ -268,7 +268,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             quarantined = conn.execute(sa.select(sa.func.count()).select_from(wh.TABLES[f"{name}_quarantine"])).scalar_one()
             _say(f"      {name:<22} {rows:>9,} rows   {quarantined:>5,} quarantined")
         for name in ("campaign_features", "creative_features", "session_features", "daily_roas_forecasts",
-                     "campaign_response_curves", "budget_scenarios", "creative_fatigue_scores", "event_match_quality", "live_conversion_predictions"):
+                     "campaign_response_curves", "budget_scenarios", "budget_allocations", "creative_fatigue_scores",
+                     "event_match_quality", "live_conversion_predictions"):
             rows = conn.execute(sa.select(sa.func.count()).select_from(wh.TABLES[name])).scalar_one()
             _say(f"      {name:<22} {rows:>9,} rows")
     evaluations = [

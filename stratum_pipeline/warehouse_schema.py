@@ -256,6 +256,25 @@ campaign_response_curves = sa.Table(
     sa.Column("roas_30d", sa.Float, comment="expected ROAS over the next 30 days at base_spend"),
 )
 
+budget_allocations = sa.Table(
+    "budget_allocations",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("campaign_id", sa.String(64), nullable=False),
+    sa.Column("date", sa.Date, nullable=False, index=True),
+    sa.Column("curve_source", sa.String(16), nullable=False),
+    sa.Column("current_budget", sa.Float, nullable=False, comment="the day's spend"),
+    sa.Column("proposed_budget", sa.Float, nullable=False, comment="same tenant total, each within 0.5x-2x"),
+    sa.Column("expected_revenue_current", sa.Float, comment="expected daily revenue over the next 30 days"),
+    sa.Column("expected_revenue_proposed", sa.Float),
+    sa.Column("marginal_roas_current", sa.Float),
+    sa.Column("marginal_roas_proposed", sa.Float),
+    sa.Column("note", sa.Text),
+    sa.Column("tenant_expected_uplift", sa.Float, comment="the tenant's expected daily revenue uplift"),
+    sa.Column("tenant_uplift_p5", sa.Float),
+    sa.Column("tenant_uplift_p95", sa.Float),
+)
+
 event_match_quality = sa.Table(
     "event_match_quality",
     metadata,

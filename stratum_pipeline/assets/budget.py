@@ -8,6 +8,7 @@ import pandas as pd
 
 from stratum_pipeline import warehouse_schema as wh
 from stratum_pipeline.assets.common import each_tenant, partition_days, preview, table_metadata, tenant_scope, window_metadata
+from stratum_pipeline.ml.allocator import allocate
 from stratum_pipeline.ml.response_curves import WINDOW_DAYS, fit_tenant_curves
 from stratum_pipeline.ml.simulator import horizon_forecast
 from stratum_pipeline.partitions import daily_backfill_policy, daily_partitions
@@ -55,4 +56,40 @@ def campaign_response_curves(context: dg.AssetExecutionContext, warehouse: Wareh
     })
 
 
-budget_assets = [campaign_response_curves]
+@dg.asset(deps=[campaign_response_curves], kinds={"numpy", "pandas"}, metadata=table_metadata(wh.budget_allocations),
+          **CURVE_ASSET)
+def budget_allocations(context: dg.AssetExecutionContext, warehouse: Warehouse):
+    """Where each tenant's daily budget would earn most: the same total re-split across its campaigns on their
+    response curves, each campaign within 0.5x-2x of today's spend; per campaign the current and proposed
+    budget, expected daily revenue and marginal ROAS at each, and the tenant's expected uplift with a 5-95%
+    interval. A campaign without a usable curve keeps its budget. The product's budget planner reads it."""
+    first, last = partition_days(context)
+    tenant_only = tenant_scope(context)
+    curves = warehouse.read_range(wh.campaign_response_curves, first, last, tenant_id=tenant_only)
+    columns = [c.name for c in wh.budget_allocations.columns]
+
+    def plan(tenant, rows):
+        parts = []
+        for day, day_rows in rows.groupby("date"):
+            day_rows = day_rows[day_rows["base_spend"].fillna(0) > 0]  # campaigns that spent on the day
+            if day_rows.empty or (day_rows["curve_source"] == "fallback").all():
+                continue
+            out = allocate(day_rows.assign(current_budget=day_rows["base_spend"]))
+            summary = out["tenant"]
+            parts.append(out["campaigns"].assign(
+                tenant_id=tenant, date=day, tenant_expected_uplift=summary["expected_daily_uplift"],
+                tenant_uplift_p5=summary["uplift_interval"][0], tenant_uplift_p95=summary["uplift_interval"][1]))
+        return pd.concat(parts, ignore_index=True)[columns] if parts else None
+
+    parts, failed = each_tenant(context, warehouse, curves, plan)
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+    rows = warehouse.replace_partitions(wh.budget_allocations, frame, first, last, tenant_id=tenant_only)
+    uplift = frame.drop_duplicates(["tenant_id", "date"]) if rows else frame
+    return dg.MaterializeResult(metadata={
+        **window_metadata(first, last), "dagster/row_count": rows, "preview": preview(frame),
+        "tenant_days": len(uplift), "failed_tenants": dg.MetadataValue.json(failed),
+        "expected_daily_uplift": float(uplift["tenant_expected_uplift"].sum()) if rows else 0.0,
+    })
+
+
+budget_assets = [campaign_response_curves, budget_allocations]

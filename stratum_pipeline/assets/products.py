@@ -9,7 +9,7 @@ import dagster as dg
 import pandas as pd
 
 from stratum_pipeline import warehouse_schema as wh
-from stratum_pipeline.assets.budget import campaign_response_curves
+from stratum_pipeline.assets.budget import budget_allocations, campaign_response_curves
 from stratum_pipeline.assets.common import (alert, each_tenant, partition_days, preview, table_metadata, tenant_scope,
                                             window_metadata)
 from stratum_pipeline.ml.emq import LEVELS, DataQualityAnalyzer
@@ -237,6 +237,6 @@ def live_conversion_predictions(context: dg.AssetExecutionContext, config: LiveW
                                           "unserved_sessions": dg.MetadataValue.json(unserved)})
 
 
-product_assets = [daily_roas_forecasts, campaign_response_curves, budget_scenarios, creative_fatigue_scores,
-                  event_match_quality]
+product_assets = [daily_roas_forecasts, campaign_response_curves, budget_scenarios, budget_allocations,
+                  creative_fatigue_scores, event_match_quality]
 live_assets = [live_conversion_predictions]
