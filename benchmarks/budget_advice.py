@@ -37,7 +37,7 @@ from stratum_pipeline.demo.generator import (NOISE_REGIMES, ORDER_VALUE_CV, Demo
                                              generate, hill, seasonality)
 from stratum_pipeline.ml.response_curves import curve_draws, fit_response_curves, season_factor
 from stratum_pipeline.ml.allocator import allocate
-from stratum_pipeline.ml.simulator import BudgetSimulator, horizon_revenue, simulate_arrays
+from stratum_pipeline.ml.simulator import BudgetSimulator, horizon_revenue, simulate_arrays, simulate_frame
 
 END = date(2026, 11, 24)
 CHANGES = np.array([-0.2, 0.2, 0.5])
@@ -203,11 +203,37 @@ def scale_fit(tenants: int = 100, campaigns: int = 50, days: int = 365) -> float
     return total
 
 
+def speed(partition_campaigns: int = 100_000) -> dict:
+    """Single `simulate` on a curve (1,000 iterations, 3 scenarios): P50/P95 ms; and `simulate_frame` for a
+    partition of `partition_campaigns` campaigns at the budget_scenarios asset's settings: seconds."""
+    from stratum_pipeline.assets.products import SIMULATION_DRAWS, SIMULATION_ITERATIONS
+
+    ds = generate(DemoConfig(end_date=END, seed=7, noise=NOISE_REGIMES["realistic"], bad_row_rate=0.0))
+    curves = fit_response_curves(source_frame(ds), END)
+    curves = curves[(curves["curve_source"] != "fallback") & (curves["base_spend"] > 0)].reset_index(drop=True)
+    sim = BudgetSimulator()
+    times = []
+    for i, row in enumerate(curves.head(300).to_dict("records")):
+        campaign = {"daily_spend": row["base_spend"], "response_curve": row}
+        t0 = time.perf_counter()
+        sim.simulate(campaign, seed=i)
+        times.append(time.perf_counter() - t0)
+    big = curves.sample(partition_campaigns, replace=True, random_state=1).reset_index(drop=True)
+    big = big.assign(campaign_id=np.arange(len(big)).astype(str), spend=big["base_spend"])
+    t0 = time.perf_counter()
+    out = simulate_frame(big, tuple(CHANGES), HORIZON, SIMULATION_ITERATIONS, seed=1, max_draws=SIMULATION_DRAWS)
+    seconds = time.perf_counter() - t0
+    assert len(out) == 4 * partition_campaigns
+    return {"p50_ms": 1e3 * float(np.median(times)), "p95_ms": 1e3 * float(np.percentile(times, 95)),
+            "partition_seconds": seconds, "iterations": SIMULATION_ITERATIONS, "draws": SIMULATION_DRAWS}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--regimes", nargs="+", default=["low", "realistic"])
+    parser.add_argument("--regimes", nargs="*", default=["low", "realistic"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[7, 11])
     parser.add_argument("--scale", action="store_true", help="also time the fit at 100 tenants x 50 campaigns x 365 days")
+    parser.add_argument("--speed", action="store_true", help="also time simulate (P50) and a 100,000-campaign partition")
     args = parser.parse_args(argv)
     met = True
     print(f"30-day lift, median absolute error in percentage points at {' / '.join(f'{c:+.0%}' for c in CHANGES)}; "
@@ -238,6 +264,14 @@ def main(argv=None) -> int:
                   f"campaigns with true local elasticity > 1: {r['true_elasticity_above_1']:.0%}")
             met &= bool(ok_lift and ok_cov and ok_alloc)
             sys.stdout.flush()
+    if args.speed:
+        sp = speed()
+        ok_single, ok_frame = sp["p50_ms"] <= 1.0, sp["partition_seconds"] <= 10.0
+        print(f"simulate on a curve (1,000 iterations, 3 scenarios): P50 {sp['p50_ms']:.2f} ms, P95 {sp['p95_ms']:.2f} ms "
+              f"(target P50 <= 1 ms): {'MET' if ok_single else 'NOT MET'}")
+        print(f"budget_scenarios path, 100,000 campaigns x 4 scenarios ({sp['iterations']} iterations, {sp['draws']} curve "
+              f"draws): {sp['partition_seconds']:.1f} s (target <= 10 s): {'MET' if ok_frame else 'NOT MET'}")
+        met &= ok_single and ok_frame
     if args.scale:
         seconds = scale_fit()
         ok = seconds <= TARGETS["fit_minutes"] * 60

@@ -24,13 +24,14 @@ horizon (the seed's sample answers a base_budget of 10,000 with a baseline spend
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
 import pandas as pd
 
 from stratum_pipeline.ml.inputs import InputError, number, require_mapping, strict_number, whole_number
-from stratum_pipeline.ml.response_curves import curve_draws, hill, season_factor
+from stratum_pipeline.ml.response_curves import curve_draws, decode_draws, hill, season_factor
 
 STANDARD_SCENARIOS = (-0.2, 0.2, 0.5)
 DEFAULT_ELASTICITY = 0.6  # revenue grows ~0.6% per 1% more spend around today's level
@@ -190,7 +191,7 @@ class BudgetSimulator:
 
 # --- the campaign's response curve ------------------------------------------------------------------------
 
-EXACT_DAYS = 12  # days evaluated one by one while carried-over spend moves to the new level (0.7^12 < 1.5%)
+EXACT_DAYS = 12  # days over which carried-over spend moves to the new level (0.7^12 < 1.5% of the gap is left)
 
 
 def _seed_request(request: dict, scenarios, days, iterations):
@@ -205,31 +206,43 @@ def _seed_request(request: dict, scenarios, days, iterations):
     return campaign, request.get("scenarios", scenarios), days, iterations
 
 
+def _hill32(carried, log_k, h):
+    """hill() in float32 from log K (the partition path's hot loop)."""
+    with np.errstate(divide="ignore", over="ignore"):
+        return np.where(carried > 0, 1.0 / (1.0 + np.exp(h * (log_k - np.log(np.maximum(carried, 1e-30))))), 0.0)
+
+
 def horizon_revenue(draws: np.ndarray, spend: np.ndarray, season: np.ndarray) -> np.ndarray:
     """Expected revenue over the horizon per campaign x scenario x draw.
 
     draws (N, D, 5) in response_curves.DRAW_FIELDS order; spend (N, K) daily spend of each scenario from
     tomorrow on; season (N, H) the seasonal multiplier of each horizon day. Carried-over spend moves from
-    today's adstock state to the new spend geometrically (exact for EXACT_DAYS days, then settled)."""
-    vmax, k, h, rate, state = (draws[:, None, :, i] for i in range(5))  # (N, 1, D)
-    s = spend[:, :, None]  # (N, K, 1)
+    today's adstock state to the new spend geometrically: days 1-4 are evaluated one by one, days 5-12 at their
+    mean carry-over (what is left of the gap is below 17% there), later days at the settled spend."""
+    vmax, k, h, rate, state = (draws[:, None, :, i].astype(np.float32) for i in range(5))  # (N, 1, D)
+    log_k = np.log(np.maximum(k, 1e-30))
+    s = spend[:, :, None].astype(np.float32)  # (N, K, 1)
+    season = season.astype(np.float32)
     horizon = season.shape[1]
-    exact = min(horizon, EXACT_DAYS)
-    total = np.zeros(np.broadcast_shapes(s.shape, vmax.shape))
-    for t in range(1, exact + 1):
-        carried = s + (state - s) * rate**t
-        total += hill(carried, k, h) * season[:, t - 1, None, None]
-    if horizon > exact:
-        total += hill(s, k, h) * season[:, exact:].sum(axis=1)[:, None, None]
-    return vmax * total
+    total = np.zeros(np.broadcast_shapes(s.shape, vmax.shape), dtype=np.float32)
+    gap = state - s
+    for t in range(1, min(horizon, 4) + 1):
+        total += _hill32(s + gap * rate**t, log_k, h) * season[:, t - 1, None, None]
+    if horizon > 4:
+        last = min(horizon, EXACT_DAYS)
+        mean_decay = sum(rate**t for t in range(5, last + 1)) / (last - 4)
+        total += _hill32(s + gap * mean_decay, log_k, h) * season[:, 4:last].sum(axis=1)[:, None, None]
+    if horizon > EXACT_DAYS:
+        total += _hill32(s, log_k, h) * season[:, EXACT_DAYS:].sum(axis=1)[:, None, None]
+    return (vmax * total).astype(float)
 
 
 def marginal_return(draws: np.ndarray, spend: np.ndarray, season_mean: np.ndarray) -> np.ndarray:
     """d revenue / d spend at each scenario's daily spend, steady state, per draw: (N, K, D)."""
-    vmax, k, h = (draws[:, None, :, i] for i in range(3))
-    s = spend[:, :, None]
-    x = hill(s, k, h)
-    return vmax * h * x * (1 - x) / np.maximum(s, 1e-12) * season_mean[:, None, None]
+    vmax, k, h = (draws[:, None, :, i].astype(np.float32) for i in range(3))
+    s = spend[:, :, None].astype(np.float32)
+    x = _hill32(s, np.log(np.maximum(k, 1e-30)), h)
+    return (vmax * h * x * (1 - x) / np.maximum(s, 1e-12)).astype(float) * season_mean[:, None, None]
 
 
 def _curve_inputs(curve) -> tuple | None:
@@ -253,7 +266,14 @@ def _curve_inputs(curve) -> tuple | None:
 def _horizon_season(season, as_of, days: int) -> np.ndarray:
     if as_of is None or pd.isna(as_of):
         return np.ones(days)
-    return season_factor(season, pd.date_range(as_of + pd.Timedelta(days=1), periods=days, freq="D"))
+    return _season_cached(tuple(season or ()), pd.Timestamp(as_of).normalize(), int(days))
+
+
+@functools.lru_cache(maxsize=4096)
+def _season_cached(season: tuple, as_of: pd.Timestamp, days: int) -> np.ndarray:
+    out = season_factor(list(season), pd.date_range(as_of + pd.Timedelta(days=1), periods=days, freq="D"))
+    out.setflags(write=False)
+    return out
 
 
 def _simulate_curve(campaign: dict, curve, spend0: float, changes, days: int, iterations: int, seed) -> dict | None:
@@ -302,54 +322,65 @@ def simulate_arrays(draws: np.ndarray, spend0: np.ndarray, changes: np.ndarray, 
     noise z[n] in every scenario (common random numbers)."""
     n_campaigns, n_draws = draws.shape[:2]
     spend = spend0 * np.concatenate([[1.0], 1.0 + changes])[None, :]  # (N, K+1)
-    mean_by_draw = horizon_revenue(draws, spend, season)  # (N, K+1, D)
+    mean_by_draw = horizon_revenue(draws, spend, season).astype(np.float32)  # (N, K+1, D)
     marginal = marginal_return(draws, spend, season.mean(axis=1)).mean(axis=2)  # (N, K+1)
     idx = rng.integers(0, n_draws, (n_campaigns, iterations))
-    z = rng.standard_normal((n_campaigns, iterations)).astype(np.float32)
+    z = rng.standard_normal((n_campaigns, iterations), dtype=np.float32)
     drift_sd = np.zeros(n_campaigns) if level_sd is None else np.nan_to_num(np.asarray(level_sd, float), nan=0.0)
-    drift = np.exp(rng.standard_normal((n_campaigns, iterations)) * drift_sd[:, None]
-                   - drift_sd[:, None] ** 2 / 2).astype(np.float32)
+    drift = np.exp(rng.standard_normal((n_campaigns, iterations), dtype=np.float32) * drift_sd[:, None].astype(np.float32)
+                   - (drift_sd[:, None] ** 2 / 2).astype(np.float32))
     p5 = np.empty(spend.shape)
     p95 = np.empty(spend.shape)
     mean = np.empty(spend.shape)
-    phi = np.nan_to_num(dispersion, nan=0.0)[:, None]
+    phi = np.nan_to_num(np.asarray(dispersion, float), nan=0.0)[:, None].astype(np.float32)
     lo, hi = int(round(0.05 * (iterations - 1))), int(round(0.95 * (iterations - 1)))
     for k in range(spend.shape[1]):
-        m = np.take_along_axis(mean_by_draw[:, k, :], idx, axis=1).astype(np.float32) * drift  # (N, n)
-        sd = np.sqrt(phi / np.maximum(m, 1e-9)).clip(max=2.0)  # CV of the horizon's summed daily noise
-        revenue = m * np.exp(z * sd - sd**2 / 2)
-        mean[:, k] = revenue.mean(axis=1)
+        m = np.take_along_axis(mean_by_draw[:, k, :], idx, axis=1)  # (N, n) float32
+        sd = np.minimum(np.sqrt(phi / np.maximum(m, np.float32(1e-9))), np.float32(2.0))  # CV of the summed daily noise
+        revenue = m * drift * np.exp(z * sd - sd * sd * np.float32(0.5))
+        mean[:, k] = revenue.mean(axis=1, dtype=np.float64)
         part = np.partition(revenue, (lo, hi), axis=1)
         p5[:, k], p95[:, k] = part[:, lo], part[:, hi]
     return {"spend": spend * season.shape[1], "revenue": mean, "p5": p5, "p95": p95, "marginal_roas": marginal}
 
 
 def simulate_frame(rows: pd.DataFrame, changes=STANDARD_SCENARIOS, days: int = 30, iterations: int = 1000,
-                   seed: int = 0) -> pd.DataFrame:
+                   seed: int = 0, max_draws: int | None = None) -> pd.DataFrame:
     """Baseline + scenarios for many campaigns in one array operation: one row per campaign x scenario.
 
     rows: campaign_id, spend (today's daily spend) and the columns of campaign_response_curves (as_of,
     curve_source, draws, season, dispersion, level_sd, conversions_per_revenue). Campaigns without
     a usable curve or without spend are left out (the caller decides their fallback). Columns: campaign_id,
     scenario, budget_change, days, spend, revenue, roas, conversions, marginal_roas, revenue_p5,
-    revenue_p95, curve_source."""
+    revenue_p95, curve_source. `max_draws` uses only the first posterior draws of each curve (they are a random
+    sample): the curve's cost is per draw, the noise's per iteration."""
     columns = ["campaign_id", "scenario", "budget_change", "days", "spend", "revenue", "roas", "conversions",
                "marginal_roas", "revenue_p5", "revenue_p95", "curve_source"]
-    parsed = [(i, _curve_inputs(r)) for i, r in enumerate(rows.to_dict("records"))]
-    spend = pd.to_numeric(rows["spend"], errors="coerce").to_numpy(float) if len(rows) else np.zeros(0)
-    keep = [(i, p) for i, p in parsed if p is not None and np.isfinite(spend[i]) and spend[i] > 0]
-    if not keep:
+    if rows.empty:
         return pd.DataFrame(columns=columns)
-    n_draws = min(len(p[0]) for _, p in keep)
-    draws = np.stack([p[0][:n_draws] for _, p in keep])
-    season = np.stack([_horizon_season(p[1], p[2], days) for _, p in keep])
-    phi = np.array([p[3] for _, p in keep])
-    cpr = np.array([p[4] for _, p in keep])
-    level_sd = np.array([p[5] for _, p in keep])
-    idx = np.array([i for i, _ in keep])
+    spend = pd.to_numeric(rows["spend"], errors="coerce").to_numpy(float)
+    source = rows["curve_source"].to_numpy(object) if "curve_source" in rows else np.full(len(rows), "fitted", object)
+    decoded = [decode_draws(d) if s != "fallback" else None for d, s in zip(rows["draws"].to_numpy(object), source)]
+    n_draws = max((len(d) for d in decoded if d is not None), default=0)
+    keep = np.array([d is not None and len(d) == n_draws and np.isfinite(d).all() and (d[:, 1] > 0).all()
+                     for d in decoded]) & np.isfinite(spend) & (spend > 0)
+    if not keep.any():
+        return pd.DataFrame(columns=columns)
+    idx = np.flatnonzero(keep)
+    draws = np.stack([decoded[i] for i in idx])[:, :max_draws]
+    seasons, as_of = rows["season"].to_numpy(object)[idx], rows["as_of"].to_numpy(object)[idx]
+    parsed = {}
+    season = np.stack([_horizon_season(parsed.setdefault(s, json.loads(s) if isinstance(s, str) else s), a, days)
+                       for s, a in zip(seasons, as_of)])
+
+    def column(name):
+        values = pd.to_numeric(rows[name], errors="coerce").to_numpy(float)[idx] if name in rows else np.full(len(idx), np.nan)
+        return np.where(np.isfinite(values) & (values >= 0), values, np.nan)
+
+    cpr = column("conversions_per_revenue")
     changes = np.asarray(changes, dtype=float)
-    out = simulate_arrays(draws, spend[idx, None], changes, season, phi, iterations, np.random.default_rng(seed),
-                          level_sd)
+    out = simulate_arrays(draws, spend[idx, None], changes, season, column("dispersion"), iterations,
+                          np.random.default_rng(seed), column("level_sd"))
     k = len(changes) + 1
     names = ["baseline"] + [f"{c:+.0%}" for c in changes]
     revenue = out["revenue"].reshape(-1)
@@ -366,7 +397,7 @@ def simulate_frame(rows: pd.DataFrame, changes=STANDARD_SCENARIOS, days: int = 3
         "marginal_roas": np.round(out["marginal_roas"].reshape(-1), 4),
         "revenue_p5": np.round(out["p5"].reshape(-1), 2),
         "revenue_p95": np.round(out["p95"].reshape(-1), 2),
-        "curve_source": np.repeat(rows["curve_source"].to_numpy()[idx], k),
+        "curve_source": np.repeat(source[idx], k),
     })[columns]
 
 
