@@ -35,8 +35,12 @@ def test_an_s_shaped_campaign_is_simulated_on_its_own_curve(world):
     curve = curves.set_index("campaign_id").loc["c0"]
     assert curve["curve_source"] == "fitted" and curve["elasticity"] > 1.0  # the rising part of an S-curve
     spend = rows[rows["campaign_id"] == "c0"]["spend"].iloc[-1]
-    out = BudgetSimulator().simulate({"daily_spend": spend, "response_curve": curve.to_dict() | {"curve_source": "fitted"}},
-                                     [0.2, 0.5], days=30, seed=1)
+    out = BudgetSimulator().simulate(
+        {"daily_spend": spend, "response_curve": curve.to_dict() | {"curve_source": "fitted"}},
+        [0.2, 0.5],
+        days=30,
+        seed=1,
+    )
     assert out["curve_source"] == "fitted"
     for scenario, change in zip(out["scenarios"], (0.2, 0.5)):
         ours = scenario["revenue"] / out["baseline"]["revenue"] - 1
@@ -95,11 +99,14 @@ def test_the_seed_request_verbatim_gives_the_seed_answer_keys(seed_simulate_requ
     assert fallback["curve_source"] == "fallback" and fallback["baseline"]["spend"] == 10000
 
 
-@pytest.mark.parametrize("scenario,match", [
-    ({"name": "x", "budget_change_percent": "lots"}, "budget_change_percent"),
-    ({"name": "x", "budget_change_percent": -100}, "above -100%"),
-    ({"name": "x", "budget_change_percent": [20]}, "budget_change_percent"),
-])
+@pytest.mark.parametrize(
+    "scenario,match",
+    [
+        ({"name": "x", "budget_change_percent": "lots"}, "budget_change_percent"),
+        ({"name": "x", "budget_change_percent": -100}, "above -100%"),
+        ({"name": "x", "budget_change_percent": [20]}, "budget_change_percent"),
+    ],
+)
 def test_bad_seed_scenarios_are_one_line_errors(seed_simulate_request, scenario, match):
     with pytest.raises(SimulationInputError, match=match):
         BudgetSimulator().simulate({**seed_simulate_request, "roas": 3.0, "scenarios": [scenario]})
@@ -111,9 +118,12 @@ def test_a_whole_partition_is_one_array_operation_matching_single_calls(world):
     frame = curves.assign(spend=curves["campaign_id"].map(today))
     out = simulate_frame(frame, (-0.2, 0.2, 0.5), 30, 2000, seed=3)
     assert len(out) == 4 * len(curves) and set(out["curve_source"]) == {"fitted", "pooled"}
-    single = BudgetSimulator().simulate({"daily_spend": today["c2"],
-                                         "response_curve": curves.set_index("campaign_id").loc["c2"].to_dict()},
-                                        days=30, iterations=2000, seed=9)
+    single = BudgetSimulator().simulate(
+        {"daily_spend": today["c2"], "response_curve": curves.set_index("campaign_id").loc["c2"].to_dict()},
+        days=30,
+        iterations=2000,
+        seed=9,
+    )
     batch = out[out["campaign_id"] == "c2"].set_index("scenario")
     assert batch.loc["baseline", "revenue"] == pytest.approx(single["baseline"]["revenue"], rel=0.03)
     assert batch.loc["+50%", "revenue"] == pytest.approx(single["scenarios"][2]["revenue"], rel=0.03)
@@ -138,12 +148,14 @@ def test_an_allocation_respects_the_bounds_and_the_total_and_beats_today(world):
     assert tenant["uplift_interval"][0] <= tenant["expected_daily_uplift"] <= tenant["uplift_interval"][1]
     # the true curves agree that the new split earns more
     rows, truth = world[0], world[1]
+
     def true_revenue(budgets):
         total = 0.0
         for i, budget in enumerate(budgets):
             history = rows[rows["campaign_id"] == f"c{i}"]["spend"].to_numpy()
             total += truth(i, np.concatenate([history, np.full(30, budget)]))[-30:].sum()
         return total
+
     assert true_revenue(table["proposed_budget"]) > true_revenue(table["current_budget"])
     tight = allocate(frame, total_daily_budget=frame["current_budget"].sum() * 1.2, bounds=(0.9, 1.3))["campaigns"]
     assert tight["proposed_budget"].sum() == pytest.approx(frame["current_budget"].sum() * 1.2, abs=0.05)
@@ -154,9 +166,12 @@ def test_a_target_marginal_roas_scales_each_campaign_to_where_its_margin_meets_i
     frame = _allocation_input(world)
     target = float(allocate(frame)["campaigns"]["marginal_roas_current"].median())
     table = allocate(frame, target_marginal_roas=target)["campaigns"]
-    assert (table["marginal_roas_current"] > target).sum() and (table["proposed_budget"] > table["current_budget"]).sum()
+    assert (table["marginal_roas_current"] > target).sum() and (
+        table["proposed_budget"] > table["current_budget"]
+    ).sum()
     inside = (table["proposed_budget"] > table["current_budget"] * 0.5 + 1) & (
-        table["proposed_budget"] < table["current_budget"] * 2.0 - 1)
+        table["proposed_budget"] < table["current_budget"] * 2.0 - 1
+    )
     assert inside.any()
     assert table.loc[inside, "marginal_roas_proposed"].between(0.9 * target, 1.1 * target).all()
 
@@ -169,17 +184,20 @@ def test_a_campaign_without_a_curve_keeps_its_budget(world):
     assert "keeps its budget" in table.loc["c3", "note"]
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"total_daily_budget": float("nan")}, "positive finite"),
-    ({"total_daily_budget": -100.0}, "positive finite"),
-    ({"total_daily_budget": 0}, "positive finite"),
-    ({"total_daily_budget": "lots"}, "must be a number"),
-    ({"bounds": (2.0, 0.5)}, "reversed"),
-    ({"bounds": (0.5,)}, "two numbers"),
-    ({"bounds": (float("nan"), 2)}, "finite"),
-    ({"total_daily_budget": 1.0}, "cannot be split within the bounds"),
-    ({"target_marginal_roas": -1}, "positive finite"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"total_daily_budget": float("nan")}, "positive finite"),
+        ({"total_daily_budget": -100.0}, "positive finite"),
+        ({"total_daily_budget": 0}, "positive finite"),
+        ({"total_daily_budget": "lots"}, "must be a number"),
+        ({"bounds": (2.0, 0.5)}, "reversed"),
+        ({"bounds": (0.5,)}, "two numbers"),
+        ({"bounds": (float("nan"), 2)}, "finite"),
+        ({"total_daily_budget": 1.0}, "cannot be split within the bounds"),
+        ({"target_marginal_roas": -1}, "positive finite"),
+    ],
+)
 def test_hostile_allocation_input_is_a_one_line_error(world, kwargs, match):
     with pytest.raises(AllocationInputError, match=match) as info:
         allocate(_allocation_input(world), **kwargs)
@@ -197,8 +215,11 @@ def _warehouse_with_curves(tmp_path, world):
     wh.metadata.create_all(engine, tables=[wh.campaign_response_curves])
     frame = world[2].rename(columns={"as_of": "date"})
     with engine.begin() as conn:
-        insert_frame(conn, wh.campaign_response_curves, frame[[c.name for c in wh.campaign_response_curves.columns
-                                                                if c.name in frame.columns]])
+        insert_frame(
+            conn,
+            wh.campaign_response_curves,
+            frame[[c.name for c in wh.campaign_response_curves.columns if c.name in frame.columns]],
+        )
     return url
 
 
@@ -209,27 +230,44 @@ def test_stratum_allocate_and_the_seed_request_through_the_cli(tmp_path, world, 
     import sys
 
     url = _warehouse_with_curves(tmp_path, world)
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("STRATUM_", "DAGSTER_"))},
-           "STRATUM_WAREHOUSE_URL": url}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("STRATUM_", "DAGSTER_"))},
+        "STRATUM_WAREHOUSE_URL": url,
+    }
 
     def stratum(*args):
-        return subprocess.run([sys.executable, "-m", "stratum_pipeline.cli", "--home", str(tmp_path / "home"), *args],
-                              env=env, capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "stratum_pipeline.cli", "--home", str(tmp_path / "home"), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     done = stratum("allocate", "--tenant", "t")
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert len(out["campaigns"]) == 6 and out["expected_daily_uplift"] > 0
     assert out["total_proposed_budget"] == pytest.approx(out["total_current_budget"], abs=0.05)
-    assert {"current_budget", "proposed_budget", "expected_revenue_current", "expected_revenue_proposed",
-            "marginal_roas_current", "marginal_roas_proposed"} <= set(out["campaigns"][0])
-    for args, message in ((("--tenant", "nobody"), "unknown tenant 'nobody'"),
-                          (("--tenant", "t", "--bounds", "2", "0.5"), "bounds are reversed"),
-                          (("--tenant", "t", "--total", "-5"), "positive finite"),
-                          (("--tenant", "t", "--total", "nan"), "positive finite"),
-                          (("--tenant", "t", "--total", "0"), "positive finite")):
+    assert {
+        "current_budget",
+        "proposed_budget",
+        "expected_revenue_current",
+        "expected_revenue_proposed",
+        "marginal_roas_current",
+        "marginal_roas_proposed",
+    } <= set(out["campaigns"][0])
+    for args, message in (
+        (("--tenant", "nobody"), "unknown tenant 'nobody'"),
+        (("--tenant", "t", "--bounds", "2", "0.5"), "bounds are reversed"),
+        (("--tenant", "t", "--total", "-5"), "positive finite"),
+        (("--tenant", "t", "--total", "nan"), "positive finite"),
+        (("--tenant", "t", "--total", "0"), "positive finite"),
+    ):
         done = stratum("allocate", *args)
-        assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1, (
+            done.stderr
+        )
 
     request = {**seed_simulate_request, "campaign_id": "c1"}
     done = stratum("simulate", "--tenant", "t", json.dumps(request))

@@ -38,7 +38,9 @@ def check_bounds(bounds) -> tuple[float, float]:
     try:
         low, high = (float(b) for b in bounds)
     except (TypeError, ValueError):
-        raise AllocationInputError(f"bounds must be two numbers (low, high) as multiples of today's budget, got {bounds!r:.60}") from None
+        raise AllocationInputError(
+            f"bounds must be two numbers (low, high) as multiples of today's budget, got {bounds!r:.60}"
+        ) from None
     if not (math.isfinite(low) and math.isfinite(high)) or low < 0 or high <= 0:
         raise AllocationInputError(f"bounds must be finite, low >= 0 and high > 0, got ({low}, {high})")
     if low > high:
@@ -62,8 +64,12 @@ def _check_total(total) -> float | None:
 def _check_target(target) -> float | None:
     if target is None:
         return None
-    if isinstance(target, bool) or not isinstance(target, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(float(target)) or float(target) <= 0:
+    if (
+        isinstance(target, bool)
+        or not isinstance(target, (int, float, np.integer, np.floating))
+        or not math.isfinite(float(target))
+        or float(target) <= 0
+    ):
         raise AllocationInputError(f"target_marginal_roas must be a positive finite number, got {target!r:.40}")
     return float(target)
 
@@ -96,8 +102,13 @@ def optimise(revenue: np.ndarray, grid: np.ndarray, total: float | None, target:
     return less + theta * (more - less)
 
 
-def allocate(campaigns: pd.DataFrame, total_daily_budget=None, bounds=(0.5, 2.0), target_marginal_roas=None,
-             horizon_days: int = HORIZON_DAYS) -> dict:
+def allocate(
+    campaigns: pd.DataFrame,
+    total_daily_budget=None,
+    bounds=(0.5, 2.0),
+    target_marginal_roas=None,
+    horizon_days: int = HORIZON_DAYS,
+) -> dict:
     """campaigns: one row per campaign with campaign_id, current_budget (today's daily spend) and the columns of
     campaign_response_curves. Returns {"campaigns": DataFrame, "tenant": dict}; see the module docstring."""
     low, high = check_bounds(bounds)
@@ -106,7 +117,9 @@ def allocate(campaigns: pd.DataFrame, total_daily_budget=None, bounds=(0.5, 2.0)
     if total is not None and target is not None:
         raise AllocationInputError("give either total_daily_budget or target_marginal_roas, not both")
     if not isinstance(campaigns, pd.DataFrame) or "campaign_id" not in campaigns or "current_budget" not in campaigns:
-        raise AllocationInputError("campaigns must be a DataFrame with campaign_id, current_budget and the curve columns")
+        raise AllocationInputError(
+            "campaigns must be a DataFrame with campaign_id, current_budget and the curve columns"
+        )
     campaigns = campaigns.reset_index(drop=True)
     current = pd.to_numeric(campaigns["current_budget"], errors="coerce").to_numpy(float)
     parsed = [_curve_inputs(r) for r in campaigns.to_dict("records")]
@@ -123,7 +136,8 @@ def allocate(campaigns: pd.DataFrame, total_daily_budget=None, bounds=(0.5, 2.0)
     if movable_total is not None and not (lo_b.sum() - 1e-6 <= movable_total <= hi_b.sum() + 1e-6):
         raise AllocationInputError(
             f"total_daily_budget {total:,.2f} cannot be split within the bounds ({low:g}x-{high:g}x): "
-            f"it must be between {lo_b.sum() + fixed:,.2f} and {hi_b.sum() + fixed:,.2f}")
+            f"it must be between {lo_b.sum() + fixed:,.2f} and {hi_b.sum() + fixed:,.2f}"
+        )
     n_draws = min(len(parsed[i][0]) for i in idx)
     draws = np.stack([parsed[i][0][:n_draws] for i in idx])  # (C, D, 5)
     season = np.stack([_horizon_season(parsed[i][1], parsed[i][2], horizon_days) for i in idx])  # (C, H)
@@ -145,18 +159,24 @@ def allocate(campaigns: pd.DataFrame, total_daily_budget=None, bounds=(0.5, 2.0)
     marginal = marginal_return(draws, spend, season.mean(axis=1)).mean(axis=2)
     uplift_draws = (horizon[:, 1, :] - horizon[:, 0, :]).sum(axis=0)  # (D,) paired across campaigns
     per_day = 1.0 / horizon_days
-    table = pd.DataFrame({
-        "campaign_id": campaigns["campaign_id"].to_numpy(),
-        "curve_source": [(campaigns["curve_source"].iloc[i] if "curve_source" in campaigns else None) if usable[i]
-                         else "fallback" for i in range(len(campaigns))],
-        "current_budget": np.round(current, 2),
-        "proposed_budget": np.round(current, 2),
-        "expected_revenue_current": np.nan,
-        "expected_revenue_proposed": np.nan,
-        "marginal_roas_current": np.nan,
-        "marginal_roas_proposed": np.nan,
-        "note": np.where(usable, "", "no usable response curve: keeps its budget"),
-    })
+    table = pd.DataFrame(
+        {
+            "campaign_id": campaigns["campaign_id"].to_numpy(),
+            "curve_source": [
+                (campaigns["curve_source"].iloc[i] if "curve_source" in campaigns else None)
+                if usable[i]
+                else "fallback"
+                for i in range(len(campaigns))
+            ],
+            "current_budget": np.round(current, 2),
+            "proposed_budget": np.round(current, 2),
+            "expected_revenue_current": np.nan,
+            "expected_revenue_proposed": np.nan,
+            "marginal_roas_current": np.nan,
+            "marginal_roas_proposed": np.nan,
+            "note": np.where(usable, "", "no usable response curve: keeps its budget"),
+        }
+    )
     table.loc[idx, "proposed_budget"] = np.round(proposed, 2)
     table.loc[idx, "expected_revenue_current"] = np.round(horizon[:, 0, :].mean(axis=1) * per_day, 2)
     table.loc[idx, "expected_revenue_proposed"] = np.round(horizon[:, 1, :].mean(axis=1) * per_day, 2)
@@ -178,4 +198,3 @@ def allocate(campaigns: pd.DataFrame, total_daily_budget=None, bounds=(0.5, 2.0)
         "mode": "target_marginal_roas" if target is not None else "total_daily_budget",
     }
     return {"campaigns": table, "tenant": tenant}
-

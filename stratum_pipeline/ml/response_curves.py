@@ -120,10 +120,11 @@ class _Tenant:
     dates: pd.DatetimeIndex  # (T,)
 
 
-def _grids(tenant: _Tenant):
-    ref = np.array([np.median(s[a & (s > 0)]) if (a & (s > 0)).any() else np.nan
-                    for s, a in zip(tenant.spend, tenant.active)])
-    return ref
+def _median_spend(tenant: _Tenant) -> np.ndarray:
+    """Each campaign's median daily spend on its days with spend (the unit of its half-saturation grid)."""
+    return np.array(
+        [np.median(s[a & (s > 0)]) if (a & (s > 0)).any() else np.nan for s, a in zip(tenant.spend, tenant.active)]
+    )
 
 
 def _loglik(tenant: _Tenant, ref: np.ndarray, season: np.ndarray, weights: np.ndarray):
@@ -141,7 +142,9 @@ def _loglik(tenant: _Tenant, ref: np.ndarray, season: np.ndarray, weights: np.nd
         log_a = np.log(np.maximum(carried, 1e-300))[:, None, :]  # (C, 1, T)
         for j, h in enumerate(SHAPE_GRID):
             with np.errstate(over="ignore", divide="ignore"):
-                x = np.where(carried[:, None, :] > 0, 1.0 / (1.0 + np.exp(h * (np.log(np.maximum(k, 1e-300)) - log_a))), 0.0)
+                x = np.where(
+                    carried[:, None, :] > 0, 1.0 / (1.0 + np.exp(h * (np.log(np.maximum(k, 1e-300)) - log_a))), 0.0
+                )
             x = x * season[None, None, :]  # (C, K, T)
             sx = (x * w[:, None, :]).sum(axis=2)  # (C, K)
             sy = y.sum(axis=1)[:, None]
@@ -192,8 +195,15 @@ def _normalise(log_p: np.ndarray) -> np.ndarray:
     return (p / p.sum(axis=1, keepdims=True)).reshape(log_p.shape)
 
 
-def fit_tenant_curves(tenant_id: str, rows: pd.DataFrame, as_of: date, *, window_days: int = WINDOW_DAYS,
-                      n_draws: int = N_DRAWS, seed: int = 0) -> pd.DataFrame:
+def fit_tenant_curves(
+    tenant_id: str,
+    rows: pd.DataFrame,
+    as_of: date,
+    *,
+    window_days: int = WINDOW_DAYS,
+    n_draws: int = N_DRAWS,
+    seed: int = 0,
+) -> pd.DataFrame:
     """One row per campaign of `rows` (campaign_id, date, spend, revenue, conversions) seen up to `as_of`."""
     missing = {"campaign_id", "date", "spend", "revenue", "conversions"} - set(rows.columns)
     if missing:
@@ -205,7 +215,7 @@ def fit_tenant_curves(tenant_id: str, rows: pd.DataFrame, as_of: date, *, window
     c, t = tenant.spend.shape
     age = (len(tenant.dates) - 1 - np.arange(t)).astype(float)
     weights = 0.5 ** (age / HALF_LIFE_DAYS)
-    ref = _grids(tenant)
+    ref = _median_spend(tenant)
     days_used = (tenant.active & (tenant.spend > 0)).sum(axis=1)
     has_level = np.isfinite(ref) & ((tenant.revenue * tenant.active).sum(axis=1) > 0)
     fitted = has_level & (days_used >= MIN_FIT_DAYS)
@@ -220,14 +230,22 @@ def fit_tenant_curves(tenant_id: str, rows: pd.DataFrame, as_of: date, *, window
             break
         mu = _fitted_mean(tenant, ref, vmax, best, season)
         x = season_design(tenant.dates)
-        unit = (tenant.conversions * tenant.active)[fitted].sum() / max((tenant.revenue * tenant.active)[fitted].sum(), 1e-9)
-        season_beta = _fit_season((tenant.revenue * tenant.active)[fitted].sum(axis=0),
-                                  (mu * tenant.active)[fitted].sum(axis=0) / season, x, unit)
+        unit = (tenant.conversions * tenant.active)[fitted].sum() / max(
+            (tenant.revenue * tenant.active)[fitted].sum(), 1e-9
+        )
+        season_beta = _fit_season(
+            (tenant.revenue * tenant.active)[fitted].sum(axis=0),
+            (mu * tenant.active)[fitted].sum(axis=0) / season,
+            x,
+            unit,
+        )
         season = np.exp(x @ season_beta)
     mu = _fitted_mean(tenant, ref, vmax, best, season)
     phi = _dispersion(tenant, mu, weights)
     phi_eff = np.where(np.isfinite(phi), phi, np.nanmedian(phi) if np.isfinite(phi).any() else 1.0)
-    log_lik = LIKELIHOOD_TEMPER * (ll - ll.reshape(c, -1).max(axis=1)[:, None, None, None]) / phi_eff[:, None, None, None]
+    log_lik = (
+        LIKELIHOOD_TEMPER * (ll - ll.reshape(c, -1).max(axis=1)[:, None, None, None]) / phi_eff[:, None, None, None]
+    )
 
     uniform = np.full(ll.shape[1:], 1.0 / ll[0].size)
     prior = uniform
@@ -245,57 +263,84 @@ def fit_tenant_curves(tenant_id: str, rows: pd.DataFrame, as_of: date, *, window
     total = (tenant.revenue * tenant.active * weights[None, :]).sum(axis=1)
     log_sd = np.sqrt(phi_eff / np.maximum(total, 1e-9)).clip(max=1.0)
     shift, level_sd = _level(tenant, mu, phi_eff, fitted)
-    draws = np.stack([
-        np.exp(shift)[:, None] * v_hat * np.exp(rng.normal(0, 1, (c, n_draws)) * log_sd[:, None] - log_sd[:, None] ** 2 / 2),
-        np.nan_to_num(ref)[:, None] * KAPPA_GRID[ki],
-        SHAPE_GRID[hi],
-        ADSTOCK_GRID[ri],
-        state[np.arange(c)[:, None], ri],
-    ], axis=2)  # (C, D, 5)
+    draws = np.stack(
+        [
+            np.exp(shift)[:, None]
+            * v_hat
+            * np.exp(rng.normal(0, 1, (c, n_draws)) * log_sd[:, None] - log_sd[:, None] ** 2 / 2),
+            np.nan_to_num(ref)[:, None] * KAPPA_GRID[ki],
+            SHAPE_GRID[hi],
+            ADSTOCK_GRID[ri],
+            state[np.arange(c)[:, None], ri],
+        ],
+        axis=2,
+    )  # (C, D, 5)
 
-    conv_per_revenue = np.where(total > 0, (tenant.conversions * tenant.active * weights[None, :]).sum(axis=1)
-                                / np.maximum(total, 1e-9), np.nan)
+    conv_per_revenue = np.where(
+        total > 0, (tenant.conversions * tenant.active * weights[None, :]).sum(axis=1) / np.maximum(total, 1e-9), np.nan
+    )
     base_spend = tenant.spend[:, -1]
     recent = tenant.active[:, -7:] & (tenant.spend[:, -7:] > 0)
-    base_spend = np.where(tenant.active[:, -1] & (base_spend > 0), base_spend,
-                          np.where(recent.any(axis=1), (tenant.spend[:, -7:] * recent).sum(axis=1)
-                                   / np.maximum(recent.sum(axis=1), 1), np.nan))
+    base_spend = np.where(
+        tenant.active[:, -1] & (base_spend > 0),
+        base_spend,
+        np.where(
+            recent.any(axis=1), (tenant.spend[:, -7:] * recent).sum(axis=1) / np.maximum(recent.sum(axis=1), 1), np.nan
+        ),
+    )
     # local elasticity d log R / d log s at the base spend (steady state), per draw
     x_base = hill(base_spend[:, None], draws[:, :, 1], draws[:, :, 2])
     elasticity = draws[:, :, 2] * (1.0 - x_base)
-    null_dev = _deviance(tenant, np.where(tenant.active, ((tenant.revenue * tenant.active).sum(axis=1)
-                                                           / np.maximum(tenant.active.sum(axis=1), 1))[:, None], 0))
+    null_dev = _deviance(
+        tenant,
+        np.where(
+            tenant.active,
+            ((tenant.revenue * tenant.active).sum(axis=1) / np.maximum(tenant.active.sum(axis=1), 1))[:, None],
+            0,
+        ),
+    )
     model_dev = _deviance(tenant, mu)
     source = np.where(fitted, "fitted", np.where(pooled, "pooled", "fallback"))
-    reason = np.where(fitted, "", np.where(pooled, f"fewer than {MIN_FIT_DAYS} days with spend: the tenant's pooled shape",
-                      np.where(~has_level, "no spend or revenue to fit", "no fitted campaign in the tenant to pool from")))
+    reason = np.where(
+        fitted,
+        "",
+        np.where(
+            pooled,
+            f"fewer than {MIN_FIT_DAYS} days with spend: the tenant's pooled shape",
+            np.where(~has_level, "no spend or revenue to fit", "no fitted campaign in the tenant to pool from"),
+        ),
+    )
     best_cell = np.unravel_index(flat.argmax(axis=1), ll.shape[1:])
-    out = pd.DataFrame({
-        "tenant_id": tenant_id,
-        "campaign_id": tenant.ids,
-        "as_of": pd.Timestamp(as_of).date(),
-        "curve_source": source,
-        "fallback_reason": reason,
-        "days_used": days_used,
-        "base_spend": base_spend,
-        "vmax": np.median(draws[:, :, 0], axis=1),
-        "half_saturation": np.nan_to_num(ref) * KAPPA_GRID[best_cell[2]],
-        "hill_shape": SHAPE_GRID[best_cell[1]],
-        "adstock_rate": ADSTOCK_GRID[best_cell[0]],
-        "conversions_per_revenue": conv_per_revenue,
-        "dispersion": phi_eff,
-        "level_sd": level_sd,
-        "elasticity": np.median(elasticity, axis=1),
-        "elasticity_p5": np.percentile(elasticity, 5, axis=1),
-        "elasticity_p95": np.percentile(elasticity, 95, axis=1),
-        "deviance_explained": np.where(null_dev > 0, 1 - model_dev / np.maximum(null_dev, 1e-12), np.nan),
-        "spend_range": np.array([_spread(s[a & (s > 0)]) for s, a in zip(tenant.spend, tenant.active)]),
-        "season": json.dumps([round(float(b), 5) for b in season_beta]),
-        "draws": [encode_draws(d) for d in draws],
-    })
+    out = pd.DataFrame(
+        {
+            "tenant_id": tenant_id,
+            "campaign_id": tenant.ids,
+            "as_of": pd.Timestamp(as_of).date(),
+            "curve_source": source,
+            "fallback_reason": reason,
+            "days_used": days_used,
+            "base_spend": base_spend,
+            "vmax": np.median(draws[:, :, 0], axis=1),
+            "half_saturation": np.nan_to_num(ref) * KAPPA_GRID[best_cell[2]],
+            "hill_shape": SHAPE_GRID[best_cell[1]],
+            "adstock_rate": ADSTOCK_GRID[best_cell[0]],
+            "conversions_per_revenue": conv_per_revenue,
+            "dispersion": phi_eff,
+            "level_sd": level_sd,
+            "elasticity": np.median(elasticity, axis=1),
+            "elasticity_p5": np.percentile(elasticity, 5, axis=1),
+            "elasticity_p95": np.percentile(elasticity, 95, axis=1),
+            "deviance_explained": np.where(null_dev > 0, 1 - model_dev / np.maximum(null_dev, 1e-12), np.nan),
+            "spend_range": np.array([_spread(s[a & (s > 0)]) for s, a in zip(tenant.spend, tenant.active)]),
+            "season": json.dumps([round(float(b), 5) for b in season_beta]),
+            "draws": [encode_draws(d) for d in draws],
+        }
+    )
     fallback = out["curve_source"] == "fallback"
-    out.loc[fallback, ["vmax", "half_saturation", "hill_shape", "adstock_rate", "elasticity", "elasticity_p5",
-                       "elasticity_p95"]] = np.nan
+    out.loc[
+        fallback,
+        ["vmax", "half_saturation", "hill_shape", "adstock_rate", "elasticity", "elasticity_p5", "elasticity_p95"],
+    ] = np.nan
     out.loc[fallback, "draws"] = None
     return out
 
@@ -327,7 +372,9 @@ def _level(tenant: _Tenant, mu: np.ndarray, phi: np.ndarray, fitted: np.ndarray)
     weight = drift / (drift + last_var)
     shift = np.where(fitted, weight * last, 0.0)
     known = np.isfinite(last_var)
-    level_sd = np.sqrt(drift + np.where(known, drift * np.where(known, last_var, 0) / (drift + np.where(known, last_var, 0)), drift))
+    level_sd = np.sqrt(
+        drift + np.where(known, drift * np.where(known, last_var, 0) / (drift + np.where(known, last_var, 0)), drift)
+    )
     return shift, level_sd
 
 
@@ -343,8 +390,11 @@ def _fitted_mean(tenant: _Tenant, ref, vmax, best, season) -> np.ndarray:
         rows = ri == i
         carried = adstock(tenant.spend[rows], ADSTOCK_GRID[i])
         k = np.nan_to_num(ref[rows]) * KAPPA_GRID[ki[rows]]
-        out[rows] = vmax[np.arange(c)[rows], ri[rows], hi[rows], ki[rows]][:, None] * hill(
-            carried, k[:, None], SHAPE_GRID[hi[rows]][:, None]) * season[None, :]
+        out[rows] = (
+            vmax[np.arange(c)[rows], ri[rows], hi[rows], ki[rows]][:, None]
+            * hill(carried, k[:, None], SHAPE_GRID[hi[rows]][:, None])
+            * season[None, :]
+        )
     return out
 
 
@@ -358,8 +408,8 @@ def _deviance(tenant: _Tenant, mu: np.ndarray) -> np.ndarray:
 
 def fit_response_curves(daily: pd.DataFrame, as_of: date, **kwargs) -> pd.DataFrame:
     """Curves for every tenant of `daily` (tenant_id, campaign_id, date, spend, revenue, conversions), each
-    tenant pooled on its own, from rows dated up to `as_of` only. One tenant's bad data stays its own:
-    a failing tenant raises CurveInputError naming it only if it is the only tenant."""
+    tenant pooled on its own, from rows dated up to `as_of` only. (The assets call `fit_tenant_curves` tenant by
+    tenant, so that one tenant's failure stays its own.)"""
     if "tenant_id" not in daily.columns:
         raise CurveInputError("response curves need a tenant_id column")
     parts = [fit_tenant_curves(tenant, rows, as_of, **kwargs) for tenant, rows in daily.groupby("tenant_id", sort=True)]
@@ -367,10 +417,29 @@ def fit_response_curves(daily: pd.DataFrame, as_of: date, **kwargs) -> pd.DataFr
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=CURVE_COLUMNS)
 
 
-CURVE_COLUMNS = ["tenant_id", "campaign_id", "as_of", "curve_source", "fallback_reason", "days_used", "base_spend",
-                 "vmax", "half_saturation", "hill_shape", "adstock_rate", "conversions_per_revenue", "dispersion", "level_sd",
-                 "elasticity", "elasticity_p5", "elasticity_p95", "deviance_explained", "spend_range", "season",
-                 "draws"]
+CURVE_COLUMNS = [
+    "tenant_id",
+    "campaign_id",
+    "as_of",
+    "curve_source",
+    "fallback_reason",
+    "days_used",
+    "base_spend",
+    "vmax",
+    "half_saturation",
+    "hill_shape",
+    "adstock_rate",
+    "conversions_per_revenue",
+    "dispersion",
+    "level_sd",
+    "elasticity",
+    "elasticity_p5",
+    "elasticity_p95",
+    "deviance_explained",
+    "spend_range",
+    "season",
+    "draws",
+]
 
 
 DRAWS_PREFIX = "f4:"
@@ -388,7 +457,7 @@ def decode_draws(raw) -> np.ndarray | None:
         return None
     try:
         if isinstance(raw, str) and raw.startswith(DRAWS_PREFIX):
-            arr = np.frombuffer(base64.b64decode(raw[len(DRAWS_PREFIX):]), dtype="<f4").astype(float)
+            arr = np.frombuffer(base64.b64decode(raw[len(DRAWS_PREFIX) :]), dtype="<f4").astype(float)
             arr = arr.reshape(-1, len(DRAW_FIELDS)) if arr.size % len(DRAW_FIELDS) == 0 else arr
         else:
             arr = np.asarray(json.loads(raw) if isinstance(raw, str) else raw, dtype=float)

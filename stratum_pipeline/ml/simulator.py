@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from stratum_pipeline.ml.inputs import InputError, number, require_mapping, strict_number, whole_number
-from stratum_pipeline.ml.response_curves import curve_draws, decode_draws, hill, season_factor
+from stratum_pipeline.ml.response_curves import curve_draws, decode_draws, season_factor
 
 STANDARD_SCENARIOS = (-0.2, 0.2, 0.5)
 DEFAULT_ELASTICITY = 0.6  # revenue grows ~0.6% per 1% more spend around today's level
@@ -82,10 +82,11 @@ def _scenario_changes(scenarios) -> list[tuple[str, float]]:
         raise SimulationInputError(f"{len(scenarios):,} scenarios is more than the limit of {MAX_SCENARIOS}")
     out = []
     for item in scenarios if scenarios is not None else STANDARD_SCENARIOS:
-        if isinstance(item, dict) and item.get("budget_change") is None and item.get("budget_change_percent") is not None:
-            percent = item["budget_change_percent"]
+        percent = item.get("budget_change_percent") if isinstance(item, dict) else None
+        if percent is not None and item.get("budget_change") is None:  # the seed's form: percent, 20 = +20%
             if isinstance(percent, (dict, list)):
-                raise SimulationInputError(f"budget_change_percent must be a number (e.g. 20 for +20%), got {percent!r:.60}")
+                raise SimulationInputError(
+                    f"budget_change_percent must be a number (e.g. 20 for +20%), got {percent!r:.60}")
             change = _checked(strict_number, percent, "budget_change_percent", maximum=MAX_BUDGET_CHANGE * 100) / 100
         else:
             change = item.get("budget_change") if isinstance(item, dict) else item
@@ -327,8 +328,8 @@ def simulate_arrays(draws: np.ndarray, spend0: np.ndarray, changes: np.ndarray, 
     idx = rng.integers(0, n_draws, (n_campaigns, iterations))
     z = rng.standard_normal((n_campaigns, iterations), dtype=np.float32)
     drift_sd = np.zeros(n_campaigns) if level_sd is None else np.nan_to_num(np.asarray(level_sd, float), nan=0.0)
-    drift = np.exp(rng.standard_normal((n_campaigns, iterations), dtype=np.float32) * drift_sd[:, None].astype(np.float32)
-                   - (drift_sd[:, None] ** 2 / 2).astype(np.float32))
+    drift_sd = drift_sd[:, None].astype(np.float32)
+    drift = np.exp(rng.standard_normal((n_campaigns, iterations), dtype=np.float32) * drift_sd - drift_sd**2 / 2)
     p5 = np.empty(spend.shape)
     p95 = np.empty(spend.shape)
     mean = np.empty(spend.shape)
@@ -374,7 +375,9 @@ def simulate_frame(rows: pd.DataFrame, changes=STANDARD_SCENARIOS, days: int = 3
                        for s, a in zip(seasons, as_of)])
 
     def column(name):
-        values = pd.to_numeric(rows[name], errors="coerce").to_numpy(float)[idx] if name in rows else np.full(len(idx), np.nan)
+        if name not in rows:
+            return np.full(len(idx), np.nan)
+        values = pd.to_numeric(rows[name], errors="coerce").to_numpy(float)[idx]
         return np.where(np.isfinite(values) & (values >= 0), values, np.nan)
 
     cpr = column("conversions_per_revenue")
