@@ -1,4 +1,5 @@
-"""Budget advice: each campaign's learned response curve, and the scenarios simulated on it."""
+"""Budget advice: each campaign's learned response curve (with its 7- and 30-day revenue forecast) and each
+tenant's budget re-split on those curves. budget_scenarios (products.py) reads the curves too."""
 
 import zlib
 from datetime import timedelta
@@ -22,6 +23,8 @@ from stratum_pipeline.partitions import daily_backfill_policy, daily_partitions
 from stratum_pipeline.resources import Warehouse
 
 CURVE_ASSET = dict(
+    # stale after 26 hours, like every daily product table (products.PRODUCT_FRESHNESS)
+    freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26)),
     partitions_def=daily_partitions,
     backfill_policy=daily_backfill_policy,
     group_name="products",
