@@ -268,7 +268,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             quarantined = conn.execute(sa.select(sa.func.count()).select_from(wh.TABLES[f"{name}_quarantine"])).scalar_one()
             _say(f"      {name:<22} {rows:>9,} rows   {quarantined:>5,} quarantined")
         for name in ("campaign_features", "creative_features", "session_features", "daily_roas_forecasts",
-                     "budget_scenarios", "creative_fatigue_scores", "event_match_quality", "live_conversion_predictions"):
+                     "campaign_response_curves", "budget_scenarios", "budget_allocations", "creative_fatigue_scores",
+                     "event_match_quality", "live_conversion_predictions"):
             rows = conn.execute(sa.select(sa.func.count()).select_from(wh.TABLES[name])).scalar_one()
             _say(f"      {name:<22} {rows:>9,} rows")
     evaluations = [
@@ -438,14 +439,65 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     payload = _read_json(args.json)
     if not isinstance(payload, dict):
-        raise _Fail("input must be a JSON object: a campaign, or {campaign, scenarios, days, iterations, seed}")
-    campaign = payload.get("campaign", payload)
+        raise _Fail("input must be a JSON object: a campaign, {campaign, scenarios, days, iterations, seed}, "
+                    "or the seed's request {campaign_id, base_budget, scenarios, time_horizon_days, simulations}")
+    seed_request = "base_budget" in payload
+    campaign = payload if seed_request else payload.get("campaign", payload)
+    if seed_request and not any(k in payload for k in ("response_curve", "roas", "predicted_roas")) \
+            and payload.get("campaign_id") is not None:
+        campaign = {**payload, "response_curve": _campaign_curve(args, payload["campaign_id"])}
     try:
+        if seed_request:
+            return _print_json(BudgetSimulator().simulate(campaign, seed=payload.get("seed")))
         return _print_json(BudgetSimulator().simulate(
             campaign, payload.get("scenarios"), payload.get("days", 30), payload.get("iterations", 1000),
             payload.get("seed")))
     except (SimulationInputError, TypeError, ValueError) as exc:
         raise _Fail(str(exc)) from None
+
+
+def _campaign_curve(args: argparse.Namespace, campaign_id) -> dict:
+    """The campaign's latest response curve from the warehouse (the seed's request names only the campaign)."""
+    apply_environment(Path(args.home))
+    import sqlalchemy as sa
+
+    from stratum_pipeline.serving.budget import curves_from_env
+
+    store = curves_from_env()
+    if store is None:
+        raise _Fail("the seed's request names a campaign: set STRATUM_WAREHOUSE_URL to read its response curve")
+    try:
+        curve = store.campaign(campaign_id, args.tenant)
+    except sa.exc.SQLAlchemyError as exc:
+        raise _Fail(f"cannot read campaign_response_curves from the warehouse: {type(exc).__name__}") from None
+    if curve is None:
+        raise _Fail(f"no response curve for campaign {campaign_id!r}: materialise campaign_response_curves first, "
+                    "or give its roas")
+    return curve
+
+
+def cmd_allocate(args: argparse.Namespace) -> int:
+    apply_environment(Path(args.home))
+    _quietly()
+    import sqlalchemy as sa
+
+    from stratum_pipeline.serving.budget import curves_from_env
+    from stratum_pipeline.serving.inference import InferenceService, PredictionError
+
+    service = InferenceService(registry=_NoRegistry(), curves=curves_from_env())
+    try:
+        return _print_json(service.allocate(args.tenant, args.total, tuple(args.bounds), args.target_marginal_roas))
+    except PredictionError as exc:
+        raise _Fail(str(exc)) from None
+    except sa.exc.SQLAlchemyError as exc:
+        raise _Fail(f"cannot read campaign_response_curves from the warehouse: {type(exc).__name__}") from None
+
+
+class _NoRegistry:
+    """`stratum allocate` reads curves only: no model registry is opened."""
+
+    def serving_model(self, model_type: str, tenant: str):  # pragma: no cover - never called by allocate
+        raise RuntimeError("no model registry")
 
 
 def cmd_fatigue(args: argparse.Namespace) -> int:
@@ -551,8 +603,19 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(func=cmd_predict)
 
     simulate = sub.add_parser("simulate", help="Monte Carlo budget scenarios for a campaign")
-    simulate.add_argument("json", nargs="?", help="a campaign, or {campaign, scenarios, days, iterations, seed}")
+    simulate.add_argument("json", nargs="?", help="a campaign, {campaign, scenarios, days, iterations, seed}, or the "
+                          "seed's request {campaign_id, base_budget, scenarios, time_horizon_days, simulations}")
+    simulate.add_argument("--tenant", default=None, help="the tenant of the seed request's campaign_id")
     simulate.set_defaults(func=cmd_simulate)
+
+    allocate = sub.add_parser("allocate", help="re-split a tenant's daily budget across its campaigns (response curves)")
+    allocate.add_argument("--tenant", required=True)
+    allocate.add_argument("--total", type=float, default=None, help="total daily budget (default: today's total)")
+    allocate.add_argument("--bounds", type=float, nargs=2, default=(0.5, 2.0), metavar=("LOW", "HIGH"),
+                          help="each campaign's budget within LOW x-HIGH x today's (default 0.5 2.0)")
+    allocate.add_argument("--target-marginal-roas", type=float, default=None,
+                          help="instead of a total: scale each campaign until its marginal ROAS falls to this")
+    allocate.set_defaults(func=cmd_allocate)
 
     fatigue = sub.add_parser("fatigue", help="fatigue score of one creative")
     fatigue.add_argument("json", nargs="?")

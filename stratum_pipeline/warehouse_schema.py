@@ -218,6 +218,61 @@ budget_scenarios = sa.Table(
     sa.Column("marginal_roas", sa.Float),
     sa.Column("revenue_p5", sa.Float, nullable=False),
     sa.Column("revenue_p95", sa.Float, nullable=False),
+    sa.Column("curve_source", sa.String(16), comment="fitted / pooled: the campaign's response curve; fallback: "
+              "constant elasticity 0.6 on the ROAS forecast (no usable curve)"),
+)
+
+campaign_response_curves = sa.Table(
+    "campaign_response_curves",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("campaign_id", sa.String(64), nullable=False),
+    sa.Column("date", sa.Date, nullable=False, index=True, comment="the decision day: fitted on days up to it only"),
+    sa.Column("curve_source", sa.String(16), nullable=False, comment="fitted, pooled or fallback"),
+    sa.Column("fallback_reason", sa.Text),
+    sa.Column("days_used", sa.Integer, nullable=False, comment="days with spend in the fit window"),
+    sa.Column("base_spend", sa.Float, comment="the day's spend (or the last 7 days' average)"),
+    sa.Column("vmax", sa.Float, comment="daily revenue at saturation (median draw)"),
+    sa.Column("half_saturation", sa.Float, comment="adstocked daily spend at half of vmax"),
+    sa.Column("hill_shape", sa.Float, comment="Hill exponent: above 1 the curve is S-shaped"),
+    sa.Column("adstock_rate", sa.Float, comment="geometric carry-over of spend to the next day"),
+    sa.Column("conversions_per_revenue", sa.Float),
+    sa.Column("dispersion", sa.Float, comment="quasi-Poisson dispersion of daily revenue around the curve"),
+    sa.Column("level_sd", sa.Float, comment="log-sd of the level's drift around the curve over a month"),
+    sa.Column("elasticity", sa.Float, comment="d log revenue / d log spend at base_spend (median draw)"),
+    sa.Column("elasticity_p5", sa.Float),
+    sa.Column("elasticity_p95", sa.Float),
+    sa.Column("deviance_explained", sa.Float),
+    sa.Column("spend_range", sa.Float, comment="90th / 10th percentile of daily spend: how much the data can tell"),
+    sa.Column("season", sa.Text, comment="JSON: the tenant's seasonal log-coefficients (6 weekday, 4 quarterly)"),
+    sa.Column("draws", sa.Text, comment="JSON: posterior draws [vmax, half_saturation, hill_shape, adstock_rate, "
+              "adstock_state]"),
+    sa.Column("revenue_7d", sa.Float, comment="expected revenue over the next 7 days at base_spend"),
+    sa.Column("revenue_7d_p5", sa.Float),
+    sa.Column("revenue_7d_p95", sa.Float),
+    sa.Column("revenue_30d", sa.Float, comment="expected revenue over the next 30 days at base_spend"),
+    sa.Column("revenue_30d_p5", sa.Float),
+    sa.Column("revenue_30d_p95", sa.Float),
+    sa.Column("roas_30d", sa.Float, comment="expected ROAS over the next 30 days at base_spend"),
+)
+
+budget_allocations = sa.Table(
+    "budget_allocations",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("campaign_id", sa.String(64), nullable=False),
+    sa.Column("date", sa.Date, nullable=False, index=True),
+    sa.Column("curve_source", sa.String(16), nullable=False),
+    sa.Column("current_budget", sa.Float, nullable=False, comment="the day's spend"),
+    sa.Column("proposed_budget", sa.Float, nullable=False, comment="same tenant total, each within 0.5x-2x"),
+    sa.Column("expected_revenue_current", sa.Float, comment="expected daily revenue over the next 30 days"),
+    sa.Column("expected_revenue_proposed", sa.Float),
+    sa.Column("marginal_roas_current", sa.Float),
+    sa.Column("marginal_roas_proposed", sa.Float),
+    sa.Column("note", sa.Text),
+    sa.Column("tenant_expected_uplift", sa.Float, comment="the tenant's expected daily revenue uplift"),
+    sa.Column("tenant_uplift_p5", sa.Float),
+    sa.Column("tenant_uplift_p95", sa.Float),
 )
 
 event_match_quality = sa.Table(

@@ -99,3 +99,51 @@ def dagster_webserver(tmp_path_factory):
         yield server
     finally:
         server.stop()
+
+
+# The seed document's sample request to the budget simulator (docs: "3. Budget Simulator", Input), verbatim.
+SEED_SIMULATE_REQUEST = {
+    "campaign_id": 123,
+    "base_budget": 10000,
+    "scenarios": [
+        {"name": "+20% Budget", "budget_change_percent": 20},
+        {"name": "-20% Budget", "budget_change_percent": -20},
+        {"name": "+50% Budget", "budget_change_percent": 50},
+    ],
+    "time_horizon_days": 30,
+    "simulations": 1000,
+}
+
+
+@pytest.fixture
+def seed_simulate_request():
+    return {**SEED_SIMULATE_REQUEST, "scenarios": [dict(s) for s in SEED_SIMULATE_REQUEST["scenarios"]]}
+
+
+def response_world(shapes, halves, days: int = 150, end: date = date(2026, 6, 30), seed: int = 5, vmax: float = 20_000.0,
+                   rate: float = 0.3, short: dict | None = None):
+    """Daily rows of one tenant whose campaigns follow known adstock + Hill curves (Poisson orders of 50 each),
+    with budgets that change every 3 weeks; `short` maps a campaign index to the days of history it keeps.
+    Returns (rows, truth) where truth(i, spend_path) gives the expected daily revenue of campaign i."""
+    import numpy as np
+    import pandas as pd
+
+    from stratum_pipeline.ml.response_curves import adstock, hill
+
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range(end=pd.Timestamp(end), periods=days, freq="D")
+    frames = []
+    for i, (h, k) in enumerate(zip(shapes, halves)):
+        budget = 1000.0 * rng.lognormal(0, 0.1)
+        level = np.repeat(rng.lognormal(0, 0.35, days // 21 + 1), 21)[:days]
+        spend = budget * level * rng.lognormal(0, 0.03, days)
+        mean = vmax * hill(adstock(spend[None], rate)[0], k, h)
+        orders = rng.poisson(mean / 50.0)
+        keep = slice(days - (short or {}).get(i, days), days)
+        frames.append(pd.DataFrame({"tenant_id": "t", "campaign_id": f"c{i}", "date": dates[keep], "spend": spend[keep],
+                                    "revenue": orders[keep] * 50.0, "conversions": orders[keep]}))
+
+    def truth(i, path):
+        return vmax * hill(adstock(np.asarray(path, float)[None], rate)[0], halves[i], shapes[i])
+
+    return pd.concat(frames, ignore_index=True), truth

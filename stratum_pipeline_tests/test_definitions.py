@@ -31,7 +31,7 @@ def test_every_asset_has_a_description_group_and_its_partitions():
     keys = graph.get_all_asset_keys()
     daily = {"raw_campaign_daily", "raw_creative_daily", "raw_sessions", "raw_capi_events",
              "campaign_features", "creative_features", "session_features"}
-    products = {"daily_roas_forecasts", "budget_scenarios", "creative_fatigue_scores", "event_match_quality"}
+    products = {"daily_roas_forecasts", "campaign_response_curves", "budget_scenarios", "budget_allocations", "creative_fatigue_scores", "event_match_quality"}
     models = {"roas_model", "conversion_model", "roas_default_model", "conversion_default_model"}
     model_files = {f"{m}_file" for m in models}
     monitoring = {"forecast_accuracy", "feature_drift"}

@@ -12,6 +12,7 @@ from stratum_pipeline import warehouse_schema as wh
 from stratum_pipeline.automation.jobs import execute_daily_range
 from stratum_pipeline.demo.writer import write_source
 from stratum_pipeline.resources.database import engine_for
+from stratum_pipeline.sqlio import insert_frame
 
 from .model_data import MODEL_CONFIG, model_features
 from .test_model_assets import stack, train  # noqa: F401  (fixture)
@@ -31,10 +32,20 @@ def trained(stack):  # noqa: F811
     return defs, registry, instance, warehouse_url
 
 
+def raw_campaign_rows(data) -> pd.DataFrame:
+    """The dataset's campaign-days as raw_campaign_daily holds them (the response curves' input)."""
+    campaigns = data["campaigns"].rename(columns={"id": "campaign_id"})
+    rows = data["campaign_daily_metrics"].merge(
+        campaigns[["campaign_id", "tenant_id", "daily_budget", "audience_size", "avg_order_value"]], on="campaign_id")
+    return rows.rename(columns={"id": "source_id"})[[c.name for c in wh.raw_campaign_daily.columns]]
+
+
 def test_forecasts_scenarios_and_fatigue_for_the_last_days(trained):
     defs, registry, instance, url = trained
     last = MODEL_CONFIG.end_date
     first = last - timedelta(days=1)
+    with engine_for(url).begin() as conn:
+        insert_frame(conn, wh.raw_campaign_daily, raw_campaign_rows(model_features()[3]))
     result = execute_daily_range(defs, first.isoformat(), last.isoformat(), instance=instance, job_name="daily_forecasts_job")
     assert result.success
     forecasts = read(url, wh.daily_roas_forecasts)
@@ -52,6 +63,20 @@ def test_forecasts_scenarios_and_fatigue_for_the_last_days(trained):
     per_campaign = scenarios.pivot_table(index=["campaign_id", "date"], columns="scenario", values="roas")
     assert (per_campaign["+50%"] < per_campaign["baseline"]).mean() > 0.95  # diminishing returns
     assert (scenarios["revenue_p5"] <= scenarios["revenue"]).all() and (scenarios["revenue"] <= scenarios["revenue_p95"]).all()
+    assert set(scenarios["curve_source"]) <= {"fitted", "pooled", "fallback"} and (scenarios["curve_source"] != "fallback").any()
+
+    curves = read(url, wh.campaign_response_curves)
+    assert set(pd.to_datetime(curves["date"]).dt.date) == {first, last}
+    assert set(curves["curve_source"]) <= {"fitted", "pooled", "fallback"} and (curves["curve_source"] == "fitted").any()
+    fitted = curves[(curves["curve_source"] != "fallback") & (curves["base_spend"] > 0)]  # ended campaigns: no forecast
+    assert len(fitted) and fitted["revenue_30d"].notna().all()
+    assert (fitted["revenue_30d_p5"] <= fitted["revenue_30d"]).all() and (fitted["revenue_30d"] <= fitted["revenue_30d_p95"]).all()
+    allocations = read(url, wh.budget_allocations)
+    assert len(allocations) > 0
+    for _, day in allocations.groupby(["tenant_id", "date"]):
+        assert day["proposed_budget"].sum() == pytest.approx(day["current_budget"].sum(), abs=0.05 * len(day))
+        assert (day["proposed_budget"] <= 2 * day["current_budget"] + 0.01).all()
+        assert (day["proposed_budget"] >= 0.5 * day["current_budget"] - 0.01).all()
 
     result = execute_daily_range(defs, first.isoformat(), last.isoformat(), instance=instance, job_name="fatigue_scores_job")
     assert result.success

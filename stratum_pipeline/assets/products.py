@@ -9,12 +9,13 @@ import dagster as dg
 import pandas as pd
 
 from stratum_pipeline import warehouse_schema as wh
+from stratum_pipeline.assets.budget import budget_allocations, campaign_response_curves
 from stratum_pipeline.assets.common import (alert, each_tenant, partition_days, preview, table_metadata, tenant_scope,
                                             window_metadata)
 from stratum_pipeline.ml.emq import LEVELS, DataQualityAnalyzer
 from stratum_pipeline.ml.fatigue import FatigueScorer
 from stratum_pipeline.ml.roas import forecast_table
-from stratum_pipeline.ml.simulator import STANDARD_SCENARIOS, BudgetSimulator
+from stratum_pipeline.ml.simulator import STANDARD_SCENARIOS, BudgetSimulator, simulate_frame
 from stratum_pipeline.partitions import daily_backfill_policy, daily_partitions
 from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
 from stratum_pipeline.resources.registry import NoModelError
@@ -31,7 +32,11 @@ PRODUCT_ASSET = dict(
     owners=["team:ml-engineering"],
     code_version="1",
 )
-SIMULATION_DAYS, SIMULATION_ITERATIONS = 30, 1000
+SIMULATION_DAYS = 30
+# The partition path (all campaigns of a tenant-day in one array operation): 250 iterations over the first 16 of
+# each curve's 64 posterior draws keeps 100,000 campaigns near 10 s here (benchmarks/budget_advice.py --speed);
+# the fallback and the single `simulate` keep the seed's 1,000.
+SIMULATION_ITERATIONS, SIMULATION_DRAWS, FALLBACK_ITERATIONS = 250, 16, 1000
 
 
 def _from_features(*columns: str) -> list[dg.TableColumnDep]:
@@ -96,48 +101,68 @@ def daily_roas_forecasts(context: dg.AssetExecutionContext, warehouse: Warehouse
                     **{"dagster/column_lineage": FORECAST_LINEAGE})
 
 
-@dg.asset(deps=[daily_roas_forecasts, "campaign_features", "raw_campaign_daily"], kinds={"numpy", "pandas"},
-          metadata=table_metadata(wh.budget_scenarios), **PRODUCT_ASSET)
+@dg.asset(deps=[daily_roas_forecasts, "campaign_features", "raw_campaign_daily", "campaign_response_curves"],
+          kinds={"numpy", "pandas"}, metadata=table_metadata(wh.budget_scenarios), **PRODUCT_ASSET)
 def budget_scenarios(context: dg.AssetExecutionContext, warehouse: Warehouse):
     """For every forecast campaign: 30 days at today's budget and at -20%, +20% and +50%, from the Monte Carlo
-    simulator (1,000 iterations, diminishing returns): spend, revenue, ROAS, conversions, marginal ROAS and a
-    5-95% revenue interval. The product's budget planner reads it."""
+    simulator on the campaign's own response curve (campaign_response_curves; all of a
+    tenant's campaigns of a day in one array operation): spend, revenue, ROAS, conversions, marginal ROAS and a
+    5-95% revenue interval. A campaign without a usable curve gets the constant-elasticity fallback, labelled
+    in `curve_source`. The product's budget planner reads it."""
     first, last = partition_days(context)
     tenant_only = tenant_scope(context)
     forecasts = warehouse.read_range(wh.daily_roas_forecasts, first, last, tenant_id=tenant_only)
     spend = warehouse.read_range(wh.campaign_features, first, last, tenant_id=tenant_only)[["campaign_id", "date", "spend"]]
     order_value = warehouse.read_range(wh.raw_campaign_daily, first, last, tenant_id=tenant_only)[
         ["campaign_id", "date", "avg_order_value"]]
+    curves = warehouse.read_range(wh.campaign_response_curves, first, last, tenant_id=tenant_only).drop(
+        columns=["tenant_id", "base_spend"])
     inputs = forecasts.merge(spend, on=["campaign_id", "date"], how="left").merge(
-        order_value, on=["campaign_id", "date"], how="left")
+        order_value, on=["campaign_id", "date"], how="left").merge(curves, on=["campaign_id", "date"], how="left")
     simulator = BudgetSimulator()
+    columns = [c.name for c in wh.budget_scenarios.columns]
 
-    def simulate(tenant, rows) -> list[dict]:
-        out = []
-        for row in rows.itertuples(index=False):
-            if not row.spend or row.spend <= 0:
-                continue  # nothing to scale: a paused campaign has no scenario
-            result = simulator.simulate(
-                {"daily_spend": row.spend, "roas": row.predicted_roas, "confidence_lower": row.confidence_lower,
-                 "confidence_upper": row.confidence_upper,
-                 "avg_order_value": row.avg_order_value if pd.notna(row.avg_order_value) else None},
-                STANDARD_SCENARIOS, SIMULATION_DAYS, SIMULATION_ITERATIONS,
-                # the campaign-day's own seed: a one-tenant rerun reproduces the full run's figures exactly
-                seed=zlib.crc32(f"{row.tenant_id}/{row.campaign_id}/{row.date}".encode()))
-            for name, change, part in [("baseline", 0.0, result["baseline"])] + [
-                    (s["name"], s["budget_change"], s) for s in result["scenarios"]]:
-                out.append({"tenant_id": row.tenant_id, "campaign_id": row.campaign_id, "date": row.date, "scenario": name,
-                            "budget_change": change, "days": SIMULATION_DAYS, "spend": part["spend"],
-                            "revenue": part["revenue"], "roas": part["roas"], "conversions": part["conversions"],
-                            "marginal_roas": part.get("marginal_roas"), "revenue_p5": part["confidence_interval"][0],
-                            "revenue_p95": part["confidence_interval"][1]})
-        return out
+    def simulate(tenant, rows) -> pd.DataFrame:
+        parts = []
+        for day, day_rows in rows.groupby("date"):
+            day_rows = day_rows[day_rows["spend"].fillna(0) > 0]  # a paused campaign has no scenario
+            on_curve = simulate_frame(day_rows.assign(as_of=day_rows["date"]), STANDARD_SCENARIOS, SIMULATION_DAYS,
+                                      SIMULATION_ITERATIONS, seed=zlib.crc32(f"{tenant}/{day}".encode()),
+                                      max_draws=SIMULATION_DRAWS)
+            parts.append(on_curve.assign(tenant_id=tenant, date=day))
+            rest = day_rows[~day_rows["campaign_id"].isin(on_curve["campaign_id"])]
+            parts.append(pd.DataFrame(_fallback_rows(simulator, rest), columns=columns))
+        parts = [p for p in parts if len(p)]
+        return pd.concat(parts, ignore_index=True)[columns] if parts else None
 
     parts, failed = each_tenant(context, warehouse, inputs, simulate)
-    frame = pd.DataFrame([r for part in parts for r in part], columns=[c.name for c in wh.budget_scenarios.columns])
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
     rows = warehouse.replace_partitions(wh.budget_scenarios, frame, first, last, tenant_id=tenant_only)
     return _written(frame, rows, first, last, campaigns=int(frame["campaign_id"].nunique()) if rows else 0,
+                    curve_sources=dg.MetadataValue.json(
+                        frame.loc[frame["scenario"] == "baseline", "curve_source"].value_counts().to_dict() if rows else {}),
                     failed_tenants=dg.MetadataValue.json(failed))
+
+
+def _fallback_rows(simulator: BudgetSimulator, rows: pd.DataFrame) -> list[dict]:
+    """Constant-elasticity scenarios on the ROAS forecast, for campaigns without a usable response curve."""
+    out = []
+    for row in rows.itertuples(index=False):
+        result = simulator.simulate(
+            {"daily_spend": row.spend, "roas": row.predicted_roas, "confidence_lower": row.confidence_lower,
+             "confidence_upper": row.confidence_upper,
+             "avg_order_value": row.avg_order_value if pd.notna(row.avg_order_value) else None},
+            STANDARD_SCENARIOS, SIMULATION_DAYS, FALLBACK_ITERATIONS,
+            # the campaign-day's own seed: a one-tenant rerun reproduces the full run's figures exactly
+            seed=zlib.crc32(f"{row.tenant_id}/{row.campaign_id}/{row.date}".encode()))
+        for name, change, part in [("baseline", 0.0, result["baseline"])] + [
+                (s["name"], s["budget_change"], s) for s in result["scenarios"]]:
+            out.append({"tenant_id": row.tenant_id, "campaign_id": row.campaign_id, "date": row.date, "scenario": name,
+                        "budget_change": change, "days": SIMULATION_DAYS, "spend": part["spend"],
+                        "revenue": part["revenue"], "roas": part["roas"], "conversions": part["conversions"],
+                        "marginal_roas": part.get("marginal_roas"), "revenue_p5": part["confidence_interval"][0],
+                        "revenue_p95": part["confidence_interval"][1], "curve_source": "fallback"})
+    return out
 
 
 @dg.asset(deps=["creative_features"], kinds={"pandas"}, metadata=table_metadata(wh.creative_fatigue_scores), **PRODUCT_ASSET)
@@ -217,5 +242,6 @@ def live_conversion_predictions(context: dg.AssetExecutionContext, config: LiveW
                                           "unserved_sessions": dg.MetadataValue.json(unserved)})
 
 
-product_assets = [daily_roas_forecasts, budget_scenarios, creative_fatigue_scores, event_match_quality]
+product_assets = [daily_roas_forecasts, campaign_response_curves, budget_scenarios, budget_allocations,
+                  creative_fatigue_scores, event_match_quality]
 live_assets = [live_conversion_predictions]

@@ -84,12 +84,15 @@ publish_default_model_files_job = dg.define_asset_job(
 )
 
 
-# The daily product tables read at 06:00 UTC: forecasts, budget scenarios, event-match quality.
+# The daily product tables read at 06:00 UTC: forecasts, response curves, budget scenarios and allocations,
+# event-match quality.
 daily_forecasts_job = dg.define_asset_job(
     name="daily_forecasts_job",
-    selection=dg.AssetSelection.assets("daily_roas_forecasts", "budget_scenarios", "event_match_quality"),
+    selection=dg.AssetSelection.assets("daily_roas_forecasts", "campaign_response_curves", "budget_scenarios",
+                                       "budget_allocations", "event_match_quality"),
     partitions_def=daily_partitions,
-    description="Forecast every active campaign, simulate its budget scenarios and score event-match quality for a day.",
+    description="Forecast every active campaign, fit its response curve, simulate its budget scenarios, re-split "
+                "each tenant's budget and score event-match quality for a day.",
 )
 
 fatigue_scores_job = dg.define_asset_job(

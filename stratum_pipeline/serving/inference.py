@@ -103,7 +103,7 @@ def service_parts_from_env(env: Mapping[str, str] | None = None) -> dict:
 
 class InferenceService:
     def __init__(self, registry=None, cache=None, tenant_exists: Callable[[str], bool] | None = None,
-                 champion_refresh_seconds: float = 30.0, remote=None, remote_fallback: bool = False):
+                 champion_refresh_seconds: float = 30.0, remote=None, remote_fallback: bool = False, curves=None):
         """`InferenceService()`: everything from the environment (see `service_parts_from_env`).
         `InferenceService(registry, cache, ...)`: explicit parts (a missing cache is the in-process one)."""
         if registry is None:
@@ -124,6 +124,41 @@ class InferenceService:
         self.champion_refresh_seconds = champion_refresh_seconds
         self._champions: dict[tuple[str, str], tuple[float, object]] = {}
         self._fatigue = FatigueScorer()
+        self._curves = curves  # serving.budget.WarehouseCurves; None: from STRATUM_WAREHOUSE_URL when first needed
+
+    def allocate(self, tenant_id: str | int, total_daily_budget=None, bounds=(0.5, 2.0),
+                 target_marginal_roas=None) -> dict:
+        """Re-split the tenant's daily budget across its campaigns on their latest response curves (ml.allocator):
+        per campaign the current and proposed budget, expected daily revenue and marginal ROAS at each, and the
+        tenant's expected daily uplift with a 5-95% interval. Bad input or an unknown tenant: PredictionError."""
+        from stratum_pipeline.ml.allocator import AllocationInputError, allocate
+
+        try:
+            tenant = validate_tenant_id(tenant_id)
+        except ValueError as exc:
+            raise PredictionError(str(exc)) from None
+        if self.tenant_exists is not None and not self.tenant_exists(tenant):
+            raise PredictionError(f"unknown tenant {tenant!r}")
+        curves = self._curve_store().tenant(tenant)
+        if curves.empty:
+            raise PredictionError(f"unknown tenant {tenant!r}: no response curves (campaign_response_curves) for it")
+        try:
+            out = allocate(curves.assign(current_budget=curves["base_spend"]), total_daily_budget, bounds,
+                           target_marginal_roas)
+        except AllocationInputError as exc:
+            raise PredictionError(str(exc)) from None
+        table = out["campaigns"].astype(object).where(out["campaigns"].notna(), None)
+        return {"tenant_id": tenant, "date": str(curves["date"].iloc[0]), **out["tenant"],
+                "campaigns": table.to_dict("records")}
+
+    def _curve_store(self):
+        if self._curves is None:
+            from stratum_pipeline.serving.budget import curves_from_env
+
+            self._curves = curves_from_env()
+            if self._curves is None:
+                raise PredictionError("budget advice needs the warehouse: set STRATUM_WAREHOUSE_URL")
+        return self._curves
 
     def _serving(self, model_type: str, tenant: str):
         key = (model_type, tenant)
