@@ -112,6 +112,7 @@ def evaluate_world(regime: str, seed: int, tenants: int, campaigns: int, days: i
     metrics["date"] = pd.to_datetime(metrics["date"])
     truth = ds["truth_campaign_daily"].assign(date=lambda f: pd.to_datetime(f["date"]))
     camp = ds["campaigns"].set_index("id")
+    metrics["daily_budget"] = metrics["campaign_id"].map(camp["daily_budget"])  # as raw_campaign_daily carries it
     eval_start = pd.Timestamp(cfg.start_date) + pd.Timedelta(days=fit_days)
     scored, found_default = [], []
     fit_seconds = 0.0
@@ -121,8 +122,7 @@ def evaluate_world(regime: str, seed: int, tenants: int, campaigns: int, days: i
         detector = fit_detector(m[m["date"] < eval_start])
         fit_seconds += time.perf_counter() - t0
         s = detector.score(m, since=eval_start)
-        s["ours_score"] = -np.log10(np.maximum(s[["p_conv", "p_clicks", "p_spend"]].min(axis=1, skipna=True)
-                                               .fillna(1.0), 1e-300))
+        s["ours_score"] = detector.anomaly_score(s)
         scored.append(s)
         found_default.append(detector.classify(s))
     s = pd.concat(scored, ignore_index=True)
@@ -183,7 +183,8 @@ def scoring_time(tenants: int = 100, campaigns: int = 50, days: int = 35) -> tup
     cfg = DemoConfig.scaled(END, tenants=tenants, campaigns=campaigns, days=days, sessions_per_day=1,
                             noise=NOISE_REGIMES["realistic"], seed=3, bad_row_rate=0.0)
     ds = generate(cfg)
-    metrics = ds["campaign_daily_metrics"]
+    metrics = ds["campaign_daily_metrics"].assign(
+        daily_budget=lambda m: m["campaign_id"].map(ds["campaigns"].set_index("id")["daily_budget"]))
     by_tenant = dict(list(metrics.groupby(metrics["campaign_id"].str.split("-").str[0])))
     detectors = {t: fit_detector(m) for t, m in by_tenant.items()}
     t0 = time.perf_counter()

@@ -92,6 +92,14 @@ daily_forecasts_job = dg.define_asset_job(
     description="Forecast every active campaign, simulate its budget scenarios and score event-match quality for a day.",
 )
 
+# Campaign anomalies at 02:30 for yesterday: critical ones reach the alerts table the same morning.
+anomalies_job = dg.define_asset_job(
+    name="anomalies_job",
+    selection=dg.AssetSelection.assets("campaign_anomalies"),
+    partitions_def=daily_partitions,
+    description="Judge every campaign-day against the campaign's own expected level; alert on outages and spend spikes.",
+)
+
 fatigue_scores_job = dg.define_asset_job(
     name="fatigue_scores_job",
     selection=dg.AssetSelection.assets("creative_fatigue_scores"),

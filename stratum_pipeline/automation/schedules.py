@@ -3,6 +3,7 @@
 import dagster as dg
 
 from stratum_pipeline.automation.jobs import (
+    anomalies_job,
     daily_forecasts_job,
     daily_ingest_job,
     fatigue_scores_job,
@@ -30,6 +31,10 @@ daily_forecasts_schedule = dg.build_schedule_from_partitioned_job(
 # Monitoring at 02:00 for yesterday: yesterday's features hold the actuals of the forecasts made the day before.
 monitoring_schedule = dg.build_schedule_from_partitioned_job(
     monitoring_job, hour_of_day=2, minute_of_hour=0, default_status=RUNNING)
+
+# Campaign anomalies at 02:30 for yesterday, after the 01:00 extract.
+anomalies_schedule = dg.build_schedule_from_partitioned_job(
+    anomalies_job, hour_of_day=2, minute_of_hour=30, default_status=RUNNING)
 
 live_predictions_schedule = dg.ScheduleDefinition(
     name="live_predictions_schedule",
@@ -73,6 +78,7 @@ monthly_default_retraining = dg.ScheduleDefinition(
 )
 
 all_schedules = [
-    daily_ingest_schedule, fatigue_scores_schedule, daily_forecasts_schedule, monitoring_schedule, live_predictions_schedule,
+    daily_ingest_schedule, fatigue_scores_schedule, daily_forecasts_schedule, monitoring_schedule, anomalies_schedule,
+    live_predictions_schedule,
     monthly_tenant_retraining, monthly_default_retraining, weekly_tenant_retraining,
 ]

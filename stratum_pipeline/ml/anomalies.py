@@ -58,7 +58,11 @@ class DetectorParams:
     spend_sigma: float = 0.04  # daily log-spend pacing noise
     jump_rate: float = 0.02  # share of days with a budget change
     jump_sigma: float = 0.5  # log-size of budget changes
-    alpha: float = 5e-5  # a test flags below this tail probability
+    budget_center: float = 0.0  # median log(spend / daily budget)
+    budget_sigma: float = 0.3  # robust spread of log(spend / daily budget)
+    alpha_conversions: float = 2e-4  # each test flags below its tail probability
+    alpha_clicks: float = 1e-6
+    alpha_spend: float = 1e-4
     window_days: int = 28
     min_window_days: int = 7
     fitted_on: int = 0  # campaign-days of history (0: the default detector)
@@ -82,6 +86,9 @@ def _validate(metrics, what: str = "campaign metrics") -> pd.DataFrame:
             raise InputError(f"{column} has {int(bad.sum())} values that are missing, infinite or negative "
                              f"(e.g. {frame[column].to_numpy()[bad][0]!r})")
         out[column] = values
+    if "daily_budget" in frame.columns:  # optional: spend against the budget sharpens the spike test
+        budget = numeric_column(frame["daily_budget"], "daily_budget")
+        out["daily_budget"] = np.where(budget > 0, budget, np.nan)
     if out.duplicated(["campaign_id", "date"]).any():
         raise InputError("campaign metrics have more than one row for a campaign and date")
     return out
@@ -96,6 +103,7 @@ class _Grid:
     spend: np.ndarray
     clicks: np.ndarray
     conversions: np.ndarray
+    budget: np.ndarray  # per campaign: its (last known) daily budget, NaN when unknown
     present: np.ndarray = field(init=False)
 
     def __post_init__(self):
@@ -112,7 +120,11 @@ class _Grid:
             grid = np.full((len(campaigns), len(days)), np.nan)
             grid[c, t] = frame[column].to_numpy()
             arrays.append(grid)
-        return cls(campaigns, days, *arrays)
+        budget = np.full(len(campaigns), np.nan)
+        if "daily_budget" in frame.columns:
+            last = frame.dropna(subset=["daily_budget"]).sort_values("date").drop_duplicates("campaign_id", keep="last")
+            budget[np.searchsorted(campaigns, last["campaign_id"].to_numpy())] = last["daily_budget"].to_numpy()
+        return cls(campaigns, days, *arrays, budget)
 
 
 def _mixture_cdf(x, counting_var, sigma: float, rate: float, jump_sigma: float) -> np.ndarray:
@@ -223,7 +235,14 @@ class AnomalyDetector:
         spend_lasting = _persists(spend_level, spend_level - spend_x, spend_x)
         sigma, jump_rate, jump_sigma = _fit_mixture(spend_x, 0.0, (p.spend_sigma, p.jump_rate, p.jump_sigma),
                                                     spend_lasting, side=1)
-        self.params = DetectorParams(**{**p.to_dict(), "weekday": weekday, "conversion_dispersion": conversion_dispersion,
+        with np.errstate(all="ignore"):
+            over = np.log(np.maximum(grid.spend, 0.01) / grid.budget[:, None])
+        over = over[np.isfinite(over)]
+        budget_center = float(np.median(over)) if len(over) >= 50 else p.budget_center
+        budget_sigma = float(max(1.4826 * np.median(np.abs(over - budget_center)), 0.05)) if len(over) >= 50 \
+            else p.budget_sigma
+        self.params = DetectorParams(**{**p.to_dict(), "weekday": weekday, "budget_center": budget_center,
+                                        "budget_sigma": budget_sigma, "conversion_dispersion": conversion_dispersion,
                                         "click_sigma": click_sigma, "click_jump_rate": click_rate,
                                         "click_jump_sigma": click_jump, "spend_sigma": sigma,
                                         "jump_rate": jump_rate, "jump_sigma": jump_sigma, "fitted_on": len(frame)})
@@ -243,6 +262,7 @@ class AnomalyDetector:
         weekday = np.asarray(p.weekday)[grid.days.dayofweek.to_numpy()]
         spend = np.nan_to_num(grid.spend)
         exposure = weekday[None, :] * spend**p.elasticity
+        budget = grid.budget
         clicks, conv = np.nan_to_num(grid.clicks), np.nan_to_num(grid.conversions)
         for t in range(max(first_t, p.min_window_days), n_t):
             lo, lo7 = max(0, t - p.window_days), max(0, t - 7)
@@ -266,22 +286,33 @@ class AnomalyDetector:
             mc = np.where(has, (clicks3 + 0.5) / np.maximum(spend3, 1e-9) * spend[:, t], np.nan)
             with np.errstate(all="ignore"):
                 x = np.log((clicks[:, t] + 0.5) / (mc + 0.5))
-            counting = 1.0 / (np.nan_to_num(mc) + 0.5) + 1.0 / (clicks3 + 0.5)
-            p_clicks = np.where(has, _mixture_cdf(x, counting, p.click_sigma, p.click_jump_rate, p.click_jump_sigma),
+            # A count: negative binomial around the expected clicks, its extra variance the tenant's noise plus
+            # the baseline's counting noise; a mixture with the rarer level changes (a new creative).
+            base_var = 1.0 / (clicks3 + 0.5)
+            mean = np.nan_to_num(mc)
+            p_clicks = np.where(has, (1.0 - p.click_jump_rate) * _nb_cdf(clicks[:, t], mean, 1.0 / (p.click_sigma**2 + base_var))
+                                + p.click_jump_rate * _nb_cdf(clicks[:, t], mean, 1.0 / (p.click_jump_sigma**2 + base_var)),
                                 np.nan)
             # Spend against the previous day's (a spike is judged on its first day).
             prev = grid.present[:, t - 1]
             med = np.where(prev, spend[:, t - 1], np.nan)
             with np.errstate(all="ignore"):
                 ratio = np.log(np.maximum(spend[:, t], 0.01) / np.maximum(med, 0.01))
-            p_spend = np.where(prev, 1.0 - _mixture_cdf(ratio, 0.0, p.spend_sigma, p.jump_rate, p.jump_sigma), np.nan)
+            p_jump = np.where(prev, 1.0 - _mixture_cdf(ratio, 0.0, p.spend_sigma, p.jump_rate, p.jump_sigma), np.nan)
+            # And against the budget: a budget change moves spend within the budget's usual range, a pacing error
+            # far beyond it. The two tail probabilities are combined (Fisher) where the budget is known.
+            over = np.log(np.maximum(spend[:, t], 0.01) / budget) - p.budget_center
+            p_budget = stats.norm.sf(over / p.budget_sigma)
+            with np.errstate(divide="ignore"):
+                fisher = stats.chi2.sf(-2.0 * (np.log(np.maximum(p_jump, 1e-300)) + np.log(np.maximum(p_budget, 1e-300))), 4)
+            p_spend = np.where(np.isfinite(budget) & (budget > 0), fisher, p_jump)
             for key, value in (("conv_expected", mu), ("conv_window", conv_w), ("p_conv", p_conv),
                                ("click_expected", mc), ("p_clicks", p_clicks), ("spend_expected", med),
                                ("spend_log_ratio", ratio), ("p_spend", p_spend)):
                 out[key][:, t] = np.where(today, value, np.nan)
             if exclude_flagged:
-                flagged = today & (np.fmin(np.fmin(p_conv, np.nan_to_num(p_clicks, nan=1.0)),
-                                           np.nan_to_num(p_spend, nan=1.0)) < p.alpha)
+                flagged = today & ((p_conv < p.alpha_conversions) | (np.nan_to_num(p_clicks, nan=1.0) < p.alpha_clicks)
+                                   | (np.nan_to_num(p_spend, nan=1.0) < p.alpha_spend))
                 usable[flagged, t] = False
         return out
 
@@ -303,17 +334,25 @@ class AnomalyDetector:
             out[key] = values[c, t]
         return out
 
-    def classify(self, scored: pd.DataFrame, alpha: float | None = None) -> pd.DataFrame:
-        """Findings (FINDING_COLUMNS) from `score` output: one per campaign-day whose smallest tail
-        probability is below alpha."""
-        a = self.params.alpha if alpha is None else alpha
+    def anomaly_score(self, scored: pd.DataFrame) -> np.ndarray:
+        """One number per scored campaign-day: -log10 of the smallest tail probability relative to its test's
+        alpha (> 0: flagged). Moving one threshold on it moves every test's alpha by the same factor."""
+        p = self.params
+        ratios = [scored[column].fillna(1.0).to_numpy() / alpha for column, alpha in (
+            ("p_conv", p.alpha_conversions), ("p_clicks", p.alpha_clicks), ("p_spend", p.alpha_spend))]
+        return -np.log10(np.maximum(np.minimum.reduce(ratios), 1e-300))
+
+    def classify(self, scored: pd.DataFrame, scale: float = 1.0) -> pd.DataFrame:
+        """Findings (FINDING_COLUMNS) from `score` output: one per campaign-day with a tail probability below
+        its test's alpha (times `scale`)."""
         s = scored
+        p = self.params
         p_spend = s["p_spend"].fillna(1.0).to_numpy()
         p_clicks = s["p_clicks"].fillna(1.0).to_numpy()
         p_conv = s["p_conv"].fillna(1.0).to_numpy()
-        spike = p_spend < a
-        cpc = ~spike & (p_clicks < a)
-        conv_low = ~spike & ~cpc & (p_conv < a)
+        spike = p_spend < p.alpha_spend * scale
+        cpc = ~spike & (p_clicks < p.alpha_clicks * scale)
+        conv_low = ~spike & ~cpc & (p_conv < p.alpha_conversions * scale)
         outage = conv_low & (s["conversions"].to_numpy() <= OUTAGE_SHARE * s["conv_expected"].fillna(0).to_numpy())
         kind = np.select([spike, cpc, outage, conv_low],
                          ["spend_spike", "cpc_jump", "tracking_outage", "conversion_rate_drop"], "")
