@@ -30,7 +30,8 @@ def test_every_asset_has_a_description_group_and_its_partitions():
     keys = graph.get_all_asset_keys()
     daily = {"raw_campaign_daily", "raw_creative_daily", "raw_sessions", "raw_capi_events",
              "campaign_features", "creative_features", "session_features"}
-    products = {"daily_roas_forecasts", "budget_scenarios", "creative_fatigue_scores", "event_match_quality"}
+    products = {"daily_roas_forecasts", "budget_scenarios", "creative_fatigue_scores", "event_match_quality",
+                "campaign_anomalies"}
     models = {"roas_model", "conversion_model", "roas_default_model", "conversion_default_model"}
     model_files = {f"{m}_file" for m in models}
     monitoring = {"forecast_accuracy", "feature_drift"}
@@ -110,6 +111,8 @@ def test_product_schedules_run_at_the_seed_times_for_yesterday():
     assert schedule.cron_schedule == "0 6 * * *" and [r.partition_key for r in requests] == ["2026-11-24"]
     schedule, requests, _ = _requests("fatigue_scores_job_schedule", at(3))
     assert schedule.cron_schedule == "0 3 * * *" and [r.partition_key for r in requests] == ["2026-11-24"]
+    schedule, requests, _ = _requests("anomalies_job_schedule", at(2, 30))
+    assert schedule.cron_schedule == "30 2 * * *" and [r.partition_key for r in requests] == ["2026-11-24"]
     schedule, requests, _ = _requests("live_predictions_schedule", at(10, 30))
     assert schedule.cron_schedule == "*/30 * * * *" and len(requests) == 1 and requests[0].partition_key is None
     assert schedule.job_name == "live_predictions_job"
@@ -134,7 +137,7 @@ def test_every_schedule_starts_running_for_the_daemon():
     assert set(schedules) == {
         "daily_ingest_job_schedule", "fatigue_scores_job_schedule", "daily_forecasts_job_schedule",
         "live_predictions_schedule", "monthly_tenant_retraining", "monthly_default_retraining",
-        "monitoring_job_schedule", "weekly_tenant_retraining"}
+        "monitoring_job_schedule", "weekly_tenant_retraining", "anomalies_job_schedule"}
     for schedule in schedules.values():
         assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING, schedule.name
         assert schedule.execution_timezone == "UTC", schedule.name

@@ -1,6 +1,5 @@
 """Campaign anomalies: each day's outages, spend spikes, conversion-rate drops and CPC jumps, per campaign."""
 
-from __future__ import annotations
 
 from datetime import timedelta
 
