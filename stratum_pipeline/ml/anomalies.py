@@ -60,9 +60,9 @@ class DetectorParams:
     jump_sigma: float = 0.5  # log-size of budget changes
     budget_center: float = 0.0  # median log(spend / daily budget)
     budget_sigma: float = 0.3  # robust spread of log(spend / daily budget)
-    alpha_conversions: float = 2e-4  # each test flags below its tail probability
-    alpha_clicks: float = 1e-6
-    alpha_spend: float = 1e-4
+    alpha_conversions: float = 5e-4  # each test flags below its tail probability (set for ~1 false alarm per 1,000)
+    alpha_clicks: float = 1e-5
+    alpha_spend: float = 5e-5
     window_days: int = 28
     min_window_days: int = 7
     fitted_on: int = 0  # campaign-days of history (0: the default detector)
