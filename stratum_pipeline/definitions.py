@@ -11,6 +11,8 @@ from stratum_pipeline.assets.products import live_assets, product_assets
 from stratum_pipeline.assets.raw import raw_assets
 from stratum_pipeline.automation.jobs import (
     anomalies_job,
+    train_anomaly_detectors_job,
+    train_default_anomaly_detector_job,
     daily_forecasts_job,
     daily_ingest_job,
     fatigue_scores_job,
@@ -50,7 +52,7 @@ def build_definitions(resources: dict) -> dg.Definitions:
         asset_checks=[*raw_contract_checks, *feature_contract_checks, *product_freshness_checks],
         jobs=[daily_ingest_job, train_tenant_models_job, train_default_models_job, daily_forecasts_job,
               fatigue_scores_job, live_predictions_job, publish_tenant_model_files_job, publish_default_model_files_job,
-              monitoring_job, anomalies_job],
+              monitoring_job, anomalies_job, train_anomaly_detectors_job, train_default_anomaly_detector_job],
         schedules=all_schedules,
         sensors=[tenant_sync_sensor, retraining_sensor, run_failure_alerts, freshness_checks_sensor],
         resources=resources,

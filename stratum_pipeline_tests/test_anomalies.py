@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from stratum_pipeline import warehouse_schema as wh
 from stratum_pipeline.assets.anomalies import campaign_anomalies
 from stratum_pipeline.ml.anomalies import AnomalyDetector, DetectorParams, InputError, fit_detector
-from stratum_pipeline.resources import Warehouse
+from stratum_pipeline.resources import ModelRegistry, Warehouse
 from stratum_pipeline.sqlio import insert_frame
 
 LAST = date(2026, 5, 31)
@@ -128,7 +128,8 @@ def test_an_outage_reaches_the_alerts_table_the_same_day_once(tmp_path):
     with warehouse.engine.begin() as conn:
         insert_frame(conn, wh.raw_campaign_daily, pd.concat([_raw_rows("t1", broken), _raw_rows("t2", healthy)]))
     for _ in range(2):  # re-materialising the day does not alert twice
-        result = dg.materialize([campaign_anomalies], partition_key=str(LAST), resources={"warehouse": warehouse})
+        result = dg.materialize([campaign_anomalies], partition_key=str(LAST), resources={
+            "warehouse": warehouse, "registry": ModelRegistry(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")})
         assert result.success
     with warehouse.engine.connect() as conn:
         anomalies = pd.read_sql(sa.select(wh.campaign_anomalies), conn)
@@ -140,3 +141,43 @@ def test_an_outage_reaches_the_alerts_table_the_same_day_once(tmp_path):
     assert "\n" not in summary and "tenant t1, campaign c1, 2026-05-31" in summary and "tracking outage" in summary
     metadata = result.asset_materializations_for_node("campaign_anomalies")[0].metadata
     assert metadata["anomalies_by_kind"].data["tracking_outage"] == 1 and metadata["dagster/row_count"].value == 1
+    assert metadata["detectors"].data == {"t1": "built-in default", "t2": "built-in default"}  # no champion yet
+
+
+def test_detectors_are_registered_gated_published_and_serve_the_asset(tmp_path):
+    from stratum_pipeline.definitions import build_definitions
+    from stratum_pipeline.resources import ModelFiles, ModelRegistry, SourceDatabase
+
+    from .test_model_deployment import seed_get_model
+
+    warehouse = Warehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}")
+    big = pd.concat([campaign_frame(60.0, days=70, campaign=f"b{i}", seed=200 + i) for i in range(10)])
+    big = pd.concat([big[big["date"] < LAST], last_day(big[big["campaign_id"] == "b0"], conversions=0).tail(1),
+                     big[(big["date"] == LAST) & (big["campaign_id"] != "b0")]])
+    small = campaign_frame(5.0, days=40, campaign="s1", seed=300)
+    with warehouse.engine.begin() as conn:
+        insert_frame(conn, wh.raw_campaign_daily, pd.concat([_raw_rows("big", big), _raw_rows("small", small)]))
+    registry = ModelRegistry(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    models = tmp_path / "models"
+    models.mkdir()
+    defs = build_definitions({"source": SourceDatabase(url=f"sqlite:///{tmp_path / 'source.db'}"), "warehouse": warehouse,
+                              "registry": registry, "model_files": ModelFiles(path=str(models))})
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("tenants", ["big", "small"])
+    runs = [("train_default_anomaly_detector_job", None), ("train_anomaly_detectors_job", "big"),
+            ("train_anomaly_detectors_job", "small")]
+    for job, tenant in runs:
+        assert defs.resolve_job_def(job).execute_in_process(instance=instance, partition_key=tenant).success
+    assert registry.champion_version("stratum-anomaly_detector-big") == "1"
+    assert registry.champion_version("stratum-anomaly_detector-default") == "1"
+    assert registry.champion_version("stratum-anomaly_detector-small") is None  # too little history: the default
+    assert sorted(p.name for p in models.glob("*.joblib")) == ["anomaly_detector_default.joblib",
+                                                               "anomaly_detector_tbig.joblib"]
+    loaded = seed_get_model(str(models), "anomaly_detector", "big")
+    assert not loaded.is_default and list(loaded.detect(big, since=LAST)["campaign_id"]) == ["b0"]
+    assert seed_get_model(str(models), "anomaly_detector", "small").params.fitted_on == len(big) + len(small)
+    result = defs.resolve_job_def("anomalies_job").execute_in_process(instance=instance, partition_key=str(LAST))
+    assert result.success
+    metadata = result.asset_materializations_for_node("campaign_anomalies")[0].metadata
+    assert metadata["detectors"].data == {"big": "stratum-anomaly_detector-big v1",
+                                          "small": "stratum-anomaly_detector-default v1"}

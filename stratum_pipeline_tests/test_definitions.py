@@ -32,7 +32,8 @@ def test_every_asset_has_a_description_group_and_its_partitions():
              "campaign_features", "creative_features", "session_features"}
     products = {"daily_roas_forecasts", "budget_scenarios", "creative_fatigue_scores", "event_match_quality",
                 "campaign_anomalies"}
-    models = {"roas_model", "conversion_model", "roas_default_model", "conversion_default_model"}
+    models = {"roas_model", "conversion_model", "roas_default_model", "conversion_default_model",
+              "anomaly_detector_model", "anomaly_detector_default_model"}
     model_files = {f"{m}_file" for m in models}
     monitoring = {"forecast_accuracy", "feature_drift"}
     assert {k.to_user_string() for k in keys} == daily | models | model_files | products | monitoring | {"live_conversion_predictions"}
@@ -54,7 +55,7 @@ def test_every_asset_has_a_description_group_and_its_partitions():
             assert node.partitions_def == model.partitions_def, key
         else:
             assert node.group_name == "models", key
-            expected = tenant_partitions if name in ("roas_model", "conversion_model") else None
+            expected = tenant_partitions if name in ("roas_model", "conversion_model", "anomaly_detector_model") else None
             assert node.partitions_def == expected, key
 
 
@@ -67,7 +68,8 @@ def test_raw_checks_are_blocking_and_cover_every_raw_extract():
         if spec.blocking
     }
     assert blocking == {"raw_campaign_daily", "raw_creative_daily", "raw_sessions", "raw_capi_events",
-                        "roas_model", "conversion_model", "roas_default_model", "conversion_default_model"}
+                        "roas_model", "conversion_model", "roas_default_model", "conversion_default_model",
+                        "anomaly_detector_model", "anomaly_detector_default_model"}
 
 
 def test_lineage_runs_from_raw_extracts_to_features():
@@ -137,7 +139,8 @@ def test_every_schedule_starts_running_for_the_daemon():
     assert set(schedules) == {
         "daily_ingest_job_schedule", "fatigue_scores_job_schedule", "daily_forecasts_job_schedule",
         "live_predictions_schedule", "monthly_tenant_retraining", "monthly_default_retraining",
-        "monitoring_job_schedule", "weekly_tenant_retraining", "anomalies_job_schedule"}
+        "monitoring_job_schedule", "weekly_tenant_retraining", "anomalies_job_schedule",
+        "weekly_anomaly_detectors", "weekly_default_anomaly_detector"}
     for schedule in schedules.values():
         assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING, schedule.name
         assert schedule.execution_timezone == "UTC", schedule.name

@@ -188,8 +188,11 @@ def _nb_cdf(observed, mean, size) -> np.ndarray:
 class AnomalyDetector:
     """Judges campaign-days against each campaign's own expected level (see the module docstring)."""
 
+    FORMAT = 1  # bumped when a pickled detector of an older version can no longer be used
+
     def __init__(self, params: DetectorParams | None = None):
         self.params = params or DetectorParams()
+        self.format_ = self.FORMAT
 
     @property
     def is_default(self) -> bool:
@@ -388,6 +391,17 @@ class AnomalyDetector:
             if metrics.empty:
                 raise InputError(f"unknown campaign {campaign_id!r}: no metrics for it")
         return self.classify(self.score(metrics, since=since))
+
+
+    def predict_frame(self, metrics: pd.DataFrame) -> pd.DataFrame:
+        """The findings of every day of `metrics` (the MLflow pyfunc interface: metrics rows in, findings out)."""
+        return self.detect(metrics)
+
+    def flag_rate(self, history: pd.DataFrame) -> float:
+        """Share of the judged campaign-days of `history` this detector flags (the publishing gate's check)."""
+        scored = self.score(history)
+        judged = scored[["p_conv", "p_clicks", "p_spend"]].notna().any(axis=1).sum()
+        return float(len(self.classify(scored)) / judged) if judged else 0.0
 
 
 def fit_detector(history: pd.DataFrame) -> AnomalyDetector:
