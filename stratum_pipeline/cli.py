@@ -407,7 +407,8 @@ def _service():
 
     registry = ModelRegistry(tracking_uri=settings.mlflow_tracking_uri)
     return InferenceService(registry, cache_from_url(settings.redis_url), tenant_exists,
-                            remote=remote_from_settings(settings), remote_fallback=settings.vertex_fallback == "local")
+                            remote=remote_from_settings(settings), remote_fallback=settings.vertex_fallback == "local",
+                            warehouse_url=settings.warehouse_url)
 
 
 def _quietly():
@@ -431,6 +432,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise _Fail(str(exc)) from None
     except Exception as exc:  # a broken model store or registry: one line, not a traceback
         raise _Fail(f"prediction failed: {type(exc).__name__}: {exc}") from None
+
+
+def cmd_anomalies(args: argparse.Namespace) -> int:
+    apply_environment(Path(args.home))
+    _quietly()
+    from stratum_pipeline.serving.inference import PredictionError
+
+    service = _service()
+    try:
+        return _print_json(service.anomalies(args.tenant, args.campaign, args.days))
+    except PredictionError as exc:
+        raise _Fail(str(exc)) from None
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -549,6 +562,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--tenant", required=True)
     predict.add_argument("json", nargs="?", help="the input as JSON (default: read stdin)")
     predict.set_defaults(func=cmd_predict)
+
+    anomalies = sub.add_parser("anomalies", help="a tenant's recent campaign anomalies (JSON out)")
+    anomalies.add_argument("tenant")
+    anomalies.add_argument("--campaign", default=None, help="one campaign's anomalies only")
+    anomalies.add_argument("--days", type=int, default=7, help="the last N judged days (default 7)")
+    anomalies.set_defaults(func=cmd_anomalies)
 
     simulate = sub.add_parser("simulate", help="Monte Carlo budget scenarios for a campaign")
     simulate.add_argument("json", nargs="?", help="a campaign, or {campaign, scenarios, days, iterations, seed}")

@@ -181,3 +181,52 @@ def test_detectors_are_registered_gated_published_and_serve_the_asset(tmp_path):
     metadata = result.asset_materializations_for_node("campaign_anomalies")[0].metadata
     assert metadata["detectors"].data == {"big": "stratum-anomaly_detector-big v1",
                                           "small": "stratum-anomaly_detector-default v1"}
+
+
+def test_inference_service_and_cli_answer_with_the_recent_anomalies(tmp_path):
+    import json
+    from datetime import datetime
+
+    from stratum_pipeline import source_schema
+    from stratum_pipeline.cli import embedded_environment
+    from stratum_pipeline.serving.inference import InferenceService, PredictionError
+
+    from .test_cli_commands import stratum
+
+    home = tmp_path / "stratum"
+    env = embedded_environment(home)
+    home.mkdir()
+    source = sa.create_engine(env["STRATUM_SOURCE_URL"])
+    source_schema.metadata.create_all(source, tables=[source_schema.tenants])
+    with source.begin() as conn:
+        conn.execute(source_schema.tenants.insert(), [{"id": "t1", "name": "T1", "created_at": datetime(2026, 1, 1)}])
+    warehouse = Warehouse(url=env["STRATUM_WAREHOUSE_URL"])
+    frame = last_day(campaign_frame(80.0, seed=5), conversions=0)
+    with warehouse.engine.begin() as conn:
+        insert_frame(conn, wh.raw_campaign_daily, _raw_rows("t1", frame))
+    found_rows = AnomalyDetector().detect(frame, since=LAST).assign(tenant_id="t1", detector="default")
+    old = found_rows.assign(date=LAST - timedelta(days=10), campaign_id="c1")  # outside a 7-day window
+    warehouse.replace_partitions(wh.campaign_anomalies, pd.concat([found_rows, old]), LAST - timedelta(days=30), LAST)
+
+    service = InferenceService(registry=object(), warehouse_url=env["STRATUM_WAREHOUSE_URL"],
+                               tenant_exists=lambda t: t == "t1")
+    answer = service.anomalies("t1")
+    assert answer["as_of"] == str(LAST) and answer["counts"] == {"tracking_outage": 1}
+    assert answer["anomalies"][0]["kind"] == "tracking_outage" and answer["anomalies"][0]["observed"] == 0.0
+    assert len(service.anomalies("t1", days=30)["anomalies"]) == 2
+    assert service.anomalies("t1", campaign_id="c1", days=1)["counts"] == {"tracking_outage": 1}
+    for call, message in ((lambda: service.anomalies("t1", campaign_id="nope"), "unknown campaign 'nope'"),
+                          (lambda: service.anomalies("t1", days=0), "days must be a whole number"),
+                          (lambda: service.anomalies("ghost"), "unknown tenant 'ghost'")):
+        with pytest.raises(PredictionError, match=message):
+            call()
+
+    done = stratum(home, "anomalies", "t1", "--days", "7")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["tenant_id"] == "t1" and [a["kind"] for a in out["anomalies"]] == ["tracking_outage"]
+    assert set(out["anomalies"][0]) == {"campaign_id", "date", "kind", "severity", "metric", "expected", "observed",
+                                        "probability"}
+    done = stratum(home, "anomalies", "t1", "--campaign", "nope")
+    assert done.returncode == 2 and "unknown campaign 'nope'" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
