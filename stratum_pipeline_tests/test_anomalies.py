@@ -230,3 +230,15 @@ def test_inference_service_and_cli_answer_with_the_recent_anomalies(tmp_path):
     done = stratum(home, "anomalies", "t1", "--campaign", "nope")
     assert done.returncode == 2 and "unknown campaign 'nope'" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_training_rows_touching_a_flagged_day_are_found():
+    from stratum_pipeline.ml.anomalies import touches_flagged
+
+    rows = pd.DataFrame({"campaign_id": ["a", "a", "a", "b"],
+                         "date": pd.to_datetime(["2026-05-01", "2026-05-02", "2026-05-03", "2026-05-02"])})
+    flagged = pd.DataFrame({"campaign_id": ["a"], "date": [date(2026, 5, 2)]})
+    # day d learns day d + 1's ROAS: the day before the flagged one and the flagged day itself go
+    assert touches_flagged(rows, flagged).tolist() == [True, True, False, False]
+    assert touches_flagged(rows, flagged, shifts=(0,)).tolist() == [False, True, False, False]
+    assert not touches_flagged(rows, flagged.iloc[0:0]).any() and not touches_flagged(rows, None).any()

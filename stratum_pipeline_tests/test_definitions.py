@@ -78,7 +78,8 @@ def test_lineage_runs_from_raw_extracts_to_features():
     assert parents("campaign_features") == {"raw_campaign_daily", "creative_features"}
     assert parents("creative_features") == {"raw_creative_daily"}
     assert parents("session_features") == {"raw_sessions"}
-    assert parents("roas_model") == {"campaign_features"} and parents("conversion_model") == {"session_features"}
+    assert parents("roas_model") == {"campaign_features", "campaign_anomalies"}
+    assert parents("conversion_model") == {"session_features"}
 
 
 def test_the_daily_schedule_requests_yesterdays_partition():

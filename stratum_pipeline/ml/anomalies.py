@@ -404,6 +404,21 @@ class AnomalyDetector:
         return float(len(self.classify(scored)) / judged) if judged else 0.0
 
 
+def touches_flagged(rows: pd.DataFrame, flagged: pd.DataFrame, shifts: tuple[int, ...] = (0, 1)) -> np.ndarray:
+    """For each (campaign_id, date) row of `rows`: whether the campaign was flagged on date + s for any s in
+    `shifts` (a ROAS training row of day d learns the ROAS of day d + 1, so (0, 1) drops both ends)."""
+    if len(rows) == 0 or flagged is None or len(flagged) == 0:
+        return np.zeros(len(rows), dtype=bool)
+    keys = set(zip(flagged["campaign_id"].astype(str), pd.to_datetime(flagged["date"]).dt.normalize()))
+    campaign = rows["campaign_id"].astype(str).to_numpy()
+    day = pd.to_datetime(rows["date"]).dt.normalize()
+    hit = np.zeros(len(rows), dtype=bool)
+    for shift in shifts:
+        shifted = (day + pd.Timedelta(days=shift)).to_numpy()
+        hit |= np.fromiter(((c, pd.Timestamp(d)) in keys for c, d in zip(campaign, shifted)), dtype=bool, count=len(rows))
+    return hit
+
+
 def fit_detector(history: pd.DataFrame) -> AnomalyDetector:
     """A tenant's detector fitted on its history, or the default detector when the history is too short."""
     frame = _validate(history, "history")
