@@ -15,7 +15,11 @@ side by side on the same campaign-days:
   lower conversions, so it has no answer for them (n/a).
 
 An event counts as found when one of its days is flagged (any kind) by its last day; outages and spikes
-within 1 day of their start. Recall per kind and per volume band (true expected conversions a day).
+within 1 day of their start ("kind ok": the share of found events flagged with their true kind). The
+targets are judged on the shipped detector (`ours@alpha`), whose false-alarm rate is printed and must be
+<= 1 per 1,000; `ours` at the calibrated threshold shows what the same scores give at exactly that rate. Recall per kind and per volume band (true expected conversions a day).
+Then the ROAS forecast's MAE against the expected ROAS when training keeps the anomalous days, leaves out
+the days our detector flagged (what the pipeline does), or leaves out the truly anomalous days.
 Clean campaign-days: days of no injected campaign anomaly. Also: the time to score one day for 100
 tenants (50 campaigns each, 35 days of history) and CAPI match-key outages (no target).
 
@@ -194,6 +198,48 @@ def scoring_time(tenants: int = 100, campaigns: int = 50, days: int = 35) -> tup
     return time.perf_counter() - t0, sum(len(m[m["date"] == END]) for m in by_tenant.values()), found
 
 
+def roas_effect(regime: str, seed: int, holdout_days: int = 14) -> pd.DataFrame:
+    """ROAS forecast MAE against the expected ROAS of the forecast day, trained without exclusion, without the
+    days our detector flagged (as the pipeline trains) and without the truly anomalous days (the limit)."""
+    from model_quality import roas_rows
+
+    from stratum_pipeline.demo.features import feature_frames
+    from stratum_pipeline.ml.anomalies import touches_flagged
+    from stratum_pipeline.ml.roas import TARGET, ROASPredictor
+    from stratum_pipeline.training import DataMinimum, holdout_split, roas_eligibility
+
+    cfg = DemoConfig(end_date=END, seed=seed, bad_row_rate=0.0, noise=NOISE_REGIMES[regime], anomalies=True)
+    ds = generate(cfg)
+    campaign_features, _, _ = feature_frames(ds)
+    frame = roas_rows(ds, campaign_features)
+    camp = ds["campaigns"].set_index("id")
+    metrics = ds["campaign_daily_metrics"].assign(daily_budget=lambda m: m["campaign_id"].map(camp["daily_budget"]))
+    ours = pd.concat([fit_detector(m).detect(m) for _, m in metrics.groupby(metrics["campaign_id"].map(camp["tenant_id"]))])
+    events = ds["truth_anomalies"].dropna(subset=["campaign_id"])
+    truth = pd.DataFrame([(e.campaign_id, d) for e in events.itertuples()
+                          for d in pd.date_range(e.start_date, e.end_date)], columns=["campaign_id", "date"])
+    rows = []
+    for tenant, tenant_rows in frame.groupby("tenant_id"):
+        if not roas_eligibility(campaign_features[campaign_features.tenant_id == tenant], DataMinimum())[0]:
+            continue
+        train, test = holdout_split(tenant_rows, holdout_days)
+        clean_test = ~touches_flagged(test, truth)
+        for variant, flagged in (("no exclusion", None), ("ours excluded", ours), ("truth excluded", truth)):
+            keep = ~touches_flagged(train, flagged)
+            model = ROASPredictor().fit(train[keep], train.loc[keep, TARGET])
+            error = np.abs(model.predict_frame(test)["predicted_roas"].to_numpy() - test["expected_roas"].to_numpy())
+            rows.append({"variant": variant, "excluded": int((~keep).sum()), "train": int(keep.sum()),
+                         "abs_all": error, "abs_clean": error[clean_test]})
+    out = []
+    for variant, group in pd.DataFrame(rows).groupby("variant", sort=False):
+        all_errors = np.concatenate(group["abs_all"].to_list())
+        clean_errors = np.concatenate(group["abs_clean"].to_list())
+        out.append({"regime": regime, "seed": seed, "variant": variant, "train rows": group["train"].sum(),
+                    "excluded": group["excluded"].sum(), "MAE all test days": all_errors.mean(),
+                    "MAE clean test days": clean_errors.mean(), "test rows": len(all_errors)})
+    return pd.DataFrame(out)
+
+
 def fmt(x: float | None) -> str:
     return "  n/a" if x is None or not np.isfinite(x) else f"{x:5.2f}"
 
@@ -222,14 +268,17 @@ def report(regime: str, results: list[dict]) -> dict[str, bool]:
                   f"{fmt(b['ours'].mean()):>7}{fmt(b['ref'].mean()):>7}{fmt(oracle):>7}")
         floor, target = TARGETS[kind]
         t = k[k["volume"] >= floor]
-        recall = t["ours"].mean() if len(t) else np.nan
+        recall = t["ours_default"].mean() if len(t) else np.nan  # the shipped detector (its rate is <= 1 per 1,000)
         met[f"{kind} (>= {floor:g} conv/day) recall >= {target}"] = (recall, recall >= target)
-        ours, ref = k["ours"].mean(), k["ref"].mean()
+        ours, ref = k["ours_default"].mean(), k["ref"].mean()
         met[f"{kind} vs reference >= {VS_REFERENCE}x or >= 0.95"] = (
             ours / ref if ref > 0 else np.inf, ours >= 0.95 or ours >= VS_REFERENCE * ref)
     found, total, false = (sum(r["match_key"][i] for r in results) for i in range(3))
     print(f"CAPI match-key outages (tenant-platform, no target): found {found}/{total}, {false} false alarms")
-    print("targets (ours at <= 1 false alarm per 1,000 clean campaign-days):")
+    fa = sum(r["fa_default"] for r in results)
+    print(f"targets (ours as shipped, {1000 * fa / clean:.2f} false alarms per 1,000 clean campaign-days; "
+          "the reference at <= 1 per 1,000):")
+    met["shipped detector <= 1 false alarm per 1,000 clean campaign-days"] = (1000 * fa / clean, fa <= FA_RATE * clean)
     for name, (value, ok) in met.items():
         print(f"  {name:<58} {value:6.2f}  {'MET' if ok else 'NOT MET'}")
     return {f"{regime}: {k}": ok for k, (v, ok) in met.items()}
@@ -244,6 +293,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=150)
     parser.add_argument("--fit-days", type=int, default=70)
     parser.add_argument("--timing-tenants", type=int, default=100)
+    parser.add_argument("--skip-roas", action="store_true", help="leave out the ROAS training comparison")
     args = parser.parse_args()
     print(f"worlds: {args.tenants} tenants x {args.campaigns} campaigns x {args.days} days per seed; "
           f"detectors fitted on the first {args.fit_days} days, judged on the rest")
@@ -255,6 +305,10 @@ def main() -> None:
             results.append(evaluate_world(regime, seed, args.tenants, args.campaigns, args.days, args.fit_days))
             print(f"[{regime} seed {seed}: {time.perf_counter() - t0:.1f} s, fitting {results[-1]['fit_seconds']:.1f} s]")
         verdicts.update(report(regime, results))
+    if not args.skip_roas:
+        print("\nROAS forecast (next day) MAE against the expected ROAS, demo tenants with anomalies, last 14 days held out:")
+        table = pd.concat([roas_effect(r, s) for r in args.regimes for s in args.seeds], ignore_index=True)
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     seconds, rows, found = scoring_time(args.timing_tenants)
     ok = seconds <= SCORING_SECONDS
     verdicts["scoring a 100-tenant day"] = ok

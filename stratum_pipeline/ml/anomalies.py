@@ -357,6 +357,11 @@ class AnomalyDetector:
         cpc = ~spike & (p_clicks < p.alpha_clicks * scale)
         conv_low = ~spike & ~cpc & (p_conv < p.alpha_conversions * scale)
         outage = conv_low & (s["conversions"].to_numpy() <= OUTAGE_SHARE * s["conv_expected"].fillna(0).to_numpy())
+        # Conversions down with the clicks (fewer clicks for the money, not fewer conversions per click): CPC.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            click_share = s["clicks"].to_numpy() / s["click_expected"].to_numpy()
+        cpc |= conv_low & ~outage & (p_clicks < 0.01) & (click_share <= 0.8)
+        conv_low &= ~cpc
         kind = np.select([spike, cpc, outage, conv_low],
                          ["spend_spike", "cpc_jump", "tracking_outage", "conversion_rate_drop"], "")
         flagged = kind != ""
