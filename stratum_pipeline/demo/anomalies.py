@@ -76,7 +76,8 @@ def inject(seed: int, campaigns: pd.DataFrame, days: pd.DatetimeIndex, metrics: 
     working = truth["adstocked_spend"].to_numpy()
     for c in range(len(campaigns)):
         camp = campaigns.iloc[c]
-        placed = _place(rng, int(camp["_start_t"]) + MIN_HISTORY_DAYS, int(camp["_stop_t"]), RATE_PER_DAY, CAMPAIGN_KINDS)
+        first = int(camp["_start_t"]) + MIN_HISTORY_DAYS
+        placed = _place(rng, first, int(camp["_stop_t"]), RATE_PER_DAY, CAMPAIGN_KINDS)
         for kind, start, length in placed:
             lo, hi = SIZE[kind]
             size = float(rng.uniform(lo, hi))

@@ -137,8 +137,8 @@ def _mixture_cdf(x, counting_var, sigma: float, rate: float, jump_sigma: float) 
 
 def _persists(level: np.ndarray, before: np.ndarray, jump: np.ndarray, days: int = 11) -> np.ndarray:
     """Whether a jump at each campaign-day is a lasting level change: the median level of the next `days`
-    days (longer than twice an anomaly) moved from `before` in the jump's direction by at least half of it (a spike or a CPC jump of a few
-    days is transient; a budget change or a new creative stays)."""
+    days (longer than twice an anomaly) moved from `before` in the jump's direction by at least half of it
+    (a spike or a CPC jump of a few days is transient; a budget change or a new creative stays)."""
     n_t = level.shape[1]
     ahead = np.full(level.shape, np.nan)
     padded = np.concatenate([level, np.full((level.shape[0], days), np.nan)], axis=1)
@@ -293,9 +293,9 @@ class AnomalyDetector:
             # the baseline's counting noise; a mixture with the rarer level changes (a new creative).
             base_var = 1.0 / (clicks3 + 0.5)
             mean = np.nan_to_num(mc)
-            p_clicks = np.where(has, (1.0 - p.click_jump_rate) * _nb_cdf(clicks[:, t], mean, 1.0 / (p.click_sigma**2 + base_var))
-                                + p.click_jump_rate * _nb_cdf(clicks[:, t], mean, 1.0 / (p.click_jump_sigma**2 + base_var)),
-                                np.nan)
+            noise = _nb_cdf(clicks[:, t], mean, 1.0 / (p.click_sigma**2 + base_var))
+            level = _nb_cdf(clicks[:, t], mean, 1.0 / (p.click_jump_sigma**2 + base_var))
+            p_clicks = np.where(has, (1.0 - p.click_jump_rate) * noise + p.click_jump_rate * level, np.nan)
             # Spend against the previous day's (a spike is judged on its first day).
             prev = grid.present[:, t - 1]
             med = np.where(prev, spend[:, t - 1], np.nan)
@@ -307,7 +307,8 @@ class AnomalyDetector:
             over = np.log(np.maximum(spend[:, t], 0.01) / budget) - p.budget_center
             p_budget = stats.norm.sf(over / p.budget_sigma)
             with np.errstate(divide="ignore"):
-                fisher = stats.chi2.sf(-2.0 * (np.log(np.maximum(p_jump, 1e-300)) + np.log(np.maximum(p_budget, 1e-300))), 4)
+                both = np.log(np.maximum(p_jump, 1e-300)) + np.log(np.maximum(p_budget, 1e-300))
+                fisher = stats.chi2.sf(-2.0 * both, 4)
             p_spend = np.where(np.isfinite(budget) & (budget > 0), fisher, p_jump)
             for key, value in (("conv_expected", mu), ("conv_window", conv_w), ("p_conv", p_conv),
                                ("click_expected", mc), ("p_clicks", p_clicks), ("spend_expected", med),
@@ -420,7 +421,8 @@ def touches_flagged(rows: pd.DataFrame, flagged: pd.DataFrame, shifts: tuple[int
     hit = np.zeros(len(rows), dtype=bool)
     for shift in shifts:
         shifted = (day + pd.Timedelta(days=shift)).to_numpy()
-        hit |= np.fromiter(((c, pd.Timestamp(d)) in keys for c, d in zip(campaign, shifted)), dtype=bool, count=len(rows))
+        hit |= np.fromiter(((c, pd.Timestamp(d)) in keys for c, d in zip(campaign, shifted)), dtype=bool,
+                           count=len(rows))
     return hit
 
 
