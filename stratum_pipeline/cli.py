@@ -291,13 +291,14 @@ DEMO_TENANTS_PER_CHUNK = 10  # tenants generated and written at a time
 
 
 def _product_tables(defs, instance, end_date) -> bool:
-    """Fatigue scores, forecasts (with scenarios and EMQ) for the last week, then live predictions as of its end."""
+    """Fatigue scores, forecasts (with scenarios and EMQ) and campaign anomalies for the last week, then live
+    predictions as of its end."""
     from stratum_pipeline.automation.jobs import execute_daily_range
 
     _say(f"[5/6] Product tables for the last {PRODUCT_DAYS} days ...")
     first = (end_date - timedelta(days=PRODUCT_DAYS - 1)).isoformat()
     ok = True
-    for job_name in ("fatigue_scores_job", "daily_forecasts_job"):
+    for job_name in ("fatigue_scores_job", "daily_forecasts_job", "anomalies_job"):
         t = time.perf_counter()
         result = execute_daily_range(defs, first, end_date.isoformat(), instance=instance, job_name=job_name)
         ok &= result.success
