@@ -292,13 +292,14 @@ DEMO_TENANTS_PER_CHUNK = 10  # tenants generated and written at a time
 
 
 def _product_tables(defs, instance, end_date) -> bool:
-    """Fatigue scores, forecasts (with scenarios and EMQ) for the last week, then live predictions as of its end."""
+    """Fatigue scores, forecasts (with scenarios and EMQ) and campaign anomalies for the last week, then live
+    predictions as of its end."""
     from stratum_pipeline.automation.jobs import execute_daily_range
 
     _say(f"[5/6] Product tables for the last {PRODUCT_DAYS} days ...")
     first = (end_date - timedelta(days=PRODUCT_DAYS - 1)).isoformat()
     ok = True
-    for job_name in ("fatigue_scores_job", "daily_forecasts_job"):
+    for job_name in ("fatigue_scores_job", "daily_forecasts_job", "anomalies_job"):
         t = time.perf_counter()
         result = execute_daily_range(defs, first, end_date.isoformat(), instance=instance, job_name=job_name)
         ok &= result.success
@@ -408,7 +409,8 @@ def _service():
 
     registry = ModelRegistry(tracking_uri=settings.mlflow_tracking_uri)
     return InferenceService(registry, cache_from_url(settings.redis_url), tenant_exists,
-                            remote=remote_from_settings(settings), remote_fallback=settings.vertex_fallback == "local")
+                            remote=remote_from_settings(settings), remote_fallback=settings.vertex_fallback == "local",
+                            warehouse_url=settings.warehouse_url)
 
 
 def _quietly():
@@ -432,6 +434,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise _Fail(str(exc)) from None
     except Exception as exc:  # a broken model store or registry: one line, not a traceback
         raise _Fail(f"prediction failed: {type(exc).__name__}: {exc}") from None
+
+
+def cmd_anomalies(args: argparse.Namespace) -> int:
+    apply_environment(Path(args.home))
+    _quietly()
+    from stratum_pipeline.serving.inference import PredictionError
+
+    service = _service()
+    try:
+        return _print_json(service.anomalies(args.tenant, args.campaign, args.days))
+    except PredictionError as exc:
+        raise _Fail(str(exc)) from None
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -601,6 +615,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--tenant", required=True)
     predict.add_argument("json", nargs="?", help="the input as JSON (default: read stdin)")
     predict.set_defaults(func=cmd_predict)
+
+    anomalies = sub.add_parser("anomalies", help="a tenant's recent campaign anomalies (JSON out)")
+    anomalies.add_argument("tenant")
+    anomalies.add_argument("--campaign", default=None, help="one campaign's anomalies only")
+    anomalies.add_argument("--days", type=int, default=7, help="the last N judged days (default 7)")
+    anomalies.set_defaults(func=cmd_anomalies)
 
     simulate = sub.add_parser("simulate", help="Monte Carlo budget scenarios for a campaign")
     simulate.add_argument("json", nargs="?", help="a campaign, {campaign, scenarios, days, iterations, seed}, or the "

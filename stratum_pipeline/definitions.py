@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from stratum_pipeline.assets.anomalies import anomaly_assets
 from stratum_pipeline.assets.deployment import default_model_file_assets, tenant_model_file_assets
 from stratum_pipeline.assets.features import feature_assets
 from stratum_pipeline.assets.monitoring import monitoring_assets
@@ -9,6 +10,9 @@ from stratum_pipeline.assets.models import default_model_assets, tenant_model_as
 from stratum_pipeline.assets.products import live_assets, product_assets
 from stratum_pipeline.assets.raw import raw_assets
 from stratum_pipeline.automation.jobs import (
+    anomalies_job,
+    train_anomaly_detectors_job,
+    train_default_anomaly_detector_job,
     daily_forecasts_job,
     daily_ingest_job,
     fatigue_scores_job,
@@ -49,11 +53,11 @@ def build_definitions(resources: dict) -> dg.Definitions:
     resources = {"model_files": ModelFiles(path=dg.EnvVar("ML_MODELS_PATH")), **resources}
     return dg.Definitions(
         assets=[*raw_assets, *feature_assets, *tenant_model_assets, *default_model_assets, *tenant_model_file_assets,
-                *default_model_file_assets, *product_assets, *live_assets, *monitoring_assets],
+                *default_model_file_assets, *product_assets, *anomaly_assets, *live_assets, *monitoring_assets],
         asset_checks=[*raw_contract_checks, *feature_contract_checks, *product_freshness_checks],
         jobs=[daily_ingest_job, train_tenant_models_job, train_default_models_job, daily_forecasts_job,
               fatigue_scores_job, live_predictions_job, publish_tenant_model_files_job, publish_default_model_files_job,
-              monitoring_job],
+              monitoring_job, anomalies_job, train_anomaly_detectors_job, train_default_anomaly_detector_job],
         schedules=all_schedules,
         sensors=[tenant_sync_sensor, retraining_sensor, run_failure_alerts, freshness_checks_sensor, model_files_automation],
         resources=resources,

@@ -176,5 +176,20 @@ truth_bad_rows = sa.Table(
     sa.Column("kind", sa.String(32), nullable=False),
 )
 
+truth_anomalies = sa.Table(
+    "truth_anomalies",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("campaign_id", sa.String(64), comment="NULL for a tenant-platform anomaly (capi_match_key_outage)"),
+    sa.Column("platform", sa.String(32), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("start_date", sa.Date, nullable=False),
+    sa.Column("end_date", sa.Date, nullable=False),
+    sa.Column("days", sa.Integer, nullable=False),
+    sa.Column("size", sa.Float, nullable=False, comment="kind-specific: demo/anomalies.py SIZE_MEANING"),
+)
+
 SOURCE_TABLES = (tenants, campaigns, campaign_daily_metrics, creatives, creative_daily_metrics, sessions, capi_events)
-TRUTH_TABLES = (truth_campaign_daily, truth_campaign_response, truth_sessions, truth_creative_daily, truth_bad_rows)
+TRUTH_TABLES = (truth_campaign_daily, truth_campaign_response, truth_sessions, truth_creative_daily, truth_bad_rows,
+                truth_anomalies)

@@ -12,6 +12,7 @@ from datetime import timedelta
 import pandas as pd
 
 from stratum_pipeline.checks.model_gate import GateDecision, decide
+from stratum_pipeline.ml.anomalies import touches_flagged
 from stratum_pipeline.ml.conversion import ConversionPredictor
 from stratum_pipeline.ml.evaluation import best_naive_roas, conversion_metrics, roas_metrics
 from stratum_pipeline.ml.features import CONVERSION_FEATURES
@@ -114,13 +115,20 @@ def _below_minimum(model_type, tenant, rows, eligibility, minimum) -> TrainingOu
         **detail, "served_by": DEFAULT_TENANT, "reason": "below the data minimum: served by the global default model"})
 
 
-def train_roas(tenant, features, registry, tags: dict, minimum=DataMinimum(), holdout_days=14, **model_params) -> TrainingOutcome:
-    """Train, register and gate the ROAS model of `tenant` on its campaign features (or the default on all)."""
+def train_roas(tenant, features, registry, tags: dict, minimum=DataMinimum(), holdout_days=14,
+               anomalies: pd.DataFrame | None = None, **model_params) -> TrainingOutcome:
+    """Train, register and gate the ROAS model of `tenant` on its campaign features (or the default on all).
+
+    `anomalies` (campaign_id, date rows of the `campaign_anomalies` table): training rows whose day or target
+    day was flagged are left out (an outage day's ROAS of 0 is not what the campaign does); the holdout keeps
+    every row, so the gate compares models on the same days as before."""
     fallback = _below_minimum("roas", tenant, features, roas_eligibility, minimum)
     if fallback:
         return fallback
     frame = training_frame(features)
     train, test = holdout_split(frame, holdout_days)
+    excluded = touches_flagged(train, anomalies)
+    train = train[~excluded].reset_index(drop=True)
     if len(train) < 200 or len(test) < 20:
         raise ValueError(f"too little data to train the ROAS model of {tenant}: {len(train)} train / {len(test)} test rows")
     predictor = ROASPredictor(**model_params).fit(train, train[TARGET])
@@ -132,6 +140,7 @@ def train_roas(tenant, features, registry, tags: dict, minimum=DataMinimum(), ho
     params = {"tenant": tenant, "train_rows": len(train), "test_rows": len(test), "holdout_days": holdout_days,
               "training_tenants": ",".join(sorted(frame["tenant_id"].unique())),
               "train_start": str(train["date"].min().date()), "train_end": str(train["date"].max().date()),
+              "excluded_anomaly_rows": int(excluded.sum()),
               **predictor.params, "interval_adjustment": predictor.interval_adjustment_,
               **(predictor.complexity_ or {})}
     example = test[predictor.feature_names]

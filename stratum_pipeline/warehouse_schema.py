@@ -275,6 +275,23 @@ budget_allocations = sa.Table(
     sa.Column("tenant_uplift_p95", sa.Float),
 )
 
+campaign_anomalies = sa.Table(
+    "campaign_anomalies",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("campaign_id", sa.String(64), nullable=False),
+    sa.Column("date", sa.Date, nullable=False, index=True),
+    sa.Column("kind", sa.String(32), nullable=False,
+              comment="tracking_outage, spend_spike, conversion_rate_drop or cpc_jump"),
+    sa.Column("severity", sa.String(16), nullable=False, comment="critical (outage, spend spike), high or medium"),
+    sa.Column("metric", sa.String(32), nullable=False, comment="conversions, spend or cpc"),
+    sa.Column("expected", sa.Float, comment="the campaign's expected level of the metric that day"),
+    sa.Column("observed", sa.Float, comment="what the day recorded"),
+    sa.Column("probability", sa.Float, nullable=False,
+              comment="tail probability of a value this far from the expected level (count-aware)"),
+    sa.Column("detector", sa.String(16), nullable=False, comment="tenant (fitted on its history) or default"),
+)
+
 event_match_quality = sa.Table(
     "event_match_quality",
     metadata,

@@ -31,8 +31,10 @@ def test_every_asset_has_a_description_group_and_its_partitions():
     keys = graph.get_all_asset_keys()
     daily = {"raw_campaign_daily", "raw_creative_daily", "raw_sessions", "raw_capi_events",
              "campaign_features", "creative_features", "session_features"}
-    products = {"daily_roas_forecasts", "campaign_response_curves", "budget_scenarios", "budget_allocations", "creative_fatigue_scores", "event_match_quality"}
-    models = {"roas_model", "conversion_model", "roas_default_model", "conversion_default_model"}
+    products = {"daily_roas_forecasts", "campaign_response_curves", "budget_scenarios", "budget_allocations",
+                "creative_fatigue_scores", "event_match_quality", "campaign_anomalies"}
+    models = {"roas_model", "conversion_model", "roas_default_model", "conversion_default_model",
+              "anomaly_detector_model", "anomaly_detector_default_model"}
     model_files = {f"{m}_file" for m in models}
     monitoring = {"forecast_accuracy", "feature_drift"}
     assert {k.to_user_string() for k in keys} == daily | models | model_files | products | monitoring | {"live_conversion_predictions"}
@@ -54,7 +56,7 @@ def test_every_asset_has_a_description_group_and_its_partitions():
             assert node.partitions_def == model.partitions_def, key
         else:
             assert node.group_name == "models", key
-            expected = tenant_partitions if name in ("roas_model", "conversion_model") else None
+            expected = tenant_partitions if name in ("roas_model", "conversion_model", "anomaly_detector_model") else None
             assert node.partitions_def == expected, key
 
 
@@ -67,7 +69,8 @@ def test_raw_checks_are_blocking_and_cover_every_raw_extract():
         if spec.blocking
     }
     assert blocking == {"raw_campaign_daily", "raw_creative_daily", "raw_sessions", "raw_capi_events",
-                        "roas_model", "conversion_model", "roas_default_model", "conversion_default_model"}
+                        "roas_model", "conversion_model", "roas_default_model", "conversion_default_model",
+                        "anomaly_detector_model", "anomaly_detector_default_model"}
 
 
 def test_lineage_runs_from_raw_extracts_to_features():
@@ -76,7 +79,8 @@ def test_lineage_runs_from_raw_extracts_to_features():
     assert parents("campaign_features") == {"raw_campaign_daily", "creative_features"}
     assert parents("creative_features") == {"raw_creative_daily"}
     assert parents("session_features") == {"raw_sessions"}
-    assert parents("roas_model") == {"campaign_features"} and parents("conversion_model") == {"session_features"}
+    assert parents("roas_model") == {"campaign_features", "campaign_anomalies"}
+    assert parents("conversion_model") == {"session_features"}
 
 
 def test_the_daily_schedule_requests_yesterdays_partition():
@@ -111,6 +115,8 @@ def test_product_schedules_run_at_the_seed_times_for_yesterday():
     assert schedule.cron_schedule == "0 6 * * *" and [r.partition_key for r in requests] == ["2026-11-24"]
     schedule, requests, _ = _requests("fatigue_scores_job_schedule", at(3))
     assert schedule.cron_schedule == "0 3 * * *" and [r.partition_key for r in requests] == ["2026-11-24"]
+    schedule, requests, _ = _requests("anomalies_job_schedule", at(2, 30))
+    assert schedule.cron_schedule == "30 2 * * *" and [r.partition_key for r in requests] == ["2026-11-24"]
     schedule, requests, _ = _requests("live_predictions_schedule", at(10, 30))
     assert schedule.cron_schedule == "*/30 * * * *" and len(requests) == 1 and requests[0].partition_key is None
     assert schedule.job_name == "live_predictions_job"
@@ -135,7 +141,8 @@ def test_every_schedule_starts_running_for_the_daemon():
     assert set(schedules) == {
         "daily_ingest_job_schedule", "fatigue_scores_job_schedule", "daily_forecasts_job_schedule",
         "live_predictions_schedule", "monthly_tenant_retraining", "monthly_default_retraining",
-        "monitoring_job_schedule", "weekly_tenant_retraining"}
+        "monitoring_job_schedule", "weekly_tenant_retraining", "anomalies_job_schedule",
+        "weekly_anomaly_detectors", "weekly_default_anomaly_detector"}
     for schedule in schedules.values():
         assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING, schedule.name
         assert schedule.execution_timezone == "UTC", schedule.name

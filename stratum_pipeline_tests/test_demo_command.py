@@ -22,6 +22,7 @@ def test_stratum_demo_runs_the_daily_graph_on_the_embedded_default(tmp_path):
     out = done.stdout
     for expected in ("[1/6] Generating", "[2/6] Registering", "[3/6] Materialising", "[4/6] Training",
                      "[5/6] Product tables", "[6/6] Summary", "daily_forecasts_job done", "live_predictions_job",
+                     "anomalies_job done",
                      "roas_model[tenant_001]: served by the default model",
                      "done raw_campaign_daily", "check raw_sessions:raw_contract passed", "stratum ui"):
         assert expected in out, out

@@ -79,8 +79,13 @@ def _train_and_gate(context, asset: str, model_type: str, tenant: str, config: T
     """Train `model_type` for `tenant` (DEFAULT_TENANT: on every tenant's rows), register it and run the gate."""
     table, train = TRAINING[model_type]
     registry.check_reachable()  # fail in seconds, not after training, when MLflow is down
-    rows = warehouse.read_tenant(table, None if tenant == DEFAULT_TENANT else tenant, _since(warehouse, table, config))
-    outcome = train(tenant, rows, registry, _tags(context, tenant, model_type), config.minimum(), config.holdout_days)
+    owner = None if tenant == DEFAULT_TENANT else tenant
+    since = _since(warehouse, table, config)
+    rows = warehouse.read_tenant(table, owner, since)
+    # ROAS learns from normal days: the campaign-days flagged by campaign_anomalies are left out of training.
+    extra = {"anomalies": warehouse.read_tenant(wh.campaign_anomalies, owner, since)} if model_type == "roas" else {}
+    outcome = train(tenant, rows, registry, _tags(context, tenant, model_type), config.minimum(), config.holdout_days,
+                    **extra)
     return _result(asset, outcome)
 
 
@@ -88,11 +93,13 @@ def _gate_spec(asset: str) -> list[dg.AssetCheckSpec]:
     return [dg.AssetCheckSpec("promotion_gate", asset=asset, blocking=True, description=GATE_DESCRIPTION)]
 
 
-@dg.asset(partitions_def=tenant_partitions, deps=[_all_days("campaign_features")], check_specs=_gate_spec("roas_model"), **MODEL_ASSET)
+@dg.asset(partitions_def=tenant_partitions, deps=[_all_days("campaign_features"), _all_days("campaign_anomalies")],
+          check_specs=_gate_spec("roas_model"), **MODEL_ASSET)
 def roas_model(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: Warehouse, registry: ModelRegistry):
     """The tenant's next-day ROAS model (XGBoost with calibrated 10-90% intervals) in MLflow as
     `stratum-roas-<tenant>`; its 'champion' version serves the tenant's ROAS forecasts and budget advice.
-    Trained only on the tenant's own campaigns; below 100 campaigns with 30+ days the default model serves."""
+    Trained only on the tenant's own campaigns, without the days campaign_anomalies flagged; below 100 campaigns
+    with 30+ days the default model serves."""
     return _train_and_gate(context, "roas_model", "roas", validate_tenant_id(context.partition_key), config, warehouse, registry)
 
 
@@ -104,7 +111,8 @@ def conversion_model(context: dg.AssetExecutionContext, config: TrainingConfig, 
                            warehouse, registry)
 
 
-@dg.asset(deps=[_all_days("campaign_features")], check_specs=_gate_spec("roas_default_model"), **MODEL_ASSET)
+@dg.asset(deps=[_all_days("campaign_features"), _all_days("campaign_anomalies")], check_specs=_gate_spec("roas_default_model"),
+          **MODEL_ASSET)
 def roas_default_model(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: Warehouse, registry: ModelRegistry):
     """The global ROAS model (stratum-roas-default), trained on every tenant's campaigns: it serves the tenants
     that have too little data for a model of their own."""

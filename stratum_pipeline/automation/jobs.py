@@ -95,6 +95,29 @@ daily_forecasts_job = dg.define_asset_job(
                 "each tenant's budget and score event-match quality for a day.",
 )
 
+# Campaign anomalies at 02:30 for yesterday: critical ones reach the alerts table the same morning.
+anomalies_job = dg.define_asset_job(
+    name="anomalies_job",
+    selection=dg.AssetSelection.assets("campaign_anomalies"),
+    partitions_def=daily_partitions,
+    description="Judge every campaign-day against the campaign's own expected level; alert on outages and spend spikes.",
+)
+
+# The anomaly detectors: fitted, registered and gated per tenant (weekly), and published to ML_MODELS_PATH.
+train_anomaly_detectors_job = dg.define_asset_job(
+    name="train_anomaly_detectors_job",
+    selection=dg.AssetSelection.assets("anomaly_detector_model", "anomaly_detector_model_file"),
+    partitions_def=tenant_partitions,
+    config=dg.PartitionedConfig(partitions_def=tenant_partitions, run_config_for_partition_key_fn=lambda _key: {},
+                                tags_for_partition_key_fn=tenant_run_tags),
+    description="Fit, register, gate and publish a tenant's campaign anomaly detector (anomaly_detector_t<tenant>.joblib).",
+)
+train_default_anomaly_detector_job = dg.define_asset_job(
+    name="train_default_anomaly_detector_job",
+    selection=dg.AssetSelection.assets("anomaly_detector_default_model", "anomaly_detector_default_model_file"),
+    description="Fit, register, gate and publish the default anomaly detector (anomaly_detector_default.joblib).",
+)
+
 fatigue_scores_job = dg.define_asset_job(
     name="fatigue_scores_job",
     selection=dg.AssetSelection.assets("creative_fatigue_scores"),

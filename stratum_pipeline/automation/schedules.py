@@ -3,6 +3,9 @@
 import dagster as dg
 
 from stratum_pipeline.automation.jobs import (
+    anomalies_job,
+    train_anomaly_detectors_job,
+    train_default_anomaly_detector_job,
     daily_forecasts_job,
     daily_ingest_job,
     fatigue_scores_job,
@@ -30,6 +33,10 @@ daily_forecasts_schedule = dg.build_schedule_from_partitioned_job(
 # Monitoring at 02:00 for yesterday: yesterday's features hold the actuals of the forecasts made the day before.
 monitoring_schedule = dg.build_schedule_from_partitioned_job(
     monitoring_job, hour_of_day=2, minute_of_hour=0, default_status=RUNNING)
+
+# Campaign anomalies at 02:30 for yesterday, after the 01:00 extract.
+anomalies_schedule = dg.build_schedule_from_partitioned_job(
+    anomalies_job, hour_of_day=2, minute_of_hour=30, default_status=RUNNING)
 
 live_predictions_schedule = dg.ScheduleDefinition(
     name="live_predictions_schedule",
@@ -72,7 +79,25 @@ monthly_default_retraining = dg.ScheduleDefinition(
     description="03:00 UTC on the 1st: retrain the global default models (before the tenants' at 04:00).",
 )
 
+@dg.schedule(job=train_anomaly_detectors_job, cron_schedule="30 3 * * 0", execution_timezone="UTC",
+             default_status=RUNNING)
+def weekly_anomaly_detectors(context: dg.ScheduleEvaluationContext):
+    """03:30 UTC on Sundays: refit, gate and publish every tenant's anomaly detector on its last 90 days."""
+    week = context.scheduled_execution_time.strftime("%G-W%V")
+    tenants = context.instance.get_dynamic_partitions(tenant_partitions.name)
+    if not tenants:
+        return dg.SkipReason("no tenants registered yet")
+    return [dg.RunRequest(partition_key=t, run_key=f"anomaly-{week}-{t}") for t in tenants]
+
+
+weekly_default_anomaly_detector = dg.ScheduleDefinition(
+    name="weekly_default_anomaly_detector", job=train_default_anomaly_detector_job, cron_schedule="0 3 * * 0",
+    execution_timezone="UTC", default_status=RUNNING,
+    description="03:00 UTC on Sundays: refit, gate and publish the default anomaly detector.")
+
 all_schedules = [
-    daily_ingest_schedule, fatigue_scores_schedule, daily_forecasts_schedule, monitoring_schedule, live_predictions_schedule,
-    monthly_tenant_retraining, monthly_default_retraining, weekly_tenant_retraining,
+    daily_ingest_schedule, fatigue_scores_schedule, daily_forecasts_schedule, monitoring_schedule, anomalies_schedule,
+    live_predictions_schedule,
+    monthly_tenant_retraining, monthly_default_retraining, weekly_tenant_retraining, weekly_anomaly_detectors,
+    weekly_default_anomaly_detector,
 ]

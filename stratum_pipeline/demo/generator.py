@@ -25,7 +25,9 @@ the adstocked spend), abrupt budget changes and more mid-window launches.
 Ground truth recorded beside the data: expected ROAS per campaign-day, each campaign's true response
 function (`truth_campaign_response`, evaluated by `expected_daily_conversions`), the true conversion
 probability per session, the true fatigue score and level per creative-day (the fatigue formula
-of ml.fatigue applied to the noise-free latent state), and every injected bad row with its kind.
+of ml.fatigue applied to the noise-free latent state), every injected bad row with its kind, and every
+injected anomaly (`DemoConfig.anomalies`, demo/anomalies.py: outages, spend spikes, conversion-rate drops,
+CPC jumps, match-key outages) with its campaign, days, kind and size.
 
 Deterministic for a seed and an end date. Vectorised with numpy; scales to
 100 tenants x 50 campaigns x 365 days.
@@ -41,6 +43,7 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from stratum_pipeline.demo import anomalies as injected_anomalies
 from stratum_pipeline.ml import fatigue
 from stratum_pipeline.source_schema import KNOWN_PLATFORMS
 
@@ -136,6 +139,11 @@ class DemoConfig:
     bad_row_rate: float = 0.002
     response_shift: ResponseShift | None = None  # test scenarios: one tenant's response curve changes
     noise: NoiseRegime = LOW_NOISE  # NOISE_REGIMES["realistic"]: data as messy as real ad accounts
+    anomalies: bool | None = None  # injected campaign anomalies (demo/anomalies.py); None: on in the realistic regime
+
+    @property
+    def inject_anomalies(self) -> bool:
+        return self.noise.name == "realistic" if self.anomalies is None else bool(self.anomalies)
 
     @property
     def days(self) -> int:
@@ -294,6 +302,11 @@ def generate(config: DemoConfig) -> DemoDataset:
     ds.tables["sessions"] = sessions
     ds.tables["truth_sessions"] = truth_sessions
     ds.tables["capi_events"] = _capi_events(rng, campaigns, sessions)
+    if config.inject_anomalies:  # their own random stream: the main stream's draws (and tables) are unchanged
+        ds.tables["truth_anomalies"] = injected_anomalies.inject(config.seed, campaigns, days, metrics, truth,
+                                                                 ds.tables["capi_events"])
+    else:
+        ds.tables["truth_anomalies"] = pd.DataFrame(columns=injected_anomalies.COLUMNS)
     ds.tables["truth_bad_rows"] = _inject_bad_rows(config, rng, ds)
     return ds
 

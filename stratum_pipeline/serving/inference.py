@@ -103,7 +103,8 @@ def service_parts_from_env(env: Mapping[str, str] | None = None) -> dict:
 
 class InferenceService:
     def __init__(self, registry=None, cache=None, tenant_exists: Callable[[str], bool] | None = None,
-                 champion_refresh_seconds: float = 30.0, remote=None, remote_fallback: bool = False, curves=None):
+                 champion_refresh_seconds: float = 30.0, remote=None, remote_fallback: bool = False, curves=None,
+                 warehouse_url: str | None = None):
         """`InferenceService()`: everything from the environment (see `service_parts_from_env`).
         `InferenceService(registry, cache, ...)`: explicit parts (a missing cache is the in-process one)."""
         if registry is None:
@@ -125,6 +126,8 @@ class InferenceService:
         self._champions: dict[tuple[str, str], tuple[float, object]] = {}
         self._fatigue = FatigueScorer()
         self._curves = curves  # serving.budget.WarehouseCurves; None: from STRATUM_WAREHOUSE_URL when first needed
+        self.warehouse_url = warehouse_url
+        self._warehouse_engine = None
 
     def allocate(self, tenant_id: str | int, total_daily_budget=None, bounds=(0.5, 2.0),
                  target_marginal_roas=None) -> dict:
@@ -155,10 +158,34 @@ class InferenceService:
         if self._curves is None:
             from stratum_pipeline.serving.budget import curves_from_env
 
-            self._curves = curves_from_env()
+            self._curves = curves_from_env({"STRATUM_WAREHOUSE_URL": self.warehouse_url} if self.warehouse_url else None)
             if self._curves is None:
                 raise PredictionError("budget advice needs the warehouse: set STRATUM_WAREHOUSE_URL")
         return self._curves
+
+    def anomalies(self, tenant: str | int, campaign_id: str | None = None, days: int = 7) -> dict:
+        """The tenant's campaign anomalies of the last `days` days (up to the latest judged day, `as_of`), from
+        the warehouse `campaign_anomalies` table (`warehouse_url`, else STRATUM_WAREHOUSE_URL); one campaign's
+        with `campaign_id`. Bad arguments, an unknown tenant or campaign: a one-line PredictionError."""
+        import sqlalchemy as sa
+
+        from stratum_pipeline.serving.anomalies import AnomalyQueryError, recent_anomalies
+
+        try:
+            tenant = validate_tenant_id(tenant)
+        except ValueError as exc:
+            raise PredictionError(str(exc)) from None
+        if self.tenant_exists is not None and not self.tenant_exists(tenant):
+            raise PredictionError(f"unknown tenant {tenant!r}")
+        if self._warehouse_engine is None:
+            url = self.warehouse_url or (os.environ.get("STRATUM_WAREHOUSE_URL") or "").strip()
+            if not url:
+                raise PredictionError("anomalies are read from the warehouse: set STRATUM_WAREHOUSE_URL")
+            self._warehouse_engine = sa.create_engine(url)
+        try:
+            return recent_anomalies(self._warehouse_engine, tenant, campaign_id, days)
+        except AnomalyQueryError as exc:
+            raise PredictionError(str(exc)) from None
 
     def _serving(self, model_type: str, tenant: str):
         key = (model_type, tenant)
