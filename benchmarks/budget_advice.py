@@ -133,7 +133,7 @@ def _realised(rng, conv, aov, dispersion, sigma) -> np.ndarray:
 
 def evaluate(regime: str, seed: int) -> dict:
     # no injected bad rows: the pipeline quarantines them before the curves see them (raw_campaign_daily)
-    ds = generate(DemoConfig(end_date=END, seed=seed, noise=NOISE_REGIMES[regime], bad_row_rate=0.0))
+    ds = generate(DemoConfig(end_date=END, seed=seed, noise=NOISE_REGIMES[regime], bad_row_rate=0.0, anomalies=False))
     daily = source_frame(ds)
     t0 = time.perf_counter()
     curves = fit_response_curves(daily, END)
@@ -259,7 +259,7 @@ def speed(partition_campaigns: int = 100_000) -> dict:
     partition of `partition_campaigns` campaigns at the budget_scenarios asset's settings: seconds."""
     from stratum_pipeline.assets.products import SIMULATION_DRAWS, SIMULATION_ITERATIONS
 
-    ds = generate(DemoConfig(end_date=END, seed=7, noise=NOISE_REGIMES["realistic"], bad_row_rate=0.0))
+    ds = generate(DemoConfig(end_date=END, seed=7, noise=NOISE_REGIMES["realistic"], bad_row_rate=0.0, anomalies=False))
     curves = fit_response_curves(source_frame(ds), END)
     curves = curves[(curves["curve_source"] != "fallback") & (curves["base_spend"] > 0)].reset_index(drop=True)
     sim = BudgetSimulator()

@@ -200,15 +200,18 @@ def main(argv=None) -> int:
     parser.add_argument("--tenants", type=int, default=0,
                         help="N tenants x 120 campaigns x 120 days instead of the four demo tenants (more test rows: "
                              "the bias per volume tercile is measured with less sampling noise)")
+    parser.add_argument("--anomalies", action="store_true",
+                        help="inject campaign anomalies (off by default: the targets are judged on the regime's noise "
+                             "alone; benchmarks/anomalies.py measures the forecast with anomalies)")
     args = parser.parse_args(argv)
     pd.set_option("display.width", 200)
     summary = []
     for regime in args.regimes:
         for seed in args.seeds:
-            config = DemoConfig(end_date=args.end_date, seed=seed, bad_row_rate=0.0, noise=NOISE_REGIMES[regime])
+            world = dict(seed=seed, bad_row_rate=0.0, noise=NOISE_REGIMES[regime], anomalies=args.anomalies)
+            config = DemoConfig(end_date=args.end_date, **world)
             if args.tenants:
-                config = DemoConfig.scaled(args.end_date, args.tenants, 120, 120, sessions_per_day=200, seed=seed,
-                                           bad_row_rate=0.0, noise=NOISE_REGIMES[regime])
+                config = DemoConfig.scaled(args.end_date, args.tenants, 120, 120, sessions_per_day=200, **world)
             dataset = generate(config)
             campaign_features, session_features, creative_features = feature_frames(dataset)
             table, size, seconds = evaluate_roas(dataset, campaign_features, args.holdout_days)

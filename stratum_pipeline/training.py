@@ -87,7 +87,9 @@ def _gate(model_type, tenant, predictor, metrics, test, evaluate, example, regis
         decision.reasons.append(champion_error[:200])
     if decision.promote:
         registry.set_champion(name, registered.version)
-    registry.tag_version(name, registered.version, {"gate": decision.summary[:250], "promoted": decision.promote})
+    # A refused version is archived (tag), so the registry's list reads as champions and the archive of refusals.
+    registry.tag_version(name, registered.version, {"gate": decision.summary[:250], "promoted": decision.promote,
+                                                    "archived": not decision.promote})
     serving = registered.version if decision.promote else champion_version
     metadata = {
         "model": name,

@@ -87,6 +87,37 @@ def test_a_retrain_on_unchanged_data_never_moves_champion_to_a_worse_model(stack
         assert champion == first["roas_model"]["version"] and checks["roas_model"] is False
 
 
+def test_a_refusal_is_a_warn_check_on_a_successful_run_with_an_alert_and_an_archived_version(stack, monkeypatch):
+    import functools
+
+    import sqlalchemy as sa
+
+    from stratum_pipeline import training
+
+    defs, registry, instance = stack
+    _, first, _ = train(defs, instance, "train_tenant_models_job", "big")
+    name = model_name("roas", "big")
+    champion = registry.champion_version(name)
+    # The next training's trees are crippled (3 stumps): a real challenger that the real gate refuses.
+    monkeypatch.setattr(training, "ROASPredictor", functools.partial(training.ROASPredictor, n_estimators=3, max_depth=1,
+                                                                      learning_rate=0.01, select_complexity=False))
+    result, second, _ = train(defs, instance, "train_tenant_models_job", "big")
+    assert result.success  # a refusal is a decision, not a failed run
+    evaluation = next(e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+                      and e.event_specific_data.asset_key.to_user_string() == "roas_model")
+    assert evaluation.passed is False and evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert "keep champion" in evaluation.metadata["decision"].value
+    assert registry.champion_version(name) == champion
+    refused = second["roas_model"]["version"]
+    assert registry.version_tags(name, refused)["archived"] == "True"
+    assert registry.version_tags(name, champion)["archived"] == "False"
+    with defs.resources["warehouse"].engine.connect() as conn:
+        alerts = conn.execute(sa.select(wh.alerts.c.kind, wh.alerts.c.summary)).all()
+    refusals = [summary for kind, summary in alerts if kind == "gate_refusal"]
+    assert len(refusals) == 1 and f"roas_model v{refused} not promoted, champion v{champion} stays: keep champion" in refusals[0]
+    assert "\n" not in refusals[0]
+
+
 def test_a_degraded_challenger_is_rejected_and_the_champion_stays(stack):
     defs, registry, instance = stack
     _, first, _ = train(defs, instance, "train_tenant_models_job", "big")

@@ -11,7 +11,7 @@ from datetime import timedelta
 import dagster as dg
 
 from stratum_pipeline import warehouse_schema as wh
-from stratum_pipeline.assets.common import readable
+from stratum_pipeline.assets.common import alert, readable
 from stratum_pipeline.partitions import tenant_partitions
 from stratum_pipeline.resources import ModelRegistry, Warehouse
 from stratum_pipeline.tenancy import validate_tenant_id
@@ -32,9 +32,10 @@ class TrainingConfig(dg.Config):
 
 
 GATE_DESCRIPTION = (
-    "Blocking promotion gate: the challenger must meet the absolute targets and must not be worse than the current "
-    "champion on the same recent holdout; only then does the 'champion' alias move. Tenants below the data minimum "
-    "pass (they are served by the default model)."
+    "Promotion gate: the challenger must meet the absolute targets and must not be worse than the current "
+    "champion on the same recent holdout; only then does the 'champion' alias move. A refusal is a decision, not a "
+    "failure: the check fails with WARN severity and the whole reason, the run succeeds, the champion stays and the "
+    "refused version is tagged archived in MLflow. Tenants below the data minimum pass (the default model serves them)."
 )
 MODEL_ASSET = dict(group_name="models", kinds={"xgboost", "mlflow", "pandas"}, owners=["team:ml-engineering"], code_version="1")
 
@@ -64,6 +65,7 @@ def _result(asset: str, outcome: TrainingOutcome) -> dg.MaterializeResult:
     else:
         check = dg.AssetCheckResult(
             check_name="promotion_gate", asset_key=asset, passed=outcome.decision.promote,
+            severity=dg.AssetCheckSeverity.WARN,  # a refusal keeps the champion; it does not fail the run
             metadata={"decision": outcome.decision.summary, "version": metadata["version"],
                       "champion_version": str(metadata["champion_version"])},
         )
@@ -86,6 +88,12 @@ def _train_and_gate(context, asset: str, model_type: str, tenant: str, config: T
     extra = {"anomalies": warehouse.read_tenant(wh.campaign_anomalies, owner, since)} if model_type == "roas" else {}
     outcome = train(tenant, rows, registry, _tags(context, tenant, model_type), config.minimum(), config.holdout_days,
                     **extra)
+    if outcome.decision is not None and not outcome.decision.promote:
+        # a decision, said in one line (no stack trace): the log, the alerts table and the check carry the reason
+        context.log.info(f"{asset} [{tenant}] v{outcome.metadata['version']} not promoted: {outcome.decision.summary}")
+        alert(context, warehouse, "gate_refusal", tenant,
+              f"{asset} v{outcome.metadata['version']} not promoted, champion v{outcome.metadata['champion_version']} "
+              f"stays: {outcome.decision.summary}")
     return _result(asset, outcome)
 
 
