@@ -156,8 +156,9 @@ def test_the_model_files_automation_starts_running_and_targets_every_model_file(
     targeted = automation.asset_selection.resolve(graph)
     eager = {k for k in graph.get_all_asset_keys() if graph.get(k).automation_condition is not None}
     assert {k.to_user_string() for k in targeted} == {k.to_user_string() for k in eager}
-    assert {k.to_user_string() for k in eager} == {f"{m}_file" for m in
-                                                   ("roas_model", "conversion_model", "roas_default_model", "conversion_default_model")}
+    model_files = {k.to_user_string() for k in graph.get_all_asset_keys() if k.to_user_string().endswith("_model_file")}
+    assert {"roas_model_file", "conversion_default_model_file", "anomaly_detector_model_file"} <= model_files
+    assert {k.to_user_string() for k in eager} == model_files
 
 
 def test_descriptions_show_placeholders_as_code():

@@ -54,7 +54,7 @@ ALL_DAYS = dg.AssetDep("raw_campaign_daily", partition_mapping=dg.AllPartitionMa
 def anomaly_detector_model(context: dg.AssetExecutionContext, warehouse: Warehouse, registry: ModelRegistry):
     """The tenant's campaign anomaly detector (weekday factors, overdispersion of conversions and clicks, the
     spend and budget noise of its accounts), fitted on its last 90 days and registered in MLflow as
-    stratum-anomaly_detector-<tenant>; below 600 campaign-days the default detector serves the tenant."""
+    `stratum-anomaly_detector-<tenant>`; below 600 campaign-days the default detector serves the tenant."""
     return _train(context, "anomaly_detector_model", validate_tenant_id(context.partition_key), warehouse, registry)
 
 

@@ -110,7 +110,7 @@ train_anomaly_detectors_job = dg.define_asset_job(
     partitions_def=tenant_partitions,
     config=dg.PartitionedConfig(partitions_def=tenant_partitions, run_config_for_partition_key_fn=lambda _key: {},
                                 tags_for_partition_key_fn=tenant_run_tags),
-    description="Fit, register, gate and publish a tenant's campaign anomaly detector (anomaly_detector_t<tenant>.joblib).",
+    description="Fit, register, gate and publish a tenant's campaign anomaly detector (`anomaly_detector_t<tenant>.joblib`).",
 )
 train_default_anomaly_detector_job = dg.define_asset_job(
     name="train_default_anomaly_detector_job",
