@@ -493,3 +493,47 @@ def test_the_conformal_step_widens_a_too_narrow_band_to_its_coverage(seed):
     assert adjustment > 0
     assert raw < 0.5, f"the test band should start too narrow, covers {raw:.2f}"
     assert calibrated == pytest.approx(0.8, abs=0.05), f"raw {raw:.2f}, calibrated {calibrated:.2f}"
+
+
+# --- partition writes: a rerun replaces its days (of its tenant) and nothing else --------------------------
+
+
+def _emq_rows(tenant: str, days, events: int) -> pd.DataFrame:
+    from stratum_pipeline import warehouse_schema as wh
+
+    rows = []
+    for day in days:
+        row = {c.name: None for c in wh.event_match_quality.columns}
+        row.update({c.name: 0 for c in wh.event_match_quality.columns if not c.nullable})
+        row.update(tenant_id=tenant, platform="meta", date=day, events=events)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_a_partition_write_replaces_only_its_days_and_its_tenant(tmp_path):
+    from stratum_pipeline import warehouse_schema as wh
+    from stratum_pipeline.resources.database import Warehouse
+
+    table = wh.event_match_quality
+    warehouse = Warehouse(url=f"sqlite:///{tmp_path / 'wh.db'}")
+    days = [date(2026, 3, d) for d in (1, 2, 3)]
+    warehouse.replace_partitions(table, pd.concat([_emq_rows("a", days, 1), _emq_rows("b", days, 1)]), days[0], days[-1])
+    # a rerun of day 2 for every tenant, then of days 2-3 for tenant a alone
+    warehouse.replace_partitions(table, pd.concat([_emq_rows("a", days[1:2], 2), _emq_rows("b", days[1:2], 2)]),
+                                 days[1], days[1])
+    warehouse.replace_partitions(table, _emq_rows("a", days[1:], 3), days[1], days[2], tenant_id="a")
+    stored = warehouse.read_range(table, days[0], days[-1])
+    events = sorted((r.tenant_id, pd.Timestamp(r.date).day, r.events) for r in stored.itertuples())
+    assert events == [("a", 1, 1), ("a", 2, 3), ("a", 3, 3), ("b", 1, 1), ("b", 2, 2), ("b", 3, 1)]
+    with pytest.raises(ValueError, match="belong to other tenants than a"):
+        warehouse.replace_partitions(table, _emq_rows("b", days[:1], 4), days[0], days[0], tenant_id="a")
+    with pytest.raises(ValueError, match="fall outside the partitions"):
+        warehouse.replace_partitions(table, _emq_rows("a", days[2:], 4), days[0], days[1], tenant_id="a")
+
+
+def test_urls_in_logs_and_metadata_are_masked():
+    from stratum_pipeline.resources.database import describe_url
+
+    assert describe_url("postgresql+psycopg2://app:hunter2@db:5432/stratum?sslpassword=k3y") == \
+        "postgresql+psycopg2://app:***@db:5432/stratum?sslpassword=***"
+    assert describe_url("sqlite:////tmp/wh.db") == "sqlite:////tmp/wh.db"
