@@ -537,3 +537,93 @@ def test_urls_in_logs_and_metadata_are_masked():
     assert describe_url("postgresql+psycopg2://app:hunter2@db:5432/stratum?sslpassword=k3y") == \
         "postgresql+psycopg2://app:***@db:5432/stratum?sslpassword=***"
     assert describe_url("sqlite:////tmp/wh.db") == "sqlite:////tmp/wh.db"
+
+
+class _Remote:
+    """A Vertex stand-in: answers, or fails with a VertexError."""
+
+    model_id = "vertex:projects/p/endpoints/e"
+
+    def __init__(self, fail=False):
+        self.fail, self.calls = fail, []
+
+    def predict(self, model_type, tenant, x):
+        from stratum_pipeline.serving.vertex import VertexError
+
+        self.calls.append((model_type, tenant))
+        if self.fail:
+            raise VertexError("endpoint unavailable")
+        return {"predicted_roas": 9.0}
+
+
+def test_the_service_refuses_bad_requests_with_one_line_errors():
+    from stratum_pipeline.serving.inference import PredictionError
+
+    service = InferenceService(_Registry(), MemoryCache(), tenant_exists=lambda t: t == "t1")
+    for args, message in [
+        (("forecast", {"a": 1}, "t1"), "unknown model type 'forecast': use one of roas, conversion, fatigue"),
+        (("roas", {}, "t1"), "input must be a non-empty JSON object"),
+        (("roas", [1], "t1"), "input must be a non-empty JSON object"),
+        (("roas", {"roas_7d": 1.0}, "t2"), "unknown tenant 't2'"),
+    ]:
+        with pytest.raises(PredictionError) as caught:
+            service.get_prediction(*args)
+        assert str(caught.value) == message
+    with pytest.raises(PredictionError, match=r"^invalid tenant id '\.\./x'"):
+        service.get_prediction("roas", {"roas_7d": 1.0}, "../x")
+    assert service.get_prediction("roas", {"roas_7d": 1.0}, "t1")["predicted_roas"] == 1.0
+
+    class Broken(_Predictor):
+        def predict(self, x):
+            raise ValueError("roas_7d must be a number")
+
+    registry = _Registry()
+    registry.predictor = Broken()
+    with pytest.raises(PredictionError) as caught:
+        InferenceService(registry, MemoryCache()).get_prediction("roas", {"roas_7d": "x"}, "t1")
+    assert str(caught.value) == "bad roas input: roas_7d must be a number"
+
+    class Empty(_Registry):
+        def serving_model(self, model_type, tenant):
+            from stratum_pipeline.resources.registry import NoModelError
+
+            raise NoModelError(f"no {model_type} model for tenant {tenant}")
+
+    with pytest.raises(PredictionError) as caught:
+        InferenceService(Empty(), MemoryCache()).get_prediction("conversion", {"a": 1}, "t1")
+    assert str(caught.value) == "no conversion model for tenant t1"
+
+
+def test_fatigue_is_scored_in_process_and_cached_per_tenant():
+    cache = MemoryCache()
+    service = InferenceService(_Registry(), cache)
+    creative = {"days_active": 0, "frequency": 8.0, "ctr_current": 0.01, "ctr_baseline": 0.02,
+                "engagement_rate_current": 0.025, "engagement_rate_baseline": 0.05, "launched": date(2026, 1, 1)}
+    out = service.get_prediction("fatigue", creative, "t1")
+    assert out["fatigue_score"] == 85.0 and out["fatigue_level"] == "critical"
+    keys = [k for k in cache._data if k.startswith("stratum:pred:")]
+    assert len(keys) == 1 and keys[0].startswith("stratum:pred:fatigue:t1:fatigue-scorer:0:")
+    assert len(keys[0].rsplit(":", 1)[1]) == 32  # the input's digest
+    assert cache._data[keys[0]][0] - __import__("time").monotonic() > 23 * 3600  # the seed's 24 h TTL
+    service.get_prediction("fatigue", creative, "t2")
+    assert len([k for k in cache._data if k.startswith("stratum:pred:fatigue:t2:")]) == 1
+
+
+def test_a_remote_model_serves_and_falls_back_only_when_asked(caplog):
+    from stratum_pipeline.serving.vertex import VertexError
+
+    remote = _Remote()
+    service = InferenceService(_Registry(), MemoryCache(), remote=remote)
+    out = service.get_prediction("roas", {"roas_7d": 2.0}, 5)
+    assert out == {"predicted_roas": 9.0, "served_by": "vertex"} and remote.calls == [("roas", "5")]
+    assert service.get_prediction("roas", {"roas_7d": 2.0}, "5") == out and len(remote.calls) == 1  # cached
+    assert any(k.startswith("stratum:pred:roas:5:vertex:projects/p/endpoints/e:0:") for k in service.cache._data)
+
+    failing = InferenceService(_Registry(), MemoryCache(), remote=_Remote(fail=True))
+    with pytest.raises(VertexError, match="endpoint unavailable"):
+        failing.get_prediction("roas", {"roas_7d": 2.0}, "t1")
+    falling_back = InferenceService(_Registry(), MemoryCache(), remote=_Remote(fail=True), remote_fallback=True)
+    with caplog.at_level("WARNING", logger="stratum_pipeline.serving.inference"):
+        out = falling_back.get_prediction("conversion", {"roas_7d": 2.0}, "t1")
+    assert out["served_by"] == "t1" and out["model"] == "stratum-conversion-tt1:1"
+    assert "Vertex AI failed, serving the local conversion model for t1: endpoint unavailable" in caplog.messages
