@@ -627,3 +627,10 @@ def test_a_remote_model_serves_and_falls_back_only_when_asked(caplog):
         out = falling_back.get_prediction("conversion", {"roas_7d": 2.0}, "t1")
     assert out["served_by"] == "t1" and out["model"] == "stratum-conversion-tt1:1"
     assert "Vertex AI failed, serving the local conversion model for t1: endpoint unavailable" in caplog.messages
+
+
+def test_an_invalid_tenant_id_says_what_is_allowed():
+    with pytest.raises(InvalidTenantId) as caught:
+        validate_tenant_id("A/b")
+    assert str(caught.value) == ("invalid tenant id 'A/b': use a non-negative integer or 1-63 lowercase letters, digits, "
+                                 "'_' or '-', starting with a letter or digit")

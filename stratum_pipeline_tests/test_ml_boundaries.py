@@ -148,3 +148,23 @@ def test_relative_bias_limits():
     assert relative_bias([1.0, 3.0], [1.1, 3.3]) == pytest.approx(0.1)
     assert np.isnan(relative_bias([], []))
     assert np.isnan(relative_bias([0.0, 0.0], [1.0, 1.0]))
+
+
+def test_conversion_metrics_exact_at_the_threshold_and_the_clip():
+    from stratum_pipeline.ml.evaluation import conversion_metrics
+
+    y = [0, 1, 1, 0, 1, 0]
+    p = [0.0, 1.0, 0.6, 0.6, 0.0, 1.0]  # two confident mistakes: the log loss is clipped at 1e-6
+    m = conversion_metrics(y, p, threshold=0.6)
+    clipped = np.clip(np.array(p), 1e-6, 1 - 1e-6)
+    truth = np.array(y, dtype=float)
+    log_loss = -(truth * np.log(clipped) + (1 - truth) * np.log(1 - clipped)).mean()
+    assert m["log_loss"] == pytest.approx(log_loss, rel=1e-9)
+    assert m["brier"] == pytest.approx(((clipped - truth) ** 2).mean())
+    assert m["precision"] == pytest.approx(0.5)  # p >= 0.6 chooses rows 1, 2, 3, 5
+    assert m["recall"] == pytest.approx(2 / 3)  # of the converting rows 1, 2, 4
+    assert m["auc"] == pytest.approx(0.5) and m["base_rate"] == 0.5 and m["rows"] == 6 and m["threshold"] == 0.6
+    none_chosen = conversion_metrics([0, 1], [0.1, 0.2], threshold=0.9)
+    assert np.isnan(none_chosen["precision"]) and none_chosen["recall"] == 0.0
+    one_class = conversion_metrics([0, 0], [0.1, 0.2], threshold=0.1)
+    assert np.isnan(one_class["auc"]) and np.isnan(one_class["recall"]) and one_class["precision"] == 0.0
