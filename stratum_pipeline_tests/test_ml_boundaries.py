@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 
 from stratum_pipeline.ml.emq import DataQualityAnalyzer, attribution_accuracy, quality_level, seed_level, seed_roas_impact
+from stratum_pipeline.ml.fatigue import FatigueScorer
+from stratum_pipeline.ml.simulator import BudgetSimulator
 from stratum_pipeline.ml.evaluation import (
     best_naive_roas,
     naive_roas_forecasts,
@@ -168,3 +170,126 @@ def test_conversion_metrics_exact_at_the_threshold_and_the_clip():
     assert np.isnan(none_chosen["precision"]) and none_chosen["recall"] == 0.0
     one_class = conversion_metrics([0, 0], [0.1, 0.2], threshold=0.1)
     assert np.isnan(one_class["auc"]) and np.isnan(one_class["recall"]) and one_class["precision"] == 0.0
+
+
+# --- budget simulator: input limits and the knobs of its uncertainty ----------------------------------------
+
+SIM_CAMPAIGN = {"daily_spend": 100.0, "roas": 2.0}
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"campaign": {"roas": 2.0}}, "campaign needs one of: daily_spend, spend"),
+    ({"campaign": {"daily_spend": 100.0}}, "campaign needs one of: roas, predicted_roas, roas_7d"),
+    ({"scenarios": 0.2}, "scenarios must be a list of budget changes, got float"),
+    ({"scenarios": [0.1] * 101}, "101 scenarios is more than the limit of 100"),
+    ({"scenarios": [None]}, "a scenario's budget change must be a number (e.g. 0.2 for +20%), got None"),
+    ({"scenarios": [{"name": "x"}]}, "a scenario's budget change must be a number (e.g. 0.2 for +20%), got {'name': 'x'}"),
+    ({"scenarios": [-1.0]}, "a budget change must be above -100%, got -100%"),
+    ({"days": 0}, "days must be a number of at least 1 and at most 366, got 0"),
+    ({"days": 367}, "days must be a number of at least 1 and at most 366, got 367"),
+    ({"iterations": 9}, "iterations must be a number of at least 10 and at most 100000, got 9"),
+    ({"iterations": 100_001}, "iterations must be a number of at least 10 and at most 100000, got 100001"),
+    ({"seed": -1}, "seed must be a number of at least 0 and at most 9.22337e+18, got -1"),
+    ({"iterations": 100_000, "days": 60, "scenarios": [0.1, 0.2, 0.3]},
+     "iterations x days x (scenarios + baseline) = 100,000 x 60 x 4 = 24,000,000 is more than the limit of "
+     "20,000,000: use fewer iterations, days or scenarios"),
+])
+def test_the_simulator_refuses_bad_requests_with_one_line_errors(kwargs, message):
+    from stratum_pipeline.ml.simulator import SimulationInputError
+
+    campaign = kwargs.pop("campaign", SIM_CAMPAIGN)
+    with pytest.raises(SimulationInputError) as caught:
+        BudgetSimulator().simulate(campaign, **{"iterations": 10, **kwargs})
+    assert str(caught.value) == message
+
+
+def test_the_simulator_accepts_its_limits_and_names_scenarios():
+    out = BudgetSimulator().simulate(SIM_CAMPAIGN, [-0.999, {"name": "max", "budget_change": 100.0},
+                                                    {"budget_change": 0.25}], days=1, iterations=10, seed=0)
+    assert [s["name"] for s in out["scenarios"]] == ["-100%", "max", "+25%"]
+    assert [s["budget_change"] for s in out["scenarios"]] == [-0.999, 100.0, 0.25]
+    assert out["days"] == 1 and out["iterations"] == 10
+    assert out["scenarios"][1]["spend"] == 100.0 * 101
+    assert BudgetSimulator().simulate({"spend": 100.0, "predicted_roas": 2.0}, [], days=366, iterations=10, seed=0)
+
+
+def test_the_uncertainty_inputs_fall_back_and_are_capped():
+    sim = BudgetSimulator()
+    base = sim.simulate(SIM_CAMPAIGN, [0.5], iterations=300, seed=4)
+    # no elasticity (or 0, or not a number) is the default elasticity; an interval that is not one is ignored
+    for extra in ({"elasticity": 0}, {"elasticity": None}, {"elasticity": 0.6},
+                  {"confidence_lower": 3.0, "confidence_upper": 3.0}, {"confidence_lower": 3.0, "confidence_upper": 1.0},
+                  {"confidence_lower": 0, "confidence_upper": 3.0}, {"avg_order_value": 0}):
+        assert sim.simulate({**SIM_CAMPAIGN, **extra}, [0.5], iterations=300, seed=4) == base, extra
+    # a 10-90% interval beyond ~2,000x says nothing more: both are capped at the same spread
+    huge = sim.simulate({**SIM_CAMPAIGN, "confidence_lower": 1e-3, "confidence_upper": 1e3}, [], iterations=300, seed=4)
+    huger = sim.simulate({**SIM_CAMPAIGN, "confidence_lower": 1e-4, "confidence_upper": 1e4}, [], iterations=300, seed=4)
+    assert huge == huger
+    assert sim.simulate({**SIM_CAMPAIGN, "elasticity": 0.9}, [0.5], iterations=300, seed=4) != base
+    assert base["baseline"]["conversions"] is None
+    with_aov = sim.simulate({**SIM_CAMPAIGN, "avg_order_value": 50.0}, [0.5], iterations=300, seed=4)
+    assert with_aov["baseline"]["conversions"] == pytest.approx(with_aov["baseline"]["revenue"] / 50.0, abs=0.05)
+
+
+def test_the_interval_is_the_5_to_95_percent_range_of_outcomes():
+    out = BudgetSimulator().simulate(SIM_CAMPAIGN, [], days=1, iterations=10_000, seed=5)["baseline"]
+    low, high = out["confidence_interval"]
+    # revenue over one day ~ 200 x lognormal level (sd 0.15) x lognormal noise (sd 0.1): sd ~0.18 in logs
+    assert low == pytest.approx(200 * np.exp(-1.645 * 0.18), rel=0.03)
+    assert high == pytest.approx(200 * np.exp(1.645 * 0.18), rel=0.03)
+    assert out["revenue"] == pytest.approx(200, rel=0.01)
+
+
+# --- fatigue components, recommendations and actions --------------------------------------------------------
+
+
+def test_fatigue_components_exact_and_clipped():
+    from stratum_pipeline.ml.fatigue import component_scores, relative_decay
+
+    parts = component_scores([30, 120, np.nan], [4.5, 0.5, np.nan], [0.25, -0.1, np.nan], [0.1, 0.9, np.nan])
+    assert parts["age"].tolist() == pytest.approx([50.0, 100.0, 0.0])
+    assert parts["frequency"].tolist() == pytest.approx([50.0, 0.0, 0.0])
+    assert parts["ctr_decay"].tolist() == pytest.approx([50.0, 0.0, 0.0])
+    assert parts["engagement_decay"].tolist() == pytest.approx([20.0, 100.0, 0.0])
+    assert relative_decay([0.01, 0.03, 0.01, np.nan, -0.01], [0.02, 0.02, 0.0, 0.02, 0.02]).tolist() == \
+        pytest.approx([0.5, 0.0, 0.0, 0.0, 1.0])
+
+
+def test_fatigue_frame_exact():
+    row = {"days_active": 10, "frequency": 4.5, "ctr_current": 0.015, "ctr_baseline": 0.02,
+           "engagement_rate_current": 0.045, "engagement_rate_baseline": 0.05}
+    worn = {"days_active": 40, "frequency": 8.0, "ctr_current": 0.01, "ctr_baseline": 0.02,
+            "engagement_rate_current": 0.05, "engagement_rate_baseline": 0.05}
+    frame = FatigueScorer().score_frame(pd.DataFrame([row, worn], index=[7, 8]))
+    assert list(frame.index) == [7, 8]
+    assert list(frame.columns) == ["fatigue_score", "fatigue_level", "age_score", "frequency_score", "ctr_decay_score",
+                                   "engagement_decay_score", "days_until_critical", "recommendation", "suggested_actions"]
+    first = frame.loc[7]
+    # 0.15 x 16.67 + 0.25 x 50 + 0.35 x 50 + 0.25 x 20
+    assert first["fatigue_score"] == 37.5 and first["fatigue_level"] == "low"
+    assert (first["age_score"], first["frequency_score"], first["ctr_decay_score"], first["engagement_decay_score"]) == \
+        (16.67, 50.0, 50.0, 20.0)
+    assert first["days_until_critical"] == 13.0  # 3.75 a day: 47.5 more points take 12.7 days
+    assert first["recommendation"] == "healthy: keep running" and first["suggested_actions"] == []
+    second = frame.loc[8]  # 10 + 25 + 35 + 0 = 70
+    assert second["fatigue_level"] == "high"
+    assert second["recommendation"] == "refresh soon: rotate in new variants this week"
+    assert second["suggested_actions"] == ["test a new headline and visual", "cap frequency or widen the audience"]
+    one = FatigueScorer().calculate_score(worn)
+    assert one["suggested_actions"] == second["suggested_actions"] and one["days_until_critical"] == 9
+    assert one["component_scores"] == {"age": 66.67, "frequency": 100.0, "ctr_decay": 100.0, "engagement_decay": 0.0}
+
+
+def test_fatigue_recommendations_per_level():
+    from stratum_pipeline.ml.fatigue import RECOMMENDATIONS
+
+    assert RECOMMENDATIONS == {
+        "low": "healthy: keep running", "medium": "monitor: prepare a refreshed variant",
+        "high": "refresh soon: rotate in new variants this week",
+        "critical": "replace now: pause the creative or swap in a fresh one",
+    }
+    medium = FatigueScorer().calculate_score({"days_active": 0, "frequency": 8.0, "ctr_current": 0.01,
+                                              "ctr_baseline": 0.02, "engagement_rate_current": 0.05,
+                                              "engagement_rate_baseline": 0.05})
+    assert medium["fatigue_level"] == "medium" and medium["recommendation"] == "monitor: prepare a refreshed variant"
+    assert medium["days_until_critical"] == 1  # a first day counts as one: 60 points a day
