@@ -634,3 +634,42 @@ def test_an_invalid_tenant_id_says_what_is_allowed():
         validate_tenant_id("A/b")
     assert str(caught.value) == ("invalid tenant id 'A/b': use a non-negative integer or 1-63 lowercase letters, digits, "
                                  "'_' or '-', starting with a letter or digit")
+
+
+def test_the_gate_reasons_word_for_word():
+    refused = decide("roas", _roas(mae=2.0, bias=-0.3, coverage=0.95, naive_mae=1.0), _roas(mae=1.0, bias=0.0))
+    assert refused.reasons == [
+        "mean bias -30.0% beyond ±10%",
+        "MAE 2.000 loses to the naive trailing_30d forecast's 1.000 (+2%)",
+        "80% interval coverage 0.95 outside 0.7-0.9",
+        "MAE 2.000 worse than champion's 1.000 (+2%)",
+    ]
+    promoted = decide("roas", _roas(mae=0.5, bias=0.2, naive_mae=1.0), _roas(mae=0.6, bias=0.3))
+    assert promoted.reasons == [
+        "meets the targets",
+        "mean bias +20.0% beyond ±10%, but the champion's is +30.0%",
+        "MAE 0.500 vs naive trailing_30d 1.000",
+        "MAE 0.500 vs champion's 0.600",
+    ]
+    assert promoted.summary == "promote: " + "; ".join(promoted.reasons)
+    auc = decide("conversion", {"auc": 0.8}, {"auc": 0.9})
+    assert auc.reasons == ["AUC 0.800 <= 0.85", "AUC 0.800 worse than champion's 0.900"]
+    assert decide("conversion", {"auc": 0.9}, {"auc": 0.9}).reasons == ["meets the targets", "AUC 0.900 vs champion's 0.900"]
+    no_bias = decide("roas", _roas(bias=0.2), {"mae": 0.5})  # a champion without a recorded bias counts as unbiased
+    assert not no_bias.promote and no_bias.reasons[0] == "mean bias +20.0% beyond ±10%"
+
+
+@pytest.mark.parametrize("url, masked", [
+    ("postgresql://u@h/db?sslpassword=pw&token=t&api_key=k&auth=a&signature=s&credential=c&secret=x&app=stratum",
+     "postgresql://u@h/db?sslpassword=***&token=***&api_key=***&auth=***&signature=***&credential=***&secret=***"
+     "&app=stratum"),
+    ("postgresql://u:pw@h/db?application_name=a;password=p", "postgresql://u:***@h/db?application_name=a;password=***"),
+    ("http://mlflow:5000/#token=t", "http://mlflow:5000/#token=t"),
+    ("http://user@mlflow:5000", "http://user@mlflow:5000"),
+    ("file:./mlruns", "file:./mlruns"),
+    ("", ""),
+    (None, ""),
+    ("not a url :pw@", "not a url :pw@"),
+])
+def test_mask_url_hides_every_secret_and_nothing_else(url, masked):
+    assert mask_url(url) == masked

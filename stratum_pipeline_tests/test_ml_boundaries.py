@@ -293,3 +293,77 @@ def test_fatigue_recommendations_per_level():
                                               "engagement_rate_baseline": 0.05})
     assert medium["fatigue_level"] == "medium" and medium["recommendation"] == "monitor: prepare a refreshed variant"
     assert medium["days_until_critical"] == 1  # a first day counts as one: 60 points a day
+
+
+# --- ROAS trend and budget recommendation at each rule's edge ----------------------------------------------
+
+
+@pytest.mark.parametrize("recent, longer, trend", [
+    (1.25, 1.0, "stable"), (1.2501, 1.0, "improving"), (0.75, 1.0, "stable"), (0.7499, 1.0, "declining"),
+    (2.0, 0.0, "stable"), (2.0, float("nan"), "stable"), (float("nan"), 1.0, "stable"), ("x", 1.0, "stable"),
+])
+def test_the_trend_at_its_tolerance(recent, longer, trend):
+    from stratum_pipeline.ml.roas import roas_trend
+
+    assert roas_trend(recent, longer, tolerance=0.25) == trend
+
+
+def test_the_trend_of_a_column_of_text():
+    from stratum_pipeline.ml.roas import trend_array
+
+    out = trend_array(pd.Series(["1.3", "x", "0.5"]), pd.Series(["1.0", "1.0", "1.0"]))
+    assert out.tolist() == ["improving", "stable", "declining"]
+    assert trend_array([1.04, 1.06], [1.0, 1.0]).tolist() == ["stable", "improving"]  # the default 5%
+
+
+@pytest.mark.parametrize("predicted, lower, upper, r7, r30, velocity, trend, change, action, reason", [
+    (0.8, 0.5, 0.99, 1, 1, 1, "stable", -30, "decrease", "even the optimistic forecast is below the target ROAS"),
+    (0.99, 0.5, 1.0, 1, 1, 1, "stable", -15, "decrease", "the forecast is below the target ROAS"),
+    (1.0, 0.5, 1.5, 1, 1, 1, "stable", 0, "maintain", "the forecast interval straddles the target ROAS"),
+    (2.0, 1.6, 2.5, 1.9, 2.0, 1.21, "stable", 0, "maintain",
+     "spend rose while ROAS fell: marginal returns are diminishing"),
+    (2.0, 1.5, 2.5, 1.9, 2.0, 1.2, "stable", 20, "increase", "the pessimistic forecast is well above the target ROAS"),
+    (2.0, 1.5, 2.5, 2.0, 2.0, 1.5, "improving", 20, "increase", "the pessimistic forecast is well above the target ROAS"),
+    (2.0, 1.5, 2.5, 1, 1, 1, "declining", 10, "increase",
+     "the pessimistic forecast is well above the target ROAS, but ROAS is declining"),
+    (1.3, 1.0, 1.6, 1, 1, 1, "improving", 10, "increase", "the forecast is above target with an improving trend"),
+    (1.3, 1.49, 1.6, 1, 1, 1, "stable", 0, "maintain", "the forecast is above target"),
+    (1.3, 0.99, 1.6, 1, 1, 1, "improving", 0, "maintain", "the forecast interval straddles the target ROAS"),
+])
+def test_each_budget_rule_at_its_edge(predicted, lower, upper, r7, r30, velocity, trend, change, action, reason):
+    from stratum_pipeline.ml.roas import budget_recommendation
+
+    out = budget_recommendation(predicted, lower, upper, r7, r30, velocity, trend)
+    assert out == {"action": action, "budget_change_percent": change, "reason": reason}
+    assert type(out["budget_change_percent"]) is int
+
+
+def test_the_target_roas_moves_every_rule():
+    from stratum_pipeline.ml.roas import budget_recommendation
+
+    assert budget_recommendation(2.5, 2.1, 2.9, 1, 1, 1, "stable", target_roas=3.0)["budget_change_percent"] == -30
+    assert budget_recommendation(4.6, 4.5, 5.0, 1, 1, 1, "stable", target_roas=3.0)["budget_change_percent"] == 20
+
+
+def test_the_recommendation_sentence():
+    from stratum_pipeline.ml.roas import recommendation_sentence
+
+    assert recommendation_sentence({"budget_change_percent": 20}) == "Increase budget by 20%"
+    assert recommendation_sentence({"budget_change_percent": -15}) == "Decrease budget by 15%"
+    assert recommendation_sentence({"budget_change_percent": 0}) == "Maintain current budget"
+    assert recommendation_sentence({"budget_change_percent": "10"}) == "Increase budget by 10%"
+
+
+# --- the conversion model's operating threshold -------------------------------------------------------------
+
+
+def test_the_operating_threshold_is_the_lowest_that_keeps_the_precision():
+    from stratum_pipeline.ml.conversion import operating_threshold
+
+    p = [0.6, 0.8, 0.9, 0.8, 0.7]
+    y = [0, 0, 1, 1, 1]  # by p: 0.9 hit, 0.8 hit + miss, 0.7 hit, 0.6 miss
+    assert operating_threshold(p, y, precision=0.6, min_flagged=2) == 0.6  # 3 of 5 is exactly 0.6
+    assert operating_threshold(p, y, precision=0.61, min_flagged=2) == 0.7  # 3 of 4
+    assert operating_threshold(p, y, precision=1.0, min_flagged=1) == 0.9  # a tie at 0.8 is flagged whole
+    assert operating_threshold(p, y, precision=1.0, min_flagged=2) == 1.0  # nothing qualifies: flag nothing
+    assert operating_threshold(p, y, precision=0.6, min_flagged=6) == 1.0
