@@ -129,10 +129,10 @@ def main() -> int:
         mutmut = Path(sys.executable).with_name("mutmut")
         start = time.perf_counter()
         done = subprocess.run(["nice", "-n", "10", str(mutmut), "run", "--max-children", str(args.max_children), *names],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         seconds = time.perf_counter() - start
         if done.returncode != 0:
-            print(f"mutmut run failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+            print(f"mutmut run failed ({done.returncode}):\n{done.stdout.strip()[-3000:]}")
             return done.returncode
     return report(seconds)
 

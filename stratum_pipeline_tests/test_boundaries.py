@@ -52,7 +52,7 @@ def test_a_challenger_just_past_the_champion_tolerance_is_refused(champion_mae):
     assert decide("roas", _roas(mae=limit, naive_mae=naive), champion).promote
     assert decide("roas", _roas(mae=limit * 0.999, naive_mae=naive), champion).promote
     refused = decide("roas", _roas(mae=limit * 1.001, naive_mae=naive), champion)
-    assert not refused.promote
+    assert refused.promote is False
     assert any("worse than champion" in r for r in refused.reasons)
     assert ROAS_MAE_TOLERANCE == 0.02
 
@@ -553,7 +553,7 @@ class _Remote:
         self.calls.append((model_type, tenant))
         if self.fail:
             raise VertexError("endpoint unavailable")
-        return {"predicted_roas": 9.0}
+        return {"predicted_roas": 9.0 * x.get("roas_7d", 1.0)}
 
 
 def test_the_service_refuses_bad_requests_with_one_line_errors():
@@ -615,8 +615,9 @@ def test_a_remote_model_serves_and_falls_back_only_when_asked(caplog):
     remote = _Remote()
     service = InferenceService(_Registry(), MemoryCache(), remote=remote)
     out = service.get_prediction("roas", {"roas_7d": 2.0}, 5)
-    assert out == {"predicted_roas": 9.0, "served_by": "vertex"} and remote.calls == [("roas", "5")]
+    assert out == {"predicted_roas": 18.0, "served_by": "vertex"} and remote.calls == [("roas", "5")]
     assert service.get_prediction("roas", {"roas_7d": 2.0}, "5") == out and len(remote.calls) == 1  # cached
+    assert service.get_prediction("roas", {"roas_7d": 3.0}, "5")["predicted_roas"] == 27.0  # another input
     assert any(k.startswith("stratum:pred:roas:5:vertex:projects/p/endpoints/e:0:") for k in service.cache._data)
 
     failing = InferenceService(_Registry(), MemoryCache(), remote=_Remote(fail=True))
@@ -670,6 +671,10 @@ def test_the_gate_reasons_word_for_word():
     ("", ""),
     (None, ""),
     ("not a url :pw@", "not a url :pw@"),
+    # a password the text rule cannot delimit ('#', '?') is still masked, the way SQLAlchemy reads the URL
+    ("postgresql://u:p#w@host/db", "postgresql://u:***@host/db"),
+    ("postgresql://u:p?w@host/db", "postgresql://u:***@host/db"),
+    ("postgresql://u:p#w@host/db?sslmode=require&password=x", "postgresql://u:***@host/db?password=***&sslmode=require"),
 ])
 def test_mask_url_hides_every_secret_and_nothing_else(url, masked):
     assert mask_url(url) == masked

@@ -113,7 +113,7 @@ def test_naive_forecasts_fall_back_to_the_longer_window_then_the_median():
     assert out["trailing_30d"].tolist() == pytest.approx([1.1, 2.1, 1.6])
     empty = naive_roas_forecasts(_features(roas=[np.nan] * 3, roas_30d=[np.nan] * 3))
     assert empty["today"].tolist() == [1.0, 1.0, 1.0]  # nothing known at all: 1.0
-    text = naive_roas_forecasts(_features(roas=["1.0", "x", None]))
+    text = naive_roas_forecasts(_features(roas=["1.0", "x", None], roas_30d=["1.1", "2.1", "n/a"]))
     assert text["today"].tolist() == pytest.approx([1.0, 2.1, 1.55])
 
 
@@ -367,3 +367,5 @@ def test_the_operating_threshold_is_the_lowest_that_keeps_the_precision():
     assert operating_threshold(p, y, precision=1.0, min_flagged=1) == 0.9  # a tie at 0.8 is flagged whole
     assert operating_threshold(p, y, precision=1.0, min_flagged=2) == 1.0  # nothing qualifies: flag nothing
     assert operating_threshold(p, y, precision=0.6, min_flagged=6) == 1.0
+    # only the last session of a tied value is a threshold: 0.8 flags both 0.8 sessions, one of which is a miss
+    assert operating_threshold([0.9, 0.8, 0.8], [1, 1, 0], precision=1.0, min_flagged=1) == 0.9
