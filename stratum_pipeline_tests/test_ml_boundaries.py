@@ -369,3 +369,44 @@ def test_the_operating_threshold_is_the_lowest_that_keeps_the_precision():
     assert operating_threshold(p, y, precision=0.6, min_flagged=6) == 1.0
     # only the last session of a tied value is a threshold: 0.8 flags both 0.8 sessions, one of which is a miss
     assert operating_threshold([0.9, 0.8, 0.8], [1, 1, 0], precision=1.0, min_flagged=1) == 0.9
+
+
+def test_days_until_critical_with_unknown_or_short_histories():
+    from stratum_pipeline.ml.fatigue import days_until_critical
+
+    assert days_until_critical(42.5, float("nan")).tolist() == 1.0  # an unknown age counts as one day
+    assert days_until_critical(42.5, 1).tolist() == 1.0
+    assert days_until_critical(42.5, 0).tolist() == 1.0
+    assert days_until_critical(5.0, 10).tolist() == 160.0  # half a point a day
+    scorer = FatigueScorer()
+    fresh = scorer.calculate_score({"days_active": 5, "frequency": 1.0})
+    assert fresh["fatigue_score"] == 1.25 and fresh["days_until_critical"] == 336
+    nothing = scorer.calculate_score({"days_active": 0})
+    assert nothing["fatigue_score"] == 0.0 and nothing["days_until_critical"] is None  # not growing
+
+
+def test_the_seed_trend_names_stand_in_for_missing_rates():
+    scorer = FatigueScorer()
+    out = scorer.calculate_score({"days_in_rotation": 0, "avg_frequency": 1.0, "ctr_trend_30d": -0.25,
+                                  "engagement_decay_rate": 0.1})
+    assert out["component_scores"]["ctr_decay"] == 50.0 and out["component_scores"]["engagement_decay"] == 20.0
+    assert out["fatigue_score"] == pytest.approx(0.35 * 50 + 0.25 * 20)
+
+
+def test_the_trend_compares_with_the_30_day_level():
+    from stratum_pipeline.ml.roas import roas_trend
+
+    assert roas_trend(2.0, 2.0) == "stable"
+    assert roas_trend(2.2, 2.0) == "improving" and roas_trend(1.8, 2.0) == "declining"
+    assert roas_trend(2.09, 2.0) == "stable"  # within the default 5%
+
+
+def test_budget_rules_against_another_target_and_exactly_at_it():
+    from stratum_pipeline.ml.roas import budget_recommendation, recommendation_sentence
+
+    assert budget_recommendation(3.5, 3.2, 4.0, 1, 1, 1, "stable", target_roas=3.0) == {
+        "action": "maintain", "budget_change_percent": 0, "reason": "the forecast is above target"}
+    assert budget_recommendation(3.5, 3.2, 4.0, 1, 1, 1, "declining", target_roas=3.0)["budget_change_percent"] == 0
+    assert budget_recommendation(1.3, 1.0, 1.6, 1, 1, 1, "stable")["reason"] == "the forecast is above target"
+    assert recommendation_sentence({"budget_change_percent": 1}) == "Increase budget by 1%"
+    assert recommendation_sentence({"budget_change_percent": -1}) == "Decrease budget by 1%"

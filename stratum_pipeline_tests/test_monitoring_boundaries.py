@@ -162,3 +162,32 @@ def test_feature_summary_exact():
     assert out.loc["blank", "missing"] == 1.0 and math.isnan(out.loc["blank", "mean"])
     empty = M.summarize_features(frame.iloc[:0], ["x"])
     assert empty.to_dict("records") == [{"feature": "x", "rows": 0, "missing": 0.0}]
+
+
+def _forecasts(**columns):
+    base = {"tenant_id": ["a", "a"], "campaign_id": ["c1", "c2"], "date": ["2026-01-01"] * 2,
+            "forecast_date": ["2026-01-02"] * 2, "predicted_roas": [2.0, 3.0], "confidence_lower": [1.5, 2.0],
+            "confidence_upper": [2.5, 3.0], "model_name": ["m"] * 2, "model_version": ["1"] * 2}
+    base.update(columns)
+    return pd.DataFrame(base)
+
+
+ACCURACY_COLUMNS = ["tenant_id", "date", "model_name", "model_version", "campaigns", "mae", "bias", "coverage_80",
+                    "mean_actual_roas", "mean_predicted_roas"]
+
+
+def test_forecast_accuracy_counts_the_interval_bounds_as_inside():
+    actuals = M.actual_next_day_roas(pd.DataFrame({"campaign_id": ["c1", "c2"], "date": ["2026-01-02"] * 2,
+                                                   "roas": [1.5, 3.0]}))  # exactly the lower and upper bounds
+    out = M.forecast_accuracy(_forecasts(), actuals)
+    assert list(out.columns) == ACCURACY_COLUMNS
+    row = out.iloc[0]
+    assert row["coverage_80"] == 1.0 and row["campaigns"] == 2 and row["mae"] == pytest.approx(0.25)
+    assert row["bias"] == pytest.approx(0.25) and row["date"] == pd.Timestamp("2026-01-02")
+
+
+def test_forecast_accuracy_without_forecasts_actuals_or_matches():
+    actuals = M.actual_next_day_roas(pd.DataFrame({"campaign_id": ["c1"], "date": ["2026-01-05"], "roas": [1.0]}))
+    for forecasts, acts in ((pd.DataFrame(), actuals), (_forecasts(), actuals.iloc[:0]), (_forecasts(), actuals)):
+        out = M.forecast_accuracy(forecasts, acts)
+        assert out.empty and list(out.columns) == ACCURACY_COLUMNS
