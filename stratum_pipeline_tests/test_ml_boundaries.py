@@ -410,3 +410,45 @@ def test_budget_rules_against_another_target_and_exactly_at_it():
     assert budget_recommendation(1.3, 1.0, 1.6, 1, 1, 1, "stable")["reason"] == "the forecast is above target"
     assert recommendation_sentence({"budget_change_percent": 1}) == "Increase budget by 1%"
     assert recommendation_sentence({"budget_change_percent": -1}) == "Decrease budget by 1%"
+
+
+def test_emq_analyze_word_for_word_on_both_scales():
+    analyzer = DataQualityAnalyzer()
+    # Meta: a plain email counts half, click_id is fbc, a huge integer id is text; the platform is read in any case
+    meta = analyzer.analyze({"email": "A@x.com ", "ip_address": "1.2.3.4", "click_id": "fb.1",
+                             "external_id": 12345678901234567890123}, "META")
+    assert meta == {
+        "score": 70.0, "level": "good", "missing_fields": ["phone", "user_agent"],
+        "roas_impact_estimate": "~80% attribution accuracy",
+        "recommendations": ["send the phone number in E.164 form (SHA-256 hashed)",
+                            "forward the client user agent from the server request", "send the _fbp browser id",
+                            "hash email with SHA-256 before sending"],
+        "platform": "meta", "emq_score": 4.75, "quality_level": "fair",
+        "present_fields": ["email", "fbc", "external_id", "client_ip_address"],
+        "capi_missing_fields": ["phone", "fbp", "client_user_agent"], "unhashed_fields": ["email"],
+        "attribution_accuracy_estimate": 0.661,
+    }
+    google = analyzer.analyze({"email": HASHED, "gclid": "g", "user_agent": "ua", "phone": ""}, "google")
+    assert google == {
+        "score": 60.0, "level": "good", "missing_fields": ["phone", "ip_address", "external_id"],
+        "roas_impact_estimate": "~80% attribution accuracy",
+        "recommendations": ["send the phone number in E.164 form (SHA-256 hashed)",
+                            "forward the client IP address from the server request",
+                            "send your stable customer id as external_id"],
+        "platform": "google", "emq_score": 7.0, "quality_level": "good",
+        "present_fields": ["gclid", "email", "client_user_agent"],
+        "capi_missing_fields": ["phone", "external_id", "client_ip_address"], "unhashed_fields": [],
+        "attribution_accuracy_estimate": 0.785,
+    }
+
+
+def test_emq_refuses_oversized_keys_and_non_mappings():
+    from stratum_pipeline.ml.inputs import InputError
+
+    analyzer = DataQualityAnalyzer()
+    assert analyzer.analyze({"external_id": "x" * 4096}, "meta")["emq_score"] == 1.0  # at the limit: fine
+    with pytest.raises(InputError) as caught:
+        analyzer.analyze({"external_id": "x" * 4097}, "meta")
+    assert str(caught.value) == "external_id is 4,097 characters long, more than the limit of 4,096"
+    with pytest.raises(TypeError, match="^event must be a dict, got list$"):
+        analyzer.analyze(["email"], "meta")
