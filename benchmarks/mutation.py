@@ -85,31 +85,36 @@ def results() -> dict[str, dict[str, int | None]]:
 
 
 def report(seconds: float | None) -> int:
+    """Per module: mutants, killed, equivalent, survived, timeouts / no tests, not checked, and the score
+    killed / (checked - equivalent). A mutant not checked (a run stopped early) is left out of the score and shown."""
     equivalent = equivalents()
     found = results()
-    print(f"{'module':<24} {'mutants':>7} {'killed':>6} {'equiv.':>6} {'survived':>8} {'other':>5} {'score':>6}")
+    print(f"{'module':<24} {'mutants':>7} {'killed':>6} {'equiv.':>6} {'survived':>8} {'t/o,none':>8} "
+          f"{'unchecked':>9} {'score':>6}")
     totals = Counter()
     survivors = []
     for module in SCOPE:
         codes = found.get(module, {})
-        status = Counter(STATUS.get(c, "suspicious") for c in codes.values())
-        eq = sum(1 for k, c in codes.items() if k in equivalent and STATUS.get(c) != "killed")
-        killed = status["killed"]
-        other = len(codes) - killed - status["survived"]
-        judged = len(codes) - eq
-        score = killed / judged if judged else float("nan")
-        survivors += [k for k, c in codes.items() if STATUS.get(c, "suspicious") != "killed" and k not in equivalent]
-        totals.update(mutants=len(codes), killed=killed, eq=eq, survived=status["survived"] - (eq - 0), other=other)
-        print(f"{module:<24} {len(codes):>7} {killed:>6} {eq:>6} {status['survived']:>8} {other:>5} {score:>6.1%}")
-    judged = totals["mutants"] - totals["eq"]
-    print(f"{'total':<24} {totals['mutants']:>7} {totals['killed']:>6} {totals['eq']:>6} "
-          f"{totals['mutants'] - totals['killed'] - totals['other']:>8} {totals['other']:>5} "
-          f"{totals['killed'] / judged if judged else float('nan'):>6.1%}")
-    print("score = killed / (mutants - equivalent); 'other' = timeouts, no tests, not checked; target >= 85%")
+        status = {k: STATUS.get(c, "suspicious") for k, c in codes.items()}
+        killed = sum(s == "killed" for s in status.values())
+        unchecked = sum(s == "not checked" for s in status.values())
+        eq = sum(1 for k, s in status.items() if k in equivalent and s not in ("killed", "not checked"))
+        survived = sum(s == "survived" for s in status.values()) - sum(
+            1 for k, s in status.items() if k in equivalent and s == "survived")
+        other = len(codes) - killed - unchecked - eq - survived
+        judged = len(codes) - unchecked - eq
+        survivors += [k for k, s in status.items() if s not in ("killed", "not checked") and k not in equivalent]
+        totals.update(mutants=len(codes), killed=killed, eq=eq, survived=survived, other=other, unchecked=unchecked)
+        score = f"{killed / judged:.1%}" if judged else "-"
+        print(f"{module:<24} {len(codes):>7} {killed:>6} {eq:>6} {survived:>8} {other:>8} {unchecked:>9} {score:>6}")
+    judged = totals["mutants"] - totals["unchecked"] - totals["eq"]
+    print(f"{'total':<24} {totals['mutants']:>7} {totals['killed']:>6} {totals['eq']:>6} {totals['survived']:>8} "
+          f"{totals['other']:>8} {totals['unchecked']:>9} {totals['killed'] / judged if judged else float('nan'):>6.1%}")
+    print("score = killed / (checked - equivalent); equivalent mutants are listed in docs/mutation.md; target >= 85%")
     if seconds is not None:
         print(f"mutation run: {seconds / 60:.1f} min (target <= 30 min)")
     if survivors:
-        print(f"{len(survivors)} mutants neither killed nor listed as equivalent (see `mutmut show NAME`):")
+        print(f"{len(survivors)} mutants checked and neither killed nor listed as equivalent (see `mutmut show NAME`):")
         for name in sorted(survivors):
             print("  ", name)
     return 0
