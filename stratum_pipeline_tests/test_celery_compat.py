@@ -19,6 +19,8 @@ from stratum_pipeline.tenancy import InvalidTenantId
 
 from .webserver import free_port
 
+pytestmark = pytest.mark.slow  # a dagster-webserver and the runs it starts
+
 
 @pytest.fixture
 def graphql_url(dagster_webserver, monkeypatch):

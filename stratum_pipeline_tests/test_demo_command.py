@@ -7,9 +7,12 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pytest
 import sqlalchemy as sa
 
 from stratum_pipeline.cli import embedded_environment
+
+pytestmark = pytest.mark.slow  # `stratum demo` in a subprocess
 
 
 def test_stratum_demo_runs_the_daily_graph_on_the_embedded_default(tmp_path):

@@ -49,7 +49,7 @@ from .model_data import MODEL_CONFIG
 from .services import VENV_BIN, Processes, start_mlflow_server
 from .test_model_assets import RUN_CONFIG
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]  # daemon, mlflow server, PostgreSQL, Redis
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REDIS_URL = os.environ.get("STRATUM_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

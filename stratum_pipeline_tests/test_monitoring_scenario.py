@@ -20,6 +20,8 @@ from stratum_pipeline.demo.generator import DemoConfig, ResponseShift, TenantSpe
 from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
 from stratum_pipeline.resources.registry import model_name
 
+pytestmark = pytest.mark.slow  # a month of daily runs, training and retraining
+
 END = date(2026, 6, 30)
 SHIFT_START = END - timedelta(days=24)
 TENANTS = (

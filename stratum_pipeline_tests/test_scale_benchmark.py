@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from stratum_pipeline.demo.generator import DemoConfig, generate, generate_in_chunks
 
@@ -44,6 +45,7 @@ def test_chunks_cover_every_tenant_with_unique_ids_and_traceable_bad_rows():
     assert len(set(spend)) == len(spend)
 
 
+@pytest.mark.slow
 def test_scale_benchmark_reports_every_stage_and_the_run_counts(tmp_path):
     tenants = 2
     completed = subprocess.run(

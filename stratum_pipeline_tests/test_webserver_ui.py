@@ -13,6 +13,8 @@ import pytest
 from stratum_pipeline.resources import ModelRegistry
 from stratum_pipeline.resources.registry import model_name
 
+pytestmark = pytest.mark.slow  # a dagster-webserver and headless Chromium
+
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 WINDOW = {"width": 1600, "height": 1000}

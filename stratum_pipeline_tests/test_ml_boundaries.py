@@ -1,0 +1,454 @@
+"""Event-match quality and the evaluation metrics on small hand-checked inputs (exact values, each threshold).
+
+Written for the mutation benchmark (issue #22): summaries, levels and naive forecasts whose exact numbers the
+product shows, pinned so that a changed rounding, cut-off or fallback shows.
+"""
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stratum_pipeline.ml.emq import DataQualityAnalyzer, attribution_accuracy, quality_level, seed_level, seed_roas_impact
+from stratum_pipeline.ml.fatigue import FatigueScorer
+from stratum_pipeline.ml.simulator import BudgetSimulator
+from stratum_pipeline.ml.evaluation import (
+    best_naive_roas,
+    naive_roas_forecasts,
+    point_metrics,
+    relative_bias,
+    roas_metrics,
+)
+
+HASHED = hashlib.sha256(b"a@example.com").hexdigest()
+
+
+def test_emq_summary_exact():
+    events = pd.DataFrame({
+        "gclid": ["a", None, None], "email": [HASHED, HASHED, None], "external_id": ["u", "u", "u"],
+        "client_ip_address": ["1.2.3.4", "1.2.3.4", None], "client_user_agent": ["ua", None, None],
+    })  # google scores: 3.5+3+0.5+0.5+0.5 = 8.0, 3+0.5+0.5 = 4.0, 0.5
+    summary = DataQualityAnalyzer().summarize(events, "google")
+    assert summary == {
+        "events": 3, "score_mean": 4.167, "score_p10": 1.2, "score_p50": 4.0, "score_p90": 7.2,
+        "levels": {"excellent": 1, "good": 0, "fair": 1, "poor": 1},
+        "most_missing_fields": {"phone": 1.0, "gclid": 0.667, "client_user_agent": 0.667},
+        "attribution_accuracy_estimate": 0.629,
+        "recommendations": [
+            "keep the gclid from the landing URL and send it with the conversion (missing in 67% of events)",
+            "send the phone number in E.164 form (SHA-256 hashed) (missing in 100% of events)",
+            "forward the client user agent from the server request (missing in 67% of events)",
+        ],
+    }
+
+
+def test_emq_summary_lists_only_fields_that_are_missing():
+    full = {"email": HASHED, "phone": HASHED, "fbc": "fb.1", "external_id": "u", "client_ip_address": "1.2.3.4",
+            "client_user_agent": "ua"}
+    summary = DataQualityAnalyzer().summarize(pd.DataFrame([full, full]), "meta")
+    assert summary["most_missing_fields"] == {"fbp": 1.0}
+    assert summary["score_mean"] == 9.0 and summary["levels"]["excellent"] == 2
+
+
+def test_emq_summary_of_no_events():
+    summary = DataQualityAnalyzer().summarize(pd.DataFrame(columns=["gclid", "email"]), "google")
+    assert summary["events"] == 0
+    assert [summary[k] for k in ("score_mean", "score_p10", "score_p50", "score_p90",
+                                 "attribution_accuracy_estimate")] == [None] * 5
+    assert summary["levels"] == {"excellent": 0, "good": 0, "fair": 0, "poor": 0}
+
+
+def test_emq_score_frame_scores_each_event_by_its_own_platform():
+    events = pd.DataFrame({"platform": ["META", "Google", "tiktok"], "gclid": [None, "g", None],
+                           "client_ip_address": ["1.2.3.4", None, "1.2.3.4"], "email": [None, "plain@x", None]},
+                          index=[10, 11, 12])
+    out = DataQualityAnalyzer().score_frame(events)
+    assert list(out.index) == [10, 11, 12]
+    assert list(out.columns) == ["emq_score", "quality_level", "attribution_accuracy"]
+    assert out["emq_score"].tolist() == pytest.approx([0.75, 5.0, 0.75])  # google: gclid 3.5 + a plain email 1.5
+    assert out["quality_level"].tolist() == ["poor", "fair", "poor"]
+    accuracy = out["attribution_accuracy"].to_numpy()
+    assert accuracy == pytest.approx([0.44125, 0.675, 0.44125], abs=6e-5)
+    assert np.allclose(accuracy * 1e4, np.round(accuracy * 1e4))  # rounded to 4 decimals
+
+
+@pytest.mark.parametrize("score, level", [(0.0, "poor"), (3.99, "poor"), (4.0, "fair"), (5.99, "fair"), (6.0, "good"),
+                                          (7.99, "good"), (8.0, "excellent"), (10.0, "excellent")])
+def test_emq_levels_at_the_thresholds(score, level):
+    assert str(quality_level(score)) == level
+
+
+@pytest.mark.parametrize("score, level, impact", [
+    (0, "poor", "<40% attribution accuracy - significant loss"), (39.9, "poor", "<40% attribution accuracy - significant loss"),
+    (40, "fair", "~60% attribution accuracy"), (59.9, "fair", "~60% attribution accuracy"),
+    (60, "good", "~80% attribution accuracy"), (79.9, "good", "~80% attribution accuracy"),
+    (80, "excellent", "~95% attribution accuracy"), (100, "excellent", "~95% attribution accuracy"),
+])
+def test_the_seed_levels_and_impact_at_the_thresholds(score, level, impact):
+    assert seed_level(score) == level and seed_roas_impact(score) == impact
+
+
+def test_attribution_accuracy_is_clipped_to_the_score_range():
+    assert attribution_accuracy(np.array([-5.0, 0.0, 5.0, 10.0, 20.0])).tolist() == pytest.approx(
+        [0.4, 0.4, 0.675, 0.95, 0.95])
+
+
+# --- evaluation ------------------------------------------------------------------------------------------
+
+
+def _features(**columns):
+    base = {"roas": [1.0, 2.0, np.nan], "roas_7d": [1.5, np.nan, np.nan], "roas_14d": [1.2, 2.2, np.nan],
+            "roas_30d": [1.1, 2.1, np.nan]}
+    base.update(columns)
+    return pd.DataFrame(base)
+
+
+def test_naive_forecasts_fall_back_to_the_longer_window_then_the_median():
+    out = naive_roas_forecasts(_features())
+    assert list(out) == ["today", "trailing_7d", "trailing_14d", "trailing_30d"]
+    assert out["today"].tolist() == pytest.approx([1.0, 2.0, 1.5])  # row 3 has no 30-day ROAS either: the median
+    assert out["trailing_7d"].tolist() == pytest.approx([1.5, 2.1, 1.8])
+    assert out["trailing_14d"].tolist() == pytest.approx([1.2, 2.2, 1.7])
+    assert out["trailing_30d"].tolist() == pytest.approx([1.1, 2.1, 1.6])
+    empty = naive_roas_forecasts(_features(roas=[np.nan] * 3, roas_30d=[np.nan] * 3))
+    assert empty["today"].tolist() == [1.0, 1.0, 1.0]  # nothing known at all: 1.0
+    text = naive_roas_forecasts(_features(roas=["1.0", "x", None], roas_30d=["1.1", "2.1", "n/a"]))
+    assert text["today"].tolist() == pytest.approx([1.0, 2.1, 1.55])
+
+
+def test_the_best_naive_forecast_is_the_one_with_the_lowest_mae():
+    actual = [1.2, 2.2, 1.7]
+    assert best_naive_roas(actual, _features()) == {"naive": "trailing_14d", "naive_mae": pytest.approx(0.0)}
+    out = best_naive_roas([1.0, 2.0, 1.0], _features())
+    assert out["naive"] == "today" and out["naive_mae"] == pytest.approx(0.5 / 3)
+
+
+def test_metrics_exact():
+    actual = np.array([1.0, 2.0, 0.2, 4.0])
+    forecast = pd.DataFrame({"predicted_roas": [1.5, 2.0, 0.4, 3.0], "confidence_lower": [1.0, 2.5, 0.0, 2.0],
+                             "confidence_upper": [2.0, 3.0, 0.2, 3.5]})
+    m = roas_metrics(actual, forecast)
+    errors = np.array([0.5, 0.0, 0.2, -1.0])
+    assert m["mae"] == pytest.approx(np.abs(errors).mean()) and m["rmse"] == pytest.approx(np.sqrt((errors**2).mean()))
+    assert m["r2"] == pytest.approx(1 - (errors**2).sum() / ((actual - actual.mean()) ** 2).sum())
+    assert m["mape"] == pytest.approx((0.5 / 1 + 0 + 1.0 / 4) / 3)  # the 0.2 day is left out (ROAS < 0.5)
+    assert m["bias"] == pytest.approx(6.9 / 7.2 - 1)
+    assert m["coverage_80"] == 0.5  # the bounds count as inside (row 1 and row 3)
+    assert m["rows"] == 4
+    p = point_metrics(actual, forecast["predicted_roas"])
+    assert set(p) == {"mae", "rmse", "r2", "mape", "bias", "rows"} and p["mae"] == m["mae"] and p["r2"] == m["r2"]
+    flat = roas_metrics([2.0, 2.0], pd.DataFrame({"predicted_roas": [2.0, 2.0], "confidence_lower": [1.0, 1.0],
+                                                  "confidence_upper": [3.0, 3.0]}))
+    assert np.isnan(flat["r2"]) and flat["mae"] == 0.0
+    small = roas_metrics([0.1, 0.2], pd.DataFrame({"predicted_roas": [0.1, 0.2], "confidence_lower": [0.0, 0.0],
+                                                   "confidence_upper": [1.0, 1.0]}))
+    assert np.isnan(small["mape"])
+
+
+def test_relative_bias_limits():
+    assert relative_bias([1.0, 3.0], [1.1, 3.3]) == pytest.approx(0.1)
+    assert np.isnan(relative_bias([], []))
+    assert np.isnan(relative_bias([0.0, 0.0], [1.0, 1.0]))
+
+
+def test_conversion_metrics_exact_at_the_threshold_and_the_clip():
+    from stratum_pipeline.ml.evaluation import conversion_metrics
+
+    y = [0, 1, 1, 0, 1, 0]
+    p = [0.0, 1.0, 0.6, 0.6, 0.0, 1.0]  # two confident mistakes: the log loss is clipped at 1e-6
+    m = conversion_metrics(y, p, threshold=0.6)
+    clipped = np.clip(np.array(p), 1e-6, 1 - 1e-6)
+    truth = np.array(y, dtype=float)
+    log_loss = -(truth * np.log(clipped) + (1 - truth) * np.log(1 - clipped)).mean()
+    assert m["log_loss"] == pytest.approx(log_loss, rel=1e-9)
+    assert m["brier"] == pytest.approx(((clipped - truth) ** 2).mean())
+    assert m["precision"] == pytest.approx(0.5)  # p >= 0.6 chooses rows 1, 2, 3, 5
+    assert m["recall"] == pytest.approx(2 / 3)  # of the converting rows 1, 2, 4
+    assert m["auc"] == pytest.approx(0.5) and m["base_rate"] == 0.5 and m["rows"] == 6 and m["threshold"] == 0.6
+    none_chosen = conversion_metrics([0, 1], [0.1, 0.2], threshold=0.9)
+    assert np.isnan(none_chosen["precision"]) and none_chosen["recall"] == 0.0
+    one_class = conversion_metrics([0, 0], [0.1, 0.2], threshold=0.1)
+    assert np.isnan(one_class["auc"]) and np.isnan(one_class["recall"]) and one_class["precision"] == 0.0
+
+
+# --- budget simulator: input limits and the knobs of its uncertainty ----------------------------------------
+
+SIM_CAMPAIGN = {"daily_spend": 100.0, "roas": 2.0}
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"campaign": {"roas": 2.0}}, "campaign needs one of: daily_spend, spend"),
+    ({"campaign": {"daily_spend": 100.0}}, "campaign needs one of: roas, predicted_roas, roas_7d"),
+    ({"scenarios": 0.2}, "scenarios must be a list of budget changes, got float"),
+    ({"scenarios": [0.1] * 101}, "101 scenarios is more than the limit of 100"),
+    ({"scenarios": [None]}, "a scenario's budget change must be a number (e.g. 0.2 for +20%), got None"),
+    ({"scenarios": [{"name": "x"}]}, "a scenario's budget change must be a number (e.g. 0.2 for +20%), got {'name': 'x'}"),
+    ({"scenarios": [-1.0]}, "a budget change must be above -100%, got -100%"),
+    ({"days": 0}, "days must be a number of at least 1 and at most 366, got 0"),
+    ({"days": 367}, "days must be a number of at least 1 and at most 366, got 367"),
+    ({"iterations": 9}, "iterations must be a number of at least 10 and at most 100000, got 9"),
+    ({"iterations": 100_001}, "iterations must be a number of at least 10 and at most 100000, got 100001"),
+    ({"seed": -1}, "seed must be a number of at least 0 and at most 9.22337e+18, got -1"),
+    ({"iterations": 100_000, "days": 60, "scenarios": [0.1, 0.2, 0.3]},
+     "iterations x days x (scenarios + baseline) = 100,000 x 60 x 4 = 24,000,000 is more than the limit of "
+     "20,000,000: use fewer iterations, days or scenarios"),
+])
+def test_the_simulator_refuses_bad_requests_with_one_line_errors(kwargs, message):
+    from stratum_pipeline.ml.simulator import SimulationInputError
+
+    campaign = kwargs.pop("campaign", SIM_CAMPAIGN)
+    with pytest.raises(SimulationInputError) as caught:
+        BudgetSimulator().simulate(campaign, **{"iterations": 10, **kwargs})
+    assert str(caught.value) == message
+
+
+def test_the_simulator_accepts_its_limits_and_names_scenarios():
+    out = BudgetSimulator().simulate(SIM_CAMPAIGN, [-0.999, {"name": "max", "budget_change": 100.0},
+                                                    {"budget_change": 0.25}], days=1, iterations=10, seed=0)
+    assert [s["name"] for s in out["scenarios"]] == ["-100%", "max", "+25%"]
+    assert [s["budget_change"] for s in out["scenarios"]] == [-0.999, 100.0, 0.25]
+    assert out["days"] == 1 and out["iterations"] == 10
+    assert out["scenarios"][1]["spend"] == 100.0 * 101
+    assert BudgetSimulator().simulate({"spend": 100.0, "predicted_roas": 2.0}, [], days=366, iterations=10, seed=0)
+
+
+def test_the_uncertainty_inputs_fall_back_and_are_capped():
+    sim = BudgetSimulator()
+    base = sim.simulate(SIM_CAMPAIGN, [0.5], iterations=300, seed=4)
+    # no elasticity (or 0, or not a number) is the default elasticity; an interval that is not one is ignored
+    for extra in ({"elasticity": 0}, {"elasticity": None}, {"elasticity": 0.6},
+                  {"confidence_lower": 3.0, "confidence_upper": 3.0}, {"confidence_lower": 3.0, "confidence_upper": 1.0},
+                  {"confidence_lower": 0, "confidence_upper": 3.0}, {"avg_order_value": 0}):
+        assert sim.simulate({**SIM_CAMPAIGN, **extra}, [0.5], iterations=300, seed=4) == base, extra
+    # a 10-90% interval beyond ~2,000x says nothing more: both are capped at the same spread
+    huge = sim.simulate({**SIM_CAMPAIGN, "confidence_lower": 1e-3, "confidence_upper": 1e3}, [], iterations=300, seed=4)
+    huger = sim.simulate({**SIM_CAMPAIGN, "confidence_lower": 1e-4, "confidence_upper": 1e4}, [], iterations=300, seed=4)
+    assert huge == huger
+    assert sim.simulate({**SIM_CAMPAIGN, "elasticity": 0.9}, [0.5], iterations=300, seed=4) != base
+    assert base["baseline"]["conversions"] is None
+    with_aov = sim.simulate({**SIM_CAMPAIGN, "avg_order_value": 50.0}, [0.5], iterations=300, seed=4)
+    assert with_aov["baseline"]["conversions"] == pytest.approx(with_aov["baseline"]["revenue"] / 50.0, abs=0.05)
+
+
+def test_the_interval_is_the_5_to_95_percent_range_of_outcomes():
+    out = BudgetSimulator().simulate(SIM_CAMPAIGN, [], days=1, iterations=10_000, seed=5)["baseline"]
+    low, high = out["confidence_interval"]
+    # revenue over one day ~ 200 x lognormal level (sd 0.15) x lognormal noise (sd 0.1): sd ~0.18 in logs
+    assert low == pytest.approx(200 * np.exp(-1.645 * 0.18), rel=0.03)
+    assert high == pytest.approx(200 * np.exp(1.645 * 0.18), rel=0.03)
+    assert out["revenue"] == pytest.approx(200, rel=0.01)
+
+
+# --- fatigue components, recommendations and actions --------------------------------------------------------
+
+
+def test_fatigue_components_exact_and_clipped():
+    from stratum_pipeline.ml.fatigue import component_scores, relative_decay
+
+    parts = component_scores([30, 120, np.nan], [4.5, 0.5, np.nan], [0.25, -0.1, np.nan], [0.1, 0.9, np.nan])
+    assert parts["age"].tolist() == pytest.approx([50.0, 100.0, 0.0])
+    assert parts["frequency"].tolist() == pytest.approx([50.0, 0.0, 0.0])
+    assert parts["ctr_decay"].tolist() == pytest.approx([50.0, 0.0, 0.0])
+    assert parts["engagement_decay"].tolist() == pytest.approx([20.0, 100.0, 0.0])
+    assert relative_decay([0.01, 0.03, 0.01, np.nan, -0.01], [0.02, 0.02, 0.0, 0.02, 0.02]).tolist() == \
+        pytest.approx([0.5, 0.0, 0.0, 0.0, 1.0])
+
+
+def test_fatigue_frame_exact():
+    row = {"days_active": 10, "frequency": 4.5, "ctr_current": 0.015, "ctr_baseline": 0.02,
+           "engagement_rate_current": 0.045, "engagement_rate_baseline": 0.05}
+    worn = {"days_active": 40, "frequency": 8.0, "ctr_current": 0.01, "ctr_baseline": 0.02,
+            "engagement_rate_current": 0.05, "engagement_rate_baseline": 0.05}
+    frame = FatigueScorer().score_frame(pd.DataFrame([row, worn], index=[7, 8]))
+    assert list(frame.index) == [7, 8]
+    assert list(frame.columns) == ["fatigue_score", "fatigue_level", "age_score", "frequency_score", "ctr_decay_score",
+                                   "engagement_decay_score", "days_until_critical", "recommendation", "suggested_actions"]
+    first = frame.loc[7]
+    # 0.15 x 16.67 + 0.25 x 50 + 0.35 x 50 + 0.25 x 20
+    assert first["fatigue_score"] == 37.5 and first["fatigue_level"] == "low"
+    assert (first["age_score"], first["frequency_score"], first["ctr_decay_score"], first["engagement_decay_score"]) == \
+        (16.67, 50.0, 50.0, 20.0)
+    assert first["days_until_critical"] == 13.0  # 3.75 a day: 47.5 more points take 12.7 days
+    assert first["recommendation"] == "healthy: keep running" and first["suggested_actions"] == []
+    second = frame.loc[8]  # 10 + 25 + 35 + 0 = 70
+    assert second["fatigue_level"] == "high"
+    assert second["recommendation"] == "refresh soon: rotate in new variants this week"
+    assert second["suggested_actions"] == ["test a new headline and visual", "cap frequency or widen the audience"]
+    one = FatigueScorer().calculate_score(worn)
+    assert one["suggested_actions"] == second["suggested_actions"] and one["days_until_critical"] == 9
+    assert one["component_scores"] == {"age": 66.67, "frequency": 100.0, "ctr_decay": 100.0, "engagement_decay": 0.0}
+
+
+def test_fatigue_recommendations_per_level():
+    from stratum_pipeline.ml.fatigue import RECOMMENDATIONS
+
+    assert RECOMMENDATIONS == {
+        "low": "healthy: keep running", "medium": "monitor: prepare a refreshed variant",
+        "high": "refresh soon: rotate in new variants this week",
+        "critical": "replace now: pause the creative or swap in a fresh one",
+    }
+    medium = FatigueScorer().calculate_score({"days_active": 0, "frequency": 8.0, "ctr_current": 0.01,
+                                              "ctr_baseline": 0.02, "engagement_rate_current": 0.05,
+                                              "engagement_rate_baseline": 0.05})
+    assert medium["fatigue_level"] == "medium" and medium["recommendation"] == "monitor: prepare a refreshed variant"
+    assert medium["days_until_critical"] == 1  # a first day counts as one: 60 points a day
+
+
+# --- ROAS trend and budget recommendation at each rule's edge ----------------------------------------------
+
+
+@pytest.mark.parametrize("recent, longer, trend", [
+    (1.25, 1.0, "stable"), (1.2501, 1.0, "improving"), (0.75, 1.0, "stable"), (0.7499, 1.0, "declining"),
+    (2.0, 0.0, "stable"), (2.0, float("nan"), "stable"), (float("nan"), 1.0, "stable"), ("x", 1.0, "stable"),
+])
+def test_the_trend_at_its_tolerance(recent, longer, trend):
+    from stratum_pipeline.ml.roas import roas_trend
+
+    assert roas_trend(recent, longer, tolerance=0.25) == trend
+
+
+def test_the_trend_of_a_column_of_text():
+    from stratum_pipeline.ml.roas import trend_array
+
+    out = trend_array(pd.Series(["1.3", "x", "0.5"]), pd.Series(["1.0", "1.0", "1.0"]))
+    assert out.tolist() == ["improving", "stable", "declining"]
+    assert trend_array([1.04, 1.06], [1.0, 1.0]).tolist() == ["stable", "improving"]  # the default 5%
+
+
+@pytest.mark.parametrize("predicted, lower, upper, r7, r30, velocity, trend, change, action, reason", [
+    (0.8, 0.5, 0.99, 1, 1, 1, "stable", -30, "decrease", "even the optimistic forecast is below the target ROAS"),
+    (0.99, 0.5, 1.0, 1, 1, 1, "stable", -15, "decrease", "the forecast is below the target ROAS"),
+    (1.0, 0.5, 1.5, 1, 1, 1, "stable", 0, "maintain", "the forecast interval straddles the target ROAS"),
+    (2.0, 1.6, 2.5, 1.9, 2.0, 1.21, "stable", 0, "maintain",
+     "spend rose while ROAS fell: marginal returns are diminishing"),
+    (2.0, 1.5, 2.5, 1.9, 2.0, 1.2, "stable", 20, "increase", "the pessimistic forecast is well above the target ROAS"),
+    (2.0, 1.5, 2.5, 2.0, 2.0, 1.5, "improving", 20, "increase", "the pessimistic forecast is well above the target ROAS"),
+    (2.0, 1.5, 2.5, 1, 1, 1, "declining", 10, "increase",
+     "the pessimistic forecast is well above the target ROAS, but ROAS is declining"),
+    (1.3, 1.0, 1.6, 1, 1, 1, "improving", 10, "increase", "the forecast is above target with an improving trend"),
+    (1.3, 1.49, 1.6, 1, 1, 1, "stable", 0, "maintain", "the forecast is above target"),
+    (1.3, 0.99, 1.6, 1, 1, 1, "improving", 0, "maintain", "the forecast interval straddles the target ROAS"),
+])
+def test_each_budget_rule_at_its_edge(predicted, lower, upper, r7, r30, velocity, trend, change, action, reason):
+    from stratum_pipeline.ml.roas import budget_recommendation
+
+    out = budget_recommendation(predicted, lower, upper, r7, r30, velocity, trend)
+    assert out == {"action": action, "budget_change_percent": change, "reason": reason}
+    assert type(out["budget_change_percent"]) is int
+
+
+def test_the_target_roas_moves_every_rule():
+    from stratum_pipeline.ml.roas import budget_recommendation
+
+    assert budget_recommendation(2.5, 2.1, 2.9, 1, 1, 1, "stable", target_roas=3.0)["budget_change_percent"] == -30
+    assert budget_recommendation(4.6, 4.5, 5.0, 1, 1, 1, "stable", target_roas=3.0)["budget_change_percent"] == 20
+
+
+def test_the_recommendation_sentence():
+    from stratum_pipeline.ml.roas import recommendation_sentence
+
+    assert recommendation_sentence({"budget_change_percent": 20}) == "Increase budget by 20%"
+    assert recommendation_sentence({"budget_change_percent": -15}) == "Decrease budget by 15%"
+    assert recommendation_sentence({"budget_change_percent": 0}) == "Maintain current budget"
+    assert recommendation_sentence({"budget_change_percent": "10"}) == "Increase budget by 10%"
+
+
+# --- the conversion model's operating threshold -------------------------------------------------------------
+
+
+def test_the_operating_threshold_is_the_lowest_that_keeps_the_precision():
+    from stratum_pipeline.ml.conversion import operating_threshold
+
+    p = [0.6, 0.8, 0.9, 0.8, 0.7]
+    y = [0, 0, 1, 1, 1]  # by p: 0.9 hit, 0.8 hit + miss, 0.7 hit, 0.6 miss
+    assert operating_threshold(p, y, precision=0.6, min_flagged=2) == 0.6  # 3 of 5 is exactly 0.6
+    assert operating_threshold(p, y, precision=0.61, min_flagged=2) == 0.7  # 3 of 4
+    assert operating_threshold(p, y, precision=1.0, min_flagged=1) == 0.9  # a tie at 0.8 is flagged whole
+    assert operating_threshold(p, y, precision=1.0, min_flagged=2) == 1.0  # nothing qualifies: flag nothing
+    assert operating_threshold(p, y, precision=0.6, min_flagged=6) == 1.0
+    # only the last session of a tied value is a threshold: 0.8 flags both 0.8 sessions, one of which is a miss
+    assert operating_threshold([0.9, 0.8, 0.8], [1, 1, 0], precision=1.0, min_flagged=1) == 0.9
+
+
+def test_days_until_critical_with_unknown_or_short_histories():
+    from stratum_pipeline.ml.fatigue import days_until_critical
+
+    assert days_until_critical(42.5, float("nan")).tolist() == 1.0  # an unknown age counts as one day
+    assert days_until_critical(42.5, 1).tolist() == 1.0
+    assert days_until_critical(42.5, 0).tolist() == 1.0
+    assert days_until_critical(5.0, 10).tolist() == 160.0  # half a point a day
+    scorer = FatigueScorer()
+    fresh = scorer.calculate_score({"days_active": 5, "frequency": 1.0})
+    assert fresh["fatigue_score"] == 1.25 and fresh["days_until_critical"] == 336
+    nothing = scorer.calculate_score({"days_active": 0})
+    assert nothing["fatigue_score"] == 0.0 and nothing["days_until_critical"] is None  # not growing
+
+
+def test_the_seed_trend_names_stand_in_for_missing_rates():
+    scorer = FatigueScorer()
+    out = scorer.calculate_score({"days_in_rotation": 0, "avg_frequency": 1.0, "ctr_trend_30d": -0.25,
+                                  "engagement_decay_rate": 0.1})
+    assert out["component_scores"]["ctr_decay"] == 50.0 and out["component_scores"]["engagement_decay"] == 20.0
+    assert out["fatigue_score"] == pytest.approx(0.35 * 50 + 0.25 * 20)
+
+
+def test_the_trend_compares_with_the_30_day_level():
+    from stratum_pipeline.ml.roas import roas_trend
+
+    assert roas_trend(2.0, 2.0) == "stable"
+    assert roas_trend(2.2, 2.0) == "improving" and roas_trend(1.8, 2.0) == "declining"
+    assert roas_trend(2.09, 2.0) == "stable"  # within the default 5%
+
+
+def test_budget_rules_against_another_target_and_exactly_at_it():
+    from stratum_pipeline.ml.roas import budget_recommendation, recommendation_sentence
+
+    assert budget_recommendation(3.5, 3.2, 4.0, 1, 1, 1, "stable", target_roas=3.0) == {
+        "action": "maintain", "budget_change_percent": 0, "reason": "the forecast is above target"}
+    assert budget_recommendation(3.5, 3.2, 4.0, 1, 1, 1, "declining", target_roas=3.0)["budget_change_percent"] == 0
+    assert budget_recommendation(1.3, 1.0, 1.6, 1, 1, 1, "stable")["reason"] == "the forecast is above target"
+    assert recommendation_sentence({"budget_change_percent": 1}) == "Increase budget by 1%"
+    assert recommendation_sentence({"budget_change_percent": -1}) == "Decrease budget by 1%"
+
+
+def test_emq_analyze_word_for_word_on_both_scales():
+    analyzer = DataQualityAnalyzer()
+    # Meta: a plain email counts half, click_id is fbc, a huge integer id is text; the platform is read in any case
+    meta = analyzer.analyze({"email": "A@x.com ", "ip_address": "1.2.3.4", "click_id": "fb.1",
+                             "external_id": 12345678901234567890123}, "META")
+    assert meta == {
+        "score": 70.0, "level": "good", "missing_fields": ["phone", "user_agent"],
+        "roas_impact_estimate": "~80% attribution accuracy",
+        "recommendations": ["send the phone number in E.164 form (SHA-256 hashed)",
+                            "forward the client user agent from the server request", "send the _fbp browser id",
+                            "hash email with SHA-256 before sending"],
+        "platform": "meta", "emq_score": 4.75, "quality_level": "fair",
+        "present_fields": ["email", "fbc", "external_id", "client_ip_address"],
+        "capi_missing_fields": ["phone", "fbp", "client_user_agent"], "unhashed_fields": ["email"],
+        "attribution_accuracy_estimate": 0.661,
+    }
+    google = analyzer.analyze({"email": HASHED, "gclid": "g", "user_agent": "ua", "phone": ""}, "google")
+    assert google == {
+        "score": 60.0, "level": "good", "missing_fields": ["phone", "ip_address", "external_id"],
+        "roas_impact_estimate": "~80% attribution accuracy",
+        "recommendations": ["send the phone number in E.164 form (SHA-256 hashed)",
+                            "forward the client IP address from the server request",
+                            "send your stable customer id as external_id"],
+        "platform": "google", "emq_score": 7.0, "quality_level": "good",
+        "present_fields": ["gclid", "email", "client_user_agent"],
+        "capi_missing_fields": ["phone", "external_id", "client_ip_address"], "unhashed_fields": [],
+        "attribution_accuracy_estimate": 0.785,
+    }
+
+
+def test_emq_refuses_oversized_keys_and_non_mappings():
+    from stratum_pipeline.ml.inputs import InputError
+
+    analyzer = DataQualityAnalyzer()
+    assert analyzer.analyze({"external_id": "x" * 4096}, "meta")["emq_score"] == 1.0  # at the limit: fine
+    with pytest.raises(InputError) as caught:
+        analyzer.analyze({"external_id": "x" * 4097}, "meta")
+    assert str(caught.value) == "external_id is 4,097 characters long, more than the limit of 4,096"
+    with pytest.raises(TypeError, match="^event must be a dict, got list$"):
+        analyzer.analyze(["email"], "meta")
