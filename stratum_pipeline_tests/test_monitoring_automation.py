@@ -17,7 +17,8 @@ from stratum_pipeline.assets.products import product_assets
 from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
 
 GROUPS = {"ingestion", "features", "models", "deployment", "products", "monitoring"}
-MODEL_ASSETS = {"roas_model", "conversion_model", "roas_default_model", "conversion_default_model"}
+MODEL_ASSETS = {"roas_model", "conversion_model", "roas_default_model", "conversion_default_model",
+                "anomaly_detector_model", "anomaly_detector_default_model"}
 MODEL_FILE_ASSETS = {f"{name}_file" for name in MODEL_ASSETS}
 
 
