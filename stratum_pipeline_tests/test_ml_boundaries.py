@@ -179,7 +179,7 @@ SIM_CAMPAIGN = {"daily_spend": 100.0, "roas": 2.0}
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"campaign": {"roas": 2.0}}, "campaign needs one of: daily_spend, spend"),
-    ({"campaign": {"daily_spend": 100.0}}, "campaign needs one of: roas, predicted_roas, roas_7d"),
+    ({"campaign": {"daily_spend": 100.0}}, "campaign needs a usable response_curve (campaign_response_curves) or its roas"),
     ({"scenarios": 0.2}, "scenarios must be a list of budget changes, got float"),
     ({"scenarios": [0.1] * 101}, "101 scenarios is more than the limit of 100"),
     ({"scenarios": [None]}, "a scenario's budget change must be a number (e.g. 0.2 for +20%), got None"),
