@@ -161,6 +161,25 @@ def test_the_model_files_automation_starts_running_and_targets_every_model_file(
     assert {k.to_user_string() for k in eager} == model_files
 
 
+def test_a_new_model_version_requests_its_file_once_and_only_its_partition():
+    """What the daemon's model_files_automation tick decides, evaluated in process: nothing at first, the file
+    of the tenant whose model materialised once it did, nothing more after the file was published."""
+    selection = dg.AssetSelection.groups("deployment")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("tenants", ["big", "small"])
+        first = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection)
+        assert first.total_requested == 0  # nothing is published before a model materialises
+        instance.report_runless_asset_event(dg.AssetMaterialization("roas_model", partition="big"))
+        second = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection,
+                                                   cursor=first.cursor)
+        assert second.total_requested == 1
+        assert second.get_requested_partitions(dg.AssetKey("roas_model_file")) == {"big"}
+        instance.report_runless_asset_event(dg.AssetMaterialization("roas_model_file", partition="big"))
+        third = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection,
+                                                  cursor=second.cursor)
+        assert third.total_requested == 0
+
+
 def test_descriptions_show_placeholders_as_code():
     """The UI renders descriptions as Markdown, where a bare `<tenant>` is an HTML tag and vanishes."""
     bare = re.compile(r"<[A-Za-z_][\w-]*>")
