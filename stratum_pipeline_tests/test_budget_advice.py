@@ -223,6 +223,7 @@ def _warehouse_with_curves(tmp_path, world):
     return url
 
 
+@pytest.mark.slow  # three `stratum` subprocesses (~12 s)
 def test_stratum_allocate_and_the_seed_request_through_the_cli(tmp_path, world, seed_simulate_request):
     import json
     import os

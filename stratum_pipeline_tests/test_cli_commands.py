@@ -6,6 +6,7 @@ import subprocess
 from datetime import datetime
 import sys
 
+import pytest
 import sqlalchemy as sa
 
 from stratum_pipeline import source_schema
@@ -33,6 +34,7 @@ def test_simulate_fatigue_and_emq_print_the_seed_shapes(tmp_path):
     assert out["emq_score"] == 5.0 and out["unhashed_fields"] == ["email"]
 
 
+@pytest.mark.slow  # `stratum` subprocesses (~8 s)
 def test_bad_input_and_unknown_tenants_give_one_line_errors(tmp_path):
     home = tmp_path / "stratum"
     engine = sa.create_engine(embedded_environment(home)["STRATUM_SOURCE_URL"])

@@ -260,6 +260,7 @@ def _train_big(registry, warehouse, instance):
                           run_config={"ops": {"roas_model": {"config": RUN_CONFIG}}})
 
 
+@pytest.mark.slow  # an MLflow server stopped and restarted (~45 s)
 def test_mlflow_unreachable_fails_the_run_and_keeps_the_champion(mlflow_server, tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")

@@ -14,6 +14,9 @@ from stratum_pipeline.training import DataMinimum, _check_isolation, train_roas
 
 from .model_data import model_features
 
+# slow: each test trains models in its fixture (5-8 s a test); the fast tier is -m "not slow"
+pytestmark = pytest.mark.slow
+
 # The model dataset is smaller than a real tenant: scale the minimums down with it.
 RUN_CONFIG = {"min_campaigns": 40, "min_campaign_days": 30, "min_sessions": 5_000, "holdout_days": 7}
 

@@ -17,6 +17,9 @@ from stratum_pipeline.sqlio import insert_frame
 from .model_data import MODEL_CONFIG, model_features
 from .test_model_assets import stack, train  # noqa: F401  (fixture)
 
+# slow: each test trains models in its fixture (5-8 s a test); the fast tier is -m "not slow"
+pytestmark = pytest.mark.slow
+
 
 def read(warehouse_url, table):
     with engine_for(warehouse_url).connect() as conn:

@@ -18,6 +18,9 @@ from .model_data import model_features
 from .test_faults import free_port
 from .test_model_assets import stack, train  # noqa: F401  (fixture)
 
+# slow: each test trains models in its fixture (5-8 s a test); the fast tier is -m "not slow"
+pytestmark = pytest.mark.slow
+
 REDIS_URL = os.environ.get("STRATUM_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
