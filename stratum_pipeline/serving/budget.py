@@ -35,7 +35,5 @@ def curves_from_env(env=None) -> WarehouseCurves | None:
     """The warehouse at STRATUM_WAREHOUSE_URL, or None when it is not set."""
     import os
 
-    from stratum_pipeline.resources.database import engine_for
-
     url = (env if env is not None else os.environ).get("STRATUM_WAREHOUSE_URL")
-    return WarehouseCurves(engine_for(url)) if url else None
+    return WarehouseCurves(sa.create_engine(url)) if url else None  # a reader: no Dagster resource module here

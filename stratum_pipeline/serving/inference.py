@@ -136,12 +136,7 @@ class InferenceService:
         tenant's expected daily uplift with a 5-95% interval. Bad input or an unknown tenant: PredictionError."""
         from stratum_pipeline.ml.allocator import AllocationInputError, allocate
 
-        try:
-            tenant = validate_tenant_id(tenant_id)
-        except ValueError as exc:
-            raise PredictionError(str(exc)) from None
-        if self.tenant_exists is not None and not self.tenant_exists(tenant):
-            raise PredictionError(f"unknown tenant {tenant!r}")
+        tenant = self._known_tenant(tenant_id)
         curves = self._curve_store().tenant(tenant)
         if curves.empty:
             raise PredictionError(f"unknown tenant {tenant!r}: no response curves (campaign_response_curves) for it")
@@ -154,36 +149,44 @@ class InferenceService:
         return {"tenant_id": tenant, "date": str(curves["date"].iloc[0]), **out["tenant"],
                 "campaigns": table.to_dict("records")}
 
+    def _known_tenant(self, tenant_id: str | int) -> str:
+        """The validated tenant id; a malformed or unknown tenant is a one-line PredictionError."""
+        try:
+            tenant = validate_tenant_id(tenant_id)
+        except ValueError as exc:
+            raise PredictionError(str(exc)) from None
+        if self.tenant_exists is not None and not self.tenant_exists(tenant):
+            raise PredictionError(f"unknown tenant {tenant!r}")
+        return tenant
+
+    def _warehouse(self, missing: str):
+        """The warehouse engine (`warehouse_url`, else STRATUM_WAREHOUSE_URL), made once; `missing` when neither is set."""
+        if self._warehouse_engine is None:
+            import sqlalchemy as sa
+
+            url = self.warehouse_url or (os.environ.get("STRATUM_WAREHOUSE_URL") or "").strip()
+            if not url:
+                raise PredictionError(missing)
+            self._warehouse_engine = sa.create_engine(url)
+        return self._warehouse_engine
+
     def _curve_store(self):
         if self._curves is None:
-            from stratum_pipeline.serving.budget import curves_from_env
+            from stratum_pipeline.serving.budget import WarehouseCurves
 
-            self._curves = curves_from_env({"STRATUM_WAREHOUSE_URL": self.warehouse_url} if self.warehouse_url else None)
-            if self._curves is None:
-                raise PredictionError("budget advice needs the warehouse: set STRATUM_WAREHOUSE_URL")
+            self._curves = WarehouseCurves(self._warehouse("budget advice needs the warehouse: set STRATUM_WAREHOUSE_URL"))
         return self._curves
 
     def anomalies(self, tenant: str | int, campaign_id: str | None = None, days: int = 7) -> dict:
         """The tenant's campaign anomalies of the last `days` days (up to the latest judged day, `as_of`), from
         the warehouse `campaign_anomalies` table (`warehouse_url`, else STRATUM_WAREHOUSE_URL); one campaign's
         with `campaign_id`. Bad arguments, an unknown tenant or campaign: a one-line PredictionError."""
-        import sqlalchemy as sa
-
         from stratum_pipeline.serving.anomalies import AnomalyQueryError, recent_anomalies
 
+        tenant = self._known_tenant(tenant)
+        engine = self._warehouse("anomalies are read from the warehouse: set STRATUM_WAREHOUSE_URL")
         try:
-            tenant = validate_tenant_id(tenant)
-        except ValueError as exc:
-            raise PredictionError(str(exc)) from None
-        if self.tenant_exists is not None and not self.tenant_exists(tenant):
-            raise PredictionError(f"unknown tenant {tenant!r}")
-        if self._warehouse_engine is None:
-            url = self.warehouse_url or (os.environ.get("STRATUM_WAREHOUSE_URL") or "").strip()
-            if not url:
-                raise PredictionError("anomalies are read from the warehouse: set STRATUM_WAREHOUSE_URL")
-            self._warehouse_engine = sa.create_engine(url)
-        try:
-            return recent_anomalies(self._warehouse_engine, tenant, campaign_id, days)
+            return recent_anomalies(engine, tenant, campaign_id, days)
         except AnomalyQueryError as exc:
             raise PredictionError(str(exc)) from None
 
@@ -218,12 +221,7 @@ class InferenceService:
             raise PredictionError(f"unknown model type {model_type!r}: use one of {', '.join(MODEL_TYPES)}")
         if not isinstance(input_data, dict) or not input_data:
             raise PredictionError("input must be a non-empty JSON object")
-        try:
-            tenant = validate_tenant_id(tenant_id)
-        except ValueError as exc:
-            raise PredictionError(str(exc)) from None
-        if self.tenant_exists is not None and not self.tenant_exists(tenant):
-            raise PredictionError(f"unknown tenant {tenant!r}")
+        tenant = self._known_tenant(tenant_id)
         digest = hashlib.sha256(json.dumps(input_data, sort_keys=True, default=str).encode()).hexdigest()[:32]
         if model_type == "fatigue":
             return self._cached(model_type, tenant, "fatigue-scorer", digest, self._fatigue.calculate_score, input_data)
