@@ -207,7 +207,7 @@ def roas_effect(regime: str, seed: int, holdout_days: int = 14) -> pd.DataFrame:
     from stratum_pipeline.demo.features import feature_frames
     from stratum_pipeline.ml.anomalies import touches_flagged
     from stratum_pipeline.ml.roas import TARGET, ROASPredictor
-    from stratum_pipeline.training import DataMinimum, holdout_split, roas_eligibility
+    from stratum_pipeline.modelops.training import DataMinimum, holdout_split, roas_eligibility
 
     cfg = DemoConfig(end_date=END, seed=seed, bad_row_rate=0.0, noise=NOISE_REGIMES[regime], anomalies=True)
     ds = generate(cfg)

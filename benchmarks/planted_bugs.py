@@ -36,9 +36,9 @@ def _t(*names: str) -> tuple[str, ...]:
 
 BUGS = [
     # the six the issue found missed
-    Bug("gate tolerance +0.02 instead of x1.02", "stratum_pipeline/checks/model_gate.py",
+    Bug("gate tolerance +0.02 instead of x1.02", "stratum_pipeline/modelops/gate.py",
         (('champion["mae"] * (1 + ROAS_MAE_TOLERANCE)', 'champion["mae"] + ROAS_MAE_TOLERANCE'),), _t("test_models_ml")),
-    Bug("negative revenue no longer quarantined", "stratum_pipeline/extracts.py",
+    Bug("negative revenue no longer quarantined", "stratum_pipeline/storage/extracts.py",
         (('non_negative=("spend", "impressions", "clicks", "conversions", "revenue"),',
           'non_negative=("spend", "impressions", "clicks", "conversions"),'),), _t("test_validation")),
     Bug("simulator draws the ROAS level per scenario", "stratum_pipeline/ml/simulator.py",
@@ -52,23 +52,23 @@ BUGS = [
         (("self.interval_adjustment_ = float(np.quantile(conformity, level))", "self.interval_adjustment_ = 0.0"),),
         _t("test_models_ml")),
     # the eight the issue found caught
-    Bug("gate comparison flipped", "stratum_pipeline/checks/model_gate.py",
+    Bug("gate comparison flipped", "stratum_pipeline/modelops/gate.py",
         (('if challenger["mae"] > limit:', 'if challenger["mae"] < limit:'),), _t("test_models_ml")),
     Bug("an 8-day window for the 7-day features", "stratum_pipeline/ml/features.py",
         (('_rolling_sums(df, "campaign_id", metrics, window)', '_rolling_sums(df, "campaign_id", metrics, window + (window == 7))'),),
         _t("test_features")),
     Bug("cache key without the model version", "stratum_pipeline/serving/inference.py",
         (("{tenant}:{model_id}:{self.data_version(tenant)}", "{tenant}:{self.data_version(tenant)}"),), _t()),
-    Bug("partition write no longer deletes", "stratum_pipeline/resources/database.py",
+    Bug("partition write no longer deletes", "stratum_pipeline/storage/database.py",
         (("conn.execute(sa.delete(table).where(*scope))", "pass"),), _t()),
-    Bug("tenant rerun deletes other tenants' rows", "stratum_pipeline/resources/database.py",
+    Bug("tenant rerun deletes other tenants' rows", "stratum_pipeline/storage/database.py",
         (("scope.append(table.c.tenant_id == tenant_id)", "pass"),), _t()),
     Bug("tenant regex accepts ../", "stratum_pipeline/tenancy.py",
         ((r'r"^[a-z0-9][a-z0-9_-]{0,62}$"', r'r"^[a-z0-9.][a-z0-9_./-]{0,62}$"'),), _t("test_definitions")),
     Bug("marginal ROAS over the wrong denominator", "stratum_pipeline/ml/simulator.py",
         (("(revenue[k] - revenue[0]).mean() / extra_spend)", "(revenue[k] - revenue[0]).mean() / spend[k])"),),
         _t("test_product_ml")),
-    Bug("describe_url unmasked", "stratum_pipeline/resources/database.py",
+    Bug("describe_url unmasked", "stratum_pipeline/storage/database.py",
         (("    return mask_url(url)\n", "    return url\n"),), _t()),
 ]
 

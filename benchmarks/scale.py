@@ -247,7 +247,7 @@ def _resources(spec: dict, mode: str) -> dict:
 def stage_generate(spec: dict) -> dict:
     from stratum_pipeline.demo.generator import generate_in_chunks
     from stratum_pipeline.demo.writer import write_source_chunks
-    from stratum_pipeline.resources.database import engine_for
+    from stratum_pipeline.storage.database import engine_for
 
     rows = write_source_chunks(engine_for(spec["urls"]["source"]), generate_in_chunks(_config(spec), tenants_per_chunk=1),
                                truth=False)
@@ -272,7 +272,7 @@ def _checks(results) -> str:
 
 def _dagster_daily_jobs(spec: dict, jobs: tuple[str, ...], first: date, last: date) -> dict:
     """Each job over [first, last] in the ranged runs a backfill of that range launches."""
-    from stratum_pipeline.automation.jobs import execute_daily_range
+    from stratum_pipeline.automation.local_runs import execute_daily_range
     from stratum_pipeline.partitions import backfill_ranges
 
     defs, instance = _dagster(spec)

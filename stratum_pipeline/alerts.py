@@ -12,7 +12,7 @@ from typing import Protocol
 
 import sqlalchemy as sa
 
-from stratum_pipeline import warehouse_schema as wh
+from stratum_pipeline.storage import warehouse_schema as wh
 
 
 @dataclass(frozen=True)

@@ -152,216 +152,23 @@ def _parse_date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
-def _follow_run(instance, run_id: str, stop: threading.Event) -> None:
-    """Print step results and check evaluations of a run while it executes."""
-    from dagster import DagsterEventType
-
-    kinds = {DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE, DagsterEventType.ASSET_CHECK_EVALUATION}
-    cursor = None
-    while True:
-        done = stop.is_set()
-        try:
-            conn = instance.get_records_for_run(run_id, cursor=cursor, of_type=kinds)
-        except Exception:  # the run may not be stored yet
-            conn = None
-        if conn is not None:
-            cursor = conn.cursor
-            for record in conn.records:
-                event = record.event_log_entry.dagster_event
-                if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
-                    evaluation = event.event_specific_data
-                    status = "passed" if evaluation.passed else "FAILED"
-                    _say(f"      check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} {status}")
-                elif event.event_type == DagsterEventType.STEP_SUCCESS:
-                    seconds = event.event_specific_data.duration_ms / 1000
-                    _say(f"    done {event.step_key} ({seconds:.1f} s)")
-                else:
-                    _say(f"    FAILED {event.step_key}")
-        if done:
-            return
-        stop.wait(0.5)
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     env = apply_environment(Path(args.home))
     lock_home(Path(args.home), "demo")
     orphaned = fail_orphaned_runs(Path(args.home))
     _settings()
     _quietly()
-    import dagster as dg
-    import sqlalchemy as sa
+    from stratum_pipeline.demo.run import DemoOptions, run_demo
 
-    from stratum_pipeline import warehouse_schema as wh
-    from stratum_pipeline.automation.jobs import execute_daily_range
-    from stratum_pipeline.definitions import defs
-    from stratum_pipeline.demo.generator import NOISE_REGIMES, DemoConfig, generate_in_chunks
-    from stratum_pipeline.demo.writer import write_source_chunks
-    from stratum_pipeline.partitions import MAX_DAYS_PER_RUN, backfill_ranges, tenant_partitions
-    from stratum_pipeline.resources.database import describe_url, engine_for, reset_warehouse
-    from stratum_pipeline.settings import mask_url
-    from stratum_pipeline.tenancy import validate_tenant_id
-
-    started = time.perf_counter()
     end_date = args.end_date or (datetime.now(timezone.utc).date() - timedelta(days=1))
-    if args.tenants:
-        config = DemoConfig.scaled(end_date, args.tenants, args.campaigns, args.days, seed=args.seed,
-                                   bad_row_rate=args.bad_row_rate, noise=NOISE_REGIMES[args.noise])
-    else:
-        config = DemoConfig(end_date=end_date, seed=args.seed, bad_row_rate=args.bad_row_rate, noise=NOISE_REGIMES[args.noise])
-    _say("Stratum demo (embedded default unless the environment says otherwise)")
-    _say(f"  source     {describe_url(env['STRATUM_SOURCE_URL'])}")
-    _say(f"  warehouse  {describe_url(env['STRATUM_WAREHOUSE_URL'])}")
-    _say(f"  dagster    {env['DAGSTER_HOME']}")
-    _say(f"  mlflow     {mask_url(env['STRATUM_MLFLOW_TRACKING_URI'])}")
-    _say(f"  models     {env['ML_MODELS_PATH']} (the .joblib files the existing backend loads)")
-    if orphaned:
-        _say(f"  {len(orphaned)} run(s) left STARTED by a killed process marked FAILED: {', '.join(orphaned)}")
-
-    _say(f"[1/6] Generating {len(config.tenants)} tenants x {config.days} days "
-         f"({config.start_date} .. {config.end_date}, seed {config.seed}) ...")
-    reset_warehouse(env["STRATUM_WAREHOUSE_URL"])  # the warehouse holds only what this source produces
-    t = time.perf_counter()
-    # Generated and written DEMO_TENANTS_PER_CHUNK tenants at a time, so `--tenants 100` stays within a GiB
-    # (all at once would take ~5.7 GiB); the default four tenants are one chunk, exactly generate(config).
-    write_source_chunks(engine_for(env["STRATUM_SOURCE_URL"]),
-                        generate_in_chunks(config, tenants_per_chunk=DEMO_TENANTS_PER_CHUNK), progress=_say)
-    _say(f"      generated and written in {time.perf_counter() - t:.1f} s")
-
-    _say("[2/6] Registering tenants as Dagster partitions ...")
-    instance = dg.DagsterInstance.get()
-    tenant_ids = [validate_tenant_id(t.tenant_id) for t in config.tenants]
-    known = set(instance.get_dynamic_partitions(tenant_partitions.name))
-    instance.add_dynamic_partitions(tenant_partitions.name, [t for t in tenant_ids if t not in known])
-    _say(f"      {len(tenant_ids)} tenants: {', '.join(tenant_ids)}")
-
-    ranges = backfill_ranges(config.start_date, config.end_date)
-    _say(f"[3/6] Materialising daily_ingest_job for {config.start_date} .. {config.end_date} as {len(ranges)} run(s) "
-         f"of at most {MAX_DAYS_PER_RUN} days (the backfill policy) ...")
-    results = []
-    t = time.perf_counter()
-    for number, (first, last) in enumerate(ranges, start=1):
-        _say(f"    run {number}/{len(ranges)}: {first} .. {last}")
-        run_id = str(uuid.uuid4())
-        stop = threading.Event()
-        follower = threading.Thread(target=_follow_run, args=(instance, run_id, stop), daemon=True)
-        follower.start()
-        try:
-            results.append(execute_daily_range(defs, first.isoformat(), last.isoformat(), instance=instance, run_id=run_id))
-        finally:
-            stop.set()
-            follower.join(timeout=10)
-        if not results[-1].success:  # later days build on this one's features (lookback windows): stop here
-            _say(f"      run {number}/{len(ranges)} ({first} .. {last}) FAILED; {len(ranges) - number} later run(s) not started")
-            break
-    ingested = all(r.success for r in results)
-    _say(f"      {len(results)} run(s) {'succeeded' if ingested else 'ran, not all succeeded'} in {time.perf_counter() - t:.1f} s")
-
-    models = _train_models(defs, instance, tenant_ids) if ingested else []
-    published, published_ok = _publish_models(defs, instance, tenant_ids) if ingested else ([], False)
-    products_ok = _product_tables(defs, instance, config.end_date) if ingested else False
-
-    _say("[6/6] Summary")
-    engine = engine_for(env["STRATUM_WAREHOUSE_URL"])
-    with engine.connect() as conn:
-        for name in ("raw_campaign_daily", "raw_creative_daily", "raw_sessions", "raw_capi_events"):
-            rows = conn.execute(sa.select(sa.func.count()).select_from(wh.TABLES[name])).scalar_one()
-            quarantined = conn.execute(sa.select(sa.func.count()).select_from(wh.TABLES[f"{name}_quarantine"])).scalar_one()
-            _say(f"      {name:<22} {rows:>9,} rows   {quarantined:>5,} quarantined")
-        for name in ("campaign_features", "creative_features", "session_features", "daily_roas_forecasts",
-                     "campaign_response_curves", "budget_scenarios", "budget_allocations", "creative_fatigue_scores",
-                     "event_match_quality", "live_conversion_predictions"):
-            rows = conn.execute(sa.select(sa.func.count()).select_from(wh.TABLES[name])).scalar_one()
-            _say(f"      {name:<22} {rows:>9,} rows")
-    evaluations = [
-        e.event_specific_data for r in results for e in r.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
-    ]
-    passed = sum(1 for e in evaluations if e.passed)
-    for outcome in models + published:
-        _say(f"      {outcome}")
-    _say(f"      tenants {len(tenant_ids)}; checks passed {passed}, failed {len(evaluations) - passed}")
-    _say(f"      total time {time.perf_counter() - started:.1f} s")
+    options = DemoOptions(end_date=end_date, seed=args.seed, bad_row_rate=args.bad_row_rate, noise=args.noise,
+                          tenants=args.tenants, campaigns=args.campaigns, days=args.days)
+    ok = run_demo(options, env, _say, orphaned)
     _say("")
     _say("Open the Dagster UI on the same instance and databases:")
     _say(f"  stratum --home {args.home} ui")
     _say(f"  (or: eval \"$(stratum --home {args.home} env)\"; dagster dev -m stratum_pipeline.definitions)")
-    return 0 if ingested and products_ok and published_ok else 1
-
-
-PRODUCT_DAYS = 7  # the demo fills the product tables for the last week
-DEMO_TENANTS_PER_CHUNK = 10  # tenants generated and written at a time
-
-
-def _product_tables(defs, instance, end_date) -> bool:
-    """Fatigue scores, forecasts (with scenarios and EMQ) and campaign anomalies for the last week, then live
-    predictions as of its end."""
-    from stratum_pipeline.automation.jobs import execute_daily_range
-
-    _say(f"[5/6] Product tables for the last {PRODUCT_DAYS} days ...")
-    first = (end_date - timedelta(days=PRODUCT_DAYS - 1)).isoformat()
-    ok = True
-    for job_name in ("fatigue_scores_job", "daily_forecasts_job", "anomalies_job"):
-        t = time.perf_counter()
-        result = execute_daily_range(defs, first, end_date.isoformat(), instance=instance, job_name=job_name)
-        ok &= result.success
-        _say(f"    {job_name} {'done' if result.success else 'FAILED'} ({time.perf_counter() - t:.1f} s)")
-    as_of = datetime.combine(end_date + timedelta(days=1), datetime.min.time()).isoformat()
-    t = time.perf_counter()
-    result = defs.resolve_job_def("live_predictions_job").execute_in_process(
-        instance=instance, raise_on_error=False,
-        run_config={"ops": {"live_conversion_predictions": {"config": {"as_of": as_of}}},
-                    "loggers": {"console": {"config": {"log_level": "ERROR"}}}})
-    ok &= result.success
-    _say(f"    live_predictions_job (sessions of the 30 minutes before {as_of}) "
-         f"{'done' if result.success else 'FAILED'} ({time.perf_counter() - t:.1f} s)")
-    return ok
-
-
-def _model_line(materialization) -> str:
-    md = {k: v.value for k, v in materialization.metadata.items()}
-    name = materialization.asset_key.to_user_string()
-    partition = f"[{materialization.partition}]" if materialization.partition else ""
-    if "version" not in md:
-        return f"{name}{partition}: served by the default model ({md.get('reason')})"
-    metric = f"MAE {md['holdout_mae']:.3f}, R² {md['holdout_r2']:.3f}, coverage {md['holdout_coverage_80']:.2f}" if "holdout_mae" in md \
-        else f"AUC {md['holdout_auc']:.3f}, precision {md['holdout_precision']:.2f} at {md['holdout_threshold']:.2f}"
-    return f"{name}{partition}: v{md['version']} {metric}; gate: {md['gate']}"
-
-
-def _train_models(defs, instance, tenant_ids) -> list[str]:
-    """Train the default models, then each tenant's, printing what each run decided."""
-    _say("[4/6] Training models (MLflow) ...")
-    lines = []
-    runs = [("train_default_models_job", None)] + [("train_tenant_models_job", t) for t in tenant_ids]
-    for job_name, tenant in runs:
-        t = time.perf_counter()
-        result = defs.resolve_job_def(job_name).execute_in_process(
-            instance=instance, partition_key=tenant, raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
-        )
-        for event in result.get_asset_materialization_events():
-            lines.append(_model_line(event.event_specific_data.materialization))
-        status = "done" if result.success else "did not pass (a gate kept the champion, or a step failed)"
-        _say(f"    {job_name}{f'[{tenant}]' if tenant else ''} {status} ({time.perf_counter() - t:.1f} s)")
-    return lines
-
-
-def _publish_models(defs, instance, tenant_ids) -> tuple[list[str], bool]:
-    """Publish the champions to ML_MODELS_PATH as {model_type}_t{tenant}.joblib / {model_type}_default.joblib."""
-    _say("      publishing champions to ML_MODELS_PATH ...")
-    published, ok = [], True
-    runs = [("publish_default_model_files_job", None)] + [("publish_tenant_model_files_job", t) for t in tenant_ids]
-    for job_name, tenant in runs:
-        result = defs.resolve_job_def(job_name).execute_in_process(
-            instance=instance, partition_key=tenant, raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}})
-        ok &= result.success
-        if not result.success:
-            _say(f"    {job_name}{f'[{tenant}]' if tenant else ''} FAILED")
-        for event in result.get_asset_materialization_events():
-            md = {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
-            if "version" in md:
-                published.append(f"{Path(md['file']).name}: {md['model']} v{md['version']}")
-    return [f"model files: {', '.join(published) or 'none'}"], ok
+    return 0 if ok else 1
 
 
 def _read_json(text: str | None):
@@ -390,7 +197,7 @@ def _print_json(value) -> int:
 def _service():
     import sqlalchemy as sa
 
-    from stratum_pipeline import source_schema
+    from stratum_pipeline.storage import source_schema
     from stratum_pipeline.resources import ModelRegistry, SourceDatabase
     from stratum_pipeline.serving.cache import cache_from_url
     from stratum_pipeline.serving.inference import InferenceService
@@ -549,7 +356,7 @@ def cmd_cadence(args: argparse.Namespace) -> int:
     apply_environment(Path(args.home))
     import sqlalchemy as sa
 
-    from stratum_pipeline import source_schema
+    from stratum_pipeline.storage import source_schema
     from stratum_pipeline.resources import SourceDatabase, Warehouse
     from stratum_pipeline.tenancy import InvalidTenantId, validate_tenant_id
 

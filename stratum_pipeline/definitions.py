@@ -3,7 +3,7 @@
 import dagster as dg
 
 from stratum_pipeline.assets.anomalies import anomaly_assets
-from stratum_pipeline.assets.deployment import default_model_file_assets, tenant_model_file_assets
+from stratum_pipeline.assets.model_files import default_model_file_assets, tenant_model_file_assets
 from stratum_pipeline.assets.features import feature_assets
 from stratum_pipeline.assets.monitoring import monitoring_assets
 from stratum_pipeline.assets.models import default_model_assets, tenant_model_assets
@@ -31,8 +31,11 @@ from stratum_pipeline.automation.sensors import (
     tenant_sync_sensor,
 )
 from stratum_pipeline.checks.data_quality import feature_contract_checks, raw_contract_checks
-from stratum_pipeline.checks.freshness import freshness_checks_sensor, product_freshness_checks
+from stratum_pipeline.checks.freshness import build_product_freshness
 from stratum_pipeline.resources import ModelFiles, ModelRegistry, SourceDatabase, Warehouse
+
+
+product_freshness_checks, freshness_checks_sensor = build_product_freshness(product_assets)
 
 
 def resources_from_env() -> dict:

@@ -33,3 +33,9 @@ def backfill_ranges(first: date, last: date, max_days: int = MAX_DAYS_PER_RUN) -
         ranges.append((start, end))
         start = end + timedelta(days=1)
     return ranges
+
+
+def partition_days(context) -> tuple[date, date]:
+    """First and last UTC day (inclusive) of the partition or partition range being materialised."""
+    window = context.partition_time_window
+    return window.start.date(), (window.end - timedelta(days=1)).date()

@@ -9,8 +9,17 @@ import numbers
 import re
 
 TENANT_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-# Names the global models use (stratum-roas-default, roas_default.joblib): a tenant called so would collide.
-RESERVED_TENANT_IDS = frozenset({"default"})
+# The owner of the global models, trained on every tenant's rows (stratum-roas-default, roas_default.joblib),
+# which serve a tenant below the data minimum; a tenant called so would collide.
+DEFAULT_MODEL_OWNER = "default"
+RESERVED_TENANT_IDS = frozenset({DEFAULT_MODEL_OWNER})
+
+# Run tags. TENANT_SCOPE_TAG restricts a daily product run to one tenant (other tenants' rows of the day stay).
+# TENANT_CONCURRENCY_TAG names the tenant of a per-tenant training or publishing run: the deployment's queued
+# run coordinator limits runs per tenant on it (deploy/dagster.yaml), so one tenant's backlog cannot take every
+# run slot.
+TENANT_SCOPE_TAG = "stratum/tenant_id"
+TENANT_CONCURRENCY_TAG = "tenant"
 
 
 class InvalidTenantId(ValueError):

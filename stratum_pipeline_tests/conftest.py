@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from stratum_pipeline.demo.generator import DemoConfig, TenantSpec, generate
 from stratum_pipeline.demo.writer import write_source
-from stratum_pipeline.resources.database import engine_for
+from stratum_pipeline.storage.database import engine_for
 
 PG_ADMIN_URL = os.environ.get("STRATUM_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from stratum_pipeline import warehouse_schema as wh
+from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.assets.anomalies import campaign_anomalies
 from stratum_pipeline.ml.anomalies import AnomalyDetector, DetectorParams, InputError, fit_detector
 from stratum_pipeline.resources import ModelRegistry, Warehouse
-from stratum_pipeline.sqlio import insert_frame
+from stratum_pipeline.storage.sqlio import insert_frame
 
 LAST = date(2026, 5, 31)
 
@@ -187,7 +187,7 @@ def test_inference_service_and_cli_answer_with_the_recent_anomalies(tmp_path):
     import json
     from datetime import datetime
 
-    from stratum_pipeline import source_schema
+    from stratum_pipeline.storage import source_schema
     from stratum_pipeline.cli import embedded_environment
     from stratum_pipeline.serving.inference import InferenceService, PredictionError
 

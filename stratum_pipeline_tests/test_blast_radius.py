@@ -17,21 +17,22 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from stratum_pipeline import cli, source_schema
-from stratum_pipeline import warehouse_schema as wh
+from stratum_pipeline import cli
+from stratum_pipeline.storage import source_schema
+from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.assets.products import daily_roas_forecasts
 from stratum_pipeline.assets.raw import build_raw_extract, raw_campaign_daily
-from stratum_pipeline.extracts import EXTRACTS
+from stratum_pipeline.storage.extracts import EXTRACTS
 from stratum_pipeline.ml.emq import DataQualityAnalyzer
 from stratum_pipeline.ml.inputs import InputError, number
 from stratum_pipeline.ml.simulator import BudgetSimulator, SimulationInputError
 from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
-from stratum_pipeline.resources.database import engine_for, is_transient
-from stratum_pipeline.resources.registry import _load, model_name
+from stratum_pipeline.storage.database import engine_for, is_transient
+from stratum_pipeline.modelops.registry import _load, model_name
 from stratum_pipeline.serving.cache import cache_from_url
 from stratum_pipeline.serving.inference import InferenceService
 from stratum_pipeline.settings import mask_url
-from stratum_pipeline.validation import validate_rows
+from stratum_pipeline.storage.validation import validate_rows
 
 from .small_models import roas_predictor, roas_rows
 

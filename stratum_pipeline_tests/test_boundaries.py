@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stratum_pipeline.checks.model_gate import (
+from stratum_pipeline.modelops.gate import (
     CONVERSION_AUC_TOLERANCE,
     CONVERSION_TARGETS,
     ROAS_MAE_TOLERANCE,
@@ -22,19 +22,19 @@ from stratum_pipeline.checks.model_gate import (
     ROAS_TARGETS,
     decide,
 )
-from stratum_pipeline.extracts import EXTRACTS
+from stratum_pipeline.storage.extracts import EXTRACTS
 from stratum_pipeline.ml.evaluation import roas_metrics
 from stratum_pipeline.ml.fatigue import THRESHOLDS, FatigueScorer, days_until_critical, fatigue_level
 from stratum_pipeline.ml.features import campaign_features
 from stratum_pipeline.ml.roas import TARGET, ROASPredictor, training_frame
 from stratum_pipeline.ml.simulator import BudgetSimulator
-from stratum_pipeline.resources.registry import ServingModel
+from stratum_pipeline.modelops.registry import ServingModel
 from stratum_pipeline.serving.cache import MemoryCache
 from stratum_pipeline.serving.inference import InferenceService
 from stratum_pipeline.settings import mask_url
 from stratum_pipeline.tenancy import InvalidTenantId, validate_tenant_id
-from stratum_pipeline.training import holdout_split
-from stratum_pipeline.validation import validate_rows
+from stratum_pipeline.modelops.training import holdout_split
+from stratum_pipeline.storage.validation import validate_rows
 
 # --- the promotion gate: tolerances are relative (x1.02), the AUC one absolute --------------------------
 
@@ -499,7 +499,7 @@ def test_the_conformal_step_widens_a_too_narrow_band_to_its_coverage(seed):
 
 
 def _emq_rows(tenant: str, days, events: int) -> pd.DataFrame:
-    from stratum_pipeline import warehouse_schema as wh
+    from stratum_pipeline.storage import warehouse_schema as wh
 
     rows = []
     for day in days:
@@ -511,8 +511,8 @@ def _emq_rows(tenant: str, days, events: int) -> pd.DataFrame:
 
 
 def test_a_partition_write_replaces_only_its_days_and_its_tenant(tmp_path):
-    from stratum_pipeline import warehouse_schema as wh
-    from stratum_pipeline.resources.database import Warehouse
+    from stratum_pipeline.storage import warehouse_schema as wh
+    from stratum_pipeline.resources import Warehouse
 
     table = wh.event_match_quality
     warehouse = Warehouse(url=f"sqlite:///{tmp_path / 'wh.db'}")
@@ -532,7 +532,7 @@ def test_a_partition_write_replaces_only_its_days_and_its_tenant(tmp_path):
 
 
 def test_urls_in_logs_and_metadata_are_masked():
-    from stratum_pipeline.resources.database import describe_url
+    from stratum_pipeline.storage.database import describe_url
 
     assert describe_url("postgresql+psycopg2://app:hunter2@db:5432/stratum?sslpassword=k3y") == \
         "postgresql+psycopg2://app:***@db:5432/stratum?sslpassword=***"
@@ -585,7 +585,7 @@ def test_the_service_refuses_bad_requests_with_one_line_errors():
 
     class Empty(_Registry):
         def serving_model(self, model_type, tenant):
-            from stratum_pipeline.resources.registry import NoModelError
+            from stratum_pipeline.modelops.registry import NoModelError
 
             raise NoModelError(f"no {model_type} model for tenant {tenant}")
 

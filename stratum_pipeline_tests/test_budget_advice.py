@@ -207,8 +207,8 @@ def test_hostile_allocation_input_is_a_one_line_error(world, kwargs, match):
 def _warehouse_with_curves(tmp_path, world):
     import sqlalchemy as sa
 
-    from stratum_pipeline import warehouse_schema as wh
-    from stratum_pipeline.sqlio import insert_frame
+    from stratum_pipeline.storage import warehouse_schema as wh
+    from stratum_pipeline.storage.sqlio import insert_frame
 
     url = f"sqlite:///{tmp_path / 'warehouse.db'}"
     engine = sa.create_engine(url)

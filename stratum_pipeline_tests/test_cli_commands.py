@@ -9,7 +9,7 @@ import sys
 import pytest
 import sqlalchemy as sa
 
-from stratum_pipeline import source_schema
+from stratum_pipeline.storage import source_schema
 from stratum_pipeline.cli import embedded_environment
 
 

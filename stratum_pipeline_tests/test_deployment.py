@@ -33,14 +33,14 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 
-from stratum_pipeline import source_schema
-from stratum_pipeline import warehouse_schema as wh
-from stratum_pipeline.automation.jobs import TENANT_TAG
+from stratum_pipeline.storage import source_schema
+from stratum_pipeline.storage import warehouse_schema as wh
+from stratum_pipeline.tenancy import TENANT_CONCURRENCY_TAG
 from stratum_pipeline.demo.generator import generate
 from stratum_pipeline.demo.writer import write_source
 from stratum_pipeline.resources import ModelRegistry
-from stratum_pipeline.resources.database import engine_for
-from stratum_pipeline.resources.registry import model_name
+from stratum_pipeline.storage.database import engine_for
+from stratum_pipeline.modelops.registry import model_name
 from stratum_pipeline.serving.cache import cache_from_url
 from stratum_pipeline.serving.inference import InferenceService
 
@@ -125,7 +125,7 @@ def _wait(instance, run_filter: dg.RunsFilter, count: int, timeout: float, proce
         if len(runs) >= count and all(r.status in FINISHED for r in runs):
             return runs
         time.sleep(1)
-    states = [(r.job_name, r.tags.get(TENANT_TAG), r.status.value) for r in instance.get_runs(filters=run_filter)]
+    states = [(r.job_name, r.tags.get(TENANT_CONCURRENCY_TAG), r.status.value) for r in instance.get_runs(filters=run_filter)]
     raise TimeoutError(f"runs not finished after {timeout:.0f} s: {states}\n{processes.log('daemon')}")
 
 
@@ -167,7 +167,7 @@ def test_the_daemon_runs_the_deployment_on_postgres_redis_and_mlflow_server(depl
         assert ingest.status == dg.DagsterRunStatus.SUCCESS
         print(f"\ningest done after {time.monotonic() - started:.0f} s: {_interval(instance, ingest_id)}")
         first_trainings = _wait(instance, dg.RunsFilter(tags={"dagster/sensor_name": "tenant_sync_sensor"}), 2, 90, processes)
-        assert sorted(r.tags[TENANT_TAG] for r in first_trainings) == sorted([BIG, SMALL])
+        assert sorted(r.tags[TENANT_CONCURRENCY_TAG] for r in first_trainings) == sorted([BIG, SMALL])
         assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in first_trainings)
         live = _wait(instance, dg.RunsFilter(tags={"dagster/schedule_name": "live_predictions_schedule"}), 1, 60, processes)
         assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in live)  # two if the test spans a :00 or :30

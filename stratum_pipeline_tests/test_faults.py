@@ -21,15 +21,15 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from stratum_pipeline import warehouse_schema as wh
+from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.assets.models import roas_model
 from stratum_pipeline.assets.raw import SOURCE_RETRY_POLICY, build_raw_extract, raw_assets
 from stratum_pipeline.demo.writer import write_source
-from stratum_pipeline.extracts import EXTRACTS
+from stratum_pipeline.storage.extracts import EXTRACTS
 from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
-from stratum_pipeline.resources.database import engine_for
-from stratum_pipeline.resources.registry import model_name
-from stratum_pipeline.training import DataMinimum, train_roas
+from stratum_pipeline.storage.database import engine_for
+from stratum_pipeline.modelops.registry import model_name
+from stratum_pipeline.modelops.training import DataMinimum, train_roas
 
 from .model_data import model_features
 from .test_model_assets import RUN_CONFIG
@@ -163,9 +163,9 @@ KILL_SCRIPT = r"""
 import sys, time
 import pandas as pd
 import sqlalchemy as sa
-from stratum_pipeline.extracts import EXTRACTS
+from stratum_pipeline.storage.extracts import EXTRACTS
 from stratum_pipeline.resources import Warehouse
-from stratum_pipeline.resources.database import engine_for
+from stratum_pipeline.storage.database import engine_for
 
 url, day, hang = sys.argv[1], pd.Timestamp(sys.argv[2]).date(), sys.argv[3] == "hang"
 extract = EXTRACTS["raw_campaign_daily"]
@@ -301,8 +301,8 @@ def test_mlflow_unreachable_fails_the_run_and_keeps_the_champion(mlflow_server, 
 def test_one_tenants_entirely_bad_day_does_not_stop_the_other_tenants(pg_databases, dataset):
     """Every one of beta's sessions that day is rejected: a third of the day's rows, far over the 5% limit that
     used to block the whole day. Now the raw contract warns (naming beta) and alpha's features are built."""
-    from stratum_pipeline import source_schema as src
-    from stratum_pipeline.automation.jobs import execute_daily_range
+    from stratum_pipeline.storage import source_schema as src
+    from stratum_pipeline.automation.local_runs import execute_daily_range
 
     from .test_ingest_assets import checks_of, defs_for, materialized
 

@@ -6,13 +6,13 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
-from stratum_pipeline import source_schema as src
-from stratum_pipeline import warehouse_schema as wh
-from stratum_pipeline.automation.jobs import execute_daily_range
+from stratum_pipeline.storage import source_schema as src
+from stratum_pipeline.storage import warehouse_schema as wh
+from stratum_pipeline.automation.local_runs import execute_daily_range
 from stratum_pipeline.definitions import build_definitions
-from stratum_pipeline.extracts import EXTRACTS
+from stratum_pipeline.storage.extracts import EXTRACTS
 from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
-from stratum_pipeline.resources.database import engine_for
+from stratum_pipeline.storage.database import engine_for
 
 from .conftest import TEST_CONFIG
 

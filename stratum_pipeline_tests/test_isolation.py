@@ -16,15 +16,15 @@ import redis
 import sqlalchemy as sa
 from dagster._serdes import serialize_value
 
-from stratum_pipeline import source_schema
-from stratum_pipeline import warehouse_schema as wh
+from stratum_pipeline.storage import source_schema
+from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.assets.raw import build_raw_extract, raw_campaign_daily
-from stratum_pipeline.extracts import EXTRACTS
+from stratum_pipeline.storage.extracts import EXTRACTS
 from stratum_pipeline.cli import embedded_environment
 from stratum_pipeline.demo.writer import write_source
 from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
-from stratum_pipeline.resources.database import engine_for
-from stratum_pipeline.resources.registry import model_name
+from stratum_pipeline.storage.database import engine_for
+from stratum_pipeline.modelops.registry import model_name
 from stratum_pipeline.serving.cache import RedisCache
 from stratum_pipeline.serving.inference import InferenceService, PredictionError
 

@@ -5,12 +5,12 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from stratum_pipeline import warehouse_schema as wh
+from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.definitions import build_definitions
 from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
-from stratum_pipeline.resources.registry import model_name
+from stratum_pipeline.modelops.registry import model_name
 from stratum_pipeline.assets.models import _result
-from stratum_pipeline.training import DataMinimum, _check_isolation, train_roas
+from stratum_pipeline.modelops.training import DataMinimum, _check_isolation, train_roas
 
 from .model_data import model_features
 
@@ -95,7 +95,7 @@ def test_a_refusal_is_a_warn_check_on_a_successful_run_with_an_alert_and_an_arch
 
     import sqlalchemy as sa
 
-    from stratum_pipeline import training
+    from stratum_pipeline.modelops import training
 
     defs, registry, instance = stack
     _, first, _ = train(defs, instance, "train_tenant_models_job", "big")
@@ -149,7 +149,7 @@ def test_a_tenants_training_set_holds_only_its_own_rows(stack):
 def test_the_tenant_sensor_adds_new_tenants_and_requests_their_first_training(tmp_path):
     source_url = f"sqlite:///{tmp_path / 'source.db'}"
     engine = sa.create_engine(source_url)
-    from stratum_pipeline import source_schema
+    from stratum_pipeline.storage import source_schema
 
     source_schema.metadata.create_all(engine, tables=[source_schema.tenants])
     with engine.begin() as conn:

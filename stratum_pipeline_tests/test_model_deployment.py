@@ -9,11 +9,11 @@ import joblib
 import pandas as pd
 import pytest
 
-from stratum_pipeline import deployment
-from stratum_pipeline.assets.deployment import default_model_file_assets, tenant_model_file_assets
+from stratum_pipeline.modelops import publishing
+from stratum_pipeline.assets.model_files import default_model_file_assets, tenant_model_file_assets
 from stratum_pipeline.ml.features import CONVERSION_FEATURES
 from stratum_pipeline.resources import ModelFiles
-from stratum_pipeline.resources.registry import model_name
+from stratum_pipeline.modelops.registry import model_name
 
 from .model_data import model_features
 from .test_model_assets import stack, train  # noqa: F401  (fixture)
@@ -75,7 +75,7 @@ def test_published_files_load_like_the_seed_and_predict_like_the_champions(stack
             published = seed_get_model(models_path, model_type, tenant)
             assert type(published) is type(champion)
             assert [published.predict(x) for x in inputs] == [champion.predict(x) for x in inputs]
-            manifest = deployment.read_manifest(models_path / deployment.model_filename(model_type, owner))
+            manifest = publishing.read_manifest(models_path / publishing.model_filename(model_type, owner))
             assert (manifest["model"], manifest["version"]) == (name, registry.champion_version(name))
     frame = pd.DataFrame(rows("big", 50)[0])
     roas_name = model_name("roas", "big")
@@ -123,7 +123,7 @@ class Model:
 
 
 def test_a_failure_mid_write_leaves_the_previous_file_intact(tmp_path, monkeypatch):
-    first = deployment.publish(tmp_path, "roas", "acme", "stratum-roas-acme", "1", lambda: Model(1))
+    first = publishing.publish(tmp_path, "roas", "acme", "stratum-roas-acme", "1", lambda: Model(1))
     assert first.published and first.file.name == "roas_tacme.joblib"
     original = first.file.read_bytes()
 
@@ -131,17 +131,17 @@ def test_a_failure_mid_write_leaves_the_previous_file_intact(tmp_path, monkeypat
         handle.write(b"\x80\x04" + b"x" * 1000)  # some bytes of a pickle, then the process "dies"
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(deployment.joblib, "dump", dump_half_then_crash)
+    monkeypatch.setattr(publishing.joblib, "dump", dump_half_then_crash)
     with pytest.raises(OSError, match="No space left"):
-        deployment.publish(tmp_path, "roas", "acme", "stratum-roas-acme", "2", lambda: Model(2))
+        publishing.publish(tmp_path, "roas", "acme", "stratum-roas-acme", "2", lambda: Model(2))
     assert first.file.read_bytes() == original
     assert joblib.load(first.file).version == 1
-    assert deployment.read_manifest(first.file)["version"] == "1"
+    assert publishing.read_manifest(first.file)["version"] == "1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["roas_tacme.joblib", "roas_tacme.manifest.json"]
 
 
 def test_a_reader_never_sees_a_half_written_file(tmp_path):
-    deployment.publish(tmp_path, "conversion", "default", "stratum-conversion-default", "0", lambda: Model(0))
+    publishing.publish(tmp_path, "conversion", "default", "stratum-conversion-default", "0", lambda: Model(0))
     path = tmp_path / "conversion_default.joblib"
     seen, errors, stop = set(), [], threading.Event()
 
@@ -156,7 +156,7 @@ def test_a_reader_never_sees_a_half_written_file(tmp_path):
     thread.start()
     try:
         for version in range(1, 16):
-            deployment.publish(tmp_path, "conversion", "default", "stratum-conversion-default", str(version),
+            publishing.publish(tmp_path, "conversion", "default", "stratum-conversion-default", str(version),
                                lambda v=version: Model(v))
     finally:
         stop.set()
@@ -165,7 +165,7 @@ def test_a_reader_never_sees_a_half_written_file(tmp_path):
 
 
 def test_file_names_follow_the_seed_and_refuse_unsafe_tenants():
-    assert deployment.model_filename("roas", "acme_outdoor") == "roas_tacme_outdoor.joblib"
-    assert deployment.model_filename("conversion", "default") == "conversion_default.joblib"
+    assert publishing.model_filename("roas", "acme_outdoor") == "roas_tacme_outdoor.joblib"
+    assert publishing.model_filename("conversion", "default") == "conversion_default.joblib"
     with pytest.raises(ValueError, match="invalid tenant id"):
-        deployment.model_filename("roas", "../../etc/passwd")
+        publishing.model_filename("roas", "../../etc/passwd")

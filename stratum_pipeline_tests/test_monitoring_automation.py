@@ -8,10 +8,10 @@ import pytest
 import sqlalchemy as sa
 from dagster._core.test_utils import freeze_time
 
-from stratum_pipeline import warehouse_schema as wh
+from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.automation.schedules import weekly_tenant_retraining
 from stratum_pipeline.automation.sensors import run_failure_alerts
-from stratum_pipeline.checks.freshness import product_freshness_checks
+from stratum_pipeline.definitions import product_freshness_checks
 from stratum_pipeline.definitions import build_definitions
 from stratum_pipeline.assets.products import product_assets
 from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse

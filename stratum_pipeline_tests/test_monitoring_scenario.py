@@ -10,15 +10,15 @@ import pytest
 import sqlalchemy as sa
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from stratum_pipeline import warehouse_schema as wh
+from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.assets.products import daily_roas_forecasts
-from stratum_pipeline.automation.jobs import execute_daily_range
+from stratum_pipeline.automation.local_runs import execute_daily_range
 from stratum_pipeline.automation.sensors import retraining_sensor
 from stratum_pipeline.definitions import build_definitions
 from stratum_pipeline.demo.features import feature_frames
 from stratum_pipeline.demo.generator import DemoConfig, ResponseShift, TenantSpec, generate
 from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
-from stratum_pipeline.resources.registry import model_name
+from stratum_pipeline.modelops.registry import model_name
 
 pytestmark = pytest.mark.slow  # a month of daily runs, training and retraining
 

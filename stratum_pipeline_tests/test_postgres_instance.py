@@ -6,9 +6,9 @@ from pathlib import Path
 import dagster as dg
 import sqlalchemy as sa
 
-from stratum_pipeline.automation.jobs import execute_daily_range
+from stratum_pipeline.automation.local_runs import execute_daily_range
 from stratum_pipeline.demo.writer import write_source
-from stratum_pipeline.resources.database import engine_for
+from stratum_pipeline.storage.database import engine_for
 
 from .conftest import TEST_CONFIG
 from .test_ingest_assets import defs_for

@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from stratum_pipeline import source_schema
-from stratum_pipeline import warehouse_schema as wh
-from stratum_pipeline.automation.jobs import execute_daily_range
+from stratum_pipeline.storage import source_schema
+from stratum_pipeline.storage import warehouse_schema as wh
+from stratum_pipeline.automation.local_runs import execute_daily_range
 from stratum_pipeline.demo.writer import write_source
-from stratum_pipeline.resources.database import engine_for
-from stratum_pipeline.sqlio import insert_frame
+from stratum_pipeline.storage.database import engine_for
+from stratum_pipeline.storage.sqlio import insert_frame
 
 from .model_data import MODEL_CONFIG, model_features
 from .test_model_assets import stack, train  # noqa: F401  (fixture)

@@ -28,8 +28,8 @@ import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stratum_pipeline import deployment
-from stratum_pipeline import source_schema as src
+from stratum_pipeline.modelops import publishing
+from stratum_pipeline.storage import source_schema as src
 from stratum_pipeline.compat import celery_tasks
 from stratum_pipeline.demo.generator import DemoConfig, TenantSpec, generate
 from stratum_pipeline.demo.writer import write_source
@@ -38,7 +38,7 @@ from stratum_pipeline.ml.fatigue import FatigueScorer
 from stratum_pipeline.ml.inputs import InputError
 from stratum_pipeline.ml.roas import PLATFORMS
 from stratum_pipeline.ml.seed_names import PLATFORM_ORDER
-from stratum_pipeline.resources.database import engine_for
+from stratum_pipeline.storage.database import engine_for
 from stratum_pipeline.serving.inference import InferenceService, PredictionError
 
 from .small_models import conversion_predictor, roas_predictor
@@ -191,7 +191,7 @@ def seed_state(tmp_path_factory):
     # The seed's files (published as the model-file assets do): roas_t101.joblib, roas_default.joblib, conversion_default.joblib.
     for model_type, owner, predictor in (("roas", TENANT_IDS[0], roas_predictor(2.0)), ("roas", "default", roas_predictor(3.0)),
                                          ("conversion", "default", conversion_predictor())):
-        deployment.publish(models, model_type, owner, f"stratum-{model_type}-{owner}", "1", lambda p=predictor: p)
+        publishing.publish(models, model_type, owner, f"stratum-{model_type}-{owner}", "1", lambda p=predictor: p)
     return SeedBackend(source_url), models, source_url
 
 

@@ -9,10 +9,10 @@ import uuid
 import pytest
 import redis
 
-from stratum_pipeline.resources.registry import model_name
+from stratum_pipeline.modelops.registry import model_name
 from stratum_pipeline.serving.cache import MemoryCache, RedisCache
 from stratum_pipeline.serving.inference import TTL_SECONDS, InferenceService, PredictionError
-from stratum_pipeline.training import DataMinimum, train_roas
+from stratum_pipeline.modelops.training import DataMinimum, train_roas
 
 from .model_data import model_features
 from .test_faults import free_port

@@ -5,8 +5,8 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from stratum_pipeline.extracts import EXTRACTS
-from stratum_pipeline.validation import validate_rows
+from stratum_pipeline.storage.extracts import EXTRACTS
+from stratum_pipeline.storage.validation import validate_rows
 
 NOW = datetime(2026, 3, 10, 12, 0)
 

@@ -21,7 +21,7 @@ from google.auth.credentials import AnonymousCredentials
 
 from stratum_pipeline.ml.roas import TARGET, ROASPredictor, training_frame
 from stratum_pipeline.resources import ModelRegistry
-from stratum_pipeline.resources.registry import model_name
+from stratum_pipeline.modelops.registry import model_name
 from stratum_pipeline.serving.cache import MemoryCache
 from stratum_pipeline.serving.inference import InferenceService
 from stratum_pipeline.serving.vertex import VertexError, VertexPredictor, remote_from_settings
@@ -209,7 +209,7 @@ def test_stratum_predict_uses_vertex_from_the_settings(stand_in, tmp_path):
 
     import sqlalchemy as sa
 
-    from stratum_pipeline import source_schema
+    from stratum_pipeline.storage import source_schema
     from stratum_pipeline.cli import embedded_environment
 
     from .test_settings import stratum

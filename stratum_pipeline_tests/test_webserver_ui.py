@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from stratum_pipeline.resources import ModelRegistry
-from stratum_pipeline.resources.registry import model_name
+from stratum_pipeline.modelops.registry import model_name
 
 pytestmark = pytest.mark.slow  # a dagster-webserver and headless Chromium
 

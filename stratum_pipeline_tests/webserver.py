@@ -22,12 +22,12 @@ from pathlib import Path
 import dagster as dg
 import requests
 
-from stratum_pipeline.automation.jobs import execute_daily_range
+from stratum_pipeline.automation.local_runs import execute_daily_range
 from stratum_pipeline.definitions import build_definitions
 from stratum_pipeline.demo.generator import generate
 from stratum_pipeline.demo.writer import write_source
 from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
-from stratum_pipeline.resources.database import engine_for
+from stratum_pipeline.storage.database import engine_for
 
 from .model_data import MODEL_CONFIG
 from .test_model_assets import train

@@ -7,18 +7,17 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
-from stratum_pipeline import warehouse_schema as wh
-from stratum_pipeline.anomaly_training import MODEL_TYPE, train_anomaly_detector
+from stratum_pipeline.storage import warehouse_schema as wh
+from stratum_pipeline.modelops.anomaly_training import MODEL_TYPE, train_anomaly_detector
 from stratum_pipeline.assets.common import alert, each_tenant, partition_days, preview, table_metadata, tenant_scope, \
     window_metadata
-from stratum_pipeline.assets.deployment import _default_file_asset, _tenant_file_asset
+from stratum_pipeline.assets.model_files import _default_file_asset, _tenant_file_asset
 from stratum_pipeline.assets.models import _gate_spec, _result, _tags
 from stratum_pipeline.ml.anomalies import CRITICAL_KINDS, KINDS, MIN_FIT_CAMPAIGN_DAYS, AnomalyDetector
 from stratum_pipeline.partitions import daily_backfill_policy, daily_partitions, tenant_partitions
 from stratum_pipeline.resources import ModelRegistry, Warehouse
-from stratum_pipeline.resources.registry import NoModelError
-from stratum_pipeline.tenancy import validate_tenant_id
-from stratum_pipeline.training import DEFAULT_TENANT
+from stratum_pipeline.modelops.registry import NoModelError
+from stratum_pipeline.tenancy import DEFAULT_MODEL_OWNER, validate_tenant_id
 
 HISTORY_DAYS = 90  # a tenant's detector is fitted on the 90 days before the partition (its window: the last 28)
 COLUMNS = [c.name for c in wh.campaign_anomalies.columns]
@@ -40,7 +39,7 @@ def _history(warehouse: Warehouse, tenant: str | None):
 
 def _train(context, asset: str, tenant: str, warehouse: Warehouse, registry: ModelRegistry) -> dg.MaterializeResult:
     registry.check_reachable()
-    rows = _history(warehouse, None if tenant == DEFAULT_TENANT else tenant)
+    rows = _history(warehouse, None if tenant == DEFAULT_MODEL_OWNER else tenant)
     return _result(asset, train_anomaly_detector(tenant, rows, registry, _tags(context, tenant, MODEL_TYPE)))
 
 
@@ -62,7 +61,7 @@ def anomaly_detector_model(context: dg.AssetExecutionContext, warehouse: Warehou
 def anomaly_detector_default_model(context: dg.AssetExecutionContext, warehouse: Warehouse, registry: ModelRegistry):
     """The default campaign anomaly detector (stratum-anomaly_detector-default), fitted on every tenant's last 90
     days: it judges the campaigns of tenants with too little history for a detector of their own."""
-    return _train(context, "anomaly_detector_default_model", DEFAULT_TENANT, warehouse, registry)
+    return _train(context, "anomaly_detector_default_model", DEFAULT_MODEL_OWNER, warehouse, registry)
 
 
 def _detector(registry: ModelRegistry | None, tenant: str, history: pd.DataFrame) -> tuple[AnomalyDetector, str]:

@@ -7,7 +7,7 @@ from datetime import timedelta
 import dagster as dg
 import pandas as pd
 
-from stratum_pipeline import warehouse_schema as wh
+from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.assets.common import (
     each_tenant,
     partition_days,
@@ -19,12 +19,13 @@ from stratum_pipeline.assets.common import (
 from stratum_pipeline.ml.allocator import allocate
 from stratum_pipeline.ml.response_curves import WINDOW_DAYS, fit_tenant_curves
 from stratum_pipeline.ml.simulator import horizon_forecast
+from stratum_pipeline.checks.freshness import product_freshness_policy
 from stratum_pipeline.partitions import daily_backfill_policy, daily_partitions
 from stratum_pipeline.resources import Warehouse
 
 CURVE_ASSET = dict(
-    # stale after 26 hours, like every daily product table (products.PRODUCT_FRESHNESS)
-    freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26)),
+    # stale after 26 hours, like every daily product table (checks/freshness.py)
+    freshness_policy=product_freshness_policy(),
     partitions_def=daily_partitions,
     backfill_policy=daily_backfill_policy,
     group_name="products",

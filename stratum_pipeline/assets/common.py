@@ -8,21 +8,15 @@ from datetime import date, datetime, timedelta
 import dagster as dg
 import pandas as pd
 
-from stratum_pipeline.tenancy import validate_tenant_id
+from stratum_pipeline.partitions import partition_days
+from stratum_pipeline.tenancy import TENANT_SCOPE_TAG, validate_tenant_id
 
-# Run tag that restricts a daily product run to one tenant (other tenants' rows of the day stay).
-TENANT_TAG = "stratum/tenant_id"
-
-
-def partition_days(context) -> tuple[date, date]:
-    """First and last UTC day (inclusive) of the partition or partition range being materialised."""
-    window = context.partition_time_window
-    return window.start.date(), (window.end - timedelta(days=1)).date()
+__all__ = ["partition_days"]  # re-exported: the assets take their partition window from here
 
 
 def tenant_scope(context) -> str | None:
     """The tenant a run is restricted to by its `stratum/tenant_id` tag, or None for every tenant."""
-    tenant = context.run.tags.get(TENANT_TAG)
+    tenant = context.run.tags.get(TENANT_SCOPE_TAG)
     return validate_tenant_id(tenant) if tenant is not None else None
 
 

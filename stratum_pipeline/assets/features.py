@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from stratum_pipeline import warehouse_schema as wh
+from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.assets.common import feature_summary, partition_days, preview, table_metadata, window_metadata
 from stratum_pipeline.ml import features
 from stratum_pipeline.partitions import daily_backfill_policy, daily_partitions

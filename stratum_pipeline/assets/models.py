@@ -10,12 +10,12 @@ from datetime import timedelta
 
 import dagster as dg
 
-from stratum_pipeline import warehouse_schema as wh
+from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.assets.common import alert, readable
 from stratum_pipeline.partitions import tenant_partitions
 from stratum_pipeline.resources import ModelRegistry, Warehouse
-from stratum_pipeline.tenancy import validate_tenant_id
-from stratum_pipeline.training import DEFAULT_TENANT, DataMinimum, TrainingOutcome, train_conversion, train_roas
+from stratum_pipeline.tenancy import DEFAULT_MODEL_OWNER, validate_tenant_id
+from stratum_pipeline.modelops.training import DataMinimum, TrainingOutcome, train_conversion, train_roas
 
 
 class TrainingConfig(dg.Config):
@@ -78,10 +78,10 @@ TRAINING = {"roas": (wh.campaign_features, train_roas), "conversion": (wh.sessio
 
 def _train_and_gate(context, asset: str, model_type: str, tenant: str, config: TrainingConfig, warehouse: Warehouse,
                     registry: ModelRegistry) -> dg.MaterializeResult:
-    """Train `model_type` for `tenant` (DEFAULT_TENANT: on every tenant's rows), register it and run the gate."""
+    """Train `model_type` for `tenant` (DEFAULT_MODEL_OWNER: on every tenant's rows), register it and run the gate."""
     table, train = TRAINING[model_type]
     registry.check_reachable()  # fail in seconds, not after training, when MLflow is down
-    owner = None if tenant == DEFAULT_TENANT else tenant
+    owner = None if tenant == DEFAULT_MODEL_OWNER else tenant
     since = _since(warehouse, table, config)
     rows = warehouse.read_tenant(table, owner, since)
     # ROAS learns from normal days: the campaign-days flagged by campaign_anomalies are left out of training.
@@ -124,14 +124,14 @@ def conversion_model(context: dg.AssetExecutionContext, config: TrainingConfig, 
 def roas_default_model(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: Warehouse, registry: ModelRegistry):
     """The global ROAS model (stratum-roas-default), trained on every tenant's campaigns: it serves the tenants
     that have too little data for a model of their own."""
-    return _train_and_gate(context, "roas_default_model", "roas", DEFAULT_TENANT, config, warehouse, registry)
+    return _train_and_gate(context, "roas_default_model", "roas", DEFAULT_MODEL_OWNER, config, warehouse, registry)
 
 
 @dg.asset(deps=[_all_days("session_features")], check_specs=_gate_spec("conversion_default_model"), **MODEL_ASSET)
 def conversion_default_model(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: Warehouse, registry: ModelRegistry):
     """The global conversion model (stratum-conversion-default), trained on every tenant's sessions: it serves
     the tenants with fewer than 10,000 sessions."""
-    return _train_and_gate(context, "conversion_default_model", "conversion", DEFAULT_TENANT, config, warehouse, registry)
+    return _train_and_gate(context, "conversion_default_model", "conversion", DEFAULT_MODEL_OWNER, config, warehouse, registry)
 
 
 tenant_model_assets = [roas_model, conversion_model]

@@ -7,13 +7,14 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 import pandas as pd
 
-from stratum_pipeline import warehouse_schema as wh
+from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.assets.common import partition_days, preview, table_metadata, window_metadata
 from stratum_pipeline.checks.drift import CALIBRATION, drift_check_results, drift_check_specs
 from stratum_pipeline.ml import monitoring as M
 from stratum_pipeline.partitions import daily_backfill_policy, daily_partitions
 from stratum_pipeline.resources import ModelRegistry, Warehouse
-from stratum_pipeline.resources.registry import model_name
+from stratum_pipeline.modelops.registry import model_name
+from stratum_pipeline.tenancy import DEFAULT_MODEL_OWNER
 
 ACCURACY_WINDOW_DAYS = 7  # late data: each run re-evaluates the last week of forecast days
 DRIFT_WINDOW_DAYS = 7  # drift compares the last week of feature rows with the training profile
@@ -62,7 +63,7 @@ def forecast_accuracy(context: dg.AssetExecutionContext, warehouse: Warehouse, r
     for model in recent.itertuples(index=False):
         holdout = registry.version_metrics(model.model_name, model.model_version).get("mae")
         is_degraded, reason = M.accuracy_degraded(model.mae, holdout)
-        served_by_default = model.model_name == model_name("roas", "default")
+        served_by_default = model.model_name == model_name("roas", DEFAULT_MODEL_OWNER)
         if is_degraded:
             # A tenant served by the default model is retrained too: it may have crossed the data minimum.
             degraded[model.tenant_id] = f"{model.model_name} v{model.model_version}: {reason}"

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 import pandas as pd
 
-from stratum_pipeline import warehouse_schema as wh
+from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.assets.budget import budget_allocations, campaign_response_curves
 from stratum_pipeline.assets.common import (alert, each_tenant, partition_days, preview, table_metadata, tenant_scope,
                                             window_metadata)
@@ -18,14 +18,14 @@ from stratum_pipeline.ml.roas import forecast_table
 from stratum_pipeline.ml.simulator import STANDARD_SCENARIOS, BudgetSimulator, simulate_frame
 from stratum_pipeline.partitions import daily_backfill_policy, daily_partitions
 from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
-from stratum_pipeline.resources.registry import NoModelError
+from stratum_pipeline.checks.freshness import product_freshness_policy
+from stratum_pipeline.modelops.registry import NoModelError
 from stratum_pipeline.serving.live import live_predictions
-from stratum_pipeline.sqlio import insert_frame
+from stratum_pipeline.storage.sqlio import insert_frame
 
-# A daily product table is stale if not updated within 26 hours (see checks/freshness.py).
-PRODUCT_FRESHNESS = timedelta(hours=26)
+# A daily product table is stale if not updated within 26 hours (checks/freshness.py).
 PRODUCT_ASSET = dict(
-    freshness_policy=dg.FreshnessPolicy.time_window(fail_window=PRODUCT_FRESHNESS),
+    freshness_policy=product_freshness_policy(),
     partitions_def=daily_partitions,
     backfill_policy=daily_backfill_policy,
     group_name="products",

@@ -9,11 +9,11 @@ import dagster as dg
 import pandas as pd
 
 from stratum_pipeline.assets.common import naive_utc, partition_days, preview, table_metadata, window_metadata
-from stratum_pipeline.extracts import EXTRACTS, Extract
+from stratum_pipeline.storage.extracts import EXTRACTS, Extract
 from stratum_pipeline.partitions import daily_backfill_policy, daily_partitions
 from stratum_pipeline.resources import SourceDatabase, Warehouse
-from stratum_pipeline.resources.database import is_transient
-from stratum_pipeline.validation import validate_rows
+from stratum_pipeline.storage.database import is_transient
+from stratum_pipeline.storage.validation import validate_rows
 
 # A source outage (restart, failover, dropped connections) is usually over in a minute: retry the
 # extract 3 times, 15 s, 30 s, 60 s apart (with jitter) before the run fails. The write is one

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from stratum_pipeline.partitions import daily_partitions, tenant_partitions
+from stratum_pipeline.tenancy import TENANT_CONCURRENCY_TAG
 
 # Raw extracts and features for a day (or, as one ranged run, a range of days), with their checks.
 daily_ingest_job = dg.define_asset_job(
@@ -13,40 +14,9 @@ daily_ingest_job = dg.define_asset_job(
 )
 
 
-def execute_daily_range(
-    defs: dg.Definitions,
-    first_day: str,
-    last_day: str,
-    instance: dg.DagsterInstance | None = None,
-    run_id: str | None = None,
-    job_name: str = "daily_ingest_job",
-) -> dg.ExecuteInProcessResult:
-    """Run a daily job in process for the partitions first_day..last_day (inclusive) as one ranged run,
-    with the tags a backfill gives each of its runs: one windowed read per asset for the whole range.
-
-    The backfill policy caps a run at `MAX_DAYS_PER_RUN` days (`daily_backfill_policy`); run a long range
-    over `partitions.backfill_ranges(first, last)`. Failures (including failed blocking checks) are
-    in the result, not raised.
-    """
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
-
-    return defs.resolve_job_def(job_name).execute_in_process(
-        instance=instance,
-        run_id=run_id,
-        tags={ASSET_PARTITION_RANGE_START_TAG: first_day, ASSET_PARTITION_RANGE_END_TAG: last_day},
-        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
-        raise_on_error=False,
-    )
-
-
-# The run tag that names a run's tenant. The deployment's queued run coordinator limits runs per
-# tenant on it (deploy/dagster.yaml), so one tenant's backlog cannot take every run slot.
-TENANT_TAG = "tenant"
-
-
 def tenant_run_tags(partition_key: str) -> dict[str, str]:
     """Tags of a run for one tenant partition: `tenant=<id>`."""
-    return {TENANT_TAG: partition_key}
+    return {TENANT_CONCURRENCY_TAG: partition_key}
 
 
 # Per-tenant model training: one run per tenant partition. Every run of a partition - from the tenant

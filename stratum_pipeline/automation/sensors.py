@@ -5,7 +5,7 @@ import json
 import dagster as dg
 import sqlalchemy as sa
 
-from stratum_pipeline import source_schema
+from stratum_pipeline.storage import source_schema
 from stratum_pipeline.automation.jobs import train_tenant_models_job
 from stratum_pipeline.partitions import tenant_partitions
 from stratum_pipeline.alerts import Alert, notifiers, send

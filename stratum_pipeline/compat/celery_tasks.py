@@ -28,8 +28,7 @@ from urllib.parse import urlsplit
 
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
-from stratum_pipeline.assets.common import TENANT_TAG
-from stratum_pipeline.tenancy import validate_tenant_id
+from stratum_pipeline.tenancy import TENANT_SCOPE_TAG, validate_tenant_id
 
 GRAPHQL_URL_VARIABLE = "STRATUM_DAGSTER_GRAPHQL_URL"
 DEFAULT_GRAPHQL_URL = "http://127.0.0.1:3000"
@@ -105,7 +104,7 @@ def launch(job_name: str, tenant_id: str | int | None = None, partition: str | N
         if tenant not in tenants:
             raise UnknownTenant(f"unknown tenant {tenant!r}: the Dagster instance has {len(tenants)} tenants "
                                 f"({', '.join(sorted(tenants)[:10])}{', ...' if len(tenants) > 10 else ''})")
-        tags[TENANT_TAG] = tenant
+        tags[TENANT_SCOPE_TAG] = tenant
     return _call(f"start {job_name}", client.submit_job_execution, job_name, tags=tags)
 
 

@@ -6,9 +6,9 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 
-from stratum_pipeline import source_schema
+from stratum_pipeline.storage import source_schema
 from stratum_pipeline.demo.generator import DemoDataset
-from stratum_pipeline.sqlio import insert_frame
+from stratum_pipeline.storage.sqlio import insert_frame
 
 
 def write_source(engine: sa.Engine, dataset: DemoDataset, progress=None) -> dict[str, int]:

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pandas as pd
 import sqlalchemy as sa
 
-from stratum_pipeline import warehouse_schema as wh
+from stratum_pipeline.storage import warehouse_schema as wh
 
 FIELDS = ("campaign_id", "date", "kind", "severity", "metric", "expected", "observed", "probability")
 MAX_DAYS = 365

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import sqlalchemy as sa
 
-from stratum_pipeline import warehouse_schema as wh
-from stratum_pipeline.sqlio import read_frame
+from stratum_pipeline.storage import warehouse_schema as wh
+from stratum_pipeline.storage.sqlio import read_frame
 
 
 class WarehouseCurves:

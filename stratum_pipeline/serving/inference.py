@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from stratum_pipeline.ml.fatigue import FatigueScorer
-from stratum_pipeline.resources.registry import NoModelError
+from stratum_pipeline.modelops.registry import NoModelError
 from stratum_pipeline.serving.vertex import VertexError
 from stratum_pipeline.settings import Settings, SettingsError, check_url
 from stratum_pipeline.tenancy import validate_tenant_id
@@ -76,7 +76,7 @@ def service_parts_from_env(env: Mapping[str, str] | None = None) -> dict:
     Models: the MLflow registry when STRATUM_MLFLOW_TRACKING_URI is set, else the .joblib files in
     ML_MODELS_PATH (read-only is fine), else none (only with ML_PROVIDER=vertex). Cache: Redis at
     STRATUM_REDIS_URL or the seed's REDIS_URL, else in-process. A bad setting is a one-line SettingsError."""
-    from stratum_pipeline.resources.registry import ModelRegistry
+    from stratum_pipeline.modelops.registry import MlflowRegistry
     from stratum_pipeline.serving.cache import cache_from_url
     from stratum_pipeline.serving.model_files import ModelFileStore, check_readable_models_path
     from stratum_pipeline.serving.vertex import remote_from_settings
@@ -89,7 +89,7 @@ def service_parts_from_env(env: Mapping[str, str] | None = None) -> dict:
     if redis_url is None and (env.get("REDIS_URL") or "").strip():
         redis_url = check_url("REDIS_URL", env["REDIS_URL"].strip(), ("redis", "rediss", "unix"))
     if settings.mlflow_tracking_uri:
-        registry = ModelRegistry(tracking_uri=settings.mlflow_tracking_uri)
+        registry = MlflowRegistry(tracking_uri=settings.mlflow_tracking_uri)
     elif models_path:
         registry = ModelFileStore(check_readable_models_path(models_path))
     elif settings.ml_provider == "vertex":

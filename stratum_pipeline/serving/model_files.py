@@ -1,7 +1,7 @@
 """Serving from ML_MODELS_PATH, as the seed backend's `InferenceService._get_model` does.
 
 `{model_type}_t{tenant}.joblib`, else `{model_type}_default.joblib` (the files the model-file assets
-publish, see `stratum_pipeline.deployment`). A file is loaded once per change: the cache is keyed by its
+publish, see `stratum_pipeline.modelops.publishing`). A file is loaded once per change: the cache is keyed by its
 path, modification time and size, so a republished model serves from the next lookup on (the service
 looks a tenant's model up again every `champion_refresh_seconds`). The version the service reports is
 the registered version from the file's manifest, if there is one, and the file's modification time.
@@ -16,9 +16,10 @@ from pathlib import Path
 
 import joblib
 
-from stratum_pipeline.deployment import DEFAULT_OWNER, model_filename, read_manifest
-from stratum_pipeline.resources.registry import NoModelError, ServingModel
+from stratum_pipeline.modelops.publishing import model_filename, read_manifest
+from stratum_pipeline.modelops.registry import NoModelError, ServingModel
 from stratum_pipeline.settings import SettingsError
+from stratum_pipeline.tenancy import DEFAULT_MODEL_OWNER
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class ModelFileStore:
 
     def serving_model(self, model_type: str, tenant: str) -> ServingModel:
         """The tenant's file, else the default file; NoModelError if neither exists (or the default is stale)."""
-        for owner in (tenant, DEFAULT_OWNER):
+        for owner in (tenant, DEFAULT_MODEL_OWNER):
             path = self.directory / model_filename(model_type, owner)
             try:
                 stat = path.stat()
@@ -55,12 +56,12 @@ class ModelFileStore:
             predictor = _load(str(path), stat.st_mtime_ns, stat.st_size)
             if getattr(predictor, "format_", None) != getattr(type(predictor), "FORMAT", None):
                 message = f"{path.name} was written by an incompatible version of this code: republish it"
-                if owner == DEFAULT_OWNER:
+                if owner == DEFAULT_MODEL_OWNER:
                     raise NoModelError(message)
-                log.warning(f"{message}; serving tenant {tenant!r} from {model_filename(model_type, DEFAULT_OWNER)}")
+                log.warning(f"{message}; serving tenant {tenant!r} from {model_filename(model_type, DEFAULT_MODEL_OWNER)}")
                 continue
             manifest = read_manifest(path) or {}
             version = f"{manifest.get('version', 'file')}@{stat.st_mtime_ns}"
             return ServingModel(path.name, version, predictor, owner)
         raise NoModelError(f"no {model_type} model serves tenant {tenant!r}: neither {model_filename(model_type, tenant)} "
-                           f"nor {model_filename(model_type, DEFAULT_OWNER)} is in {self.directory}")
+                           f"nor {model_filename(model_type, DEFAULT_MODEL_OWNER)} is in {self.directory}")

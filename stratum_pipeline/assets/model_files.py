@@ -9,11 +9,11 @@ seed backend then loads `{model_type}_default.joblib`, exactly the registry's fa
 
 import dagster as dg
 
-from stratum_pipeline.deployment import DEFAULT_OWNER, model_filename, publish
+from stratum_pipeline.modelops.publishing import model_filename, publish
 from stratum_pipeline.partitions import tenant_partitions
 from stratum_pipeline.resources import ModelFiles, ModelRegistry
-from stratum_pipeline.resources.registry import model_name
-from stratum_pipeline.tenancy import validate_tenant_id
+from stratum_pipeline.modelops.registry import model_name
+from stratum_pipeline.tenancy import DEFAULT_MODEL_OWNER, validate_tenant_id
 
 FILE_ASSET = dict(group_name="deployment", kinds={"joblib"}, owners=["team:ml-engineering"], code_version="1",
                   automation_condition=dg.AutomationCondition.eager())
@@ -24,7 +24,7 @@ def _publish_champion(context, model_files: ModelFiles, registry: ModelRegistry,
     name = model_name(model_type, owner)
     version = registry.champion_version(name)
     if version is None:
-        fallback = model_filename(model_type, DEFAULT_OWNER)
+        fallback = model_filename(model_type, DEFAULT_MODEL_OWNER)
         context.log.info(f"{name} has no champion: the backend loads {fallback}")
         return dg.MaterializeResult(metadata={
             "model": name, "published": False, "file": str(directory / model_filename(model_type, owner)),
@@ -57,7 +57,7 @@ def _default_file_asset(model_type: str) -> dg.AssetsDefinition:
     @dg.asset(name=f"{model_type}_default_model_file", deps=[f"{model_type}_default_model"],
               description=description, **FILE_ASSET)
     def default_file(context: dg.AssetExecutionContext, model_files: ModelFiles, registry: ModelRegistry):
-        return _publish_champion(context, model_files, registry, model_type, DEFAULT_OWNER)
+        return _publish_champion(context, model_files, registry, model_type, DEFAULT_MODEL_OWNER)
 
     return default_file
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from stratum_pipeline.checks.model_gate import GateDecision
+from stratum_pipeline.modelops.gate import GateDecision
 from stratum_pipeline.ml.anomalies import MIN_FIT_CAMPAIGN_DAYS, REQUIRED, AnomalyDetector
-from stratum_pipeline.resources.registry import model_name
-from stratum_pipeline.training import DEFAULT_TENANT, TrainingOutcome, _check_isolation
+from stratum_pipeline.modelops.registry import model_name
+from stratum_pipeline.modelops.training import TrainingOutcome, _check_isolation
+from stratum_pipeline.tenancy import DEFAULT_MODEL_OWNER
 
 MODEL_TYPE = "anomaly_detector"
 MAX_FLAG_RATE = 0.05
@@ -22,12 +23,12 @@ EXAMPLE_COLUMNS = [*REQUIRED, "daily_budget"]
 
 
 def train_anomaly_detector(tenant: str, history: pd.DataFrame, registry, tags: dict) -> TrainingOutcome:
-    """Fit `tenant`'s detector on its campaign metrics (DEFAULT_TENANT: every tenant's), register it and gate it."""
+    """Fit `tenant`'s detector on its campaign metrics (DEFAULT_MODEL_OWNER: every tenant's), register it and gate it."""
     _check_isolation(history, tenant)
     rows = history.drop_duplicates(["campaign_id", "date"], keep="last") if len(history) else history
-    if tenant != DEFAULT_TENANT and len(rows) < MIN_FIT_CAMPAIGN_DAYS:
-        return TrainingOutcome(tenant, MODEL_TYPE, DEFAULT_TENANT, {
-            "campaign_days": len(rows), "minimum_campaign_days": MIN_FIT_CAMPAIGN_DAYS, "served_by": DEFAULT_TENANT,
+    if tenant != DEFAULT_MODEL_OWNER and len(rows) < MIN_FIT_CAMPAIGN_DAYS:
+        return TrainingOutcome(tenant, MODEL_TYPE, DEFAULT_MODEL_OWNER, {
+            "campaign_days": len(rows), "minimum_campaign_days": MIN_FIT_CAMPAIGN_DAYS, "served_by": DEFAULT_MODEL_OWNER,
             "reason": "below the data minimum: served by the default anomaly detector"})
     detector = AnomalyDetector()
     if len(rows) >= MIN_FIT_CAMPAIGN_DAYS:

@@ -11,16 +11,16 @@ from datetime import timedelta
 
 import pandas as pd
 
-from stratum_pipeline.checks.model_gate import GateDecision, decide
+from stratum_pipeline.modelops.gate import GateDecision, decide
 from stratum_pipeline.ml.anomalies import touches_flagged
 from stratum_pipeline.ml.conversion import ConversionPredictor
 from stratum_pipeline.ml.evaluation import best_naive_roas, conversion_metrics, roas_metrics
 from stratum_pipeline.ml.features import CONVERSION_FEATURES
 from stratum_pipeline.ml.monitoring import DRIFT_FEATURES, PROFILE_ARTIFACT, feature_profile, reference_rows
 from stratum_pipeline.ml.roas import TARGET, ROASPredictor, training_frame
-from stratum_pipeline.resources.registry import model_name
+from stratum_pipeline.modelops.registry import model_name
+from stratum_pipeline.tenancy import DEFAULT_MODEL_OWNER
 
-DEFAULT_TENANT = "default"
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def holdout_split(frame: pd.DataFrame, holdout_days: int, date_column: str = "da
 
 
 def _check_isolation(frame: pd.DataFrame, tenant: str) -> None:
-    if tenant != DEFAULT_TENANT:
+    if tenant != DEFAULT_MODEL_OWNER:
         others = set(frame["tenant_id"].unique()) - {tenant}
         if others:
             raise ValueError(f"training rows for tenant {tenant} include other tenants: {sorted(others)}")
@@ -108,13 +108,13 @@ def _below_minimum(model_type, tenant, rows, eligibility, minimum) -> TrainingOu
     """Check the rows are the tenant's own; if the tenant is below the data minimum, the outcome that says
     the default model serves it (None when the tenant gets a model of its own, and always for the default)."""
     _check_isolation(rows, tenant)
-    if tenant == DEFAULT_TENANT:
+    if tenant == DEFAULT_MODEL_OWNER:
         return None
     eligible, detail = eligibility(rows, minimum)
     if eligible:
         return None
-    return TrainingOutcome(tenant, model_type, DEFAULT_TENANT, {
-        **detail, "served_by": DEFAULT_TENANT, "reason": "below the data minimum: served by the global default model"})
+    return TrainingOutcome(tenant, model_type, DEFAULT_MODEL_OWNER, {
+        **detail, "served_by": DEFAULT_MODEL_OWNER, "reason": "below the data minimum: served by the global default model"})
 
 
 def train_roas(tenant, features, registry, tags: dict, minimum=DataMinimum(), holdout_days=14,

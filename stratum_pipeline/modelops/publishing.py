@@ -23,14 +23,13 @@ from pathlib import Path
 
 import joblib
 
-from stratum_pipeline.tenancy import validate_tenant_id
+from stratum_pipeline.tenancy import DEFAULT_MODEL_OWNER, validate_tenant_id
 
-DEFAULT_OWNER = "default"
 
 
 def model_filename(model_type: str, owner: str) -> str:
     """The seed's file name: roas_t<tenant>.joblib, or roas_default.joblib for the global model."""
-    if owner == DEFAULT_OWNER:
+    if owner == DEFAULT_MODEL_OWNER:
         return f"{model_type}_default.joblib"
     return f"{model_type}_t{validate_tenant_id(owner)}.joblib"
 

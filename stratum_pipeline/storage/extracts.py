@@ -7,9 +7,9 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from stratum_pipeline import source_schema as src
-from stratum_pipeline import warehouse_schema as wh
-from stratum_pipeline.validation import RowRules
+from stratum_pipeline.storage import source_schema as src
+from stratum_pipeline.storage import warehouse_schema as wh
+from stratum_pipeline.storage.validation import RowRules
 
 
 @dataclass(frozen=True)
