@@ -38,7 +38,7 @@ import pandas as pd
 from scipy import stats
 
 from stratum_pipeline.demo.generator import NOISE_REGIMES, DemoConfig, generate
-from stratum_pipeline.ml.anomalies import AnomalyDetector, fit_detector, match_key_outages
+from stratum_pipeline.ml.anomalies import fit_detector, match_key_outages
 
 END = date(2026, 6, 30)
 FA_RATE = 1e-3

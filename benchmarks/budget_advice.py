@@ -42,8 +42,8 @@ from stratum_pipeline.demo.generator import (
     hill,
     seasonality,
 )
-from stratum_pipeline.ml.response_curves import curve_draws, fit_response_curves, season_factor
 from stratum_pipeline.ml.allocator import allocate
+from stratum_pipeline.ml.response_curves import curve_draws, fit_response_curves, season_factor
 from stratum_pipeline.ml.simulator import BudgetSimulator, horizon_revenue, simulate_arrays, simulate_frame
 
 END = date(2026, 11, 24)
@@ -257,7 +257,7 @@ def scale_fit(tenants: int = 100, campaigns: int = 50, days: int = 365) -> float
 def speed(partition_campaigns: int = 100_000) -> dict:
     """Single `simulate` on a curve (1,000 iterations, 3 scenarios): P50/P95 ms; and `simulate_frame` for a
     partition of `partition_campaigns` campaigns at the budget_scenarios asset's settings: seconds."""
-    from stratum_pipeline.assets.products import SIMULATION_DRAWS, SIMULATION_ITERATIONS
+    from stratum_pipeline.ml.budget_scenarios import SIMULATION_DRAWS, SIMULATION_ITERATIONS
 
     ds = generate(DemoConfig(end_date=END, seed=7, noise=NOISE_REGIMES["realistic"], bad_row_rate=0.0, anomalies=False))
     curves = fit_response_curves(source_frame(ds), END)

@@ -23,7 +23,6 @@ from stratum_pipeline.ml.features import CONVERSION_FEATURES
 from stratum_pipeline.ml.roas import TARGET, ROASPredictor, training_frame
 from stratum_pipeline.ml.simulator import BudgetSimulator
 
-
 SEED_MS = {"roas": (12, 35, 85), "conversion": (8, 25, 60), "simulation_1000": (180, 350, 500), "fatigue": (5, 15, 30)}
 TARGET_P50_MS = {"roas": 1.2, "conversion": 0.8, "simulation_1000": 5.0, "fatigue": 0.5}
 

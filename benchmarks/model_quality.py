@@ -44,7 +44,12 @@ from stratum_pipeline.ml.conversion import ConversionPredictor, operating_thresh
 from stratum_pipeline.ml.evaluation import conversion_metrics, naive_roas_forecasts
 from stratum_pipeline.ml.fatigue import FatigueScorer
 from stratum_pipeline.ml.roas import TARGET, ROASPredictor, training_frame
-from stratum_pipeline.modelops.training import DataMinimum, conversion_eligibility, holdout_split, roas_eligibility
+from stratum_pipeline.modelops.training import (
+    DataMinimum,
+    conversion_eligibility,
+    holdout_split,
+    roas_eligibility,
+)
 
 TARGETS = {
     "mae_vs_best_naive": 0.9,  # ROAS MAE against the expected ROAS, as a multiple of the best naive forecast's

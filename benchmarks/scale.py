@@ -39,9 +39,9 @@ import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
-from types import SimpleNamespace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 RESULT_PREFIX = "SCALE-RESULT "
 STAGES = ("backfill", "train", "daily")  # in execution order; printed as (a) daily, (b) backfill, (c) train
@@ -265,9 +265,10 @@ def _dagster(spec: dict):
 
 
 def _checks(results) -> str:
-    evaluations = [e.event_specific_data for r in results for e in r.all_events
-                   if e.event_type_value == "ASSET_CHECK_EVALUATION"]
-    return f"checks passed {sum(e.passed for e in evaluations)}/{len(evaluations)}"
+    from stratum_pipeline.automation.local_runs import RunSummary
+
+    summary = RunSummary.of(results)
+    return f"checks passed {summary.checks_passed}/{summary.checks_passed + summary.checks_failed}"
 
 
 def _dagster_daily_jobs(spec: dict, jobs: tuple[str, ...], first: date, last: date) -> dict:
@@ -413,7 +414,12 @@ def stage_backfill_plain(spec: dict) -> dict:
 
 
 def stage_daily_plain(spec: dict) -> dict:
-    from stratum_pipeline.assets.products import budget_scenarios, creative_fatigue_scores, daily_roas_forecasts, event_match_quality
+    from stratum_pipeline.assets.products import (
+        budget_scenarios,
+        creative_fatigue_scores,
+        daily_roas_forecasts,
+        event_match_quality,
+    )
 
     _, _, day = _days(spec)
     graph = [*_ingest_graph(), creative_fatigue_scores, daily_roas_forecasts, budget_scenarios, event_match_quality]

@@ -3,23 +3,23 @@
 import dagster as dg
 
 from stratum_pipeline.assets.anomalies import anomaly_assets
-from stratum_pipeline.assets.model_files import default_model_file_assets, tenant_model_file_assets
 from stratum_pipeline.assets.features import feature_assets
-from stratum_pipeline.assets.monitoring import monitoring_assets
+from stratum_pipeline.assets.model_files import default_model_file_assets, tenant_model_file_assets
 from stratum_pipeline.assets.models import default_model_assets, tenant_model_assets
+from stratum_pipeline.assets.monitoring import monitoring_assets
 from stratum_pipeline.assets.products import live_assets, product_assets
 from stratum_pipeline.assets.raw import raw_assets
 from stratum_pipeline.automation.jobs import (
     anomalies_job,
-    train_anomaly_detectors_job,
-    train_default_anomaly_detector_job,
     daily_forecasts_job,
     daily_ingest_job,
     fatigue_scores_job,
     live_predictions_job,
+    monitoring_job,
     publish_default_model_files_job,
     publish_tenant_model_files_job,
-    monitoring_job,
+    train_anomaly_detectors_job,
+    train_default_anomaly_detector_job,
     train_default_models_job,
     train_tenant_models_job,
 )
@@ -33,7 +33,7 @@ from stratum_pipeline.automation.sensors import (
 from stratum_pipeline.checks.data_quality import feature_contract_checks, raw_contract_checks
 from stratum_pipeline.checks.freshness import build_product_freshness
 from stratum_pipeline.resources import ModelFiles, ModelRegistry, SourceDatabase, Warehouse
-
+from stratum_pipeline.settings import Env
 
 product_freshness_checks, freshness_checks_sensor = build_product_freshness(product_assets)
 
@@ -41,10 +41,10 @@ product_freshness_checks, freshness_checks_sensor = build_product_freshness(prod
 def resources_from_env() -> dict:
     """Resources configured from the environment at run time (see README: Configuration)."""
     return {
-        "source": SourceDatabase(url=dg.EnvVar("STRATUM_SOURCE_URL")),
-        "warehouse": Warehouse(url=dg.EnvVar("STRATUM_WAREHOUSE_URL")),
-        "registry": ModelRegistry(tracking_uri=dg.EnvVar("STRATUM_MLFLOW_TRACKING_URI")),
-        "model_files": ModelFiles(path=dg.EnvVar("ML_MODELS_PATH")),
+        "source": SourceDatabase(url=dg.EnvVar(Env.SOURCE_URL)),
+        "warehouse": Warehouse(url=dg.EnvVar(Env.WAREHOUSE_URL)),
+        "registry": ModelRegistry(tracking_uri=dg.EnvVar(Env.MLFLOW_TRACKING_URI)),
+        "model_files": ModelFiles(path=dg.EnvVar(Env.MODELS_PATH)),
     }
 
 
@@ -53,7 +53,7 @@ def build_definitions(resources: dict) -> dg.Definitions:
 
     `model_files` defaults to ML_MODELS_PATH, read only when a model-file asset runs.
     """
-    resources = {"model_files": ModelFiles(path=dg.EnvVar("ML_MODELS_PATH")), **resources}
+    resources = {"model_files": ModelFiles(path=dg.EnvVar(Env.MODELS_PATH)), **resources}
     return dg.Definitions(
         assets=[*raw_assets, *feature_assets, *tenant_model_assets, *default_model_assets, *tenant_model_file_assets,
                 *default_model_file_assets, *product_assets, *anomaly_assets, *live_assets, *monitoring_assets],

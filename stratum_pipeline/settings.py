@@ -25,6 +25,49 @@ _SQL_SCHEMES = ("sqlite", "postgresql")
 _MLFLOW_SCHEMES = ("sqlite", "postgresql", "http", "https", "databricks", "file")
 
 
+class Env:
+    """The names of the environment variables this project reads: one table, used by the settings, the CLI,
+    the resources (`dg.EnvVar`) and serving."""
+
+    SOURCE_URL = "STRATUM_SOURCE_URL"
+    WAREHOUSE_URL = "STRATUM_WAREHOUSE_URL"
+    MLFLOW_TRACKING_URI = "STRATUM_MLFLOW_TRACKING_URI"
+    MODELS_PATH = "ML_MODELS_PATH"
+    DAGSTER_HOME = "DAGSTER_HOME"
+    REDIS_URL = "STRATUM_REDIS_URL"
+    SEED_REDIS_URL = "REDIS_URL"
+    DAGSTER_PG_URL = "STRATUM_DAGSTER_PG_URL"
+    DAGSTER_GRAPHQL_URL = "STRATUM_DAGSTER_GRAPHQL_URL"
+    ML_PROVIDER = "ML_PROVIDER"
+    VERTEX_FALLBACK = "ML_VERTEX_FALLBACK"
+    GOOGLE_CLOUD_PROJECT = "GOOGLE_CLOUD_PROJECT"
+    VERTEX_AI_ENDPOINT = "VERTEX_AI_ENDPOINT"
+    VERTEX_AI_LOCATION = "VERTEX_AI_LOCATION"
+    VERTEX_AI_API_ENDPOINT = "VERTEX_AI_API_ENDPOINT"
+    VERTEX_AI_TIMEOUT_SECONDS = "VERTEX_AI_TIMEOUT_SECONDS"
+
+
+# What each variable means (`stratum env` and the README's configuration table say the same).
+VARIABLES = {
+    Env.SOURCE_URL: "the product backend's database, read by the raw extracts (SQLAlchemy URL)",
+    Env.WAREHOUSE_URL: "the tables the pipeline writes and the product reads (SQLAlchemy URL)",
+    Env.MLFLOW_TRACKING_URI: "MLflow runs and model registry (sqlite:/// or a server)",
+    Env.MODELS_PATH: "the folder of the .joblib model files the seed backend loads",
+    Env.DAGSTER_HOME: "the Dagster instance folder (its dagster.yaml)",
+    Env.REDIS_URL: "the prediction cache (redis://); unset: an in-process cache",
+    Env.SEED_REDIS_URL: "the seed backend's name for the prediction cache, read when STRATUM_REDIS_URL is unset",
+    Env.DAGSTER_PG_URL: "the Dagster instance's PostgreSQL (deploy/dagster.yaml)",
+    Env.DAGSTER_GRAPHQL_URL: "the webserver the Celery-compatible task functions submit runs to",
+    Env.ML_PROVIDER: "local (this project's models) or vertex (a Vertex AI endpoint)",
+    Env.VERTEX_FALLBACK: "none, or local: serve the local models when Vertex AI fails",
+    Env.GOOGLE_CLOUD_PROJECT: "the Vertex AI endpoint's project",
+    Env.VERTEX_AI_ENDPOINT: "the Vertex AI endpoint id or full resource name",
+    Env.VERTEX_AI_LOCATION: "the Vertex AI region (default us-central1)",
+    Env.VERTEX_AI_API_ENDPOINT: "another Vertex AI API host (a stand-in server in tests)",
+    Env.VERTEX_AI_TIMEOUT_SECONDS: "the Vertex AI request timeout (default 10)",
+}
+
+
 class SettingsError(ValueError):
     """A bad setting: the message is one line naming the variable."""
 
@@ -113,7 +156,7 @@ def check_url(variable: str, url: str, schemes: tuple[str, ...]) -> str:
     return url
 
 
-def check_models_path(path: str | os.PathLike | None, variable: str = "ML_MODELS_PATH") -> Path:
+def check_models_path(path: str | os.PathLike | None, variable: str = Env.MODELS_PATH) -> Path:
     """The models folder as an absolute path: it must exist, be a folder and be writable."""
     if not path:
         raise SettingsError(f"{variable} is not set: it names the folder the published .joblib models go to")
@@ -201,16 +244,16 @@ class Settings:
             value = env.get(name, "").strip()
             return value or None
 
-        provider = (get("ML_PROVIDER") or "local").lower()
+        provider = (get(Env.ML_PROVIDER) or "local").lower()
         if provider not in PROVIDERS:
             raise SettingsError(f"ML_PROVIDER={get('ML_PROVIDER')!r} is unknown: use {' or '.join(PROVIDERS)}")
-        models_path = check_models_path(get("ML_MODELS_PATH")) if get("ML_MODELS_PATH") else None
+        models_path = check_models_path(get(Env.MODELS_PATH)) if get(Env.MODELS_PATH) else None
         credentials = get("GOOGLE_APPLICATION_CREDENTIALS")
-        fallback = (get("ML_VERTEX_FALLBACK") or "none").lower()
+        fallback = (get(Env.VERTEX_FALLBACK) or "none").lower()
         if fallback not in VERTEX_FALLBACKS:
             raise SettingsError(f"ML_VERTEX_FALLBACK={fallback!r} is unknown: use {' or '.join(VERTEX_FALLBACKS)}")
         try:
-            timeout = float(get("VERTEX_AI_TIMEOUT_SECONDS") or 10.0)
+            timeout = float(get(Env.VERTEX_AI_TIMEOUT_SECONDS) or 10.0)
         except ValueError:
             timeout = -1.0
         if not 0 < timeout <= 600:
@@ -218,45 +261,45 @@ class Settings:
                                 "seconds in (0, 600]")
         vertex = None
         if provider == "vertex":
-            vertex = vertex_endpoint(get("GOOGLE_CLOUD_PROJECT"), get("VERTEX_AI_ENDPOINT"), get("VERTEX_AI_LOCATION"),
-                                     get("VERTEX_AI_API_ENDPOINT"))
-            if fallback == "local" and not get("STRATUM_MLFLOW_TRACKING_URI"):
+            vertex = vertex_endpoint(get(Env.GOOGLE_CLOUD_PROJECT), get(Env.VERTEX_AI_ENDPOINT), get(Env.VERTEX_AI_LOCATION),
+                                     get(Env.VERTEX_AI_API_ENDPOINT))
+            if fallback == "local" and not get(Env.MLFLOW_TRACKING_URI):
                 raise SettingsError("ML_VERTEX_FALLBACK=local needs the local models: set STRATUM_MLFLOW_TRACKING_URI")
         urls = {}
-        for name, schemes in (("STRATUM_SOURCE_URL", _SQL_SCHEMES), ("STRATUM_WAREHOUSE_URL", _SQL_SCHEMES),
-                              ("STRATUM_MLFLOW_TRACKING_URI", _MLFLOW_SCHEMES), ("STRATUM_REDIS_URL", ("redis", "rediss", "unix")),
-                              ("STRATUM_DAGSTER_PG_URL", ("postgresql", "postgres"))):
+        for name, schemes in ((Env.SOURCE_URL, _SQL_SCHEMES), (Env.WAREHOUSE_URL, _SQL_SCHEMES),
+                              (Env.MLFLOW_TRACKING_URI, _MLFLOW_SCHEMES), (Env.REDIS_URL, ("redis", "rediss", "unix")),
+                              (Env.DAGSTER_PG_URL, ("postgresql", "postgres"))):
             urls[name] = check_url(name, get(name), schemes) if get(name) else None
         return cls(
             ml_provider=provider,
             models_path=models_path,
-            google_cloud_project=get("GOOGLE_CLOUD_PROJECT") or (vertex.project if vertex else None),
+            google_cloud_project=get(Env.GOOGLE_CLOUD_PROJECT) or (vertex.project if vertex else None),
             vertex=vertex,
             google_application_credentials=check_credentials_file(credentials) if credentials else None,
             vertex_fallback=fallback,
             vertex_timeout_seconds=timeout,
-            source_url=urls["STRATUM_SOURCE_URL"],
-            warehouse_url=urls["STRATUM_WAREHOUSE_URL"],
-            mlflow_tracking_uri=urls["STRATUM_MLFLOW_TRACKING_URI"],
-            redis_url=urls["STRATUM_REDIS_URL"],
-            dagster_pg_url=urls["STRATUM_DAGSTER_PG_URL"],
+            source_url=urls[Env.SOURCE_URL],
+            warehouse_url=urls[Env.WAREHOUSE_URL],
+            mlflow_tracking_uri=urls[Env.MLFLOW_TRACKING_URI],
+            redis_url=urls[Env.REDIS_URL],
+            dagster_pg_url=urls[Env.DAGSTER_PG_URL],
         )
 
     def describe(self) -> dict[str, str]:
         """Every setting as printable text: URLs with passwords masked, the credentials file by name only."""
         shown = {
-            "ML_PROVIDER": self.ml_provider,
-            "ML_MODELS_PATH": str(self.models_path) if self.models_path else "(unset: model files are not published)",
-            "GOOGLE_CLOUD_PROJECT": self.google_cloud_project or "(unset)",
-            "VERTEX_AI_ENDPOINT": self.vertex.resource_name if self.vertex else "(unused: provider is local)",
+            Env.ML_PROVIDER: self.ml_provider,
+            Env.MODELS_PATH: str(self.models_path) if self.models_path else "(unset: model files are not published)",
+            Env.GOOGLE_CLOUD_PROJECT: self.google_cloud_project or "(unset)",
+            Env.VERTEX_AI_ENDPOINT: self.vertex.resource_name if self.vertex else "(unused: provider is local)",
             "GOOGLE_APPLICATION_CREDENTIALS": (f"{self.google_application_credentials} (file; contents not shown)"
                                                if self.google_application_credentials else "(unset)"),
         }
         if self.vertex:
-            shown["VERTEX_AI_API_ENDPOINT"] = self.vertex.api_endpoint
-            shown["ML_VERTEX_FALLBACK"] = self.vertex_fallback
-        for name, url in (("STRATUM_SOURCE_URL", self.source_url), ("STRATUM_WAREHOUSE_URL", self.warehouse_url),
-                          ("STRATUM_MLFLOW_TRACKING_URI", self.mlflow_tracking_uri), ("STRATUM_REDIS_URL", self.redis_url),
-                          ("STRATUM_DAGSTER_PG_URL", self.dagster_pg_url)):
+            shown[Env.VERTEX_AI_API_ENDPOINT] = self.vertex.api_endpoint
+            shown[Env.VERTEX_FALLBACK] = self.vertex_fallback
+        for name, url in ((Env.SOURCE_URL, self.source_url), (Env.WAREHOUSE_URL, self.warehouse_url),
+                          (Env.MLFLOW_TRACKING_URI, self.mlflow_tracking_uri), (Env.REDIS_URL, self.redis_url),
+                          (Env.DAGSTER_PG_URL, self.dagster_pg_url)):
             shown[name] = mask_url(url) if url else "(unset)"
         return shown

@@ -8,6 +8,7 @@ import os
 import uuid
 from datetime import date
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -147,3 +148,41 @@ def response_world(shapes, halves, days: int = 150, end: date = date(2026, 6, 30
         return vmax * hill(adstock(np.asarray(path, float)[None], rate)[0], halves[i], shapes[i])
 
     return pd.concat(frames, ignore_index=True), truth
+
+
+@pytest.fixture
+def stack(tmp_path):
+    """Warehouse holding the model dataset's features, an MLflow store, an instance with both tenants:
+    (definitions, registry, instance)."""
+    import dagster as dg
+
+    from stratum_pipeline.definitions import build_definitions
+    from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
+    from stratum_pipeline.storage import warehouse_schema as wh
+
+    from .model_data import model_features
+
+    warehouse = Warehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}")
+    campaign, sessions, creative, _ = model_features()
+    for table, frame in ((wh.campaign_features, campaign), (wh.session_features, sessions),
+                         (wh.creative_features, creative)):
+        dates = pd.to_datetime(frame["date"])
+        warehouse.replace_partitions(table, frame, dates.min().date(), dates.max().date())
+    registry = ModelRegistry(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    resources = {"source": SourceDatabase(url=f"sqlite:///{tmp_path / 'source.db'}"), "warehouse": warehouse,
+                 "registry": registry}
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("tenants", ["big", "small"])
+    return build_definitions(resources), registry, instance
+
+
+# Modules whose tests talk to a real Redis (the prediction cache); PostgreSQL users are found by their fixture.
+REDIS_MODULES = {"test_serving", "test_isolation", "test_seed_backend", "test_deployment"}
+
+
+def pytest_collection_modifyitems(items):
+    """Mark every test that needs a running service `services`, so `-m "not services"` runs without them."""
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if "pg_databases" in getattr(item, "fixturenames", ()) or module in REDIS_MODULES:
+            item.add_marker(pytest.mark.services)

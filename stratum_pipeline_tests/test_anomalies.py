@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.assets.anomalies import campaign_anomalies
 from stratum_pipeline.ml.anomalies import AnomalyDetector, DetectorParams, InputError, fit_detector
 from stratum_pipeline.resources import ModelRegistry, Warehouse
+from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.storage.sqlio import insert_frame
 
 LAST = date(2026, 5, 31)
@@ -148,7 +148,7 @@ def test_detectors_are_registered_gated_published_and_serve_the_asset(tmp_path):
     from stratum_pipeline.definitions import build_definitions
     from stratum_pipeline.resources import ModelFiles, ModelRegistry, SourceDatabase
 
-    from .test_model_deployment import seed_get_model
+    from .helpers import seed_get_model
 
     warehouse = Warehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}")
     big = pd.concat([campaign_frame(60.0, days=70, campaign=f"b{i}", seed=200 + i) for i in range(10)])
@@ -187,11 +187,11 @@ def test_inference_service_and_cli_answer_with_the_recent_anomalies(tmp_path):
     import json
     from datetime import datetime
 
-    from stratum_pipeline.storage import source_schema
     from stratum_pipeline.cli import embedded_environment
     from stratum_pipeline.serving.inference import InferenceService, PredictionError
+    from stratum_pipeline.storage import source_schema
 
-    from .test_cli_commands import stratum
+    from .helpers import stratum_cli as stratum
 
     home = tmp_path / "stratum"
     env = embedded_environment(home)

@@ -18,32 +18,28 @@ import pytest
 import sqlalchemy as sa
 
 from stratum_pipeline import cli
-from stratum_pipeline.storage import source_schema
-from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.assets.products import daily_roas_forecasts
 from stratum_pipeline.assets.raw import build_raw_extract, raw_campaign_daily
-from stratum_pipeline.storage.extracts import EXTRACTS
 from stratum_pipeline.ml.emq import DataQualityAnalyzer
 from stratum_pipeline.ml.inputs import InputError, number
 from stratum_pipeline.ml.simulator import BudgetSimulator, SimulationInputError
-from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
-from stratum_pipeline.storage.database import engine_for, is_transient
 from stratum_pipeline.modelops.registry import _load, model_name
+from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
 from stratum_pipeline.serving.cache import cache_from_url
 from stratum_pipeline.serving.inference import InferenceService
 from stratum_pipeline.settings import mask_url
+from stratum_pipeline.storage import source_schema
+from stratum_pipeline.storage import warehouse_schema as wh
+from stratum_pipeline.storage.database import engine_for, is_transient
+from stratum_pipeline.storage.extracts import EXTRACTS
 from stratum_pipeline.storage.validation import validate_rows
 
+from .helpers import cli_in_process as run_cli
+from .helpers import stratum_cli as stratum
 from .small_models import roas_predictor, roas_rows
 
 DAY = "2026-03-12"
 SECRET = "S3cretPW"
-
-
-def stratum(home, *args, stdin=None, **env):
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("STRATUM_", "DAGSTER_", "ML_"))}
-    return subprocess.run([sys.executable, "-m", "stratum_pipeline.cli", "--home", str(home), *args], input=stdin,
-                          env={**base, **env}, capture_output=True, text=True, timeout=180, cwd=str(home.parent))
 
 
 def one_line(done) -> str:
@@ -207,12 +203,6 @@ def test_a_400_digit_integer_is_a_number_not_an_overflow():
     code, out, err = run_cli("simulate", json.dumps({"daily_spend": 10**400, "roas": 2}))
     assert code == 2 and err.strip() == "stratum: daily_spend must be a finite number, got " \
         "1000000000000000000000000000000000000...", err
-
-
-def run_cli(*args):
-    from .test_hostile_input import run_cli as run
-
-    return run(*args)
 
 
 def test_empty_variables_and_unreachable_hosts_are_one_line(tmp_path):

@@ -14,6 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from stratum_pipeline.ml.evaluation import roas_metrics
+from stratum_pipeline.ml.fatigue import THRESHOLDS, FatigueScorer, days_until_critical, fatigue_level
+from stratum_pipeline.ml.features import campaign_features
+from stratum_pipeline.ml.roas import TARGET, ROASPredictor, training_frame
+from stratum_pipeline.ml.simulator import BudgetSimulator
 from stratum_pipeline.modelops.gate import (
     CONVERSION_AUC_TOLERANCE,
     CONVERSION_TARGETS,
@@ -22,19 +27,14 @@ from stratum_pipeline.modelops.gate import (
     ROAS_TARGETS,
     decide,
 )
-from stratum_pipeline.storage.extracts import EXTRACTS
-from stratum_pipeline.ml.evaluation import roas_metrics
-from stratum_pipeline.ml.fatigue import THRESHOLDS, FatigueScorer, days_until_critical, fatigue_level
-from stratum_pipeline.ml.features import campaign_features
-from stratum_pipeline.ml.roas import TARGET, ROASPredictor, training_frame
-from stratum_pipeline.ml.simulator import BudgetSimulator
 from stratum_pipeline.modelops.registry import ServingModel
+from stratum_pipeline.modelops.training import holdout_split
 from stratum_pipeline.serving.cache import MemoryCache
 from stratum_pipeline.serving.inference import InferenceService
 from stratum_pipeline.settings import mask_url
-from stratum_pipeline.tenancy import InvalidTenantId, validate_tenant_id
-from stratum_pipeline.modelops.training import holdout_split
+from stratum_pipeline.storage.extracts import EXTRACTS
 from stratum_pipeline.storage.validation import validate_rows
+from stratum_pipeline.tenancy import InvalidTenantId, validate_tenant_id
 
 # --- the promotion gate: tolerances are relative (x1.02), the AUC one absolute --------------------------
 
@@ -511,8 +511,8 @@ def _emq_rows(tenant: str, days, events: int) -> pd.DataFrame:
 
 
 def test_a_partition_write_replaces_only_its_days_and_its_tenant(tmp_path):
-    from stratum_pipeline.storage import warehouse_schema as wh
     from stratum_pipeline.resources import Warehouse
+    from stratum_pipeline.storage import warehouse_schema as wh
 
     table = wh.event_match_quality
     warehouse = Warehouse(url=f"sqlite:///{tmp_path / 'wh.db'}")

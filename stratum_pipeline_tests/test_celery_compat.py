@@ -4,7 +4,6 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.compat import celery_tasks
 from stratum_pipeline.compat.celery_tasks import (
     DagsterUnavailable,
@@ -14,10 +13,11 @@ from stratum_pipeline.compat.celery_tasks import (
     run_all_tenant_predictions,
 )
 from stratum_pipeline.resources import Warehouse
+from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.storage.database import engine_for
 from stratum_pipeline.tenancy import InvalidTenantId
 
-from .webserver import free_port
+from .services import free_port
 
 pytestmark = pytest.mark.slow  # a dagster-webserver and the runs it starts
 

@@ -1,22 +1,15 @@
 """`stratum predict|simulate|fatigue|emq`: JSON in, the seed's JSON shapes out, one-line errors."""
 
 import json
-import os
-import subprocess
 from datetime import datetime
-import sys
 
 import pytest
 import sqlalchemy as sa
 
-from stratum_pipeline.storage import source_schema
 from stratum_pipeline.cli import embedded_environment
+from stratum_pipeline.storage import source_schema
 
-
-def stratum(home, *args, stdin=None):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRATUM_", "DAGSTER_"))}
-    return subprocess.run([sys.executable, "-m", "stratum_pipeline.cli", "--home", str(home), *args],
-                          input=stdin, env=env, capture_output=True, text=True, timeout=120)
+from .helpers import stratum_cli as stratum
 
 
 def test_simulate_fatigue_and_emq_print_the_seed_shapes(tmp_path):

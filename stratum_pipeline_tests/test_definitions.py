@@ -52,7 +52,7 @@ def test_every_asset_has_a_description_group_and_its_partitions():
             assert node.group_name == "products" and node.partitions_def is None
         elif name in model_files:  # published after the model it holds, with the same partitions
             model = graph.get(dg.AssetKey(name.removesuffix("_file")))
-            assert node.group_name == "deployment" and node.parent_keys == {model.key}, key
+            assert node.group_name == "model_files" and node.parent_keys == {model.key}, key
             assert node.partitions_def == model.partitions_def, key
         else:
             assert node.group_name == "models", key
@@ -164,7 +164,7 @@ def test_the_model_files_automation_starts_running_and_targets_every_model_file(
 def test_a_new_model_version_requests_its_file_once_and_only_its_partition():
     """What the daemon's model_files_automation tick decides, evaluated in process: nothing at first, the file
     of the tenant whose model materialised once it did, nothing more after the file was published."""
-    selection = dg.AssetSelection.groups("deployment")
+    selection = dg.AssetSelection.groups("model_files")
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("tenants", ["big", "small"])
         first = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection)

@@ -33,22 +33,21 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 
-from stratum_pipeline.storage import source_schema
-from stratum_pipeline.storage import warehouse_schema as wh
-from stratum_pipeline.tenancy import TENANT_CONCURRENCY_TAG
 from stratum_pipeline.demo.generator import generate
 from stratum_pipeline.demo.writer import write_source
-from stratum_pipeline.resources import ModelRegistry
-from stratum_pipeline.storage.database import engine_for
 from stratum_pipeline.modelops.registry import model_name
+from stratum_pipeline.resources import ModelRegistry
 from stratum_pipeline.serving.cache import cache_from_url
 from stratum_pipeline.serving.inference import InferenceService
+from stratum_pipeline.storage import source_schema
+from stratum_pipeline.storage import warehouse_schema as wh
+from stratum_pipeline.storage.database import engine_for
+from stratum_pipeline.tenancy import TENANT_CONCURRENCY_TAG
 
-from .model_data import MODEL_CONFIG
+from .model_data import MODEL_CONFIG, RUN_CONFIG
 from .services import VENV_BIN, Processes, start_mlflow_server
-from .test_model_assets import RUN_CONFIG
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]  # daemon, mlflow server, PostgreSQL, Redis
+pytestmark = [pytest.mark.services, pytest.mark.slow]  # daemon, mlflow server, PostgreSQL, Redis
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REDIS_URL = os.environ.get("STRATUM_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

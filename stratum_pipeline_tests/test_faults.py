@@ -9,7 +9,6 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,27 +20,22 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.assets.models import roas_model
 from stratum_pipeline.assets.raw import SOURCE_RETRY_POLICY, build_raw_extract, raw_assets
 from stratum_pipeline.demo.writer import write_source
-from stratum_pipeline.storage.extracts import EXTRACTS
-from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
-from stratum_pipeline.storage.database import engine_for
 from stratum_pipeline.modelops.registry import model_name
 from stratum_pipeline.modelops.training import DataMinimum, train_roas
+from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
+from stratum_pipeline.storage import warehouse_schema as wh
+from stratum_pipeline.storage.database import engine_for
+from stratum_pipeline.storage.extracts import EXTRACTS
 
-from .model_data import model_features
-from .test_model_assets import RUN_CONFIG
+from .model_data import RUN_CONFIG, model_features
+from .services import free_port
 
 EXTRACT = EXTRACTS["raw_campaign_daily"]
 DAY = "2026-03-12"  # a day of the test dataset with a quarantined row
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def partition_rows(url: str) -> dict[str, pd.DataFrame]:
@@ -301,10 +295,10 @@ def test_mlflow_unreachable_fails_the_run_and_keeps_the_champion(mlflow_server, 
 def test_one_tenants_entirely_bad_day_does_not_stop_the_other_tenants(pg_databases, dataset):
     """Every one of beta's sessions that day is rejected: a third of the day's rows, far over the 5% limit that
     used to block the whole day. Now the raw contract warns (naming beta) and alpha's features are built."""
+    from stratum_pipeline.automation.local_runs import check_evaluations, execute_daily_range, materialized
     from stratum_pipeline.storage import source_schema as src
-    from stratum_pipeline.automation.local_runs import execute_daily_range
 
-    from .test_ingest_assets import checks_of, defs_for, materialized
+    from .helpers import checks_of, defs_for
 
     urls = pg_databases.create("badsrc"), pg_databases.create("badwh")
     write_source(engine_for(urls[0]), dataset)
@@ -317,12 +311,11 @@ def test_one_tenants_entirely_bad_day_does_not_stop_the_other_tenants(pg_databas
     assert broken > 5
     result = execute_daily_range(defs_for(urls), previous, day)
     assert result.success
-    evaluation = next(e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
-                      and e.event_specific_data.asset_key.to_user_string() == "raw_sessions")
+    evaluation = next(e for e in check_evaluations(result) if e.asset_key.to_user_string() == "raw_sessions")
     assert evaluation.passed is False and evaluation.severity == dg.AssetCheckSeverity.WARN
     assert evaluation.metadata["tenants_over_limits"].value == {day: ["beta"]}
     assert checks_of(result)["raw_campaign_daily:raw_contract"] is True
-    assert {"campaign_features", "creative_features", "session_features"} <= materialized(result)
+    assert {"campaign_features", "creative_features", "session_features"} <= set(materialized(result))
     with engine_for(urls[1]).connect() as conn:
         features = pd.read_sql(sa.select(wh.session_features).where(wh.session_features.c.date == pd.Timestamp(day).date()), conn)
         rejected = pd.read_sql(sa.select(wh.raw_sessions_quarantine).where(

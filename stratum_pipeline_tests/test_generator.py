@@ -6,7 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stratum_pipeline.demo.generator import BAD_ROW_KINDS, DEMO_TENANTS, DemoConfig, conversion_logit, generate, hill
+from stratum_pipeline.demo.generator import (
+    BAD_ROW_KINDS,
+    DEMO_TENANTS,
+    DemoConfig,
+    conversion_logit,
+    generate,
+    hill,
+)
 from stratum_pipeline.storage.source_schema import KNOWN_PLATFORMS, SOURCE_TABLES, TRUTH_TABLES
 
 from .conftest import TEST_CONFIG

@@ -1,20 +1,17 @@
 """Raw extracts, features and their checks, materialised with real databases (SQLite and PostgreSQL)."""
 
-import tempfile
 
-import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
+from stratum_pipeline.automation.local_runs import execute_daily_range, materialized
 from stratum_pipeline.storage import source_schema as src
 from stratum_pipeline.storage import warehouse_schema as wh
-from stratum_pipeline.automation.local_runs import execute_daily_range
-from stratum_pipeline.definitions import build_definitions
-from stratum_pipeline.storage.extracts import EXTRACTS
-from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
 from stratum_pipeline.storage.database import engine_for
+from stratum_pipeline.storage.extracts import EXTRACTS
 
 from .conftest import TEST_CONFIG
+from .helpers import checks_of, defs_for
 
 SOURCE_OF = {
     "raw_campaign_daily": "campaign_daily_metrics",
@@ -34,27 +31,9 @@ REASON_OF_KIND = {
 FIRST, LAST = TEST_CONFIG.start_date.isoformat(), TEST_CONFIG.end_date.isoformat()
 
 
-def defs_for(urls) -> dg.Definitions:
-    """The project's definitions on these databases (the registry is unused by the daily job: never touched)."""
-    registry = ModelRegistry(tracking_uri=f"sqlite:///{tempfile.gettempdir()}/stratum-unused-mlruns/mlflow.db")
-    return build_definitions({"source": SourceDatabase(url=urls[0]), "warehouse": Warehouse(url=urls[1]), "registry": registry})
-
-
 def table(url: str, name: str) -> pd.DataFrame:
     with engine_for(url).connect() as conn:
         return pd.read_sql(sa.text(f"SELECT * FROM {name}"), conn)
-
-
-def checks_of(result) -> dict[str, bool]:
-    return {
-        f"{e.event_specific_data.asset_key.to_user_string()}:{e.event_specific_data.check_name}": e.event_specific_data.passed
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-    }
-
-
-def materialized(result) -> set[str]:
-    return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
 
 
 def test_bad_rows_are_quarantined_with_reasons_and_clean_rows_all_arrive(loaded_urls, dataset):
@@ -117,7 +96,7 @@ def test_a_failed_raw_check_blocks_downstream_assets(sqlite_loaded_urls):
     result = execute_daily_range(defs_for(sqlite_loaded_urls), day.isoformat(), day.isoformat())
     assert not result.success
     assert checks_of(result)["raw_campaign_daily:raw_contract"] is False
-    done = materialized(result)
+    done = set(materialized(result))
     assert "raw_campaign_daily" in done and "campaign_features" not in done
     assert "session_features" in done  # other branches still run
 
@@ -130,7 +109,7 @@ def test_a_day_whose_rows_vanish_fails_the_volume_check(sqlite_loaded_urls):
     previous = (day - pd.Timedelta(days=1)).isoformat()
     result = execute_daily_range(defs_for(sqlite_loaded_urls), previous, day.isoformat())
     assert checks_of(result)["raw_sessions:raw_contract"] is False
-    assert "session_features" not in materialized(result)
+    assert "session_features" not in set(materialized(result))
     assert checks_of(result)["raw_campaign_daily:raw_contract"] is True
 
 

@@ -3,8 +3,6 @@
 import json
 import logging
 import os
-import subprocess
-import sys
 import types
 import uuid
 from datetime import datetime
@@ -16,20 +14,21 @@ import redis
 import sqlalchemy as sa
 from dagster._serdes import serialize_value
 
-from stratum_pipeline.storage import source_schema
-from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.assets.raw import build_raw_extract, raw_campaign_daily
-from stratum_pipeline.storage.extracts import EXTRACTS
 from stratum_pipeline.cli import embedded_environment
 from stratum_pipeline.demo.writer import write_source
-from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
-from stratum_pipeline.storage.database import engine_for
 from stratum_pipeline.modelops.registry import model_name
+from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
 from stratum_pipeline.serving.cache import RedisCache
 from stratum_pipeline.serving.inference import InferenceService, PredictionError
+from stratum_pipeline.storage import source_schema
+from stratum_pipeline.storage import warehouse_schema as wh
+from stratum_pipeline.storage.database import engine_for
+from stratum_pipeline.storage.extracts import EXTRACTS
 
+from .helpers import cli_in_process as run_cli
+from .helpers import stratum_cli as stratum
 from .small_models import roas_predictor, roas_rows
-from .test_hostile_input import run_cli
 
 REDIS_URL = os.environ.get("STRATUM_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 HOSTILE = "x'; DROP TABLE campaigns;--"
@@ -81,13 +80,6 @@ def test_a_tenant_is_answered_only_by_its_own_model_and_cache_entries(two_champi
     assert client.get("stratum:data-version:tenant_a") == b"1" and client.get("stratum:data-version:tenant_b") is None
 
 
-def stratum(home, tracking_uri, *args):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRATUM_", "DAGSTER_"))}
-    env["STRATUM_MLFLOW_TRACKING_URI"] = tracking_uri
-    return subprocess.run([sys.executable, "-m", "stratum_pipeline.cli", "--home", str(home), *args],
-                          env=env, capture_output=True, text=True, timeout=120)
-
-
 def test_cli_predict_hostile_json_gives_one_line_errors(two_champions, tmp_path, monkeypatch):
     registry, _ = two_champions
     home = tmp_path / "stratum"
@@ -97,7 +89,8 @@ def test_cli_predict_hostile_json_gives_one_line_errors(two_champions, tmp_path,
     with engine.begin() as conn:
         conn.execute(source_schema.tenants.insert(), [{"id": "tenant_a", "name": HOSTILE, "created_at": datetime(2026, 1, 1)}])
     # One run end to end as a process (no traceback, one line, exit 2)...
-    done = stratum(home, registry.tracking_uri, "predict", "roas", "--tenant", "tenant_a", '{"roas_7d": "abc"}')
+    done = stratum(home, "predict", "roas", "--tenant", "tenant_a", '{"roas_7d": "abc"}',
+                  STRATUM_MLFLOW_TRACKING_URI=registry.tracking_uri)
     assert done.returncode == 2 and "roas_7d must be a number, got 'abc'" in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     # ...and more inputs through the same entry point in this process (the command's imports cost seconds).

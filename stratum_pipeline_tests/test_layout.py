@@ -51,10 +51,10 @@ MODULES = _modules()
 
 
 def test_the_layout_has_the_documented_folders():
-    for folder in ("ml", "storage", "modelops", "serving", "resources", "assets", "checks", "automation", "demo"):
+    for folder in ("ml", "storage", "modelops", "serving", "resources", "assets", "checks", "automation", "demo", "cli"):
         assert (PACKAGE / folder / "__init__.py").exists(), folder
     loose = sorted(p.name for p in PACKAGE.glob("*.py"))
-    assert loose == ["__init__.py", "alerts.py", "cli.py", "definitions.py", "k8s_definitions.py", "partitions.py",
+    assert loose == ["__init__.py", "alerts.py", "definitions.py", "k8s_definitions.py", "partitions.py",
                      "settings.py", "tenancy.py"]
 
 
@@ -99,3 +99,31 @@ def test_the_backend_path_loads_without_dagster():
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.startswith("ok"), done.stderr[-2000:]
+
+
+def test_the_root_dagster_yaml_is_the_embedded_instance_and_dagster_dev_opens_stratums_instance(tmp_path, monkeypatch):
+    """Plain `dagster dev` in the root (no DAGSTER_HOME) configures its instance from ./dagster.yaml; its runs
+    land in .stratum/dagster_home, where `stratum ui` (DAGSTER_HOME) finds them."""
+    import shutil
+
+    import dagster as dg
+    import yaml
+    from dagster._core.instance.ref import InstanceRef
+
+    from stratum_pipeline.cli import apply_environment, embedded_instance_yaml
+
+    root_yaml = PACKAGE.parent / "dagster.yaml"
+    assert yaml.safe_load(root_yaml.read_text()) == yaml.safe_load(embedded_instance_yaml(".stratum/dagster_home"))
+    shutil.copy(root_yaml, tmp_path / "dagster.yaml")
+    monkeypatch.chdir(tmp_path)
+    for key in ("DAGSTER_HOME", "STRATUM_SOURCE_URL", "STRATUM_WAREHOUSE_URL", "STRATUM_MLFLOW_TRACKING_URI",
+                "ML_MODELS_PATH"):
+        monkeypatch.setenv(key, "recorded")  # so that teardown restores what apply_environment sets below
+        monkeypatch.delenv(key)
+    # what `dagster dev` does without DAGSTER_HOME: a temporary home, configured from the current folder
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path / ".tmp_home"), config_dir=str(tmp_path))) as dev:
+        run = dev.create_run_for_job(dg.GraphDefinition("hello").to_job(), run_id="0" * 8 + "-0000-0000-0000-" + "0" * 12)
+    assert (tmp_path / ".stratum" / "dagster_home" / "history" / "runs.db").exists()
+    env = apply_environment(tmp_path / ".stratum")  # what `stratum ui` sets up
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(env["DAGSTER_HOME"])) as ui:
+        assert ui.get_run_by_id(run.run_id) is not None

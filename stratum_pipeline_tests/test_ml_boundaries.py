@@ -10,9 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stratum_pipeline.ml.emq import DataQualityAnalyzer, attribution_accuracy, quality_level, seed_level, seed_roas_impact
-from stratum_pipeline.ml.fatigue import FatigueScorer
-from stratum_pipeline.ml.simulator import BudgetSimulator
+from stratum_pipeline.ml.emq import (
+    DataQualityAnalyzer,
+    attribution_accuracy,
+    quality_level,
+    seed_level,
+    seed_roas_impact,
+)
 from stratum_pipeline.ml.evaluation import (
     best_naive_roas,
     naive_roas_forecasts,
@@ -20,6 +24,8 @@ from stratum_pipeline.ml.evaluation import (
     relative_bias,
     roas_metrics,
 )
+from stratum_pipeline.ml.fatigue import FatigueScorer
+from stratum_pipeline.ml.simulator import BudgetSimulator
 
 HASHED = hashlib.sha256(b"a@example.com").hexdigest()
 

@@ -5,48 +5,18 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from stratum_pipeline.storage import warehouse_schema as wh
-from stratum_pipeline.definitions import build_definitions
-from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
+from stratum_pipeline.assets.models import training_result
+from stratum_pipeline.automation.local_runs import check_evaluations
 from stratum_pipeline.modelops.registry import model_name
-from stratum_pipeline.assets.models import _result
-from stratum_pipeline.modelops.training import DataMinimum, _check_isolation, train_roas
+from stratum_pipeline.modelops.training import DataMinimum, check_isolation, train_roas
+from stratum_pipeline.resources import SourceDatabase
+from stratum_pipeline.storage import warehouse_schema as wh
 
+from .helpers import train
 from .model_data import model_features
 
 # slow: each test trains models in its fixture (5-8 s a test); the fast tier is -m "not slow"
 pytestmark = pytest.mark.slow
-
-# The model dataset is smaller than a real tenant: scale the minimums down with it.
-RUN_CONFIG = {"min_campaigns": 40, "min_campaign_days": 30, "min_sessions": 5_000, "holdout_days": 7}
-
-
-@pytest.fixture
-def stack(tmp_path):
-    """Warehouse holding the model dataset's features, an MLflow store, an instance with both tenants."""
-    warehouse = Warehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}")
-    campaign, sessions, creative, _ = model_features()
-    for table, frame in ((wh.campaign_features, campaign), (wh.session_features, sessions), (wh.creative_features, creative)):
-        dates = pd.to_datetime(frame["date"])
-        warehouse.replace_partitions(table, frame, dates.min().date(), dates.max().date())
-    registry = ModelRegistry(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
-    resources = {"source": SourceDatabase(url=f"sqlite:///{tmp_path / 'source.db'}"), "warehouse": warehouse, "registry": registry}
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("tenants", ["big", "small"])
-    return build_definitions(resources), registry, instance
-
-
-def train(defs, instance, job, tenant=None):
-    assets = ("roas_model", "conversion_model") if tenant else ("roas_default_model", "conversion_default_model")
-    result = defs.resolve_job_def(job).execute_in_process(
-        instance=instance, partition_key=tenant, raise_on_error=False,
-        run_config={"ops": {name: {"config": RUN_CONFIG} for name in assets}})
-    metadata = {e.asset_key.to_user_string(): {k: v.value for k, v in e.event_specific_data.materialization.metadata.items()}
-                for e in result.get_asset_materialization_events()}
-    checks = {e.event_specific_data.asset_key.to_user_string(): e.event_specific_data.passed
-              for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
-    return result, metadata, checks
-
 
 def test_models_are_registered_per_tenant_with_champions_and_fallback(stack):
     defs, registry, instance = stack
@@ -106,8 +76,7 @@ def test_a_refusal_is_a_warn_check_on_a_successful_run_with_an_alert_and_an_arch
                                                                       learning_rate=0.01, select_complexity=False))
     result, second, _ = train(defs, instance, "train_tenant_models_job", "big")
     assert result.success  # a refusal is a decision, not a failed run
-    evaluation = next(e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
-                      and e.event_specific_data.asset_key.to_user_string() == "roas_model")
+    evaluation = next(e for e in check_evaluations(result) if e.asset_key.to_user_string() == "roas_model")
     assert evaluation.passed is False and evaluation.severity == dg.AssetCheckSeverity.WARN
     assert "keep champion" in evaluation.metadata["decision"].value
     assert registry.champion_version(name) == champion
@@ -131,7 +100,7 @@ def test_a_degraded_challenger_is_rejected_and_the_champion_stays(stack):
     assert not outcome.decision.promote
     assert registry.champion_version(model_name("roas", "big")) == champion
     assert registry.version_tags(model_name("roas", "big"), outcome.metadata["version"])["promoted"] == "False"
-    check = _result("roas_model", outcome).check_results[0]
+    check = training_result("roas_model", outcome).check_results[0]
     assert check.passed is False and "worse than champion" in check.metadata["decision"].value
 
 
@@ -143,7 +112,7 @@ def test_a_tenants_training_set_holds_only_its_own_rows(stack):
     assert run.data.tags["dagster_partition"] == "big" and run.data.tags["dagster_run_id"]
     campaign = model_features()[0]
     with pytest.raises(ValueError, match="other tenants"):
-        _check_isolation(campaign, "big")
+        check_isolation(campaign, "big")
 
 
 def test_the_tenant_sensor_adds_new_tenants_and_requests_their_first_training(tmp_path):

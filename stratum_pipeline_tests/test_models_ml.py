@@ -1,17 +1,15 @@
 """ROASPredictor, ConversionPredictor and the promotion gate, on generated data (no Dagster, no MLflow)."""
 
-from datetime import date
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from stratum_pipeline.modelops.gate import decide
-from stratum_pipeline.demo.generator import DemoConfig, TenantSpec, generate
 from stratum_pipeline.ml.conversion import ConversionPredictor, operating_threshold
 from stratum_pipeline.ml.evaluation import conversion_metrics, roas_metrics
 from stratum_pipeline.ml.features import CONVERSION_FEATURES, campaign_features
 from stratum_pipeline.ml.roas import TARGET, ROASPredictor, budget_recommendation, roas_trend, training_frame
+from stratum_pipeline.modelops.gate import decide
 from stratum_pipeline.modelops.training import holdout_split
 
 from .model_data import model_features

@@ -10,15 +10,15 @@ import pytest
 import sqlalchemy as sa
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.assets.products import daily_roas_forecasts
-from stratum_pipeline.automation.local_runs import execute_daily_range
+from stratum_pipeline.automation.local_runs import check_evaluations, execute_daily_range
 from stratum_pipeline.automation.sensors import retraining_sensor
 from stratum_pipeline.definitions import build_definitions
 from stratum_pipeline.demo.features import feature_frames
 from stratum_pipeline.demo.generator import DemoConfig, ResponseShift, TenantSpec, generate
-from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
 from stratum_pipeline.modelops.registry import model_name
+from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
+from stratum_pipeline.storage import warehouse_schema as wh
 
 pytestmark = pytest.mark.slow  # a month of daily runs, training and retraining
 
@@ -51,8 +51,7 @@ def _train(defs, instance, tenant, **config):
 
 
 def _checks(result):
-    return {e.event_specific_data.check_name: e.event_specific_data
-            for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    return {e.check_name: e for e in check_evaluations(result)}
 
 
 @pytest.fixture(scope="module")

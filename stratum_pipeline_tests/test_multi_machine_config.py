@@ -63,7 +63,7 @@ def test_the_instance_file_matches_dagsters_and_the_k8s_launchers_schemas(tmp_pa
     assert not wrong.success
 
 
-@pytest.mark.postgres
+@pytest.mark.services
 def test_the_instance_loads_with_postgres_storage_queued_runs_and_the_k8s_launcher(tmp_path, instance_config, pg_databases,
                                                                                    monkeypatch):
     monkeypatch.setenv("STRATUM_DAGSTER_PG_URL", pg_databases.create("dagster"))

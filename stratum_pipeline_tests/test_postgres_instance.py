@@ -11,7 +11,7 @@ from stratum_pipeline.demo.writer import write_source
 from stratum_pipeline.storage.database import engine_for
 
 from .conftest import TEST_CONFIG
-from .test_ingest_assets import defs_for
+from .helpers import defs_for
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,15 +7,14 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from stratum_pipeline.storage import source_schema
-from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.automation.local_runs import execute_daily_range
 from stratum_pipeline.demo.writer import write_source
+from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.storage.database import engine_for
 from stratum_pipeline.storage.sqlio import insert_frame
 
+from .helpers import train
 from .model_data import MODEL_CONFIG, model_features
-from .test_model_assets import stack, train  # noqa: F401  (fixture)
 
 # slow: each test trains models in its fixture (5-8 s a test); the fast tier is -m "not slow"
 pytestmark = pytest.mark.slow

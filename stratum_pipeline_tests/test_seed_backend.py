@@ -28,8 +28,6 @@ import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stratum_pipeline.modelops import publishing
-from stratum_pipeline.storage import source_schema as src
 from stratum_pipeline.compat import celery_tasks
 from stratum_pipeline.demo.generator import DemoConfig, TenantSpec, generate
 from stratum_pipeline.demo.writer import write_source
@@ -38,11 +36,13 @@ from stratum_pipeline.ml.fatigue import FatigueScorer
 from stratum_pipeline.ml.inputs import InputError
 from stratum_pipeline.ml.roas import PLATFORMS
 from stratum_pipeline.ml.seed_names import PLATFORM_ORDER
-from stratum_pipeline.storage.database import engine_for
+from stratum_pipeline.modelops import publishing
 from stratum_pipeline.serving.inference import InferenceService, PredictionError
+from stratum_pipeline.storage import source_schema as src
+from stratum_pipeline.storage.database import engine_for
 
+from .hostile import SETTINGS, finite, hostile_record, hostile_scalar, outcome, strict_json
 from .small_models import conversion_predictor, roas_predictor
-from .test_hostile_input import SETTINGS, finite, hostile_record, hostile_scalar, outcome, strict_json
 
 # Its own Redis database (test_serving and test_deployment flush 15); only this module's keys are removed.
 REDIS_URL = os.environ.get("STRATUM_TEST_SEED_REDIS_URL", "redis://127.0.0.1:6379/14")

@@ -4,19 +4,18 @@ import logging
 import os
 import subprocess
 import time
-import uuid
 
 import pytest
 import redis
 
 from stratum_pipeline.modelops.registry import model_name
+from stratum_pipeline.modelops.training import DataMinimum, train_roas
 from stratum_pipeline.serving.cache import MemoryCache, RedisCache
 from stratum_pipeline.serving.inference import TTL_SECONDS, InferenceService, PredictionError
-from stratum_pipeline.modelops.training import DataMinimum, train_roas
 
+from .helpers import train
 from .model_data import model_features
-from .test_faults import free_port
-from .test_model_assets import stack, train  # noqa: F401  (fixture)
+from .services import free_port
 
 # slow: each test trains models in its fixture (5-8 s a test); the fast tier is -m "not slow"
 pytestmark = pytest.mark.slow

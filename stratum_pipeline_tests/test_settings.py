@@ -1,12 +1,11 @@
 """Settings read and validated in one place; `stratum env` shows them without credentials."""
 
-import os
-import subprocess
-import sys
 
 import pytest
 
 from stratum_pipeline.settings import Settings, SettingsError, mask_url
+
+from .helpers import stratum_cli as stratum
 
 
 def settings(tmp_path, **env):
@@ -68,13 +67,6 @@ def test_mask_url_hides_passwords_only():
     assert mask_url("postgresql://u:p@ss@host/db?application_name=a@b") == "postgresql://u:***@host/db?application_name=a@b"
     assert mask_url("http://user:tok/en@mlflow:5000") == "http://user:***@mlflow:5000"
     assert mask_url("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
-
-
-def stratum(home, *args, **env):
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("STRATUM_", "DAGSTER_", "ML_", "GOOGLE_", "VERTEX_"))}
-    return subprocess.run([sys.executable, "-m", "stratum_pipeline.cli", "--home", str(home), *args],
-                          env={**base, **env}, capture_output=True, text=True, timeout=120)
 
 
 def test_stratum_env_exports_only_its_defaults_and_masks_what_was_set(tmp_path):

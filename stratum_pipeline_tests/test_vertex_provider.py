@@ -9,7 +9,6 @@ token URI is the stand-in too, so the whole google-auth path runs.
 import base64
 import json
 import logging
-import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -20,14 +19,15 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from google.auth.credentials import AnonymousCredentials
 
 from stratum_pipeline.ml.roas import TARGET, ROASPredictor, training_frame
-from stratum_pipeline.resources import ModelRegistry
 from stratum_pipeline.modelops.registry import model_name
+from stratum_pipeline.resources import ModelRegistry
 from stratum_pipeline.serving.cache import MemoryCache
 from stratum_pipeline.serving.inference import InferenceService
 from stratum_pipeline.serving.vertex import VertexError, VertexPredictor, remote_from_settings
 from stratum_pipeline.settings import Settings, vertex_endpoint
 
 from .model_data import model_features
+from .services import free_port
 
 ENDPOINT = "projects/acme-prod/locations/europe-west4/endpoints/4242"
 
@@ -139,11 +139,6 @@ def predictor(server, credentials=None, endpoint_api=None) -> VertexPredictor:
     return VertexPredictor(endpoint, credentials=credentials, timeout_seconds=5)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def test_each_failure_is_a_clear_one_line_error(stand_in, tmp_path):
     from google.oauth2.credentials import Credentials
@@ -209,10 +204,10 @@ def test_stratum_predict_uses_vertex_from_the_settings(stand_in, tmp_path):
 
     import sqlalchemy as sa
 
-    from stratum_pipeline.storage import source_schema
     from stratum_pipeline.cli import embedded_environment
+    from stratum_pipeline.storage import source_schema
 
-    from .test_settings import stratum
+    from .helpers import stratum_cli as stratum
 
     home = tmp_path / "stratum"
     home.mkdir()

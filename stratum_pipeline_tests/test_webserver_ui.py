@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from stratum_pipeline.resources import ModelRegistry
 from stratum_pipeline.modelops.registry import model_name
+from stratum_pipeline.resources import ModelRegistry
 
-pytestmark = pytest.mark.slow  # a dagster-webserver and headless Chromium
+pytestmark = [pytest.mark.slow, pytest.mark.browser]  # a dagster-webserver and headless Chromium
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
@@ -122,6 +122,6 @@ def test_model_asset_page_shows_its_mlflow_run_and_metrics(browser, ui, tmp_path
         value = run.data.metrics[metric]  # the run keeps every digit; the UI shows 4 significant ones
         assert f"holdout_{metric}" in page and repr(float(f"{value:.4g}")) in page, metric
         assert repr(value) == repr(float(f"{value:.4g}")) or repr(value) not in page, metric
-    assert f"stratum-roas-big" in page and "promote" in page
+    assert "stratum-roas-big" in page and "promote" in page
     screenshot = save_screenshot(browser, tmp_path, "model_asset_page.png")
     assert screenshot.stat().st_size > 20_000

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,8 +28,9 @@ from stratum_pipeline.demo.writer import write_source
 from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
 from stratum_pipeline.storage.database import engine_for
 
+from .helpers import train
 from .model_data import MODEL_CONFIG
-from .test_model_assets import train
+from .services import free_port
 
 INSTANCE_YAML = """\
 telemetry:
@@ -46,11 +46,6 @@ LOCATION_QUERY = "{ workspaceOrError { ... on Workspace { locationEntries { name
 def yesterday_utc() -> date:
     return datetime.now(timezone.utc).date() - timedelta(days=1)
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclasses.dataclass

@@ -7,16 +7,24 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
-from stratum_pipeline.storage import warehouse_schema as wh
-from stratum_pipeline.modelops.anomaly_training import MODEL_TYPE, train_anomaly_detector
-from stratum_pipeline.assets.common import alert, each_tenant, partition_days, preview, table_metadata, tenant_scope, \
-    window_metadata
-from stratum_pipeline.assets.model_files import _default_file_asset, _tenant_file_asset
-from stratum_pipeline.assets.models import _gate_spec, _result, _tags
+from stratum_pipeline.assets.common import (
+    alert,
+    each_tenant,
+    model_code_version,
+    partition_days,
+    preview,
+    table_metadata,
+    tenant_scope,
+    window_metadata,
+)
+from stratum_pipeline.assets.model_files import default_file_asset, tenant_file_asset
+from stratum_pipeline.assets.models import gate_spec, run_tags, training_result
 from stratum_pipeline.ml.anomalies import CRITICAL_KINDS, KINDS, MIN_FIT_CAMPAIGN_DAYS, AnomalyDetector
+from stratum_pipeline.modelops.anomaly_training import MODEL_TYPE, train_anomaly_detector
+from stratum_pipeline.modelops.registry import NoModelError
 from stratum_pipeline.partitions import daily_backfill_policy, daily_partitions, tenant_partitions
 from stratum_pipeline.resources import ModelRegistry, Warehouse
-from stratum_pipeline.modelops.registry import NoModelError
+from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.tenancy import DEFAULT_MODEL_OWNER, validate_tenant_id
 
 HISTORY_DAYS = 90  # a tenant's detector is fitted on the 90 days before the partition (its window: the last 28)
@@ -40,15 +48,15 @@ def _history(warehouse: Warehouse, tenant: str | None):
 def _train(context, asset: str, tenant: str, warehouse: Warehouse, registry: ModelRegistry) -> dg.MaterializeResult:
     registry.check_reachable()
     rows = _history(warehouse, None if tenant == DEFAULT_MODEL_OWNER else tenant)
-    return _result(asset, train_anomaly_detector(tenant, rows, registry, _tags(context, tenant, MODEL_TYPE)))
+    return training_result(asset, train_anomaly_detector(tenant, rows, registry, run_tags(context, tenant, MODEL_TYPE)))
 
 
 MODEL_ASSET = dict(group_name="models", kinds={"scipy", "mlflow", "pandas"}, owners=["team:ml-engineering"],
-                   code_version="1")
+                   code_version=model_code_version("anomaly_detector"))
 ALL_DAYS = dg.AssetDep("raw_campaign_daily", partition_mapping=dg.AllPartitionMapping())
 
 
-@dg.asset(partitions_def=tenant_partitions, deps=[ALL_DAYS], check_specs=_gate_spec("anomaly_detector_model"),
+@dg.asset(partitions_def=tenant_partitions, deps=[ALL_DAYS], check_specs=gate_spec("anomaly_detector_model"),
           **MODEL_ASSET)
 def anomaly_detector_model(context: dg.AssetExecutionContext, warehouse: Warehouse, registry: ModelRegistry):
     """The tenant's campaign anomaly detector (weekday factors, overdispersion of conversions and clicks, the
@@ -57,7 +65,7 @@ def anomaly_detector_model(context: dg.AssetExecutionContext, warehouse: Warehou
     return _train(context, "anomaly_detector_model", validate_tenant_id(context.partition_key), warehouse, registry)
 
 
-@dg.asset(deps=[ALL_DAYS], check_specs=_gate_spec("anomaly_detector_default_model"), **MODEL_ASSET)
+@dg.asset(deps=[ALL_DAYS], check_specs=gate_spec("anomaly_detector_default_model"), **MODEL_ASSET)
 def anomaly_detector_default_model(context: dg.AssetExecutionContext, warehouse: Warehouse, registry: ModelRegistry):
     """The default campaign anomaly detector (stratum-anomaly_detector-default), fitted on every tenant's last 90
     days: it judges the campaigns of tenants with too little history for a detector of their own."""
@@ -89,7 +97,7 @@ def _already_alerted(warehouse: Warehouse, summaries: list[str]) -> set[str]:
 
 @dg.asset(deps=["raw_campaign_daily"], kinds={"scipy", "pandas"}, metadata=table_metadata(wh.campaign_anomalies),
           partitions_def=daily_partitions, backfill_policy=daily_backfill_policy, group_name="products",
-          owners=["team:ml-engineering"], code_version="1")
+          owners=["team:ml-engineering"])
 def campaign_anomalies(context: dg.AssetExecutionContext, warehouse: Warehouse, registry: ModelRegistry):
     """The campaign-days that broke from their campaign's own expected level: tracking outages (conversions ~0
     while clicks go on), spend spikes, conversion-rate drops and CPC jumps, each with its severity, metric,
@@ -129,7 +137,7 @@ def campaign_anomalies(context: dg.AssetExecutionContext, warehouse: Warehouse, 
     })
 
 
-anomaly_detector_file = _tenant_file_asset(MODEL_TYPE)
-anomaly_detector_default_file = _default_file_asset(MODEL_TYPE)
+anomaly_detector_file = tenant_file_asset(MODEL_TYPE)
+anomaly_detector_default_file = default_file_asset(MODEL_TYPE)
 anomaly_assets = [campaign_anomalies, anomaly_detector_model, anomaly_detector_default_model, anomaly_detector_file,
                   anomaly_detector_default_file]

@@ -7,7 +7,6 @@ from datetime import timedelta
 import dagster as dg
 import pandas as pd
 
-from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.assets.common import (
     each_tenant,
     partition_days,
@@ -16,12 +15,13 @@ from stratum_pipeline.assets.common import (
     tenant_scope,
     window_metadata,
 )
+from stratum_pipeline.checks.freshness import product_freshness_policy
 from stratum_pipeline.ml.allocator import allocate
 from stratum_pipeline.ml.response_curves import WINDOW_DAYS, fit_tenant_curves
 from stratum_pipeline.ml.simulator import horizon_forecast
-from stratum_pipeline.checks.freshness import product_freshness_policy
 from stratum_pipeline.partitions import daily_backfill_policy, daily_partitions
 from stratum_pipeline.resources import Warehouse
+from stratum_pipeline.storage import warehouse_schema as wh
 
 CURVE_ASSET = dict(
     # stale after 26 hours, like every daily product table (checks/freshness.py)
@@ -30,7 +30,6 @@ CURVE_ASSET = dict(
     backfill_policy=daily_backfill_policy,
     group_name="products",
     owners=["team:ml-engineering"],
-    code_version="1",
 )
 
 

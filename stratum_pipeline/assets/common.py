@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import dagster as dg
 import pandas as pd
@@ -87,6 +87,18 @@ def column_schema(table) -> dg.TableSchema:
                        constraints=dg.TableColumnConstraints(nullable=bool(column.nullable)))
         for column in table.columns
     ])
+
+
+def model_code_version(model_type: str) -> str:
+    """The code version of a model asset and of its published file: the format of the fitted object, bumped when
+    a pickled model of an older version can no longer be served (so the UI marks its models and files stale)."""
+    from stratum_pipeline.ml.anomalies import AnomalyDetector
+    from stratum_pipeline.ml.conversion import ConversionPredictor
+    from stratum_pipeline.ml.roas import ROASPredictor
+
+    formats = {"roas": ROASPredictor.FORMAT, "conversion": ConversionPredictor.FORMAT,
+               "anomaly_detector": AnomalyDetector.FORMAT}
+    return f"format-{formats[model_type]}"
 
 
 def table_metadata(table) -> dict:

@@ -5,11 +5,17 @@ from datetime import timedelta
 
 import dagster as dg
 
-from stratum_pipeline.storage import warehouse_schema as wh
-from stratum_pipeline.assets.common import feature_summary, partition_days, preview, table_metadata, window_metadata
+from stratum_pipeline.assets.common import (
+    feature_summary,
+    partition_days,
+    preview,
+    table_metadata,
+    window_metadata,
+)
 from stratum_pipeline.ml import features
 from stratum_pipeline.partitions import daily_backfill_policy, daily_partitions
 from stratum_pipeline.resources import Warehouse
+from stratum_pipeline.storage import warehouse_schema as wh
 
 
 def _window_dep(asset: str, days: int) -> dg.AssetDep:
@@ -32,7 +38,6 @@ FEATURE_ASSET = dict(
     group_name="features",
     kinds={"pandas", "sql"},
     owners=["team:ml-engineering"],
-    code_version="1",
 )
 
 

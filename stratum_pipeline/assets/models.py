@@ -10,12 +10,12 @@ from datetime import timedelta
 
 import dagster as dg
 
-from stratum_pipeline.storage import warehouse_schema as wh
-from stratum_pipeline.assets.common import alert, readable
+from stratum_pipeline.assets.common import alert, model_code_version, readable
+from stratum_pipeline.modelops.training import DataMinimum, TrainingOutcome, train_conversion, train_roas
 from stratum_pipeline.partitions import tenant_partitions
 from stratum_pipeline.resources import ModelRegistry, Warehouse
+from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.tenancy import DEFAULT_MODEL_OWNER, validate_tenant_id
-from stratum_pipeline.modelops.training import DataMinimum, TrainingOutcome, train_conversion, train_roas
 
 
 class TrainingConfig(dg.Config):
@@ -37,7 +37,7 @@ GATE_DESCRIPTION = (
     "failure: the check fails with WARN severity and the whole reason, the run succeeds, the champion stays and the "
     "refused version is tagged archived in MLflow. Tenants below the data minimum pass (the default model serves them)."
 )
-MODEL_ASSET = dict(group_name="models", kinds={"xgboost", "mlflow", "pandas"}, owners=["team:ml-engineering"], code_version="1")
+MODEL_ASSET = dict(group_name="models", kinds={"xgboost", "mlflow", "pandas"}, owners=["team:ml-engineering"])
 
 
 def _all_days(asset: str) -> dg.AssetDep:
@@ -49,12 +49,12 @@ def _since(warehouse: Warehouse, table, config: TrainingConfig):
     return latest - timedelta(days=config.training_window_days) if latest else None
 
 
-def _tags(context, tenant: str, model_type: str) -> dict:
+def run_tags(context, tenant: str, model_type: str) -> dict:
     return {"dagster_run_id": context.run_id, "dagster_partition": context.partition_key if context.has_partition_key else "",
             "tenant": tenant, "model_type": model_type}
 
 
-def _result(asset: str, outcome: TrainingOutcome) -> dg.MaterializeResult:
+def training_result(asset: str, outcome: TrainingOutcome) -> dg.MaterializeResult:
     metadata = readable(dict(outcome.metadata))
     if "mlflow_run" in metadata:
         link = metadata["mlflow_run"]
@@ -86,7 +86,7 @@ def _train_and_gate(context, asset: str, model_type: str, tenant: str, config: T
     rows = warehouse.read_tenant(table, owner, since)
     # ROAS learns from normal days: the campaign-days flagged by campaign_anomalies are left out of training.
     extra = {"anomalies": warehouse.read_tenant(wh.campaign_anomalies, owner, since)} if model_type == "roas" else {}
-    outcome = train(tenant, rows, registry, _tags(context, tenant, model_type), config.minimum(), config.holdout_days,
+    outcome = train(tenant, rows, registry, run_tags(context, tenant, model_type), config.minimum(), config.holdout_days,
                     **extra)
     if outcome.decision is not None and not outcome.decision.promote:
         # a decision, said in one line (no stack trace): the log, the alerts table and the check carry the reason
@@ -94,15 +94,15 @@ def _train_and_gate(context, asset: str, model_type: str, tenant: str, config: T
         alert(context, warehouse, "gate_refusal", tenant,
               f"{asset} v{outcome.metadata['version']} not promoted, champion v{outcome.metadata['champion_version']} "
               f"stays: {outcome.decision.summary}")
-    return _result(asset, outcome)
+    return training_result(asset, outcome)
 
 
-def _gate_spec(asset: str) -> list[dg.AssetCheckSpec]:
+def gate_spec(asset: str) -> list[dg.AssetCheckSpec]:
     return [dg.AssetCheckSpec("promotion_gate", asset=asset, blocking=True, description=GATE_DESCRIPTION)]
 
 
 @dg.asset(partitions_def=tenant_partitions, deps=[_all_days("campaign_features"), _all_days("campaign_anomalies")],
-          check_specs=_gate_spec("roas_model"), **MODEL_ASSET)
+          check_specs=gate_spec("roas_model"), code_version=model_code_version("roas"), **MODEL_ASSET)
 def roas_model(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: Warehouse, registry: ModelRegistry):
     """The tenant's next-day ROAS model (XGBoost with calibrated 10-90% intervals) in MLflow as
     `stratum-roas-<tenant>`; its 'champion' version serves the tenant's ROAS forecasts and budget advice.
@@ -111,7 +111,8 @@ def roas_model(context: dg.AssetExecutionContext, config: TrainingConfig, wareho
     return _train_and_gate(context, "roas_model", "roas", validate_tenant_id(context.partition_key), config, warehouse, registry)
 
 
-@dg.asset(partitions_def=tenant_partitions, deps=[_all_days("session_features")], check_specs=_gate_spec("conversion_model"), **MODEL_ASSET)
+@dg.asset(partitions_def=tenant_partitions, deps=[_all_days("session_features")], check_specs=gate_spec("conversion_model"),
+          code_version=model_code_version("conversion"), **MODEL_ASSET)
 def conversion_model(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: Warehouse, registry: ModelRegistry):
     """The tenant's session-conversion model (calibrated XGBoost with per-prediction factors) in MLflow as
     `stratum-conversion-<tenant>`; its 'champion' scores live sessions. Below 10,000 sessions the default serves."""
@@ -119,15 +120,16 @@ def conversion_model(context: dg.AssetExecutionContext, config: TrainingConfig, 
                            warehouse, registry)
 
 
-@dg.asset(deps=[_all_days("campaign_features"), _all_days("campaign_anomalies")], check_specs=_gate_spec("roas_default_model"),
-          **MODEL_ASSET)
+@dg.asset(deps=[_all_days("campaign_features"), _all_days("campaign_anomalies")], check_specs=gate_spec("roas_default_model"),
+          code_version=model_code_version("roas"), **MODEL_ASSET)
 def roas_default_model(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: Warehouse, registry: ModelRegistry):
     """The global ROAS model (stratum-roas-default), trained on every tenant's campaigns: it serves the tenants
     that have too little data for a model of their own."""
     return _train_and_gate(context, "roas_default_model", "roas", DEFAULT_MODEL_OWNER, config, warehouse, registry)
 
 
-@dg.asset(deps=[_all_days("session_features")], check_specs=_gate_spec("conversion_default_model"), **MODEL_ASSET)
+@dg.asset(deps=[_all_days("session_features")], check_specs=gate_spec("conversion_default_model"),
+          code_version=model_code_version("conversion"), **MODEL_ASSET)
 def conversion_default_model(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: Warehouse, registry: ModelRegistry):
     """The global conversion model (stratum-conversion-default), trained on every tenant's sessions: it serves
     the tenants with fewer than 10,000 sessions."""

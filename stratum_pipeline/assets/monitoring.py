@@ -7,13 +7,13 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 import pandas as pd
 
-from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.assets.common import partition_days, preview, table_metadata, window_metadata
 from stratum_pipeline.checks.drift import CALIBRATION, drift_check_results, drift_check_specs
 from stratum_pipeline.ml import monitoring as M
+from stratum_pipeline.modelops.registry import model_name
 from stratum_pipeline.partitions import daily_backfill_policy, daily_partitions
 from stratum_pipeline.resources import ModelRegistry, Warehouse
-from stratum_pipeline.modelops.registry import model_name
+from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.tenancy import DEFAULT_MODEL_OWNER
 
 ACCURACY_WINDOW_DAYS = 7  # late data: each run re-evaluates the last week of forecast days
@@ -25,7 +25,6 @@ MONITORING_ASSET = dict(
     backfill_policy=daily_backfill_policy,
     group_name="monitoring",
     owners=["team:ml-engineering"],
-    code_version="1",
 )
 
 

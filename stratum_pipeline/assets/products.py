@@ -2,26 +2,31 @@
 and the live conversion predictions refreshed every 30 minutes."""
 
 import json
-import zlib
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 import pandas as pd
 
-from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.assets.budget import budget_allocations, campaign_response_curves
-from stratum_pipeline.assets.common import (alert, each_tenant, partition_days, preview, table_metadata, tenant_scope,
-                                            window_metadata)
-from stratum_pipeline.ml.emq import LEVELS, DataQualityAnalyzer
+from stratum_pipeline.assets.common import (
+    alert,
+    each_tenant,
+    partition_days,
+    preview,
+    table_metadata,
+    tenant_scope,
+    window_metadata,
+)
+from stratum_pipeline.checks.freshness import product_freshness_policy
+from stratum_pipeline.ml.budget_scenarios import tenant_scenarios
+from stratum_pipeline.ml.emq import DataQualityAnalyzer
 from stratum_pipeline.ml.fatigue import FatigueScorer
 from stratum_pipeline.ml.roas import forecast_table
-from stratum_pipeline.ml.simulator import STANDARD_SCENARIOS, BudgetSimulator, simulate_frame
+from stratum_pipeline.modelops.registry import NoModelError
 from stratum_pipeline.partitions import daily_backfill_policy, daily_partitions
 from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
-from stratum_pipeline.checks.freshness import product_freshness_policy
-from stratum_pipeline.modelops.registry import NoModelError
 from stratum_pipeline.serving.live import live_predictions
-from stratum_pipeline.storage.sqlio import insert_frame
+from stratum_pipeline.storage import warehouse_schema as wh
 
 # A daily product table is stale if not updated within 26 hours (checks/freshness.py).
 PRODUCT_ASSET = dict(
@@ -30,14 +35,7 @@ PRODUCT_ASSET = dict(
     backfill_policy=daily_backfill_policy,
     group_name="products",
     owners=["team:ml-engineering"],
-    code_version="1",
 )
-SIMULATION_DAYS = 30
-# The partition path (all campaigns of a tenant-day in one array operation): 250 iterations over the first 16 of
-# each curve's 64 posterior draws keeps 100,000 campaigns near 10 s here (benchmarks/budget_advice.py --speed);
-# the fallback and the single `simulate` keep the seed's 1,000.
-SIMULATION_ITERATIONS, SIMULATION_DRAWS, FALLBACK_ITERATIONS = 250, 16, 1000
-
 
 def _from_features(*columns: str) -> list[dg.TableColumnDep]:
     return [dg.TableColumnDep(dg.AssetKey("campaign_features"), c) for c in columns]
@@ -119,50 +117,14 @@ def budget_scenarios(context: dg.AssetExecutionContext, warehouse: Warehouse):
         columns=["tenant_id", "base_spend"])
     inputs = forecasts.merge(spend, on=["campaign_id", "date"], how="left").merge(
         order_value, on=["campaign_id", "date"], how="left").merge(curves, on=["campaign_id", "date"], how="left")
-    simulator = BudgetSimulator()
     columns = [c.name for c in wh.budget_scenarios.columns]
-
-    def simulate(tenant, rows) -> pd.DataFrame:
-        parts = []
-        for day, day_rows in rows.groupby("date"):
-            day_rows = day_rows[day_rows["spend"].fillna(0) > 0]  # a paused campaign has no scenario
-            on_curve = simulate_frame(day_rows.assign(as_of=day_rows["date"]), STANDARD_SCENARIOS, SIMULATION_DAYS,
-                                      SIMULATION_ITERATIONS, seed=zlib.crc32(f"{tenant}/{day}".encode()),
-                                      max_draws=SIMULATION_DRAWS)
-            parts.append(on_curve.assign(tenant_id=tenant, date=day))
-            rest = day_rows[~day_rows["campaign_id"].isin(on_curve["campaign_id"])]
-            parts.append(pd.DataFrame(_fallback_rows(simulator, rest), columns=columns))
-        parts = [p for p in parts if len(p)]
-        return pd.concat(parts, ignore_index=True)[columns] if parts else None
-
-    parts, failed = each_tenant(context, warehouse, inputs, simulate)
+    parts, failed = each_tenant(context, warehouse, inputs, lambda tenant, rows: tenant_scenarios(tenant, rows, columns))
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
     rows = warehouse.replace_partitions(wh.budget_scenarios, frame, first, last, tenant_id=tenant_only)
     return _written(frame, rows, first, last, campaigns=int(frame["campaign_id"].nunique()) if rows else 0,
                     curve_sources=dg.MetadataValue.json(
                         frame.loc[frame["scenario"] == "baseline", "curve_source"].value_counts().to_dict() if rows else {}),
                     failed_tenants=dg.MetadataValue.json(failed))
-
-
-def _fallback_rows(simulator: BudgetSimulator, rows: pd.DataFrame) -> list[dict]:
-    """Constant-elasticity scenarios on the ROAS forecast, for campaigns without a usable response curve."""
-    out = []
-    for row in rows.itertuples(index=False):
-        result = simulator.simulate(
-            {"daily_spend": row.spend, "roas": row.predicted_roas, "confidence_lower": row.confidence_lower,
-             "confidence_upper": row.confidence_upper,
-             "avg_order_value": row.avg_order_value if pd.notna(row.avg_order_value) else None},
-            STANDARD_SCENARIOS, SIMULATION_DAYS, FALLBACK_ITERATIONS,
-            # the campaign-day's own seed: a one-tenant rerun reproduces the full run's figures exactly
-            seed=zlib.crc32(f"{row.tenant_id}/{row.campaign_id}/{row.date}".encode()))
-        for name, change, part in [("baseline", 0.0, result["baseline"])] + [
-                (s["name"], s["budget_change"], s) for s in result["scenarios"]]:
-            out.append({"tenant_id": row.tenant_id, "campaign_id": row.campaign_id, "date": row.date, "scenario": name,
-                        "budget_change": change, "days": SIMULATION_DAYS, "spend": part["spend"],
-                        "revenue": part["revenue"], "roas": part["roas"], "conversions": part["conversions"],
-                        "marginal_roas": part.get("marginal_roas"), "revenue_p5": part["confidence_interval"][0],
-                        "revenue_p95": part["confidence_interval"][1], "curve_source": "fallback"})
-    return out
 
 
 @dg.asset(deps=["creative_features"], kinds={"pandas"}, metadata=table_metadata(wh.creative_fatigue_scores), **PRODUCT_ASSET)
@@ -197,21 +159,7 @@ def event_match_quality(context: dg.AssetExecutionContext, warehouse: Warehouse)
     tenant_only = tenant_scope(context)
     events = warehouse.read_range(wh.raw_capi_events, first, last, tenant_id=tenant_only)
     analyzer = DataQualityAnalyzer()
-
-    def summarize(tenant, tenant_events) -> list[dict]:
-        out = []
-        for (platform, day), rows in tenant_events.groupby(["platform", "date"]):
-            summary = analyzer.summarize(rows, platform)
-            out.append({"tenant_id": tenant, "platform": platform, "date": day, "events": summary["events"],
-                        "score_mean": summary["score_mean"], "score_p10": summary["score_p10"],
-                        "score_p50": summary["score_p50"], "score_p90": summary["score_p90"],
-                        **{f"events_{name}": summary["levels"][name] for _, name in LEVELS},
-                        "most_missing_fields": json.dumps(summary["most_missing_fields"]),
-                        "attribution_accuracy_estimate": summary["attribution_accuracy_estimate"],
-                        "recommendations": json.dumps(summary["recommendations"])})
-        return out
-
-    parts, failed = each_tenant(context, warehouse, events, summarize)
+    parts, failed = each_tenant(context, warehouse, events, analyzer.daily_summaries)
     frame = pd.DataFrame([r for part in parts for r in part], columns=[c.name for c in wh.event_match_quality.columns])
     rows = warehouse.replace_partitions(wh.event_match_quality, frame, first, last, tenant_id=tenant_only)
     return _written(frame, rows, first, last, failed_tenants=dg.MetadataValue.json(failed))
@@ -223,7 +171,7 @@ class LiveWindowConfig(dg.Config):
 
 
 @dg.asset(deps=["conversion_model", "conversion_default_model"], group_name="products", kinds={"xgboost", "pandas"},
-          owners=["team:ml-engineering"], code_version="1", metadata=table_metadata(wh.live_conversion_predictions))
+          owners=["team:ml-engineering"], metadata=table_metadata(wh.live_conversion_predictions))
 def live_conversion_predictions(context: dg.AssetExecutionContext, config: LiveWindowConfig, source: SourceDatabase,
                                 warehouse: Warehouse, registry: ModelRegistry):
     """Conversion probability and its top factors for every session that started in the last 30 minutes,
@@ -234,9 +182,7 @@ def live_conversion_predictions(context: dg.AssetExecutionContext, config: LiveW
     frame, unserved = live_predictions(source, registry, as_of - timedelta(minutes=config.window_minutes), as_of)
     for tenant, count in unserved.items():
         context.log.warning(f"no conversion model serves tenant {tenant}: {count} sessions not scored")
-    with warehouse.engine.begin() as conn:  # the table holds exactly the latest window
-        conn.execute(wh.live_conversion_predictions.delete())
-        rows = insert_frame(conn, wh.live_conversion_predictions, frame)
+    rows = warehouse.replace_table(wh.live_conversion_predictions, frame)  # exactly the latest window
     return dg.MaterializeResult(metadata={"window_start": str(as_of - timedelta(minutes=config.window_minutes)),
                                           "window_end": str(as_of), "dagster/row_count": rows, "preview": preview(frame),
                                           "unserved_sessions": dg.MetadataValue.json(unserved)})

@@ -9,10 +9,10 @@ import dagster as dg
 import pandas as pd
 
 from stratum_pipeline.assets.common import naive_utc, partition_days, preview, table_metadata, window_metadata
-from stratum_pipeline.storage.extracts import EXTRACTS, Extract
 from stratum_pipeline.partitions import daily_backfill_policy, daily_partitions
 from stratum_pipeline.resources import SourceDatabase, Warehouse
 from stratum_pipeline.storage.database import is_transient
+from stratum_pipeline.storage.extracts import EXTRACTS, Extract
 from stratum_pipeline.storage.validation import validate_rows
 
 # A source outage (restart, failover, dropped connections) is usually over in a minute: retry the
@@ -34,7 +34,6 @@ def build_raw_extract(extract: Extract, retry_policy: dg.RetryPolicy = SOURCE_RE
         group_name="ingestion",
         kinds={"sql", "pandas"},
         owners=["team:data-engineering"],
-        code_version="1",
         metadata=table_metadata(extract.table),
         retry_policy=retry_policy,
     )

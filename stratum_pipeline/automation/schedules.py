@@ -4,13 +4,13 @@ import dagster as dg
 
 from stratum_pipeline.automation.jobs import (
     anomalies_job,
-    train_anomaly_detectors_job,
-    train_default_anomaly_detector_job,
     daily_forecasts_job,
     daily_ingest_job,
     fatigue_scores_job,
     live_predictions_job,
     monitoring_job,
+    train_anomaly_detectors_job,
+    train_default_anomaly_detector_job,
     train_default_models_job,
     train_tenant_models_job,
 )

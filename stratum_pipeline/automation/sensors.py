@@ -5,11 +5,11 @@ import json
 import dagster as dg
 import sqlalchemy as sa
 
-from stratum_pipeline.storage import source_schema
+from stratum_pipeline.alerts import Alert, notifiers, send
 from stratum_pipeline.automation.jobs import train_tenant_models_job
 from stratum_pipeline.partitions import tenant_partitions
-from stratum_pipeline.alerts import Alert, notifiers, send
 from stratum_pipeline.resources import SourceDatabase, Warehouse
+from stratum_pipeline.storage import source_schema
 from stratum_pipeline.tenancy import InvalidTenantId, validate_tenant_id
 
 
@@ -129,7 +129,7 @@ def run_failure_alerts(context: dg.RunFailureSensorContext, warehouse: Warehouse
 # reaches ML_MODELS_PATH on the daemon's next tick without anyone switching it on.
 model_files_automation = dg.AutomationConditionSensorDefinition(
     "model_files_automation",
-    target=dg.AssetSelection.groups("deployment"),
+    target=dg.AssetSelection.groups("model_files"),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
     description="Republishes a model file after its model asset materialised (the file assets' eager condition); "

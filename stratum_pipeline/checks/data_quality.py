@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.checks.expectations import ExpectationSpec, validate_frame
-from stratum_pipeline.storage.extracts import EXTRACTS, Extract
 from stratum_pipeline.partitions import daily_partitions, partition_days
 from stratum_pipeline.resources import Warehouse
+from stratum_pipeline.storage import warehouse_schema as wh
+from stratum_pipeline.storage.extracts import EXTRACTS, Extract
 
 MAX_QUARANTINE_RATE = 0.05  # more than 5% of a day's rows rejected means the extract itself is broken...
 QUARANTINE_ALLOWANCE = 5  # ...unless it is a handful of rows on a small day

@@ -11,7 +11,13 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
-from stratum_pipeline.ml.monitoring import CALIBRATION_FAIL, CALIBRATION_WARN, DRIFT_FEATURES, PSI_FAIL, PSI_WARN
+from stratum_pipeline.ml.monitoring import (
+    CALIBRATION_FAIL,
+    CALIBRATION_WARN,
+    DRIFT_FEATURES,
+    PSI_FAIL,
+    PSI_WARN,
+)
 
 ASSET = "feature_drift"
 CALIBRATION = "conversion_calibration"

@@ -28,9 +28,10 @@ from urllib.parse import urlsplit
 
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
+from stratum_pipeline.settings import Env
 from stratum_pipeline.tenancy import TENANT_SCOPE_TAG, validate_tenant_id
 
-GRAPHQL_URL_VARIABLE = "STRATUM_DAGSTER_GRAPHQL_URL"
+GRAPHQL_URL_VARIABLE = Env.DAGSTER_GRAPHQL_URL
 DEFAULT_GRAPHQL_URL = "http://127.0.0.1:3000"
 # roas_model is partitioned by the dynamic "tenants" set: its partition keys are the registered tenants.
 TENANTS_QUERY = '{ assetNodeOrError(assetKey: {path: ["roas_model"]}) { __typename ... on AssetNode { partitionKeys } } }'

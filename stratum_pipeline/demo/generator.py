@@ -45,7 +45,6 @@ import pandas as pd
 
 from stratum_pipeline.demo import anomalies as injected_anomalies
 from stratum_pipeline.ml import fatigue
-from stratum_pipeline.storage.source_schema import KNOWN_PLATFORMS
 
 # --- configuration -------------------------------------------------------------------
 

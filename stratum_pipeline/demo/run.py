@@ -28,7 +28,7 @@ from stratum_pipeline.automation.local_runs import (
 from stratum_pipeline.demo.generator import NOISE_REGIMES, DemoConfig, generate_in_chunks
 from stratum_pipeline.demo.writer import write_source_chunks
 from stratum_pipeline.partitions import MAX_DAYS_PER_RUN, backfill_ranges, tenant_partitions
-from stratum_pipeline.settings import mask_url
+from stratum_pipeline.settings import Env, mask_url
 from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.storage.database import describe_url, engine_for, reset_warehouse
 from stratum_pipeline.tenancy import validate_tenant_id
@@ -81,11 +81,11 @@ def run_demo(options: DemoOptions, env: dict[str, str], say: Say, orphaned: list
 
     say(f"[1/6] Generating {len(config.tenants)} tenants x {config.days} days "
         f"({config.start_date} .. {config.end_date}, seed {config.seed}) ...")
-    reset_warehouse(env["STRATUM_WAREHOUSE_URL"])  # the warehouse holds only what this source produces
+    reset_warehouse(env[Env.WAREHOUSE_URL])  # the warehouse holds only what this source produces
     t = time.perf_counter()
     # Generated and written DEMO_TENANTS_PER_CHUNK tenants at a time, so `--tenants 100` stays within a GiB
     # (all at once would take ~5.7 GiB); the default four tenants are one chunk, exactly generate(config).
-    write_source_chunks(engine_for(env["STRATUM_SOURCE_URL"]),
+    write_source_chunks(engine_for(env[Env.SOURCE_URL]),
                         generate_in_chunks(config, tenants_per_chunk=DEMO_TENANTS_PER_CHUNK), progress=say)
     say(f"      generated and written in {time.perf_counter() - t:.1f} s")
 
@@ -103,7 +103,7 @@ def run_demo(options: DemoOptions, env: dict[str, str], say: Say, orphaned: list
     products_ok = _product_tables(defs, instance, config.end_date, say) if ingested else False
 
     say("[6/6] Summary")
-    with engine_for(env["STRATUM_WAREHOUSE_URL"]).connect() as conn:
+    with engine_for(env[Env.WAREHOUSE_URL]).connect() as conn:
         def count(name: str) -> int:
             return conn.execute(sa.select(sa.func.count()).select_from(wh.TABLES[name])).scalar_one()
 

@@ -6,8 +6,8 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 
-from stratum_pipeline.storage import source_schema
 from stratum_pipeline.demo.generator import DemoDataset
+from stratum_pipeline.storage import source_schema
 from stratum_pipeline.storage.sqlio import insert_frame
 
 

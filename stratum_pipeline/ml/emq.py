@@ -24,6 +24,7 @@ The daily `event_match_quality` table keeps the 0-10 scale and its column names.
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -218,3 +219,18 @@ class DataQualityAnalyzer:
             "recommendations": [f"{ADVICE[f]} (missing in {missing_rate[f]:.0%} of events)"
                                 for f in sorted(worst, key=lambda f: -missing_rate[f] * weights[f])],
         }
+
+    def daily_summaries(self, tenant: str, events: pd.DataFrame) -> list[dict]:
+        """One `event_match_quality` row per platform and day of a tenant's events (`summarize` flattened:
+        events per level as events_<level>, the JSON lists as text)."""
+        out = []
+        for (platform, day), rows in events.groupby(["platform", "date"]):
+            summary = self.summarize(rows, platform)
+            out.append({"tenant_id": tenant, "platform": platform, "date": day, "events": summary["events"],
+                        "score_mean": summary["score_mean"], "score_p10": summary["score_p10"],
+                        "score_p50": summary["score_p50"], "score_p90": summary["score_p90"],
+                        **{f"events_{name}": summary["levels"][name] for _, name in LEVELS},
+                        "most_missing_fields": json.dumps(summary["most_missing_fields"]),
+                        "attribution_accuracy_estimate": summary["attribution_accuracy_estimate"],
+                        "recommendations": json.dumps(summary["recommendations"])})
+        return out

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-
 # The forecasts a marketer already has without a model: today's ROAS and trailing averages (feature columns).
 NAIVE_ROAS_FORECASTS = {"today": "roas", "trailing_7d": "roas_7d", "trailing_14d": "roas_14d", "trailing_30d": "roas_30d"}
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from stratum_pipeline.modelops.gate import GateDecision
 from stratum_pipeline.ml.anomalies import MIN_FIT_CAMPAIGN_DAYS, REQUIRED, AnomalyDetector
+from stratum_pipeline.modelops.gate import GateDecision
 from stratum_pipeline.modelops.registry import model_name
-from stratum_pipeline.modelops.training import TrainingOutcome, _check_isolation
+from stratum_pipeline.modelops.training import TrainingOutcome, check_isolation
 from stratum_pipeline.tenancy import DEFAULT_MODEL_OWNER
 
 MODEL_TYPE = "anomaly_detector"
@@ -24,7 +24,7 @@ EXAMPLE_COLUMNS = [*REQUIRED, "daily_budget"]
 
 def train_anomaly_detector(tenant: str, history: pd.DataFrame, registry, tags: dict) -> TrainingOutcome:
     """Fit `tenant`'s detector on its campaign metrics (DEFAULT_MODEL_OWNER: every tenant's), register it and gate it."""
-    _check_isolation(history, tenant)
+    check_isolation(history, tenant)
     rows = history.drop_duplicates(["campaign_id", "date"], keep="last") if len(history) else history
     if tenant != DEFAULT_MODEL_OWNER and len(rows) < MIN_FIT_CAMPAIGN_DAYS:
         return TrainingOutcome(tenant, MODEL_TYPE, DEFAULT_MODEL_OWNER, {
@@ -47,7 +47,8 @@ def train_anomaly_detector(tenant: str, history: pd.DataFrame, registry, tags: d
                                       f"({'within' if promote else 'above'} the {MAX_FLAG_RATE:.0%} limit)"])
     if promote:
         registry.set_champion(name, registered.version)
-    registry.tag_version(name, registered.version, {"gate": decision.summary[:250], "promoted": promote})
+    registry.tag_version(name, registered.version, {"gate": decision.summary[:250], "promoted": promote,
+                                                    "archived": not promote})
     return TrainingOutcome(tenant, MODEL_TYPE, tenant, {
         "model": name, "version": registered.version,
         "champion_version": registered.version if promote else registry.champion_version(name),

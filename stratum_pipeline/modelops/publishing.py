@@ -26,7 +26,6 @@ import joblib
 from stratum_pipeline.tenancy import DEFAULT_MODEL_OWNER, validate_tenant_id
 
 
-
 def model_filename(model_type: str, owner: str) -> str:
     """The seed's file name: roas_t<tenant>.joblib, or roas_default.joblib for the global model."""
     if owner == DEFAULT_MODEL_OWNER:

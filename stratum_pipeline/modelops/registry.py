@@ -7,11 +7,10 @@ with artifacts in `mlruns/artifacts`; a deployment points `tracking_uri` at an M
 
 from __future__ import annotations
 
-import numbers
-
 import contextlib
 import functools
 import logging
+import numbers
 import os
 import socket
 from dataclasses import dataclass

@@ -6,21 +6,21 @@ and the registry resource, and turn the outcome into a materialisation and a che
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pandas as pd
 
-from stratum_pipeline.modelops.gate import GateDecision, decide
 from stratum_pipeline.ml.anomalies import touches_flagged
 from stratum_pipeline.ml.conversion import ConversionPredictor
 from stratum_pipeline.ml.evaluation import best_naive_roas, conversion_metrics, roas_metrics
 from stratum_pipeline.ml.features import CONVERSION_FEATURES
 from stratum_pipeline.ml.monitoring import DRIFT_FEATURES, PROFILE_ARTIFACT, feature_profile, reference_rows
 from stratum_pipeline.ml.roas import TARGET, ROASPredictor, training_frame
+from stratum_pipeline.modelops.gate import GateDecision, decide
 from stratum_pipeline.modelops.registry import model_name
 from stratum_pipeline.tenancy import DEFAULT_MODEL_OWNER
-
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def holdout_split(frame: pd.DataFrame, holdout_days: int, date_column: str = "da
     return frame[dates <= cut].reset_index(drop=True), frame[dates > cut].reset_index(drop=True)
 
 
-def _check_isolation(frame: pd.DataFrame, tenant: str) -> None:
+def check_isolation(frame: pd.DataFrame, tenant: str) -> None:
     if tenant != DEFAULT_MODEL_OWNER:
         others = set(frame["tenant_id"].unique()) - {tenant}
         if others:
@@ -70,7 +70,29 @@ def conversion_eligibility(sessions: pd.DataFrame, minimum: DataMinimum) -> tupl
     return len(sessions) >= minimum.sessions, {"sessions": int(len(sessions)), "minimum_sessions": minimum.sessions}
 
 
-def _gate(model_type, tenant, predictor, metrics, test, evaluate, example, registry, params, tags, train) -> TrainingOutcome:
+@dataclass(frozen=True)
+class Challenger:
+    """A freshly trained model and what the gate needs to judge it against the champion."""
+
+    model_type: str
+    tenant: str
+    predictor: object
+    metrics: dict  # its holdout metrics
+    holdout: pd.DataFrame  # the rows the champion is evaluated on too
+    evaluate: Callable[[object, pd.DataFrame], dict]  # (model, rows) -> metrics
+    input_example: pd.DataFrame  # a few rows of its input, for the MLflow signature
+    params: dict  # logged to MLflow
+    tags: dict  # logged to MLflow (the Dagster run, partition, tenant)
+    train_rows: pd.DataFrame  # its training rows: their feature profile is kept beside the model
+
+
+def register_and_gate(challenger: Challenger, registry) -> TrainingOutcome:
+    """Register the challenger in MLflow, evaluate the champion on the same holdout, and move the `champion`
+    alias only if the gate promotes it; a refused version is tagged archived."""
+    model_type, tenant, metrics = challenger.model_type, challenger.tenant, challenger.metrics
+    predictor, test, evaluate, example = challenger.predictor, challenger.holdout, challenger.evaluate, \
+        challenger.input_example
+    params, tags, train = challenger.params, challenger.tags, challenger.train_rows
     name = model_name(model_type, tenant)
     # The training distribution of each watched feature, kept beside the model: drift checks compare against it.
     profile = feature_profile(reference_rows(train), DRIFT_FEATURES[model_type])
@@ -107,7 +129,7 @@ def _gate(model_type, tenant, predictor, metrics, test, evaluate, example, regis
 def _below_minimum(model_type, tenant, rows, eligibility, minimum) -> TrainingOutcome | None:
     """Check the rows are the tenant's own; if the tenant is below the data minimum, the outcome that says
     the default model serves it (None when the tenant gets a model of its own, and always for the default)."""
-    _check_isolation(rows, tenant)
+    check_isolation(rows, tenant)
     if tenant == DEFAULT_MODEL_OWNER:
         return None
     eligible, detail = eligibility(rows, minimum)
@@ -146,7 +168,8 @@ def train_roas(tenant, features, registry, tags: dict, minimum=DataMinimum(), ho
               **predictor.params, "interval_adjustment": predictor.interval_adjustment_,
               **(predictor.complexity_ or {})}
     example = test[predictor.feature_names]
-    outcome = _gate("roas", tenant, predictor, metrics, test, evaluate, example, registry, params, tags, train)
+    outcome = register_and_gate(Challenger("roas", tenant, predictor, metrics, test, evaluate, example, params, tags, train),
+                                registry)
     outcome.metadata.update({"served_by": tenant, "train_rows": len(train), "test_rows": len(test)})
     return outcome
 
@@ -169,6 +192,7 @@ def train_conversion(tenant, sessions, registry, tags: dict, minimum=DataMinimum
               "training_tenants": ",".join(sorted(sessions["tenant_id"].unique())),
               "operating_threshold": predictor.threshold_, **predictor.params}
     example = test[list(CONVERSION_FEATURES)]
-    outcome = _gate("conversion", tenant, predictor, metrics, test, evaluate, example, registry, params, tags, train)
+    outcome = register_and_gate(
+        Challenger("conversion", tenant, predictor, metrics, test, evaluate, example, params, tags, train), registry)
     outcome.metadata.update({"served_by": tenant, "train_rows": len(train), "test_rows": len(test)})
     return outcome

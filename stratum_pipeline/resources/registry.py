@@ -2,7 +2,12 @@
 
 import dagster as dg
 
-from stratum_pipeline.modelops.registry import EXPERIMENT_NAME, HTTP_MAX_RETRIES, HTTP_TIMEOUT_SECONDS, RegistryClient
+from stratum_pipeline.modelops.registry import (
+    EXPERIMENT_NAME,
+    HTTP_MAX_RETRIES,
+    HTTP_TIMEOUT_SECONDS,
+    RegistryClient,
+)
 
 
 class ModelRegistry(RegistryClient, dg.ConfigurableResource):

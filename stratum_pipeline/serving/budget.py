@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import sqlalchemy as sa
 
+from stratum_pipeline.settings import Env
 from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.storage.sqlio import read_frame
 
@@ -35,5 +36,5 @@ def curves_from_env(env=None) -> WarehouseCurves | None:
     """The warehouse at STRATUM_WAREHOUSE_URL, or None when it is not set."""
     import os
 
-    url = (env if env is not None else os.environ).get("STRATUM_WAREHOUSE_URL")
+    url = (env if env is not None else os.environ).get(Env.WAREHOUSE_URL)
     return WarehouseCurves(sa.create_engine(url)) if url else None  # a reader: no Dagster resource module here

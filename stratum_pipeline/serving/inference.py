@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping
 from stratum_pipeline.ml.fatigue import FatigueScorer
 from stratum_pipeline.modelops.registry import NoModelError
 from stratum_pipeline.serving.vertex import VertexError
-from stratum_pipeline.settings import Settings, SettingsError, check_url
+from stratum_pipeline.settings import Env, Settings, SettingsError, check_url
 from stratum_pipeline.tenancy import validate_tenant_id
 
 log = logging.getLogger(__name__)
@@ -82,12 +82,12 @@ def service_parts_from_env(env: Mapping[str, str] | None = None) -> dict:
     from stratum_pipeline.serving.vertex import remote_from_settings
 
     env = os.environ if env is None else env
-    models_path = (env.get("ML_MODELS_PATH") or "").strip() or None
+    models_path = (env.get(Env.MODELS_PATH) or "").strip() or None
     # The models folder is checked here for serving (readable); Settings checks it for publishing (writable).
-    settings = Settings.from_env({k: v for k, v in env.items() if k != "ML_MODELS_PATH"})
+    settings = Settings.from_env({k: v for k, v in env.items() if k != Env.MODELS_PATH})
     redis_url = settings.redis_url
-    if redis_url is None and (env.get("REDIS_URL") or "").strip():
-        redis_url = check_url("REDIS_URL", env["REDIS_URL"].strip(), ("redis", "rediss", "unix"))
+    if redis_url is None and (env.get(Env.SEED_REDIS_URL) or "").strip():
+        redis_url = check_url(Env.SEED_REDIS_URL, env[Env.SEED_REDIS_URL].strip(), ("redis", "rediss", "unix"))
     if settings.mlflow_tracking_uri:
         registry = MlflowRegistry(tracking_uri=settings.mlflow_tracking_uri)
     elif models_path:
@@ -164,7 +164,7 @@ class InferenceService:
         if self._warehouse_engine is None:
             import sqlalchemy as sa
 
-            url = self.warehouse_url or (os.environ.get("STRATUM_WAREHOUSE_URL") or "").strip()
+            url = self.warehouse_url or (os.environ.get(Env.WAREHOUSE_URL) or "").strip()
             if not url:
                 raise PredictionError(missing)
             self._warehouse_engine = sa.create_engine(url)

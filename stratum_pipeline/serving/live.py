@@ -9,9 +9,9 @@ from datetime import datetime, timezone
 import pandas as pd
 import sqlalchemy as sa
 
-from stratum_pipeline.storage import source_schema as src
 from stratum_pipeline.ml.features import session_features
 from stratum_pipeline.modelops.registry import NoModelError
+from stratum_pipeline.storage import source_schema as src
 from stratum_pipeline.tenancy import InvalidTenantId, validate_tenant_id
 
 COLUMNS = ["tenant_id", "session_id", "started_at", "conversion_probability", "will_convert", "top_factors",

@@ -18,13 +18,13 @@ import joblib
 
 from stratum_pipeline.modelops.publishing import model_filename, read_manifest
 from stratum_pipeline.modelops.registry import NoModelError, ServingModel
-from stratum_pipeline.settings import SettingsError
+from stratum_pipeline.settings import Env, SettingsError
 from stratum_pipeline.tenancy import DEFAULT_MODEL_OWNER
 
 log = logging.getLogger(__name__)
 
 
-def check_readable_models_path(path: str | os.PathLike, variable: str = "ML_MODELS_PATH") -> Path:
+def check_readable_models_path(path: str | os.PathLike, variable: str = Env.MODELS_PATH) -> Path:
     """The models folder for serving: it must exist and be a readable folder (it need not be writable)."""
     folder = Path(path).expanduser().resolve()
     if not folder.is_dir():

@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from stratum_pipeline.storage import warehouse_schema
 from stratum_pipeline.settings import mask_url
+from stratum_pipeline.storage import warehouse_schema
 from stratum_pipeline.storage.sqlio import insert_frame, read_frame
 
 
@@ -197,6 +197,13 @@ class WarehouseTables:
                 conn.execute(sa.delete(table).where(*scope))
                 counts.append(insert_frame(conn, table, frame))
             return counts
+
+    def replace_table(self, table: sa.Table, frame: pd.DataFrame) -> int:
+        """In one transaction: delete every row of `table`, insert `frame` (a table that holds only the latest
+        state, e.g. the live predictions of the last window); returns the rows inserted."""
+        with self.engine.begin() as conn:
+            conn.execute(table.delete())
+            return insert_frame(conn, table, frame)
 
     def read_range(
         self, table: sa.Table, start: date, end: date, date_column: str = "date", tenant_id: str | None = None

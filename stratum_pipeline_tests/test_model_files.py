@@ -1,7 +1,6 @@
 """Publishing champions to ML_MODELS_PATH: files the seed backend loads as it does today, written atomically."""
 
 import copy
-import os
 import threading
 
 import dagster as dg
@@ -9,22 +8,14 @@ import joblib
 import pandas as pd
 import pytest
 
-from stratum_pipeline.modelops import publishing
 from stratum_pipeline.assets.model_files import default_model_file_assets, tenant_model_file_assets
 from stratum_pipeline.ml.features import CONVERSION_FEATURES
-from stratum_pipeline.resources import ModelFiles
+from stratum_pipeline.modelops import publishing
 from stratum_pipeline.modelops.registry import model_name
+from stratum_pipeline.resources import ModelFiles
 
+from .helpers import seed_get_model, train
 from .model_data import model_features
-from .test_model_assets import stack, train  # noqa: F401  (fixture)
-
-
-def seed_get_model(models_path, model_type: str, tenant_id: str):
-    """The seed backend's InferenceService._get_model, verbatim in behaviour: tenant file, else the default file."""
-    path = os.path.join(models_path, f"{model_type}_t{tenant_id}.joblib")
-    if not os.path.exists(path):
-        path = os.path.join(models_path, f"{model_type}_default.joblib")
-    return joblib.load(path)
 
 
 def publish_all(registry, instance, models_path, tenants=("big", "small")) -> dict:
