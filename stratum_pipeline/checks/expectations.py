@@ -14,6 +14,10 @@ from dataclasses import dataclass
 import pandas as pd
 
 ExpectationSpec = tuple[str, dict]
+# BASIC with 5 examples: the counts, observed values and the examples the check metadata shows, without the
+# unexpected-index lists GX's default (SUMMARY) builds and nobody reads: 5x faster on 150,000 raw rows with 5%
+# failing (0.50 s against 2.50 s, median of 3, 18 expectations).
+RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 5}
 
 
 @dataclass
@@ -45,7 +49,8 @@ def validate_frame(frame: pd.DataFrame, suite_name: str, expectations: list[Expe
     suite = gx.ExpectationSuite(
         name=suite_name, expectations=[getattr(gx.expectations, kind)(**kwargs) for kind, kwargs in expectations]
     )
-    result = _batch_definition().get_batch(batch_parameters={"dataframe": frame}).validate(suite)
+    batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
+    result = batch.validate(suite, result_format=RESULT_FORMAT)
     failures = []
     for r in result.results:
         if r.success:

@@ -148,12 +148,12 @@ class RegistryClient:
 
     def client(self):
         mlflow = _mlflow()
-        if self.tracking_uri.startswith("sqlite:///"):
-            Path(self.tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(self.http_max_retries))
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(self.http_timeout_seconds))
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
+        if self.tracking_uri.startswith("sqlite:///"):
+            _create_sqlite_store_once(self.tracking_uri)
         return mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     def check_reachable(self) -> None:
@@ -359,6 +359,24 @@ class MlflowRegistry(RegistryClient):
     experiment_name: str = EXPERIMENT_NAME
     http_max_retries: int = HTTP_MAX_RETRIES
     http_timeout_seconds: int = HTTP_TIMEOUT_SECONDS
+
+
+@functools.lru_cache(maxsize=None)
+def _create_sqlite_store_once(tracking_uri: str) -> None:
+    """Create (and migrate) a SQLite MLflow store once per process, one process at a time.
+
+    MLflow creates its tables on a store's first use; processes doing that at once - the step processes of a
+    run on a fresh store - race its alembic migration and fail ("CommandError: Online migration expected to
+    match one row ... 0 found"). An exclusive lock on a file beside the database serialises the first use."""
+    import fcntl
+
+    db = Path(tracking_uri[len("sqlite:///"):])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.parent / f".{db.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        client = _mlflow().MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        client.search_experiments(max_results=1)  # the tracking store's tables
+        client.search_registered_models(max_results=1)  # the registry's
 
 
 @functools.lru_cache(maxsize=256)

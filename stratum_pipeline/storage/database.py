@@ -124,6 +124,11 @@ def _ensure_schema(url: str) -> None:
         warehouse_schema.metadata.create_all(engine)
     inspector = sa.inspect(engine)
     for table in warehouse_schema.metadata.sorted_tables:
+        # indexes added since a table was created (create_all only makes missing tables)
+        existing = {i["name"] for i in inspector.get_indexes(table.name)}
+        for index in table.indexes:
+            if index.name not in existing:
+                index.create(engine, checkfirst=True)
         present = {c["name"] for c in inspector.get_columns(table.name)}
         missing = [c.name for c in table.columns if c.name not in present]
         if missing:
