@@ -5,7 +5,7 @@ import dagster as dg
 from stratum_pipeline.assets.anomalies import anomaly_assets
 from stratum_pipeline.assets.features import feature_assets
 from stratum_pipeline.assets.model_files import default_model_file_assets, tenant_model_file_assets
-from stratum_pipeline.assets.models import default_model_assets, tenant_model_assets
+from stratum_pipeline.assets.models import default_model_assets, leaderboard_assets, tenant_model_assets
 from stratum_pipeline.assets.monitoring import monitoring_assets
 from stratum_pipeline.assets.products import live_assets, product_assets
 from stratum_pipeline.assets.raw import raw_assets
@@ -15,6 +15,7 @@ from stratum_pipeline.automation.jobs import (
     daily_ingest_job,
     fatigue_scores_job,
     live_predictions_job,
+    model_leaderboard_job,
     monitoring_job,
     publish_default_model_files_job,
     publish_tenant_model_files_job,
@@ -25,7 +26,7 @@ from stratum_pipeline.automation.jobs import (
 )
 from stratum_pipeline.automation.schedules import all_schedules
 from stratum_pipeline.automation.sensors import (
-    model_files_automation,
+    model_automation,
     retraining_sensor,
     run_failure_alerts,
     tenant_sync_sensor,
@@ -55,14 +56,15 @@ def build_definitions(resources: dict) -> dg.Definitions:
     """
     resources = {"model_files": ModelFiles(path=dg.EnvVar(Env.MODELS_PATH)), **resources}
     return dg.Definitions(
-        assets=[*raw_assets, *feature_assets, *tenant_model_assets, *default_model_assets, *tenant_model_file_assets,
+        assets=[*raw_assets, *feature_assets, *tenant_model_assets, *default_model_assets, *leaderboard_assets, *tenant_model_file_assets,
                 *default_model_file_assets, *product_assets, *anomaly_assets, *live_assets, *monitoring_assets],
         asset_checks=[*raw_contract_checks, *feature_contract_checks, *product_freshness_checks],
         jobs=[daily_ingest_job, train_tenant_models_job, train_default_models_job, daily_forecasts_job,
               fatigue_scores_job, live_predictions_job, publish_tenant_model_files_job, publish_default_model_files_job,
-              monitoring_job, anomalies_job, train_anomaly_detectors_job, train_default_anomaly_detector_job],
+              monitoring_job, anomalies_job, train_anomaly_detectors_job, train_default_anomaly_detector_job,
+              model_leaderboard_job],
         schedules=all_schedules,
-        sensors=[tenant_sync_sensor, retraining_sensor, run_failure_alerts, freshness_checks_sensor, model_files_automation],
+        sensors=[tenant_sync_sensor, retraining_sensor, run_failure_alerts, freshness_checks_sensor, model_automation],
         resources=resources,
     )
 

@@ -94,10 +94,10 @@ def test_a_biased_challenger_passes_only_against_a_more_biased_champion():
 def test_the_gate_reports_every_failure_and_its_verdict():
     decision = decide("roas", _roas(mae=2.0, bias=0.3, coverage=0.5, naive_mae=1.0), _roas(mae=1.0))
     assert not decision.promote and len(decision.reasons) == 4
-    assert decision.summary.startswith("keep champion: mean bias +30.0%")
+    assert decision.summary.startswith("not promoted: mean bias +30.0%")
     first = decide("roas", _roas(), None)
-    assert first.promote and first.reasons[0] == "meets the targets" and first.reasons[-1] == "no champion yet"
-    assert first.summary.startswith("promote: meets the targets")
+    assert first.promote and first.reasons[0] == "meets the targets" and first.reasons[-1] == "the first champion"
+    assert first.summary.startswith("promoted: meets the targets")
     assert decide("roas", _roas(), _roas(mae=0.5)).reasons[-1] == "MAE 0.500 vs champion's 0.500"
 
 
@@ -109,7 +109,7 @@ def test_the_conversion_gate_at_its_limits():
     assert decide("conversion", {"auc": 0.95 - CONVERSION_AUC_TOLERANCE}, champion).promote
     refused = decide("conversion", {"auc": 0.95 - CONVERSION_AUC_TOLERANCE - 1e-6}, champion)
     assert not refused.promote and refused.reasons == ["AUC 0.945 worse than champion's 0.950"]
-    assert decide("conversion", {"auc": 0.9}, None).reasons == ["meets the targets", "no champion yet"]
+    assert decide("conversion", {"auc": 0.9}, None).reasons == ["meets the targets", "the first champion"]
     with pytest.raises(ValueError, match="unknown model type 'fatigue'"):
         decide("fatigue", {}, None)
 
@@ -652,7 +652,7 @@ def test_the_gate_reasons_word_for_word():
         "MAE 0.500 vs naive trailing_30d 1.000",
         "MAE 0.500 vs champion's 0.600",
     ]
-    assert promoted.summary == "promote: " + "; ".join(promoted.reasons)
+    assert promoted.summary == "promoted: " + "; ".join(promoted.reasons)
     auc = decide("conversion", {"auc": 0.8}, {"auc": 0.9})
     assert auc.reasons == ["AUC 0.800 <= 0.85", "AUC 0.800 worse than champion's 0.900"]
     assert decide("conversion", {"auc": 0.9}, {"auc": 0.9}).reasons == ["meets the targets", "AUC 0.900 vs champion's 0.900"]

@@ -37,7 +37,8 @@ def test_every_asset_has_a_description_group_and_its_partitions():
               "anomaly_detector_model", "anomaly_detector_default_model"}
     model_files = {f"{m}_file" for m in models}
     monitoring = {"forecast_accuracy", "feature_drift"}
-    assert {k.to_user_string() for k in keys} == daily | models | model_files | products | monitoring | {"live_conversion_predictions"}
+    assert {k.to_user_string() for k in keys} == daily | models | model_files | products | monitoring | {
+        "live_conversion_predictions", "model_leaderboard"}
     for key in keys:
         node = graph.get(key)
         name = key.to_user_string()
@@ -148,9 +149,9 @@ def test_every_schedule_starts_running_for_the_daemon():
         assert schedule.execution_timezone == "UTC", schedule.name
 
 
-def test_the_model_files_automation_starts_running_and_targets_every_model_file():
+def test_the_model_automation_starts_running_and_targets_every_model_file_and_the_leaderboard():
     sensors = {s.name: s for s in defs.sensors}
-    automation = sensors["model_files_automation"]
+    automation = sensors["model_automation"]
     assert automation.default_status == dg.DefaultSensorStatus.RUNNING
     graph = defs.resolve_asset_graph()
     targeted = automation.asset_selection.resolve(graph)
@@ -158,11 +159,11 @@ def test_the_model_files_automation_starts_running_and_targets_every_model_file(
     assert {k.to_user_string() for k in targeted} == {k.to_user_string() for k in eager}
     model_files = {k.to_user_string() for k in graph.get_all_asset_keys() if k.to_user_string().endswith("_model_file")}
     assert {"roas_model_file", "conversion_default_model_file", "anomaly_detector_model_file"} <= model_files
-    assert {k.to_user_string() for k in eager} == model_files
+    assert {k.to_user_string() for k in eager} == model_files | {"model_leaderboard"}
 
 
 def test_a_new_model_version_requests_its_file_once_and_only_its_partition():
-    """What the daemon's model_files_automation tick decides, evaluated in process: nothing at first, the file
+    """What the daemon's model_automation tick decides, evaluated in process: nothing at first, the file
     of the tenant whose model materialised once it did, nothing more after the file was published."""
     selection = dg.AssetSelection.groups("model_files")
     with dg.instance_for_test() as instance:
@@ -175,6 +176,21 @@ def test_a_new_model_version_requests_its_file_once_and_only_its_partition():
         assert second.total_requested == 1
         assert second.get_requested_partitions(dg.AssetKey("roas_model_file")) == {"big"}
         instance.report_runless_asset_event(dg.AssetMaterialization("roas_model_file", partition="big"))
+        third = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection,
+                                                  cursor=second.cursor)
+        assert third.total_requested == 0
+
+
+def test_a_training_requests_the_leaderboard_once_even_with_tenants_never_trained():
+    selection = dg.AssetSelection.assets("model_leaderboard")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("tenants", ["big", "small"])
+        first = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection)
+        instance.report_runless_asset_event(dg.AssetMaterialization("conversion_model", partition="big"))
+        second = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection,
+                                                   cursor=first.cursor)
+        assert second.total_requested == 1  # "small" never trained: it does not hold the leaderboard back
+        instance.report_runless_asset_event(dg.AssetMaterialization("model_leaderboard"))
         third = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection,
                                                   cursor=second.cursor)
         assert third.total_requested == 0

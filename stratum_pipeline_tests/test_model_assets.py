@@ -78,7 +78,7 @@ def test_a_refusal_is_a_warn_check_on_a_successful_run_with_an_alert_and_an_arch
     assert result.success  # a refusal is a decision, not a failed run
     evaluation = next(e for e in check_evaluations(result) if e.asset_key.to_user_string() == "roas_model")
     assert evaluation.passed is False and evaluation.severity == dg.AssetCheckSeverity.WARN
-    assert "keep champion" in evaluation.metadata["decision"].value
+    assert evaluation.metadata["decision"].value.startswith("not promoted: ")
     assert registry.champion_version(name) == champion
     refused = second["roas_model"]["version"]
     assert registry.version_tags(name, refused)["archived"] == "True"
@@ -86,7 +86,7 @@ def test_a_refusal_is_a_warn_check_on_a_successful_run_with_an_alert_and_an_arch
     with defs.resources["warehouse"].engine.connect() as conn:
         alerts = conn.execute(sa.select(wh.alerts.c.kind, wh.alerts.c.summary)).all()
     refusals = [summary for kind, summary in alerts if kind == "gate_refusal"]
-    assert len(refusals) == 1 and f"roas_model v{refused} not promoted, champion v{champion} stays: keep champion" in refusals[0]
+    assert len(refusals) == 1 and f"roas_model v{refused} not promoted, champion v{champion} stays: " in refusals[0] and "not promoted: " not in refusals[0]
     assert "\n" not in refusals[0]
 
 
@@ -133,3 +133,33 @@ def test_the_tenant_sensor_adds_new_tenants_and_requests_their_first_training(tm
     result = tenant_sync_sensor(context)
     assert [r.partition_key for r in result.run_requests] == ["new_one"]
     assert result.dynamic_partitions_requests[0].partition_keys == ["new_one"]
+
+
+def test_the_leaderboard_shows_every_tenant_its_champion_and_the_targets(stack):
+    import json
+
+    from stratum_pipeline.assets.models import model_leaderboard
+
+    defs, registry, instance = stack
+    assert train(defs, instance, "train_default_models_job")[0].success
+    assert train(defs, instance, "train_tenant_models_job", "big")[0].success
+    warehouse = defs.resources["warehouse"]
+    result = dg.materialize([model_leaderboard], resources={"warehouse": warehouse, "registry": registry},
+                            instance=instance)
+    assert result.success
+    with warehouse.engine.connect() as conn:
+        board = pd.read_sql(sa.select(wh.model_leaderboard), conn)
+    assert set(board["tenant_id"]) == {"default", "big", "small"} and len(board) == 9  # x roas, conversion, detector
+    rows = board.set_index(["tenant_id", "model_type"])
+    big, small = rows.loc[("big", "roas")], rows.loc[("small", "roas")]
+    assert big["served_by"] == "own" and big["model_name"] == model_name("roas", "big")
+    assert big["champion_version"] == registry.champion_version(model_name("roas", "big"))
+    assert small["served_by"] == "default" and small["model_name"] == model_name("roas", "default")
+    metrics = json.loads(big["metrics"])
+    assert {"mae", "bias", "coverage_80", "naive_mae"} <= set(metrics) and bool(big["meets_targets"]) is True
+    assert all(len(str(v).replace("-", "").replace(".", "").lstrip("0")) <= 5 for v in metrics.values())  # 4 digits
+    assert "bias within" in big["targets"] and big["mlflow_run"]
+    detector = rows.loc[("big", "anomaly_detector")]  # never trained here: nothing serves it yet
+    assert detector["model_name"] is None and pd.isna(detector["meets_targets"])
+    shown = result.asset_materializations_for_node("model_leaderboard")[0].metadata
+    assert shown["dagster/row_count"].value == 9 and "| big " in shown["leaderboard"].value

@@ -10,7 +10,8 @@ from datetime import timedelta
 
 import dagster as dg
 
-from stratum_pipeline.assets.common import alert, model_code_version, readable
+from stratum_pipeline.assets.common import alert, model_code_version, readable, table_metadata
+from stratum_pipeline.modelops.leaderboard import leaderboard
 from stratum_pipeline.modelops.training import DataMinimum, TrainingOutcome, train_conversion, train_roas
 from stratum_pipeline.partitions import tenant_partitions
 from stratum_pipeline.resources import ModelRegistry, Warehouse
@@ -93,7 +94,7 @@ def _train_and_gate(context, asset: str, model_type: str, tenant: str, config: T
         context.log.info(f"{asset} [{tenant}] v{outcome.metadata['version']} not promoted: {outcome.decision.summary}")
         alert(context, warehouse, "gate_refusal", tenant,
               f"{asset} v{outcome.metadata['version']} not promoted, champion v{outcome.metadata['champion_version']} "
-              f"stays: {outcome.decision.summary}")
+              f"stays: {'; '.join(outcome.decision.reasons)}")
     return training_result(asset, outcome)
 
 
@@ -136,5 +137,31 @@ def conversion_default_model(context: dg.AssetExecutionContext, config: Training
     return _train_and_gate(context, "conversion_default_model", "conversion", DEFAULT_MODEL_OWNER, config, warehouse, registry)
 
 
+@dg.asset(
+    deps=[_all_days("roas_model"), _all_days("conversion_model"), _all_days("anomaly_detector_model"),
+          "roas_default_model", "conversion_default_model", "anomaly_detector_default_model"],
+    group_name="models", kinds={"mlflow", "pandas"}, owners=["team:ml-engineering"],
+    metadata=table_metadata(wh.model_leaderboard),
+    # refreshed by the automation sensor after any training (a tenant never trained does not hold it back)
+    automation_condition=dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()),
+)
+def model_leaderboard(context: dg.AssetExecutionContext, warehouse: Warehouse, registry: ModelRegistry):
+    """Every tenant's models at a glance: for each tenant (and the default) and model type - ROAS, conversion,
+    anomaly detector - the champion that serves it (its own, or the default model's), when it was trained, its
+    holdout metrics against the promotion gate's targets, and its MLflow run. What an engineer reads first to
+    see which tenants run on the default model and which champions miss their targets."""
+    tenants = context.instance.get_dynamic_partitions(tenant_partitions.name)
+    frame = leaderboard(registry, tenants)
+    rows = warehouse.replace_table(wh.model_leaderboard, frame)
+    shown = frame.drop(columns=["targets", "updated_at", "mlflow_run"])
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": rows, "tenants": len(tenants),
+        "served_by_default": int((frame["served_by"] == "default").sum()),
+        "missing_targets": int((frame["meets_targets"] == False).sum()),  # noqa: E712 (None is unknown)
+        "leaderboard": dg.MetadataValue.md(shown.to_markdown(index=False)),
+    })
+
+
 tenant_model_assets = [roas_model, conversion_model]
 default_model_assets = [roas_default_model, conversion_default_model]
+leaderboard_assets = [model_leaderboard]

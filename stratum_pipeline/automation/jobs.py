@@ -108,3 +108,11 @@ monitoring_job = dg.define_asset_job(
     partitions_def=daily_partitions,
     description="Evaluate the last week's forecasts against actuals and the features' drift from the champions' training data.",
 )
+
+
+# The model leaderboard on demand (the automation sensor refreshes it after trainings; the demo runs this job).
+model_leaderboard_job = dg.define_asset_job(
+    name="model_leaderboard_job",
+    selection=dg.AssetSelection.assets("model_leaderboard"),
+    description="Rebuild model_leaderboard: every tenant's serving champions, their holdout metrics and targets.",
+)

@@ -124,14 +124,15 @@ def run_failure_alerts(context: dg.RunFailureSensorContext, warehouse: Warehouse
                partition_key=_partition(run)), notifiers(warehouse))
 
 
-# The model-file assets are eager: this sensor is what evaluates that condition. It starts RUNNING (Dagster's
-# default automation sensor starts stopped), so a champion promoted by a scheduled or sensor-launched retrain
-# reaches ML_MODELS_PATH on the daemon's next tick without anyone switching it on.
-model_files_automation = dg.AutomationConditionSensorDefinition(
-    "model_files_automation",
-    target=dg.AssetSelection.groups("model_files"),
+# The model-file assets and the model leaderboard are eager: this sensor is what evaluates their conditions. It
+# starts RUNNING (Dagster's default automation sensor starts stopped), so a champion promoted by a scheduled or
+# sensor-launched retrain reaches ML_MODELS_PATH and the leaderboard on the daemon's next tick without anyone
+# switching it on.
+model_automation = dg.AutomationConditionSensorDefinition(
+    "model_automation",
+    target=dg.AssetSelection.groups("model_files") | dg.AssetSelection.assets("model_leaderboard"),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
-    description="Republishes a model file after its model asset materialised (the file assets' eager condition); "
-                "a run whose champion is unchanged writes nothing.",
+    description="Republishes a model file after its model asset materialised (the file assets' eager condition; "
+                "a run whose champion is unchanged writes nothing) and refreshes model_leaderboard after any training.",
 )

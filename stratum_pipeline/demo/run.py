@@ -38,7 +38,7 @@ DEMO_TENANTS_PER_CHUNK = 10  # tenants generated and written at a time
 RAW_TABLES = ("raw_campaign_daily", "raw_creative_daily", "raw_sessions", "raw_capi_events")
 SUMMARY_TABLES = ("campaign_features", "creative_features", "session_features", "daily_roas_forecasts",
                   "campaign_response_curves", "budget_scenarios", "budget_allocations", "creative_fatigue_scores",
-                  "event_match_quality", "campaign_anomalies", "live_conversion_predictions")
+                  "event_match_quality", "campaign_anomalies", "live_conversion_predictions", "model_leaderboard")
 
 Say = Callable[[str], None]
 
@@ -205,7 +205,7 @@ def _train_models(defs, instance, tenant_ids: list[str], say: Say) -> list[str]:
 
 def _publish_models(defs, instance, tenant_ids: list[str], say: Say) -> tuple[list[str], bool]:
     """Publish the champions to ML_MODELS_PATH as {model_type}_t{tenant}.joblib / {model_type}_default.joblib."""
-    say("      publishing champions to ML_MODELS_PATH ...")
+    say("      publishing champions to ML_MODELS_PATH, and the model leaderboard ...")
     published, ok = [], True
     runs = [("publish_default_model_files_job", None)] + [("publish_tenant_model_files_job", t) for t in tenant_ids]
     for job_name, tenant in runs:
@@ -215,6 +215,10 @@ def _publish_models(defs, instance, tenant_ids: list[str], say: Say) -> tuple[li
             say(f"    {job_name}{f'[{tenant}]' if tenant else ''} FAILED")
         published += [f"{Path(md['file']).name}: {md['model']} v{md['version']}"
                       for md in materialized(result).values() if "version" in md]
+    board = execute_tenant_job(defs, "model_leaderboard_job", None, instance)
+    ok &= board.success
+    if not board.success:
+        say("    model_leaderboard_job FAILED")
     return [f"model files: {', '.join(published) or 'none'}"], ok
 
 

@@ -31,7 +31,7 @@ class GateDecision:
 
     @property
     def summary(self) -> str:
-        verdict = "promote" if self.promote else "keep champion"
+        verdict = "promoted" if self.promote else "not promoted"
         return f"{verdict}: " + "; ".join(self.reasons)
 
 
@@ -74,5 +74,5 @@ def decide(model_type: str, challenger: dict, champion: dict | None) -> GateDeci
     if failures:
         return GateDecision(False, failures)
     if champion is None:
-        notes.append("no champion yet")
+        notes.append("the first champion")
     return GateDecision(True, ["meets the targets", *notes])

@@ -14,7 +14,7 @@ import numbers
 import os
 import socket
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -250,6 +250,16 @@ class RegistryClient:
                 if _is_missing(exc):
                     return None
                 raise
+
+    def champion_summary(self, name: str) -> dict | None:
+        """The champion of `name`: version, run id, training start (UTC) and holdout metrics; None if none."""
+        found = self.champion_run(name)
+        if found is None:
+            return None
+        version, run_id = found
+        run = self.client().get_run(run_id)
+        started = datetime.fromtimestamp(run.info.start_time / 1000, tz=timezone.utc).replace(tzinfo=None)
+        return {"version": version, "run_id": run_id, "trained_at": started, "metrics": dict(run.data.metrics)}
 
     def champion_run(self, name: str) -> tuple[str, str] | None:
         """(version, MLflow run id) of the champion of `name`, None if there is none (an outage is an error)."""
