@@ -1,6 +1,14 @@
 """The code location: every asset, check, job, schedule, sensor and resource of Stratum Pipeline."""
 
+import warnings
+
 import dagster as dg
+
+# The project uses a few of this Dagster version's beta and preview parameters on purpose (backfill policies,
+# partitioned checks, partition mappings over missing upstream days): their notices would fill every process's
+# log that loads the code location (`stratum ui`, the daemon), so they are not repeated here.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 from stratum_pipeline.assets.anomalies import anomaly_assets
 from stratum_pipeline.assets.features import feature_assets

@@ -32,6 +32,7 @@ class Env:
     SOURCE_URL = "STRATUM_SOURCE_URL"
     WAREHOUSE_URL = "STRATUM_WAREHOUSE_URL"
     MLFLOW_TRACKING_URI = "STRATUM_MLFLOW_TRACKING_URI"
+    MLFLOW_UI_URL = "STRATUM_MLFLOW_UI_URL"
     MODELS_PATH = "ML_MODELS_PATH"
     DAGSTER_HOME = "DAGSTER_HOME"
     REDIS_URL = "STRATUM_REDIS_URL"
@@ -52,6 +53,7 @@ VARIABLES = {
     Env.SOURCE_URL: "the product backend's database, read by the raw extracts (SQLAlchemy URL)",
     Env.WAREHOUSE_URL: "the tables the pipeline writes and the product reads (SQLAlchemy URL)",
     Env.MLFLOW_TRACKING_URI: "MLflow runs and model registry (sqlite:/// or a server)",
+    Env.MLFLOW_UI_URL: "where an MLflow UI serves a local store (stratum ui starts one): the model links point there",
     Env.MODELS_PATH: "the folder of the .joblib model files the seed backend loads",
     Env.DAGSTER_HOME: "the Dagster instance folder (its dagster.yaml)",
     Env.REDIS_URL: "the prediction cache (redis://); unset: an in-process cache",

@@ -238,3 +238,16 @@ def test_readable_metadata_keeps_four_significant_digits_and_every_other_value()
     out = readable(value)
     assert out["mae"] == 0.2384 and out["big"] == 123500.0 and out["n"] == 7 and out["ok"] is True
     assert out["nested"] == {"bias": -0.01235, "list": [1.0, "x"]} and out["zero"] == 0.0 and out["nan"] != out["nan"]
+
+
+def test_the_tenant_sensor_skips_a_source_without_tables_in_one_line(tmp_path):
+    """`stratum ui` before `stratum demo`: the source has no tables yet; the tick is skipped, saying why."""
+    from stratum_pipeline.automation.sensors import tenant_sync_sensor
+    from stratum_pipeline.resources import SourceDatabase
+
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(
+            instance=instance, resources={"source": SourceDatabase(url=f"sqlite:///{tmp_path / 'empty.db'}")})
+        result = tenant_sync_sensor(context)
+    assert isinstance(result, dg.SkipReason) and "has no tenants table yet" in result.skip_message
+    assert "\n" not in result.skip_message

@@ -10,13 +10,18 @@ from stratum_pipeline.automation.jobs import train_tenant_models_job
 from stratum_pipeline.partitions import tenant_partitions
 from stratum_pipeline.resources import SourceDatabase, Warehouse
 from stratum_pipeline.storage import source_schema
+from stratum_pipeline.storage.database import describe_url
 from stratum_pipeline.tenancy import InvalidTenantId, validate_tenant_id
 
 
 @dg.sensor(job=train_tenant_models_job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING)
 def tenant_sync_sensor(context: dg.SensorEvaluationContext, source: SourceDatabase) -> dg.SensorResult:
     """Keep the `tenants` partitions in step with the source `tenants` table: a new tenant becomes a partition
-    and gets a first training run of its models. Ids outside the safe character set are skipped and logged."""
+    and gets a first training run of its models. Ids outside the safe character set are skipped and logged.
+    A source without a `tenants` table yet (e.g. `stratum ui` before `stratum demo`) is a skipped tick."""
+    if not sa.inspect(source.engine).has_table(source_schema.tenants.name):
+        return dg.SkipReason(f"the source database {describe_url(source.url)} has no tenants table yet "
+                             "(run `stratum demo`, or point STRATUM_SOURCE_URL at the backend's database)")
     ids = source.read(sa.select(source_schema.tenants.c.id))["id"].tolist()
     valid, rejected = [], []
     for tenant_id in ids:

@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     ui = sub.add_parser("ui", help="run `dagster dev` on the same instance and databases")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--mlflow-port", type=int, default=5000,
+                    help="port of the `mlflow ui` started beside it for a local MLflow store (0: none)")
     ui.set_defaults(func=cmd_ui)
 
     predict = sub.add_parser("predict", help="a prediction from the tenant's serving model (JSON in, JSON out)")

@@ -4,6 +4,7 @@ user-facing problem is a `Fail` (one line, exit 2)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -19,6 +20,7 @@ from stratum_pipeline.cli.embedded import (
     fail_orphaned_runs,
     lock_home,
 )
+from stratum_pipeline.settings import Env
 
 MAX_INPUT_BYTES = 1 << 20  # JSON input of predict / simulate / fatigue / emq (1 MiB)
 
@@ -227,14 +229,55 @@ def cmd_emq(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    apply_environment(Path(args.home))
+    """`dagster dev` on the embedded instance and, for a local MLflow store, `mlflow ui` beside it (the model
+    assets' MLflow links point at it). Both stop on SIGINT, SIGTERM or SIGHUP, also when started from a script
+    (a background job starts with SIGINT ignored); the state folder stays locked until both have stopped."""
+    import signal
+    import subprocess
+
+    env = apply_environment(Path(args.home))
     _settings()
-    os.set_inheritable(lock_home(Path(args.home), "ui"), True)  # `dagster dev` keeps the folder locked
+    lock_home(Path(args.home), "ui")
     for run_id in fail_orphaned_runs(Path(args.home)):
         print(f"stratum: run {run_id} was left STARTED by a killed process: marked FAILED", file=sys.stderr)
-    command = ["dagster", "dev", "-m", "stratum_pipeline.definitions", "-h", args.host, "-p", str(args.port)]
-    os.execvp(command[0], command)
-    return 0  # pragma: no cover - exec does not return
+    bin_dir = Path(sys.executable).parent
+    tracking = env[Env.MLFLOW_TRACKING_URI]
+    commands = []
+    if args.mlflow_port and tracking.startswith("sqlite:///"):
+        if os.environ.get(Env.MLFLOW_UI_URL) == embedded_environment(Path(args.home))[Env.MLFLOW_UI_URL]:
+            os.environ[Env.MLFLOW_UI_URL] = f"http://{args.host}:{args.mlflow_port}"  # not set by the caller
+        commands.append([str(bin_dir / "mlflow"), "ui", "--backend-store-uri", tracking, "--host", args.host,
+                         "--port", str(args.mlflow_port)])
+    commands.append([str(bin_dir / "dagster"), "dev", "-m", "stratum_pipeline.definitions", "-h", args.host,
+                     "-p", str(args.port)])
+
+    def default_signals():  # in the child: Ctrl-C and SIGTERM behave normally even if we were started ignoring them
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+
+    children = [subprocess.Popen(c, start_new_session=True, preexec_fn=default_signals) for c in commands]
+    stopping = []
+
+    def stop(signum, _frame):
+        stopping.append(signum)
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGINT if child is children[-1] else signal.SIGTERM)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
+    if len(children) > 1:
+        print(f"stratum: MLflow UI at {os.environ[Env.MLFLOW_UI_URL]}", file=sys.stderr)
+    code = children[-1].wait()  # dagster dev: when it ends, everything ends
+    for child in children[:-1]:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+    return 0 if stopping else code
 
 
 def cmd_cadence(args: argparse.Namespace) -> int:

@@ -20,6 +20,8 @@ def embedded_environment(home: Path) -> dict[str, str]:
         Env.DAGSTER_HOME: str(home / "dagster_home"),
         # MLflow beside the home folder: ./mlruns for the default ./.stratum
         Env.MLFLOW_TRACKING_URI: f"sqlite:///{home.parent / 'mlruns' / 'mlflow.db'}",
+        # the MLflow UI `stratum ui` starts on that store: the model assets' MLflow links point at it
+        Env.MLFLOW_UI_URL: "http://127.0.0.1:5000",
         # where champions are published as the existing backend's {model_type}_t{tenant}.joblib files
         Env.MODELS_PATH: str(home / "models"),
     }

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from stratum_pipeline.settings import mask_url
+from stratum_pipeline.settings import Env, mask_url
 from stratum_pipeline.tenancy import DEFAULT_MODEL_OWNER
 
 CHAMPION = "champion"
@@ -175,6 +175,10 @@ class RegistryClient:
         experiment = self.experiment_id()
         if self.tracking_uri.startswith(("http://", "https://")):
             return f"{mask_url(self.tracking_uri).rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
+        # a local store: the MLflow UI that serves it (`stratum ui` starts one and sets the variable)
+        ui = (os.environ.get(Env.MLFLOW_UI_URL) or "").strip()
+        if ui.startswith(("http://", "https://")):
+            return f"{ui.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
         return f"mlflow ui --backend-store-uri {mask_url(self.tracking_uri)}  ->  #/experiments/{experiment}/runs/{run_id}"
 
     def log_and_register(
