@@ -132,3 +132,31 @@ def test_the_retraining_sensor_merges_signals_per_tenant_and_skips_unknown_tenan
         assert requested["beta"] == (["conversion_model"], {})  # conversion keeps its full training window
         assert "ghost" not in requested
         assert retraining_sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor)).run_requests == []
+
+
+def test_one_retrain_per_episode_and_the_default_model_for_a_default_served_tenant():
+    """Day after day of the same degradation is one episode: one request on its first day, none while it lasts,
+    a new one only after a day without it. A default-served tenant's signal retrains the default model."""
+    from stratum_pipeline.automation.sensors import retraining_sensor
+
+    def day(degraded: dict, cursor):
+        instance.report_runless_asset_event(dg.AssetMaterialization("forecast_accuracy", metadata={
+            "degraded": dg.MetadataValue.json(degraded)}))
+        result = retraining_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+        return [(r.job_name, r.partition_key, sorted(k.to_user_string() for k in r.asset_selection))
+                for r in result.run_requests], result.cursor
+
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("tenants", ["acme", "cold"])
+        shifted = {"acme": "stratum-roas-acme v3: MAE 0.9 > 0.4"}
+        cold = {"cold": "stratum-roas-default v2: MAE 0.8 > 0.3"}
+        requests, cursor = day({**shifted, **cold}, None)
+        assert requests == [("train_tenant_models_job", "acme", ["roas_model"]),
+                            ("train_default_models_job", None, ["roas_default_model"])]
+        for _ in range(5):  # the same episode, five more days
+            requests, cursor = day({**shifted, **cold}, cursor)
+            assert requests == []
+        requests, cursor = day({}, cursor)  # recovered: the episode ends
+        assert requests == []
+        requests, cursor = day(shifted, cursor)  # a new episode
+        assert requests == [("train_tenant_models_job", "acme", ["roas_model"])]

@@ -6,12 +6,13 @@ import dagster as dg
 import sqlalchemy as sa
 
 from stratum_pipeline.alerts import Alert, notifiers, send
-from stratum_pipeline.automation.jobs import train_tenant_models_job
+from stratum_pipeline.automation.jobs import train_default_models_job, train_tenant_models_job
+from stratum_pipeline.modelops.registry import model_name
 from stratum_pipeline.partitions import tenant_partitions
 from stratum_pipeline.resources import SourceDatabase, Warehouse
 from stratum_pipeline.storage import source_schema
 from stratum_pipeline.storage.database import describe_url
-from stratum_pipeline.tenancy import InvalidTenantId, validate_tenant_id
+from stratum_pipeline.tenancy import DEFAULT_MODEL_OWNER, InvalidTenantId, validate_tenant_id
 
 
 @dg.sensor(job=train_tenant_models_job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING)
@@ -53,20 +54,32 @@ RETRAIN_SIGNALS = {"forecast_accuracy": "degraded", "feature_drift": "retrain"}
 
 
 def _models_to_retrain(asset: str, value) -> dict[str, set[str]]:
-    """{tenant: {model asset}} from a monitoring materialisation's metadata value."""
-    if asset == "forecast_accuracy":  # {tenant: reason}: the ROAS model
-        return {tenant: {"roas_model"} for tenant in value}
+    """{tenant: {model asset}} from a monitoring materialisation's metadata value. A tenant whose degraded
+    forecasts came from the default model (`stratum-roas-default vN: ...`) has no model of its own to retrain:
+    its signal goes to the default model, under the default owner."""
+    if asset == "forecast_accuracy":  # {tenant: "<model> v<version>: reason"}: the ROAS model
+        default = f"{model_name('roas', DEFAULT_MODEL_OWNER)} v"
+        return {(DEFAULT_MODEL_OWNER if str(reason).startswith(default) else tenant):
+                {"roas_default_model" if str(reason).startswith(default) else "roas_model"}
+                for tenant, reason in value.items()}
     return {tenant: {f"{kind}_model" for kind in kinds} for tenant, kinds in value.items()}  # {tenant: [roas, conversion]}
 
 
-@dg.sensor(job=train_tenant_models_job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(jobs=[train_tenant_models_job, train_default_models_job], minimum_interval_seconds=300,
+           default_status=dg.DefaultSensorStatus.RUNNING)
 def retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     """Retrain exactly the affected tenant's model when `forecast_accuracy` reports its accuracy degraded or
     `feature_drift` reports a drift failure: one run of that tenant's partition of `roas_model` and/or
-    `conversion_model` (ROAS trained on the last DEGRADATION_RETRAIN_WINDOW_DAYS days). The promotion gate still decides
-    whether the new version serves. The cursor holds the
-    last monitoring materialisation acted on, and run keys name it, so one signal is never requested twice."""
+    `conversion_model` (ROAS trained on the last DEGRADATION_RETRAIN_WINDOW_DAYS days). The promotion gate still
+    decides whether the new version serves.
+
+    One request per episode: a signal that names a tenant's model day after day is one degradation episode, and
+    only its first day requests a retrain; the episode ends on the first monitoring result that no longer names
+    it. A tenant served by the default model is not retrained (it has no model of its own): its degraded
+    accuracy requests one retrain of the default ROAS model per episode. The cursor holds the last monitoring
+    materialisation acted on and the open episodes, and run keys name the signal, so nothing is requested twice."""
     cursor = json.loads(context.cursor) if context.cursor else {}
+    episodes = cursor.setdefault("episodes", {})  # signal asset -> ["tenant/model", ...] still open
     known = set(context.instance.get_dynamic_partitions(tenant_partitions.name))
     wanted: dict[str, set[str]] = {}
     reasons: dict[str, list[str]] = {}
@@ -77,22 +90,32 @@ def retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         event = records[0]
         cursor[asset] = event.storage_id
         entry = event.asset_materialization.metadata.get(key)
-        for tenant, models in _models_to_retrain(asset, entry.value if entry else {}).items():
-            if tenant not in known:
+        named = _models_to_retrain(asset, entry.value if entry else {})
+        open_before = set(episodes.get(asset, []))
+        episodes[asset] = sorted(f"{tenant}/{model}" for tenant, models in named.items() for model in models)
+        for tenant, models in named.items():
+            if tenant != DEFAULT_MODEL_OWNER and tenant not in known:
                 context.log.warning(f"{asset} names tenant {tenant!r}, which is not a registered tenant: skipped")
                 continue
-            wanted.setdefault(tenant, set()).update(models)
-            reasons.setdefault(tenant, []).append(f"{asset}@{event.storage_id}")
-    requests = [
-        dg.RunRequest(partition_key=tenant, asset_selection=[dg.AssetKey(m) for m in sorted(models)],
-                      run_config={"ops": {"roas_model": {"config": {"training_window_days": DEGRADATION_RETRAIN_WINDOW_DAYS}}}}
-                      if "roas_model" in models else None,
-                      run_key=f"retrain-{tenant}-{'-'.join(sorted(models))}-{'-'.join(reasons[tenant])}",
-                      tags={"stratum/trigger": ", ".join(reasons[tenant])})
-        for tenant, models in sorted(wanted.items())
-    ]
+            new = {m for m in models if f"{tenant}/{m}" not in open_before}  # a continuing episode asks nothing
+            if new:
+                wanted.setdefault(tenant, set()).update(new)
+                reasons.setdefault(tenant, []).append(f"{asset}@{event.storage_id}")
+    requests = [_retrain_request(tenant, models, reasons[tenant]) for tenant, models in sorted(wanted.items())]
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor),
-                           skip_reason=None if requests else "no degraded accuracy or failed drift since the last tick")
+                           skip_reason=None if requests else "no new degradation episode since the last tick")
+
+
+def _retrain_request(tenant: str, models: set[str], reasons: list[str]) -> dg.RunRequest:
+    key = f"retrain-{tenant}-{'-'.join(sorted(models))}-{'-'.join(reasons)}"
+    tags = {"stratum/trigger": ", ".join(reasons)}
+    if tenant == DEFAULT_MODEL_OWNER:
+        return dg.RunRequest(job_name=train_default_models_job.name,
+                             asset_selection=[dg.AssetKey(m) for m in sorted(models)], run_key=key, tags=tags)
+    config = {"ops": {"roas_model": {"config": {"training_window_days": DEGRADATION_RETRAIN_WINDOW_DAYS}}}}
+    return dg.RunRequest(job_name=train_tenant_models_job.name, partition_key=tenant,
+                         asset_selection=[dg.AssetKey(m) for m in sorted(models)],
+                         run_config=config if "roas_model" in models else None, run_key=key, tags=tags)
 
 
 # --- alerts on failed runs ---------------------------------------------------------------------
