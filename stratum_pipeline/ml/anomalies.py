@@ -52,6 +52,8 @@ class DetectorParams:
     weekday: tuple[float, ...] = (1.0,) * 7  # conversion multiplier Monday..Sunday (mean 1)
     elasticity: float = 0.6  # conversions ~ spend^elasticity within a window
     conversion_dispersion: float = 5.0  # negative-binomial size of daily conversions around the expected level
+    conversion_drift: float = 0.02  # the part of 1/conversion_dispersion shared by neighbouring days (a level
+    # error of the expected level that lasts: it does not average out over a run of days)
     click_sigma: float = 0.05  # daily log-noise of clicks per unit spend beyond counting noise
     click_jump_rate: float = 0.03  # share of days where clicks per spend change (a new creative, ...)
     click_jump_sigma: float = 0.2  # log-size of those changes
@@ -63,7 +65,10 @@ class DetectorParams:
     alpha_conversions: float = 5e-4  # each test flags below its tail probability (set for ~1 false alarm per 1,000)
     alpha_clicks: float = 1e-5
     alpha_spend: float = 5e-5
+    alpha_scan: float = 3e-5  # the multi-day conversions test (the smallest of its windows' probabilities)
+    scan_days: int = 5  # the longest run of days the multi-day test sums (an anomaly lasts 1-5 days)
     window_days: int = 28
+    halflife_days: float = 14.0  # weight of a window day: 0.5^(age / halflife) (0: every day alike)
     min_window_days: int = 7
     fitted_on: int = 0  # campaign-days of history (0: the default detector)
 
@@ -179,6 +184,76 @@ def _fit_mixture(x: np.ndarray, counting_var, default: tuple[float, float, float
     return sigma, rate, jump_sigma
 
 
+def run_probability(conversions: np.ndarray, exposure: np.ndarray, rate: np.ndarray, window_conversions: np.ndarray,
+                    dispersion: float, usable: np.ndarray, max_days: int, drift: float = 0.0) -> tuple[np.ndarray, ...]:
+    """The multi-day lower-tail test of conversions on the runs of days that end on the last column.
+
+    Arrays are campaign x day; the last column is the day judged. For each run of 2..`max_days` days ending
+    there (starting on day s, none of its earlier days `usable`-False, i.e. already flagged), the run's
+    conversions are summed and compared with the run's expected total, `rate[:, s]` (the per-exposure rate
+    known before the run started, from `window_conversions[:, s]` conversions) x the run's exposure: a
+    negative binomial whose mean is that total and whose size matches the variance of a sum of independent
+    daily negative binomials (1/size = `dispersion`'s inverse, of which `drift` is shared by the run's days
+    and so does not average out) plus the rate's own uncertainty (~1/N). Daily noise
+    averages out over a run (a 5-day run of size-5 days has size ~25) while the rate's error does not, so
+    a drop to x0.4 for 3 days at 20 a day is found where no single day of it is. Only runs whose last day
+    is itself below the run's expected level count (a low day followed by a normal one is not today's news).
+    Returns (probability, days, expected total, observed total) per campaign, the run of the smallest
+    probability; NaN (0 days) where no run qualifies."""
+    n_c, n_t = conversions.shape
+    best = np.full(n_c, np.nan)
+    days, expected, observed = np.zeros(n_c, dtype=int), np.full(n_c, np.nan), np.full(n_c, np.nan)
+    clean = np.ones(n_c, dtype=bool)
+    for length in range(2, min(max_days, n_t) + 1):
+        s = n_t - length
+        clean &= usable[:, s]  # the run's earlier days: none flagged
+        r, e = rate[:, s], exposure[:, s:]
+        total = r * e.sum(axis=1)
+        y = conversions[:, s:].sum(axis=1)
+        ok = clean & np.isfinite(r) & (total > 0) & (conversions[:, -1] < r * e[:, -1])
+        if not ok.any():
+            continue
+        with np.errstate(all="ignore"):
+            own = max(1.0 / dispersion - drift, 1e-6)  # the day's own noise: averages out over the run
+            inv_size = own * (r**2 * (e**2).sum(axis=1)) / total**2 + drift + 1.0 / (window_conversions[:, s] + 0.5)
+        prob = np.where(ok, _nb_cdf(y, np.where(ok, total, 1.0), 1.0 / np.where(ok, inv_size, 1.0)), np.nan)
+        better = ok & ~(prob >= best)  # NaN best: any run is better
+        best[better], days[better] = prob[better], length
+        expected[better], observed[better] = total[better], y[better]
+    return best, days, expected, observed
+
+
+def fit_drift(expected: np.ndarray, observed: np.ndarray, window: np.ndarray, inv_size: float,
+              length: int = 3) -> float:
+    """The relative variance of the expected level's error shared by `length` neighbouring days (tau^2).
+
+    The daily test's 1/size (`inv_size`) holds the day's own noise (1/k) and that shared error:
+    E[(y - mu)^2 - mu] = mu^2 (1/k + tau^2 + 1/N). Over non-overlapping runs of `length` days (campaign x day
+    arrays, NaN where not judged), E[(Y - M)^2 - M] = sum(mu^2)/k + M^2 (tau^2 + 1/N): the day's own noise
+    averages out, the shared error does not. The two trimmed moments (the 1% largest excesses left out:
+    anomalies in the history) solve for tau^2, clipped to [0, inv_size]."""
+    n_c, n_t = expected.shape
+    usable = n_t // length * length
+    if usable == 0:
+        return 0.0
+    mu = expected[:, :usable].reshape(n_c, -1, length)
+    y = observed[:, :usable].reshape(n_c, -1, length)
+    n = window[:, :usable].reshape(n_c, -1, length)[..., 0]
+    ok = np.isfinite(mu).all(axis=2) & np.isfinite(y).all(axis=2) & np.isfinite(n)
+    if ok.sum() < 30:
+        return 0.0
+    total, seen = mu.sum(axis=2)[ok], y.sum(axis=2)[ok]
+    share = (mu**2).sum(axis=2)[ok] / np.maximum(total**2, 1e-12)  # sum(mu^2) / M^2: ~1/length
+    excess = (seen - total) ** 2 - total - total**2 / np.maximum(n[ok], 1)
+    keep = excess <= np.quantile(excess, 0.99)
+    weight = (total[keep] ** 2).sum()
+    # excess / M^2 = share/k + tau^2 and inv_size = 1/k + tau^2: two equations, two unknowns
+    b = excess[keep].sum() / max(weight, 1e-12)
+    c = (share[keep] * total[keep] ** 2).sum() / max(weight, 1e-12)
+    inv_k = (inv_size - b) / max(1.0 - c, 1e-6)
+    return float(np.clip(inv_size - inv_k, 0.0, inv_size))
+
+
 def _nb_cdf(observed, mean, size) -> np.ndarray:
     """P(X <= observed) for a negative binomial with this mean and size (the Poisson limit for size -> inf)."""
     mean = np.maximum(mean, 1e-9)
@@ -226,6 +301,8 @@ class AnomalyDetector:
         keep = excess <= np.quantile(excess, 0.99) if len(excess) else excess.astype(bool)
         inv_k = (excess[keep].sum() - (mu[keep] ** 2 / np.maximum(n[keep], 1)).sum()) / max((mu[keep] ** 2).sum(), 1e-9)
         conversion_dispersion = float(np.clip(1.0 / max(inv_k, 1e-3), 0.5, 1000.0))
+        conversion_drift = fit_drift(scored["conv_expected"], grid.conversions, scored["conv_window"],
+                                     1.0 / conversion_dispersion)
         with np.errstate(all="ignore"):
             click_x = np.log((grid.clicks + 0.5) / (scored["click_expected"] + 0.5))
             click_level = np.log((grid.clicks + 0.5) / grid.spend)
@@ -246,6 +323,7 @@ class AnomalyDetector:
             else p.budget_sigma
         self.params = DetectorParams(**{**p.to_dict(), "weekday": weekday, "budget_center": budget_center,
                                         "budget_sigma": budget_sigma, "conversion_dispersion": conversion_dispersion,
+                                        "conversion_drift": conversion_drift,
                                         "click_sigma": click_sigma, "click_jump_rate": click_rate,
                                         "click_jump_sigma": click_jump, "spend_sigma": sigma,
                                         "jump_rate": jump_rate, "jump_sigma": jump_sigma, "fitted_on": len(frame)})
@@ -261,7 +339,8 @@ class AnomalyDetector:
         usable = grid.present.copy()
         out = {k: np.full((n_c, n_t), np.nan) for k in (
             "conv_expected", "conv_window", "p_conv", "click_expected", "p_clicks", "spend_expected",
-            "spend_log_ratio", "p_spend")}
+            "spend_log_ratio", "p_spend", "p_run", "run_days", "run_expected", "run_observed")}
+        rate_at, window_at = np.full((n_c, n_t), np.nan), np.full((n_c, n_t), np.nan)
         weekday = np.asarray(p.weekday)[grid.days.dayofweek.to_numpy()]
         spend = np.nan_to_num(grid.spend)
         exposure = weekday[None, :] * spend**p.elasticity
@@ -275,11 +354,21 @@ class AnomalyDetector:
             if not today.any():
                 continue
             # Conversions: rate per exposure over the window.
-            conv_w = (conv[:, lo:t] * u).sum(axis=1)
-            expo_w = (exposure[:, lo:t] * u).sum(axis=1)
-            mu = np.where(expo_w > 0, (conv_w + 0.5) / np.maximum(expo_w, 1e-9), 0.0) * exposure[:, t]
+            w = u * (0.5 ** ((t - 1 - np.arange(lo, t)) / p.halflife_days) if p.halflife_days > 0 else 1.0)
+            conv_w = (conv[:, lo:t] * w).sum(axis=1)
+            expo_w = (exposure[:, lo:t] * w).sum(axis=1)
+            rate = np.where(expo_w > 0, (conv_w + 0.5) / np.maximum(expo_w, 1e-9), 0.0)
+            if p.halflife_days > 0:  # the effective number of conversions the weighted rate rests on
+                conv_w = conv_w**2 / np.maximum((conv[:, lo:t] * w**2).sum(axis=1), 1e-9)
+            mu = rate * exposure[:, t]
             size = 1.0 / (1.0 / p.conversion_dispersion + 1.0 / (conv_w + 0.5))
             p_conv = _nb_cdf(conv[:, t], mu, size)
+            rate_at[:, t], window_at[:, t] = np.where(today, rate, np.nan), conv_w
+            lo_run = max(0, t - p.scan_days + 1)
+            p_run, run_days, run_expected, run_observed = run_probability(
+                conv[:, lo_run:t + 1], exposure[:, lo_run:t + 1], rate_at[:, lo_run:t + 1],
+                window_at[:, lo_run:t + 1], p.conversion_dispersion, usable[:, lo_run:t + 1], p.scan_days,
+                p.conversion_drift)
             # Clicks per unit spend over the last (up to) 3 unflagged days of the past week.
             u7 = usable[:, lo7:t]
             recent = u7 & (np.cumsum(u7[:, ::-1], axis=1)[:, ::-1] <= 3)
@@ -312,12 +401,17 @@ class AnomalyDetector:
             p_spend = np.where(np.isfinite(budget) & (budget > 0), fisher, p_jump)
             for key, value in (("conv_expected", mu), ("conv_window", conv_w), ("p_conv", p_conv),
                                ("click_expected", mc), ("p_clicks", p_clicks), ("spend_expected", med),
-                               ("spend_log_ratio", ratio), ("p_spend", p_spend)):
+                               ("spend_log_ratio", ratio), ("p_spend", p_spend), ("p_run", p_run),
+                               ("run_days", run_days), ("run_expected", run_expected),
+                               ("run_observed", run_observed)):
                 out[key][:, t] = np.where(today, value, np.nan)
             if exclude_flagged:
                 flagged = today & ((p_conv < p.alpha_conversions) | (np.nan_to_num(p_clicks, nan=1.0) < p.alpha_clicks)
                                    | (np.nan_to_num(p_spend, nan=1.0) < p.alpha_spend))
                 usable[flagged, t] = False
+                in_run = today & (np.nan_to_num(p_run, nan=1.0) < p.alpha_scan)
+                for c in np.flatnonzero(in_run):  # the whole run leaves later windows
+                    usable[c, t - run_days[c] + 1:t + 1] = False
         return out
 
     def score(self, metrics: pd.DataFrame, since=None) -> pd.DataFrame:
@@ -343,7 +437,8 @@ class AnomalyDetector:
         alpha (> 0: flagged). Moving one threshold on it moves every test's alpha by the same factor."""
         p = self.params
         ratios = [scored[column].fillna(1.0).to_numpy() / alpha for column, alpha in (
-            ("p_conv", p.alpha_conversions), ("p_clicks", p.alpha_clicks), ("p_spend", p.alpha_spend))]
+            ("p_conv", p.alpha_conversions), ("p_clicks", p.alpha_clicks), ("p_spend", p.alpha_spend),
+            ("p_run", p.alpha_scan))]
         return -np.log10(np.maximum(np.minimum.reduce(ratios), 1e-300))
 
     def classify(self, scored: pd.DataFrame, scale: float = 1.0) -> pd.DataFrame:
@@ -353,11 +448,17 @@ class AnomalyDetector:
         p = self.params
         p_spend = s["p_spend"].fillna(1.0).to_numpy()
         p_clicks = s["p_clicks"].fillna(1.0).to_numpy()
-        p_conv = s["p_conv"].fillna(1.0).to_numpy()
+        day_test = s["p_conv"].fillna(1.0).to_numpy() < p.alpha_conversions * scale
+        # The day's own conversions, else the run of days that ends on it (reported per day of the run).
+        run = ~day_test & (s["p_run"].fillna(1.0).to_numpy() < p.alpha_scan * scale)
+        days = np.maximum(s["run_days"].fillna(1.0).to_numpy(), 1.0)
+        conv_expected = np.where(run, s["run_expected"].to_numpy() / days, s["conv_expected"].to_numpy())
+        conv_observed = np.where(run, s["run_observed"].to_numpy() / days, s["conversions"].to_numpy())
+        p_conv = np.where(run, s["p_run"].to_numpy(), s["p_conv"].fillna(1.0).to_numpy())
         spike = p_spend < p.alpha_spend * scale
         cpc = ~spike & (p_clicks < p.alpha_clicks * scale)
-        conv_low = ~spike & ~cpc & (p_conv < p.alpha_conversions * scale)
-        outage = conv_low & (s["conversions"].to_numpy() <= OUTAGE_SHARE * s["conv_expected"].fillna(0).to_numpy())
+        conv_low = ~spike & ~cpc & (day_test | run)
+        outage = conv_low & (conv_observed <= OUTAGE_SHARE * np.nan_to_num(conv_expected))
         # Conversions down with the clicks (fewer clicks for the money, not fewer conversions per click): CPC.
         with np.errstate(divide="ignore", invalid="ignore"):
             click_share = s["clicks"].to_numpy() / s["click_expected"].to_numpy()
@@ -372,9 +473,9 @@ class AnomalyDetector:
             expected_cpc = f["spend"] / f["click_expected"]
             observed_cpc = f["spend"] / f["clicks"].where(f["clicks"] > 0)
         expected = np.select([kind == "spend_spike", kind == "cpc_jump"],
-                             [f["spend_expected"], expected_cpc], f["conv_expected"])
+                             [f["spend_expected"], expected_cpc], conv_expected[flagged])
         observed = np.select([kind == "spend_spike", kind == "cpc_jump"],
-                             [f["spend"], observed_cpc], f["conversions"])
+                             [f["spend"], observed_cpc], conv_observed[flagged])
         probability = np.select([kind == "spend_spike", kind == "cpc_jump"],
                                 [p_spend[flagged], p_clicks[flagged]], p_conv[flagged])
         ratio = np.where(kind == "cpc_jump", expected / np.where(observed > 0, observed, np.nan),
