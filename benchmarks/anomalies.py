@@ -1,7 +1,7 @@
 """Anomaly benchmark: ml.anomalies against the generator's injected anomalies (truth_anomalies).
 
 For each noise regime and seed it generates a world with anomalies on (`DemoConfig(anomalies=True)`), fits
-each tenant's detector on the first `--fit-days` days and judges every later campaign-day. Three methods
+each tenant's detector on the first `--fit-days` days and judges every later campaign-day. Four methods
 side by side on the same campaign-days:
 
 - `ours`: AnomalyDetector (per tenant), at its shipped threshold (alpha) and at the threshold that gives
@@ -10,6 +10,9 @@ side by side on the same campaign-days:
   the budget, CPC, conversion rate; log scale), the median of the same weekday over the previous 28 days
   as baseline and a robust z-score (1.4826 x MAD of the previous 28 days' residuals); a day's score is its
   largest z in the anomalous direction;
+- `stl`: the established method the issue asks for, a robust seasonal-trend decomposition (STL-style,
+  implemented with numpy: statsmodels is not installed) of the same four series over the previous 35 days,
+  flagging on the MAD-scaled residual (see `stl_scores`), at the same calibrated false-alarm rate;
 - `oracle`: the perfect count-aware test on conversions: the likelihood (negative-binomial lower tail) of
   the observed conversions under the true expected level and the true dispersion. Spend spikes do not
   lower conversions, so it has no answer for them (n/a).
@@ -50,25 +53,14 @@ TARGETS = {  # kind -> (minimum expected conversions a day, recall target)
     "conversion_rate_drop": (20.0, 0.7),
 }
 VS_REFERENCE = 1.5
+ORACLE_IS_LIMIT = ("tracking_outage", "conversion_rate_drop")  # kinds the conversions oracle is the limit of
 SCORING_SECONDS = 10.0
 MAD_FLOOR = 0.05  # the reference's robust scale floor (log scale): a series constant for 28 days is not infinitely sure
 
 
 def reference_scores(metrics: pd.DataFrame, budget: pd.Series) -> pd.DataFrame:
     """The reference detector's score per campaign-day: max robust z in the anomalous direction."""
-    m = metrics.copy()
-    m["date"] = pd.to_datetime(m["date"])
-    days = pd.date_range(m["date"].min(), m["date"].max(), freq="D")
-    camps = np.sort(m["campaign_id"].unique())
-    c = np.searchsorted(camps, m["campaign_id"].to_numpy())
-    t = ((m["date"] - days[0]) // pd.Timedelta(days=1)).to_numpy()
-    series = {
-        "conversions": (-1, np.log1p(m["conversions"].to_numpy(float))),
-        "spend_vs_budget": (1, np.log(np.maximum(m["spend"].to_numpy(float), 0.01)
-                                      / budget.reindex(m["campaign_id"]).to_numpy())),
-        "cpc": (1, np.log((m["spend"].to_numpy(float) + 0.01) / (m["clicks"].to_numpy(float) + 1))),
-        "conversion_rate": (-1, np.log((m["conversions"].to_numpy(float) + 0.5) / (m["clicks"].to_numpy(float) + 1))),
-    }
+    m, days, camps, c, t, series = _metric_grids(metrics, budget)
     score = np.full((len(camps), len(days)), -np.inf)
     for sign, values in series.values():
         grid = np.full((len(camps), len(days) + 56), np.nan)
@@ -87,6 +79,75 @@ def reference_scores(metrics: pd.DataFrame, budget: pd.Series) -> pd.DataFrame:
         enough = np.sum(np.isfinite(window), axis=2) >= 14
         score = np.fmax(score, np.where(enough & np.isfinite(z), z, -np.inf))
     return pd.DataFrame({"campaign_id": camps[c], "date": m["date"].to_numpy(), "ref_score": score[c, t]})
+
+
+def _metric_grids(metrics: pd.DataFrame, budget: pd.Series):
+    """The reference's four log-scale series per campaign-day (direction: +1 high is bad, -1 low is bad)."""
+    m = metrics.copy()
+    m["date"] = pd.to_datetime(m["date"])
+    days = pd.date_range(m["date"].min(), m["date"].max(), freq="D")
+    camps = np.sort(m["campaign_id"].unique())
+    c = np.searchsorted(camps, m["campaign_id"].to_numpy())
+    t = ((m["date"] - days[0]) // pd.Timedelta(days=1)).to_numpy()
+    series = {
+        "conversions": (-1, np.log1p(m["conversions"].to_numpy(float))),
+        "spend_vs_budget": (1, np.log(np.maximum(m["spend"].to_numpy(float), 0.01)
+                                      / budget.reindex(m["campaign_id"]).to_numpy())),
+        "cpc": (1, np.log((m["spend"].to_numpy(float) + 0.01) / (m["clicks"].to_numpy(float) + 1))),
+        "conversion_rate": (-1, np.log((m["conversions"].to_numpy(float) + 0.5) / (m["clicks"].to_numpy(float) + 1))),
+    }
+    return m, days, camps, c, t, series
+
+
+def _quiet(reduce, values: np.ndarray, axis: int) -> np.ndarray:
+    """np.nanmedian / np.nanmean without the warning on all-NaN slices (they give NaN)."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return reduce(values, axis=axis)
+
+
+def _nanmedian(values: np.ndarray, axis: int) -> np.ndarray:
+    return _quiet(np.nanmedian, values, axis)
+
+
+def stl_scores(metrics: pd.DataFrame, budget: pd.Series, window: int = 35, span: int = 7) -> pd.DataFrame:
+    """The established method: a robust seasonal-trend decomposition (STL-style, in numpy: statsmodels is not
+    installed here) of each campaign's four log-scale series over the previous `window` days, and a MAD
+    threshold on the day's residual. Per day and series: trend0 = centred rolling median (`span` days);
+    weekly seasonal = per-weekday median of the detrended window (centred to mean 0); trend = rolling median
+    of the deseasonalised series; the day's forecast = the last `span` days' deseasonalised median + its
+    weekday's seasonal; residual scale = 1.4826 x MAD of the window's residuals (floored like the
+    reference's). A day's score is its largest robust z in the anomalous direction."""
+    m, days, camps, c, t, series = _metric_grids(metrics, budget)
+    n_c, n_t = len(camps), len(days)
+    dow = days.dayofweek.to_numpy()
+    half = span // 2
+    score = np.full((n_c, n_t), -np.inf)
+    for sign, values in series.values():
+        grid = np.full((n_c, n_t), np.nan)
+        grid[c, t] = values
+        for day in range(window, n_t):
+            x = grid[:, day - window:day]
+            padded = np.pad(x, ((0, 0), (half, half)), constant_values=np.nan)
+            rolling = np.lib.stride_tricks.sliding_window_view(padded, span, axis=1)
+            trend0 = _nanmedian(rolling, axis=2)
+            detrended = x - trend0
+            w_dow = dow[day - window:day]
+            seasonal_by_dow = np.stack([_nanmedian(detrended[:, w_dow == d], axis=1) for d in range(7)], axis=1)
+            seasonal_by_dow = np.nan_to_num(seasonal_by_dow - _quiet(np.nanmean, seasonal_by_dow, 1)[:, None])
+            deseason = x - seasonal_by_dow[:, w_dow]
+            padded = np.pad(deseason, ((0, 0), (half, half)), constant_values=np.nan)
+            trend = _nanmedian(np.lib.stride_tricks.sliding_window_view(padded, span, axis=1), axis=2)
+            resid = deseason - trend
+            center = _nanmedian(resid, axis=1)
+            mad = 1.4826 * _nanmedian(np.abs(resid - center[:, None]), axis=1)
+            level = _nanmedian(deseason[:, -span:], axis=1)
+            forecast = level + seasonal_by_dow[:, dow[day]]
+            z = sign * (grid[:, day] - forecast - center) / np.maximum(mad, MAD_FLOOR)
+            enough = np.isfinite(x).sum(axis=1) >= 14
+            score[:, day] = np.fmax(score[:, day], np.where(enough & np.isfinite(z), z, -np.inf))
+    return pd.DataFrame({"campaign_id": camps[c], "date": m["date"].to_numpy(), "stl_score": score[c, t]})
 
 
 def oracle_scores(metrics: pd.DataFrame, truth: pd.DataFrame, response: pd.DataFrame) -> pd.Series:
@@ -135,6 +196,7 @@ def evaluate_world(regime: str, seed: int, tenants: int, campaigns: int, days: i
     findings["date"] = pd.to_datetime(findings["date"])
     ref = reference_scores(metrics, camp["daily_budget"])
     s = s.merge(ref, on=["campaign_id", "date"], how="left")
+    s = s.merge(stl_scores(metrics, camp["daily_budget"]), on=["campaign_id", "date"], how="left")
     oracle = oracle_scores(metrics, truth, ds["truth_campaign_response"])
     s["oracle_score"] = oracle.reindex(pd.MultiIndex.from_frame(s[["campaign_id", "date"]])).to_numpy()
     s["volume"] = truth.set_index(["campaign_id", "date"])["expected_conversions"].reindex(
@@ -154,7 +216,7 @@ def evaluate_world(regime: str, seed: int, tenants: int, campaigns: int, days: i
     flagged_default = set(zip(findings["campaign_id"], findings["date"]))
     s["ours_default"] = [k in flagged_default for k in key]
     clean = s[s["clean"]]
-    thr = {m: threshold_at(clean[f"{m}_score"].to_numpy()) for m in ("ours", "ref", "oracle")}
+    thr = {m: threshold_at(clean[f"{m}_score"].to_numpy()) for m in ("ours", "ref", "stl", "oracle")}
     by_day = s.set_index(["campaign_id", "date"])
     kind_of = findings.set_index(["campaign_id", "date"])["kind"]
     rows = []
@@ -252,11 +314,12 @@ def report(regime: str, results: list[dict]) -> dict[str, bool]:
     print(f"\n=== regime {regime}: seeds pooled, {len(ev)} campaign anomalies, {clean:,} clean campaign-days ===")
     print(f"ours at its shipped alpha: {sum(r['fa_default'] for r in results)} false alarms "
           f"= {1000 * sum(r['fa_default'] for r in results) / clean:.2f} per 1,000 clean campaign-days")
-    for m in ("ours", "ref", "oracle"):
+    for m in ("ours", "ref", "stl", "oracle"):
         fa = sum(r["fa_at_thr"][m] for r in results)
         print(f"{m:>9} at the calibrated threshold: {1000 * fa / clean:.2f} false alarms per 1,000")
-    print(f"{'kind':<22}{'band':>10}{'n':>5}{'ours@alpha':>11}{'kind ok':>8}{'ours':>7}{'ref':>7}{'oracle':>7}")
-    met = {}
+    print(f"{'kind':<22}{'band':>10}{'n':>5}{'ours@alpha':>11}{'kind ok':>8}{'ours':>7}{'ref':>7}{'stl':>7}"
+          f"{'oracle':>7}")
+    met, limits = {}, []
     for kind in KINDS:
         k = ev[ev["kind"] == kind]
         for lo, hi, name in [(0, np.inf, "all"), *BANDS]:
@@ -267,9 +330,14 @@ def report(regime: str, results: list[dict]) -> dict[str, bool]:
             found = b["ours_default"]
             print(f"{kind:<22}{name:>10}{len(b):>5}{fmt(found.mean()):>11}"
                   f"{fmt(b.loc[found, 'kind_right'].mean() if found.any() else np.nan):>8}"
-                  f"{fmt(b['ours'].mean()):>7}{fmt(b['ref'].mean()):>7}{fmt(oracle):>7}")
+                  f"{fmt(b['ours'].mean()):>7}{fmt(b['ref'].mean()):>7}{fmt(b['stl'].mean()):>7}{fmt(oracle):>7}")
         floor, target = TARGETS[kind]
         t = k[k["volume"] >= floor]
+        if kind in ORACLE_IS_LIMIT and len(t):
+            limit = t["oracle"].mean()
+            limits.append(f"  oracle: {kind} (>= {floor:g} conv/day) {limit:.2f} against the target {target}: "
+                          + ("UNMEETABLE even by the oracle at this false-alarm rate" if limit < target
+                             else "within the oracle's reach"))
         recall = t["ours_default"].mean() if len(t) else np.nan  # the shipped detector (its rate is <= 1 per 1,000)
         met[f"{kind} (>= {floor:g} conv/day) recall >= {target}"] = (recall, recall >= target)
         ours, ref = k["ours_default"].mean(), k["ref"].mean()
@@ -283,6 +351,8 @@ def report(regime: str, results: list[dict]) -> dict[str, bool]:
     met["shipped detector <= 1 false alarm per 1,000 clean campaign-days"] = (1000 * fa / clean, fa <= FA_RATE * clean)
     for name, (value, ok) in met.items():
         print(f"  {name:<58} {value:6.2f}  {'MET' if ok else 'NOT MET'}")
+    print("the limit (a per-day count-aware test under the true expected level; a multi-day test can pass it):")
+    print("\n".join(limits))
     return {f"{regime}: {k}": ok for k, (v, ok) in met.items()}
 
 
