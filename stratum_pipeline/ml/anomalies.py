@@ -57,6 +57,9 @@ class DetectorParams:
     click_sigma: float = 0.05  # daily log-noise of clicks per unit spend beyond counting noise
     click_jump_rate: float = 0.03  # share of days where clicks per spend change (a new creative, ...)
     click_jump_sigma: float = 0.2  # log-size of those changes
+    impression_sigma: float = 0.05  # the same three for impressions per unit spend (the price of reach, CPM):
+    impression_jump_rate: float = 0.01  # an auction change moves it; a new creative moves clicks, not CPM
+    impression_jump_sigma: float = 0.2
     spend_sigma: float = 0.04  # daily log-spend pacing noise
     jump_rate: float = 0.02  # share of days with a budget change
     jump_sigma: float = 0.5  # log-size of budget changes
@@ -64,6 +67,7 @@ class DetectorParams:
     budget_sigma: float = 0.3  # robust spread of log(spend / daily budget)
     alpha_conversions: float = 5e-4  # each test flags below its tail probability (set for ~1 false alarm per 1,000)
     alpha_clicks: float = 1e-5
+    alpha_impressions: float = 1e-4
     alpha_spend: float = 5e-5
     alpha_scan: float = 3e-5  # the multi-day conversions test (the smallest of its windows' probabilities)
     scan_days: int = 5  # the longest run of days the multi-day test sums (an anomaly lasts 1-5 days)
@@ -91,6 +95,13 @@ def _validate(metrics, what: str = "campaign metrics") -> pd.DataFrame:
             raise InputError(f"{column} has {int(bad.sum())} values that are missing, infinite or negative "
                              f"(e.g. {frame[column].to_numpy()[bad][0]!r})")
         out[column] = values
+    if "impressions" in frame.columns:  # optional: impressions per spend (CPM) sharpen the CPC test
+        values = numeric_column(frame["impressions"], "impressions")
+        bad = ~np.isfinite(values) | (values < 0)
+        if bad.any():
+            raise InputError(f"impressions has {int(bad.sum())} values that are missing, infinite or negative "
+                             f"(e.g. {frame['impressions'].to_numpy()[bad][0]!r})")
+        out["impressions"] = values
     if "daily_budget" in frame.columns:  # optional: spend against the budget sharpens the spike test
         budget = numeric_column(frame["daily_budget"], "daily_budget")
         out["daily_budget"] = np.where(budget > 0, budget, np.nan)
@@ -108,6 +119,7 @@ class _Grid:
     spend: np.ndarray
     clicks: np.ndarray
     conversions: np.ndarray
+    impressions: np.ndarray  # all NaN when the metrics carry no impressions
     budget: np.ndarray  # per campaign: its (last known) daily budget, NaN when unknown
     present: np.ndarray = field(init=False)
 
@@ -121,9 +133,10 @@ class _Grid:
         c = np.searchsorted(campaigns, frame["campaign_id"].to_numpy())
         t = ((frame["date"] - days[0]) // pd.Timedelta(days=1)).to_numpy()
         arrays = []
-        for column in ("spend", "clicks", "conversions"):
+        for column in ("spend", "clicks", "conversions", "impressions"):
             grid = np.full((len(campaigns), len(days)), np.nan)
-            grid[c, t] = frame[column].to_numpy()
+            if column in frame.columns:
+                grid[c, t] = frame[column].to_numpy()
             arrays.append(grid)
         budget = np.full(len(campaigns), np.nan)
         if "daily_budget" in frame.columns:
@@ -166,6 +179,8 @@ def _fit_mixture(x: np.ndarray, counting_var, default: tuple[float, float, float
     `side` -1 / +1 fits the jumps of that direction only (the tail the test uses), mirrored."""
     counting = np.broadcast_to(np.asarray(counting_var, dtype=float), np.shape(x))
     ok = np.isfinite(x) & np.isfinite(counting)
+    if ok.sum() < 50:  # too few ratios (e.g. metrics without impressions): the defaults
+        return default
     if lasting is not None:
         sd0 = np.sqrt(np.nanmedian(counting) + 1e-4)
         ok &= lasting | (np.abs(np.nan_to_num(x)) < 3 * 1.4826 * np.nanmedian(np.abs(x[ok])) + 3 * sd0)
@@ -254,6 +269,24 @@ def fit_drift(expected: np.ndarray, observed: np.ndarray, window: np.ndarray, in
     return float(np.clip(inv_size - inv_k, 0.0, inv_size))
 
 
+def _per_spend_test(counts: np.ndarray, spend: np.ndarray, recent: np.ndarray, sigma: float, jump_rate: float,
+                    jump_sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """The last column's count (clicks or impressions) given its spend and the count per unit spend of the
+    `recent` days before it (campaign x day arrays; `recent` has one column fewer): (expected count, lower-tail
+    probability), NaN where no recent day had spend. A negative binomial around the expected count, its
+    extra variance the tenant's daily noise (`sigma`) plus the baseline's counting noise, mixed at
+    `jump_rate` with the rarer lasting level changes (`jump_sigma`)."""
+    spend_base = (spend[:, :-1] * recent).sum(axis=1)
+    count_base = (counts[:, :-1] * recent).sum(axis=1)
+    has = recent.any(axis=1) & (spend_base > 0)
+    expected = np.where(has, (count_base + 0.5) / np.maximum(spend_base, 1e-9) * spend[:, -1], np.nan)
+    base_var = 1.0 / (count_base + 0.5)
+    mean = np.nan_to_num(expected)
+    noise = _nb_cdf(counts[:, -1], mean, 1.0 / (sigma**2 + base_var))
+    level = _nb_cdf(counts[:, -1], mean, 1.0 / (jump_sigma**2 + base_var))
+    return expected, np.where(has, (1.0 - jump_rate) * noise + jump_rate * level, np.nan)
+
+
 def _nb_cdf(observed, mean, size) -> np.ndarray:
     """P(X <= observed) for a negative binomial with this mean and size (the Poisson limit for size -> inf)."""
     mean = np.maximum(mean, 1e-9)
@@ -311,6 +344,13 @@ class AnomalyDetector:
         click_sigma, click_rate, click_jump = _fit_mixture(
             click_x, 2.0 / (scored["click_expected"] + 0.5), (p.click_sigma, p.click_jump_rate, p.click_jump_sigma),
             click_lasting, side=-1)
+        with np.errstate(all="ignore"):
+            imp_x = np.log((grid.impressions + 0.5) / (scored["impression_expected"] + 0.5))
+            imp_level = np.log((grid.impressions + 0.5) / grid.spend)
+        imp_sigma, imp_rate, imp_jump = _fit_mixture(
+            imp_x, 2.0 / (scored["impression_expected"] + 0.5),
+            (p.impression_sigma, p.impression_jump_rate, p.impression_jump_sigma),
+            _persists(imp_level, imp_level - imp_x, imp_x), side=-1)
         spend_x = scored["spend_log_ratio"]
         spend_lasting = _persists(spend_level, spend_level - spend_x, spend_x)
         sigma, jump_rate, jump_sigma = _fit_mixture(spend_x, 0.0, (p.spend_sigma, p.jump_rate, p.jump_sigma),
@@ -325,7 +365,9 @@ class AnomalyDetector:
                                         "budget_sigma": budget_sigma, "conversion_dispersion": conversion_dispersion,
                                         "conversion_drift": conversion_drift,
                                         "click_sigma": click_sigma, "click_jump_rate": click_rate,
-                                        "click_jump_sigma": click_jump, "spend_sigma": sigma,
+                                        "click_jump_sigma": click_jump, "impression_sigma": imp_sigma,
+                                        "impression_jump_rate": imp_rate, "impression_jump_sigma": imp_jump,
+                                        "spend_sigma": sigma,
                                         "jump_rate": jump_rate, "jump_sigma": jump_sigma, "fitted_on": len(frame)})
         return self
 
@@ -338,7 +380,8 @@ class AnomalyDetector:
         n_c, n_t = grid.spend.shape
         usable = grid.present.copy()
         out = {k: np.full((n_c, n_t), np.nan) for k in (
-            "conv_expected", "conv_window", "p_conv", "click_expected", "p_clicks", "spend_expected",
+            "conv_expected", "conv_window", "p_conv", "click_expected", "p_clicks", "impression_expected",
+            "p_impressions", "spend_expected",
             "spend_log_ratio", "p_spend", "p_run", "run_days", "run_expected", "run_observed")}
         rate_at, window_at = np.full((n_c, n_t), np.nan), np.full((n_c, n_t), np.nan)
         weekday = np.asarray(p.weekday)[grid.days.dayofweek.to_numpy()]
@@ -346,6 +389,7 @@ class AnomalyDetector:
         exposure = weekday[None, :] * spend**p.elasticity
         budget = grid.budget
         clicks, conv = np.nan_to_num(grid.clicks), np.nan_to_num(grid.conversions)
+        impressions, has_impressions = np.nan_to_num(grid.impressions), np.isfinite(grid.impressions)
         for t in range(max(first_t, p.min_window_days), n_t):
             lo, lo7 = max(0, t - p.window_days), max(0, t - 7)
             u = usable[:, lo:t]
@@ -369,22 +413,15 @@ class AnomalyDetector:
                 conv[:, lo_run:t + 1], exposure[:, lo_run:t + 1], rate_at[:, lo_run:t + 1],
                 window_at[:, lo_run:t + 1], p.conversion_dispersion, usable[:, lo_run:t + 1], p.scan_days,
                 p.conversion_drift)
-            # Clicks per unit spend over the last (up to) 3 unflagged days of the past week.
+            # Clicks, and impressions, per unit spend over the last (up to) 3 unflagged days of the past week.
             u7 = usable[:, lo7:t]
             recent = u7 & (np.cumsum(u7[:, ::-1], axis=1)[:, ::-1] <= 3)
-            spend3 = (spend[:, lo7:t] * recent).sum(axis=1)
-            clicks3 = (clicks[:, lo7:t] * recent).sum(axis=1)
-            has = recent.any(axis=1) & (spend3 > 0)
-            mc = np.where(has, (clicks3 + 0.5) / np.maximum(spend3, 1e-9) * spend[:, t], np.nan)
-            with np.errstate(all="ignore"):
-                x = np.log((clicks[:, t] + 0.5) / (mc + 0.5))
-            # A count: negative binomial around the expected clicks, its extra variance the tenant's noise plus
-            # the baseline's counting noise; a mixture with the rarer level changes (a new creative).
-            base_var = 1.0 / (clicks3 + 0.5)
-            mean = np.nan_to_num(mc)
-            noise = _nb_cdf(clicks[:, t], mean, 1.0 / (p.click_sigma**2 + base_var))
-            level = _nb_cdf(clicks[:, t], mean, 1.0 / (p.click_jump_sigma**2 + base_var))
-            p_clicks = np.where(has, (1.0 - p.click_jump_rate) * noise + p.click_jump_rate * level, np.nan)
+            mc, p_clicks = _per_spend_test(clicks[:, lo7:t + 1], spend[:, lo7:t + 1], recent, p.click_sigma,
+                                           p.click_jump_rate, p.click_jump_sigma)
+            mi, p_imps = _per_spend_test(impressions[:, lo7:t + 1], spend[:, lo7:t + 1],
+                                         recent & has_impressions[:, lo7:t], p.impression_sigma,
+                                         p.impression_jump_rate, p.impression_jump_sigma)
+            mi, p_imps = np.where(has_impressions[:, t], mi, np.nan), np.where(has_impressions[:, t], p_imps, np.nan)
             # Spend against the previous day's (a spike is judged on its first day).
             prev = grid.present[:, t - 1]
             med = np.where(prev, spend[:, t - 1], np.nan)
@@ -400,13 +437,15 @@ class AnomalyDetector:
                 fisher = stats.chi2.sf(-2.0 * both, 4)
             p_spend = np.where(np.isfinite(budget) & (budget > 0), fisher, p_jump)
             for key, value in (("conv_expected", mu), ("conv_window", conv_w), ("p_conv", p_conv),
-                               ("click_expected", mc), ("p_clicks", p_clicks), ("spend_expected", med),
+                               ("click_expected", mc), ("p_clicks", p_clicks), ("impression_expected", mi),
+                               ("p_impressions", p_imps), ("spend_expected", med),
                                ("spend_log_ratio", ratio), ("p_spend", p_spend), ("p_run", p_run),
                                ("run_days", run_days), ("run_expected", run_expected),
                                ("run_observed", run_observed)):
                 out[key][:, t] = np.where(today, value, np.nan)
             if exclude_flagged:
                 flagged = today & ((p_conv < p.alpha_conversions) | (np.nan_to_num(p_clicks, nan=1.0) < p.alpha_clicks)
+                                   | (np.nan_to_num(p_imps, nan=1.0) < p.alpha_impressions)
                                    | (np.nan_to_num(p_spend, nan=1.0) < p.alpha_spend))
                 usable[flagged, t] = False
                 in_run = today & (np.nan_to_num(p_run, nan=1.0) < p.alpha_scan)
@@ -426,7 +465,7 @@ class AnomalyDetector:
         keep = t >= first_t
         c, t = c[keep], t[keep]
         out = pd.DataFrame({"campaign_id": grid.campaigns[c], "date": grid.days[t],
-                            "spend": grid.spend[c, t], "clicks": grid.clicks[c, t],
+                            "spend": grid.spend[c, t], "clicks": grid.clicks[c, t], "impressions": grid.impressions[c, t],
                             "conversions": grid.conversions[c, t]})
         for key, values in s.items():
             out[key] = values[c, t]
@@ -438,6 +477,7 @@ class AnomalyDetector:
         p = self.params
         ratios = [scored[column].fillna(1.0).to_numpy() / alpha for column, alpha in (
             ("p_conv", p.alpha_conversions), ("p_clicks", p.alpha_clicks), ("p_spend", p.alpha_spend),
+            ("p_impressions", p.alpha_impressions),
             ("p_run", p.alpha_scan))]
         return -np.log10(np.maximum(np.minimum.reduce(ratios), 1e-300))
 
@@ -456,13 +496,16 @@ class AnomalyDetector:
         conv_observed = np.where(run, s["run_observed"].to_numpy() / days, s["conversions"].to_numpy())
         p_conv = np.where(run, s["p_run"].to_numpy(), s["p_conv"].fillna(1.0).to_numpy())
         spike = p_spend < p.alpha_spend * scale
-        cpc = ~spike & (p_clicks < p.alpha_clicks * scale)
+        p_imps = s["p_impressions"].fillna(1.0).to_numpy()
+        cpc = ~spike & ((p_clicks < p.alpha_clicks * scale) | (p_imps < p.alpha_impressions * scale))
         conv_low = ~spike & ~cpc & (day_test | run)
         outage = conv_low & (conv_observed <= OUTAGE_SHARE * np.nan_to_num(conv_expected))
         # Conversions down with the clicks (fewer clicks for the money, not fewer conversions per click): CPC.
         with np.errstate(divide="ignore", invalid="ignore"):
             click_share = s["clicks"].to_numpy() / s["click_expected"].to_numpy()
-        cpc |= conv_low & ~outage & (p_clicks < 0.01) & (click_share <= 0.8)
+            reach_share = s["impressions"].to_numpy() / s["impression_expected"].to_numpy() \
+                if "impressions" in s.columns else np.full(len(s), np.nan)
+        cpc |= conv_low & ~outage & (((p_clicks < 0.01) & (click_share <= 0.8)) | ((p_imps < 0.01) & (reach_share <= 0.8)))
         conv_low &= ~cpc
         kind = np.select([spike, cpc, outage, conv_low],
                          ["spend_spike", "cpc_jump", "tracking_outage", "conversion_rate_drop"], "")
@@ -477,7 +520,7 @@ class AnomalyDetector:
         observed = np.select([kind == "spend_spike", kind == "cpc_jump"],
                              [f["spend"], observed_cpc], conv_observed[flagged])
         probability = np.select([kind == "spend_spike", kind == "cpc_jump"],
-                                [p_spend[flagged], p_clicks[flagged]], p_conv[flagged])
+                                [p_spend[flagged], np.minimum(p_clicks, p_imps)[flagged]], p_conv[flagged])
         ratio = np.where(kind == "cpc_jump", expected / np.where(observed > 0, observed, np.nan),
                          observed / np.where(expected > 0, expected, np.nan))
         severity = np.where(np.isin(kind, CRITICAL_KINDS), "critical", np.where(ratio < 0.5, "high", "medium"))
@@ -507,7 +550,7 @@ class AnomalyDetector:
     def flag_rate(self, history: pd.DataFrame) -> float:
         """Share of the judged campaign-days of `history` this detector flags (the publishing gate's check)."""
         scored = self.score(history)
-        judged = scored[["p_conv", "p_clicks", "p_spend"]].notna().any(axis=1).sum()
+        judged = scored[["p_conv", "p_clicks", "p_impressions", "p_spend"]].notna().any(axis=1).sum()
         return float(len(self.classify(scored)) / judged) if judged else 0.0
 
 
