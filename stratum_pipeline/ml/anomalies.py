@@ -51,6 +51,7 @@ class DetectorParams:
 
     weekday: tuple[float, ...] = (1.0,) * 7  # conversion multiplier Monday..Sunday (mean 1)
     elasticity: float = 0.6  # conversions ~ spend^elasticity within a window
+    elasticity_sigma: float = 0.3  # how wrong that elasticity can be for a campaign (S-shaped, saturated, ...)
     conversion_dispersion: float = 5.0  # negative-binomial size of daily conversions around the expected level
     conversion_drift: float = 0.02  # the part of 1/conversion_dispersion shared by neighbouring days (a level
     # error of the expected level that lasts: it does not average out over a run of days)
@@ -66,10 +67,10 @@ class DetectorParams:
     budget_center: float = 0.0  # median log(spend / daily budget)
     budget_sigma: float = 0.3  # robust spread of log(spend / daily budget)
     alpha_conversions: float = 5e-4  # each test flags below its tail probability (set for ~1 false alarm per 1,000)
-    alpha_clicks: float = 1e-5
+    alpha_clicks: float = 1e-6
     alpha_impressions: float = 1e-4
     alpha_spend: float = 5e-5
-    alpha_scan: float = 3e-5  # the multi-day conversions test (the smallest of its windows' probabilities)
+    alpha_scan: float = 5e-5  # the multi-day conversions test (the smallest of its windows' probabilities)
     scan_days: int = 5  # the longest run of days the multi-day test sums (an anomaly lasts 1-5 days)
     window_days: int = 28
     halflife_days: float = 14.0  # weight of a window day: 0.5^(age / halflife) (0: every day alike)
@@ -200,7 +201,8 @@ def _fit_mixture(x: np.ndarray, counting_var, default: tuple[float, float, float
 
 
 def run_probability(conversions: np.ndarray, exposure: np.ndarray, rate: np.ndarray, window_conversions: np.ndarray,
-                    dispersion: float, usable: np.ndarray, max_days: int, drift: float = 0.0) -> tuple[np.ndarray, ...]:
+                    dispersion: float, usable: np.ndarray, max_days: int, drift: float = 0.0,
+                    spend_shift: tuple[np.ndarray, np.ndarray, float] | None = None) -> tuple[np.ndarray, ...]:
     """The multi-day lower-tail test of conversions on the runs of days that end on the last column.
 
     Arrays are campaign x day; the last column is the day judged. For each run of 2..`max_days` days ending
@@ -213,6 +215,8 @@ def run_probability(conversions: np.ndarray, exposure: np.ndarray, rate: np.ndar
     averages out over a run (a 5-day run of size-5 days has size ~25) while the rate's error does not, so
     a drop to x0.4 for 3 days at 20 a day is found where no single day of it is. Only runs whose last day
     is itself below the run's expected level count (a low day followed by a normal one is not today's news).
+    `spend_shift` (log spend per day, the window's mean log spend per day, elasticity sigma) adds the
+    uncertainty of extrapolating along spend^elasticity: (sigma x the run's log spend change)^2.
     Returns (probability, days, expected total, observed total) per campaign, the run of the smallest
     probability; NaN (0 days) where no run qualifies."""
     n_c, n_t = conversions.shape
@@ -231,6 +235,9 @@ def run_probability(conversions: np.ndarray, exposure: np.ndarray, rate: np.ndar
         with np.errstate(all="ignore"):
             own = max(1.0 / dispersion - drift, 1e-6)  # the day's own noise: averages out over the run
             inv_size = own * (r**2 * (e**2).sum(axis=1)) / total**2 + drift + 1.0 / (window_conversions[:, s] + 0.5)
+            if spend_shift is not None:
+                log_spend, window_log_spend, sigma = spend_shift
+                inv_size = inv_size + (sigma * (log_spend[:, s:].mean(axis=1) - window_log_spend[:, s])) ** 2
         prob = np.where(ok, _nb_cdf(y, np.where(ok, total, 1.0), 1.0 / np.where(ok, inv_size, 1.0)), np.nan)
         better = ok & ~(prob >= best)  # NaN best: any run is better
         best[better], days[better] = prob[better], length
@@ -383,12 +390,13 @@ class AnomalyDetector:
             "conv_expected", "conv_window", "p_conv", "click_expected", "p_clicks", "impression_expected",
             "p_impressions", "spend_expected",
             "spend_log_ratio", "p_spend", "p_run", "run_days", "run_expected", "run_observed")}
-        rate_at, window_at = np.full((n_c, n_t), np.nan), np.full((n_c, n_t), np.nan)
+        rate_at, window_at, wlog_at = (np.full((n_c, n_t), np.nan) for _ in range(3))
         weekday = np.asarray(p.weekday)[grid.days.dayofweek.to_numpy()]
         spend = np.nan_to_num(grid.spend)
         exposure = weekday[None, :] * spend**p.elasticity
         budget = grid.budget
         clicks, conv = np.nan_to_num(grid.clicks), np.nan_to_num(grid.conversions)
+        log_spend = np.log(np.maximum(spend, 0.01))
         impressions, has_impressions = np.nan_to_num(grid.impressions), np.isfinite(grid.impressions)
         for t in range(max(first_t, p.min_window_days), n_t):
             lo, lo7 = max(0, t - p.window_days), max(0, t - 7)
@@ -405,14 +413,17 @@ class AnomalyDetector:
             if p.halflife_days > 0:  # the effective number of conversions the weighted rate rests on
                 conv_w = conv_w**2 / np.maximum((conv[:, lo:t] * w**2).sum(axis=1), 1e-9)
             mu = rate * exposure[:, t]
-            size = 1.0 / (1.0 / p.conversion_dispersion + 1.0 / (conv_w + 0.5))
+            # Extrapolating along spend^elasticity is as uncertain as the elasticity x how far spend moved.
+            wlog_at[:, t] = (log_spend[:, lo:t] * w).sum(axis=1) / np.maximum(np.sum(w, axis=1), 1e-12)
+            shift_var = (p.elasticity_sigma * (log_spend[:, t] - wlog_at[:, t])) ** 2
+            size = 1.0 / (1.0 / p.conversion_dispersion + 1.0 / (conv_w + 0.5) + shift_var)
             p_conv = _nb_cdf(conv[:, t], mu, size)
             rate_at[:, t], window_at[:, t] = np.where(today, rate, np.nan), conv_w
             lo_run = max(0, t - p.scan_days + 1)
             p_run, run_days, run_expected, run_observed = run_probability(
                 conv[:, lo_run:t + 1], exposure[:, lo_run:t + 1], rate_at[:, lo_run:t + 1],
                 window_at[:, lo_run:t + 1], p.conversion_dispersion, usable[:, lo_run:t + 1], p.scan_days,
-                p.conversion_drift)
+                p.conversion_drift, (log_spend[:, lo_run:t + 1], wlog_at[:, lo_run:t + 1], p.elasticity_sigma))
             # Clicks, and impressions, per unit spend over the last (up to) 3 unflagged days of the past week.
             u7 = usable[:, lo7:t]
             recent = u7 & (np.cumsum(u7[:, ::-1], axis=1)[:, ::-1] <= 3)
