@@ -1,25 +1,35 @@
 """Campaign anomalies: each campaign-day judged against that campaign's own expected level.
 
-Three tests per campaign-day, each a tail probability of what was observed under what the campaign's own
+Tests per campaign-day, each a tail probability of what was observed under what the campaign's own
 recent days predict (the "window": the previous `window_days` days that were not themselves flagged):
 
 - spend: the log ratio of the day's spend to the previous day's, under a mixture fitted per
   tenant: small daily pacing noise (sigma) plus, at rate `jump_rate`, budget changes (sigma `jump_sigma`).
   Upper tail -> `spend_spike`.
-- clicks: the day's clicks given its spend and the clicks per unit spend of the last 3 unflagged days, as a
-  log ratio whose variance is the counting noise of both (3 clicks against 10 expected is no news, 300
-  against 1,000 is) plus the tenant's noise, with a fitted share of level changes (a new creative).
-  Lower tail -> `cpc_jump` (the same spend buys fewer clicks).
+- clicks, and impressions when the metrics carry them: the day's count given its spend and the count per
+  unit spend of the last 3 unflagged days, negative binomial whose variance is the counting noise of both
+  (3 clicks against 10 expected is no news, 300 against 1,000 is) plus the tenant's noise, with a fitted
+  share of lasting level changes. Lower tail -> `cpc_jump` (the same spend buys fewer clicks). Clicks per
+  spend also move with a new creative's CTR; impressions per spend (the price of reach, CPM) move with the
+  auction, so they find CPC jumps that a creative change would hide.
 - conversions: the day's conversions given its spend and weekday, from the window's conversions per unit
-  of exposure (weekday factor x spend^elasticity), negative binomial with the tenant's overdispersion plus
-  the rate's uncertainty (a window of N conversions knows its rate to ~1/sqrt(N)). Lower tail ->
+  of exposure (weekday factor x spend^elasticity; window days weighted by a `halflife_days` half-life),
+  negative binomial with the tenant's overdispersion, the rate's uncertainty (a window of N conversions
+  knows its rate to ~1/sqrt(N)) and the uncertainty of extrapolating along spend^elasticity when spend
+  moved away from the window's ((`elasticity_sigma` x the log spend change)^2). Lower tail ->
   `tracking_outage` when (almost) nothing is recorded, else `conversion_rate_drop`. A campaign at 2 a day
   seen at 0 is not an anomaly (probability ~0.1); one at 200 seen at 0 is.
+- conversions over runs of 2-`scan_days` days ending on the day (`run_probability`): the run's total against
+  the rate known before it started. A day's own noise averages out over a run while a shared level error
+  (`conversion_drift`, fitted) does not, so a drop to x0.3 for 4 days at 80 a day is found though no day of
+  it alone is; an outage of 2 days at 10 a day is found on its second day.
 
-Per tenant, `fit` estimates the weekday factors, the overdispersion of conversions and clicks, and the
-spend mixture from its history (anomalies in the history count as noise there, so the fit is robust:
-trimmed moments and medians); with too little history a tenant uses `AnomalyDetector()` (defaults).
-`detect` returns one row per flagged campaign-day: kind, severity, metric, expected, observed, probability.
+Per tenant, `fit` estimates the weekday factors, the overdispersion of conversions (and the part of it that
+neighbouring days share), of clicks and impressions, and the spend mixture from its history (anomalies in
+the history count as noise there, so the fit is robust: trimmed moments and medians); with too little
+history a tenant uses `AnomalyDetector()` (defaults). The alphas are set for <= 1 false alarm per 1,000
+clean campaign-days in total (benchmarks/anomalies.py). `detect` returns one row per flagged campaign-day:
+kind, severity, metric, expected, observed, probability (for a run: per day of the run, and its probability).
 
 CAPI match-key outages are judged per tenant, platform and day by `match_key_outages`: the count of events
 carrying an email against the window's share, binomial.
