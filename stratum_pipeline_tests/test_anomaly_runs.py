@@ -6,13 +6,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stratum_pipeline.ml.anomalies import AnomalyDetector, DetectorParams, InputError, fit_drift, run_probability
+from stratum_pipeline.ml.anomalies import (
+    AnomalyDetector,
+    DetectorParams,
+    InputError,
+    fit_drift,
+    run_probability,
+)
 
 from .test_anomalies import LAST, campaign_frame, found, last_day
 
 
-def nb_frame(conversions_per_day: float, days: int = 70, seed: int = 0, size: float = 5.0,
-             campaign: str = "c1") -> pd.DataFrame:
+def nb_frame(
+    conversions_per_day: float, days: int = 70, seed: int = 0, size: float = 5.0, campaign: str = "c1"
+) -> pd.DataFrame:
     """A steady campaign whose daily conversions are negative binomial (size `size`), as in real accounts."""
     frame = campaign_frame(conversions_per_day, days=days, seed=seed, campaign=campaign)
     rng = np.random.default_rng(seed + 1000)
@@ -50,10 +57,14 @@ def test_run_probability_counts_only_clean_runs_that_end_low():
     prob_flagged, days_flagged, _, _ = run_probability(conversions, exposure, rate, window, 5.0, usable, 5)
     assert days_flagged[0] == 2 and prob_flagged[0] > prob[0]
     # a shared level error (drift) and a spend change both widen the run's distribution
-    assert run_probability(conversions, exposure, rate, window, 5.0, usable, 5, drift=0.1)[0][0] > prob_flagged[0]
+    assert (
+        run_probability(conversions, exposure, rate, window, 5.0, usable, 5, drift=0.1)[0][0]
+        > prob_flagged[0]
+    )
     log_spend = np.zeros((n_c, n_t))
-    shifted = run_probability(conversions, exposure, rate, window, 5.0, usable, 5,
-                              spend_shift=(log_spend + 1.0, log_spend, 0.3))
+    shifted = run_probability(
+        conversions, exposure, rate, window, 5.0, usable, 5, spend_shift=(log_spend + 1.0, log_spend, 0.3)
+    )
     assert shifted[0][0] > prob_flagged[0]
 
 
@@ -78,8 +89,9 @@ def test_fit_drift_needs_enough_runs():
 def test_a_cpm_jump_is_a_cpc_jump_and_a_ctr_change_is_not():
     frame = campaign_frame(100.0, seed=8).assign(impressions=lambda f: f["clicks"] * 40)
     assert found(frame).empty
-    dearer = last_day(frame, impressions=int(frame["impressions"].iloc[-1] / 2),
-                      clicks=int(frame["clicks"].iloc[-1] / 2))
+    dearer = last_day(
+        frame, impressions=int(frame["impressions"].iloc[-1] / 2), clicks=int(frame["clicks"].iloc[-1] / 2)
+    )
     findings = found(dearer)
     assert list(findings["kind"]) == ["cpc_jump"] and findings.iloc[0]["probability"] < 1e-4
     # a new creative with a lower CTR: fewer clicks for the same impressions is no auction change

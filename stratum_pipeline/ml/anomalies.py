@@ -47,8 +47,13 @@ from stratum_pipeline.ml.inputs import InputError, date_column, numeric_column, 
 
 KINDS = ("tracking_outage", "spend_spike", "conversion_rate_drop", "cpc_jump", "capi_match_key_outage")
 CRITICAL_KINDS = ("tracking_outage", "spend_spike")
-METRIC = {"tracking_outage": "conversions", "conversion_rate_drop": "conversions", "spend_spike": "spend",
-          "cpc_jump": "cpc", "capi_match_key_outage": "events_with_email"}
+METRIC = {
+    "tracking_outage": "conversions",
+    "conversion_rate_drop": "conversions",
+    "spend_spike": "spend",
+    "cpc_jump": "cpc",
+    "capi_match_key_outage": "events_with_email",
+}
 REQUIRED = ("campaign_id", "date", "spend", "clicks", "conversions")
 FINDING_COLUMNS = ["campaign_id", "date", "kind", "severity", "metric", "expected", "observed", "probability"]
 OUTAGE_SHARE = 0.1  # conversions at or below this share of the expected level: an outage, not a drop
@@ -61,8 +66,12 @@ class DetectorParams:
 
     weekday: tuple[float, ...] = (1.0,) * 7  # conversion multiplier Monday..Sunday (mean 1)
     elasticity: float = 0.6  # conversions ~ spend^elasticity within a window
-    elasticity_sigma: float = 0.3  # how wrong that elasticity can be for a campaign (S-shaped, saturated, ...)
-    conversion_dispersion: float = 5.0  # negative-binomial size of daily conversions around the expected level
+    elasticity_sigma: float = (
+        0.3  # how wrong that elasticity can be for a campaign (S-shaped, saturated, ...)
+    )
+    conversion_dispersion: float = (
+        5.0  # negative-binomial size of daily conversions around the expected level
+    )
     conversion_drift: float = 0.02  # the part of 1/conversion_dispersion shared by neighbouring days (a level
     # error of the expected level that lasts: it does not average out over a run of days)
     click_sigma: float = 0.05  # daily log-noise of clicks per unit spend beyond counting noise
@@ -76,7 +85,9 @@ class DetectorParams:
     jump_sigma: float = 0.5  # log-size of budget changes
     budget_center: float = 0.0  # median log(spend / daily budget)
     budget_sigma: float = 0.3  # robust spread of log(spend / daily budget)
-    alpha_conversions: float = 5e-4  # each test flags below its tail probability (set for ~1 false alarm per 1,000)
+    alpha_conversions: float = (
+        5e-4  # each test flags below its tail probability (set for ~1 false alarm per 1,000)
+    )
     alpha_clicks: float = 1e-6
     alpha_impressions: float = 1e-4
     alpha_spend: float = 5e-5
@@ -95,23 +106,31 @@ def _validate(metrics, what: str = "campaign metrics") -> pd.DataFrame:
     frame = require_frame(metrics, what, REQUIRED)
     if frame.empty:
         raise InputError(f"{what} is empty: nothing to judge")
-    out = pd.DataFrame({"campaign_id": frame["campaign_id"].astype(str).to_numpy(),
-                        "date": date_column(frame["date"], "date").dt.normalize().to_numpy()})
+    out = pd.DataFrame(
+        {
+            "campaign_id": frame["campaign_id"].astype(str).to_numpy(),
+            "date": date_column(frame["date"], "date").dt.normalize().to_numpy(),
+        }
+    )
     if frame["campaign_id"].isna().any():
         raise InputError(f"campaign_id has {int(frame['campaign_id'].isna().sum())} missing values")
     for column in REQUIRED[2:]:
         values = numeric_column(frame[column], column)
         bad = ~np.isfinite(values) | (values < 0)
         if bad.any():
-            raise InputError(f"{column} has {int(bad.sum())} values that are missing, infinite or negative "
-                             f"(e.g. {frame[column].to_numpy()[bad][0]!r})")
+            raise InputError(
+                f"{column} has {int(bad.sum())} values that are missing, infinite or negative "
+                f"(e.g. {frame[column].to_numpy()[bad][0]!r})"
+            )
         out[column] = values
     if "impressions" in frame.columns:  # optional: impressions per spend (CPM) sharpen the CPC test
         values = numeric_column(frame["impressions"], "impressions")
         bad = ~np.isfinite(values) | (values < 0)
         if bad.any():
-            raise InputError(f"impressions has {int(bad.sum())} values that are missing, infinite or negative "
-                             f"(e.g. {frame['impressions'].to_numpy()[bad][0]!r})")
+            raise InputError(
+                f"impressions has {int(bad.sum())} values that are missing, infinite or negative "
+                f"(e.g. {frame['impressions'].to_numpy()[bad][0]!r})"
+            )
         out["impressions"] = values
     if "daily_budget" in frame.columns:  # optional: spend against the budget sharpens the spike test
         budget = numeric_column(frame["daily_budget"], "daily_budget")
@@ -138,7 +157,7 @@ class _Grid:
         self.present = np.isfinite(self.spend)
 
     @classmethod
-    def of(cls, frame: pd.DataFrame) -> "_Grid":
+    def of(cls, frame: pd.DataFrame) -> _Grid:
         campaigns = np.sort(frame["campaign_id"].unique())
         days = pd.date_range(frame["date"].min(), frame["date"].max(), freq="D")
         c = np.searchsorted(campaigns, frame["campaign_id"].to_numpy())
@@ -151,8 +170,14 @@ class _Grid:
             arrays.append(grid)
         budget = np.full(len(campaigns), np.nan)
         if "daily_budget" in frame.columns:
-            last = frame.dropna(subset=["daily_budget"]).sort_values("date").drop_duplicates("campaign_id", keep="last")
-            budget[np.searchsorted(campaigns, last["campaign_id"].to_numpy())] = last["daily_budget"].to_numpy()
+            last = (
+                frame.dropna(subset=["daily_budget"])
+                .sort_values("date")
+                .drop_duplicates("campaign_id", keep="last")
+            )
+            budget[np.searchsorted(campaigns, last["campaign_id"].to_numpy())] = last[
+                "daily_budget"
+            ].to_numpy()
         return cls(campaigns, days, *arrays, budget)
 
 
@@ -160,8 +185,9 @@ def _mixture_cdf(x, counting_var, sigma: float, rate: float, jump_sigma: float) 
     """P(X <= x) for a log ratio that is normal noise (variance sigma^2 + counting_var) on most days and,
     at `rate`, a level change (variance jump_sigma^2 + counting_var)."""
     x = np.nan_to_num(np.asarray(x, dtype=float), nan=0.0)
-    return ((1.0 - rate) * stats.norm.cdf(x / np.sqrt(sigma**2 + counting_var))
-            + rate * stats.norm.cdf(x / np.sqrt(jump_sigma**2 + counting_var)))
+    return (1.0 - rate) * stats.norm.cdf(x / np.sqrt(sigma**2 + counting_var)) + rate * stats.norm.cdf(
+        x / np.sqrt(jump_sigma**2 + counting_var)
+    )
 
 
 def _persists(level: np.ndarray, before: np.ndarray, jump: np.ndarray, days: int = 11) -> np.ndarray:
@@ -174,6 +200,7 @@ def _persists(level: np.ndarray, before: np.ndarray, jump: np.ndarray, days: int
     window = np.lib.stride_tricks.sliding_window_view(padded[:, 1:], days, axis=1)[:, :n_t]
     with np.errstate(all="ignore"):
         import warnings
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             ahead = np.nanmedian(window, axis=2)
@@ -181,8 +208,13 @@ def _persists(level: np.ndarray, before: np.ndarray, jump: np.ndarray, days: int
     return np.isfinite(moved) & (moved * jump > 0) & (np.abs(moved) >= 0.5 * np.abs(jump))
 
 
-def _fit_mixture(x: np.ndarray, counting_var, default: tuple[float, float, float],
-                 lasting: np.ndarray | None = None, side: int = 0) -> tuple[float, float, float]:
+def _fit_mixture(
+    x: np.ndarray,
+    counting_var,
+    default: tuple[float, float, float],
+    lasting: np.ndarray | None = None,
+    side: int = 0,
+) -> tuple[float, float, float]:
     """(sigma, rate, jump_sigma) of `_mixture_cdf` from observed log ratios: sigma such that the ratios divided
     by their standard deviation have a robust (MAD) spread of 1; the share of standardised ratios beyond 5 as
     the rate (shrunk towards a small prior); the root mean square of those beyond it as jump_sigma. With
@@ -206,13 +238,23 @@ def _fit_mixture(x: np.ndarray, counting_var, default: tuple[float, float, float
         beyond &= np.sign(x) == side
     jumps, jump_counting = x[beyond], counting[beyond]
     rate = float(np.clip(((2 if side else 1) * len(jumps) + 1) / (len(x) + 100), 0.002, 0.3))
-    jump_sigma = float(np.sqrt(max(np.mean(jumps**2 - jump_counting), 0.1**2))) if len(jumps) >= 5 else default[2]
+    jump_sigma = (
+        float(np.sqrt(max(np.mean(jumps**2 - jump_counting), 0.1**2))) if len(jumps) >= 5 else default[2]
+    )
     return sigma, rate, jump_sigma
 
 
-def run_probability(conversions: np.ndarray, exposure: np.ndarray, rate: np.ndarray, window_conversions: np.ndarray,
-                    dispersion: float, usable: np.ndarray, max_days: int, drift: float = 0.0,
-                    spend_shift: tuple[np.ndarray, np.ndarray, float] | None = None) -> tuple[np.ndarray, ...]:
+def run_probability(
+    conversions: np.ndarray,
+    exposure: np.ndarray,
+    rate: np.ndarray,
+    window_conversions: np.ndarray,
+    dispersion: float,
+    usable: np.ndarray,
+    max_days: int,
+    drift: float = 0.0,
+    spend_shift: tuple[np.ndarray, np.ndarray, float] | None = None,
+) -> tuple[np.ndarray, ...]:
     """The multi-day lower-tail test of conversions on the runs of days that end on the last column.
 
     Arrays are campaign x day; the last column is the day judged. For each run of 2..`max_days` days ending
@@ -244,7 +286,9 @@ def run_probability(conversions: np.ndarray, exposure: np.ndarray, rate: np.ndar
             continue
         with np.errstate(all="ignore"):
             own = max(1.0 / dispersion - drift, 1e-6)  # the day's own noise: averages out over the run
-            inv_size = own * (r**2 * (e**2).sum(axis=1)) / total**2 + drift + 1.0 / (window_conversions[:, s] + 0.5)
+            inv_size = (
+                own * (r**2 * (e**2).sum(axis=1)) / total**2 + drift + 1.0 / (window_conversions[:, s] + 0.5)
+            )
             if spend_shift is not None:
                 log_spend, window_log_spend, sigma = spend_shift
                 inv_size = inv_size + (sigma * (log_spend[:, s:].mean(axis=1) - window_log_spend[:, s])) ** 2
@@ -255,8 +299,9 @@ def run_probability(conversions: np.ndarray, exposure: np.ndarray, rate: np.ndar
     return best, days, expected, observed
 
 
-def fit_drift(expected: np.ndarray, observed: np.ndarray, window: np.ndarray, inv_size: float,
-              length: int = 3) -> float:
+def fit_drift(
+    expected: np.ndarray, observed: np.ndarray, window: np.ndarray, inv_size: float, length: int = 3
+) -> float:
     """The relative variance of the expected level's error shared by `length` neighbouring days (tau^2).
 
     The daily test's 1/size (`inv_size`) holds the day's own noise (1/k) and that shared error:
@@ -286,8 +331,14 @@ def fit_drift(expected: np.ndarray, observed: np.ndarray, window: np.ndarray, in
     return float(np.clip(inv_size - inv_k, 0.0, inv_size))
 
 
-def _per_spend_test(counts: np.ndarray, spend: np.ndarray, recent: np.ndarray, sigma: float, jump_rate: float,
-                    jump_sigma: float) -> tuple[np.ndarray, np.ndarray]:
+def _per_spend_test(
+    counts: np.ndarray,
+    spend: np.ndarray,
+    recent: np.ndarray,
+    sigma: float,
+    jump_rate: float,
+    jump_sigma: float,
+) -> tuple[np.ndarray, np.ndarray]:
     """The last column's count (clicks or impressions) given its spend and the count per unit spend of the
     `recent` days before it (campaign x day arrays; `recent` has one column fewer): (expected count, lower-tail
     probability), NaN where no recent day had spend. A negative binomial around the expected count, its
@@ -325,12 +376,14 @@ class AnomalyDetector:
 
     # --- fitting ---------------------------------------------------------------------------------
 
-    def fit(self, history: pd.DataFrame) -> "AnomalyDetector":
+    def fit(self, history: pd.DataFrame) -> AnomalyDetector:
         """Estimate the tenant's parameters from its campaign metrics; raises InputError with too little history."""
         frame = _validate(history, "history")
         if len(frame) < MIN_FIT_CAMPAIGN_DAYS:
-            raise InputError(f"history has {len(frame)} campaign-days; a tenant's detector needs at least "
-                             f"{MIN_FIT_CAMPAIGN_DAYS} (use the default detector)")
+            raise InputError(
+                f"history has {len(frame)} campaign-days; a tenant's detector needs at least "
+                f"{MIN_FIT_CAMPAIGN_DAYS} (use the default detector)"
+            )
         grid = _Grid.of(frame)
         p = self.params
         # Weekday factors: each weekday's conversions against the campaign's spend-based expectation.
@@ -349,57 +402,100 @@ class AnomalyDetector:
         mu, y, n = scored["conv_expected"][ok], grid.conversions[ok], scored["conv_window"][ok]
         excess = (y - mu) ** 2 - mu
         keep = excess <= np.quantile(excess, 0.99) if len(excess) else excess.astype(bool)
-        inv_k = (excess[keep].sum() - (mu[keep] ** 2 / np.maximum(n[keep], 1)).sum()) / max((mu[keep] ** 2).sum(), 1e-9)
+        inv_k = (excess[keep].sum() - (mu[keep] ** 2 / np.maximum(n[keep], 1)).sum()) / max(
+            (mu[keep] ** 2).sum(), 1e-9
+        )
         conversion_dispersion = float(np.clip(1.0 / max(inv_k, 1e-3), 0.5, 1000.0))
-        conversion_drift = fit_drift(scored["conv_expected"], grid.conversions, scored["conv_window"],
-                                     1.0 / conversion_dispersion)
+        conversion_drift = fit_drift(
+            scored["conv_expected"], grid.conversions, scored["conv_window"], 1.0 / conversion_dispersion
+        )
         with np.errstate(all="ignore"):
             click_x = np.log((grid.clicks + 0.5) / (scored["click_expected"] + 0.5))
             click_level = np.log((grid.clicks + 0.5) / grid.spend)
             spend_level = np.log(np.maximum(grid.spend, 0.01))
         click_lasting = _persists(click_level, click_level - click_x, click_x)
         click_sigma, click_rate, click_jump = _fit_mixture(
-            click_x, 2.0 / (scored["click_expected"] + 0.5), (p.click_sigma, p.click_jump_rate, p.click_jump_sigma),
-            click_lasting, side=-1)
+            click_x,
+            2.0 / (scored["click_expected"] + 0.5),
+            (p.click_sigma, p.click_jump_rate, p.click_jump_sigma),
+            click_lasting,
+            side=-1,
+        )
         with np.errstate(all="ignore"):
             imp_x = np.log((grid.impressions + 0.5) / (scored["impression_expected"] + 0.5))
             imp_level = np.log((grid.impressions + 0.5) / grid.spend)
         imp_sigma, imp_rate, imp_jump = _fit_mixture(
-            imp_x, 2.0 / (scored["impression_expected"] + 0.5),
+            imp_x,
+            2.0 / (scored["impression_expected"] + 0.5),
             (p.impression_sigma, p.impression_jump_rate, p.impression_jump_sigma),
-            _persists(imp_level, imp_level - imp_x, imp_x), side=-1)
+            _persists(imp_level, imp_level - imp_x, imp_x),
+            side=-1,
+        )
         spend_x = scored["spend_log_ratio"]
         spend_lasting = _persists(spend_level, spend_level - spend_x, spend_x)
-        sigma, jump_rate, jump_sigma = _fit_mixture(spend_x, 0.0, (p.spend_sigma, p.jump_rate, p.jump_sigma),
-                                                    spend_lasting, side=1)
+        sigma, jump_rate, jump_sigma = _fit_mixture(
+            spend_x, 0.0, (p.spend_sigma, p.jump_rate, p.jump_sigma), spend_lasting, side=1
+        )
         with np.errstate(all="ignore"):
             over = np.log(np.maximum(grid.spend, 0.01) / grid.budget[:, None])
         over = over[np.isfinite(over)]
         budget_center = float(np.median(over)) if len(over) >= 50 else p.budget_center
-        budget_sigma = float(max(1.4826 * np.median(np.abs(over - budget_center)), 0.05)) if len(over) >= 50 \
+        budget_sigma = (
+            float(max(1.4826 * np.median(np.abs(over - budget_center)), 0.05))
+            if len(over) >= 50
             else p.budget_sigma
-        self.params = DetectorParams(**{**p.to_dict(), "weekday": weekday, "budget_center": budget_center,
-                                        "budget_sigma": budget_sigma, "conversion_dispersion": conversion_dispersion,
-                                        "conversion_drift": conversion_drift,
-                                        "click_sigma": click_sigma, "click_jump_rate": click_rate,
-                                        "click_jump_sigma": click_jump, "impression_sigma": imp_sigma,
-                                        "impression_jump_rate": imp_rate, "impression_jump_sigma": imp_jump,
-                                        "spend_sigma": sigma,
-                                        "jump_rate": jump_rate, "jump_sigma": jump_sigma, "fitted_on": len(frame)})
+        )
+        self.params = DetectorParams(
+            **{
+                **p.to_dict(),
+                "weekday": weekday,
+                "budget_center": budget_center,
+                "budget_sigma": budget_sigma,
+                "conversion_dispersion": conversion_dispersion,
+                "conversion_drift": conversion_drift,
+                "click_sigma": click_sigma,
+                "click_jump_rate": click_rate,
+                "click_jump_sigma": click_jump,
+                "impression_sigma": imp_sigma,
+                "impression_jump_rate": imp_rate,
+                "impression_jump_sigma": imp_jump,
+                "spend_sigma": sigma,
+                "jump_rate": jump_rate,
+                "jump_sigma": jump_sigma,
+                "fitted_on": len(frame),
+            }
+        )
         return self
 
     # --- scoring ---------------------------------------------------------------------------------
 
-    def _score_grid(self, grid: _Grid, exclude_flagged: bool = True, first_t: int = 0) -> dict[str, np.ndarray]:
+    def _score_grid(
+        self, grid: _Grid, exclude_flagged: bool = True, first_t: int = 0
+    ) -> dict[str, np.ndarray]:
         """Expected levels and tail probabilities for every campaign-day from `first_t` on; with
         `exclude_flagged`, a flagged day does not enter later days' windows."""
         p = self.params
         n_c, n_t = grid.spend.shape
         usable = grid.present.copy()
-        out = {k: np.full((n_c, n_t), np.nan) for k in (
-            "conv_expected", "conv_window", "p_conv", "click_expected", "p_clicks", "impression_expected",
-            "p_impressions", "spend_expected",
-            "spend_log_ratio", "p_spend", "p_run", "run_days", "run_expected", "run_observed")}
+        out = {
+            k: np.full((n_c, n_t), np.nan)
+            for k in (
+                "conv_expected",
+                "conv_window",
+                "p_conv",
+                "click_expected",
+                "p_clicks",
+                "impression_expected",
+                "p_impressions",
+                "spend_expected",
+                "spend_log_ratio",
+                "p_spend",
+                "p_run",
+                "run_days",
+                "run_expected",
+                "run_observed",
+            )
+        }
         rate_at, window_at, wlog_at = (np.full((n_c, n_t), np.nan) for _ in range(3))
         weekday = np.asarray(p.weekday)[grid.days.dayofweek.to_numpy()]
         spend = np.nan_to_num(grid.spend)
@@ -431,24 +527,47 @@ class AnomalyDetector:
             rate_at[:, t], window_at[:, t] = np.where(today, rate, np.nan), conv_w
             lo_run = max(0, t - p.scan_days + 1)
             p_run, run_days, run_expected, run_observed = run_probability(
-                conv[:, lo_run:t + 1], exposure[:, lo_run:t + 1], rate_at[:, lo_run:t + 1],
-                window_at[:, lo_run:t + 1], p.conversion_dispersion, usable[:, lo_run:t + 1], p.scan_days,
-                p.conversion_drift, (log_spend[:, lo_run:t + 1], wlog_at[:, lo_run:t + 1], p.elasticity_sigma))
+                conv[:, lo_run : t + 1],
+                exposure[:, lo_run : t + 1],
+                rate_at[:, lo_run : t + 1],
+                window_at[:, lo_run : t + 1],
+                p.conversion_dispersion,
+                usable[:, lo_run : t + 1],
+                p.scan_days,
+                p.conversion_drift,
+                (log_spend[:, lo_run : t + 1], wlog_at[:, lo_run : t + 1], p.elasticity_sigma),
+            )
             # Clicks, and impressions, per unit spend over the last (up to) 3 unflagged days of the past week.
             u7 = usable[:, lo7:t]
             recent = u7 & (np.cumsum(u7[:, ::-1], axis=1)[:, ::-1] <= 3)
-            mc, p_clicks = _per_spend_test(clicks[:, lo7:t + 1], spend[:, lo7:t + 1], recent, p.click_sigma,
-                                           p.click_jump_rate, p.click_jump_sigma)
-            mi, p_imps = _per_spend_test(impressions[:, lo7:t + 1], spend[:, lo7:t + 1],
-                                         recent & has_impressions[:, lo7:t], p.impression_sigma,
-                                         p.impression_jump_rate, p.impression_jump_sigma)
-            mi, p_imps = np.where(has_impressions[:, t], mi, np.nan), np.where(has_impressions[:, t], p_imps, np.nan)
+            mc, p_clicks = _per_spend_test(
+                clicks[:, lo7 : t + 1],
+                spend[:, lo7 : t + 1],
+                recent,
+                p.click_sigma,
+                p.click_jump_rate,
+                p.click_jump_sigma,
+            )
+            mi, p_imps = _per_spend_test(
+                impressions[:, lo7 : t + 1],
+                spend[:, lo7 : t + 1],
+                recent & has_impressions[:, lo7:t],
+                p.impression_sigma,
+                p.impression_jump_rate,
+                p.impression_jump_sigma,
+            )
+            mi, p_imps = (
+                np.where(has_impressions[:, t], mi, np.nan),
+                np.where(has_impressions[:, t], p_imps, np.nan),
+            )
             # Spend against the previous day's (a spike is judged on its first day).
             prev = grid.present[:, t - 1]
             med = np.where(prev, spend[:, t - 1], np.nan)
             with np.errstate(all="ignore"):
                 ratio = np.log(np.maximum(spend[:, t], 0.01) / np.maximum(med, 0.01))
-            p_jump = np.where(prev, 1.0 - _mixture_cdf(ratio, 0.0, p.spend_sigma, p.jump_rate, p.jump_sigma), np.nan)
+            p_jump = np.where(
+                prev, 1.0 - _mixture_cdf(ratio, 0.0, p.spend_sigma, p.jump_rate, p.jump_sigma), np.nan
+            )
             # And against the budget: a budget change moves spend within the budget's usual range, a pacing error
             # far beyond it. The two tail probabilities are combined (Fisher) where the budget is known.
             over = np.log(np.maximum(spend[:, t], 0.01) / budget) - p.budget_center
@@ -457,21 +576,34 @@ class AnomalyDetector:
                 both = np.log(np.maximum(p_jump, 1e-300)) + np.log(np.maximum(p_budget, 1e-300))
                 fisher = stats.chi2.sf(-2.0 * both, 4)
             p_spend = np.where(np.isfinite(budget) & (budget > 0), fisher, p_jump)
-            for key, value in (("conv_expected", mu), ("conv_window", conv_w), ("p_conv", p_conv),
-                               ("click_expected", mc), ("p_clicks", p_clicks), ("impression_expected", mi),
-                               ("p_impressions", p_imps), ("spend_expected", med),
-                               ("spend_log_ratio", ratio), ("p_spend", p_spend), ("p_run", p_run),
-                               ("run_days", run_days), ("run_expected", run_expected),
-                               ("run_observed", run_observed)):
+            for key, value in (
+                ("conv_expected", mu),
+                ("conv_window", conv_w),
+                ("p_conv", p_conv),
+                ("click_expected", mc),
+                ("p_clicks", p_clicks),
+                ("impression_expected", mi),
+                ("p_impressions", p_imps),
+                ("spend_expected", med),
+                ("spend_log_ratio", ratio),
+                ("p_spend", p_spend),
+                ("p_run", p_run),
+                ("run_days", run_days),
+                ("run_expected", run_expected),
+                ("run_observed", run_observed),
+            ):
                 out[key][:, t] = np.where(today, value, np.nan)
             if exclude_flagged:
-                flagged = today & ((p_conv < p.alpha_conversions) | (np.nan_to_num(p_clicks, nan=1.0) < p.alpha_clicks)
-                                   | (np.nan_to_num(p_imps, nan=1.0) < p.alpha_impressions)
-                                   | (np.nan_to_num(p_spend, nan=1.0) < p.alpha_spend))
+                flagged = today & (
+                    (p_conv < p.alpha_conversions)
+                    | (np.nan_to_num(p_clicks, nan=1.0) < p.alpha_clicks)
+                    | (np.nan_to_num(p_imps, nan=1.0) < p.alpha_impressions)
+                    | (np.nan_to_num(p_spend, nan=1.0) < p.alpha_spend)
+                )
                 usable[flagged, t] = False
                 in_run = today & (np.nan_to_num(p_run, nan=1.0) < p.alpha_scan)
                 for c in np.flatnonzero(in_run):  # the whole run leaves later windows
-                    usable[c, t - run_days[c] + 1:t + 1] = False
+                    usable[c, t - run_days[c] + 1 : t + 1] = False
         return out
 
     def score(self, metrics: pd.DataFrame, since=None) -> pd.DataFrame:
@@ -485,9 +617,16 @@ class AnomalyDetector:
         c, t = np.nonzero(grid.present)
         keep = t >= first_t
         c, t = c[keep], t[keep]
-        out = pd.DataFrame({"campaign_id": grid.campaigns[c], "date": grid.days[t],
-                            "spend": grid.spend[c, t], "clicks": grid.clicks[c, t], "impressions": grid.impressions[c, t],
-                            "conversions": grid.conversions[c, t]})
+        out = pd.DataFrame(
+            {
+                "campaign_id": grid.campaigns[c],
+                "date": grid.days[t],
+                "spend": grid.spend[c, t],
+                "clicks": grid.clicks[c, t],
+                "impressions": grid.impressions[c, t],
+                "conversions": grid.conversions[c, t],
+            }
+        )
         for key, values in s.items():
             out[key] = values[c, t]
         return out
@@ -496,10 +635,16 @@ class AnomalyDetector:
         """One number per scored campaign-day: -log10 of the smallest tail probability relative to its test's
         alpha (> 0: flagged). Moving one threshold on it moves every test's alpha by the same factor."""
         p = self.params
-        ratios = [scored[column].fillna(1.0).to_numpy() / alpha for column, alpha in (
-            ("p_conv", p.alpha_conversions), ("p_clicks", p.alpha_clicks), ("p_spend", p.alpha_spend),
-            ("p_impressions", p.alpha_impressions),
-            ("p_run", p.alpha_scan))]
+        ratios = [
+            scored[column].fillna(1.0).to_numpy() / alpha
+            for column, alpha in (
+                ("p_conv", p.alpha_conversions),
+                ("p_clicks", p.alpha_clicks),
+                ("p_spend", p.alpha_spend),
+                ("p_impressions", p.alpha_impressions),
+                ("p_run", p.alpha_scan),
+            )
+        ]
         return -np.log10(np.maximum(np.minimum.reduce(ratios), 1e-300))
 
     def classify(self, scored: pd.DataFrame, scale: float = 1.0) -> pd.DataFrame:
@@ -524,33 +669,62 @@ class AnomalyDetector:
         # Conversions down with the clicks (fewer clicks for the money, not fewer conversions per click): CPC.
         with np.errstate(divide="ignore", invalid="ignore"):
             click_share = s["clicks"].to_numpy() / s["click_expected"].to_numpy()
-            reach_share = s["impressions"].to_numpy() / s["impression_expected"].to_numpy() \
-                if "impressions" in s.columns else np.full(len(s), np.nan)
-        cpc |= conv_low & ~outage & (((p_clicks < 0.01) & (click_share <= 0.8)) | ((p_imps < 0.01) & (reach_share <= 0.8)))
+            reach_share = (
+                s["impressions"].to_numpy() / s["impression_expected"].to_numpy()
+                if "impressions" in s.columns
+                else np.full(len(s), np.nan)
+            )
+        cpc |= (
+            conv_low
+            & ~outage
+            & (((p_clicks < 0.01) & (click_share <= 0.8)) | ((p_imps < 0.01) & (reach_share <= 0.8)))
+        )
         conv_low &= ~cpc
-        kind = np.select([spike, cpc, outage, conv_low],
-                         ["spend_spike", "cpc_jump", "tracking_outage", "conversion_rate_drop"], "")
+        kind = np.select(
+            [spike, cpc, outage, conv_low],
+            ["spend_spike", "cpc_jump", "tracking_outage", "conversion_rate_drop"],
+            "",
+        )
         flagged = kind != ""
         f = s[flagged]
         kind = kind[flagged]
         with np.errstate(divide="ignore", invalid="ignore"):
             expected_cpc = f["spend"] / f["click_expected"]
             observed_cpc = f["spend"] / f["clicks"].where(f["clicks"] > 0)
-        expected = np.select([kind == "spend_spike", kind == "cpc_jump"],
-                             [f["spend_expected"], expected_cpc], conv_expected[flagged])
-        observed = np.select([kind == "spend_spike", kind == "cpc_jump"],
-                             [f["spend"], observed_cpc], conv_observed[flagged])
-        probability = np.select([kind == "spend_spike", kind == "cpc_jump"],
-                                [p_spend[flagged], np.minimum(p_clicks, p_imps)[flagged]], p_conv[flagged])
-        ratio = np.where(kind == "cpc_jump", expected / np.where(observed > 0, observed, np.nan),
-                         observed / np.where(expected > 0, expected, np.nan))
-        severity = np.where(np.isin(kind, CRITICAL_KINDS), "critical", np.where(ratio < 0.5, "high", "medium"))
-        return pd.DataFrame({
-            "campaign_id": f["campaign_id"].to_numpy(), "date": pd.to_datetime(f["date"]).dt.date.to_numpy(),
-            "kind": kind, "severity": severity, "metric": [METRIC[k] for k in kind],
-            "expected": np.round(expected.astype(float), 4), "observed": np.round(observed.astype(float), 4),
-            "probability": probability.astype(float),
-        }, columns=FINDING_COLUMNS)
+        expected = np.select(
+            [kind == "spend_spike", kind == "cpc_jump"],
+            [f["spend_expected"], expected_cpc],
+            conv_expected[flagged],
+        )
+        observed = np.select(
+            [kind == "spend_spike", kind == "cpc_jump"], [f["spend"], observed_cpc], conv_observed[flagged]
+        )
+        probability = np.select(
+            [kind == "spend_spike", kind == "cpc_jump"],
+            [p_spend[flagged], np.minimum(p_clicks, p_imps)[flagged]],
+            p_conv[flagged],
+        )
+        ratio = np.where(
+            kind == "cpc_jump",
+            expected / np.where(observed > 0, observed, np.nan),
+            observed / np.where(expected > 0, expected, np.nan),
+        )
+        severity = np.where(
+            np.isin(kind, CRITICAL_KINDS), "critical", np.where(ratio < 0.5, "high", "medium")
+        )
+        return pd.DataFrame(
+            {
+                "campaign_id": f["campaign_id"].to_numpy(),
+                "date": pd.to_datetime(f["date"]).dt.date.to_numpy(),
+                "kind": kind,
+                "severity": severity,
+                "metric": [METRIC[k] for k in kind],
+                "expected": np.round(expected.astype(float), 4),
+                "observed": np.round(observed.astype(float), 4),
+                "probability": probability.astype(float),
+            },
+            columns=FINDING_COLUMNS,
+        )
 
     def detect(self, metrics: pd.DataFrame, since=None, campaign_id: str | None = None) -> pd.DataFrame:
         """The anomalies (FINDING_COLUMNS) among the campaign-days of `metrics` from `since` on; the days
@@ -563,7 +737,6 @@ class AnomalyDetector:
                 raise InputError(f"unknown campaign {campaign_id!r}: no metrics for it")
         return self.classify(self.score(metrics, since=since))
 
-
     def predict_frame(self, metrics: pd.DataFrame) -> pd.DataFrame:
         """The findings of every day of `metrics` (the MLflow pyfunc interface: metrics rows in, findings out)."""
         return self.detect(metrics)
@@ -575,7 +748,9 @@ class AnomalyDetector:
         return float(len(self.classify(scored)) / judged) if judged else 0.0
 
 
-def touches_flagged(rows: pd.DataFrame, flagged: pd.DataFrame, shifts: tuple[int, ...] = (0, 1)) -> np.ndarray:
+def touches_flagged(
+    rows: pd.DataFrame, flagged: pd.DataFrame, shifts: tuple[int, ...] = (0, 1)
+) -> np.ndarray:
     """For each (campaign_id, date) row of `rows`: whether the campaign was flagged on date + s for any s in
     `shifts` (a ROAS training row of day d learns the ROAS of day d + 1, so (0, 1) drops both ends)."""
     if len(rows) == 0 or flagged is None or len(flagged) == 0:
@@ -586,8 +761,9 @@ def touches_flagged(rows: pd.DataFrame, flagged: pd.DataFrame, shifts: tuple[int
     hit = np.zeros(len(rows), dtype=bool)
     for shift in shifts:
         shifted = (day + pd.Timedelta(days=shift)).to_numpy()
-        hit |= np.fromiter(((c, pd.Timestamp(d)) in keys for c, d in zip(campaign, shifted)), dtype=bool,
-                           count=len(rows))
+        hit |= np.fromiter(
+            ((c, pd.Timestamp(d)) in keys for c, d in zip(campaign, shifted)), dtype=bool, count=len(rows)
+        )
     return hit
 
 
@@ -599,16 +775,28 @@ def fit_detector(history: pd.DataFrame) -> AnomalyDetector:
     return AnomalyDetector().fit(frame)
 
 
-def match_key_outages(events: pd.DataFrame, since=None, alpha: float = 2e-4, window_days: int = 28) -> pd.DataFrame:
+def match_key_outages(
+    events: pd.DataFrame, since=None, alpha: float = 2e-4, window_days: int = 28
+) -> pd.DataFrame:
     """CAPI match-key outages: per tenant, platform and day, the events carrying an email against the share
     of the previous `window_days` (binomial lower tail). `events` has tenant_id, platform, event_time, email."""
     frame = require_frame(events, "capi events", ("tenant_id", "platform", "event_time", "email"))
     if frame.empty:
         return pd.DataFrame(columns=["tenant_id", "platform", *FINDING_COLUMNS[1:]])
     day = date_column(frame["event_time"], "event_time").dt.normalize()
-    daily = (pd.DataFrame({"tenant_id": frame["tenant_id"].astype(str), "platform": frame["platform"].astype(str),
-                           "date": day, "n": 1, "with_email": frame["email"].notna().astype(int)})
-             .groupby(["tenant_id", "platform", "date"], as_index=False)[["n", "with_email"]].sum())
+    daily = (
+        pd.DataFrame(
+            {
+                "tenant_id": frame["tenant_id"].astype(str),
+                "platform": frame["platform"].astype(str),
+                "date": day,
+                "n": 1,
+                "with_email": frame["email"].notna().astype(int),
+            }
+        )
+        .groupby(["tenant_id", "platform", "date"], as_index=False)[["n", "with_email"]]
+        .sum()
+    )
     rows = []
     for (tenant, platform), g in daily.groupby(["tenant_id", "platform"]):
         g = g.set_index("date").asfreq("D", fill_value=0)
@@ -625,7 +813,17 @@ def match_key_outages(events: pd.DataFrame, since=None, alpha: float = 2e-4, win
             prob = float(stats.binom.cdf(k[t], n[t], share))
             if prob < alpha:
                 usable[t] = False
-                rows.append({"tenant_id": tenant, "platform": platform, "date": g.index[t].date(),
-                             "kind": "capi_match_key_outage", "severity": "high", "metric": "events_with_email",
-                             "expected": round(share * n[t], 4), "observed": float(k[t]), "probability": prob})
+                rows.append(
+                    {
+                        "tenant_id": tenant,
+                        "platform": platform,
+                        "date": g.index[t].date(),
+                        "kind": "capi_match_key_outage",
+                        "severity": "high",
+                        "metric": "events_with_email",
+                        "expected": round(share * n[t], 4),
+                        "observed": float(k[t]),
+                        "probability": prob,
+                    }
+                )
     return pd.DataFrame(rows, columns=["tenant_id", "platform", *FINDING_COLUMNS[1:]])
