@@ -66,9 +66,7 @@ class DetectorParams:
 
     weekday: tuple[float, ...] = (1.0,) * 7  # conversion multiplier Monday..Sunday (mean 1)
     elasticity: float = 0.6  # conversions ~ spend^elasticity within a window
-    elasticity_sigma: float = (
-        0.3  # how wrong that elasticity can be for a campaign (S-shaped, saturated, ...)
-    )
+    elasticity_sigma: float = 0.25  # how wrong that elasticity can be (S-shaped, saturated campaigns, ...)
     conversion_dispersion: float = (
         5.0  # negative-binomial size of daily conversions around the expected level
     )
@@ -91,7 +89,7 @@ class DetectorParams:
     alpha_clicks: float = 1e-6
     alpha_impressions: float = 1e-4
     alpha_spend: float = 5e-5
-    alpha_scan: float = 5e-5  # the multi-day conversions test (the smallest of its windows' probabilities)
+    alpha_scan: float = 4e-5  # the multi-day conversions test (the smallest of its windows' probabilities)
     scan_days: int = 5  # the longest run of days the multi-day test sums (an anomaly lasts 1-5 days)
     window_days: int = 28
     halflife_days: float = 14.0  # weight of a window day: 0.5^(age / halflife) (0: every day alike)
