@@ -5,17 +5,20 @@ each tenant's detector on the first `--fit-days` days and judges every later cam
 side by side on the same campaign-days:
 
 - `ours`: AnomalyDetector (per tenant), at its shipped threshold (alpha) and at the threshold that gives
-  <= 1 false alarm per 1,000 clean campaign-days on this world (the same rule as the other two);
+  <= 1 false alarm per 1,000 clean campaign-days on this world (the same rule as the other three);
 - `reference`: the detector a data team writes first: per campaign and metric (conversions, spend against
   the budget, CPC, conversion rate; log scale), the median of the same weekday over the previous 28 days
   as baseline and a robust z-score (1.4826 x MAD of the previous 28 days' residuals); a day's score is its
   largest z in the anomalous direction;
 - `stl`: the established method the issue asks for, a robust seasonal-trend decomposition (STL-style,
-  implemented with numpy: statsmodels is not installed) of the same four series over the previous 35 days,
+  implemented with numpy: statsmodels is not a dependency) of the same four series over the previous 35 days,
   flagging on the MAD-scaled residual (see `stl_scores`), at the same calibrated false-alarm rate;
 - `oracle`: the perfect count-aware test on conversions: the likelihood (negative-binomial lower tail) of
   the observed conversions under the true expected level and the true dispersion. Spend spikes do not
-  lower conversions, so it has no answer for them (n/a).
+  lower conversions, so it has no answer for them (n/a); nor is it the limit for CPC jumps, which show in
+  clicks and impressions (its column there is what conversions alone could find). For the targets it does
+  limit (outages, conversion-rate drops) the report prints its recall on the target's band and says when
+  the target is unmeetable even by it (a multi-day test can pass this per-day oracle).
 
 An event counts as found when one of its days is flagged (any kind) by its last day; outages and spikes
 within 1 day of their start ("kind ok": the share of found events flagged with their true kind). The
