@@ -193,18 +193,22 @@ def threshold_at(clean_scores: np.ndarray, rate: float = FA_RATE) -> float:
     return float(s[allowed]) if allowed < len(s) else -np.inf
 
 
-def evaluate_world(regime: str, seed: int, tenants: int, campaigns: int, days: int, fit_days: int) -> dict:
-    cfg = DemoConfig.scaled(
+def world_config(regime: str, seed: int, tenants: int, campaigns: int, days: int, **extra) -> DemoConfig:
+    """A generated world of this size in this noise regime, without bad rows."""
+    return DemoConfig.scaled(
         END,
         tenants=tenants,
         campaigns=campaigns,
         days=days,
-        sessions_per_day=120,
         noise=NOISE_REGIMES[regime],
         seed=seed,
-        anomalies=True,
         bad_row_rate=0.0,
+        **extra,
     )
+
+
+def evaluate_world(regime: str, seed: int, tenants: int, campaigns: int, days: int, fit_days: int) -> dict:
+    cfg = world_config(regime, seed, tenants, campaigns, days, sessions_per_day=120, anomalies=True)
     ds = generate(cfg)
     metrics = ds["campaign_daily_metrics"].copy()
     metrics["date"] = pd.to_datetime(metrics["date"])
@@ -306,16 +310,7 @@ def evaluate_world(regime: str, seed: int, tenants: int, campaigns: int, days: i
 
 def scoring_time(tenants: int = 100, campaigns: int = 50, days: int = 35) -> tuple[float, int, float]:
     """Seconds to score the last day of `tenants` tenants (each its own fitted-or-default detector)."""
-    cfg = DemoConfig.scaled(
-        END,
-        tenants=tenants,
-        campaigns=campaigns,
-        days=days,
-        sessions_per_day=1,
-        noise=NOISE_REGIMES["realistic"],
-        seed=3,
-        bad_row_rate=0.0,
-    )
+    cfg = world_config("realistic", 3, tenants, campaigns, days, sessions_per_day=1)
     ds = generate(cfg)
     metrics = ds["campaign_daily_metrics"].assign(
         daily_budget=lambda m: m["campaign_id"].map(ds["campaigns"].set_index("id")["daily_budget"])
