@@ -163,3 +163,20 @@ def test_the_leaderboard_shows_every_tenant_its_champion_and_the_targets(stack):
     assert detector["model_name"] is None and pd.isna(detector["meets_targets"])
     shown = result.asset_materializations_for_node("model_leaderboard")[0].metadata
     assert shown["dagster/row_count"].value == 9 and "| big " in shown["leaderboard"].value
+
+
+def test_each_training_logs_a_picture_of_its_holdout_and_links_it(stack, monkeypatch):
+    from PIL import Image
+
+    monkeypatch.setenv("STRATUM_MLFLOW_UI_URL", "http://127.0.0.1:5999")
+    defs, registry, instance = stack
+    result, metadata, _ = train(defs, instance, "train_tenant_models_job", "big")
+    assert result.success
+    for asset in ("roas_model", "conversion_model"):
+        md = metadata[asset]
+        png = registry.client().download_artifacts(md["mlflow_run_id"], "holdout.png")
+        width, height = Image.open(png).size
+        assert width >= 500 and height >= 300, (asset, width, height)
+        assert md["holdout_plot"].startswith("![holdout of ") and \
+            f"http://127.0.0.1:5999/get-artifact?path=holdout.png&run_uuid={md['mlflow_run_id']}" in md["holdout_plot"]
+        assert md["mlflow_run"].startswith("http://127.0.0.1:5999/#/experiments/")

@@ -60,6 +60,9 @@ def training_result(asset: str, outcome: TrainingOutcome) -> dg.MaterializeResul
     if "mlflow_run" in metadata:
         link = metadata["mlflow_run"]
         metadata["mlflow_run"] = dg.MetadataValue.url(link) if link.startswith("http") else dg.MetadataValue.text(link)
+    if "holdout_plot" in metadata:  # the picture of the holdout, served by the MLflow UI, shown on the asset's page
+        url = metadata["holdout_plot"]
+        metadata["holdout_plot"] = dg.MetadataValue.md(f"![holdout of {metadata.get('model')} v{metadata.get('version')}]({url})")
     if outcome.decision is None:
         check = dg.AssetCheckResult(check_name="promotion_gate", asset_key=asset, passed=True,
                                     metadata={"decision": f"not trained: {metadata.get('reason')}"})

@@ -13,6 +13,7 @@ import logging
 import numbers
 import os
 import socket
+import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -171,6 +172,14 @@ class RegistryClient:
         except Exception:  # created by a concurrent run in the meantime
             return client.get_experiment_by_name(self.experiment_name).experiment_id
 
+    def artifact_url(self, run_id: str, path: str) -> str | None:
+        """A URL that serves one artifact of a run (the MLflow UI's or the tracking server's), None without one."""
+        base = self.tracking_uri if self.tracking_uri.startswith(("http://", "https://")) else \
+            (os.environ.get(Env.MLFLOW_UI_URL) or "").strip()
+        if not base.startswith(("http://", "https://")):
+            return None
+        return f"{mask_url(base).rstrip('/')}/get-artifact?path={path}&run_uuid={run_id}"
+
     def run_url(self, run_id: str) -> str:
         experiment = self.experiment_id()
         if self.tracking_uri.startswith(("http://", "https://")):
@@ -190,13 +199,15 @@ class RegistryClient:
         metrics: dict,
         tags: dict,
         artifacts: dict[str, dict] | None = None,
+        files: dict[str, bytes] | None = None,
     ) -> RegisteredVersion:
-        """One MLflow run with params, metrics, tags, JSON artifacts (e.g. the training feature profile) and the
-        model (signature + input example), registered as `name`."""
+        """One MLflow run with params, metrics, tags, JSON artifacts (e.g. the training feature profile), files
+        (e.g. PNG plots of the holdout) and the model (signature + input example), registered as `name`."""
         with self._reachable():
-            return self._log_and_register(name, predictor, input_example, params, metrics, tags, artifacts)
+            return self._log_and_register(name, predictor, input_example, params, metrics, tags, artifacts, files)
 
-    def _log_and_register(self, name, predictor, input_example, params, metrics, tags, artifacts) -> RegisteredVersion:
+    def _log_and_register(self, name, predictor, input_example, params, metrics, tags, artifacts,
+                          files=None) -> RegisteredVersion:
         mlflow = _mlflow()
         self.client()
         experiment_id = self.experiment_id()
@@ -213,6 +224,10 @@ class RegistryClient:
                                 if isinstance(v, numbers.Real) and pd.notna(v)})
             for path, content in (artifacts or {}).items():
                 mlflow.log_dict(content, path)
+            for path, content in (files or {}).items():
+                with tempfile.TemporaryDirectory() as folder:
+                    (Path(folder) / path).write_bytes(content)
+                    mlflow.log_artifact(str(Path(folder) / path))
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=_python_model_class()(predictor),

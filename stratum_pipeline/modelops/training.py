@@ -19,6 +19,7 @@ from stratum_pipeline.ml.features import CONVERSION_FEATURES
 from stratum_pipeline.ml.monitoring import DRIFT_FEATURES, PROFILE_ARTIFACT, feature_profile, reference_rows
 from stratum_pipeline.ml.roas import TARGET, ROASPredictor, training_frame
 from stratum_pipeline.modelops.gate import GateDecision, decide
+from stratum_pipeline.modelops.plots import HOLDOUT_PLOT, conversion_holdout_plot, roas_holdout_plot
 from stratum_pipeline.modelops.registry import model_name
 from stratum_pipeline.tenancy import DEFAULT_MODEL_OWNER
 
@@ -84,6 +85,7 @@ class Challenger:
     params: dict  # logged to MLflow
     tags: dict  # logged to MLflow (the Dagster run, partition, tenant)
     train_rows: pd.DataFrame  # its training rows: their feature profile is kept beside the model
+    plots: dict[str, bytes] = field(default_factory=dict)  # PNG pictures of its holdout, logged to its MLflow run
 
 
 def register_and_gate(challenger: Challenger, registry) -> TrainingOutcome:
@@ -96,7 +98,8 @@ def register_and_gate(challenger: Challenger, registry) -> TrainingOutcome:
     name = model_name(model_type, tenant)
     # The training distribution of each watched feature, kept beside the model: drift checks compare against it.
     profile = feature_profile(reference_rows(train), DRIFT_FEATURES[model_type])
-    registered = registry.log_and_register(name, predictor, example, params, metrics, tags, {PROFILE_ARTIFACT: profile})
+    registered = registry.log_and_register(name, predictor, example, params, metrics, tags, {PROFILE_ARTIFACT: profile},
+                                           challenger.plots)
     champion_version = registry.champion_version(name)
     champion_metrics, champion_error = None, None
     if champion_version is not None and champion_version != registered.version:
@@ -120,6 +123,8 @@ def register_and_gate(challenger: Challenger, registry) -> TrainingOutcome:
         "mlflow_run_id": registered.run_id,
         "mlflow_run": registered.run_url,
         "gate": decision.summary,
+        **({"holdout_plot": url} if challenger.plots and (url := registry.artifact_url(registered.run_id, HOLDOUT_PLOT))
+           else {}),
         **{f"holdout_{k}": v for k, v in metrics.items()},
         **({f"champion_{k}": v for k, v in champion_metrics.items()} if champion_metrics else {}),
     }
@@ -168,8 +173,10 @@ def train_roas(tenant, features, registry, tags: dict, minimum=DataMinimum(), ho
               **predictor.params, "interval_adjustment": predictor.interval_adjustment_,
               **(predictor.complexity_ or {})}
     example = test[predictor.feature_names]
-    outcome = register_and_gate(Challenger("roas", tenant, predictor, metrics, test, evaluate, example, params, tags, train),
-                                registry)
+    plots = {HOLDOUT_PLOT: roas_holdout_plot(test["date"], test[TARGET], predictor.predict_frame(test),
+                                             f"{model_name('roas', tenant)}: holdout")}
+    outcome = register_and_gate(
+        Challenger("roas", tenant, predictor, metrics, test, evaluate, example, params, tags, train, plots), registry)
     outcome.metadata.update({"served_by": tenant, "train_rows": len(train), "test_rows": len(test)})
     return outcome
 
@@ -192,7 +199,10 @@ def train_conversion(tenant, sessions, registry, tags: dict, minimum=DataMinimum
               "training_tenants": ",".join(sorted(sessions["tenant_id"].unique())),
               "operating_threshold": predictor.threshold_, **predictor.params}
     example = test[list(CONVERSION_FEATURES)]
+    plots = {HOLDOUT_PLOT: conversion_holdout_plot(test["converted"], predictor.predict_proba(test), predictor.threshold_,
+                                                   model_name("conversion", tenant))}
     outcome = register_and_gate(
-        Challenger("conversion", tenant, predictor, metrics, test, evaluate, example, params, tags, train), registry)
+        Challenger("conversion", tenant, predictor, metrics, test, evaluate, example, params, tags, train, plots),
+        registry)
     outcome.metadata.update({"served_by": tenant, "train_rows": len(train), "test_rows": len(test)})
     return outcome
