@@ -20,6 +20,7 @@ from stratum_pipeline.partitions import daily_backfill_policy, daily_partitions
 from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
 from stratum_pipeline.resources.registry import NoModelError
 from stratum_pipeline.serving.live import live_predictions
+from stratum_pipeline.settings import target_roas_for
 from stratum_pipeline.sqlio import insert_frame
 
 # A daily product table is stale if not updated within 26 hours (see checks/freshness.py).
@@ -63,15 +64,20 @@ def _written(frame: pd.DataFrame, rows: int, first, last, **extra) -> dg.Materia
 
 
 @dg.asset(deps=["campaign_features", dg.AssetDep("roas_model", partition_mapping=dg.AllPartitionMapping()),
-                "roas_default_model"], kinds={"xgboost", "mlflow", "pandas"},
+                "roas_default_model", campaign_response_curves], kinds={"xgboost", "mlflow", "pandas"},
           metadata=table_metadata(wh.daily_roas_forecasts), **PRODUCT_ASSET)
 def daily_roas_forecasts(context: dg.AssetExecutionContext, warehouse: Warehouse, registry: ModelRegistry):
     """Tomorrow's ROAS for every campaign active on the day, with its 10-90% interval, trend and budget
     recommendation, from the tenant's champion model (or the default model); each row records the model
-    name and version that served it. What the product's forecast screen and budget advice show."""
+    name and version that served it. The recommendation comes from the marginal return of the campaign's
+    response curve (campaign_response_curves) against the tenant's target ROAS (STRATUM_TARGET_ROAS, default
+    1.0); a campaign without a usable curve gets the average-ROAS rule, and its reason says so. What the
+    product's forecast screen and budget advice show."""
     first, last = partition_days(context)
     tenant_only = tenant_scope(context)
     features = warehouse.read_range(wh.campaign_features, first, last, tenant_id=tenant_only)
+    curves = warehouse.read_range(wh.campaign_response_curves, first, last, tenant_id=tenant_only).drop(
+        columns=["tenant_id"])
     served, unserved, fallbacks = {}, {}, {}
 
     def forecast(tenant, rows):
@@ -88,7 +94,8 @@ def daily_roas_forecasts(context: dg.AssetExecutionContext, warehouse: Warehouse
                   f"tenant {tenant}: champion {model.failed_model} could not be loaded, its forecasts come from "
                   f"{model.name} v{model.version} ({model.fallback_reason})")
         served[tenant] = f"{model.name} v{model.version}"
-        return pd.concat([rows[["tenant_id", "campaign_id", "date"]], forecast_table(model.predictor, rows)], axis=1).assign(
+        table = forecast_table(model.predictor, rows, _aligned_curves(rows, curves), target_roas_for(tenant))
+        return pd.concat([rows[["tenant_id", "campaign_id", "date"]], table], axis=1).assign(
             forecast_date=pd.to_datetime(rows["date"]) + pd.Timedelta(days=1),
             model_name=model.name, model_version=model.version, served_by=model.served_by)
 
@@ -99,6 +106,16 @@ def daily_roas_forecasts(context: dg.AssetExecutionContext, warehouse: Warehouse
                     unserved_campaign_days=dg.MetadataValue.json(unserved),
                     model_fallbacks=dg.MetadataValue.json(fallbacks), failed_tenants=dg.MetadataValue.json(failed),
                     **{"dagster/column_lineage": FORECAST_LINEAGE})
+
+
+def _aligned_curves(rows: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """The response curve of each forecast row's campaign-day (no columns when there are no curves)."""
+    if curves.empty:
+        return pd.DataFrame(index=rows.index)
+    keys = rows[["campaign_id", "date"]].assign(date=pd.to_datetime(rows["date"]))
+    curves = curves.assign(date=pd.to_datetime(curves["date"]))
+    aligned = keys.merge(curves, on=["campaign_id", "date"], how="left")
+    return aligned.set_index(rows.index).assign(as_of=lambda t: t["date"])
 
 
 @dg.asset(deps=[daily_roas_forecasts, "campaign_features", "raw_campaign_daily", "campaign_response_curves"],
