@@ -38,10 +38,10 @@ from benchmarks.budget_advice import END, HORIZON, source_frame, truth
 from stratum_pipeline.demo.features import feature_frames
 from stratum_pipeline.demo.generator import NOISE_REGIMES, DemoConfig, generate, retention_level, seasonality
 from stratum_pipeline.ml import fatigue
-from stratum_pipeline.ml.fatigue import FatigueScorer, calibrate
+from stratum_pipeline.ml.fatigue import FatigueScorer, calibrate, with_recent_frequency
 from stratum_pipeline.ml.response_curves import fit_response_curves
 from stratum_pipeline.ml.roas import (
-    MARGINAL_LOG_SD,
+    EDGE_SHAPE,
     STEPS_DOWN,
     STEPS_UP,
     TARGET,
@@ -86,7 +86,8 @@ def macro_f1(truth_levels, predicted) -> float:
 
 
 def fatigue_rows(ds, creative: pd.DataFrame) -> pd.DataFrame:
-    """Creative features with the truth and the naive rule's CTR ratio (last 7 days / first 7 days)."""
+    """Creative features (with the frequency of 7 days before) with the truth and the naive rule's CTR ratio
+    (last 7 days / first 7 days)."""
     truth_table = ds["truth_creative_daily"].assign(date=lambda t: pd.to_datetime(t["date"]))
     daily = ds["creative_daily_metrics"].assign(date=lambda t: pd.to_datetime(t["date"]))
     daily = daily.sort_values(["creative_id", "date"])
@@ -94,8 +95,10 @@ def fatigue_rows(ds, creative: pd.DataFrame) -> pd.DataFrame:
     first_ctr = (first7["clicks"] / first7["impressions"].where(first7["impressions"] > 0)).rename(
         "ctr_first7"
     )
-    rows = creative.merge(truth_table, on=["creative_id", "date"]).merge(
-        first_ctr, on="creative_id", how="left"
+    rows = (
+        with_recent_frequency(creative)
+        .merge(truth_table, on=["creative_id", "date"])
+        .merge(first_ctr, on="creative_id", how="left")
     )
     until = (pd.to_datetime(rows["true_critical_date"]) - rows["date"]).dt.days
     rows["true_days"] = until.where((until >= 1) & (until <= 30))
@@ -116,8 +119,7 @@ def naive_fatigue(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 def oracle_days(rows: pd.DataFrame, days_scale: float) -> np.ndarray:
     """Days until critical from the creative's true decay rate (today's true retention over its frequency)
     and our delivery forecast."""
-    x = {c: rows[c].to_numpy(float) for c in fatigue.FEATURES}
-    per_day, before, _, _ = fatigue.exposure(x["days_active"], x["frequency"])
+    per_day, before, _, _ = fatigue.exposure(fatigue.model_inputs(rows))
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = -np.log(rows["true_ctr_retention"].to_numpy(float)) / before
         remaining = (np.log(2.0) / rate - before) / per_day
@@ -198,7 +200,8 @@ def decision_day(ds, daily: pd.DataFrame, campaign: pd.DataFrame, day, target: f
     s0 = rows["spend"].to_numpy(float)
     true_roas, oracle = true_step_roas(ds, rows["campaign_id"].tolist(), s0, day, STEPS)
     future = pd.date_range(pd.Timestamp(day) + timedelta(days=1), periods=HORIZON, freq="D")
-    best = marginal_recommendation_arrays(oracle, s0, np.full(len(rows), seasonality(future).mean()), target)
+    season = np.full(len(rows), seasonality(future).mean())
+    best = marginal_recommendation_arrays(oracle, s0, season, target, edge_shape=None)
     return {"rows": rows, "current": current, "true_roas": true_roas, "oracle": best, "fit_seconds": seconds}
 
 
@@ -214,13 +217,16 @@ def tally(answers, true_roas: np.ndarray, target: float, into: dict) -> None:
 
 
 def evaluate_recommendations(
-    ds, campaign: pd.DataFrame, target: float, offsets=DECISION_OFFSETS, log_sds=(MARGINAL_LOG_SD,)
+    ds, campaign: pd.DataFrame, target: float, offsets=DECISION_OFFSETS, variants=None
 ) -> dict:
-    """Tallies of the new rule (per model-error sd), the current rule and the oracle over the decision days."""
+    """Tallies of the new rule (each variant: keyword arguments of marginal_recommendation_arrays; default
+    {"new": {}}), the current rule and the oracle over the decision days."""
+    variants = {"new": {}} if variants is None else variants
     daily = source_frame(ds)
     campaign = campaign.assign(date=pd.to_datetime(campaign["date"]))
-    rules = [("new", sd) for sd in log_sds] + [("current", None), ("oracle", None)]
-    tallies = {rule: {"increase": [], "decrease": [], "maintain": 0} for rule in rules}
+    tallies = {
+        rule: {"increase": [], "decrease": [], "maintain": 0} for rule in [*variants, "current", "oracle"]
+    }
     campaigns, fit_seconds = 0, 0.0
     for offset in offsets:
         d = decision_day(ds, daily, campaign, END - timedelta(days=offset), target)
@@ -228,19 +234,19 @@ def evaluate_recommendations(
             continue
         campaigns += len(d["rows"])
         fit_seconds += d["fit_seconds"]
-        for sd in log_sds:
-            new = curve_recommendations(*d["current"], d["rows"], d["rows"]["spend"], target, log_sd=sd)
-            tally(new, d["true_roas"], target, tallies[("new", sd)])
-        tally(d["current"], d["true_roas"], target, tallies[("current", None)])
-        tally(d["oracle"], d["true_roas"], target, tallies[("oracle", None)])
+        for name, rule in variants.items():
+            new = curve_recommendations(*d["current"], d["rows"], d["rows"]["spend"], target, **rule)
+            tally(new, d["true_roas"], target, tallies[name])
+        tally(d["current"], d["true_roas"], target, tallies["current"])
+        tally(d["oracle"], d["true_roas"], target, tallies["oracle"])
     return {"campaigns": campaigns, "fit_seconds": fit_seconds, "tallies": tallies}
 
 
 def speed(ds, campaign: pd.DataFrame) -> dict:
     """Fatigue P50 per calculate_score call; the recommendations of 100,000 forecasts with curves."""
-    _, _, creative = feature_frames(ds)
+    creative = with_recent_frequency(feature_frames(ds)[2])
     scorer = FatigueScorer()
-    records = creative.sample(1000, random_state=0)[[*fatigue.FEATURES, "impressions_7d"]].to_dict("records")
+    records = creative.sample(1000, random_state=0)[[*fatigue.FEATURES, *fatigue.OPTIONAL]].to_dict("records")
     times = []
     for record in records:
         t0 = time.perf_counter()
@@ -282,21 +288,24 @@ def dataset(regime: str, seed: int):
     )
 
 
-def calibration(target: float, log_sds=(0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)) -> None:
+def calibration(target: float, log_sds=(0.15, 0.25, 0.35, 0.5)) -> None:
     """Seed 7, both regimes: ml.fatigue's calibration on the training period (pooled), and the marginal rule's
-    precision on the training decision days for each model-error sd (MARGINAL_LOG_SD is chosen from these)."""
+    precision on the training decision days for each model-error sd, with and without the edge check
+    (MARGINAL_LOG_SD and EDGE_SHAPE are chosen from these)."""
     parts = []
+    variants = {
+        (sd, edge): {"log_sd": sd, "edge_shape": edge} for sd in log_sds for edge in (None, EDGE_SHAPE)
+    }
     for regime in ("low", "realistic"):
         ds = dataset(regime, 7)
         campaign, _, creative = feature_frames(ds)
         rows = fatigue_rows(ds, creative)
         parts.append(rows[rows["date"] < rows["date"].min() + timedelta(days=TRAIN_DAYS)])
-        r = evaluate_recommendations(ds, campaign, target, TRAINING_OFFSETS, log_sds)
-        for sd in log_sds:
-            t = r["tallies"][("new", sd)]
+        tallies = evaluate_recommendations(ds, campaign, target, TRAINING_OFFSETS, variants)["tallies"]
+        for (sd, edge), t in ((key, tallies[key]) for key in variants):
             print(
-                f"{regime}: log sd {sd}: increase right {share(t['increase'])}, decrease right "
-                f"{share(t['decrease'])}"
+                f"{regime}: log sd {sd}, edge shape {edge}: increase right {share(t['increase'])}, "
+                f"decrease right {share(t['decrease'])}"
             )
     pooled = pd.concat(parts, ignore_index=True)
     print(calibrate(pooled, pooled["true_days"]))
@@ -352,7 +361,7 @@ def main(argv=None) -> int:
                     f"{share(t[rule]['decrease'])} | {t[rule]['maintain']} |"
                 )
             for action in ("increase", "decrease"):
-                new = t[("new", MARGINAL_LOG_SD)][action]
+                new = t["new"][action]
                 ok &= not new or np.mean(new) >= TARGETS[f"{action}_right"]
             print(
                 f"{regime} seed {seed}: {r['campaigns']} campaign-days with a usable curve, curve fits "

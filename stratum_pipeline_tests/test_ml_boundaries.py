@@ -267,7 +267,8 @@ def test_fatigue_frame_exact():
     first = frame.loc[7]
     # retention exp(-rate x 4.05) with the posterior decay rate of a 25% CTR and 10% engagement decline
     # over 3.15 units of frequency (prior 0.156 +- 0.0475; no volume given: the model's variance alone)
-    rate, _, before, _ = decay_rates({k: np.array([v], dtype=float) for k, v in row.items()}, np.nan)
+    inputs = {k: np.array([v], dtype=float) for k, v in row.items()}
+    rate, _, before, _ = decay_rates({**inputs, "impressions_7d": np.nan, "frequency_7d_ago": np.nan})
     assert before[0] == pytest.approx(4.05)
     assert first["fatigue_score"] == pytest.approx(float(retention_score(np.exp(-rate * before))[0]), abs=0.005)
     assert first["fatigue_score"] == 63.24 and first["fatigue_level"] == "medium"

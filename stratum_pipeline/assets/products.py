@@ -13,7 +13,7 @@ from stratum_pipeline.assets.budget import budget_allocations, campaign_response
 from stratum_pipeline.assets.common import (alert, each_tenant, partition_days, preview, table_metadata, tenant_scope,
                                             window_metadata)
 from stratum_pipeline.ml.emq import LEVELS, DataQualityAnalyzer
-from stratum_pipeline.ml.fatigue import FatigueScorer
+from stratum_pipeline.ml.fatigue import FatigueScorer, with_recent_frequency
 from stratum_pipeline.ml.roas import forecast_table
 from stratum_pipeline.ml.simulator import STANDARD_SCENARIOS, BudgetSimulator, simulate_frame
 from stratum_pipeline.partitions import daily_backfill_policy, daily_partitions
@@ -182,14 +182,19 @@ def _fallback_rows(simulator: BudgetSimulator, rows: pd.DataFrame) -> list[dict]
     return out
 
 
-@dg.asset(deps=["creative_features"], kinds={"pandas"}, metadata=table_metadata(wh.creative_fatigue_scores), **PRODUCT_ASSET)
+@dg.asset(deps=[dg.AssetDep("creative_features", partition_mapping=dg.TimeWindowPartitionMapping(
+    start_offset=-7, allow_nonexistent_upstream_partitions=True))],
+          kinds={"pandas"}, metadata=table_metadata(wh.creative_fatigue_scores), **PRODUCT_ASSET)
 def creative_fatigue_scores(context: dg.AssetExecutionContext, warehouse: Warehouse):
-    """Fatigue of every creative live on the day: 0-100 score from age, frequency, CTR decay and engagement
-    decay; level (low/medium/high/critical); days until critical; recommendation and suggested actions.
-    The product's creative-health view and rotation alerts read it."""
+    """Fatigue of every creative live on the day: its CTR retention estimated from its decline against the
+    exposure of its audience (ml.fatigue), as a 0-100 score and a level (low/medium/high/critical); days until
+    its retention falls below 0.5 (at its delivery pace of the last 7 days); component scores, recommendation
+    and suggested actions. The product's creative-health view and rotation alerts read it."""
     first, last = partition_days(context)
     tenant_only = tenant_scope(context)
-    features = warehouse.read_range(wh.creative_features, first, last, tenant_id=tenant_only)
+    features = warehouse.read_range(wh.creative_features, first - timedelta(days=7), last, tenant_id=tenant_only)
+    features = with_recent_frequency(features)
+    features = features[pd.to_datetime(features["date"]) >= pd.Timestamp(first)].reset_index(drop=True)
     scorer = FatigueScorer()
 
     def score(tenant, rows):

@@ -150,14 +150,14 @@ _RETENTION_POINTS = np.array(
     [0.0, RETENTION_BANDS["critical"], RETENTION_BANDS["high"], RETENTION_BANDS["medium"], 1.0]
 )
 _SCORE_POINTS = np.array([100.0, THRESHOLDS["critical"], THRESHOLDS["high"], THRESHOLDS["medium"], 0.0])
-BASELINE_DAYS, WINDOW_DAYS = (
-    3,
-    7,
-)  # ml.features: the launch CTR is the first 3 days', the current CTR the last 7 days'
+BASELINE_DAYS = 3  # ml.features: the launch CTR is the first 3 days'
+WINDOW_DAYS = 7  # ...the current CTR the last 7 days'
+RECENT_PACE_MIN_DAYS = 10  # from this age on, the frequency of 7 days ago (if given) sets the delivery pace
 MODEL_VARIANCE = (
     1e-4  # variance of a log rate ratio beyond the binomial noise (delivery mix, window averaging)
 )
 MAX_FORECAST_DAYS = 365
+OPTIONAL = ("impressions_7d", "frequency_7d_ago")  # volume (weighs the evidence) and the recent delivery pace
 
 
 @dataclass(frozen=True)
@@ -182,17 +182,23 @@ def retention_score(retention) -> np.ndarray:
     return np.interp(np.clip(np.asarray(retention, dtype=float), 0.0, 1.0), _RETENTION_POINTS, _SCORE_POINTS)
 
 
-def exposure(days_active, frequency):
-    """(frequency per day, frequency before today, frequency gained between the baseline and the 7-day window,
-    the window's days)."""
-    d = np.maximum(np.nan_to_num(np.asarray(days_active, dtype=float), nan=1.0), 1.0)
-    f = np.asarray(frequency, dtype=float)
-    per_day = np.where(np.isfinite(f) & (f > 0), f, 0.0) / d
+def exposure(x: dict):
+    """(delivery pace: frequency per day, frequency before today, frequency gained between the baseline days
+    and the 7-day window, the window's days) of arrays of the features (+ OPTIONAL, NaN where unknown).
+
+    Without the frequency of 7 days ago, delivery is taken as steady: the days of the baseline saw on average
+    one day's frequency before them, the window's days (d - 1) - (window - 1)/2 days'. With it (creatives of
+    RECENT_PACE_MIN_DAYS or more), the last 7 days' pace sets the window's exposure and the forecast."""
+    d = np.maximum(np.nan_to_num(np.asarray(x["days_active"], dtype=float), nan=1.0), 1.0)
+    f = np.asarray(x["frequency"], dtype=float)
+    life = np.where(np.isfinite(f) & (f > 0), f, 0.0) / d
     window = np.minimum(d, WINDOW_DAYS)
-    # delivery at a steady pace: the days of the baseline saw on average one day's frequency before them,
-    # the days of the window (d - 1) - (window - 1)/2 days'
-    gained = per_day * np.maximum(d - 2.0 - (window - 1.0) / 2.0, 0.0)
-    return per_day, np.maximum(f - per_day, 0.0), gained, window
+    gained = life * np.maximum(d - 2.0 - (window - 1.0) / 2.0, 0.0)
+    earlier = np.asarray(x.get("frequency_7d_ago", np.nan), dtype=float)
+    recent = np.isfinite(earlier) & (earlier >= 0) & (f >= earlier) & (d >= RECENT_PACE_MIN_DAYS)
+    pace = np.where(recent, (f - np.where(recent, earlier, 0.0)) / WINDOW_DAYS, life)
+    gained = np.where(recent, earlier + 3.0 * pace - life, gained)
+    return pace, np.maximum(f - pace, 0.0), np.maximum(gained, 0.0), window
 
 
 def _log_ratio(current, baseline, impressions_7d, window):
@@ -209,17 +215,17 @@ def _log_ratio(current, baseline, impressions_7d, window):
     return np.where(usable, y, 0.0), np.where(usable, var, np.nan)
 
 
-def decay_rates(x: dict, impressions_7d, cal: FatigueCalibration = DEFAULT_CALIBRATION):
+def decay_rates(x: dict, cal: FatigueCalibration = DEFAULT_CALIBRATION):
     """Each creative's posterior decay rate (normal prior x the CTR's and engagement's observed declines),
-    and its exposure (frequency per day, frequency before today)."""
-    per_day, before, gained, window = exposure(x["days_active"], x["frequency"])
+    and its exposure (delivery pace, frequency before today, frequency gained: see `exposure`)."""
+    per_day, before, gained, window = exposure(x)
     precision = np.full(per_day.shape, 1.0 / cal.rate_sd**2)
     total = precision * cal.rate_mean
     for current, baseline, k in (
         ("ctr_current", "ctr_baseline", 1.0),
         ("engagement_rate_current", "engagement_rate_baseline", cal.engagement_ratio),
     ):
-        y, var = _log_ratio(x[current], x[baseline], impressions_7d, window)
+        y, var = _log_ratio(x[current], x[baseline], x["impressions_7d"], window)
         scale = k * gained
         ok = np.isfinite(var) & (scale > 0)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -247,30 +253,33 @@ def _observed_retention(x: dict, cal: FatigueCalibration) -> np.ndarray:
     return np.exp(mean)
 
 
-def _forecast(x: dict, impressions_7d, cal: FatigueCalibration):
+def _forecast(x: dict, cal: FatigueCalibration):
     """(today's estimated CTR retention, unscaled and unrounded days until it falls below 0.5; NaN: none)."""
-    rate, per_day, before, gained = decay_rates(x, impressions_7d, cal)
+    rate, per_day, before, gained = decay_rates(x, cal)
     known = np.isfinite(np.asarray(x["frequency"], dtype=float)) & (
         np.asarray(x["frequency"], dtype=float) > 0
     )
     retention = np.where(known & (gained > 0), np.exp(-rate * before), _observed_retention(x, cal))
+    retention = np.clip(
+        np.where(np.isfinite(retention), retention, 1.0), 0.0, 1.0
+    )  # no usable input: no evidence
     with np.errstate(divide="ignore", invalid="ignore"):
         remaining = np.maximum((np.log(2.0) / rate - before) / per_day, 0.0)
     return retention, np.where(known & np.isfinite(remaining) & (rate > 0), remaining, np.nan)
 
 
-def retention_forecast(x: dict, impressions_7d=np.nan, cal: FatigueCalibration = DEFAULT_CALIBRATION):
-    """(today's estimated CTR retention, days until it falls below 0.5) for arrays of the six features:
-    0 once it is below, NaN without a forecast (frequency unknown, no decay, or beyond a year)."""
-    retention, remaining = _forecast(x, impressions_7d, cal)
+def retention_forecast(x: dict, cal: FatigueCalibration = DEFAULT_CALIBRATION):
+    """(today's estimated CTR retention, days until it falls below 0.5) for arrays of the six features and
+    OPTIONAL: 0 once it is below, NaN without a forecast (frequency unknown, no decay, or beyond a year)."""
+    retention, remaining = _forecast(x, cal)
     days = np.ceil(cal.days_scale * remaining)
     days = np.where(days > MAX_FORECAST_DAYS, np.nan, days)
     return retention, np.where(retention < RETENTION_BANDS["critical"], 0.0, days)
 
 
-def _scored(x: dict, impressions_7d, ctr_decay, engagement_decay, cal: FatigueCalibration):
+def _scored(x: dict, ctr_decay, engagement_decay, cal: FatigueCalibration):
     """Score, level, component scores, days until critical and the two dominant components' actions."""
-    retention, days = retention_forecast(x, impressions_7d, cal)
+    retention, days = retention_forecast(x, cal)
     score = retention_score(retention)
     level = fatigue_level(score)
     days = np.where(level == "critical", 0.0, days)
@@ -284,12 +293,31 @@ def _scored(x: dict, impressions_7d, ctr_decay, engagement_decay, cal: FatigueCa
     return score, level, parts, days, actions
 
 
-def _impressions(features: pd.DataFrame) -> np.ndarray:
-    return (
-        numeric_column(features["impressions_7d"], "impressions_7d")
-        if "impressions_7d" in features
-        else np.full(len(features), np.nan)
+def model_inputs(features: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The six features and OPTIONAL (NaN where a column is absent) of a frame, as floats."""
+    x = _columns(features)
+    for name in OPTIONAL:
+        x[name] = numeric_column(features[name], name) if name in features else np.full(len(features), np.nan)
+    return x
+
+
+def with_recent_frequency(features: pd.DataFrame) -> pd.DataFrame:
+    """`features` (creative_features rows, including the 7 days before the rows to score) with
+    `frequency_7d_ago`: the same creative's frequency 7 days earlier (NaN where that row is absent)."""
+    require_frame(features, "creative features", ("creative_id", "date", "frequency"))
+    dates = pd.to_datetime(features["date"])
+    earlier = pd.DataFrame(
+        {
+            "creative_id": features["creative_id"].to_numpy(),
+            "date": (dates + pd.Timedelta(days=WINDOW_DAYS)).to_numpy(),
+            "frequency_7d_ago": features["frequency"].to_numpy(),
+        }
     )
+    keys = pd.DataFrame({"creative_id": features["creative_id"].to_numpy(), "date": dates.to_numpy()})
+    found = keys.merge(
+        earlier.drop_duplicates(["creative_id", "date"]), on=["creative_id", "date"], how="left"
+    )
+    return features.assign(frequency_7d_ago=found["frequency_7d_ago"].to_numpy())
 
 
 class FatigueScorer:
@@ -303,9 +331,9 @@ class FatigueScorer:
     def score_frame(self, features: pd.DataFrame) -> pd.DataFrame:
         """Score, level, component scores, days until critical, recommendation and actions for every row
         (an `impressions_7d` column, as in creative_features, weighs each creative's evidence by its
-        volume)."""
-        x = _columns(features)
-        score, level, parts, days, actions = _scored(x, _impressions(features), *_decays(x), self.calibration)
+        volume; a `frequency_7d_ago` column, see `with_recent_frequency`, sets its recent delivery pace)."""
+        x = model_inputs(features)
+        score, level, parts, days, actions = _scored(x, *_decays(x), self.calibration)
         out = pd.DataFrame(
             {
                 "fatigue_score": np.round(score, 2),
@@ -325,10 +353,9 @@ class FatigueScorer:
 
         `asset` is a mapping or any object with the attributes (the seed's `CreativeAsset`); the seed's
         names (`days_in_rotation`, `avg_frequency`, `initial_ctr`/`current_ctr`, `ctr_trend_30d`,
-        `engagement_decay_rate`, ...) are aliases of this project's (see `ml.seed_names`); an
-        `impressions_7d` weighs its evidence by its volume."""
-        x, ctr_override, engagement_override = fatigue_inputs(asset, (*FEATURES, "impressions_7d"))
-        impressions = np.array([x.pop("impressions_7d")])
+        `engagement_decay_rate`, ...) are aliases of this project's (see `ml.seed_names`); OPTIONAL inputs
+        as in `score_frame`."""
+        x, ctr_override, engagement_override = fatigue_inputs(asset, (*FEATURES, *OPTIONAL))
         ctr_decay, engagement_decay = _decays(x)
         if not np.isnan(ctr_override):  # the seed's trend: retention 1 - decay against a baseline of 1
             ctr_decay, x["ctr_current"], x["ctr_baseline"] = ctr_override, 1.0 - ctr_override, 1.0
@@ -337,7 +364,7 @@ class FatigueScorer:
             x["engagement_rate_current"], x["engagement_rate_baseline"] = 1.0 - engagement_override, 1.0
         x = {k: np.array([v], dtype=float) for k, v in x.items()}
         score, level, parts, days, actions = _scored(
-            x, impressions, np.atleast_1d(ctr_decay), np.atleast_1d(engagement_decay), self.calibration
+            x, np.atleast_1d(ctr_decay), np.atleast_1d(engagement_decay), self.calibration
         )
         level, days = str(level[0]), float(days[0])
         return {
@@ -351,16 +378,17 @@ class FatigueScorer:
 
 
 def calibrate(features: pd.DataFrame, true_days=None, min_clicks: float = 200.0) -> FatigueCalibration:
-    """The scorer's constants from a training period's creative features (with impressions_7d).
+    """The scorer's constants from a training period's creative features (with impressions_7d and, if the
+    scorer will get it, frequency_7d_ago).
 
     Label-free: the population's decay rate and its spread (empirical Bayes: the mean and the variance,
     net of the binomial noise, of the rates of creatives with >= `min_clicks` clicks in 7 days), and the
     engagement ratio (median ratio of the two log declines where CTR fell by 10% or more). With `true_days`
     (the true days until retention falls below 0.5, aligned with `features`; NaN where unknown or beyond 30),
     the days scale that minimises their mean absolute error; otherwise the default's."""
-    x = _columns(features)
-    n = _impressions(features)
-    _, _, gained, window = exposure(x["days_active"], x["frequency"])
+    x = model_inputs(features)
+    n = x["impressions_7d"]
+    _, _, gained, window = exposure(x)
     y, var = _log_ratio(x["ctr_current"], x["ctr_baseline"], n, window)
     ye, _ = _log_ratio(x["engagement_rate_current"], x["engagement_rate_baseline"], n, window)
     busy = np.isfinite(var) & (gained > 0.5) & (x["ctr_current"] * n >= min_clicks)
@@ -388,7 +416,7 @@ def calibrate(features: pd.DataFrame, true_days=None, min_clicks: float = 200.0)
             cal.rate_mean, cal.rate_sd, cal.engagement_ratio, DEFAULT_CALIBRATION.days_scale
         )
     truth = np.asarray(true_days, dtype=float)
-    retention, raw = _forecast(x, n, cal)
+    retention, raw = _forecast(x, cal)
     rows = np.isfinite(truth) & np.isfinite(raw) & (retention >= RETENTION_BANDS["critical"])
     if rows.sum() < 30:
         raise InputError(

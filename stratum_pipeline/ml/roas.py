@@ -35,7 +35,7 @@ from scipy.special import ndtr
 
 from stratum_pipeline.ml.features import ROAS_CONTEXT, ROAS_FEATURES
 from stratum_pipeline.ml.inputs import InputError, number, numeric_column, require_frame, require_mapping
-from stratum_pipeline.ml.response_curves import DRAWS_PREFIX, decode_draws, season_factor
+from stratum_pipeline.ml.response_curves import DRAWS_PREFIX, SHAPE_GRID, decode_draws, season_factor
 from stratum_pipeline.ml.seed_names import roas_input
 
 PLATFORMS = ("meta", "google", "tiktok", "linkedin")
@@ -331,6 +331,9 @@ CURVE_DRAWS = 16  # the first posterior draws of each curve (a random sample of 
 # regime (none in the realistic one, whose draws are wider than their error). A draw counts as above the
 # target with probability Phi(log(m / target) / MARGINAL_LOG_SD).
 MARGINAL_LOG_SD = 0.25
+# A curve whose draws sit at the top of the fit's Hill-shape grid ran out of room (on training decision days
+# these were steep, already-saturated misfits of campaigns whose spend barely moved): it does not move budgets.
+EDGE_SHAPE = float(SHAPE_GRID[-1])
 SEASON_DAYS = 30  # the marginal return is judged at the tenant's mean season of the next 30 days
 
 
@@ -393,14 +396,16 @@ def step_roas(draws: np.ndarray, spend, season_mean, changes) -> np.ndarray:
 
 
 def marginal_recommendation_arrays(draws: np.ndarray, spend, season_mean, target_roas=BREAKEVEN_ROAS,
-                                   confidence: float = CONFIDENCE, log_sd: float = MARGINAL_LOG_SD):
+                                   confidence: float = CONFIDENCE, log_sd: float = MARGINAL_LOG_SD,
+                                   edge_shape: float | None = EDGE_SHAPE):
     """Budget change in % (and action, reason) from each campaign's response curve.
 
     Increase by the largest of STEPS_UP whose added spend returns above the target ROAS in at least
     `confidence` of the curve's posterior draws; decrease by the largest of STEPS_DOWN whose removed part of
     today's spend returned below the target in at least `confidence` of them; otherwise (or if both hold, on
     the rising part of an S-curve) maintain. draws (N, D, 5) as curve_draw_array; spend (N,) today's spend;
-    target_roas one value or one per campaign; `log_sd` the model error beyond the draws (MARGINAL_LOG_SD)."""
+    target_roas one value or one per campaign; `log_sd` the model error beyond the draws (MARGINAL_LOG_SD);
+    a curve whose median draw has a Hill shape >= `edge_shape` (EDGE_SHAPE; None: no such check) maintains."""
     n = len(draws)
     target = np.broadcast_to(np.asarray(target_roas, dtype=float), (n,))
     steps = np.array([*STEPS_UP, *(-c for c in STEPS_DOWN)])
@@ -414,8 +419,10 @@ def marginal_recommendation_arrays(draws: np.ndarray, spend, season_mean, target
     down_ok = (1.0 - above[:, up:]) >= confidence
     up_pick = np.argmax(up_ok, axis=1)
     down_pick = np.argmax(down_ok, axis=1)
-    increase = up_ok.any(axis=1) & ~down_ok.any(axis=1)
-    decrease = down_ok.any(axis=1) & ~up_ok.any(axis=1)
+    shape = np.median(np.asarray(draws, dtype=float)[:, :, 2], axis=1)
+    edge = shape >= edge_shape - 1e-6 if edge_shape is not None else np.zeros(n, dtype=bool)
+    increase = up_ok.any(axis=1) & ~down_ok.any(axis=1) & ~edge
+    decrease = down_ok.any(axis=1) & ~up_ok.any(axis=1) & ~edge
     change = np.where(increase, np.array(STEPS_UP)[up_pick] * 100, 0.0)
     change = np.where(decrease, -np.array(STEPS_DOWN)[down_pick] * 100, change).round().astype(int)
     action = np.select([change > 0, change < 0], ["increase", "decrease"], default="maintain")
@@ -431,6 +438,9 @@ def marginal_recommendation_arrays(draws: np.ndarray, spend, season_mean, target
         elif decrease[i]:
             reason[i] = (f"marginal ROAS of the last {STEPS_DOWN[down_pick[i]]:.0%} of today's spend: "
                          f"{m_down[i]:.2f} < target {target[i]:.2f} ({p_down[i]:.0%} of the curve's draws)")
+        elif edge[i]:
+            reason[i] = (f"response curve at the edge of its fit (Hill shape {shape[i]:.1f}): marginal ROAS of "
+                         f"the next {STEPS_UP[-1]:.0%} {m_next[i]:.2f} not trusted against target {target[i]:.2f}")
         else:
             reason[i] = (f"marginal ROAS of the next {STEPS_UP[-1]:.0%}: {m_next[i]:.2f}, of the last "
                          f"{STEPS_DOWN[-1]:.0%}: {m_last[i]:.2f}, target {target[i]:.2f}: "
@@ -457,10 +467,11 @@ def recommendation_sentence(budget: dict) -> str:
 
 
 def curve_recommendations(change, action, reason, curves: pd.DataFrame | None, spend,
-                          target_roas=BREAKEVEN_ROAS, log_sd: float = MARGINAL_LOG_SD):
+                          target_roas=BREAKEVEN_ROAS, **rule):
     """The average-ROAS rule's (change, action, reason) replaced by the marginal rule wherever a campaign has
     a usable response curve (`curves`: campaign_response_curves rows aligned with the others, NaN rows where
-    none) and spent today; elsewhere the reason says the average-ROAS rule was used."""
+    none) and spent today; elsewhere the reason says the average-ROAS rule was used. `rule`: the keyword
+    arguments of marginal_recommendation_arrays (confidence, log_sd, edge_shape)."""
     change = np.array(change, dtype=int)
     action, reason = np.array(action, dtype=object), np.array(reason, dtype=object)
     spend = np.broadcast_to(_array(spend), change.shape)
@@ -471,7 +482,7 @@ def curve_recommendations(change, action, reason, curves: pd.DataFrame | None, s
     if usable.any():
         target = np.broadcast_to(np.asarray(target_roas, dtype=float), (len(change),))[usable]
         season = _season_means(curves[usable])
-        c, a, r = marginal_recommendation_arrays(draws[usable], spend[usable], season, target, log_sd=log_sd)
+        c, a, r = marginal_recommendation_arrays(draws[usable], spend[usable], season, target, **rule)
         change[usable], action[usable], reason[usable] = c, a, r
     reason[~usable] = ["no response curve, average-ROAS rule: " + str(r) for r in reason[~usable]]
     return change, action, reason
