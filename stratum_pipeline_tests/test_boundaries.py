@@ -367,7 +367,8 @@ def test_days_until_critical_at_the_threshold():
 
 def _creative(retention):
     """A creative on its first day whose CTR pair says its retention: the scorer reads retention directly."""
-    return {"days_active": 0, "frequency": 8.0, "ctr_current": retention, "ctr_baseline": 1.0}
+    return {"days_active": 0, "frequency": 8.0, "ctr_current": retention, "ctr_baseline": 1.0,
+            "engagement_rate_current": np.nan, "engagement_rate_baseline": np.nan}
 
 
 def test_a_creative_scored_exactly_at_a_threshold_takes_the_higher_level():
