@@ -331,8 +331,9 @@ CURVE_DRAWS = 16  # the first posterior draws of each curve (a random sample of 
 # regime (none in the realistic one, whose draws are wider than their error). A draw counts as above the
 # target with probability Phi(log(m / target) / MARGINAL_LOG_SD).
 MARGINAL_LOG_SD = 0.25
-# A curve whose draws sit at the top of the fit's Hill-shape grid ran out of room (on training decision days
-# these were steep, already-saturated misfits of campaigns whose spend barely moved): it does not move budgets.
+# A curve whose point estimate sits at the top of the fit's Hill-shape grid ran out of room: on the training
+# decision days (28-56 days before the generator's end, seed 7, low regime) most wrong decreases were such steep,
+# already-saturated misfits (fitted elasticity 0.03-0.25 against a true 0.35-0.65). It does not move budgets.
 EDGE_SHAPE = float(SHAPE_GRID[-1])
 SEASON_DAYS = 30  # the marginal return is judged at the tenant's mean season of the next 30 days
 
@@ -397,7 +398,7 @@ def step_roas(draws: np.ndarray, spend, season_mean, changes) -> np.ndarray:
 
 def marginal_recommendation_arrays(draws: np.ndarray, spend, season_mean, target_roas=BREAKEVEN_ROAS,
                                    confidence: float = CONFIDENCE, log_sd: float = MARGINAL_LOG_SD,
-                                   edge_shape: float | None = EDGE_SHAPE):
+                                   edge_shape: float | None = EDGE_SHAPE, shape=None):
     """Budget change in % (and action, reason) from each campaign's response curve.
 
     Increase by the largest of STEPS_UP whose added spend returns above the target ROAS in at least
@@ -405,7 +406,8 @@ def marginal_recommendation_arrays(draws: np.ndarray, spend, season_mean, target
     today's spend returned below the target in at least `confidence` of them; otherwise (or if both hold, on
     the rising part of an S-curve) maintain. draws (N, D, 5) as curve_draw_array; spend (N,) today's spend;
     target_roas one value or one per campaign; `log_sd` the model error beyond the draws (MARGINAL_LOG_SD);
-    a curve whose median draw has a Hill shape >= `edge_shape` (EDGE_SHAPE; None: no such check) maintains."""
+    a curve whose Hill shape (`shape`, the curve's point estimate; default the median draw's) is >= `edge_shape`
+    (EDGE_SHAPE; None: no such check) maintains."""
     n = len(draws)
     target = np.broadcast_to(np.asarray(target_roas, dtype=float), (n,))
     steps = np.array([*STEPS_UP, *(-c for c in STEPS_DOWN)])
@@ -419,7 +421,7 @@ def marginal_recommendation_arrays(draws: np.ndarray, spend, season_mean, target
     down_ok = (1.0 - above[:, up:]) >= confidence
     up_pick = np.argmax(up_ok, axis=1)
     down_pick = np.argmax(down_ok, axis=1)
-    shape = np.median(np.asarray(draws, dtype=float)[:, :, 2], axis=1)
+    shape = np.median(np.asarray(draws, dtype=float)[:, :, 2], axis=1) if shape is None else _array(shape)
     edge = shape >= edge_shape - 1e-6 if edge_shape is not None else np.zeros(n, dtype=bool)
     increase = up_ok.any(axis=1) & ~down_ok.any(axis=1) & ~edge
     decrease = down_ok.any(axis=1) & ~up_ok.any(axis=1) & ~edge
@@ -482,7 +484,8 @@ def curve_recommendations(change, action, reason, curves: pd.DataFrame | None, s
     if usable.any():
         target = np.broadcast_to(np.asarray(target_roas, dtype=float), (len(change),))[usable]
         season = _season_means(curves[usable])
-        c, a, r = marginal_recommendation_arrays(draws[usable], spend[usable], season, target, **rule)
+        shape = _array(curves["hill_shape"])[usable] if "hill_shape" in curves else None
+        c, a, r = marginal_recommendation_arrays(draws[usable], spend[usable], season, target, shape=shape, **rule)
         change[usable], action[usable], reason[usable] = c, a, r
     reason[~usable] = ["no response curve, average-ROAS rule: " + str(r) for r in reason[~usable]]
     return change, action, reason
