@@ -274,7 +274,7 @@ def test_fatigue_frame_exact():
     assert first["fatigue_score"] == 63.24 and first["fatigue_level"] == "medium"
     assert (first["age_score"], first["frequency_score"], first["ctr_decay_score"], first["engagement_decay_score"]) == \
         (16.67, 50.0, 50.0, 20.0)
-    assert first["days_until_critical"] == 11.0
+    assert first["days_until_critical"] == 12.0
     assert first["recommendation"] == "monitor: prepare a refreshed variant"
     actions = ["test a new headline and visual", "cap frequency or widen the audience"]
     assert first["suggested_actions"] == actions
@@ -282,7 +282,7 @@ def test_fatigue_frame_exact():
     assert second["fatigue_level"] == "medium" and second["fatigue_score"] == 63.5
     assert second["suggested_actions"] == actions
     one = FatigueScorer().calculate_score(worn)
-    assert one["suggested_actions"] == second["suggested_actions"] and one["days_until_critical"] == 47
+    assert one["suggested_actions"] == second["suggested_actions"] and one["days_until_critical"] == 49
     assert one["component_scores"] == {"age": 66.67, "frequency": 100.0, "ctr_decay": 100.0, "engagement_decay": 0.0}
 
 
@@ -389,7 +389,7 @@ def test_days_until_critical_with_unknown_or_short_histories():
     # no CTR: the population's decay at its frequency (0.8 before today: retention 0.88), 0.2 frequency a day
     fresh = scorer.calculate_score({"days_active": 5, "frequency": 1.0})
     assert fresh["fatigue_score"] == 39.11 and fresh["fatigue_level"] == "low"
-    assert fresh["days_until_critical"] == 16  # 0.86 x (ln 2 / 0.156 - 0.8) / 0.2 = 15.7
+    assert fresh["days_until_critical"] == 17  # 0.89 x (ln 2 / 0.156 - 0.8) / 0.2 = 16.2
     nothing = scorer.calculate_score({"days_active": 0})
     assert nothing["fatigue_score"] == 0.0 and nothing["days_until_critical"] is None  # no exposure
 
