@@ -59,13 +59,15 @@ def source_frame(ds) -> pd.DataFrame:
     ]
 
 
-def truth(ds, campaigns: list[str], base_spend: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(expected, realised) true revenue of the HORIZON days after END: arrays (C, K+1), baseline first; and the
-    true curves as one-draw curves (C, 1, 5) for the simulator's and allocator's code (true vmax x order value x
-    effectiveness, true half-saturation, shape, adstock rate and adstocked spend on END)."""
+def truth(ds, campaigns: list[str], base_spend: np.ndarray, rng, end: date = END,
+          changes: np.ndarray = CHANGES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(expected, realised) true revenue of the HORIZON days after `end`: arrays (C, K+1), baseline first; and
+    the true curves as one-draw curves (C, 1, 5) for the simulator's and allocator's code (true vmax x order value x
+    effectiveness, true half-saturation, shape, adstock rate and adstocked spend on `end`)."""
     metrics = ds["campaign_daily_metrics"]
-    days = pd.date_range(metrics["date"].min(), END, freq="D")
-    future = pd.date_range(pd.Timestamp(END) + pd.Timedelta(days=1), periods=HORIZON, freq="D")
+    metrics = metrics[pd.to_datetime(metrics["date"]) <= pd.Timestamp(end)]
+    days = pd.date_range(metrics["date"].min(), end, freq="D")
+    future = pd.date_range(pd.Timestamp(end) + pd.Timedelta(days=1), periods=HORIZON, freq="D")
     index = pd.Index(campaigns)
     grid = np.zeros((len(campaigns), len(days)))
     rows = metrics[metrics["campaign_id"].isin(index)]
@@ -75,7 +77,9 @@ def truth(ds, campaigns: list[str], base_spend: np.ndarray, rng) -> tuple[np.nda
     response = ds["truth_campaign_response"].set_index("campaign_id").loc[campaigns].reset_index()
     daily = ds["truth_campaign_daily"]
     recent = daily[
-        (pd.to_datetime(daily["date"]) > pd.Timestamp(END) - pd.Timedelta(days=7)) & daily["campaign_id"].isin(index)
+        (pd.to_datetime(daily["date"]) > pd.Timestamp(end) - pd.Timedelta(days=7))
+        & (pd.to_datetime(daily["date"]) <= pd.Timestamp(end))
+        & daily["campaign_id"].isin(index)
     ].merge(response, on="campaign_id")
     base = hill(
         recent["adstocked_spend"].to_numpy(),
@@ -89,13 +93,13 @@ def truth(ds, campaigns: list[str], base_spend: np.ndarray, rng) -> tuple[np.nda
     expected, realised = [], []
     aov = response["avg_order_value"].to_numpy()
     dispersion, sigma = response["dispersion"].to_numpy(), response["order_value_sigma"].to_numpy()
-    for change in np.concatenate([[0.0], CHANGES]):
+    for change in np.concatenate([[0.0], changes]):
         path = np.concatenate([grid, np.repeat((base_spend * (1 + change))[:, None], HORIZON, axis=1)], axis=1)
         conv = expected_daily_conversions(response, path, all_dates)[:, -HORIZON:] * effectiveness[:, None]
         expected.append((conv * aov[:, None]).sum(axis=1))
         realised.append(_realised(rng, conv, aov, dispersion, sigma))
     state = (
-        daily[(pd.to_datetime(daily["date"]) == pd.Timestamp(END))]
+        daily[(pd.to_datetime(daily["date"]) == pd.Timestamp(end))]
         .set_index("campaign_id")
         .loc[campaigns, "adstocked_spend"]
     )

@@ -193,7 +193,8 @@ def fatigue_accuracy(dataset, creative_features: pd.DataFrame) -> float:
     scored = FatigueScorer().score_frame(creative_features)
     truth = dataset["truth_creative_daily"].assign(date=lambda t: pd.to_datetime(t["date"]))
     joined = creative_features[["creative_id", "date"]].join(scored["fatigue_level"]).merge(truth, on=["creative_id", "date"])
-    return float((joined["fatigue_level"] == joined["true_fatigue_level"]).mean())
+    # the truth of what happens next (the band of the true CTR retention); benchmarks/advice.py has the rest
+    return float((joined["fatigue_level"] == joined["true_retention_level"]).mean())
 
 
 def main(argv=None) -> int:
@@ -230,7 +231,7 @@ def main(argv=None) -> int:
             print("\nconversion:")
             print(conversion.to_string(float_format=lambda v: f"{v:.3f}"))
             accuracy = fatigue_accuracy(dataset, creative_features)
-            print(f"\nfatigue level vs ground truth: accuracy {accuracy:.3f}\n")
+            print(f"\nfatigue level vs the true retention bands: accuracy {accuracy:.3f}\n")
             for text, met in roas_verdicts(regime, table) + conversion_verdicts(conversion):
                 summary.append((regime, seed, text, met))
     print("=== targets")

@@ -33,6 +33,7 @@ class Env:
     WAREHOUSE_URL = "STRATUM_WAREHOUSE_URL"
     MLFLOW_TRACKING_URI = "STRATUM_MLFLOW_TRACKING_URI"
     MLFLOW_UI_URL = "STRATUM_MLFLOW_UI_URL"
+    TARGET_ROAS = "STRATUM_TARGET_ROAS"
     MODELS_PATH = "ML_MODELS_PATH"
     DAGSTER_HOME = "DAGSTER_HOME"
     REDIS_URL = "STRATUM_REDIS_URL"
@@ -53,6 +54,7 @@ VARIABLES = {
     Env.SOURCE_URL: "the product backend's database, read by the raw extracts (SQLAlchemy URL)",
     Env.WAREHOUSE_URL: "the tables the pipeline writes and the product reads (SQLAlchemy URL)",
     Env.MLFLOW_TRACKING_URI: "MLflow runs and model registry (sqlite:/// or a server)",
+    Env.TARGET_ROAS: "the ROAS each tenant's budget advice aims at: tenant=2.5,*=1.5 (default 1.0, breakeven)",
     Env.MLFLOW_UI_URL: "where an MLflow UI serves a local store (stratum ui starts one): the model links point there",
     Env.MODELS_PATH: "the folder of the .joblib model files the seed backend loads",
     Env.DAGSTER_HOME: "the Dagster instance folder (its dagster.yaml)",
@@ -181,6 +183,35 @@ def check_credentials_file(path: str, variable: str = "GOOGLE_APPLICATION_CREDEN
     return file
 
 
+TARGET_ROAS_VARIABLE = Env.TARGET_ROAS
+DEFAULT_TARGET_ROAS = 1.0  # breakeven: a unit of spend returns a unit of revenue
+
+
+def target_roas_setting(text: str | None, variable: str = TARGET_ROAS_VARIABLE) -> dict[str, float]:
+    """Per-tenant target ROAS of the budget recommendations from 'tenant=2.5,other=1.8' ('*=1.5' sets the
+    default of every other tenant; unset: breakeven 1.0). Each value must be a number in (0, 1000]."""
+    out: dict[str, float] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        tenant, sep, value = (part.strip() for part in item.partition("="))
+        try:
+            number = float(value) if sep and tenant else float("nan")
+        except ValueError:
+            number = float("nan")
+        if not 0 < number <= 1000:
+            raise SettingsError(f"{variable}: {item.strip()!r} is not tenant=target with a target ROAS in "
+                                "(0, 1000]")
+        out[tenant] = number
+    return out
+
+
+def target_roas_for(tenant_id: str, env: Mapping[str, str] | None = None) -> float:
+    """The tenant's target ROAS (STRATUM_TARGET_ROAS; for tenants not named the '*' entry, else breakeven 1.0)."""
+    targets = target_roas_setting((os.environ if env is None else env).get(TARGET_ROAS_VARIABLE))
+    return targets.get(tenant_id, targets.get("*", DEFAULT_TARGET_ROAS))
+
+
 @dataclass(frozen=True)
 class VertexEndpoint:
     """Where Vertex AI predictions go: projects/{project}/locations/{location}/endpoints/{endpoint}."""
@@ -237,6 +268,7 @@ class Settings:
     mlflow_tracking_uri: str | None = None
     redis_url: str | None = None
     dagster_pg_url: str | None = None
+    target_roas: Mapping[str, float] | None = None  # per tenant (STRATUM_TARGET_ROAS); breakeven 1.0 if unset
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -285,6 +317,7 @@ class Settings:
             mlflow_tracking_uri=urls[Env.MLFLOW_TRACKING_URI],
             redis_url=urls[Env.REDIS_URL],
             dagster_pg_url=urls[Env.DAGSTER_PG_URL],
+            target_roas=target_roas_setting(get(TARGET_ROAS_VARIABLE)) or None,
         )
 
     def describe(self) -> dict[str, str]:
@@ -304,4 +337,6 @@ class Settings:
                           (Env.MLFLOW_TRACKING_URI, self.mlflow_tracking_uri), (Env.REDIS_URL, self.redis_url),
                           (Env.DAGSTER_PG_URL, self.dagster_pg_url)):
             shown[name] = mask_url(url) if url else "(unset)"
+        targets = ", ".join(f"{t}={v:g}" for t, v in (self.target_roas or {}).items())
+        shown[TARGET_ROAS_VARIABLE] = targets or f"(unset: every tenant {DEFAULT_TARGET_ROAS:g})"
         return shown

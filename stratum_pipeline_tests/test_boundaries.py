@@ -365,23 +365,24 @@ def test_days_until_critical_at_the_threshold():
     assert np.isnan(days_until_critical(0.0, 10))
 
 
-def _creative(days, frequency, ctr_ratio, engagement_ratio):
-    return {"days_active": days, "frequency": frequency, "ctr_current": 0.02 * ctr_ratio, "ctr_baseline": 0.02,
-            "engagement_rate_current": 0.05 * engagement_ratio, "engagement_rate_baseline": 0.05}
+def _creative(retention):
+    """A creative on its first day whose CTR pair says its retention: the scorer reads retention directly."""
+    return {"days_active": 0, "frequency": 8.0, "ctr_current": retention, "ctr_baseline": 1.0,
+            "engagement_rate_current": np.nan, "engagement_rate_baseline": np.nan}
 
 
 def test_a_creative_scored_exactly_at_a_threshold_takes_the_higher_level():
-    # ctr decay 50% (full): 35 points; engagement decay 50%: 25; frequency 8: 25; age: 15 per 60 days
+    # retention 0.5 -> 85 (critical), 0.7 -> 70 (high), 0.85 -> 50 (medium), 1 -> 0 (low)
     scorer = FatigueScorer()
-    at_85 = scorer.calculate_score(_creative(0, 8.0, 0.5, 0.5))
+    at_85 = scorer.calculate_score(_creative(0.5))
     assert at_85["fatigue_score"] == 85.0 and at_85["fatigue_level"] == "critical"
     assert at_85["days_until_critical"] == 0
-    at_60 = scorer.calculate_score(_creative(0, 8.0, 0.5, 1.0))  # 35 + 25
-    assert at_60["fatigue_score"] == 60.0 and at_60["fatigue_level"] == "medium"
-    frame = scorer.score_frame(pd.DataFrame([_creative(0, 8.0, 0.5, 0.5), _creative(0, 8.0, 0.5, 1.0),
-                                             _creative(0, 1.0, 1.0, 1.0)]))
-    assert frame["fatigue_level"].tolist() == ["critical", "medium", "low"]
-    assert frame["suggested_actions"].iloc[2] == []
+    at_70 = scorer.calculate_score(_creative(0.7))
+    assert at_70["fatigue_score"] == 70.0 and at_70["fatigue_level"] == "high"
+    frame = scorer.score_frame(pd.DataFrame([_creative(r) for r in (0.5, 0.7, 0.85, 1.0)]))
+    assert frame["fatigue_score"].tolist() == [85.0, 70.0, 50.0, 0.0]
+    assert frame["fatigue_level"].tolist() == ["critical", "high", "medium", "low"]
+    assert frame["suggested_actions"].iloc[3] == []
 
 
 # --- URL masking: the scheme is matched in any case ------------------------------------------------------
@@ -598,7 +599,7 @@ def test_fatigue_is_scored_in_process_and_cached_per_tenant():
     cache = MemoryCache()
     service = InferenceService(_Registry(), cache)
     creative = {"days_active": 0, "frequency": 8.0, "ctr_current": 0.01, "ctr_baseline": 0.02,
-                "engagement_rate_current": 0.025, "engagement_rate_baseline": 0.05, "launched": date(2026, 1, 1)}
+                "launched": date(2026, 1, 1)}  # CTR at half its launch rate on day one: retention 0.5
     out = service.get_prediction("fatigue", creative, "t1")
     assert out["fatigue_score"] == 85.0 and out["fatigue_level"] == "critical"
     keys = [k for k in cache._data if k.startswith("stratum:pred:")]

@@ -24,7 +24,7 @@ from stratum_pipeline.ml.evaluation import (
     relative_bias,
     roas_metrics,
 )
-from stratum_pipeline.ml.fatigue import FatigueScorer
+from stratum_pipeline.ml.fatigue import FatigueScorer, decay_rates, retention_score
 from stratum_pipeline.ml.simulator import BudgetSimulator
 
 HASHED = hashlib.sha256(b"a@example.com").hexdigest()
@@ -271,18 +271,24 @@ def test_fatigue_frame_exact():
     assert list(frame.columns) == ["fatigue_score", "fatigue_level", "age_score", "frequency_score", "ctr_decay_score",
                                    "engagement_decay_score", "days_until_critical", "recommendation", "suggested_actions"]
     first = frame.loc[7]
-    # 0.15 x 16.67 + 0.25 x 50 + 0.35 x 50 + 0.25 x 20
-    assert first["fatigue_score"] == 37.5 and first["fatigue_level"] == "low"
+    # retention exp(-rate x 4.05) with the posterior decay rate of a 25% CTR and 10% engagement decline
+    # over 3.15 units of frequency (prior 0.156 +- 0.0475; no volume given: the model's variance alone)
+    inputs = {k: np.array([v], dtype=float) for k, v in row.items()}
+    rate, _, before, _ = decay_rates({**inputs, "impressions_7d": np.nan, "frequency_7d_ago": np.nan})
+    assert before[0] == pytest.approx(4.05)
+    assert first["fatigue_score"] == pytest.approx(float(retention_score(np.exp(-rate * before))[0]), abs=0.005)
+    assert first["fatigue_score"] == 63.24 and first["fatigue_level"] == "medium"
     assert (first["age_score"], first["frequency_score"], first["ctr_decay_score"], first["engagement_decay_score"]) == \
         (16.67, 50.0, 50.0, 20.0)
-    assert first["days_until_critical"] == 13.0  # 3.75 a day: 47.5 more points take 12.7 days
-    assert first["recommendation"] == "healthy: keep running" and first["suggested_actions"] == []
-    second = frame.loc[8]  # 10 + 25 + 35 + 0 = 70
-    assert second["fatigue_level"] == "high"
-    assert second["recommendation"] == "refresh soon: rotate in new variants this week"
-    assert second["suggested_actions"] == ["test a new headline and visual", "cap frequency or widen the audience"]
+    assert first["days_until_critical"] == 12.0
+    assert first["recommendation"] == "monitor: prepare a refreshed variant"
+    actions = ["test a new headline and visual", "cap frequency or widen the audience"]
+    assert first["suggested_actions"] == actions
+    second = frame.loc[8]  # CTR halved but engagement unchanged: the evidence conflicts, retention ~0.77
+    assert second["fatigue_level"] == "medium" and second["fatigue_score"] == 63.5
+    assert second["suggested_actions"] == actions
     one = FatigueScorer().calculate_score(worn)
-    assert one["suggested_actions"] == second["suggested_actions"] and one["days_until_critical"] == 9
+    assert one["suggested_actions"] == second["suggested_actions"] and one["days_until_critical"] == 49
     assert one["component_scores"] == {"age": 66.67, "frequency": 100.0, "ctr_decay": 100.0, "engagement_decay": 0.0}
 
 
@@ -297,8 +303,9 @@ def test_fatigue_recommendations_per_level():
     medium = FatigueScorer().calculate_score({"days_active": 0, "frequency": 8.0, "ctr_current": 0.01,
                                               "ctr_baseline": 0.02, "engagement_rate_current": 0.05,
                                               "engagement_rate_baseline": 0.05})
+    # day one: retention read from the pairs, the geometric mean of 0.5 (CTR) and 1 (engagement): 0.71
     assert medium["fatigue_level"] == "medium" and medium["recommendation"] == "monitor: prepare a refreshed variant"
-    assert medium["days_until_critical"] == 1  # a first day counts as one: 60 points a day
+    assert medium["days_until_critical"] == 1  # 8 frequency a day: the population's rate crosses 0.5 tomorrow
 
 
 # --- ROAS trend and budget recommendation at each rule's edge ----------------------------------------------
@@ -385,10 +392,12 @@ def test_days_until_critical_with_unknown_or_short_histories():
     assert days_until_critical(42.5, 0).tolist() == 1.0
     assert days_until_critical(5.0, 10).tolist() == 160.0  # half a point a day
     scorer = FatigueScorer()
+    # no CTR: the population's decay at its frequency (0.8 before today: retention 0.88), 0.2 frequency a day
     fresh = scorer.calculate_score({"days_active": 5, "frequency": 1.0})
-    assert fresh["fatigue_score"] == 1.25 and fresh["days_until_critical"] == 336
+    assert fresh["fatigue_score"] == 39.11 and fresh["fatigue_level"] == "low"
+    assert fresh["days_until_critical"] == 17  # 0.89 x (ln 2 / 0.156 - 0.8) / 0.2 = 16.2
     nothing = scorer.calculate_score({"days_active": 0})
-    assert nothing["fatigue_score"] == 0.0 and nothing["days_until_critical"] is None  # not growing
+    assert nothing["fatigue_score"] == 0.0 and nothing["days_until_critical"] is None  # no exposure
 
 
 def test_the_seed_trend_names_stand_in_for_missing_rates():
@@ -396,7 +405,9 @@ def test_the_seed_trend_names_stand_in_for_missing_rates():
     out = scorer.calculate_score({"days_in_rotation": 0, "avg_frequency": 1.0, "ctr_trend_30d": -0.25,
                                   "engagement_decay_rate": 0.1})
     assert out["component_scores"]["ctr_decay"] == 50.0 and out["component_scores"]["engagement_decay"] == 20.0
-    assert out["fatigue_score"] == pytest.approx(0.35 * 50 + 0.25 * 20)
+    # day one: retention from the trends, the geometric mean of 0.75 and 0.9^(1/1.293)
+    retention = np.exp((np.log(0.75) + np.log(0.9) / 1.293) / 2)
+    assert out["fatigue_score"] == pytest.approx(float(retention_score(retention)), abs=0.005)
 
 
 def test_the_trend_compares_with_the_30_day_level():

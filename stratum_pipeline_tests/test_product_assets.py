@@ -59,6 +59,10 @@ def test_forecasts_scenarios_and_fatigue_for_the_last_days(trained):
     assert (forecasts["confidence_lower"] <= forecasts["predicted_roas"]).all()
     assert set(forecasts["trend"]) <= {"improving", "stable", "declining"}
     assert (forecasts["model_version"] == registry.champion_version("stratum-roas-big")).where(forecasts.tenant_id == "big", True).all()
+    # budget advice from the campaign's response curve where it has one, else the average-ROAS rule, said so
+    reasons = forecasts["recommendation_reason"]
+    assert reasons.str.startswith(("marginal ROAS", "response curve at the edge", "no response curve")).all()
+    assert reasons.str.startswith("marginal ROAS").any()
 
     scenarios = read(url, wh.budget_scenarios)
     assert set(scenarios["scenario"]) == {"baseline", "-20%", "+20%", "+50%"}

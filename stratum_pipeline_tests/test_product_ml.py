@@ -62,7 +62,8 @@ def test_fatigue_scorer_single_and_frame_agree():
     fresh, worn, unknown = (scorer.calculate_score(a) for a in assets)
     assert fresh["fatigue_level"] == "low" and fresh["suggested_actions"] == []
     assert worn["fatigue_level"] == "critical" and worn["days_until_critical"] == 0 and worn["suggested_actions"]
-    assert unknown["fatigue_score"] == pytest.approx(0.15 * 50)  # only age is known
+    assert unknown["fatigue_score"] == 0.0 and unknown["fatigue_level"] == "low"  # no exposure, no CTR
+    assert unknown["days_until_critical"] is None
 
 
 def test_emq_scores_keys_and_hashing_per_platform():

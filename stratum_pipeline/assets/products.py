@@ -20,12 +20,13 @@ from stratum_pipeline.assets.common import (
 from stratum_pipeline.checks.freshness import product_freshness_policy
 from stratum_pipeline.ml.budget_scenarios import tenant_scenarios
 from stratum_pipeline.ml.emq import DataQualityAnalyzer
-from stratum_pipeline.ml.fatigue import FatigueScorer
+from stratum_pipeline.ml.fatigue import FatigueScorer, with_recent_frequency
 from stratum_pipeline.ml.roas import forecast_table
 from stratum_pipeline.modelops.registry import NoModelError
 from stratum_pipeline.partitions import daily_backfill_policy, daily_partitions
 from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
 from stratum_pipeline.serving.live import live_predictions
+from stratum_pipeline.settings import target_roas_for
 from stratum_pipeline.storage import warehouse_schema as wh
 
 # A daily product table is stale if not updated within 26 hours (checks/freshness.py).
@@ -61,15 +62,20 @@ def _written(frame: pd.DataFrame, rows: int, first, last, **extra) -> dg.Materia
 
 
 @dg.asset(deps=["campaign_features", dg.AssetDep("roas_model", partition_mapping=dg.AllPartitionMapping()),
-                "roas_default_model"], kinds={"xgboost", "mlflow", "pandas"},
+                "roas_default_model", campaign_response_curves], kinds={"xgboost", "mlflow", "pandas"},
           metadata=table_metadata(wh.daily_roas_forecasts), **PRODUCT_ASSET)
 def daily_roas_forecasts(context: dg.AssetExecutionContext, warehouse: Warehouse, registry: ModelRegistry):
     """Tomorrow's ROAS for every campaign active on the day, with its 10-90% interval, trend and budget
     recommendation, from the tenant's champion model (or the default model); each row records the model
-    name and version that served it. What the product's forecast screen and budget advice show."""
+    name and version that served it. The recommendation comes from the marginal return of the campaign's
+    response curve (campaign_response_curves) against the tenant's target ROAS (STRATUM_TARGET_ROAS, default
+    1.0); a campaign without a usable curve gets the average-ROAS rule, and its reason says so. What the
+    product's forecast screen and budget advice show."""
     first, last = partition_days(context)
     tenant_only = tenant_scope(context)
     features = warehouse.read_range(wh.campaign_features, first, last, tenant_id=tenant_only)
+    curves = warehouse.read_range(wh.campaign_response_curves, first, last, tenant_id=tenant_only).drop(
+        columns=["tenant_id"])
     served, unserved, fallbacks = {}, {}, {}
 
     def forecast(tenant, rows):
@@ -86,7 +92,8 @@ def daily_roas_forecasts(context: dg.AssetExecutionContext, warehouse: Warehouse
                   f"tenant {tenant}: champion {model.failed_model} could not be loaded, its forecasts come from "
                   f"{model.name} v{model.version} ({model.fallback_reason})")
         served[tenant] = f"{model.name} v{model.version}"
-        return pd.concat([rows[["tenant_id", "campaign_id", "date"]], forecast_table(model.predictor, rows)], axis=1).assign(
+        table = forecast_table(model.predictor, rows, _aligned_curves(rows, curves), target_roas_for(tenant))
+        return pd.concat([rows[["tenant_id", "campaign_id", "date"]], table], axis=1).assign(
             forecast_date=pd.to_datetime(rows["date"]) + pd.Timedelta(days=1),
             model_name=model.name, model_version=model.version, served_by=model.served_by)
 
@@ -97,6 +104,16 @@ def daily_roas_forecasts(context: dg.AssetExecutionContext, warehouse: Warehouse
                     unserved_campaign_days=dg.MetadataValue.json(unserved),
                     model_fallbacks=dg.MetadataValue.json(fallbacks), failed_tenants=dg.MetadataValue.json(failed),
                     **{"dagster/column_lineage": FORECAST_LINEAGE})
+
+
+def _aligned_curves(rows: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """The response curve of each forecast row's campaign-day (no columns when there are no curves)."""
+    if curves.empty:
+        return pd.DataFrame(index=rows.index)
+    keys = rows[["campaign_id", "date"]].assign(date=pd.to_datetime(rows["date"]))
+    curves = curves.assign(date=pd.to_datetime(curves["date"]))
+    aligned = keys.merge(curves, on=["campaign_id", "date"], how="left")
+    return aligned.set_index(rows.index).assign(as_of=lambda t: t["date"])
 
 
 @dg.asset(deps=[daily_roas_forecasts, "campaign_features", "raw_campaign_daily", "campaign_response_curves"],
@@ -127,14 +144,19 @@ def budget_scenarios(context: dg.AssetExecutionContext, warehouse: Warehouse):
                     failed_tenants=dg.MetadataValue.json(failed))
 
 
-@dg.asset(deps=["creative_features"], kinds={"pandas"}, metadata=table_metadata(wh.creative_fatigue_scores), **PRODUCT_ASSET)
+@dg.asset(deps=[dg.AssetDep("creative_features", partition_mapping=dg.TimeWindowPartitionMapping(
+    start_offset=-7, allow_nonexistent_upstream_partitions=True))],
+          kinds={"pandas"}, metadata=table_metadata(wh.creative_fatigue_scores), **PRODUCT_ASSET)
 def creative_fatigue_scores(context: dg.AssetExecutionContext, warehouse: Warehouse):
-    """Fatigue of every creative live on the day: 0-100 score from age, frequency, CTR decay and engagement
-    decay; level (low/medium/high/critical); days until critical; recommendation and suggested actions.
-    The product's creative-health view and rotation alerts read it."""
+    """Fatigue of every creative live on the day: its CTR retention estimated from its decline against the
+    exposure of its audience (ml.fatigue), as a 0-100 score and a level (low/medium/high/critical); days until
+    its retention falls below 0.5 (at its delivery pace of the last 7 days); component scores, recommendation
+    and suggested actions. The product's creative-health view and rotation alerts read it."""
     first, last = partition_days(context)
     tenant_only = tenant_scope(context)
-    features = warehouse.read_range(wh.creative_features, first, last, tenant_id=tenant_only)
+    features = warehouse.read_range(wh.creative_features, first - timedelta(days=7), last, tenant_id=tenant_only)
+    features = with_recent_frequency(features)
+    features = features[pd.to_datetime(features["date"]) >= pd.Timestamp(first)].reset_index(drop=True)
     scorer = FatigueScorer()
 
     def score(tenant, rows):

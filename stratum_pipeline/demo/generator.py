@@ -25,8 +25,9 @@ the adstocked spend), abrupt budget changes and more mid-window launches.
 Ground truth recorded beside the data: expected ROAS per campaign-day, each campaign's true response
 function (`truth_campaign_response`, evaluated by `expected_daily_conversions`), the true conversion
 probability per session, the true fatigue score and level per creative-day (the fatigue formula
-of ml.fatigue applied to the noise-free latent state), every injected bad row with its kind, and every
-injected anomaly (`DemoConfig.anomalies`, demo/anomalies.py: outages, spend spikes, conversion-rate drops,
+of ml.fatigue applied to the noise-free latent state) and, independent of any scorer, the creative-day's
+true CTR retention, its band (`retention_level`) and the first day its retention is below 0.5, every
+injected bad row with its kind, and every injected anomaly (`DemoConfig.anomalies`, demo/anomalies.py: outages, spend spikes, conversion-rate drops,
 CPC jumps, match-key outages) with its campaign, days, kind and size.
 
 Deterministic for a seed and an end date. Vectorised with numpy; scales to
@@ -247,6 +248,18 @@ class DemoDataset:
 # --- helpers ------------------------------------------------------------------------
 
 
+# Fatigue truth: bands on a creative's true CTR retention (its CTR relative to its fresh CTR).
+RETENTION_BANDS = {"medium": 0.85, "high": 0.70, "critical": 0.50}  # below the value: this level or worse
+
+
+def retention_level(retention) -> np.ndarray:
+    """low >= 0.85 > medium >= 0.70 > high >= 0.50 > critical."""
+    r = np.asarray(retention, dtype=float)
+    bands = RETENTION_BANDS
+    return np.select([r < bands["critical"], r < bands["high"], r < bands["medium"]], ["critical", "high", "medium"],
+                     default="low")
+
+
 def _choice(rng: np.random.Generator, mapping: dict[str, float], size: int) -> np.ndarray:
     keys = np.array(list(mapping))
     p = np.array(list(mapping.values()), dtype=float)
@@ -295,7 +308,8 @@ def generate(config: DemoConfig) -> DemoDataset:
         ["id", "creative_id", "date", "impressions", "reach", "frequency", "clicks", "engagements", "recorded_at"]
     ].copy()
     ds.tables["truth_creative_daily"] = creative_days[
-        ["creative_id", "date", "true_ctr_decay", "true_fatigue_score", "true_fatigue_level"]
+        ["creative_id", "date", "true_ctr_decay", "true_fatigue_score", "true_fatigue_level",
+         "true_ctr_retention", "true_retention_level", "true_critical_date"]
     ].copy()
     sessions, truth_sessions = _sessions(config, rng, campaigns, days)
     ds.tables["sessions"] = sessions
@@ -490,6 +504,14 @@ def _creatives(config, rng, campaigns: pd.DataFrame, days: pd.DatetimeIndex):
     score = fatigue.fatigue_score(cd["days_active"], cum_imps / audience, 1.0 - ctr_retention, 1.0 - eng_retention)
     cd["true_fatigue_score"] = np.round(score, 3)
     cd["true_fatigue_level"] = fatigue.fatigue_level(score)
+    # The truth of what happens next, independent of any scorer: the day's true CTR retention (CTR / fresh
+    # CTR), its band (RETENTION_BANDS) and the first day of the creative's life on which retention is below 0.5.
+    cd["true_ctr_retention"] = ctr_retention
+    cd["true_retention_level"] = retention_level(ctr_retention)
+    below = np.where(ctr_retention < RETENTION_BANDS["critical"], cd["_t"].to_numpy(), np.iinfo(np.int64).max)
+    first_below = pd.Series(below).groupby(rows).transform("min").to_numpy()
+    crossed = first_below < np.iinfo(np.int64).max
+    cd["true_critical_date"] = np.where(crossed, days.date[np.where(crossed, first_below, 0)], None)
     learning = 1.0 - 0.4 * np.exp(-(cd["days_active"].to_numpy() - 1) / LEARNING_PHASE_DAYS)
     cd["_effectiveness"] = ctr_retention * learning
     cd["_spend"] = spend[c, t]
