@@ -15,6 +15,8 @@ from collections import Counter
 import dagster as dg
 import pytest
 
+from stratum_pipeline.modelops.registry import model_name
+
 from .celery_cluster import CeleryCluster, Vhost, rabbitmq_up
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]  # RabbitMQ, PostgreSQL, worker processes
@@ -70,22 +72,31 @@ def test_tenant_trainings_run_their_steps_on_both_workers_and_register_champions
 
 def test_a_worker_killed_mid_step_never_leaves_a_wrong_champion(cluster):
     tenant = TENANTS[0]
+    roas = model_name("roas", tenant)
+    client, experiment = cluster.registry.client(), cluster.registry.experiment_id()
     before = cluster.champion_runs(tenant)
     launch = cluster.launch(tenant)
     run_id = cluster.run_of(launch).run_id
 
-    # Wait until a worker has started the ROAS step, then kill that worker's process group (the worker and its
-    # pool process) with SIGKILL, as when its machine dies.
-    deadline = time.monotonic() + 300
-    victim = None
+    # Wait until a worker is inside the ROAS step's MLflow run (trained, logging the model), then kill that
+    # worker's process group (the worker and its pool process) with SIGKILL, as when its machine dies.
+    deadline, victim, killed_run = time.monotonic() + 300, None, None
     while victim is None and time.monotonic() < deadline:
-        started = "roas_model" in cluster.step_events(run_id, dg.DagsterEventType.STEP_START)
+        assert "roas_model" not in cluster.step_events(run_id, dg.DagsterEventType.STEP_SUCCESS), (
+            "the ROAS step finished before its MLflow run was seen RUNNING"
+        )
+        running = client.search_runs(
+            [experiment],
+            filter_string=(
+                f"attributes.status = 'RUNNING' and tags.stratum_model = '{roas}' and tags.dagster_run_id = '{run_id}'"
+            ),
+        )
         workers = [w for step, w in cluster.step_workers(run_id) if step == "roas_model"]
-        if started and workers:
-            victim = workers[0].split("@")[0]
+        if running and workers:
+            victim, killed_run = workers[0].split("@")[0], running[0].info.run_id
         else:
             time.sleep(0.1)
-    assert victim is not None, "the ROAS step did not start on a worker within 300 s"
+    assert victim is not None, "the ROAS step's MLflow run was not seen RUNNING on a worker within 300 s"
     os.killpg(cluster.worker_process(victim).pid, signal.SIGKILL)
     killed_at = time.monotonic()
 
@@ -96,8 +107,8 @@ def test_a_worker_killed_mid_step_never_leaves_a_wrong_champion(cluster):
     )
     if run.status == dg.DagsterRunStatus.SUCCESS:
         # the broker handed the unacknowledged step to the surviving worker, which ran it to the end
-        roas = [w.split("@")[0] for step, w in executions if step == "roas_model"]
-        assert roas[0] == victim and roas[-1] != victim, roas
+        hosts = [w.split("@")[0] for step, w in executions if step == "roas_model"]
+        assert hosts[0] == victim and hosts[-1] != victim, hosts
         assert "roas_model" in cluster.step_events(run_id, dg.DagsterEventType.STEP_SUCCESS)
     else:
         assert run.status == dg.DagsterRunStatus.FAILURE
@@ -110,9 +121,11 @@ def test_a_worker_killed_mid_step_never_leaves_a_wrong_champion(cluster):
             before,
             after,
         )
-    # the MLflow run the killed worker left RUNNING is closed as FAILED by the next training of the model
-    client = cluster.registry.client()
-    experiment = cluster.registry.experiment_id()
+    champion = cluster.registry.champion_run(roas)
+    assert champion is None or champion[1] != killed_run
+    # the MLflow run the killed worker left RUNNING was closed as FAILED by the retried step's training
+    if run.status == dg.DagsterRunStatus.SUCCESS:
+        assert client.get_run(killed_run).info.status == "FAILED"
     stale = client.search_runs(
         [experiment], filter_string=f"attributes.status = 'RUNNING' and tags.tenant = '{tenant}'"
     )
