@@ -1,6 +1,7 @@
 """The package's layering, enforced: imports only go down.
 
-    definitions, cli, k8s_definitions, compat, demo.run     entry points
+    definitions, cli, k8s_definitions, celery_definitions,
+    compat, demo.run                                        entry points
     automation/                                             jobs, schedules, sensors, in-process runs
     assets/   checks/                                       thin Dagster assets; checks never import assets
     resources/                                              Dagster resources over storage/ and modelops/
@@ -18,7 +19,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "stratum_pipeline"
 NO_DAGSTER = ("ml", "storage", "modelops", "serving", "demo.generator", "demo.writer", "demo.anomalies",
               "demo.features", "settings", "tenancy", "alerts")
-ABOVE = ("assets", "checks", "automation", "resources", "definitions", "cli", "k8s_definitions", "compat", "demo.run")
+ABOVE = ("assets", "checks", "automation", "resources", "definitions", "cli", "k8s_definitions", "celery_definitions",
+         "compat", "demo.run")
 
 
 def _modules() -> dict[str, Path]:
@@ -54,8 +56,8 @@ def test_the_layout_has_the_documented_folders():
     for folder in ("ml", "storage", "modelops", "serving", "resources", "assets", "checks", "automation", "demo", "cli"):
         assert (PACKAGE / folder / "__init__.py").exists(), folder
     loose = sorted(p.name for p in PACKAGE.glob("*.py"))
-    assert loose == ["__init__.py", "alerts.py", "definitions.py", "k8s_definitions.py", "partitions.py",
-                     "settings.py", "tenancy.py"]
+    assert loose == ["__init__.py", "alerts.py", "celery_definitions.py", "definitions.py", "k8s_definitions.py",
+                     "partitions.py", "settings.py", "tenancy.py"]
 
 
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if _within(m, ("ml",))))

@@ -18,7 +18,7 @@ from stratum_pipeline.assets.common import (
     window_metadata,
 )
 from stratum_pipeline.assets.model_files import default_file_asset, tenant_file_asset
-from stratum_pipeline.assets.models import gate_spec, run_tags, training_result
+from stratum_pipeline.assets.models import TRAINING_QUEUE, gate_spec, run_tags, training_result
 from stratum_pipeline.ml.anomalies import CRITICAL_KINDS, KINDS, MIN_FIT_CAMPAIGN_DAYS, AnomalyDetector
 from stratum_pipeline.modelops.anomaly_training import MODEL_TYPE, train_anomaly_detector
 from stratum_pipeline.modelops.registry import NoModelError
@@ -52,7 +52,7 @@ def _train(context, asset: str, tenant: str, warehouse: Warehouse, registry: Mod
 
 
 MODEL_ASSET = dict(group_name="models", kinds={"scipy", "mlflow", "pandas"}, owners=["team:ml-engineering"],
-                   code_version=model_code_version("anomaly_detector"))
+                   code_version=model_code_version("anomaly_detector"), op_tags=TRAINING_QUEUE)
 ALL_DAYS = dg.AssetDep("raw_campaign_daily", partition_mapping=dg.AllPartitionMapping())
 
 

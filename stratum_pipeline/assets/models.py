@@ -38,7 +38,11 @@ GATE_DESCRIPTION = (
     "failure: the check fails with WARN severity and the whole reason, the run succeeds, the champion stays and the "
     "refused version is tagged archived in MLflow. Tenants below the data minimum pass (the default model serves them)."
 )
-MODEL_ASSET = dict(group_name="models", kinds={"xgboost", "mlflow", "pandas"}, owners=["team:ml-engineering"])
+# The Celery executor (deploy/celery) sends the training steps to the workers of the `training` queue; other
+# executors ignore the tag.
+TRAINING_QUEUE = {"dagster-celery/queue": "training"}
+MODEL_ASSET = dict(group_name="models", kinds={"xgboost", "mlflow", "pandas"}, owners=["team:ml-engineering"],
+                   op_tags=TRAINING_QUEUE)
 
 
 def _all_days(asset: str) -> dg.AssetDep:
