@@ -21,9 +21,10 @@ from dagster_celery.make_app import make_app
 from dagster_celery.tasks import create_task
 
 from stratum_pipeline import definitions as project  # one Definitions object at module scope: `defs`
+from stratum_pipeline.settings import Env
 
-BROKER_URL = "STRATUM_CELERY_BROKER_URL"
-BACKEND_URL = "STRATUM_CELERY_BACKEND_URL"
+BROKER_URL = Env.CELERY_BROKER_URL
+BACKEND_URL = Env.CELERY_BACKEND_URL
 DEFAULT_BROKER = "amqp://guest:guest@127.0.0.1:5672//"
 DEFAULT_BACKEND = "rpc://"
 QUEUES = ("dagster", "training")  # the default queue (every step without a queue tag) and the model steps'

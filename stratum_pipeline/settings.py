@@ -34,6 +34,8 @@ class Env:
     MLFLOW_TRACKING_URI = "STRATUM_MLFLOW_TRACKING_URI"
     MLFLOW_UI_URL = "STRATUM_MLFLOW_UI_URL"
     TARGET_ROAS = "STRATUM_TARGET_ROAS"
+    CELERY_BROKER_URL = "STRATUM_CELERY_BROKER_URL"
+    CELERY_BACKEND_URL = "STRATUM_CELERY_BACKEND_URL"
     MODELS_PATH = "ML_MODELS_PATH"
     DAGSTER_HOME = "DAGSTER_HOME"
     REDIS_URL = "STRATUM_REDIS_URL"
@@ -55,6 +57,8 @@ VARIABLES = {
     Env.WAREHOUSE_URL: "the tables the pipeline writes and the product reads (SQLAlchemy URL)",
     Env.MLFLOW_TRACKING_URI: "MLflow runs and model registry (sqlite:/// or a server)",
     Env.TARGET_ROAS: "the ROAS each tenant's budget advice aims at: tenant=2.5,*=1.5 (default 1.0, breakeven)",
+    Env.CELERY_BROKER_URL: "the Celery deployment's broker (default amqp://guest:guest@127.0.0.1:5672//)",
+    Env.CELERY_BACKEND_URL: "the Celery deployment's result backend (default rpc://, over the broker)",
     Env.MLFLOW_UI_URL: "where an MLflow UI serves a local store (stratum ui starts one): the model links point there",
     Env.MODELS_PATH: "the folder of the .joblib model files the seed backend loads",
     Env.DAGSTER_HOME: "the Dagster instance folder (its dagster.yaml)",
