@@ -59,8 +59,9 @@ def source_frame(ds) -> pd.DataFrame:
     ]
 
 
-def truth(ds, campaigns: list[str], base_spend: np.ndarray, rng, end: date = END,
-          changes: np.ndarray = CHANGES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def truth(
+    ds, campaigns: list[str], base_spend: np.ndarray, rng, end: date = END, changes: np.ndarray = CHANGES
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(expected, realised) true revenue of the HORIZON days after `end`: arrays (C, K+1), baseline first; and
     the true curves as one-draw curves (C, 1, 5) for the simulator's and allocator's code (true vmax x order value x
     effectiveness, true half-saturation, shape, adstock rate and adstocked spend on `end`)."""
@@ -71,9 +72,9 @@ def truth(ds, campaigns: list[str], base_spend: np.ndarray, rng, end: date = END
     index = pd.Index(campaigns)
     grid = np.zeros((len(campaigns), len(days)))
     rows = metrics[metrics["campaign_id"].isin(index)]
-    grid[index.get_indexer(rows["campaign_id"]), (pd.to_datetime(rows["date"]) - days[0]).dt.days.to_numpy()] = rows[
-        "spend"
-    ]
+    grid[
+        index.get_indexer(rows["campaign_id"]), (pd.to_datetime(rows["date"]) - days[0]).dt.days.to_numpy()
+    ] = rows["spend"]
     response = ds["truth_campaign_response"].set_index("campaign_id").loc[campaigns].reset_index()
     daily = ds["truth_campaign_daily"]
     recent = daily[
@@ -87,14 +88,18 @@ def truth(ds, campaigns: list[str], base_spend: np.ndarray, rng, end: date = END
         recent["half_saturation"].to_numpy(),
         recent["hill_shape"].to_numpy(),
     ) * seasonality(pd.to_datetime(recent["date"]))
-    recent = recent.assign(eff=np.where(base > 0, recent["expected_conversions"] / np.maximum(base, 1e-12), np.nan))
+    recent = recent.assign(
+        eff=np.where(base > 0, recent["expected_conversions"] / np.maximum(base, 1e-12), np.nan)
+    )
     effectiveness = recent.groupby("campaign_id")["eff"].mean().reindex(campaigns).fillna(1.0).to_numpy()
     all_dates = days.append(future)
     expected, realised = [], []
     aov = response["avg_order_value"].to_numpy()
     dispersion, sigma = response["dispersion"].to_numpy(), response["order_value_sigma"].to_numpy()
     for change in np.concatenate([[0.0], changes]):
-        path = np.concatenate([grid, np.repeat((base_spend * (1 + change))[:, None], HORIZON, axis=1)], axis=1)
+        path = np.concatenate(
+            [grid, np.repeat((base_spend * (1 + change))[:, None], HORIZON, axis=1)], axis=1
+        )
         conv = expected_daily_conversions(response, path, all_dates)[:, -HORIZON:] * effectiveness[:, None]
         expected.append((conv * aov[:, None]).sum(axis=1))
         realised.append(_realised(rng, conv, aov, dispersion, sigma))
@@ -137,7 +142,9 @@ def _realised(rng, conv, aov, dispersion, sigma) -> np.ndarray:
 
 def evaluate(regime: str, seed: int) -> dict:
     # no injected bad rows: the pipeline quarantines them before the curves see them (raw_campaign_daily)
-    ds = generate(DemoConfig(end_date=END, seed=seed, noise=NOISE_REGIMES[regime], bad_row_rate=0.0, anomalies=False))
+    ds = generate(
+        DemoConfig(end_date=END, seed=seed, noise=NOISE_REGIMES[regime], bad_row_rate=0.0, anomalies=False)
+    )
     daily = source_frame(ds)
     t0 = time.perf_counter()
     curves = fit_response_curves(daily, END)
@@ -224,7 +231,10 @@ def allocation_vs_truth(curves: pd.DataFrame, s0: np.ndarray, oracle: np.ndarray
         frame = curves.iloc[idx].assign(current_budget=s0[idx])
         ours = allocate(frame)["campaigns"]["proposed_budget"].to_numpy(float)
         true_rows = frame.assign(
-            draws=[_json.dumps(d.tolist()) for d in oracle[idx]], curve_source="fitted", season="[]", as_of=None
+            draws=[_json.dumps(d.tolist()) for d in oracle[idx]],
+            curve_source="fitted",
+            season="[]",
+            as_of=None,
         )
         best = allocate(true_rows)["campaigns"]["proposed_budget"].to_numpy(float)
         value = lambda budgets: horizon_revenue(oracle[idx], budgets[:, None], season[idx])[:, 0, 0].sum()  # noqa: E731
@@ -263,9 +273,13 @@ def speed(partition_campaigns: int = 100_000) -> dict:
     partition of `partition_campaigns` campaigns at the budget_scenarios asset's settings: seconds."""
     from stratum_pipeline.ml.budget_scenarios import SIMULATION_DRAWS, SIMULATION_ITERATIONS
 
-    ds = generate(DemoConfig(end_date=END, seed=7, noise=NOISE_REGIMES["realistic"], bad_row_rate=0.0, anomalies=False))
+    ds = generate(
+        DemoConfig(end_date=END, seed=7, noise=NOISE_REGIMES["realistic"], bad_row_rate=0.0, anomalies=False)
+    )
     curves = fit_response_curves(source_frame(ds), END)
-    curves = curves[(curves["curve_source"] != "fallback") & (curves["base_spend"] > 0)].reset_index(drop=True)
+    curves = curves[(curves["curve_source"] != "fallback") & (curves["base_spend"] > 0)].reset_index(
+        drop=True
+    )
     sim = BudgetSimulator()
     times = []
     for i, row in enumerate(curves.head(300).to_dict("records")):
@@ -276,7 +290,9 @@ def speed(partition_campaigns: int = 100_000) -> dict:
     big = curves.sample(partition_campaigns, replace=True, random_state=1).reset_index(drop=True)
     big = big.assign(campaign_id=np.arange(len(big)).astype(str), spend=big["base_spend"])
     t0 = time.perf_counter()
-    out = simulate_frame(big, tuple(CHANGES), HORIZON, SIMULATION_ITERATIONS, seed=1, max_draws=SIMULATION_DRAWS)
+    out = simulate_frame(
+        big, tuple(CHANGES), HORIZON, SIMULATION_ITERATIONS, seed=1, max_draws=SIMULATION_DRAWS
+    )
     seconds = time.perf_counter() - t0
     assert len(out) == 4 * partition_campaigns
     return {

@@ -23,13 +23,20 @@ from stratum_pipeline.ml.features import CONVERSION_FEATURES
 from stratum_pipeline.ml.roas import TARGET, ROASPredictor, training_frame
 from stratum_pipeline.ml.simulator import BudgetSimulator
 
-SEED_MS = {"roas": (12, 35, 85), "conversion": (8, 25, 60), "simulation_1000": (180, 350, 500), "fatigue": (5, 15, 30)}
+SEED_MS = {
+    "roas": (12, 35, 85),
+    "conversion": (8, 25, 60),
+    "simulation_1000": (180, 350, 500),
+    "fatigue": (5, 15, 30),
+}
 TARGET_P50_MS = {"roas": 1.2, "conversion": 0.8, "simulation_1000": 5.0, "fatigue": 0.5}
 
 
 def plain(record: dict) -> dict:
-    return {k: (None if isinstance(v, float) and np.isnan(v) else v.item() if hasattr(v, "item") else v)
-            for k, v in record.items()}
+    return {
+        k: (None if isinstance(v, float) and np.isnan(v) else v.item() if hasattr(v, "item") else v)
+        for k, v in record.items()
+    }
 
 
 def timed(fn, inputs, repeat: int) -> list[float]:
@@ -60,10 +67,20 @@ def main(argv=None) -> int:
 
     campaign_inputs = [plain(r) for r in campaigns.tail(500).to_dict("records")]
     session_inputs = [plain(r) for r in sessions[CONVERSION_FEATURES].tail(500).to_dict("records")]
-    creative_inputs = [{"days_active": d, "frequency": f, "ctr_current": 0.01, "ctr_baseline": 0.015,
-                        "engagement_rate_current": 0.02, "engagement_rate_baseline": 0.03}
-                       for d, f in zip(range(1, 90), np.linspace(1, 9, 89))]
-    sim_inputs = [{"daily_spend": c["spend"], "roas": c["roas_7d"] or 2.0} for c in campaign_inputs if c["spend"]]
+    creative_inputs = [
+        {
+            "days_active": d,
+            "frequency": f,
+            "ctr_current": 0.01,
+            "ctr_baseline": 0.015,
+            "engagement_rate_current": 0.02,
+            "engagement_rate_baseline": 0.03,
+        }
+        for d, f in zip(range(1, 90), np.linspace(1, 9, 89))
+    ]
+    sim_inputs = [
+        {"daily_spend": c["spend"], "roas": c["roas_7d"] or 2.0} for c in campaign_inputs if c["spend"]
+    ]
     operations = {
         "roas": (roas.predict, campaign_inputs),
         "conversion": (conversion.predict, session_inputs),
@@ -72,14 +89,18 @@ def main(argv=None) -> int:
     }
 
     print(f"Single in-process calls, {args.repeat} each (ms)")
-    print(f"{'operation':<17}{'P50':>8}{'P95':>8}{'P99':>8}   {'seed P50/P95/P99':<18}{'P50 vs seed':>12}{'target P50':>12}")
+    print(
+        f"{'operation':<17}{'P50':>8}{'P95':>8}{'P99':>8}   {'seed P50/P95/P99':<18}{'P50 vs seed':>12}{'target P50':>12}"
+    )
     for name, (fn, inputs) in operations.items():
         ms = timed(fn, inputs, args.repeat)
         p50, p95, p99 = np.percentile(ms, [50, 95, 99])
         seed = SEED_MS[name]
         verdict = "ok" if p50 <= TARGET_P50_MS[name] else "MISSED"
-        print(f"{name:<17}{p50:>8.3f}{p95:>8.3f}{p99:>8.3f}   {'/'.join(map(str, seed)):<18}{seed[0] / p50:>11.1f}x"
-              f"{TARGET_P50_MS[name]:>9.1f} {verdict}")
+        print(
+            f"{name:<17}{p50:>8.3f}{p95:>8.3f}{p99:>8.3f}   {'/'.join(map(str, seed)):<18}{seed[0] / p50:>11.1f}x"
+            f"{TARGET_P50_MS[name]:>9.1f} {verdict}"
+        )
 
     batch = pd.concat([campaigns] * (args.batch // len(campaigns) + 1), ignore_index=True).head(args.batch)
     runs = []
@@ -87,7 +108,9 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         roas.predict_frame(batch)
         runs.append(time.perf_counter() - t)
-    print(f"\nbatch forecast of {args.batch:,} campaigns: median {statistics.median(runs):.2f} s of 3 (target <= 2 s)")
+    print(
+        f"\nbatch forecast of {args.batch:,} campaigns: median {statistics.median(runs):.2f} s of 3 (target <= 2 s)"
+    )
     return 0
 
 

@@ -37,20 +37,46 @@ SCOPE = {
     "validation.py": ["*"],
     "tenancy.py": ["*"],
     "settings.py": ["x_mask_url__*", "x__is_secret_parameter__*"],  # URL masking
-    "serving/inference.py": ["*ǁ_cached__*", "*ǁ_predict__*", "*ǁdata_version__*", "*ǁnotify_new_data__*"],  # the cache key
+    "serving/inference.py": [
+        "*ǁ_cached__*",
+        "*ǁ_predict__*",
+        "*ǁdata_version__*",
+        "*ǁnotify_new_data__*",
+    ],  # the cache key
     "ml/fatigue.py": ["*"],
     "ml/simulator.py": ["*"],
     "ml/evaluation.py": ["*"],
     "ml/emq.py": ["*"],
     "ml/monitoring.py": ["*"],
     # the decision rules of the ROAS and conversion models (fitting itself is measured by model_quality.py)
-    "ml/roas.py": ["x_trend_array__*", "x_roas_trend__*", "x_recommendation_arrays__*",
-                   "x_budget_recommendation__*", "x_recommendation_sentence__*", "x__num__*", "x__array__*",
-                   "*ǁ_forecast__*", "*ǁ_raw_band__*", "*ǁ_check_fitted__*"],
+    "ml/roas.py": [
+        "x_trend_array__*",
+        "x_roas_trend__*",
+        "x_recommendation_arrays__*",
+        "x_budget_recommendation__*",
+        "x_recommendation_sentence__*",
+        "x__num__*",
+        "x__array__*",
+        "*ǁ_forecast__*",
+        "*ǁ_raw_band__*",
+        "*ǁ_check_fitted__*",
+    ],
     "ml/conversion.py": ["x_operating_threshold__*", "*ǁ_factors__*", "*ǁtop_factors__*"],
 }
-STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped", 36: "timeout",
-          -24: "timeout", 24: "timeout", 152: "timeout", 255: "timeout", None: "not checked"}
+STATUS = {
+    1: "killed",
+    3: "killed",
+    0: "survived",
+    5: "no tests",
+    33: "no tests",
+    34: "skipped",
+    36: "timeout",
+    -24: "timeout",
+    24: "timeout",
+    152: "timeout",
+    255: "timeout",
+    None: "not checked",
+}
 
 
 def module_of(path: str) -> str:
@@ -89,8 +115,10 @@ def report(seconds: float | None) -> int:
     killed / (checked - equivalent). A mutant not checked (a run stopped early) is left out of the score and shown."""
     equivalent = equivalents()
     found = results()
-    print(f"{'module':<24} {'mutants':>7} {'killed':>6} {'equiv.':>6} {'survived':>8} {'t/o,none':>8} "
-          f"{'unchecked':>9} {'score':>6}")
+    print(
+        f"{'module':<24} {'mutants':>7} {'killed':>6} {'equiv.':>6} {'survived':>8} {'t/o,none':>8} "
+        f"{'unchecked':>9} {'score':>6}"
+    )
     totals = Counter()
     survivors = []
     for module in SCOPE:
@@ -100,21 +128,34 @@ def report(seconds: float | None) -> int:
         unchecked = sum(s == "not checked" for s in status.values())
         eq = sum(1 for k, s in status.items() if k in equivalent and s not in ("killed", "not checked"))
         survived = sum(s == "survived" for s in status.values()) - sum(
-            1 for k, s in status.items() if k in equivalent and s == "survived")
+            1 for k, s in status.items() if k in equivalent and s == "survived"
+        )
         other = len(codes) - killed - unchecked - eq - survived
         judged = len(codes) - unchecked - eq
-        survivors += [k for k, s in status.items() if s not in ("killed", "not checked") and k not in equivalent]
-        totals.update(mutants=len(codes), killed=killed, eq=eq, survived=survived, other=other, unchecked=unchecked)
+        survivors += [
+            k for k, s in status.items() if s not in ("killed", "not checked") and k not in equivalent
+        ]
+        totals.update(
+            mutants=len(codes), killed=killed, eq=eq, survived=survived, other=other, unchecked=unchecked
+        )
         score = f"{killed / judged:.1%}" if judged else "-"
-        print(f"{module:<24} {len(codes):>7} {killed:>6} {eq:>6} {survived:>8} {other:>8} {unchecked:>9} {score:>6}")
+        print(
+            f"{module:<24} {len(codes):>7} {killed:>6} {eq:>6} {survived:>8} {other:>8} {unchecked:>9} {score:>6}"
+        )
     judged = totals["mutants"] - totals["unchecked"] - totals["eq"]
-    print(f"{'total':<24} {totals['mutants']:>7} {totals['killed']:>6} {totals['eq']:>6} {totals['survived']:>8} "
-          f"{totals['other']:>8} {totals['unchecked']:>9} {totals['killed'] / judged if judged else float('nan'):>6.1%}")
-    print("score = killed / (checked - equivalent); equivalent mutants are listed in docs/mutation.md; target >= 85%")
+    print(
+        f"{'total':<24} {totals['mutants']:>7} {totals['killed']:>6} {totals['eq']:>6} {totals['survived']:>8} "
+        f"{totals['other']:>8} {totals['unchecked']:>9} {totals['killed'] / judged if judged else float('nan'):>6.1%}"
+    )
+    print(
+        "score = killed / (checked - equivalent); equivalent mutants are listed in docs/mutation.md; target >= 85%"
+    )
     if seconds is not None:
         print(f"mutation run: {seconds / 60:.1f} min (target <= 30 min)")
     if survivors:
-        print(f"{len(survivors)} mutants checked and neither killed nor listed as equivalent (see `mutmut show NAME`):")
+        print(
+            f"{len(survivors)} mutants checked and neither killed nor listed as equivalent (see `mutmut show NAME`):"
+        )
         for name in sorted(survivors):
             print("  ", name)
     return 0
@@ -123,7 +164,9 @@ def report(seconds: float | None) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report", action="store_true", help="report the last run without running")
-    parser.add_argument("--only", nargs="*", help="mutant name patterns to (re)run instead of the whole scope")
+    parser.add_argument(
+        "--only", nargs="*", help="mutant name patterns to (re)run instead of the whole scope"
+    )
     parser.add_argument("--max-children", type=int, default=2)
     args = parser.parse_args()
     seconds = None
@@ -133,8 +176,14 @@ def main() -> int:
         env.pop("PYTHONPATH", None)  # mutmut puts mutants/ first on the path itself
         mutmut = Path(sys.executable).with_name("mutmut")
         start = time.perf_counter()
-        done = subprocess.run(["nice", "-n", "10", str(mutmut), "run", "--max-children", str(args.max_children), *names],
-                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        done = subprocess.run(
+            ["nice", "-n", "10", str(mutmut), "run", "--max-children", str(args.max_children), *names],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         seconds = time.perf_counter() - start
         if done.returncode != 0:
             print(f"mutmut run failed ({done.returncode}):\n{done.stdout.strip()[-3000:]}")

@@ -36,40 +36,117 @@ def _t(*names: str) -> tuple[str, ...]:
 
 BUGS = [
     # the six the issue found missed
-    Bug("gate tolerance +0.02 instead of x1.02", "stratum_pipeline/modelops/gate.py",
-        (('champion["mae"] * (1 + ROAS_MAE_TOLERANCE)', 'champion["mae"] + ROAS_MAE_TOLERANCE'),), _t("test_models_ml")),
-    Bug("negative revenue no longer quarantined", "stratum_pipeline/storage/extracts.py",
-        (('non_negative=("spend", "impressions", "clicks", "conversions", "revenue"),',
-          'non_negative=("spend", "impressions", "clicks", "conversions"),'),), _t("test_validation")),
-    Bug("simulator draws the ROAS level per scenario", "stratum_pipeline/ml/simulator.py",
-        (("rng.normal(-roas_sd**2 / 2, roas_sd, iterations))", "rng.normal(-roas_sd**2 / 2, roas_sd, (len(multipliers), iterations)))"),
-         ("spend0 * level[None, :] * response", "spend0 * level * response")), _t("test_product_ml")),
-    Bug("fatigue critical threshold 85 -> 80", "stratum_pipeline/ml/fatigue.py",
-        (('"critical": 85.0}', '"critical": 80.0}'),), _t("test_product_ml", "test_features")),
-    Bug("mask_url scheme case-sensitive", "stratum_pipeline/settings.py",
-        ((r'rf"\1:{_MASK}@", str(url), flags=re.IGNORECASE)', r'rf"\1:{_MASK}@", str(url))'),), _t("test_settings")),
-    Bug("conformal interval adjustment dropped", "stratum_pipeline/ml/roas.py",
-        (("self.interval_adjustment_ = float(np.quantile(conformity, level))", "self.interval_adjustment_ = 0.0"),),
-        _t("test_models_ml")),
+    Bug(
+        "gate tolerance +0.02 instead of x1.02",
+        "stratum_pipeline/modelops/gate.py",
+        (('champion["mae"] * (1 + ROAS_MAE_TOLERANCE)', 'champion["mae"] + ROAS_MAE_TOLERANCE'),),
+        _t("test_models_ml"),
+    ),
+    Bug(
+        "negative revenue no longer quarantined",
+        "stratum_pipeline/storage/extracts.py",
+        (
+            (
+                'non_negative=("spend", "impressions", "clicks", "conversions", "revenue"),',
+                'non_negative=("spend", "impressions", "clicks", "conversions"),',
+            ),
+        ),
+        _t("test_validation"),
+    ),
+    Bug(
+        "simulator draws the ROAS level per scenario",
+        "stratum_pipeline/ml/simulator.py",
+        (
+            (
+                "rng.normal(-roas_sd**2 / 2, roas_sd, iterations))",
+                "rng.normal(-roas_sd**2 / 2, roas_sd, (len(multipliers), iterations)))",
+            ),
+            ("spend0 * level[None, :] * response", "spend0 * level * response"),
+        ),
+        _t("test_product_ml"),
+    ),
+    Bug(
+        "fatigue critical threshold 85 -> 80",
+        "stratum_pipeline/ml/fatigue.py",
+        (('"critical": 85.0}', '"critical": 80.0}'),),
+        _t("test_product_ml", "test_features"),
+    ),
+    Bug(
+        "mask_url scheme case-sensitive",
+        "stratum_pipeline/settings.py",
+        ((r'rf"\1:{_MASK}@", str(url), flags=re.IGNORECASE)', r'rf"\1:{_MASK}@", str(url))'),),
+        _t("test_settings"),
+    ),
+    Bug(
+        "conformal interval adjustment dropped",
+        "stratum_pipeline/ml/roas.py",
+        (
+            (
+                "self.interval_adjustment_ = float(np.quantile(conformity, level))",
+                "self.interval_adjustment_ = 0.0",
+            ),
+        ),
+        _t("test_models_ml"),
+    ),
     # the eight the issue found caught
-    Bug("gate comparison flipped", "stratum_pipeline/modelops/gate.py",
-        (('if challenger["mae"] > limit:', 'if challenger["mae"] < limit:'),), _t("test_models_ml")),
-    Bug("an 8-day window for the 7-day features", "stratum_pipeline/ml/features.py",
-        (('_rolling_sums(df, "campaign_id", metrics, window)', '_rolling_sums(df, "campaign_id", metrics, window + (window == 7))'),),
-        _t("test_features")),
-    Bug("cache key without the model version", "stratum_pipeline/serving/inference.py",
-        (("{tenant}:{model_id}:{self.data_version(tenant)}", "{tenant}:{self.data_version(tenant)}"),), _t()),
-    Bug("partition write no longer deletes", "stratum_pipeline/storage/database.py",
-        (("conn.execute(sa.delete(table).where(*scope))", "pass"),), _t()),
-    Bug("tenant rerun deletes other tenants' rows", "stratum_pipeline/storage/database.py",
-        (("scope.append(table.c.tenant_id == tenant_id)", "pass"),), _t()),
-    Bug("tenant regex accepts ../", "stratum_pipeline/tenancy.py",
-        ((r'r"^[a-z0-9][a-z0-9_-]{0,62}$"', r'r"^[a-z0-9.][a-z0-9_./-]{0,62}$"'),), _t("test_definitions")),
-    Bug("marginal ROAS over the wrong denominator", "stratum_pipeline/ml/simulator.py",
-        (("(revenue[k] - revenue[0]).mean() / extra_spend)", "(revenue[k] - revenue[0]).mean() / spend[k])"),),
-        _t("test_product_ml")),
-    Bug("describe_url unmasked", "stratum_pipeline/storage/database.py",
-        (("    return mask_url(url)\n", "    return url\n"),), _t()),
+    Bug(
+        "gate comparison flipped",
+        "stratum_pipeline/modelops/gate.py",
+        (('if challenger["mae"] > limit:', 'if challenger["mae"] < limit:'),),
+        _t("test_models_ml"),
+    ),
+    Bug(
+        "an 8-day window for the 7-day features",
+        "stratum_pipeline/ml/features.py",
+        (
+            (
+                '_rolling_sums(df, "campaign_id", metrics, window)',
+                '_rolling_sums(df, "campaign_id", metrics, window + (window == 7))',
+            ),
+        ),
+        _t("test_features"),
+    ),
+    Bug(
+        "cache key without the model version",
+        "stratum_pipeline/serving/inference.py",
+        (("{tenant}:{model_id}:{self.data_version(tenant)}", "{tenant}:{self.data_version(tenant)}"),),
+        _t(),
+    ),
+    Bug(
+        "partition write no longer deletes",
+        "stratum_pipeline/storage/database.py",
+        (("conn.execute(sa.delete(table).where(*scope))", "pass"),),
+        _t(),
+    ),
+    Bug(
+        "tenant rerun deletes other tenants' rows",
+        "stratum_pipeline/storage/database.py",
+        (("scope.append(table.c.tenant_id == tenant_id)", "pass"),),
+        _t(),
+    ),
+    Bug(
+        "tenant regex accepts ../",
+        "stratum_pipeline/tenancy.py",
+        ((r'r"^[a-z0-9][a-z0-9_-]{0,62}$"', r'r"^[a-z0-9.][a-z0-9_./-]{0,62}$"'),),
+        _t("test_definitions"),
+    ),
+    Bug(
+        "marginal ROAS over the wrong denominator",
+        "stratum_pipeline/ml/simulator.py",
+        (
+            (
+                "(revenue[k] - revenue[0]).mean() / extra_spend)",
+                "(revenue[k] - revenue[0]).mean() / spend[k])",
+            ),
+        ),
+        _t("test_product_ml"),
+    ),
+    Bug(
+        "describe_url unmasked",
+        "stratum_pipeline/storage/database.py",
+        (("    return mask_url(url)\n", "    return url\n"),),
+        _t(),
+    ),
 ]
 
 
@@ -80,12 +157,26 @@ def _copy(dest: Path) -> None:
 
 
 def _pytest(where: Path, tests: tuple[str, ...]) -> tuple[int, float, str]:
-    env = {"PYTHONPATH": str(where), "PATH": "/usr/bin:/bin", "HOME": str(where), "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env = {
+        "PYTHONPATH": str(where),
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(where),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "pytest", *tests, "-x", "-q", "-p", "no:cacheprovider"], cwd=where,
-                          env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", *tests, "-x", "-q", "-p", "no:cacheprovider"],
+        cwd=where,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     failed = [line for line in done.stdout.splitlines() if line.startswith("FAILED ")]
-    return done.returncode, time.perf_counter() - start, failed[0][7:] if failed else done.stdout.strip()[-200:]
+    return (
+        done.returncode,
+        time.perf_counter() - start,
+        failed[0][7:] if failed else done.stdout.strip()[-200:],
+    )
 
 
 def main() -> int:
@@ -98,7 +189,9 @@ def main() -> int:
         _copy(where)
         tests = tuple(sorted({t for i in chosen for t in BUGS[i - 1].tests}))
         rc, seconds, tail = _pytest(where, tests)
-        print(f"baseline (no bug): {'pass' if rc == 0 else 'FAIL'} in {seconds:.0f}s  [{' '.join(Path(t).stem for t in tests)}]")
+        print(
+            f"baseline (no bug): {'pass' if rc == 0 else 'FAIL'} in {seconds:.0f}s  [{' '.join(Path(t).stem for t in tests)}]"
+        )
         if rc != 0:
             print(tail)
             return 1
@@ -119,7 +212,9 @@ def main() -> int:
                 target.write_text(original)
             hit = rc == 1  # 1: tests failed; anything else (collection error, crash) is not a catch
             caught += hit
-            print(f"{i:>2}  {bug.name:<44} {'yes' if hit else 'NO':<7} {seconds:>4.0f}s  {tail if hit else f'rc={rc}'}")
+            print(
+                f"{i:>2}  {bug.name:<44} {'yes' if hit else 'NO':<7} {seconds:>4.0f}s  {tail if hit else f'rc={rc}'}"
+            )
         print(f"caught {caught} of {len(chosen)}")
     return 0 if caught == len(chosen) else 1
 

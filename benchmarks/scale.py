@@ -98,8 +98,10 @@ def run_stage(name: str, spec: dict, env: dict) -> dict:
     sampler.join()
     lines = [line for line in output.splitlines() if line.startswith(RESULT_PREFIX)]
     if process.returncode != 0 or not lines:
-        raise SystemExit(f"stage {name} failed (exit code {process.returncode}):\n{output[-2000:]}\n{log.read_text()[-3000:]}")
-    report = json.loads(lines[-1][len(RESULT_PREFIX):])
+        raise SystemExit(
+            f"stage {name} failed (exit code {process.returncode}):\n{output[-2000:]}\n{log.read_text()[-3000:]}"
+        )
+    report = json.loads(lines[-1][len(RESULT_PREFIX) :])
     report["peak_rss_bytes"] = max(peak[0], report["maxrss_self_bytes"], report["maxrss_children_bytes"])
     return report
 
@@ -140,20 +142,28 @@ def _ratio(modes: dict, measure: str) -> float:
 
 def print_report(spec: dict, generated: dict, results: dict) -> None:
     print()
-    print(f"Scale benchmark: {spec['tenants']} tenants x {spec['campaigns']} campaigns x {spec['days']} days "
-          f"(+1 new day), {spec['sessions_per_day']} sessions per tenant and day, backend {spec['backend']}")
-    print(f"generate+write source: {generated['wall_s']:.1f} s wall, {generated['cpu_s']:.1f} s CPU, peak {_gib(generated['peak_rss_bytes'])}; rows: "
-          + ", ".join(f"{k} {v:,}" for k, v in generated["rows"].items() if not k.startswith("truth")))
+    print(
+        f"Scale benchmark: {spec['tenants']} tenants x {spec['campaigns']} campaigns x {spec['days']} days "
+        f"(+1 new day), {spec['sessions_per_day']} sessions per tenant and day, backend {spec['backend']}"
+    )
+    print(
+        f"generate+write source: {generated['wall_s']:.1f} s wall, {generated['cpu_s']:.1f} s CPU, peak {_gib(generated['peak_rss_bytes'])}; rows: "
+        + ", ".join(f"{k} {v:,}" for k, v in generated["rows"].items() if not k.startswith("truth"))
+    )
     print()
     print(f"{'stage':<12} {'mode':<8} {'wall s':>9} {'CPU s':>9} {'peak RSS':>10} {'runs':>5}  detail")
     for label, stage in (("(a) daily", "daily"), ("(b) backfill", "backfill"), ("(c) train", "train")):
         for mode in MODES:
             r = results[stage][mode]
             runs = str(r["runs"]) if mode == "dagster" else "-"
-            print(f"{label if mode == 'dagster' else '':<12} {mode:<8} {r['wall_s']:>9.1f} {r['cpu_s']:>9.1f} "
-                  f"{_gib(r['peak_rss_bytes']):>10} {runs:>5}  {r['detail']}")
-        print(f"{'':<12} overhead ratio dagster/plain: {_ratio(results[stage], 'wall_s'):.2f} (wall), "
-              f"{_ratio(results[stage], 'cpu_s'):.2f} (CPU)")
+            print(
+                f"{label if mode == 'dagster' else '':<12} {mode:<8} {r['wall_s']:>9.1f} {r['cpu_s']:>9.1f} "
+                f"{_gib(r['peak_rss_bytes']):>10} {runs:>5}  {r['detail']}"
+            )
+        print(
+            f"{'':<12} overhead ratio dagster/plain: {_ratio(results[stage], 'wall_s'):.2f} (wall), "
+            f"{_ratio(results[stage], 'cpu_s'):.2f} (CPU)"
+        )
     print()
     peak = max(r[m]["peak_rss_bytes"] for r in results.values() for m in MODES)
     peak = max(peak, generated["peak_rss_bytes"])
@@ -161,31 +171,47 @@ def print_report(spec: dict, generated: dict, results: dict) -> None:
     daily_cpu_ratio = _ratio(results["daily"], "cpu_s")
     backfill = results["backfill"]["dagster"]
     print("targets:")
-    print(f"  peak memory <= {MEMORY_TARGET_GIB:.0f} GiB: {_gib(peak)} "
-          f"{'MET' if peak <= MEMORY_TARGET_GIB * GIB else 'NOT MET'}")
-    print(f"  daily overhead ratio <= {DAILY_OVERHEAD_TARGET}: {daily_ratio:.2f} wall "
-          f"{'MET' if daily_ratio <= DAILY_OVERHEAD_TARGET else 'NOT MET'}, {daily_cpu_ratio:.2f} CPU "
-          f"{'MET' if daily_cpu_ratio <= DAILY_OVERHEAD_TARGET else 'NOT MET'}")
+    print(
+        f"  peak memory <= {MEMORY_TARGET_GIB:.0f} GiB: {_gib(peak)} "
+        f"{'MET' if peak <= MEMORY_TARGET_GIB * GIB else 'NOT MET'}"
+    )
+    print(
+        f"  daily overhead ratio <= {DAILY_OVERHEAD_TARGET}: {daily_ratio:.2f} wall "
+        f"{'MET' if daily_ratio <= DAILY_OVERHEAD_TARGET else 'NOT MET'}, {daily_cpu_ratio:.2f} CPU "
+        f"{'MET' if daily_cpu_ratio <= DAILY_OVERHEAD_TARGET else 'NOT MET'}"
+    )
     from stratum_pipeline.partitions import MAX_DAYS_PER_RUN
 
     cap = -(-spec["days"] // MAX_DAYS_PER_RUN)  # the fewest runs when no run holds more than the policy's cap
     ok = backfill["runs"] == cap and backfill["runs"] < spec["days"]
-    print(f"  backfill runs: {backfill['runs']} run(s) counted in the instance for {spec['days']} daily partitions "
-          f"(at most {MAX_DAYS_PER_RUN} days per run: at least {cap}; one run per day would be {spec['days']}) "
-          f"{'MET' if ok else 'NOT MET'}")
+    print(
+        f"  backfill runs: {backfill['runs']} run(s) counted in the instance for {spec['days']} daily partitions "
+        f"(at most {MAX_DAYS_PER_RUN} days per run: at least {cap}; one run per day would be {spec['days']}) "
+        f"{'MET' if ok else 'NOT MET'}"
+    )
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tenants", type=int, default=100)
     parser.add_argument("--campaigns", type=int, default=50)
-    parser.add_argument("--days", type=int, default=365, help="days of history to backfill (one more is generated)")
+    parser.add_argument(
+        "--days", type=int, default=365, help="days of history to backfill (one more is generated)"
+    )
     parser.add_argument("--sessions-per-day", type=int, default=100, help="web sessions per tenant and day")
     parser.add_argument("--end-date", default="2026-11-24", help="the new day of the daily run")
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--pg-url", default=os.environ.get("STRATUM_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"),
-                        help="PostgreSQL server for --backend postgres (databases are created and dropped)")
-    parser.add_argument("--workdir", help="folder for SQLite files, MLflow stores and the Dagster instance (default: a temporary one)")
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get(
+            "STRATUM_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+        ),
+        help="PostgreSQL server for --backend postgres (databases are created and dropped)",
+    )
+    parser.add_argument(
+        "--workdir",
+        help="folder for SQLite files, MLflow stores and the Dagster instance (default: a temporary one)",
+    )
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -196,14 +222,26 @@ def main(argv=None) -> int:
         workdir = Path(args.workdir or tmp).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
         with databases(args.backend, workdir, args.pg_url) as urls:
-            spec = {"tenants": args.tenants, "campaigns": args.campaigns, "days": args.days,
-                    "sessions_per_day": args.sessions_per_day, "end_date": args.end_date, "backend": args.backend,
-                    "workdir": str(workdir), "urls": urls}
+            spec = {
+                "tenants": args.tenants,
+                "campaigns": args.campaigns,
+                "days": args.days,
+                "sessions_per_day": args.sessions_per_day,
+                "end_date": args.end_date,
+                "backend": args.backend,
+                "workdir": str(workdir),
+                "urls": urls,
+            }
             home = workdir / "dagster_home"
             home.mkdir(exist_ok=True)
             (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-            env = {**os.environ, "DAGSTER_HOME": str(home), "MLFLOW_DISABLE_TELEMETRY": "true",
-                   "GX_ANALYTICS_ENABLED": "false", "PYTHONWARNINGS": "ignore"}
+            env = {
+                **os.environ,
+                "DAGSTER_HOME": str(home),
+                "MLFLOW_DISABLE_TELEMETRY": "true",
+                "GX_ANALYTICS_ENABLED": "false",
+                "PYTHONWARNINGS": "ignore",
+            }
             print(f"workdir {workdir}", flush=True)
             generated = run_stage("generate", spec, env)
             print(f"  generate: {generated['wall_s']:.1f} s, {_gib(generated['peak_rss_bytes'])}", flush=True)
@@ -213,8 +251,13 @@ def main(argv=None) -> int:
                 for mode in MODES:
                     results[stage][mode] = run_stage(f"{stage}_{mode}", spec, env)
                     r = results[stage][mode]
-                    (workdir / "results.json").write_text(json.dumps({"spec": spec, "generated": generated, "results": results}))
-                    print(f"  {stage} {mode}: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU, {_gib(r['peak_rss_bytes'])}; {r['detail']}", flush=True)
+                    (workdir / "results.json").write_text(
+                        json.dumps({"spec": spec, "generated": generated, "results": results})
+                    )
+                    print(
+                        f"  {stage} {mode}: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU, {_gib(r['peak_rss_bytes'])}; {r['detail']}",
+                        flush=True,
+                    )
             print_report(spec, generated, results)
     return 0
 
@@ -231,17 +274,24 @@ def _days(spec: dict) -> tuple[date, date, date]:
 def _config(spec: dict):
     from stratum_pipeline.demo.generator import DemoConfig
 
-    return DemoConfig.scaled(date.fromisoformat(spec["end_date"]), spec["tenants"], spec["campaigns"], spec["days"] + 1,
-                             sessions_per_day=spec["sessions_per_day"])
+    return DemoConfig.scaled(
+        date.fromisoformat(spec["end_date"]),
+        spec["tenants"],
+        spec["campaigns"],
+        spec["days"] + 1,
+        sessions_per_day=spec["sessions_per_day"],
+    )
 
 
 def _resources(spec: dict, mode: str) -> dict:
     from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
 
     mlflow_db = Path(spec["workdir"]) / f"mlflow_{mode}" / "mlflow.db"
-    return {"source": SourceDatabase(url=spec["urls"]["source"]),
-            "warehouse": Warehouse(url=spec["urls"][f"warehouse_{mode}"]),
-            "registry": ModelRegistry(tracking_uri=f"sqlite:///{mlflow_db}")}
+    return {
+        "source": SourceDatabase(url=spec["urls"]["source"]),
+        "warehouse": Warehouse(url=spec["urls"][f"warehouse_{mode}"]),
+        "registry": ModelRegistry(tracking_uri=f"sqlite:///{mlflow_db}"),
+    }
 
 
 def stage_generate(spec: dict) -> dict:
@@ -249,12 +299,16 @@ def stage_generate(spec: dict) -> dict:
     from stratum_pipeline.demo.writer import write_source_chunks
     from stratum_pipeline.storage.database import engine_for
 
-    rows = write_source_chunks(engine_for(spec["urls"]["source"]), generate_in_chunks(_config(spec), tenants_per_chunk=1),
-                               truth=False)
+    rows = write_source_chunks(
+        engine_for(spec["urls"]["source"]),
+        generate_in_chunks(_config(spec), tenants_per_chunk=1),
+        truth=False,
+    )
     return {"rows": rows, "detail": f"{sum(rows.values()):,} rows"}
 
 
 # Dagster: the jobs as the schedules run them, in process, on the instance under DAGSTER_HOME.
+
 
 def _dagster(spec: dict):
     import dagster as dg
@@ -278,13 +332,20 @@ def _dagster_daily_jobs(spec: dict, jobs: tuple[str, ...], first: date, last: da
 
     defs, instance = _dagster(spec)
     before = instance.get_runs_count()
-    results = [execute_daily_range(defs, start.isoformat(), end.isoformat(), instance=instance, job_name=job)
-               for job in jobs for start, end in backfill_ranges(first, last)]
+    results = [
+        execute_daily_range(defs, start.isoformat(), end.isoformat(), instance=instance, job_name=job)
+        for job in jobs
+        for start, end in backfill_ranges(first, last)
+    ]
     runs = instance.get_runs_count() - before
     events = sum(len(instance.all_logs(r.run_id)) for r in results)
     ok = all(r.success for r in results)
-    return {"runs": runs, "success": ok, "events": events,
-            "detail": f"{'succeeded' if ok else 'FAILED'}; {runs} run(s), {events:,} events; {_checks(results)}"}
+    return {
+        "runs": runs,
+        "success": ok,
+        "events": events,
+        "detail": f"{'succeeded' if ok else 'FAILED'}; {runs} run(s), {events:,} events; {_checks(results)}",
+    }
 
 
 def stage_backfill_dagster(spec: dict) -> dict:
@@ -294,7 +355,9 @@ def stage_backfill_dagster(spec: dict) -> dict:
 
 def stage_daily_dagster(spec: dict) -> dict:
     _, _, day = _days(spec)
-    return _dagster_daily_jobs(spec, ("daily_ingest_job", "fatigue_scores_job", "daily_forecasts_job"), day, day)
+    return _dagster_daily_jobs(
+        spec, ("daily_ingest_job", "fatigue_scores_job", "daily_forecasts_job"), day, day
+    )
 
 
 def _served(materialization_metadata: list[dict]) -> str:
@@ -306,10 +369,16 @@ def _training_summary(outcomes: dict[str, list[dict]]) -> str:
     def default(mds: list[dict]) -> str:
         if not mds:
             return "FAILED (not materialised; see the stage log)"
-        return f"v{mds[0]['version']} gate: {mds[0]['gate']}"[:160] if "version" in mds[0] else str(mds[0].get("reason"))
+        return (
+            f"v{mds[0]['version']} gate: {mds[0]['gate']}"[:160]
+            if "version" in mds[0]
+            else str(mds[0].get("reason"))
+        )
 
-    return "; ".join(f"{kind}: {default(mds) if kind.endswith('default_model') else _served(mds)}"
-                     for kind, mds in outcomes.items())
+    return "; ".join(
+        f"{kind}: {default(mds) if kind.endswith('default_model') else _served(mds)}"
+        for kind, mds in outcomes.items()
+    )
 
 
 def stage_train_dagster(spec: dict) -> dict:
@@ -320,23 +389,39 @@ def stage_train_dagster(spec: dict) -> dict:
     instance.add_dynamic_partitions(tenant_partitions.name, tenants)
     before = instance.get_runs_count()
     quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
-    results = [defs.resolve_job_def("train_default_models_job").execute_in_process(
-        instance=instance, raise_on_error=False, run_config=quiet)]
-    results += [defs.resolve_job_def("train_tenant_models_job").execute_in_process(
-        instance=instance, partition_key=t, raise_on_error=False, run_config=quiet) for t in tenants]
+    results = [
+        defs.resolve_job_def("train_default_models_job").execute_in_process(
+            instance=instance, raise_on_error=False, run_config=quiet
+        )
+    ]
+    results += [
+        defs.resolve_job_def("train_tenant_models_job").execute_in_process(
+            instance=instance, partition_key=t, raise_on_error=False, run_config=quiet
+        )
+        for t in tenants
+    ]
     runs = instance.get_runs_count() - before
-    outcomes = {"roas_default_model": [], "conversion_default_model": [], "roas_model": [], "conversion_model": []}
+    outcomes = {
+        "roas_default_model": [],
+        "conversion_default_model": [],
+        "roas_model": [],
+        "conversion_model": [],
+    }
     for result in results:
         for event in result.get_asset_materialization_events():
             m = event.event_specific_data.materialization
             outcomes[m.asset_key.to_user_string()].append({k: v.value for k, v in m.metadata.items()})
     ok = all(r.success for r in results)
-    return {"runs": runs, "success": ok,
-            "detail": f"{'succeeded' if ok else 'some gate kept a champion or a step FAILED'}; {runs} runs; "
-                      f"{_training_summary(outcomes)}"}
+    return {
+        "runs": runs,
+        "success": ok,
+        "detail": f"{'succeeded' if ok else 'some gate kept a champion or a step FAILED'}; {runs} runs; "
+        f"{_training_summary(outcomes)}",
+    }
 
 
 # Plain: the same asset and check bodies, called as functions.
+
 
 @dataclass
 class _Window:
@@ -353,8 +438,10 @@ class PlainContext:
 
     def __init__(self, first: date | None = None, last: date | None = None, partition_key: str | None = None):
         if first is not None:
-            self.partition_time_window = _Window(datetime.combine(first, datetime.min.time(), timezone.utc),
-                                                 datetime.combine(last + timedelta(days=1), datetime.min.time(), timezone.utc))
+            self.partition_time_window = _Window(
+                datetime.combine(first, datetime.min.time(), timezone.utc),
+                datetime.combine(last + timedelta(days=1), datetime.min.time(), timezone.utc),
+            )
         self.partition_key = partition_key
         self.has_partition_key = partition_key is not None
 
@@ -388,7 +475,11 @@ def _plain_graph(definitions: list, context: PlainContext, resources: dict) -> t
         result = _call(definition, context, resources)
         if result is None:
             continue
-        checks = [result] if isinstance(result, dg.AssetCheckResult) else list(getattr(result, "check_results", None) or [])
+        checks = (
+            [result]
+            if isinstance(result, dg.AssetCheckResult)
+            else list(getattr(result, "check_results", None) or [])
+        )
         total += len(checks)
         passed += sum(1 for c in checks if c.passed)
     return passed, total
@@ -422,7 +513,13 @@ def stage_daily_plain(spec: dict) -> dict:
     )
 
     _, _, day = _days(spec)
-    graph = [*_ingest_graph(), creative_fatigue_scores, daily_roas_forecasts, budget_scenarios, event_match_quality]
+    graph = [
+        *_ingest_graph(),
+        creative_fatigue_scores,
+        daily_roas_forecasts,
+        budget_scenarios,
+        event_match_quality,
+    ]
     passed, total = _plain_graph(graph, PlainContext(day, day), _resources(spec, "plain"))
     return {"detail": f"checks passed {passed}/{total}"}
 
@@ -431,14 +528,22 @@ def stage_train_plain(spec: dict) -> dict:
     from stratum_pipeline.assets.models import default_model_assets, tenant_model_assets
 
     resources = _resources(spec, "plain")
-    outcomes = {"roas_default_model": [], "conversion_default_model": [], "roas_model": [], "conversion_model": []}
-    runs = [(d, None) for d in default_model_assets] + [(d, t) for t in _tenant_ids(spec) for d in tenant_model_assets]
+    outcomes = {
+        "roas_default_model": [],
+        "conversion_default_model": [],
+        "roas_model": [],
+        "conversion_model": [],
+    }
+    runs = [(d, None) for d in default_model_assets] + [
+        (d, t) for t in _tenant_ids(spec) for d in tenant_model_assets
+    ]
     for definition, tenant in runs:
         result = _call(definition, PlainContext(partition_key=tenant), resources)
         if result is None:
             continue
         outcomes[definition.key.to_user_string()].append(
-            {k: getattr(v, "value", v) for k, v in result.metadata.items()})
+            {k: getattr(v, "value", v) for k, v in result.metadata.items()}
+        )
     return {"detail": _training_summary(outcomes)}
 
 

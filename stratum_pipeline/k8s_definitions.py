@@ -15,8 +15,12 @@ STEP_EXECUTOR_CONFIG = {
     "max_concurrent": 4,
     "retries": {"enabled": {}},
     "step_k8s_config": {
-        "container_config": {"resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "4Gi"}}},
+        "container_config": {
+            "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "4Gi"}}
+        },
     },
 }
 
-defs = dg.Definitions.merge(project_defs, dg.Definitions(executor=k8s_job_executor.configured(STEP_EXECUTOR_CONFIG)))
+defs = dg.Definitions.merge(
+    project_defs, dg.Definitions(executor=k8s_job_executor.configured(STEP_EXECUTOR_CONFIG))
+)

@@ -19,7 +19,9 @@ from pathlib import Path
 PROVIDERS = ("local", "vertex")
 VERTEX_FALLBACKS = ("none", "local")
 DEFAULT_VERTEX_LOCATION = "us-central1"
-_ENDPOINT_NAME = re.compile(r"^projects/(?P<project>[^/]+)/locations/(?P<location>[a-z0-9-]+)/endpoints/(?P<endpoint>[^/]+)$")
+_ENDPOINT_NAME = re.compile(
+    r"^projects/(?P<project>[^/]+)/locations/(?P<location>[a-z0-9-]+)/endpoints/(?P<endpoint>[^/]+)$"
+)
 _ENDPOINT_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _SQL_SCHEMES = ("sqlite", "postgresql")
 _MLFLOW_SCHEMES = ("sqlite", "postgresql", "http", "https", "databricks", "file")
@@ -101,8 +103,11 @@ def mask_url(url: str | None) -> str:
     # by text, so the rest of the URL is shown as given: SQLAlchemy would end a password at its first '@'
     # and re-encode the query
     text = re.sub(r"^([a-z][a-z0-9+.-]*://[^/:@?#]*):[^?#]*@", rf"\1:{_MASK}@", str(url), flags=re.IGNORECASE)
-    text = re.sub(r"([?&;]([^=&#;]*)=)([^&#;]*)",
-                  lambda m: m.group(1) + (_MASK if _is_secret_parameter(m.group(2)) else m.group(3)), text)
+    text = re.sub(
+        r"([?&;]([^=&#;]*)=)([^&#;]*)",
+        lambda m: m.group(1) + (_MASK if _is_secret_parameter(m.group(2)) else m.group(3)),
+        text,
+    )
     try:  # then as SQLAlchemy reads it: anything it would still take for a secret is masked its way
         import sqlalchemy as sa
 
@@ -110,10 +115,13 @@ def mask_url(url: str | None) -> str:
     except Exception:  # not a URL SQLAlchemy reads (e.g. file:./mlruns)
         return text
     leaks = (parsed.password not in (None, _MASK)) or any(
-        _is_secret_parameter(name) and value != _MASK for name, value in parsed.query.items())
+        _is_secret_parameter(name) and value != _MASK for name, value in parsed.query.items()
+    )
     if leaks:
         placeholder = "STRATUMMASKEDSECRET"
-        query = {name: placeholder if _is_secret_parameter(name) else value for name, value in parsed.query.items()}
+        query = {
+            name: placeholder if _is_secret_parameter(name) else value for name, value in parsed.query.items()
+        }
         return parsed.set(query=query).render_as_string(hide_password=True).replace(placeholder, _MASK)
     return text
 
@@ -136,8 +144,11 @@ def url_secrets(url: str | None) -> list[str]:
         match = re.match(r"^[a-z][a-z0-9+.-]*://[^/:@?#]*:([^?#]*)@", str(url), flags=re.IGNORECASE)
         if match:
             found.append(match.group(1))
-        found += [m.group(3) for m in re.finditer(r"([?&;]([^=&#;]*)=)([^&#;]*)", str(url))
-                  if _is_secret_parameter(m.group(2))]
+        found += [
+            m.group(3)
+            for m in re.finditer(r"([?&;]([^=&#;]*)=)([^&#;]*)", str(url))
+            if _is_secret_parameter(m.group(2))
+        ]
     from urllib.parse import quote
 
     found += [quote(s, safe="") for s in found]
@@ -159,7 +170,11 @@ def scrub(text: str, urls) -> str:
 def check_url(variable: str, url: str, schemes: tuple[str, ...]) -> str:
     """`url` if its scheme (the part before '+driver') is one of `schemes`, else SettingsError."""
     match = re.match(r"^([a-z][a-z0-9.-]*)(\+[a-z0-9_]+)?:(//)?", url or "", flags=re.IGNORECASE)
-    if not match or match.group(1).lower() not in schemes or (not match.group(3) and match.group(1).lower() != "file"):
+    if (
+        not match
+        or match.group(1).lower() not in schemes
+        or (not match.group(3) and match.group(1).lower() != "file")
+    ):
         raise SettingsError(f"{variable}={mask_url(url or '')!r} is not a {' or '.join(schemes)} URL")
     return url
 
@@ -204,8 +219,9 @@ def target_roas_setting(text: str | None, variable: str = TARGET_ROAS_VARIABLE) 
         except ValueError:
             number = float("nan")
         if not 0 < number <= 1000:
-            raise SettingsError(f"{variable}: {item.strip()!r} is not tenant=target with a target ROAS in "
-                                "(0, 1000]")
+            raise SettingsError(
+                f"{variable}: {item.strip()!r} is not tenant=target with a target ROAS in (0, 1000]"
+            )
         out[tenant] = number
     return out
 
@@ -230,29 +246,40 @@ class VertexEndpoint:
         return f"projects/{self.project}/locations/{self.location}/endpoints/{self.endpoint}"
 
 
-def vertex_endpoint(project: str | None, endpoint: str | None, location: str | None = None,
-                    api_endpoint: str | None = None) -> VertexEndpoint:
+def vertex_endpoint(
+    project: str | None, endpoint: str | None, location: str | None = None, api_endpoint: str | None = None
+) -> VertexEndpoint:
     """The endpoint from GOOGLE_CLOUD_PROJECT + VERTEX_AI_ENDPOINT (an id or a full resource name)."""
     if not endpoint:
-        raise SettingsError("ML_PROVIDER=vertex needs VERTEX_AI_ENDPOINT (an endpoint id or "
-                            "projects/P/locations/L/endpoints/E)")
+        raise SettingsError(
+            "ML_PROVIDER=vertex needs VERTEX_AI_ENDPOINT (an endpoint id or "
+            "projects/P/locations/L/endpoints/E)"
+        )
     full = _ENDPOINT_NAME.match(endpoint)
     if full:
         if project and project != full["project"]:
-            raise SettingsError(f"VERTEX_AI_ENDPOINT names project {full['project']!r} but GOOGLE_CLOUD_PROJECT={project!r}")
+            raise SettingsError(
+                f"VERTEX_AI_ENDPOINT names project {full['project']!r} but GOOGLE_CLOUD_PROJECT={project!r}"
+            )
         project, location, endpoint_id = full["project"], full["location"], full["endpoint"]
     elif _ENDPOINT_ID.match(endpoint):
         if not project:
-            raise SettingsError("ML_PROVIDER=vertex needs GOOGLE_CLOUD_PROJECT (or a full resource name in VERTEX_AI_ENDPOINT)")
+            raise SettingsError(
+                "ML_PROVIDER=vertex needs GOOGLE_CLOUD_PROJECT (or a full resource name in VERTEX_AI_ENDPOINT)"
+            )
         location, endpoint_id = location or DEFAULT_VERTEX_LOCATION, endpoint
     else:
-        raise SettingsError(f"VERTEX_AI_ENDPOINT={endpoint!r} is neither an endpoint id nor "
-                            "projects/P/locations/L/endpoints/E")
+        raise SettingsError(
+            f"VERTEX_AI_ENDPOINT={endpoint!r} is neither an endpoint id nor "
+            "projects/P/locations/L/endpoints/E"
+        )
     if not re.fullmatch(r"[a-z0-9-]+", location):
         raise SettingsError(f"VERTEX_AI_LOCATION={location!r} is not a Google Cloud region")
     api = api_endpoint or f"{location}-aiplatform.googleapis.com"
     if api.startswith("http://") and not re.match(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?/?$", api):
-        raise SettingsError(f"VERTEX_AI_API_ENDPOINT={api!r}: plain http is only for a stand-in server on loopback")
+        raise SettingsError(
+            f"VERTEX_AI_API_ENDPOINT={api!r}: plain http is only for a stand-in server on loopback"
+        )
     return VertexEndpoint(project, location, endpoint_id, api)
 
 
@@ -284,29 +311,45 @@ class Settings:
 
         provider = (get(Env.ML_PROVIDER) or "local").lower()
         if provider not in PROVIDERS:
-            raise SettingsError(f"ML_PROVIDER={get('ML_PROVIDER')!r} is unknown: use {' or '.join(PROVIDERS)}")
+            raise SettingsError(
+                f"ML_PROVIDER={get('ML_PROVIDER')!r} is unknown: use {' or '.join(PROVIDERS)}"
+            )
         models_path = check_models_path(get(Env.MODELS_PATH)) if get(Env.MODELS_PATH) else None
         credentials = get("GOOGLE_APPLICATION_CREDENTIALS")
         fallback = (get(Env.VERTEX_FALLBACK) or "none").lower()
         if fallback not in VERTEX_FALLBACKS:
-            raise SettingsError(f"ML_VERTEX_FALLBACK={fallback!r} is unknown: use {' or '.join(VERTEX_FALLBACKS)}")
+            raise SettingsError(
+                f"ML_VERTEX_FALLBACK={fallback!r} is unknown: use {' or '.join(VERTEX_FALLBACKS)}"
+            )
         try:
             timeout = float(get(Env.VERTEX_AI_TIMEOUT_SECONDS) or 10.0)
         except ValueError:
             timeout = -1.0
         if not 0 < timeout <= 600:
-            raise SettingsError(f"VERTEX_AI_TIMEOUT_SECONDS={get('VERTEX_AI_TIMEOUT_SECONDS')!r} is not a number of "
-                                "seconds in (0, 600]")
+            raise SettingsError(
+                f"VERTEX_AI_TIMEOUT_SECONDS={get('VERTEX_AI_TIMEOUT_SECONDS')!r} is not a number of "
+                "seconds in (0, 600]"
+            )
         vertex = None
         if provider == "vertex":
-            vertex = vertex_endpoint(get(Env.GOOGLE_CLOUD_PROJECT), get(Env.VERTEX_AI_ENDPOINT), get(Env.VERTEX_AI_LOCATION),
-                                     get(Env.VERTEX_AI_API_ENDPOINT))
+            vertex = vertex_endpoint(
+                get(Env.GOOGLE_CLOUD_PROJECT),
+                get(Env.VERTEX_AI_ENDPOINT),
+                get(Env.VERTEX_AI_LOCATION),
+                get(Env.VERTEX_AI_API_ENDPOINT),
+            )
             if fallback == "local" and not get(Env.MLFLOW_TRACKING_URI):
-                raise SettingsError("ML_VERTEX_FALLBACK=local needs the local models: set STRATUM_MLFLOW_TRACKING_URI")
+                raise SettingsError(
+                    "ML_VERTEX_FALLBACK=local needs the local models: set STRATUM_MLFLOW_TRACKING_URI"
+                )
         urls = {}
-        for name, schemes in ((Env.SOURCE_URL, _SQL_SCHEMES), (Env.WAREHOUSE_URL, _SQL_SCHEMES),
-                              (Env.MLFLOW_TRACKING_URI, _MLFLOW_SCHEMES), (Env.REDIS_URL, ("redis", "rediss", "unix")),
-                              (Env.DAGSTER_PG_URL, ("postgresql", "postgres"))):
+        for name, schemes in (
+            (Env.SOURCE_URL, _SQL_SCHEMES),
+            (Env.WAREHOUSE_URL, _SQL_SCHEMES),
+            (Env.MLFLOW_TRACKING_URI, _MLFLOW_SCHEMES),
+            (Env.REDIS_URL, ("redis", "rediss", "unix")),
+            (Env.DAGSTER_PG_URL, ("postgresql", "postgres")),
+        ):
             urls[name] = check_url(name, get(name), schemes) if get(name) else None
         return cls(
             ml_provider=provider,
@@ -328,18 +371,29 @@ class Settings:
         """Every setting as printable text: URLs with passwords masked, the credentials file by name only."""
         shown = {
             Env.ML_PROVIDER: self.ml_provider,
-            Env.MODELS_PATH: str(self.models_path) if self.models_path else "(unset: model files are not published)",
+            Env.MODELS_PATH: str(self.models_path)
+            if self.models_path
+            else "(unset: model files are not published)",
             Env.GOOGLE_CLOUD_PROJECT: self.google_cloud_project or "(unset)",
-            Env.VERTEX_AI_ENDPOINT: self.vertex.resource_name if self.vertex else "(unused: provider is local)",
-            "GOOGLE_APPLICATION_CREDENTIALS": (f"{self.google_application_credentials} (file; contents not shown)"
-                                               if self.google_application_credentials else "(unset)"),
+            Env.VERTEX_AI_ENDPOINT: self.vertex.resource_name
+            if self.vertex
+            else "(unused: provider is local)",
+            "GOOGLE_APPLICATION_CREDENTIALS": (
+                f"{self.google_application_credentials} (file; contents not shown)"
+                if self.google_application_credentials
+                else "(unset)"
+            ),
         }
         if self.vertex:
             shown[Env.VERTEX_AI_API_ENDPOINT] = self.vertex.api_endpoint
             shown[Env.VERTEX_FALLBACK] = self.vertex_fallback
-        for name, url in ((Env.SOURCE_URL, self.source_url), (Env.WAREHOUSE_URL, self.warehouse_url),
-                          (Env.MLFLOW_TRACKING_URI, self.mlflow_tracking_uri), (Env.REDIS_URL, self.redis_url),
-                          (Env.DAGSTER_PG_URL, self.dagster_pg_url)):
+        for name, url in (
+            (Env.SOURCE_URL, self.source_url),
+            (Env.WAREHOUSE_URL, self.warehouse_url),
+            (Env.MLFLOW_TRACKING_URI, self.mlflow_tracking_uri),
+            (Env.REDIS_URL, self.redis_url),
+            (Env.DAGSTER_PG_URL, self.dagster_pg_url),
+        ):
             shown[name] = mask_url(url) if url else "(unset)"
         targets = ", ".join(f"{t}={v:g}" for t, v in (self.target_roas or {}).items())
         shown[TARGET_ROAS_VARIABLE] = targets or f"(unset: every tenant {DEFAULT_TARGET_ROAS:g})"

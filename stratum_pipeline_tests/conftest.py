@@ -50,7 +50,9 @@ class PostgresDatabases:
         for name in self.created:
             with self.admin.connect() as conn:
                 conn.execute(
-                    sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d AND pid <> pg_backend_pid()"),
+                    sa.text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d AND pid <> pg_backend_pid()"
+                    ),
                     {"d": name},
                 )
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
@@ -121,8 +123,16 @@ def seed_simulate_request():
     return {**SEED_SIMULATE_REQUEST, "scenarios": [dict(s) for s in SEED_SIMULATE_REQUEST["scenarios"]]}
 
 
-def response_world(shapes, halves, days: int = 150, end: date = date(2026, 6, 30), seed: int = 5, vmax: float = 20_000.0,
-                   rate: float = 0.3, short: dict | None = None):
+def response_world(
+    shapes,
+    halves,
+    days: int = 150,
+    end: date = date(2026, 6, 30),
+    seed: int = 5,
+    vmax: float = 20_000.0,
+    rate: float = 0.3,
+    short: dict | None = None,
+):
     """Daily rows of one tenant whose campaigns follow known adstock + Hill curves (Poisson orders of 50 each),
     with budgets that change every 3 weeks; `short` maps a campaign index to the days of history it keeps.
     Returns (rows, truth) where truth(i, spend_path) gives the expected daily revenue of campaign i."""
@@ -141,8 +151,18 @@ def response_world(shapes, halves, days: int = 150, end: date = date(2026, 6, 30
         mean = vmax * hill(adstock(spend[None], rate)[0], k, h)
         orders = rng.poisson(mean / 50.0)
         keep = slice(days - (short or {}).get(i, days), days)
-        frames.append(pd.DataFrame({"tenant_id": "t", "campaign_id": f"c{i}", "date": dates[keep], "spend": spend[keep],
-                                    "revenue": orders[keep] * 50.0, "conversions": orders[keep]}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "tenant_id": "t",
+                    "campaign_id": f"c{i}",
+                    "date": dates[keep],
+                    "spend": spend[keep],
+                    "revenue": orders[keep] * 50.0,
+                    "conversions": orders[keep],
+                }
+            )
+        )
 
     def truth(i, path):
         return vmax * hill(adstock(np.asarray(path, float)[None], rate)[0], halves[i], shapes[i])
@@ -164,13 +184,19 @@ def stack(tmp_path):
 
     warehouse = Warehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}")
     campaign, sessions, creative, _ = model_features()
-    for table, frame in ((wh.campaign_features, campaign), (wh.session_features, sessions),
-                         (wh.creative_features, creative)):
+    for table, frame in (
+        (wh.campaign_features, campaign),
+        (wh.session_features, sessions),
+        (wh.creative_features, creative),
+    ):
         dates = pd.to_datetime(frame["date"])
         warehouse.replace_partitions(table, frame, dates.min().date(), dates.max().date())
     registry = ModelRegistry(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
-    resources = {"source": SourceDatabase(url=f"sqlite:///{tmp_path / 'source.db'}"), "warehouse": warehouse,
-                 "registry": registry}
+    resources = {
+        "source": SourceDatabase(url=f"sqlite:///{tmp_path / 'source.db'}"),
+        "warehouse": warehouse,
+        "registry": registry,
+    }
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("tenants", ["big", "small"])
     return build_definitions(resources), registry, instance

@@ -15,12 +15,20 @@ from stratum_pipeline import cli
 CLEARED_PREFIXES = ("STRATUM_", "DAGSTER_", "ML_", "GOOGLE_", "VERTEX_")
 
 
-def stratum_cli(home, *args, stdin: str | None = None, timeout: float = 180, **env) -> subprocess.CompletedProcess:
+def stratum_cli(
+    home, *args, stdin: str | None = None, timeout: float = 180, **env
+) -> subprocess.CompletedProcess:
     """`stratum --home HOME ARGS` in a subprocess with a clean environment plus `env`, run beside `home`."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(CLEARED_PREFIXES)}
-    return subprocess.run([sys.executable, "-m", "stratum_pipeline.cli", "--home", str(home), *args], input=stdin,
-                          env={**base, **env}, capture_output=True, text=True, timeout=timeout,
-                          cwd=str(Path(home).parent))
+    return subprocess.run(
+        [sys.executable, "-m", "stratum_pipeline.cli", "--home", str(home), *args],
+        input=stdin,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=str(Path(home).parent),
+    )
 
 
 def cli_in_process(*args) -> tuple[int, str, str]:
@@ -38,8 +46,12 @@ def train(defs, instance, job: str, tenant: str | None = None):
 
     from .model_data import RUN_CONFIG
 
-    assets = ("roas_model", "conversion_model") if tenant else ("roas_default_model", "conversion_default_model")
-    result = execute_tenant_job(defs, job, tenant, instance, {"ops": {name: {"config": RUN_CONFIG} for name in assets}})
+    assets = (
+        ("roas_model", "conversion_model") if tenant else ("roas_default_model", "conversion_default_model")
+    )
+    result = execute_tenant_job(
+        defs, job, tenant, instance, {"ops": {name: {"config": RUN_CONFIG} for name in assets}}
+    )
     checks = {e.asset_key.to_user_string(): e.passed for e in check_evaluations(result)}
     return result, materialized(result), checks
 
@@ -51,9 +63,12 @@ def defs_for(urls):
     from stratum_pipeline.definitions import build_definitions
     from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
 
-    registry = ModelRegistry(tracking_uri=f"sqlite:///{tempfile.gettempdir()}/stratum-unused-mlruns/mlflow.db")
-    return build_definitions({"source": SourceDatabase(url=urls[0]), "warehouse": Warehouse(url=urls[1]),
-                              "registry": registry})
+    registry = ModelRegistry(
+        tracking_uri=f"sqlite:///{tempfile.gettempdir()}/stratum-unused-mlruns/mlflow.db"
+    )
+    return build_definitions(
+        {"source": SourceDatabase(url=urls[0]), "warehouse": Warehouse(url=urls[1]), "registry": registry}
+    )
 
 
 def seed_get_model(models_path, model_type: str, tenant_id: str):

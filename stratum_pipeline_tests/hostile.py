@@ -38,13 +38,17 @@ def mostly(valid, hostile=hostile_scalar):
 def hostile_record(names, required=(), hostile=hostile_or_huge):
     """A dict with `required` keys (mostly plausible values) and some of `names` (plausible or hostile values)."""
     optional = {name: mostly(plausible, hostile) for name in [*names, "unexpected"] if name not in required}
-    return st.fixed_dictionaries({name: mostly(st.floats(0.1, 50), hostile) for name in required}, optional=optional)
+    return st.fixed_dictionaries(
+        {name: mostly(st.floats(0.1, 50), hostile) for name in required}, optional=optional
+    )
 
 
 def hostile_rows(names, required=()):
     """Rows for a frame: mostly plausible, some with hostile values or missing keys."""
-    return st.lists(mostly(hostile_record(names, required, hostile_scalar), hostile_record(names, (), hostile_scalar)),
-                    max_size=6)
+    return st.lists(
+        mostly(hostile_record(names, required, hostile_scalar), hostile_record(names, (), hostile_scalar)),
+        max_size=6,
+    )
 
 
 def outcome(call):
@@ -55,7 +59,9 @@ def outcome(call):
         message = str(exc)
         assert message and "\n" not in message and len(message) < 300, repr(message)
         # raised by the validation at the API boundary, not by pandas/numpy deep inside
-        assert isinstance(exc, InputError) or (isinstance(exc, TypeError) and " must be a " in message), repr(exc)
+        assert isinstance(exc, InputError) or (isinstance(exc, TypeError) and " must be a " in message), repr(
+            exc
+        )
         return None
 
 

@@ -30,7 +30,9 @@ class Processes:
 
     def start(self, name: str, argv: list[str], env: dict, cwd: Path | None = None) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process group
-        process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         log.close()
         self.started.append((name, process))
         return process
@@ -75,13 +77,28 @@ def wait_for_http(url: str, process: subprocess.Popen, timeout: float, describe)
     raise TimeoutError(f"{url} did not answer within {timeout:.0f} s:\n{describe()}")
 
 
-def start_mlflow_server(processes: Processes, backend_store_uri: str, artifacts: Path, env: dict) -> tuple[str, callable]:
+def start_mlflow_server(
+    processes: Processes, backend_store_uri: str, artifacts: Path, env: dict
+) -> tuple[str, callable]:
     """`mlflow server` on a free loopback port, proxying artifacts into `artifacts`.
 
     Returns its URL and a function that waits until it answers (it takes ~20 s to start)."""
     port = free_port()
-    argv = [str(VENV_BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-            "--backend-store-uri", backend_store_uri, "--serve-artifacts", "--artifacts-destination", artifacts.as_uri()]
+    argv = [
+        str(VENV_BIN / "mlflow"),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        backend_store_uri,
+        "--serve-artifacts",
+        "--artifacts-destination",
+        artifacts.as_uri(),
+    ]
     process = processes.start("mlflow", argv, {**env, "MLFLOW_DISABLE_TELEMETRY": "true"})
     url = f"http://127.0.0.1:{port}"
     return url, lambda: wait_for_http(f"{url}/health", process, 120, lambda: processes.log("mlflow"))

@@ -10,8 +10,14 @@ import pytest
 from stratum_pipeline.demo import anomalies as injected
 from stratum_pipeline.demo.generator import NOISE_REGIMES, DemoConfig, generate
 
-REALISTIC = DemoConfig.scaled(date(2026, 6, 30), tenants=2, campaigns=25, days=140, sessions_per_day=80,
-                              noise=NOISE_REGIMES["realistic"])
+REALISTIC = DemoConfig.scaled(
+    date(2026, 6, 30),
+    tenants=2,
+    campaigns=25,
+    days=140,
+    sessions_per_day=80,
+    noise=NOISE_REGIMES["realistic"],
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,15 +40,20 @@ def test_turning_anomalies_off_leaves_every_other_table_identical(worlds):
         pd.testing.assert_frame_equal(frame, on[name], obj=name)
     # The two touched tables differ only on the anomalies' rows.
     truth = on["truth_anomalies"]
-    days = truth[truth.campaign_id.notna()].apply(
-        lambda r: [(r.campaign_id, d.date()) for d in pd.date_range(r.start_date, r.end_date)], axis=1).explode()
+    days = (
+        truth[truth.campaign_id.notna()]
+        .apply(lambda r: [(r.campaign_id, d.date()) for d in pd.date_range(r.start_date, r.end_date)], axis=1)
+        .explode()
+    )
     touched = set(days)
     a, b = on["campaign_daily_metrics"], off["campaign_daily_metrics"]
     cols = ["spend", "clicks", "conversions"]
     changed = ((a[cols] != b[cols]) & ~(a[cols].isna() & b[cols].isna())).any(axis=1)
     assert set(zip(a.loc[changed, "campaign_id"], a.loc[changed, "date"])) <= touched
     email_lost = on["capi_events"]["email"].isna() & off["capi_events"]["email"].notna()
-    assert email_lost.any() and (on["capi_events"]["email"].notna() <= off["capi_events"]["email"].notna()).all()
+    assert (
+        email_lost.any() and (on["capi_events"]["email"].notna() <= off["capi_events"]["email"].notna()).all()
+    )
 
 
 def test_every_kind_is_injected_with_its_length_and_size(worlds):
@@ -81,5 +92,7 @@ def test_same_seed_same_anomalies_other_seed_other_anomalies(worlds):
     again = generate(REALISTIC)
     pd.testing.assert_frame_equal(again["truth_anomalies"], worlds[0]["truth_anomalies"])
     other = generate(REALISTIC.with_overrides(seed=REALISTIC.seed + 4))
-    assert not np.array_equal(other["truth_anomalies"]["start_date"].to_numpy(),
-                              worlds[0]["truth_anomalies"]["start_date"].to_numpy())
+    assert not np.array_equal(
+        other["truth_anomalies"]["start_date"].to_numpy(),
+        worlds[0]["truth_anomalies"]["start_date"].to_numpy(),
+    )

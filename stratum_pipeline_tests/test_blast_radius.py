@@ -50,6 +50,7 @@ def one_line(done) -> str:
 
 # 1. One tenant's broken champion ------------------------------------------------------------------------------
 
+
 def _pickles(folder: Path) -> set[Path]:
     return set(folder.rglob("python_model.pkl"))
 
@@ -62,7 +63,9 @@ def champions(tmp_path):
     pickles = {}
     for owner, level in (("tenant_a", 2.0), ("tenant_b", 0.5), ("default", 1.0)):
         before = _pickles(tmp_path)
-        version = registry.log_and_register(model_name("roas", owner), roas_predictor(level), example, {}, {}, {})
+        version = registry.log_and_register(
+            model_name("roas", owner), roas_predictor(level), example, {}, {}, {}
+        )
         registry.set_champion(model_name("roas", owner), version.version)
         (pickles[owner],) = _pickles(tmp_path) - before
     _load.cache_clear()
@@ -72,10 +75,20 @@ def champions(tmp_path):
 
 def _features(tenants) -> pd.DataFrame:
     frame, _ = roas_rows(n=6)
-    frame = pd.concat([frame.assign(tenant_id=t, campaign_id=[f"{t}-c{i}" for i in range(6)]) for t in tenants])
-    return frame.assign(date=pd.Timestamp(DAY), day_of_week=3, season=1, day_of_quarter=71, audience_size=1000,
-                        spend=100.0, revenue=200.0, daily_budget=120.0, history_days=60)[
-        [c.name for c in wh.campaign_features.columns]]
+    frame = pd.concat(
+        [frame.assign(tenant_id=t, campaign_id=[f"{t}-c{i}" for i in range(6)]) for t in tenants]
+    )
+    return frame.assign(
+        date=pd.Timestamp(DAY),
+        day_of_week=3,
+        season=1,
+        day_of_quarter=71,
+        audience_size=1000,
+        spend=100.0,
+        revenue=200.0,
+        daily_budget=120.0,
+        history_days=60,
+    )[[c.name for c in wh.campaign_features.columns]]
 
 
 def test_a_broken_champion_is_replaced_by_the_default_model_for_that_tenant_only(urls, champions):
@@ -85,16 +98,26 @@ def test_a_broken_champion_is_replaced_by_the_default_model_for_that_tenant_only
     warehouse.replace_partitions(wh.campaign_features, _features(["tenant_a", "tenant_b"]), day, day)
     pickles["tenant_a"].write_bytes(np.random.default_rng(0).bytes(2048))  # the repro: random bytes
     resources = {"warehouse": warehouse, "registry": registry}
-    result = dg.materialize([daily_roas_forecasts], partition_key=DAY, resources=resources,
-                            instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    result = dg.materialize(
+        [daily_roas_forecasts],
+        partition_key=DAY,
+        resources=resources,
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
     assert result.success
     with engine_for(urls[1]).connect() as conn:
         rows = pd.read_sql(sa.select(wh.daily_roas_forecasts), conn)
         alerts = pd.read_sql(sa.select(wh.alerts), conn)
     served = rows.groupby("tenant_id")["model_name"].unique().to_dict()
-    assert list(served["tenant_a"]) == ["stratum-roas-default"] and list(served["tenant_b"]) == ["stratum-roas-tenant_b"]
+    assert list(served["tenant_a"]) == ["stratum-roas-default"] and list(served["tenant_b"]) == [
+        "stratum-roas-tenant_b"
+    ]
     metadata = result.get_asset_materialization_events()[0].event_specific_data.materialization.metadata
-    assert "stratum-roas-tenant_a v1 could not be loaded: UnpicklingError" in metadata["model_fallbacks"].value["tenant_a"]
+    assert (
+        "stratum-roas-tenant_a v1 could not be loaded: UnpicklingError"
+        in metadata["model_fallbacks"].value["tenant_a"]
+    )
     (alert,) = alerts.itertuples()
     assert alert.kind == "model_fallback" and alert.partition_key == "tenant_a"
     assert "tenant tenant_a" in alert.summary and "stratum-roas-tenant_a v1" in alert.summary
@@ -107,8 +130,13 @@ def test_a_broken_champion_is_replaced_by_the_default_model_for_that_tenant_only
     # No model at all can serve tenant_a (the default is broken too): its rows are skipped and named, tenant_b's written.
     pickles["default"].write_bytes(b"not a pickle")
     _load.cache_clear()
-    result = dg.materialize([daily_roas_forecasts], partition_key=DAY, resources=resources,
-                            instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    result = dg.materialize(
+        [daily_roas_forecasts],
+        partition_key=DAY,
+        resources=resources,
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
     assert result.success
     with engine_for(urls[1]).connect() as conn:
         rows = pd.read_sql(sa.select(wh.daily_roas_forecasts), conn)
@@ -119,11 +147,17 @@ def test_a_broken_champion_is_replaced_by_the_default_model_for_that_tenant_only
 
 # 2. Passwords in a URL's query string ------------------------------------------------------------------------
 
+
 def test_mask_url_hides_query_string_secrets():
     url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/x?password={SECRET}&sslmode=require&sslpassword=k2"
-    assert mask_url(url) == "postgresql+psycopg2://postgres@127.0.0.1:5432/x?password=***&sslmode=require&sslpassword=***"
-    assert mask_url(f"https://mlflow:5000/?token={SECRET}&api_key={SECRET}&x=1") == \
-        "https://mlflow:5000/?token=***&api_key=***&x=1"
+    assert (
+        mask_url(url)
+        == "postgresql+psycopg2://postgres@127.0.0.1:5432/x?password=***&sslmode=require&sslpassword=***"
+    )
+    assert (
+        mask_url(f"https://mlflow:5000/?token={SECRET}&api_key={SECRET}&x=1")
+        == "https://mlflow:5000/?token=***&api_key=***&x=1"
+    )
     assert mask_url(f"postgresql://u:{SECRET}@h/db?secret={SECRET}") == "postgresql://u:***@h/db?secret=***"
 
 
@@ -133,22 +167,35 @@ def test_no_query_string_password_in_storage_logs_or_output(pg_databases, datase
 
     write_source(engine_for(source_url), dataset)
     secret_url = f"{source_url}?password={SECRET}"  # trust auth: carried, not checked
-    missing_url = sa.engine.make_url(source_url).set(database="stratum_no_such_db").render_as_string(False) + \
-        f"?password={SECRET}"
+    missing_url = (
+        sa.engine.make_url(source_url).set(database="stratum_no_such_db").render_as_string(False)
+        + f"?password={SECRET}"
+    )
     warehouse_url = f"sqlite:///{tmp_path / 'warehouse.db'}"
     home = tmp_path / "dagster_home"
     home.mkdir()
     with dg.instance_for_test(temp_dir=str(home)) as instance:
-        ok = dg.materialize([raw_campaign_daily], partition_key=DAY, instance=instance,
-                            resources={"source": SourceDatabase(url=secret_url), "warehouse": Warehouse(url=warehouse_url)})
+        ok = dg.materialize(
+            [raw_campaign_daily],
+            partition_key=DAY,
+            instance=instance,
+            resources={"source": SourceDatabase(url=secret_url), "warehouse": Warehouse(url=warehouse_url)},
+        )
         once = build_raw_extract(EXTRACTS["raw_campaign_daily"], dg.RetryPolicy(max_retries=1, delay=0.1))
-        failed = dg.materialize([once], partition_key=DAY, instance=instance, raise_on_error=False,
-                                resources={"source": SourceDatabase(url=missing_url), "warehouse": Warehouse(url=warehouse_url)})
+        failed = dg.materialize(
+            [once],
+            partition_key=DAY,
+            instance=instance,
+            raise_on_error=False,
+            resources={"source": SourceDatabase(url=missing_url), "warehouse": Warehouse(url=warehouse_url)},
+        )
         assert ok.success and not failed.success
         failure = failed.get_step_failure_events()[0].step_failure_data
         assert "stratum_no_such_db" in failure.user_failure_data.description  # names the database...
         stored = b"".join(p.read_bytes() for p in home.rglob("*") if p.is_file())
-    assert len(stored) > 10_000 and SECRET.encode() not in stored  # ...never the password (storage, compute logs)
+    assert (
+        len(stored) > 10_000 and SECRET.encode() not in stored
+    )  # ...never the password (storage, compute logs)
     captured = capfd.readouterr()
     assert SECRET not in captured.out + captured.err
     engine_for(secret_url).dispose()
@@ -157,26 +204,35 @@ def test_no_query_string_password_in_storage_logs_or_output(pg_databases, datase
     cli_home = tmp_path / "stratum"
     done = stratum(cli_home, "env", STRATUM_SOURCE_URL=missing_url)
     assert done.returncode == 0 and "password=***" in done.stdout and SECRET not in done.stdout + done.stderr
-    done = stratum(cli_home, "predict", "roas", "--tenant", "acme", '{"roas_7d": 2}', STRATUM_SOURCE_URL=missing_url)
+    done = stratum(
+        cli_home, "predict", "roas", "--tenant", "acme", '{"roas_7d": 2}', STRATUM_SOURCE_URL=missing_url
+    )
     line = one_line(done)
     assert done.returncode == 2 and "stratum_no_such_db" in line and SECRET not in done.stdout + line
 
 
 # 3. Work limits ----------------------------------------------------------------------------------------------
 
+
 def test_simulate_refuses_work_above_its_limits_with_one_line():
     campaign = {"daily_spend": 100, "roas": 2}
     with pytest.raises(SimulationInputError, match="^100,000 scenarios is more than the limit of 100$"):
         BudgetSimulator().simulate(campaign, [0.1] * 100_000, iterations=100_000)
-    with pytest.raises(SimulationInputError, match=r"iterations x days x \(scenarios \+ baseline\) = 100,000 x 366 x 4"):
+    with pytest.raises(
+        SimulationInputError, match=r"iterations x days x \(scenarios \+ baseline\) = 100,000 x 366 x 4"
+    ):
         BudgetSimulator().simulate(campaign, None, days=366, iterations=100_000)
-    at_limit = BudgetSimulator().simulate(campaign, [], days=200, iterations=100_000, seed=1)  # exactly 20 million
+    at_limit = BudgetSimulator().simulate(
+        campaign, [], days=200, iterations=100_000, seed=1
+    )  # exactly 20 million
     assert at_limit["iterations"] == 100_000 and at_limit["baseline"]["revenue"] > 0
 
 
 def test_emq_refuses_oversized_keys_and_reads_only_the_weighted_ones():
     analyzer = DataQualityAnalyzer()
-    with pytest.raises(InputError, match="^email is 5,000,000 characters long, more than the limit of 4,096$"):
+    with pytest.raises(
+        InputError, match="^email is 5,000,000 characters long, more than the limit of 4,096$"
+    ):
         analyzer.analyze({"email": "a" * 5_000_000}, "meta")
     started = time.perf_counter()
     many = {f"k{i}": i for i in range(200_000)} | {"email": "a@b.c"}
@@ -187,22 +243,34 @@ def test_emq_refuses_oversized_keys_and_reads_only_the_weighted_ones():
 def test_cli_input_above_one_mib_is_one_line(tmp_path):
     big = json.dumps({"email": "a" * (2 << 20)})
     done = stratum(tmp_path / "h", "emq", stdin=big)
-    assert done.returncode == 2 and one_line(done) == "stratum: input is larger than 1,048,576 bytes: send one record at a time"
-    scenarios = json.dumps({"campaign": {"daily_spend": 100, "roas": 2}, "scenarios": [0.1] * 100_000,
-                            "iterations": 100_000})
+    assert (
+        done.returncode == 2
+        and one_line(done) == "stratum: input is larger than 1,048,576 bytes: send one record at a time"
+    )
+    scenarios = json.dumps(
+        {"campaign": {"daily_spend": 100, "roas": 2}, "scenarios": [0.1] * 100_000, "iterations": 100_000}
+    )
     done = stratum(tmp_path / "h", "simulate", stdin=scenarios)
-    assert done.returncode == 2 and one_line(done) == "stratum: 100,000 scenarios is more than the limit of 100"
+    assert (
+        done.returncode == 2 and one_line(done) == "stratum: 100,000 scenarios is more than the limit of 100"
+    )
 
 
 # 4. One line, not a traceback --------------------------------------------------------------------------------
 
+
 def test_a_400_digit_integer_is_a_number_not_an_overflow():
     assert np.isnan(number(10**400, "x")) and np.isnan(number(-(10**400), "x"))  # infinite counts as missing
-    code, out, err = run_cli("simulate", json.dumps({"daily_spend": 100, "roas": 2, "elasticity": 10**400, "seed": 1}))
+    code, out, err = run_cli(
+        "simulate", json.dumps({"daily_spend": 100, "roas": 2, "elasticity": 10**400, "seed": 1})
+    )
     assert code == 0 and json.loads(out)["baseline"]["revenue"] > 0, err
     code, out, err = run_cli("simulate", json.dumps({"daily_spend": 10**400, "roas": 2}))
-    assert code == 2 and err.strip() == "stratum: daily_spend must be a finite number, got " \
-        "1000000000000000000000000000000000000...", err
+    assert (
+        code == 2
+        and err.strip()
+        == "stratum: daily_spend must be a finite number, got 1000000000000000000000000000000000000..."
+    ), err
 
 
 def test_empty_variables_and_unreachable_hosts_are_one_line(tmp_path):
@@ -224,20 +292,30 @@ def test_empty_variables_and_unreachable_hosts_are_one_line(tmp_path):
 
 # 5. Permanent errors are not retried -------------------------------------------------------------------------
 
+
 def test_only_transient_errors_are_retried(pg_databases, tmp_path):
     base = sa.engine.make_url(pg_databases.create("retry"))
-    cases = {"no such database": (base.set(database="stratum_no_such_db"), False),
-             "unknown host": (base.set(host="stratum-no-such-host.invalid"), False),
-             "connection refused": (base.set(port=1), True)}
+    cases = {
+        "no such database": (base.set(database="stratum_no_such_db"), False),
+        "unknown host": (base.set(host="stratum-no-such-host.invalid"), False),
+        "connection refused": (base.set(port=1), True),
+    }
     for label, (url, transient) in cases.items():
         with pytest.raises(sa.exc.OperationalError) as caught:
             sa.create_engine(url, poolclass=sa.pool.NullPool).connect()
         assert is_transient(caught.value) is transient, label
     asset = build_raw_extract(EXTRACTS["raw_campaign_daily"], dg.RetryPolicy(max_retries=3, delay=5))
     started = time.monotonic()
-    result = dg.materialize([asset], partition_key=DAY, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
-                            resources={"source": SourceDatabase(url=cases["no such database"][0].render_as_string(False)),
-                                       "warehouse": Warehouse(url=f"sqlite:///{tmp_path / 'wh.db'}")})
+    result = dg.materialize(
+        [asset],
+        partition_key=DAY,
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+        resources={
+            "source": SourceDatabase(url=cases["no such database"][0].render_as_string(False)),
+            "warehouse": Warehouse(url=f"sqlite:///{tmp_path / 'wh.db'}"),
+        },
+    )
     assert not result.success and time.monotonic() - started < 5  # three retries 5 s apart would take 15 s
     assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
     description = result.get_step_failure_events()[0].step_failure_data.user_failure_data.description
@@ -246,12 +324,21 @@ def test_only_transient_errors_are_retried(pg_databases, tmp_path):
 
 # 6. A lock on the embedded state folder ----------------------------------------------------------------------
 
+
 def test_a_second_demo_on_the_same_folder_is_refused(tmp_path):
     home = tmp_path / "stratum"
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from stratum_pipeline.cli import lock_home;"
-        f"lock_home(Path({str(home)!r}), 'demo'); print('locked', flush=True); time.sleep(60)")],
-        stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; from pathlib import Path; from stratum_pipeline.cli import lock_home;"
+                f"lock_home(Path({str(home)!r}), 'demo'); print('locked', flush=True); time.sleep(60)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         done = stratum(home, "demo")
@@ -270,14 +357,32 @@ def test_a_second_demo_on_the_same_folder_is_refused(tmp_path):
 HOSTILE_IDS = ["x'; DROP TABLE campaigns;--", "a" * 5000, "../etc", "", "Acme", "default"]
 
 
-@pytest.mark.parametrize("tenant", HOSTILE_IDS, ids=["sql", "5000-chars", "dot-dot", "empty", "uppercase", "reserved"])
+@pytest.mark.parametrize(
+    "tenant", HOSTILE_IDS, ids=["sql", "5000-chars", "dot-dot", "empty", "uppercase", "reserved"]
+)
 def test_a_hostile_tenant_id_is_quarantined(tenant):
     rules = EXTRACTS["raw_campaign_daily"].rules
-    rows = pd.DataFrame([{"source_id": i, "tenant_id": t, "campaign_id": f"c{i}", "platform": "meta",
-                          "date": datetime(2026, 3, 12), "spend": 10.0, "impressions": 100, "clicks": 5,
-                          "conversions": 1, "revenue": 20.0, "daily_budget": 20.0, "audience_size": 1000,
-                          "avg_order_value": 20.0, "recorded_at": datetime(2026, 3, 13)}
-                         for i, t in enumerate(["acme", tenant])])
+    rows = pd.DataFrame(
+        [
+            {
+                "source_id": i,
+                "tenant_id": t,
+                "campaign_id": f"c{i}",
+                "platform": "meta",
+                "date": datetime(2026, 3, 12),
+                "spend": 10.0,
+                "impressions": 100,
+                "clicks": 5,
+                "conversions": 1,
+                "revenue": 20.0,
+                "daily_budget": 20.0,
+                "audience_size": 1000,
+                "avg_order_value": 20.0,
+                "recorded_at": datetime(2026, 3, 13),
+            }
+            for i, t in enumerate(["acme", tenant])
+        ]
+    )
     result = validate_rows(rows, rules)
     assert list(result.clean["tenant_id"]) == ["acme"]
     (reason,) = result.quarantine["reason"]
@@ -290,22 +395,35 @@ def test_ingest_quarantines_rows_of_invalid_tenants(urls, dataset):
     from stratum_pipeline.demo.writer import write_source
 
     source_url, warehouse_url = urls
-    hostile = ["x'; DROP TABLE campaigns;--", "../etc", ""] + (["a" * 5000] if source_url.startswith("sqlite") else [])
+    hostile = ["x'; DROP TABLE campaigns;--", "../etc", ""] + (
+        ["a" * 5000] if source_url.startswith("sqlite") else []
+    )
     write_source(engine_for(source_url), dataset)
     metrics = dataset.tables["campaign_daily_metrics"]
+
     def plain(row: pd.Series) -> dict:
-        return {k: (v.item() if isinstance(v, np.generic) else None if v is pd.NaT or v is None or v != v else v)
-                for k, v in row.to_dict().items()}
+        return {
+            k: (v.item() if isinstance(v, np.generic) else None if v is pd.NaT or v is None or v != v else v)
+            for k, v in row.to_dict().items()
+        }
 
     template = plain(metrics[pd.to_datetime(metrics["date"]) == pd.Timestamp(DAY)].iloc[0])
     campaign = plain(dataset.tables["campaigns"].iloc[0])
     with engine_for(source_url).begin() as conn:
         for i, tenant in enumerate(hostile):
-            conn.execute(source_schema.campaigns.insert(), [{**campaign, "id": f"hostile{i}", "tenant_id": tenant}])
-            conn.execute(source_schema.campaign_daily_metrics.insert(), [{
-                **template, "id": 10_000_000 + i, "campaign_id": f"hostile{i}"}])
-    result = dg.materialize([raw_campaign_daily], partition_key=DAY, instance=dg.DagsterInstance.ephemeral(),
-                            resources={"source": SourceDatabase(url=source_url), "warehouse": Warehouse(url=warehouse_url)})
+            conn.execute(
+                source_schema.campaigns.insert(), [{**campaign, "id": f"hostile{i}", "tenant_id": tenant}]
+            )
+            conn.execute(
+                source_schema.campaign_daily_metrics.insert(),
+                [{**template, "id": 10_000_000 + i, "campaign_id": f"hostile{i}"}],
+            )
+    result = dg.materialize(
+        [raw_campaign_daily],
+        partition_key=DAY,
+        instance=dg.DagsterInstance.ephemeral(),
+        resources={"source": SourceDatabase(url=source_url), "warehouse": Warehouse(url=warehouse_url)},
+    )
     assert result.success
     with engine_for(warehouse_url).connect() as conn:
         raw = pd.read_sql(sa.select(wh.raw_campaign_daily), conn)
@@ -321,7 +439,10 @@ def test_cadence_refuses_unknown_and_invalid_tenants(tmp_path):
     engine = sa.create_engine(cli.embedded_environment(home)["STRATUM_SOURCE_URL"])
     source_schema.metadata.create_all(engine, tables=[source_schema.tenants])
     with engine.begin() as conn:
-        conn.execute(source_schema.tenants.insert(), [{"id": "known", "name": "Known", "created_at": datetime(2026, 1, 1)}])
+        conn.execute(
+            source_schema.tenants.insert(),
+            [{"id": "known", "name": "Known", "created_at": datetime(2026, 1, 1)}],
+        )
     for tenant, message in (("nobody", "unknown tenant 'nobody'"), ("../x", "invalid tenant id '../x'")):
         done = stratum(home, "cadence", tenant, "weekly")
         assert done.returncode == 2 and message in one_line(done)
@@ -356,7 +477,9 @@ killed_job.execute_in_process(instance=dg.DagsterInstance.get())
 def test_a_killed_run_is_marked_failed_by_the_next_start(tmp_path, monkeypatch):
     home = tmp_path / "stratum"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STRATUM_", "DAGSTER_", "ML_"))}
-    worker = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(home)], stdout=subprocess.PIPE, text=True, env=env)
+    worker = subprocess.Popen(
+        [sys.executable, "-c", KILLED_RUN, str(home)], stdout=subprocess.PIPE, text=True, env=env
+    )
     assert worker.stdout.readline().strip() == "started"
     worker.kill()  # kill -9
     worker.wait()
@@ -381,10 +504,16 @@ def test_training_ends_its_models_runs_left_running_by_a_dead_process(tmp_path):
     dead.wait()
     client = registry.client()
     tags = {"stratum_model": name, "stratum_host": socket.gethostname()}
-    stale = client.create_run(registry.experiment_id(), tags={**tags, "stratum_pid": str(dead.pid)}).info.run_id
-    alive = client.create_run(registry.experiment_id(), tags={**tags, "stratum_pid": str(os.getppid())}).info.run_id
-    other = client.create_run(registry.experiment_id(), tags={**tags, "stratum_model": "stratum-roas-other",
-                                                               "stratum_pid": str(dead.pid)}).info.run_id
+    stale = client.create_run(
+        registry.experiment_id(), tags={**tags, "stratum_pid": str(dead.pid)}
+    ).info.run_id
+    alive = client.create_run(
+        registry.experiment_id(), tags={**tags, "stratum_pid": str(os.getppid())}
+    ).info.run_id
+    other = client.create_run(
+        registry.experiment_id(),
+        tags={**tags, "stratum_model": "stratum-roas-other", "stratum_pid": str(dead.pid)},
+    ).info.run_id
     example = roas_rows()[0][roas_predictor().feature_names]
     registry.log_and_register(name, roas_predictor(), example, {}, {}, {})
     status = {run_id: client.get_run(run_id).info.status for run_id in (stale, alive, other)}

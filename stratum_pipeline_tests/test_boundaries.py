@@ -40,7 +40,13 @@ from stratum_pipeline.tenancy import InvalidTenantId, validate_tenant_id
 
 
 def _roas(mae=0.5, bias=0.0, coverage=0.8, naive_mae=1.0):
-    return {"mae": mae, "bias": bias, "coverage_80": coverage, "naive": "trailing_30d", "naive_mae": naive_mae}
+    return {
+        "mae": mae,
+        "bias": bias,
+        "coverage_80": coverage,
+        "naive": "trailing_30d",
+        "naive_mae": naive_mae,
+    }
 
 
 @pytest.mark.parametrize("champion_mae", [0.5, 2.0])
@@ -63,7 +69,9 @@ def test_a_challenger_just_past_the_naive_tolerance_is_refused(naive_mae):
     assert decide("roas", _roas(mae=limit, naive_mae=naive_mae), None).promote
     refused = decide("roas", _roas(mae=limit * 1.001, naive_mae=naive_mae), None)
     assert not refused.promote
-    assert refused.reasons == [f"MAE {limit * 1.001:.3f} loses to the naive trailing_30d forecast's {naive_mae:.3f} (+2%)"]
+    assert refused.reasons == [
+        f"MAE {limit * 1.001:.3f} loses to the naive trailing_30d forecast's {naive_mae:.3f} (+2%)"
+    ]
     assert ROAS_NAIVE_TOLERANCE == 0.02
 
 
@@ -96,7 +104,11 @@ def test_the_gate_reports_every_failure_and_its_verdict():
     assert not decision.promote and len(decision.reasons) == 4
     assert decision.summary.startswith("not promoted: mean bias +30.0%")
     first = decide("roas", _roas(), None)
-    assert first.promote and first.reasons[0] == "meets the targets" and first.reasons[-1] == "the first champion"
+    assert (
+        first.promote
+        and first.reasons[0] == "meets the targets"
+        and first.reasons[-1] == "the first champion"
+    )
     assert first.summary.startswith("promoted: meets the targets")
     assert decide("roas", _roas(), _roas(mae=0.5)).reasons[-1] == "MAE 0.500 vs champion's 0.500"
 
@@ -119,36 +131,96 @@ def test_the_conversion_gate_at_its_limits():
 NOW = datetime(2026, 3, 10, 12, 0)
 RECORDED = datetime(2026, 3, 2, 3, 0)
 VALID = {
-    "source_id": 1, "tenant_id": "t1", "campaign_id": "c1", "platform": "meta", "date": date(2026, 3, 1),
-    "spend": 100.0, "impressions": 1000, "clicks": 10, "conversions": 2, "revenue": 300.0, "daily_budget": 120.0,
-    "audience_size": 50_000, "avg_order_value": 150.0, "recorded_at": RECORDED, "creative_id": "cr1",
-    "launch_date": date(2026, 2, 1), "reach": 800, "frequency": 1.25, "engagements": 30, "session_id": "s1",
-    "visitor_id": "v1", "started_at": datetime(2026, 3, 1, 10), "session_duration": 120.0, "pages_viewed": 3,
-    "cart_value": 50.0, "items_in_cart": 1, "time_since_last_visit": 36.0, "previous_purchases": 0,
-    "device_type": "mobile", "traffic_source": "paid", "user_segment": "new", "converted": False, "event_id": "e1",
-    "event_name": "Purchase", "event_time": datetime(2026, 3, 1, 10), "value": 50.0, "currency": "USD",
-    "email": "a@b.c", "phone": "+100", "fbc": "fb.1", "fbp": "fb.2", "gclid": "g", "ttclid": "t",
-    "client_ip_address": "10.0.0.1", "client_user_agent": "ua", "external_id": "x1",
+    "source_id": 1,
+    "tenant_id": "t1",
+    "campaign_id": "c1",
+    "platform": "meta",
+    "date": date(2026, 3, 1),
+    "spend": 100.0,
+    "impressions": 1000,
+    "clicks": 10,
+    "conversions": 2,
+    "revenue": 300.0,
+    "daily_budget": 120.0,
+    "audience_size": 50_000,
+    "avg_order_value": 150.0,
+    "recorded_at": RECORDED,
+    "creative_id": "cr1",
+    "launch_date": date(2026, 2, 1),
+    "reach": 800,
+    "frequency": 1.25,
+    "engagements": 30,
+    "session_id": "s1",
+    "visitor_id": "v1",
+    "started_at": datetime(2026, 3, 1, 10),
+    "session_duration": 120.0,
+    "pages_viewed": 3,
+    "cart_value": 50.0,
+    "items_in_cart": 1,
+    "time_since_last_visit": 36.0,
+    "previous_purchases": 0,
+    "device_type": "mobile",
+    "traffic_source": "paid",
+    "user_segment": "new",
+    "converted": False,
+    "event_id": "e1",
+    "event_name": "Purchase",
+    "event_time": datetime(2026, 3, 1, 10),
+    "value": 50.0,
+    "currency": "USD",
+    "email": "a@b.c",
+    "phone": "+100",
+    "fbc": "fb.1",
+    "fbp": "fb.2",
+    "gclid": "g",
+    "ttclid": "t",
+    "client_ip_address": "10.0.0.1",
+    "client_user_agent": "ua",
+    "external_id": "x1",
 }
 # The contract: what each extract must reject. A rule dropped or added in extracts.py fails here.
 RULE_CONTRACT = {
     "raw_campaign_daily": {
-        "required": {"tenant_id", "campaign_id", "platform", "date", "spend", "impressions", "clicks", "conversions",
-                     "revenue"},
+        "required": {
+            "tenant_id",
+            "campaign_id",
+            "platform",
+            "date",
+            "spend",
+            "impressions",
+            "clicks",
+            "conversions",
+            "revenue",
+        },
         "non_negative": {"spend", "impressions", "clicks", "conversions", "revenue"},
         "allowed_values": {"platform"},
         "not_greater": {("clicks", "impressions")},
     },
     "raw_creative_daily": {
-        "required": {"tenant_id", "campaign_id", "creative_id", "date", "impressions", "reach", "clicks", "engagements"},
+        "required": {
+            "tenant_id",
+            "campaign_id",
+            "creative_id",
+            "date",
+            "impressions",
+            "reach",
+            "clicks",
+            "engagements",
+        },
         "non_negative": {"impressions", "reach", "frequency", "clicks", "engagements"},
         "allowed_values": set(),
         "not_greater": {("clicks", "impressions"), ("reach", "impressions")},
     },
     "raw_sessions": {
         "required": {"session_id", "tenant_id", "started_at", "converted"},
-        "non_negative": {"session_duration", "pages_viewed", "cart_value", "items_in_cart", "time_since_last_visit",
-                         "previous_purchases"},
+        "non_negative": {
+            "session_duration",
+            "pages_viewed",
+            "cart_value",
+            "items_in_cart",
+            "time_since_last_visit",
+            "previous_purchases",
+        },
         "allowed_values": set(),
         "not_greater": set(),
     },
@@ -174,7 +246,9 @@ def _breaking_rows():
             yield name, {column: None}, f"missing value: {column}"
         for column in sorted(contract["non_negative"]):
             # a negative upper bound of a pair (impressions) also puts its lower column above it
-            implied = "".join(f"; {a} > {b}: {VALID[a]} > -1" for a, b in sorted(contract["not_greater"]) if b == column)
+            implied = "".join(
+                f"; {a} > {b}: {VALID[a]} > -1" for a, b in sorted(contract["not_greater"]) if b == column
+            )
             yield name, {column: -1}, f"negative value: {column}=-1{implied}"
         for column in sorted(contract["allowed_values"]):
             yield name, {column: "myspace"}, "unknown platform: 'myspace'"
@@ -202,8 +276,11 @@ def test_a_valid_row_of_each_extract_is_clean(extract):
     assert result.reason_counts == {}
 
 
-@pytest.mark.parametrize("extract, changes, reason", BREAKING,
-                         ids=[f"{e}-{next(iter(c))}-{r.split(':')[0]}" for e, c, r in BREAKING])
+@pytest.mark.parametrize(
+    "extract, changes, reason",
+    BREAKING,
+    ids=[f"{e}-{next(iter(c))}-{r.split(':')[0]}" for e, c, r in BREAKING],
+)
 def test_a_row_breaking_one_rule_is_quarantined_for_that_rule_only(extract, changes, reason):
     rows = pd.DataFrame([_row(extract, **changes)])
     result = validate_rows(rows, EXTRACTS[extract].rules, NOW)
@@ -219,7 +296,9 @@ def test_an_invalid_tenant_id_is_quarantined_by_every_extract(extract):
         assert result.quarantine["reason"].tolist() == ["invalid tenant id"], bad
         assert result.quarantine["tenant_id"].tolist() == [bad[:64]]
     for good in ("0", "a", "x" * 63, "a_b-c"):
-        assert validate_rows(pd.DataFrame([_row(extract, tenant_id=good)]), EXTRACTS[extract].rules, NOW).quarantine.empty
+        assert validate_rows(
+            pd.DataFrame([_row(extract, tenant_id=good)]), EXTRACTS[extract].rules, NOW
+        ).quarantine.empty
 
 
 @pytest.mark.parametrize("extract", sorted(EXTRACTS))
@@ -236,8 +315,13 @@ def test_a_calendar_date_after_its_recording_day_is_in_the_future():
     rules = EXTRACTS["raw_campaign_daily"].rules
     same_day = _row("raw_campaign_daily", date=date(2026, 3, 2))  # recorded 03:00 that day: fine
     next_day = _row("raw_campaign_daily", date=date(2026, 3, 3), source_id=2, campaign_id="c2")
-    after_now = _row("raw_campaign_daily", date=date(2026, 3, 11), recorded_at=datetime(2026, 3, 12), source_id=3,
-                     campaign_id="c3")
+    after_now = _row(
+        "raw_campaign_daily",
+        date=date(2026, 3, 11),
+        recorded_at=datetime(2026, 3, 12),
+        source_id=3,
+        campaign_id="c3",
+    )
     result = validate_rows(pd.DataFrame([same_day, next_day, after_now]), rules, NOW)
     assert result.clean["source_id"].tolist() == [1]
     reasons = result.quarantine.set_index("source_id")["reason"]
@@ -250,13 +334,34 @@ def test_a_timestamp_may_be_up_to_five_minutes_ahead_of_its_recording_or_now():
     rules = EXTRACTS["raw_sessions"].rules
     rec = datetime(2026, 3, 1, 10)
     rows = [
-        _row("raw_sessions", source_id=1, session_id="s1", started_at=rec + timedelta(minutes=5), recorded_at=rec),
-        _row("raw_sessions", source_id=2, session_id="s2", started_at=rec + timedelta(minutes=5, seconds=1),
-             recorded_at=rec),
-        _row("raw_sessions", source_id=3, session_id="s3", started_at=NOW + timedelta(minutes=5),
-             recorded_at=NOW + timedelta(hours=1)),
-        _row("raw_sessions", source_id=4, session_id="s4", started_at=NOW + timedelta(minutes=5, seconds=1),
-             recorded_at=NOW + timedelta(hours=1)),
+        _row(
+            "raw_sessions",
+            source_id=1,
+            session_id="s1",
+            started_at=rec + timedelta(minutes=5),
+            recorded_at=rec,
+        ),
+        _row(
+            "raw_sessions",
+            source_id=2,
+            session_id="s2",
+            started_at=rec + timedelta(minutes=5, seconds=1),
+            recorded_at=rec,
+        ),
+        _row(
+            "raw_sessions",
+            source_id=3,
+            session_id="s3",
+            started_at=NOW + timedelta(minutes=5),
+            recorded_at=NOW + timedelta(hours=1),
+        ),
+        _row(
+            "raw_sessions",
+            source_id=4,
+            session_id="s4",
+            started_at=NOW + timedelta(minutes=5, seconds=1),
+            recorded_at=NOW + timedelta(hours=1),
+        ),
     ]
     result = validate_rows(pd.DataFrame(rows), rules, NOW)
     assert result.clean["source_id"].tolist() == [1, 3]
@@ -272,7 +377,8 @@ def test_several_problems_are_all_reported_in_order():
     row = _row("raw_campaign_daily", spend=-1, platform="myspace", clicks=5000)
     result = validate_rows(pd.DataFrame([row]), EXTRACTS["raw_campaign_daily"].rules, NOW)
     assert result.quarantine["reason"].tolist() == [
-        "negative value: spend=-1; unknown platform: 'myspace'; clicks > impressions: 5000 > 1000"]
+        "negative value: spend=-1; unknown platform: 'myspace'; clicks > impressions: 5000 > 1000"
+    ]
     assert result.reason_counts == {"negative value": 1, "unknown platform": 1, "clicks > impressions": 1}
     assert '"platform": "myspace"' in result.quarantine["record"].iloc[0]
 
@@ -294,7 +400,13 @@ def test_tenant_ids_at_their_limits():
 
 # --- the simulator: scenarios share their random numbers ----------------------------------------------------
 
-CAMPAIGN = {"daily_spend": 200.0, "roas": 3.0, "confidence_lower": 2.0, "confidence_upper": 4.5, "avg_order_value": 60.0}
+CAMPAIGN = {
+    "daily_spend": 200.0,
+    "roas": 3.0,
+    "confidence_lower": 2.0,
+    "confidence_upper": 4.5,
+    "avg_order_value": 60.0,
+}
 
 
 def test_a_zero_budget_change_returns_exactly_the_baseline():
@@ -319,8 +431,13 @@ def test_the_baseline_does_not_depend_on_the_other_scenarios():
 
 def test_the_simulated_mean_follows_the_response_curve():
     days, iterations = 30, 20_000
-    out = BudgetSimulator().simulate({"daily_spend": 100.0, "roas": 2.0, "elasticity": 0.5}, [1.0, -0.5],
-                                     days=days, iterations=iterations, seed=1)
+    out = BudgetSimulator().simulate(
+        {"daily_spend": 100.0, "roas": 2.0, "elasticity": 0.5},
+        [1.0, -0.5],
+        days=days,
+        iterations=iterations,
+        seed=1,
+    )
     base, double, half = out["baseline"], *out["scenarios"]
     assert base["spend"] == 3000.0 and double["spend"] == 6000.0 and half["spend"] == 1500.0
     assert base["revenue"] == pytest.approx(100.0 * 2.0 * days, rel=0.01)
@@ -333,8 +450,9 @@ def test_the_simulated_mean_follows_the_response_curve():
 
 
 def test_the_forecast_interval_sets_the_spread_of_outcomes():
-    narrow = BudgetSimulator().simulate({**CAMPAIGN, "confidence_lower": 2.9, "confidence_upper": 3.1}, [],
-                                        iterations=5000, seed=2)["baseline"]
+    narrow = BudgetSimulator().simulate(
+        {**CAMPAIGN, "confidence_lower": 2.9, "confidence_upper": 3.1}, [], iterations=5000, seed=2
+    )["baseline"]
     wide = BudgetSimulator().simulate(CAMPAIGN, [], iterations=5000, seed=2)["baseline"]
     width = lambda b: b["confidence_interval"][1] - b["confidence_interval"][0]  # noqa: E731
     assert width(wide) > 2 * width(narrow)
@@ -345,10 +463,21 @@ def test_the_forecast_interval_sets_the_spread_of_outcomes():
 # --- fatigue levels at their thresholds --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("score, level", [
-    (0.0, "low"), (29.9, "low"), (30.0, "low"), (49.9, "low"), (50.0, "medium"), (69.9, "medium"), (70.0, "high"),
-    (84.9, "high"), (85.0, "critical"), (100.0, "critical"),
-])
+@pytest.mark.parametrize(
+    "score, level",
+    [
+        (0.0, "low"),
+        (29.9, "low"),
+        (30.0, "low"),
+        (49.9, "low"),
+        (50.0, "medium"),
+        (69.9, "medium"),
+        (70.0, "high"),
+        (84.9, "high"),
+        (85.0, "critical"),
+        (100.0, "critical"),
+    ],
+)
 def test_fatigue_levels_at_the_thresholds(score, level):
     assert str(fatigue_level(score)) == level
     assert fatigue_level(np.array([score]))[0] == level
@@ -367,8 +496,14 @@ def test_days_until_critical_at_the_threshold():
 
 def _creative(retention):
     """A creative on its first day whose CTR pair says its retention: the scorer reads retention directly."""
-    return {"days_active": 0, "frequency": 8.0, "ctr_current": retention, "ctr_baseline": 1.0,
-            "engagement_rate_current": np.nan, "engagement_rate_baseline": np.nan}
+    return {
+        "days_active": 0,
+        "frequency": 8.0,
+        "ctr_current": retention,
+        "ctr_baseline": 1.0,
+        "engagement_rate_current": np.nan,
+        "engagement_rate_baseline": np.nan,
+    }
 
 
 def test_a_creative_scored_exactly_at_a_threshold_takes_the_higher_level():
@@ -388,14 +523,20 @@ def test_a_creative_scored_exactly_at_a_threshold_takes_the_higher_level():
 # --- URL masking: the scheme is matched in any case ------------------------------------------------------
 
 
-@pytest.mark.parametrize("url, masked", [
-    ("POSTGRESQL://u:pw@h/db", "POSTGRESQL://u:***@h/db"),
-    ("PostgreSQL://u:pa/ss@host/db", "PostgreSQL://u:***@host/db"),
-    ("Postgresql+Psycopg2://user:p@ss@host/db", "Postgresql+Psycopg2://user:***@host/db"),
-    ("REDIS://:secret@127.0.0.1:6379/0", "REDIS://:***@127.0.0.1:6379/0"),
-    ("HTTPS://user:tok/en@mlflow:5000", "HTTPS://user:***@mlflow:5000"),
-    ("postgresql://u@h/db?PassWord=pw&sslmode=require", "postgresql://u@h/db?PassWord=***&sslmode=require"),
-])
+@pytest.mark.parametrize(
+    "url, masked",
+    [
+        ("POSTGRESQL://u:pw@h/db", "POSTGRESQL://u:***@h/db"),
+        ("PostgreSQL://u:pa/ss@host/db", "PostgreSQL://u:***@host/db"),
+        ("Postgresql+Psycopg2://user:p@ss@host/db", "Postgresql+Psycopg2://user:***@host/db"),
+        ("REDIS://:secret@127.0.0.1:6379/0", "REDIS://:***@127.0.0.1:6379/0"),
+        ("HTTPS://user:tok/en@mlflow:5000", "HTTPS://user:***@mlflow:5000"),
+        (
+            "postgresql://u@h/db?PassWord=pw&sslmode=require",
+            "postgresql://u@h/db?PassWord=***&sslmode=require",
+        ),
+    ],
+)
 def test_upper_and_mixed_case_schemes_are_masked(url, masked):
     assert mask_url(url) == masked
 
@@ -429,7 +570,9 @@ def test_the_cache_key_holds_the_model_version_data_version_tenant_and_input():
     x = {"roas_7d": 2.0, "roas_30d": 1.5}
     first = service.get_prediction("roas", x, "t1")
     assert first["call"] == 1 and first["model"] == "stratum-roas-tt1:1" and first["served_by"] == "t1"
-    assert service.get_prediction("roas", dict(reversed(list(x.items()))), "t1")["call"] == 1  # same input: hit
+    assert (
+        service.get_prediction("roas", dict(reversed(list(x.items()))), "t1")["call"] == 1
+    )  # same input: hit
     assert service.get_prediction("roas", x, 7)["call"] == 2  # another tenant
     assert service.get_prediction("roas", x, "7")["call"] == 2  # 7 and "7" are one tenant
     assert service.get_prediction("roas", {**x, "roas_7d": 2.5}, "t1")["call"] == 3  # another input
@@ -473,13 +616,22 @@ def _exchangeable_campaigns(seed: int, campaigns: int = 80, days: int = 45) -> p
     level = rng.lognormal(np.log(2.0), 0.4, campaigns)
     c = np.repeat(np.arange(campaigns), days)
     spend = np.full(len(c), 100.0)
-    revenue = spend * level[c] * rng.lognormal(-0.3**2 / 2, 0.3, len(c))
-    daily = pd.DataFrame({
-        "tenant_id": "t", "campaign_id": [f"c{i}" for i in c], "platform": "meta", "audience_size": 1e5,
-        "daily_budget": 100.0, "date": pd.Timestamp("2026-01-01") + pd.to_timedelta(np.tile(np.arange(days), campaigns), "D"),
-        "spend": spend, "revenue": revenue, "impressions": 10_000, "clicks": 200,
-        "conversions": np.maximum(1, np.round(revenue / 50)),
-    })
+    revenue = spend * level[c] * rng.lognormal(-(0.3**2) / 2, 0.3, len(c))
+    daily = pd.DataFrame(
+        {
+            "tenant_id": "t",
+            "campaign_id": [f"c{i}" for i in c],
+            "platform": "meta",
+            "audience_size": 1e5,
+            "daily_budget": 100.0,
+            "date": pd.Timestamp("2026-01-01") + pd.to_timedelta(np.tile(np.arange(days), campaigns), "D"),
+            "spend": spend,
+            "revenue": revenue,
+            "impressions": 10_000,
+            "clicks": 200,
+            "conversions": np.maximum(1, np.round(revenue / 50)),
+        }
+    )
     return training_frame(campaign_features(daily))
 
 
@@ -518,10 +670,13 @@ def test_a_partition_write_replaces_only_its_days_and_its_tenant(tmp_path):
     table = wh.event_match_quality
     warehouse = Warehouse(url=f"sqlite:///{tmp_path / 'wh.db'}")
     days = [date(2026, 3, d) for d in (1, 2, 3)]
-    warehouse.replace_partitions(table, pd.concat([_emq_rows("a", days, 1), _emq_rows("b", days, 1)]), days[0], days[-1])
+    warehouse.replace_partitions(
+        table, pd.concat([_emq_rows("a", days, 1), _emq_rows("b", days, 1)]), days[0], days[-1]
+    )
     # a rerun of day 2 for every tenant, then of days 2-3 for tenant a alone
-    warehouse.replace_partitions(table, pd.concat([_emq_rows("a", days[1:2], 2), _emq_rows("b", days[1:2], 2)]),
-                                 days[1], days[1])
+    warehouse.replace_partitions(
+        table, pd.concat([_emq_rows("a", days[1:2], 2), _emq_rows("b", days[1:2], 2)]), days[1], days[1]
+    )
     warehouse.replace_partitions(table, _emq_rows("a", days[1:], 3), days[1], days[2], tenant_id="a")
     stored = warehouse.read_range(table, days[0], days[-1])
     events = sorted((r.tenant_id, pd.Timestamp(r.date).day, r.events) for r in stored.itertuples())
@@ -535,8 +690,10 @@ def test_a_partition_write_replaces_only_its_days_and_its_tenant(tmp_path):
 def test_urls_in_logs_and_metadata_are_masked():
     from stratum_pipeline.storage.database import describe_url
 
-    assert describe_url("postgresql+psycopg2://app:hunter2@db:5432/stratum?sslpassword=k3y") == \
-        "postgresql+psycopg2://app:***@db:5432/stratum?sslpassword=***"
+    assert (
+        describe_url("postgresql+psycopg2://app:hunter2@db:5432/stratum?sslpassword=k3y")
+        == "postgresql+psycopg2://app:***@db:5432/stratum?sslpassword=***"
+    )
     assert describe_url("sqlite:////tmp/wh.db") == "sqlite:////tmp/wh.db"
 
 
@@ -598,8 +755,13 @@ def test_the_service_refuses_bad_requests_with_one_line_errors():
 def test_fatigue_is_scored_in_process_and_cached_per_tenant():
     cache = MemoryCache()
     service = InferenceService(_Registry(), cache)
-    creative = {"days_active": 0, "frequency": 8.0, "ctr_current": 0.01, "ctr_baseline": 0.02,
-                "launched": date(2026, 1, 1)}  # CTR at half its launch rate on day one: retention 0.5
+    creative = {
+        "days_active": 0,
+        "frequency": 8.0,
+        "ctr_current": 0.01,
+        "ctr_baseline": 0.02,
+        "launched": date(2026, 1, 1),
+    }  # CTR at half its launch rate on day one: retention 0.5
     out = service.get_prediction("fatigue", creative, "t1")
     assert out["fatigue_score"] == 85.0 and out["fatigue_level"] == "critical"
     keys = [k for k in cache._data if k.startswith("stratum:pred:")]
@@ -619,27 +781,37 @@ def test_a_remote_model_serves_and_falls_back_only_when_asked(caplog):
     assert out == {"predicted_roas": 18.0, "served_by": "vertex"} and remote.calls == [("roas", "5")]
     assert service.get_prediction("roas", {"roas_7d": 2.0}, "5") == out and len(remote.calls) == 1  # cached
     assert service.get_prediction("roas", {"roas_7d": 3.0}, "5")["predicted_roas"] == 27.0  # another input
-    assert any(k.startswith("stratum:pred:roas:5:vertex:projects/p/endpoints/e:0:") for k in service.cache._data)
+    assert any(
+        k.startswith("stratum:pred:roas:5:vertex:projects/p/endpoints/e:0:") for k in service.cache._data
+    )
 
     failing = InferenceService(_Registry(), MemoryCache(), remote=_Remote(fail=True))
     with pytest.raises(VertexError, match="endpoint unavailable"):
         failing.get_prediction("roas", {"roas_7d": 2.0}, "t1")
-    falling_back = InferenceService(_Registry(), MemoryCache(), remote=_Remote(fail=True), remote_fallback=True)
+    falling_back = InferenceService(
+        _Registry(), MemoryCache(), remote=_Remote(fail=True), remote_fallback=True
+    )
     with caplog.at_level("WARNING", logger="stratum_pipeline.serving.inference"):
         out = falling_back.get_prediction("conversion", {"roas_7d": 2.0}, "t1")
     assert out["served_by"] == "t1" and out["model"] == "stratum-conversion-tt1:1"
-    assert "Vertex AI failed, serving the local conversion model for t1: endpoint unavailable" in caplog.messages
+    assert (
+        "Vertex AI failed, serving the local conversion model for t1: endpoint unavailable" in caplog.messages
+    )
 
 
 def test_an_invalid_tenant_id_says_what_is_allowed():
     with pytest.raises(InvalidTenantId) as caught:
         validate_tenant_id("A/b")
-    assert str(caught.value) == ("invalid tenant id 'A/b': use a non-negative integer or 1-63 lowercase letters, digits, "
-                                 "'_' or '-', starting with a letter or digit")
+    assert str(caught.value) == (
+        "invalid tenant id 'A/b': use a non-negative integer or 1-63 lowercase letters, digits, "
+        "'_' or '-', starting with a letter or digit"
+    )
 
 
 def test_the_gate_reasons_word_for_word():
-    refused = decide("roas", _roas(mae=2.0, bias=-0.3, coverage=0.95, naive_mae=1.0), _roas(mae=1.0, bias=0.0))
+    refused = decide(
+        "roas", _roas(mae=2.0, bias=-0.3, coverage=0.95, naive_mae=1.0), _roas(mae=1.0, bias=0.0)
+    )
     assert refused.reasons == [
         "mean bias -30.0% beyond ±10%",
         "MAE 2.000 loses to the naive trailing_30d forecast's 1.000 (+2%)",
@@ -656,26 +828,42 @@ def test_the_gate_reasons_word_for_word():
     assert promoted.summary == "promoted: " + "; ".join(promoted.reasons)
     auc = decide("conversion", {"auc": 0.8}, {"auc": 0.9})
     assert auc.reasons == ["AUC 0.800 <= 0.85", "AUC 0.800 worse than champion's 0.900"]
-    assert decide("conversion", {"auc": 0.9}, {"auc": 0.9}).reasons == ["meets the targets", "AUC 0.900 vs champion's 0.900"]
-    no_bias = decide("roas", _roas(bias=0.2), {"mae": 0.5})  # a champion without a recorded bias counts as unbiased
+    assert decide("conversion", {"auc": 0.9}, {"auc": 0.9}).reasons == [
+        "meets the targets",
+        "AUC 0.900 vs champion's 0.900",
+    ]
+    no_bias = decide(
+        "roas", _roas(bias=0.2), {"mae": 0.5}
+    )  # a champion without a recorded bias counts as unbiased
     assert not no_bias.promote and no_bias.reasons[0] == "mean bias +20.0% beyond ±10%"
 
 
-@pytest.mark.parametrize("url, masked", [
-    ("postgresql://u@h/db?sslpassword=pw&token=t&api_key=k&auth=a&signature=s&credential=c&secret=x&app=stratum",
-     "postgresql://u@h/db?sslpassword=***&token=***&api_key=***&auth=***&signature=***&credential=***&secret=***"
-     "&app=stratum"),
-    ("postgresql://u:pw@h/db?application_name=a;password=p", "postgresql://u:***@h/db?application_name=a;password=***"),
-    ("http://mlflow:5000/#token=t", "http://mlflow:5000/#token=t"),
-    ("http://user@mlflow:5000", "http://user@mlflow:5000"),
-    ("file:./mlruns", "file:./mlruns"),
-    ("", ""),
-    (None, ""),
-    ("not a url :pw@", "not a url :pw@"),
-    # a password the text rule cannot delimit ('#', '?') is still masked, the way SQLAlchemy reads the URL
-    ("postgresql://u:p#w@host/db", "postgresql://u:***@host/db"),
-    ("postgresql://u:p?w@host/db", "postgresql://u:***@host/db"),
-    ("postgresql://u:p#w@host/db?sslmode=require&password=x", "postgresql://u:***@host/db?password=***&sslmode=require"),
-])
+@pytest.mark.parametrize(
+    "url, masked",
+    [
+        (
+            "postgresql://u@h/db?sslpassword=pw&token=t&api_key=k&auth=a&signature=s&credential=c&secret=x&app=stratum",
+            "postgresql://u@h/db?sslpassword=***&token=***&api_key=***&auth=***&signature=***&credential=***&secret=***"
+            "&app=stratum",
+        ),
+        (
+            "postgresql://u:pw@h/db?application_name=a;password=p",
+            "postgresql://u:***@h/db?application_name=a;password=***",
+        ),
+        ("http://mlflow:5000/#token=t", "http://mlflow:5000/#token=t"),
+        ("http://user@mlflow:5000", "http://user@mlflow:5000"),
+        ("file:./mlruns", "file:./mlruns"),
+        ("", ""),
+        (None, ""),
+        ("not a url :pw@", "not a url :pw@"),
+        # a password the text rule cannot delimit ('#', '?') is still masked, the way SQLAlchemy reads the URL
+        ("postgresql://u:p#w@host/db", "postgresql://u:***@host/db"),
+        ("postgresql://u:p?w@host/db", "postgresql://u:***@host/db"),
+        (
+            "postgresql://u:p#w@host/db?sslmode=require&password=x",
+            "postgresql://u:***@host/db?password=***&sslmode=require",
+        ),
+    ],
+)
 def test_mask_url_hides_every_secret_and_nothing_else(url, masked):
     assert mask_url(url) == masked

@@ -14,7 +14,14 @@ from .conftest import response_world
 
 END = date(2026, 6, 30)
 SHAPES = [2.4, 1.0, 0.7, 1.3, 1.8, 0.9]
-HALVES = [2000.0, 800.0, 1500.0, 1200.0, 1000.0, 3000.0]  # campaign 0: S-shaped, budget far below half-saturation
+HALVES = [
+    2000.0,
+    800.0,
+    1500.0,
+    1200.0,
+    1000.0,
+    3000.0,
+]  # campaign 0: S-shaped, budget far below half-saturation
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +55,9 @@ def test_an_s_shaped_campaign_is_simulated_on_its_own_curve(world):
         assert truth_lift > change  # revenue grows faster than spend
         naive = (1 + change) ** 0.6 - 1  # the constant-elasticity fallback cannot follow it
         assert abs(ours - truth_lift) < abs(naive - truth_lift) / 4, (change, ours, truth_lift)
-    assert out["scenarios"][0]["marginal_roas"] > out["baseline"]["roas"]  # an S-curve's margin beats its average
+    assert (
+        out["scenarios"][0]["marginal_roas"] > out["baseline"]["roas"]
+    )  # an S-curve's margin beats its average
 
 
 def test_a_campaign_with_five_days_of_history_gets_the_pooled_curve(world):
@@ -75,7 +84,9 @@ def test_a_curve_for_day_d_is_fitted_on_days_up_to_d_only(world):
     changed.loc[later, "spend"] *= 3
     after = fit_tenant_curves("t", changed, decision)
     pd.testing.assert_frame_equal(before, after)
-    assert (before["as_of"] == decision).all() and "c5" not in set(before["campaign_id"])  # it launched after D
+    assert (before["as_of"] == decision).all() and "c5" not in set(
+        before["campaign_id"]
+    )  # it launched after D
     full = fit_tenant_curves("t", changed, END).set_index("campaign_id").loc[before["campaign_id"]]
     assert not np.allclose(full["vmax"].to_numpy(float), before["vmax"].to_numpy(float))
 
@@ -85,11 +96,21 @@ def test_the_seed_request_verbatim_gives_the_seed_answer_keys(seed_simulate_requ
     request = {**seed_simulate_request, "response_curve": curve}
     out = BudgetSimulator().simulate(request, seed=4)
     assert set(out["baseline"]) >= {"spend", "revenue", "roas", "conversions"}
-    assert out["baseline"]["spend"] == 10000  # base_budget is the horizon's budget, as in the seed's sample answer
+    assert (
+        out["baseline"]["spend"] == 10000
+    )  # base_budget is the horizon's budget, as in the seed's sample answer
     assert [s["name"] for s in out["scenarios"]] == ["+20% Budget", "-20% Budget", "+50% Budget"]
     assert [s["spend"] for s in out["scenarios"]] == [12000, 8000, 15000]
     for s in out["scenarios"]:
-        assert set(s) >= {"name", "spend", "revenue", "roas", "conversions", "marginal_roas", "confidence_interval"}
+        assert set(s) >= {
+            "name",
+            "spend",
+            "revenue",
+            "roas",
+            "conversions",
+            "marginal_roas",
+            "confidence_interval",
+        }
         assert s["confidence_interval"][0] < s["revenue"] < s["confidence_interval"][1]
     assert out["days"] == 30 and out["iterations"] == 1000 and out["curve_source"] == "fitted"
     # without a curve the request needs a ROAS; with one, the labelled constant-elasticity fallback answers
@@ -157,7 +178,9 @@ def test_an_allocation_respects_the_bounds_and_the_total_and_beats_today(world):
         return total
 
     assert true_revenue(table["proposed_budget"]) > true_revenue(table["current_budget"])
-    tight = allocate(frame, total_daily_budget=frame["current_budget"].sum() * 1.2, bounds=(0.9, 1.3))["campaigns"]
+    tight = allocate(frame, total_daily_budget=frame["current_budget"].sum() * 1.2, bounds=(0.9, 1.3))[
+        "campaigns"
+    ]
     assert tight["proposed_budget"].sum() == pytest.approx(frame["current_budget"].sum() * 1.2, abs=0.05)
     assert (tight["proposed_budget"] / tight["current_budget"]).between(0.9 - 1e-6, 1.3 + 1e-6).all()
 
@@ -266,9 +289,9 @@ def test_stratum_allocate_and_the_seed_request_through_the_cli(tmp_path, world, 
         (("--tenant", "t", "--total", "0"), "positive finite"),
     ):
         done = stratum("allocate", *args)
-        assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1, (
-            done.stderr
-        )
+        assert (
+            done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+        ), done.stderr
 
     request = {**seed_simulate_request, "campaign_id": "c1"}
     done = stratum("simulate", "--tenant", "t", json.dumps(request))

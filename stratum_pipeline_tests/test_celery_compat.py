@@ -51,7 +51,9 @@ def test_a_tenants_run_replaces_only_that_tenants_rows(graphql_url):
     server = graphql_url
     engine = engine_for(server.project.warehouse_url)
     table = wh.daily_roas_forecasts
-    with engine.begin() as conn:  # mark big's rows, drop small's: the tenant run must restore small and keep big's marks
+    with (
+        engine.begin() as conn
+    ):  # mark big's rows, drop small's: the tenant run must restore small and keep big's marks
         conn.execute(table.update().where(table.c.tenant_id == "big").values(model_version="kept"))
         conn.execute(table.delete().where(table.c.tenant_id == "small"))
     big_before = rows_of_day(server, table).query("tenant_id == 'big'")
@@ -62,6 +64,7 @@ def test_a_tenants_run_replaces_only_that_tenants_rows(graphql_url):
     after = rows_of_day(server, table)
     small = after.query("tenant_id == 'small'")
     assert len(small) > 0 and (small["model_version"] != "kept").all()
+
     def by_campaign(frame):
         return frame.sort_values("campaign_id").reset_index(drop=True)
 
@@ -82,12 +85,17 @@ def test_the_live_predictions_beat_task_starts_an_unpartitioned_run(graphql_url)
 def test_bad_tenants_and_an_unreachable_server_are_clear_errors(graphql_url, monkeypatch):
     with pytest.raises(InvalidTenantId, match="invalid tenant id"):
         generate_daily_forecasts(tenant_id="Robert'); DROP TABLE")
-    with pytest.raises(UnknownTenant, match="unknown tenant '123'"):  # the seed's integer id, as its decimal string
+    with pytest.raises(
+        UnknownTenant, match="unknown tenant '123'"
+    ):  # the seed's integer id, as its decimal string
         generate_daily_forecasts(tenant_id=123)
     with pytest.raises(UnknownTenant, match="unknown tenant 'nobody'.*big, small"):
         generate_daily_forecasts(tenant_id="nobody")
     monkeypatch.setenv(celery_tasks.GRAPHQL_URL_VARIABLE, f"http://127.0.0.1:{free_port()}")
-    with pytest.raises(DagsterUnavailable, match="could not start fatigue_scores_job on the Dagster webserver at http://127.0.0.1"):
+    with pytest.raises(
+        DagsterUnavailable,
+        match="could not start fatigue_scores_job on the Dagster webserver at http://127.0.0.1",
+    ):
         calculate_all_fatigue_scores()
     monkeypatch.setenv(celery_tasks.GRAPHQL_URL_VARIABLE, "dagster:3000")
     with pytest.raises(ValueError, match="STRATUM_DAGSTER_GRAPHQL_URL='dagster:3000' is not an http"):
@@ -97,13 +105,33 @@ def test_bad_tenants_and_an_unreachable_server_are_clear_errors(graphql_url, mon
 def test_a_tenant_scoped_replace_refuses_other_tenants_rows(tmp_path):
     warehouse = Warehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}")
     day = pd.Timestamp("2026-03-01").date()
-    row = {"date": day, "forecast_date": day, "predicted_roas": 1.0, "confidence_lower": 0.5, "confidence_upper": 1.5,
-           "trend": "stable", "recommendation_action": "maintain", "budget_change_percent": 0, "recommendation_reason": "-",
-           "model_name": "m", "model_version": "1", "served_by": "default"}
-    frame = pd.DataFrame([{**row, "tenant_id": "a", "campaign_id": "c1"}, {**row, "tenant_id": "b", "campaign_id": "c2"}])
+    row = {
+        "date": day,
+        "forecast_date": day,
+        "predicted_roas": 1.0,
+        "confidence_lower": 0.5,
+        "confidence_upper": 1.5,
+        "trend": "stable",
+        "recommendation_action": "maintain",
+        "budget_change_percent": 0,
+        "recommendation_reason": "-",
+        "model_name": "m",
+        "model_version": "1",
+        "served_by": "default",
+    }
+    frame = pd.DataFrame(
+        [{**row, "tenant_id": "a", "campaign_id": "c1"}, {**row, "tenant_id": "b", "campaign_id": "c2"}]
+    )
     assert warehouse.replace_partitions(wh.daily_roas_forecasts, frame, day, day) == 2
-    assert warehouse.replace_partitions(wh.daily_roas_forecasts, frame[frame.tenant_id == "a"], day, day, tenant_id="a") == 1
+    assert (
+        warehouse.replace_partitions(
+            wh.daily_roas_forecasts, frame[frame.tenant_id == "a"], day, day, tenant_id="a"
+        )
+        == 1
+    )
     assert len(warehouse.read_range(wh.daily_roas_forecasts, day, day)) == 2
-    assert list(warehouse.read_range(wh.daily_roas_forecasts, day, day, tenant_id="b")["campaign_id"]) == ["c2"]
+    assert list(warehouse.read_range(wh.daily_roas_forecasts, day, day, tenant_id="b")["campaign_id"]) == [
+        "c2"
+    ]
     with pytest.raises(ValueError, match="1 rows for daily_roas_forecasts belong to other tenants than a"):
         warehouse.replace_partitions(wh.daily_roas_forecasts, frame, day, day, tenant_id="a")

@@ -13,13 +13,21 @@ from .helpers import stratum_cli as stratum
 
 
 def test_simulate_fatigue_and_emq_print_the_seed_shapes(tmp_path):
-    done = stratum(tmp_path, "simulate", '{"campaign": {"daily_spend": 800, "roas": 2.5}, "seed": 4, "iterations": 500}')
+    done = stratum(
+        tmp_path, "simulate", '{"campaign": {"daily_spend": 800, "roas": 2.5}, "seed": 4, "iterations": 500}'
+    )
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert set(out["baseline"]) >= {"spend", "revenue", "roas", "conversions", "confidence_interval"}
-    assert [s["name"] for s in out["scenarios"]] == ["-20%", "+20%", "+50%"] and "marginal_roas" in out["scenarios"][0]
+    assert [s["name"] for s in out["scenarios"]] == ["-20%", "+20%", "+50%"] and "marginal_roas" in out[
+        "scenarios"
+    ][0]
 
-    done = stratum(tmp_path, "fatigue", stdin='{"days_active": 45, "frequency": 6, "ctr_current": 0.01, "ctr_baseline": 0.02}')
+    done = stratum(
+        tmp_path,
+        "fatigue",
+        stdin='{"days_active": 45, "frequency": 6, "ctr_current": 0.01, "ctr_baseline": 0.02}',
+    )
     assert done.returncode == 0 and json.loads(done.stdout)["fatigue_level"] in {"medium", "high", "critical"}
 
     done = stratum(tmp_path, "emq", "--platform", "google", '{"gclid": "abc", "email": "a@b.c"}')
@@ -34,7 +42,10 @@ def test_bad_input_and_unknown_tenants_give_one_line_errors(tmp_path):
     home.mkdir()
     source_schema.metadata.create_all(engine, tables=[source_schema.tenants])
     with engine.begin() as conn:
-        conn.execute(source_schema.tenants.insert(), [{"id": "known", "name": "Known", "created_at": datetime(2026, 1, 1)}])
+        conn.execute(
+            source_schema.tenants.insert(),
+            [{"id": "known", "name": "Known", "created_at": datetime(2026, 1, 1)}],
+        )
     cases = [
         (("simulate", "{not json"), "input is not valid JSON"),
         (("simulate", '{"daily_spend": -1, "roas": 2}'), "must be a positive number"),

@@ -20,7 +20,11 @@ def test_dagster_definitions_validate_passes():
     env = dict(os.environ)
     done = subprocess.run(
         [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "stratum_pipeline.definitions"],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300,
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Validation successful" in done.stdout + done.stderr
@@ -29,22 +33,46 @@ def test_dagster_definitions_validate_passes():
 def test_every_asset_has_a_description_group_and_its_partitions():
     graph = defs.resolve_asset_graph()
     keys = graph.get_all_asset_keys()
-    daily = {"raw_campaign_daily", "raw_creative_daily", "raw_sessions", "raw_capi_events",
-             "campaign_features", "creative_features", "session_features"}
-    products = {"daily_roas_forecasts", "campaign_response_curves", "budget_scenarios", "budget_allocations",
-                "creative_fatigue_scores", "event_match_quality", "campaign_anomalies"}
-    models = {"roas_model", "conversion_model", "roas_default_model", "conversion_default_model",
-              "anomaly_detector_model", "anomaly_detector_default_model"}
+    daily = {
+        "raw_campaign_daily",
+        "raw_creative_daily",
+        "raw_sessions",
+        "raw_capi_events",
+        "campaign_features",
+        "creative_features",
+        "session_features",
+    }
+    products = {
+        "daily_roas_forecasts",
+        "campaign_response_curves",
+        "budget_scenarios",
+        "budget_allocations",
+        "creative_fatigue_scores",
+        "event_match_quality",
+        "campaign_anomalies",
+    }
+    models = {
+        "roas_model",
+        "conversion_model",
+        "roas_default_model",
+        "conversion_default_model",
+        "anomaly_detector_model",
+        "anomaly_detector_default_model",
+    }
     model_files = {f"{m}_file" for m in models}
     monitoring = {"forecast_accuracy", "feature_drift"}
     assert {k.to_user_string() for k in keys} == daily | models | model_files | products | monitoring | {
-        "live_conversion_predictions", "model_leaderboard"}
+        "live_conversion_predictions",
+        "model_leaderboard",
+    }
     for key in keys:
         node = graph.get(key)
         name = key.to_user_string()
         assert node.description and len(node.description) > 40, key
         if name in daily:
-            assert node.group_name in {"ingestion", "features"} and node.partitions_def == daily_partitions, key
+            assert node.group_name in {"ingestion", "features"} and node.partitions_def == daily_partitions, (
+                key
+            )
         elif name in products:
             assert node.group_name == "products" and node.partitions_def == daily_partitions, key
         elif name in monitoring:
@@ -57,7 +85,11 @@ def test_every_asset_has_a_description_group_and_its_partitions():
             assert node.partitions_def == model.partitions_def, key
         else:
             assert node.group_name == "models", key
-            expected = tenant_partitions if name in ("roas_model", "conversion_model", "anomaly_detector_model") else None
+            expected = (
+                tenant_partitions
+                if name in ("roas_model", "conversion_model", "anomaly_detector_model")
+                else None
+            )
             assert node.partitions_def == expected, key
 
 
@@ -69,9 +101,18 @@ def test_raw_checks_are_blocking_and_cover_every_raw_extract():
         for spec in [graph.get_check_spec(key)]
         if spec.blocking
     }
-    assert blocking == {"raw_campaign_daily", "raw_creative_daily", "raw_sessions", "raw_capi_events",
-                        "roas_model", "conversion_model", "roas_default_model", "conversion_default_model",
-                        "anomaly_detector_model", "anomaly_detector_default_model"}
+    assert blocking == {
+        "raw_campaign_daily",
+        "raw_creative_daily",
+        "raw_sessions",
+        "raw_capi_events",
+        "roas_model",
+        "conversion_model",
+        "roas_default_model",
+        "conversion_default_model",
+        "anomaly_detector_model",
+        "anomaly_detector_default_model",
+    }
 
 
 def test_lineage_runs_from_raw_extracts_to_features():
@@ -87,7 +128,9 @@ def test_lineage_runs_from_raw_extracts_to_features():
 def test_the_daily_schedule_requests_yesterdays_partition():
     schedule = defs.resolve_schedule_def("daily_ingest_job_schedule")
     assert schedule.cron_schedule == "0 1 * * *" and schedule.execution_timezone in (None, "UTC")
-    context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 11, 25, 1, 0, tzinfo=timezone.utc))
+    context = dg.build_schedule_context(
+        scheduled_execution_time=datetime(2026, 11, 25, 1, 0, tzinfo=timezone.utc)
+    )
     requests = list(schedule.evaluate_tick(context).run_requests)
     assert [r.partition_key for r in requests] == ["2026-11-24"]
 
@@ -104,8 +147,9 @@ def test_tenant_ids_are_validated():
 
 def _requests(name, when, instance=None):
     schedule = defs.resolve_schedule_def(name)
-    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
-                                        repository_def=defs.get_repository_def())
+    context = dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=when, repository_def=defs.get_repository_def()
+    )
     data = schedule.evaluate_tick(context)
     return schedule, list(data.run_requests or []), data.skip_message
 
@@ -119,7 +163,9 @@ def test_product_schedules_run_at_the_seed_times_for_yesterday():
     schedule, requests, _ = _requests("anomalies_job_schedule", at(2, 30))
     assert schedule.cron_schedule == "30 2 * * *" and [r.partition_key for r in requests] == ["2026-11-24"]
     schedule, requests, _ = _requests("live_predictions_schedule", at(10, 30))
-    assert schedule.cron_schedule == "*/30 * * * *" and len(requests) == 1 and requests[0].partition_key is None
+    assert (
+        schedule.cron_schedule == "*/30 * * * *" and len(requests) == 1 and requests[0].partition_key is None
+    )
     assert schedule.job_name == "live_predictions_job"
 
 
@@ -140,10 +186,18 @@ def test_monthly_retraining_requests_every_tenant():
 def test_every_schedule_starts_running_for_the_daemon():
     schedules = {s.name: s for s in defs.schedules}
     assert set(schedules) == {
-        "daily_ingest_job_schedule", "fatigue_scores_job_schedule", "daily_forecasts_job_schedule",
-        "live_predictions_schedule", "monthly_tenant_retraining", "monthly_default_retraining",
-        "monitoring_job_schedule", "weekly_tenant_retraining", "anomalies_job_schedule",
-        "weekly_anomaly_detectors", "weekly_default_anomaly_detector"}
+        "daily_ingest_job_schedule",
+        "fatigue_scores_job_schedule",
+        "daily_forecasts_job_schedule",
+        "live_predictions_schedule",
+        "monthly_tenant_retraining",
+        "monthly_default_retraining",
+        "monitoring_job_schedule",
+        "weekly_tenant_retraining",
+        "anomalies_job_schedule",
+        "weekly_anomaly_detectors",
+        "weekly_default_anomaly_detector",
+    }
     for schedule in schedules.values():
         assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING, schedule.name
         assert schedule.execution_timezone == "UTC", schedule.name
@@ -157,7 +211,9 @@ def test_the_model_automation_starts_running_and_targets_every_model_file_and_th
     targeted = automation.asset_selection.resolve(graph)
     eager = {k for k in graph.get_all_asset_keys() if graph.get(k).automation_condition is not None}
     assert {k.to_user_string() for k in targeted} == {k.to_user_string() for k in eager}
-    model_files = {k.to_user_string() for k in graph.get_all_asset_keys() if k.to_user_string().endswith("_model_file")}
+    model_files = {
+        k.to_user_string() for k in graph.get_all_asset_keys() if k.to_user_string().endswith("_model_file")
+    }
     assert {"roas_model_file", "conversion_default_model_file", "anomaly_detector_model_file"} <= model_files
     assert {k.to_user_string() for k in eager} == model_files | {"model_leaderboard"}
 
@@ -171,13 +227,15 @@ def test_a_new_model_version_requests_its_file_once_and_only_its_partition():
         first = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection)
         assert first.total_requested == 0  # nothing is published before a model materialises
         instance.report_runless_asset_event(dg.AssetMaterialization("roas_model", partition="big"))
-        second = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection,
-                                                   cursor=first.cursor)
+        second = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, asset_selection=selection, cursor=first.cursor
+        )
         assert second.total_requested == 1
         assert second.get_requested_partitions(dg.AssetKey("roas_model_file")) == {"big"}
         instance.report_runless_asset_event(dg.AssetMaterialization("roas_model_file", partition="big"))
-        third = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection,
-                                                  cursor=second.cursor)
+        third = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, asset_selection=selection, cursor=second.cursor
+        )
         assert third.total_requested == 0
 
 
@@ -187,12 +245,14 @@ def test_a_training_requests_the_leaderboard_once_even_with_tenants_never_traine
         instance.add_dynamic_partitions("tenants", ["big", "small"])
         first = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection)
         instance.report_runless_asset_event(dg.AssetMaterialization("conversion_model", partition="big"))
-        second = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection,
-                                                   cursor=first.cursor)
+        second = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, asset_selection=selection, cursor=first.cursor
+        )
         assert second.total_requested == 1  # "small" never trained: it does not hold the leaderboard back
         instance.report_runless_asset_event(dg.AssetMaterialization("model_leaderboard"))
-        third = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection,
-                                                  cursor=second.cursor)
+        third = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, asset_selection=selection, cursor=second.cursor
+        )
         assert third.total_requested == 0
 
 
@@ -233,11 +293,22 @@ def test_daily_assets_backfill_a_month_per_run():
 def test_readable_metadata_keeps_four_significant_digits_and_every_other_value():
     from stratum_pipeline.assets.common import readable
 
-    value = {"mae": 0.23838051651443673, "big": 123456.789, "n": 7, "ok": True, "nan": float("nan"),
-             "nested": {"bias": -0.0123456, "list": [1.0000001, "x"]}, "zero": 0.0}
+    value = {
+        "mae": 0.23838051651443673,
+        "big": 123456.789,
+        "n": 7,
+        "ok": True,
+        "nan": float("nan"),
+        "nested": {"bias": -0.0123456, "list": [1.0000001, "x"]},
+        "zero": 0.0,
+    }
     out = readable(value)
     assert out["mae"] == 0.2384 and out["big"] == 123500.0 and out["n"] == 7 and out["ok"] is True
-    assert out["nested"] == {"bias": -0.01235, "list": [1.0, "x"]} and out["zero"] == 0.0 and out["nan"] != out["nan"]
+    assert (
+        out["nested"] == {"bias": -0.01235, "list": [1.0, "x"]}
+        and out["zero"] == 0.0
+        and out["nan"] != out["nan"]
+    )
 
 
 def test_the_tenant_sensor_skips_a_source_without_tables_in_one_line(tmp_path):
@@ -247,7 +318,8 @@ def test_the_tenant_sensor_skips_a_source_without_tables_in_one_line(tmp_path):
 
     with dg.instance_for_test() as instance:
         context = dg.build_sensor_context(
-            instance=instance, resources={"source": SourceDatabase(url=f"sqlite:///{tmp_path / 'empty.db'}")})
+            instance=instance, resources={"source": SourceDatabase(url=f"sqlite:///{tmp_path / 'empty.db'}")}
+        )
         result = tenant_sync_sensor(context)
     assert isinstance(result, dg.SkipReason) and "has no tenants table yet" in result.skip_message
     assert "\n" not in result.skip_message

@@ -23,11 +23,18 @@ def describe(defs: dg.Definitions) -> dict:
         }
     checks = sorted(f"{k.asset_key.to_user_string()}:{k.name}" for k in graph.asset_check_keys)
     jobs = sorted(job.name for job in defs.resolve_all_job_defs() if not job.name.startswith("__"))
-    schedules = {s.name: {"cron": s.cron_schedule, "job": s.job_name, "status": s.default_status.value}
-                 for s in defs.schedules or []}
+    schedules = {
+        s.name: {"cron": s.cron_schedule, "job": s.job_name, "status": s.default_status.value}
+        for s in defs.schedules or []
+    }
     sensors = {s.name: {"status": s.default_status.value} for s in defs.sensors or []}
-    return {"assets": assets, "checks": checks, "jobs": jobs, "schedules": dict(sorted(schedules.items())),
-            "sensors": dict(sorted(sensors.items()))}
+    return {
+        "assets": assets,
+        "checks": checks,
+        "jobs": jobs,
+        "schedules": dict(sorted(schedules.items())),
+        "sensors": dict(sorted(sensors.items())),
+    }
 
 
 def test_the_definitions_match_their_snapshot():
@@ -41,4 +48,5 @@ def test_the_definitions_match_their_snapshot():
     for part in ("assets", "checks", "jobs", "schedules", "sensors"):
         assert current[part] == recorded[part], (
             f"the code location's {part} changed: review the difference, then refresh snapshots/definitions.json "
-            "(STRATUM_UPDATE_SNAPSHOT=1)")
+            "(STRATUM_UPDATE_SNAPSHOT=1)"
+        )

@@ -17,16 +17,42 @@ pytestmark = pytest.mark.slow  # `stratum demo` in a subprocess
 def test_stratum_demo_runs_the_daily_graph_on_the_embedded_default(tmp_path):
     home = tmp_path / "stratum"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STRATUM_", "DAGSTER_"))}
-    command = [sys.executable, "-m", "stratum_pipeline.cli", "--home", str(home), "demo",
-               "--tenants", "2", "--campaigns", "30", "--days", "45", "--end-date", "2026-05-31", "--bad-row-rate", "0.01"]
+    command = [
+        sys.executable,
+        "-m",
+        "stratum_pipeline.cli",
+        "--home",
+        str(home),
+        "demo",
+        "--tenants",
+        "2",
+        "--campaigns",
+        "30",
+        "--days",
+        "45",
+        "--end-date",
+        "2026-05-31",
+        "--bad-row-rate",
+        "0.01",
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
-    for expected in ("[1/6] Generating", "[2/6] Registering", "[3/6] Materialising", "[4/6] Training",
-                     "[5/6] Product tables", "[6/6] Summary", "daily_forecasts_job done", "live_predictions_job",
-                     "anomalies_job done",
-                     "roas_model[tenant_001]: served by the default model",
-                     "done raw_campaign_daily", "check raw_sessions:raw_contract passed", "stratum ui"):
+    for expected in (
+        "[1/6] Generating",
+        "[2/6] Registering",
+        "[3/6] Materialising",
+        "[4/6] Training",
+        "[5/6] Product tables",
+        "[6/6] Summary",
+        "daily_forecasts_job done",
+        "live_predictions_job",
+        "anomalies_job done",
+        "roas_model[tenant_001]: served by the default model",
+        "done raw_campaign_daily",
+        "check raw_sessions:raw_contract passed",
+        "stratum ui",
+    ):
         assert expected in out, out
     # 45 days are two ingest runs (the backfill policy: at most 31 days per run), 7 checks each
     assert "as 2 run(s) of at most 31 days" in out and "run 2/2: 2026-05-18 .. 2026-05-31" in out
@@ -35,7 +61,10 @@ def test_stratum_demo_runs_the_daily_graph_on_the_embedded_default(tmp_path):
     published = next(line for line in out.splitlines() if "model files:" in line)
     assert "roas_default.joblib: stratum-roas-default v" in published, out
     assert "conversion_default.joblib: stratum-conversion-default v" in published, out
-    assert sorted(p.name for p in (home / "models").glob("*.joblib")) == ["conversion_default.joblib", "roas_default.joblib"]
+    assert sorted(p.name for p in (home / "models").glob("*.joblib")) == [
+        "conversion_default.joblib",
+        "roas_default.joblib",
+    ]
 
     paths = embedded_environment(home)
     engine = sa.create_engine(paths["STRATUM_WAREHOUSE_URL"])
@@ -45,7 +74,12 @@ def test_stratum_demo_runs_the_daily_graph_on_the_embedded_default(tmp_path):
     engine.dispose()
     assert len(raw) == 45 and quarantined > 0
     with sa.create_engine(paths["STRATUM_WAREHOUSE_URL"]).connect() as conn:
-        for table in ("daily_roas_forecasts", "budget_scenarios", "creative_fatigue_scores", "event_match_quality"):
+        for table in (
+            "daily_roas_forecasts",
+            "budget_scenarios",
+            "creative_fatigue_scores",
+            "event_match_quality",
+        ):
             days = conn.execute(sa.text(f"SELECT count(DISTINCT date) FROM {table}")).scalar_one()
             assert days == 7, table
         served = conn.execute(sa.text("SELECT DISTINCT served_by FROM daily_roas_forecasts")).scalars().all()
@@ -55,8 +89,11 @@ def test_stratum_demo_runs_the_daily_graph_on_the_embedded_default(tmp_path):
         runs = {(r.job_name, r.tags.get("dagster/partition")): r.status for r in instance.get_runs()}
         ingest = instance.get_runs(filters=dg.RunsFilter(job_name="daily_ingest_job"))
         assert [r.status for r in ingest] == [dg.DagsterRunStatus.SUCCESS] * 2
-        assert {("train_default_models_job", None), ("train_tenant_models_job", "tenant_001"),
-                ("train_tenant_models_job", "tenant_002")} <= set(runs)
+        assert {
+            ("train_default_models_job", None),
+            ("train_tenant_models_job", "tenant_001"),
+            ("train_tenant_models_job", "tenant_002"),
+        } <= set(runs)
         assert set(instance.get_dynamic_partitions("tenants")) == {"tenant_001", "tenant_002"}
         materialized = instance.get_materialized_partitions(dg.AssetKey("campaign_features"))
         assert len(materialized) == 45
@@ -64,8 +101,19 @@ def test_stratum_demo_runs_the_daily_graph_on_the_embedded_default(tmp_path):
 
 def test_bad_arguments_give_a_one_line_error(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "stratum_pipeline.cli", "--home", str(tmp_path), "demo", "--end-date", "yesterday"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "stratum_pipeline.cli",
+            "--home",
+            str(tmp_path),
+            "demo",
+            "--end-date",
+            "yesterday",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2
     assert "not a date" in done.stderr and "Traceback" not in done.stderr

@@ -37,7 +37,6 @@ EXTRACT = EXTRACTS["raw_campaign_daily"]
 DAY = "2026-03-12"  # a day of the test dataset with a quarantined row
 
 
-
 def partition_rows(url: str) -> dict[str, pd.DataFrame]:
     """The raw table and its quarantine for DAY, sorted: what must survive a fault unchanged."""
     out = {}
@@ -51,7 +50,10 @@ def partition_rows(url: str) -> dict[str, pd.DataFrame]:
 def step_error(result):
     """The error that failed the run's step (unwrapped from the retry policy's wrapper)."""
     error = result.get_step_failure_events()[0].step_failure_data.error
-    while error.cls_name in ("RetryRequestedFromPolicy", "DagsterExecutionStepExecutionError") and error.cause is not None:
+    while (
+        error.cls_name in ("RetryRequestedFromPolicy", "DagsterExecutionStepExecutionError")
+        and error.cause is not None
+    ):
         error = error.cause
     return error
 
@@ -67,8 +69,12 @@ def ingested(pg_databases, dataset):
     source_url, warehouse_url = pg_databases.create("fsrc"), pg_databases.create("fwh")
     write_source(engine_for(source_url), dataset)
     resources = {"source": SourceDatabase(url=source_url), "warehouse": Warehouse(url=warehouse_url)}
-    result = dg.materialize([build_raw_extract(EXTRACT)], partition_key=DAY, resources=resources,
-                            instance=dg.DagsterInstance.ephemeral())
+    result = dg.materialize(
+        [build_raw_extract(EXTRACT)],
+        partition_key=DAY,
+        resources=resources,
+        instance=dg.DagsterInstance.ephemeral(),
+    )
     assert result.success
     before = partition_rows(warehouse_url)
     assert len(before[EXTRACT.table.name]) > 0 and len(before[EXTRACT.quarantine.name]) > 0
@@ -78,7 +84,11 @@ def ingested(pg_databases, dataset):
 def test_raw_extracts_retry_with_backoff():
     for asset in raw_assets:
         policy = asset.op.retry_policy
-        assert policy == SOURCE_RETRY_POLICY and policy.max_retries >= 2 and policy.backoff == dg.Backoff.EXPONENTIAL
+        assert (
+            policy == SOURCE_RETRY_POLICY
+            and policy.max_retries >= 2
+            and policy.backoff == dg.Backoff.EXPONENTIAL
+        )
 
 
 def test_source_outage_mid_extract_fails_clearly_and_keeps_the_partition(ingested, pg_databases):
@@ -96,24 +106,36 @@ def test_source_outage_mid_extract_fails_clearly_and_keeps_the_partition(ingeste
         deadline = time.monotonic() + 60
         with admin.connect() as conn:
             while time.monotonic() < deadline:
-                waiting = conn.execute(sa.text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = :d AND wait_event_type = 'Lock'"),
-                    {"d": database}).scalar()
+                waiting = conn.execute(
+                    sa.text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = :d AND wait_event_type = 'Lock'"
+                    ),
+                    {"d": database},
+                ).scalar()
                 if waiting:
                     break
                 time.sleep(0.1)
             outage["extract_was_blocked"] = bool(waiting)
             conn.execute(sa.text(f'ALTER DATABASE "{database}" WITH ALLOW_CONNECTIONS false'))
-            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"),
-                         {"d": database})
+            conn.execute(
+                sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"),
+                {"d": database},
+            )
 
     saboteur = threading.Thread(target=take_source_away)
     saboteur.start()
-    asset = build_raw_extract(EXTRACT, dg.RetryPolicy(max_retries=2, delay=0.2, backoff=dg.Backoff.EXPONENTIAL))
+    asset = build_raw_extract(
+        EXTRACT, dg.RetryPolicy(max_retries=2, delay=0.2, backoff=dg.Backoff.EXPONENTIAL)
+    )
     started = time.monotonic()
     try:
-        result = dg.materialize([asset], partition_key=DAY, resources=resources, instance=dg.DagsterInstance.ephemeral(),
-                                raise_on_error=False)
+        result = dg.materialize(
+            [asset],
+            partition_key=DAY,
+            resources=resources,
+            instance=dg.DagsterInstance.ephemeral(),
+            raise_on_error=False,
+        )
     finally:
         saboteur.join()
         locker.invalidate()
@@ -127,7 +149,10 @@ def test_source_outage_mid_extract_fails_clearly_and_keeps_the_partition(ingeste
     assert len(retries) == 2  # the retry policy ran: two retries, then the failure
     failure = step_error(result)
     assert failure.cls_name == "SourceUnavailableError"
-    assert f"source database postgresql+psycopg2://postgres@127.0.0.1:5432/{database} is unavailable" in failure.message
+    assert (
+        f"source database postgresql+psycopg2://postgres@127.0.0.1:5432/{database} is unavailable"
+        in failure.message
+    )
     assert "not currently accepting connections" in failure.message
     assert_same(before, partition_rows(warehouse_url))
 
@@ -141,15 +166,23 @@ class BrokenWarehouse(Warehouse):
 
 def test_errors_other_than_a_source_outage_are_not_retried(ingested):
     source_url, warehouse_url, resources, before = ingested
-    asset = build_raw_extract(EXTRACT, dg.RetryPolicy(max_retries=2, delay=0.2, backoff=dg.Backoff.EXPONENTIAL))
-    result = dg.materialize([asset], partition_key=DAY, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
-                            resources={**resources, "warehouse": BrokenWarehouse(url=warehouse_url)})
+    asset = build_raw_extract(
+        EXTRACT, dg.RetryPolicy(max_retries=2, delay=0.2, backoff=dg.Backoff.EXPONENTIAL)
+    )
+    result = dg.materialize(
+        [asset],
+        partition_key=DAY,
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+        resources={**resources, "warehouse": BrokenWarehouse(url=warehouse_url)},
+    )
     assert not result.success
     assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]  # failed at once
     failure = result.get_step_failure_events()[0].step_failure_data
     assert failure.user_failure_data.description == (
         "raw_campaign_daily failed (not a database outage, so not retried): "
-        "RuntimeError: value too long for type character varying(64)")
+        "RuntimeError: value too long for type character varying(64)"
+    )
     assert_same(before, partition_rows(warehouse_url))
 
 
@@ -181,13 +214,22 @@ print(warehouse.replace_partitions_together(
 def test_a_process_killed_mid_write_leaves_the_previous_rows(ingested, pg_databases):
     _, warehouse_url, _, before = ingested
     database = sa.engine.make_url(warehouse_url).database
-    writer = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, warehouse_url, DAY, "hang"],
-                              stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", KILL_SCRIPT, warehouse_url, DAY, "hang"], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert writer.stdout.readline().strip() == "deleted and inserted, not committed"
         with pg_databases.admin.connect() as conn:  # the writer's transaction is open, holding the delete
-            states = conn.execute(sa.text(
-                "SELECT state FROM pg_stat_activity WHERE datname = :d AND backend_xid IS NOT NULL"), {"d": database}).scalars().all()
+            states = (
+                conn.execute(
+                    sa.text(
+                        "SELECT state FROM pg_stat_activity WHERE datname = :d AND backend_xid IS NOT NULL"
+                    ),
+                    {"d": database},
+                )
+                .scalars()
+                .all()
+            )
         assert states, "the writer has an open transaction"
         assert_same(before, partition_rows(warehouse_url))  # readers still see the previous rows
     finally:
@@ -196,14 +238,25 @@ def test_a_process_killed_mid_write_leaves_the_previous_rows(ingested, pg_databa
     assert writer.returncode == -signal.SIGKILL
     deadline = time.monotonic() + 30
     with pg_databases.admin.connect() as conn:  # the server notices the dead client and rolls back
-        while conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = :d AND backend_xid IS NOT NULL"),
-                           {"d": database}).scalar() and time.monotonic() < deadline:
+        while (
+            conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = :d AND backend_xid IS NOT NULL"
+                ),
+                {"d": database},
+            ).scalar()
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.1)
     assert_same(before, partition_rows(warehouse_url))
 
     # Control: the same write, not killed, does replace both tables (so the check above can fail).
-    done = subprocess.run([sys.executable, "-c", KILL_SCRIPT, warehouse_url, DAY, "finish"], capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", KILL_SCRIPT, warehouse_url, DAY, "finish"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     after = partition_rows(warehouse_url)
     assert (after[EXTRACT.table.name]["spend"] == 123456.0).all() and len(after[EXTRACT.quarantine.name]) == 1
@@ -219,10 +272,27 @@ class MlflowServer:
     def start(self):
         env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{self.folder / 'mlflow.db'}",
-             "--artifacts-destination", str(self.folder / "artifacts"), "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", "1"],
-            env=env, stdout=subprocess.DEVNULL, stderr=open(self.folder / "server.log", "a"), start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{self.folder / 'mlflow.db'}",
+                "--artifacts-destination",
+                str(self.folder / "artifacts"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.folder / "server.log", "a"),
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             try:
@@ -249,9 +319,14 @@ def mlflow_server(tmp_path):
 
 
 def _train_big(registry, warehouse, instance):
-    return dg.materialize([roas_model], partition_key="big", instance=instance, raise_on_error=False,
-                          resources={"warehouse": warehouse, "registry": registry},
-                          run_config={"ops": {"roas_model": {"config": RUN_CONFIG}}})
+    return dg.materialize(
+        [roas_model],
+        partition_key="big",
+        instance=instance,
+        raise_on_error=False,
+        resources={"warehouse": warehouse, "registry": registry},
+        run_config={"ops": {"roas_model": {"config": RUN_CONFIG}}},
+    )
 
 
 @pytest.mark.slow  # an MLflow server stopped and restarted (~45 s)
@@ -261,15 +336,24 @@ def test_mlflow_unreachable_fails_the_run_and_keeps_the_champion(mlflow_server, 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     warehouse = Warehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}")
     campaign = model_features()[0]
-    warehouse.replace_partitions(wh.campaign_features, campaign, campaign["date"].min().date(), campaign["date"].max().date())
+    warehouse.replace_partitions(
+        wh.campaign_features, campaign, campaign["date"].min().date(), campaign["date"].max().date()
+    )
     registry = ModelRegistry(tracking_uri=mlflow_server.uri)
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("tenants", ["big"])
     name = model_name("roas", "big")
 
     # A first champion (small and quick to train; the gate promotes it: there is no champion yet).
-    outcome = train_roas("big", campaign[campaign.tenant_id == "big"], registry, {"test": "first"},
-                         DataMinimum(40, 30, 5_000), 7, n_estimators=40)
+    outcome = train_roas(
+        "big",
+        campaign[campaign.tenant_id == "big"],
+        registry,
+        {"test": "first"},
+        DataMinimum(40, 30, 5_000),
+        7,
+        n_estimators=40,
+    )
     champion = registry.champion_version(name)
     assert outcome.decision.promote and champion == "1"
 
@@ -306,8 +390,15 @@ def test_one_tenants_entirely_bad_day_does_not_stop_the_other_tenants(pg_databas
     s = src.sessions
     start = pd.Timestamp(day).to_pydatetime()
     with engine_for(urls[0]).begin() as conn:
-        broken = conn.execute(sa.update(s).where(s.c.tenant_id == "beta", s.c.started_at >= start,
-                                                 s.c.started_at < start + pd.Timedelta(days=1)).values(converted=None)).rowcount
+        broken = conn.execute(
+            sa.update(s)
+            .where(
+                s.c.tenant_id == "beta",
+                s.c.started_at >= start,
+                s.c.started_at < start + pd.Timedelta(days=1),
+            )
+            .values(converted=None)
+        ).rowcount
     assert broken > 5
     result = execute_daily_range(defs_for(urls), previous, day)
     assert result.success
@@ -317,18 +408,37 @@ def test_one_tenants_entirely_bad_day_does_not_stop_the_other_tenants(pg_databas
     assert checks_of(result)["raw_campaign_daily:raw_contract"] is True
     assert {"campaign_features", "creative_features", "session_features"} <= set(materialized(result))
     with engine_for(urls[1]).connect() as conn:
-        features = pd.read_sql(sa.select(wh.session_features).where(wh.session_features.c.date == pd.Timestamp(day).date()), conn)
-        rejected = pd.read_sql(sa.select(wh.raw_sessions_quarantine).where(
-            wh.raw_sessions_quarantine.c.partition_date == pd.Timestamp(day).date()), conn)
-    assert set(features["tenant_id"]) == {"alpha"} and len(features) > 0  # the other tenant's features were built
+        features = pd.read_sql(
+            sa.select(wh.session_features).where(wh.session_features.c.date == pd.Timestamp(day).date()), conn
+        )
+        rejected = pd.read_sql(
+            sa.select(wh.raw_sessions_quarantine).where(
+                wh.raw_sessions_quarantine.c.partition_date == pd.Timestamp(day).date()
+            ),
+            conn,
+        )
+    assert (
+        set(features["tenant_id"]) == {"alpha"} and len(features) > 0
+    )  # the other tenant's features were built
     beta_rejected = rejected[rejected["tenant_id"] == "beta"]
     assert len(beta_rejected) == broken and beta_rejected["reason"].str.contains("missing value").all()
 
 
 def _forecast_rows(tenant: str, campaigns: list[str], day) -> pd.DataFrame:
-    row = {"date": day, "forecast_date": day, "predicted_roas": 1.0, "confidence_lower": 0.5, "confidence_upper": 1.5,
-           "trend": "stable", "recommendation_action": "maintain", "budget_change_percent": 0, "recommendation_reason": "-",
-           "model_name": "m", "model_version": "1", "served_by": "default"}
+    row = {
+        "date": day,
+        "forecast_date": day,
+        "predicted_roas": 1.0,
+        "confidence_lower": 0.5,
+        "confidence_upper": 1.5,
+        "trend": "stable",
+        "recommendation_action": "maintain",
+        "budget_change_percent": 0,
+        "recommendation_reason": "-",
+        "model_name": "m",
+        "model_version": "1",
+        "served_by": "default",
+    }
     return pd.DataFrame([{**row, "tenant_id": tenant, "campaign_id": c} for c in campaigns])
 
 
@@ -341,11 +451,17 @@ def test_overlapping_writes_of_one_day_take_turns_and_never_duplicate_rows(pg_da
     warehouse.replace_partitions(wh.daily_roas_forecasts, _forecast_rows("a", ["old"], day), day, day)
     first = warehouse.engine.connect()
     transaction = first.begin()
-    first.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": "stratum:daily_roas_forecasts"})
+    first.execute(
+        sa.text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": "stratum:daily_roas_forecasts"}
+    )
     first.execute(sa.delete(wh.daily_roas_forecasts).where(wh.daily_roas_forecasts.c.date == day))
-    first.execute(sa.insert(wh.daily_roas_forecasts), _forecast_rows("a", ["c1", "c2"], day).to_dict("records"))
-    second = threading.Thread(target=warehouse.replace_partitions,
-                              args=(wh.daily_roas_forecasts, _forecast_rows("a", ["c1", "c2"], day), day, day, "date", "a"))
+    first.execute(
+        sa.insert(wh.daily_roas_forecasts), _forecast_rows("a", ["c1", "c2"], day).to_dict("records")
+    )
+    second = threading.Thread(
+        target=warehouse.replace_partitions,
+        args=(wh.daily_roas_forecasts, _forecast_rows("a", ["c1", "c2"], day), day, day, "date", "a"),
+    )
     second.start()
     time.sleep(1.0)
     assert second.is_alive(), "the overlapping write did not wait for the open one"

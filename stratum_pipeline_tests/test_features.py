@@ -25,9 +25,19 @@ def daily_campaign(days=40, campaign="a-c1", spend=100.0, revenue=300.0, skip=()
         if i in skip:
             continue
         rows.append(
-            dict(tenant_id="alpha", campaign_id=campaign, platform="meta", date=START + timedelta(days=i),
-                 spend=spend, revenue=revenue, impressions=1000 * (i + 1), clicks=10 * (i + 1), conversions=i + 1,
-                 audience_size=50_000, daily_budget=120.0)
+            dict(
+                tenant_id="alpha",
+                campaign_id=campaign,
+                platform="meta",
+                date=START + timedelta(days=i),
+                spend=spend,
+                revenue=revenue,
+                impressions=1000 * (i + 1),
+                clicks=10 * (i + 1),
+                conversions=i + 1,
+                audience_size=50_000,
+                daily_budget=120.0,
+            )
         )
     return pd.DataFrame(rows)
 
@@ -35,9 +45,17 @@ def daily_campaign(days=40, campaign="a-c1", spend=100.0, revenue=300.0, skip=()
 def daily_creative(days=20, launch=START, creative="a-c1-k1", ctr=(0.02, 0.01)):
     rates = np.linspace(ctr[0], ctr[1], days)
     return pd.DataFrame(
-        dict(tenant_id="alpha", campaign_id="a-c1", creative_id=creative, launch_date=launch,
-             date=[launch + timedelta(days=i) for i in range(days)], impressions=10_000,
-             clicks=(rates * 10_000).astype(int), engagements=(rates * 25_000).astype(int), audience_size=100_000)
+        dict(
+            tenant_id="alpha",
+            campaign_id="a-c1",
+            creative_id=creative,
+            launch_date=launch,
+            date=[launch + timedelta(days=i) for i in range(days)],
+            impressions=10_000,
+            clicks=(rates * 10_000).astype(int),
+            engagements=(rates * 25_000).astype(int),
+            audience_size=100_000,
+        )
     )
 
 
@@ -70,7 +88,9 @@ def test_rolling_roas_and_rates_on_known_values():
 def test_spend_against_its_recent_daily_averages():
     frame = daily_campaign(spend=100.0)
     frame.loc[frame["date"] == START + timedelta(days=39), "spend"] = 200.0
-    frame.loc[frame["date"] == START + timedelta(days=9), "spend"] = 400.0  # outside the 30 days ending on day 39
+    frame.loc[frame["date"] == START + timedelta(days=9), "spend"] = (
+        400.0  # outside the 30 days ending on day 39
+    )
     out = campaign_features(frame).set_index("date")
     last = out.loc[pd.Timestamp(START + timedelta(days=39))]
     assert last["spend_vs_3d"] == pytest.approx(200 / (400 / 3))
@@ -107,11 +127,18 @@ def test_range_selects_days_and_keeps_one_row_per_campaign_day():
 
 def test_creative_fatigue_input_is_the_impression_weighted_mean():
     camp = daily_campaign(days=3)
-    fat = pd.DataFrame(dict(campaign_id="a-c1", date=[START + timedelta(days=2)] * 2, fatigue_score=[20.0, 80.0],
-                            impressions_7d=[999, 2999]))
+    fat = pd.DataFrame(
+        dict(
+            campaign_id="a-c1",
+            date=[START + timedelta(days=2)] * 2,
+            fatigue_score=[20.0, 80.0],
+            impressions_7d=[999, 2999],
+        )
+    )
     out = campaign_features(camp, fat).set_index("date")
     assert out.loc[pd.Timestamp(START + timedelta(days=2)), "creative_fatigue"] == pytest.approx(
-        (1000 * 20 + 3000 * 80) / 4000)
+        (1000 * 20 + 3000 * 80) / 4000
+    )
     assert np.isnan(out.loc[pd.Timestamp(START), "creative_fatigue"])
 
 
@@ -136,10 +163,21 @@ def test_creative_features_use_no_future_rows():
 
 def test_session_features_clean_and_keep_missing_values():
     raw = pd.DataFrame(
-        dict(tenant_id="alpha", session_id=["s1", "s2"], started_at=["2026-01-01 10:00", "2026-01-01 23:59"],
-             session_duration=[30_000.0, None], pages_viewed=[3, None], cart_value=[0.0, 12.5], items_in_cart=[0, 1],
-             time_since_last_visit=[None, 4.0], previous_purchases=[0, 2], device_type=[" Mobile ", None],
-             traffic_source=["EMAIL", ""], user_segment=["new", "VIP"], converted=[False, True])
+        dict(
+            tenant_id="alpha",
+            session_id=["s1", "s2"],
+            started_at=["2026-01-01 10:00", "2026-01-01 23:59"],
+            session_duration=[30_000.0, None],
+            pages_viewed=[3, None],
+            cart_value=[0.0, 12.5],
+            items_in_cart=[0, 1],
+            time_since_last_visit=[None, 4.0],
+            previous_purchases=[0, 2],
+            device_type=[" Mobile ", None],
+            traffic_source=["EMAIL", ""],
+            user_segment=["new", "VIP"],
+            converted=[False, True],
+        )
     )
     out = session_features(raw)
     assert list(CONVERSION_FEATURES) == [c for c in out.columns if c in CONVERSION_FEATURES]
@@ -153,7 +191,14 @@ def test_session_features_clean_and_keep_missing_values():
 
 def test_fatigue_levels_follow_the_thresholds():
     assert list(fatigue.fatigue_level([0, 29.9, 50, 69.9, 70, 85, 100])) == [
-        "low", "low", "medium", "medium", "high", "critical", "critical"]
+        "low",
+        "low",
+        "medium",
+        "medium",
+        "high",
+        "critical",
+        "critical",
+    ]
     score = fatigue.fatigue_score([0, 60], [1.0, 8.0], [0.0, 0.5], [0.0, 0.5])
     assert score[0] == 0 and score[1] == pytest.approx(100)
 
@@ -164,5 +209,7 @@ def test_an_id_that_is_a_list_is_a_clear_error():
     frame = daily_campaign(days=3)
     frame["campaign_id"] = frame["campaign_id"].astype(object)
     frame.at[1, "campaign_id"] = ["a-c1"]  # found by the hostile-input property test
-    with pytest.raises(InputError, match="campaign daily rows: campaign_id has 1 values that are not a text or number id"):
+    with pytest.raises(
+        InputError, match="campaign daily rows: campaign_id has 1 values that are not a text or number id"
+    ):
         campaign_features(frame)

@@ -44,9 +44,13 @@ def test_every_bad_row_kind_is_injected_and_recorded(dataset):
         ids = set(dataset[table]["id"])
         assert set(truth.loc[truth["table_name"] == table, "source_id"]) <= ids
     metrics = dataset["campaign_daily_metrics"].set_index("id")
-    negative = truth[(truth.table_name == "campaign_daily_metrics") & (truth.kind == "negative_spend")].source_id
+    negative = truth[
+        (truth.table_name == "campaign_daily_metrics") & (truth.kind == "negative_spend")
+    ].source_id
     assert (metrics.loc[negative, "spend"] < 0).all()
-    platform = truth[(truth.table_name == "campaign_daily_metrics") & (truth.kind == "unknown_platform")].source_id
+    platform = truth[
+        (truth.table_name == "campaign_daily_metrics") & (truth.kind == "unknown_platform")
+    ].source_id
     assert not metrics.loc[platform, "platform"].isin(KNOWN_PLATFORMS).any()
 
 
@@ -73,7 +77,9 @@ def test_hill_response_saturates():
 
 
 def test_realised_roas_tracks_the_expected_roas(dataset):
-    metrics = dataset["campaign_daily_metrics"].merge(dataset["truth_campaign_daily"], on=["campaign_id", "date"])
+    metrics = dataset["campaign_daily_metrics"].merge(
+        dataset["truth_campaign_daily"], on=["campaign_id", "date"]
+    )
     metrics = metrics[pd.to_numeric(metrics["spend"], errors="coerce") > 0]
     realised = metrics["revenue"] / metrics["spend"].astype(float)
     assert np.corrcoef(realised, metrics["expected_roas"])[0, 1] > 0.9
@@ -97,10 +103,19 @@ def test_session_conversion_follows_the_true_probability(dataset):
 
 
 def test_conversion_logit_rises_with_cart_and_purchases():
-    base = pd.DataFrame({"session_duration": [120.0] * 3, "pages_viewed": [3] * 3, "cart_value": [0.0, 50.0, 50.0],
-                         "items_in_cart": [0, 1, 1], "time_since_last_visit": [np.nan, 10.0, 10.0],
-                         "previous_purchases": [0, 0, 5], "device_type": ["mobile"] * 3,
-                         "traffic_source": ["organic"] * 3, "user_segment": ["new", "returning", "returning"]})
+    base = pd.DataFrame(
+        {
+            "session_duration": [120.0] * 3,
+            "pages_viewed": [3] * 3,
+            "cart_value": [0.0, 50.0, 50.0],
+            "items_in_cart": [0, 1, 1],
+            "time_since_last_visit": [np.nan, 10.0, 10.0],
+            "previous_purchases": [0, 0, 5],
+            "device_type": ["mobile"] * 3,
+            "traffic_source": ["organic"] * 3,
+            "user_segment": ["new", "returning", "returning"],
+        }
+    )
     logit = conversion_logit(base)
     assert logit[0] < logit[1] < logit[2]
 
@@ -114,7 +129,9 @@ def test_events_miss_match_keys_at_platform_specific_rates(dataset):
 
 
 def test_scaled_config_sizes():
-    config = DemoConfig.scaled(date(2026, 1, 31), tenants=3, campaigns=4, days=10, sessions_per_day=5, bad_row_rate=0.0)
+    config = DemoConfig.scaled(
+        date(2026, 1, 31), tenants=3, campaigns=4, days=10, sessions_per_day=5, bad_row_rate=0.0
+    )
     data = generate(config)
     assert len(data["tenants"]) == 3 and len(data["campaigns"]) == 12
     assert data["campaign_daily_metrics"]["date"].nunique() == 10
@@ -132,21 +149,38 @@ def test_dates_stay_within_the_configured_window(rate):
 def test_realistic_regime_looks_like_real_ad_accounts():
     from stratum_pipeline.demo.generator import NOISE_REGIMES
 
-    data = generate(DemoConfig.scaled(date(2026, 6, 30), tenants=1, campaigns=200, days=40, sessions_per_day=5,
-                                      bad_row_rate=0.0, noise=NOISE_REGIMES["realistic"]))
+    data = generate(
+        DemoConfig.scaled(
+            date(2026, 6, 30),
+            tenants=1,
+            campaigns=200,
+            days=40,
+            sessions_per_day=5,
+            bad_row_rate=0.0,
+            noise=NOISE_REGIMES["realistic"],
+        )
+    )
     truth = data["truth_campaign_daily"]
     metrics = data["campaign_daily_metrics"].merge(truth, on=["campaign_id", "date"])
     volume = truth.groupby("campaign_id")["expected_conversions"].mean()
-    assert volume.quantile(0.1) < 2 and 3 < volume.median() < 15 and volume.quantile(0.9) > 15  # ~0.5-50 a day
+    assert (
+        volume.quantile(0.1) < 2 and 3 < volume.median() < 15 and volume.quantile(0.9) > 15
+    )  # ~0.5-50 a day
     assert (metrics["revenue"] == 0).mean() > 0.03  # zero-revenue days are common
     # overdispersed: the counts vary more than Poisson counts around their expected value would
     z = (metrics["conversions"] - metrics["expected_conversions"]) / np.sqrt(metrics["expected_conversions"])
     assert z.var() > 1.5
     response = data["truth_campaign_response"]
-    assert set(response["campaign_id"]) == set(data["campaigns"]["id"]) and (response["adstock_rate"] > 0).all()
+    assert (
+        set(response["campaign_id"]) == set(data["campaigns"]["id"]) and (response["adstock_rate"] > 0).all()
+    )
     # carry-over: the response saw a spend path that lags the day's spend
-    assert not np.allclose(truth["adstocked_spend"], metrics.set_index(["campaign_id", "date"]).loc[
-        list(zip(truth["campaign_id"], truth["date"])), "spend"].to_numpy())
+    assert not np.allclose(
+        truth["adstocked_spend"],
+        metrics.set_index(["campaign_id", "date"])
+        .loc[list(zip(truth["campaign_id"], truth["date"])), "spend"]
+        .to_numpy(),
+    )
 
 
 def test_adstock_carries_spend_over_and_keeps_its_level():

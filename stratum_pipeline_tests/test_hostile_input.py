@@ -102,15 +102,36 @@ def test_wrong_containers_are_type_errors():
     assert conversion_predictor().predict_proba(pd.DataFrame(columns=CONVERSION_NAMES)).shape == (0,)
 
 
-simulation_campaign = hostile_record(["daily_spend", "spend", "roas", "predicted_roas", "confidence_lower",
-                                      "confidence_upper", "elasticity", "avg_order_value"], required=("daily_spend", "roas"))
-scenario = mostly(st.floats(-0.9, 5), st.one_of(hostile_scalar, st.fixed_dictionaries({"name": hostile_scalar, "budget_change": value})))
+simulation_campaign = hostile_record(
+    [
+        "daily_spend",
+        "spend",
+        "roas",
+        "predicted_roas",
+        "confidence_lower",
+        "confidence_upper",
+        "elasticity",
+        "avg_order_value",
+    ],
+    required=("daily_spend", "roas"),
+)
+scenario = mostly(
+    st.floats(-0.9, 5),
+    st.one_of(hostile_scalar, st.fixed_dictionaries({"name": hostile_scalar, "budget_change": value})),
+)
 
 
 @SETTINGS
-@given(simulation_campaign, mostly(st.one_of(st.none(), st.lists(scenario, max_size=3))),
-       mostly(st.integers(1, 400)), mostly(st.integers(10, 300)), mostly(st.one_of(st.none(), st.integers(0, 10))))
-@example({"daily_spend": 1.0, "roas": 1.0, "avg_order_value": 2.225073858507203e-309}, None, 1, 10, None)  # found by it
+@given(
+    simulation_campaign,
+    mostly(st.one_of(st.none(), st.lists(scenario, max_size=3))),
+    mostly(st.integers(1, 400)),
+    mostly(st.integers(10, 300)),
+    mostly(st.one_of(st.none(), st.integers(0, 10))),
+)
+@example(
+    {"daily_spend": 1.0, "roas": 1.0, "avg_order_value": 2.225073858507203e-309}, None, 1, 10, None
+)  # found by it
 def test_budget_simulator(campaign, scenarios, days, iterations, seed):
     if isinstance(iterations, (int, float)) and not isinstance(iterations, bool) and abs(iterations) > 300:
         iterations = 300  # keep the example fast; the range check itself is covered by smaller values
@@ -130,7 +151,9 @@ def test_budget_simulator_oversized_work_is_refused_before_any_allocation(n_scen
     scenarios = [0.1] * n_scenarios
     if n_scenarios <= 100 and iterations * days * (n_scenarios + 1) <= 2_000_000:
         return  # small enough to run: the property test above covers results
-    result = outcome(lambda: BudgetSimulator().simulate({"daily_spend": 100, "roas": 2}, scenarios, days, iterations, 1))
+    result = outcome(
+        lambda: BudgetSimulator().simulate({"daily_spend": 100, "roas": 2}, scenarios, days, iterations, 1)
+    )
     assert result is None or (n_scenarios <= 100 and iterations * days * (n_scenarios + 1) <= 20_000_000)
 
 
@@ -160,8 +183,12 @@ def test_fatigue_score_frame(rows):
 
 
 @SETTINGS
-@given(hostile_record(["email", "phone", "fbc", "fbp", "gclid", "external_id", "client_ip_address", "client_user_agent"]),
-       st.one_of(st.sampled_from(["meta", "google", "GOOGLE", "tiktok"]), hostile_scalar))
+@given(
+    hostile_record(
+        ["email", "phone", "fbc", "fbp", "gclid", "external_id", "client_ip_address", "client_user_agent"]
+    ),
+    st.one_of(st.sampled_from(["meta", "google", "GOOGLE", "tiktok"]), hostile_scalar),
+)
 def test_emq_analyze(event, platform):
     result = outcome(lambda: DataQualityAnalyzer().analyze(event, platform))
     if result is not None:
@@ -171,25 +198,50 @@ def test_emq_analyze(event, platform):
 
 def _campaign_daily_rows() -> pd.DataFrame:
     days = pd.date_range("2026-01-01", periods=10)
-    return pd.DataFrame({
-        "tenant_id": "t", "campaign_id": np.repeat([1, 2], 5), "platform": "meta", "date": days.append(days)[:10],
-        "spend": 100.0, "revenue": 250.0, "impressions": 1000, "clicks": 50, "conversions": 5,
-        "audience_size": 10_000, "daily_budget": 120.0,
-    })
+    return pd.DataFrame(
+        {
+            "tenant_id": "t",
+            "campaign_id": np.repeat([1, 2], 5),
+            "platform": "meta",
+            "date": days.append(days)[:10],
+            "spend": 100.0,
+            "revenue": 250.0,
+            "impressions": 1000,
+            "clicks": 50,
+            "conversions": 5,
+            "audience_size": 10_000,
+            "daily_budget": 120.0,
+        }
+    )
 
 
 def _creative_daily_rows() -> pd.DataFrame:
-    return pd.DataFrame({
-        "tenant_id": "t", "campaign_id": 1, "creative_id": np.repeat([7, 8], 5), "launch_date": "2026-01-01",
-        "date": list(pd.date_range("2026-01-01", periods=5)) * 2, "impressions": 1000, "clicks": 20, "engagements": 40,
-        "audience_size": 5_000,
-    })
+    return pd.DataFrame(
+        {
+            "tenant_id": "t",
+            "campaign_id": 1,
+            "creative_id": np.repeat([7, 8], 5),
+            "launch_date": "2026-01-01",
+            "date": list(pd.date_range("2026-01-01", periods=5)) * 2,
+            "impressions": 1000,
+            "clicks": 20,
+            "engagements": 40,
+            "audience_size": 5_000,
+        }
+    )
 
 
 def _session_rows() -> pd.DataFrame:
-    return pd.DataFrame({"tenant_id": "t", "session_id": ["a", "b", "c"], "started_at": "2026-01-01 10:00",
-                         "converted": [True, False, True], **{c: 1.0 for c in CONVERSION_FEATURES[:6]},
-                         **{c: "x" for c in CONVERSION_FEATURES[6:]}})
+    return pd.DataFrame(
+        {
+            "tenant_id": "t",
+            "session_id": ["a", "b", "c"],
+            "started_at": "2026-01-01 10:00",
+            "converted": [True, False, True],
+            **{c: 1.0 for c in CONVERSION_FEATURES[:6]},
+            **{c: "x" for c in CONVERSION_FEATURES[6:]},
+        }
+    )
 
 
 def _spoil(frame: pd.DataFrame, data) -> pd.DataFrame:
@@ -224,9 +276,17 @@ def test_feature_builders(data):
 
 
 json_value = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.floats(), st.integers(-(10**30), 10**30), st.integers(10**300, 10**400),
-              st.text(max_size=6)),
-    lambda children: st.one_of(st.lists(children, max_size=3), st.dictionaries(st.text(max_size=8), children, max_size=3)),
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.floats(),
+        st.integers(-(10**30), 10**30),
+        st.integers(10**300, 10**400),
+        st.text(max_size=6),
+    ),
+    lambda children: st.one_of(
+        st.lists(children, max_size=3), st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
     max_leaves=8,
 )
 
@@ -234,7 +294,9 @@ json_value = st.recursive(
 def _payload(data, names):
     """A JSON document: mostly an object with the command's keys and hostile values, sometimes anything at all."""
     if data.draw(st.booleans()):
-        return json.dumps(data.draw(st.dictionaries(st.sampled_from(names), st.one_of(value, json_value), max_size=5)))
+        return json.dumps(
+            data.draw(st.dictionaries(st.sampled_from(names), st.one_of(value, json_value), max_size=5))
+        )
     return data.draw(st.one_of(json_value.map(json.dumps), st.text(max_size=20)))
 
 
@@ -242,12 +304,19 @@ def _payload(data, names):
 @given(st.data())
 def test_cli_json_input_gives_json_or_one_line(data):
     command = data.draw(st.sampled_from(["simulate", "fatigue", "emq"]))
-    names = {"simulate": ["campaign", "daily_spend", "roas", "scenarios", "days", "iterations", "seed"],
-             "fatigue": list(FATIGUE_INPUTS), "emq": ["email", "phone", "gclid", "fbc"]}[command]
+    names = {
+        "simulate": ["campaign", "daily_spend", "roas", "scenarios", "days", "iterations", "seed"],
+        "fatigue": list(FATIGUE_INPUTS),
+        "emq": ["email", "phone", "gclid", "fbc"],
+    }[command]
     payload = _payload(data, names)
     if command == "simulate":
         payload = payload.replace('"iterations": ', '"ignored": ')  # keep examples fast (ranges tested above)
-    args = [command, *(["--platform", data.draw(st.sampled_from(["meta", "google", "x"]))] if command == "emq" else []), payload]
+    args = [
+        command,
+        *(["--platform", data.draw(st.sampled_from(["meta", "google", "x"]))] if command == "emq" else []),
+        payload,
+    ]
     code, out, err = run_cli(*args)
     assert code in (0, 2), (args, code, out, err)
     if code == 0:

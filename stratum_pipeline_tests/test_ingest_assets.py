@@ -1,6 +1,5 @@
 """Raw extracts, features and their checks, materialised with real databases (SQLite and PostgreSQL)."""
 
-
 import pandas as pd
 import sqlalchemy as sa
 
@@ -58,13 +57,21 @@ def test_features_cover_every_clean_row(loaded_urls):
     result = execute_daily_range(defs_for(loaded_urls), FIRST, LAST)
     assert result.success
     url = loaded_urls[1]
-    for feature, raw in (("campaign_features", "raw_campaign_daily"), ("creative_features", "raw_creative_daily"),
-                         ("session_features", "raw_sessions")):
+    for feature, raw in (
+        ("campaign_features", "raw_campaign_daily"),
+        ("creative_features", "raw_creative_daily"),
+        ("session_features", "raw_sessions"),
+    ):
         assert len(table(url, feature)) == len(table(url, raw)) > 0, feature
     campaigns = table(url, "campaign_features")
     assert campaigns["roas_7d"].between(0, 100).all()
     assert campaigns["creative_fatigue"].notna().mean() > 0.95
-    assert set(materialized(result)) == {*EXTRACTS, "campaign_features", "creative_features", "session_features"}
+    assert set(materialized(result)) == {
+        *EXTRACTS,
+        "campaign_features",
+        "creative_features",
+        "session_features",
+    }
 
 
 def _snapshot(url: str) -> dict[str, pd.DataFrame]:
@@ -90,9 +97,21 @@ def test_a_backfill_run_twice_leaves_identical_tables(loaded_urls):
 def test_a_failed_raw_check_blocks_downstream_assets(sqlite_loaded_urls):
     day = TEST_CONFIG.end_date
     with engine_for(sqlite_loaded_urls[0]).begin() as conn:
-        ids = conn.execute(sa.select(src.campaign_daily_metrics.c.id).where(src.campaign_daily_metrics.c.date == day)).scalars().all()
-        broken = ids[: max(6, len(ids) // 4)]  # a quarter of the day's rows: far above the 5% quarantine limit
-        conn.execute(sa.update(src.campaign_daily_metrics).where(src.campaign_daily_metrics.c.id.in_(broken)).values(spend=-1.0))
+        ids = (
+            conn.execute(
+                sa.select(src.campaign_daily_metrics.c.id).where(src.campaign_daily_metrics.c.date == day)
+            )
+            .scalars()
+            .all()
+        )
+        broken = ids[
+            : max(6, len(ids) // 4)
+        ]  # a quarter of the day's rows: far above the 5% quarantine limit
+        conn.execute(
+            sa.update(src.campaign_daily_metrics)
+            .where(src.campaign_daily_metrics.c.id.in_(broken))
+            .values(spend=-1.0)
+        )
     result = execute_daily_range(defs_for(sqlite_loaded_urls), day.isoformat(), day.isoformat())
     assert not result.success
     assert checks_of(result)["raw_campaign_daily:raw_contract"] is False
@@ -116,7 +135,9 @@ def test_a_day_whose_rows_vanish_fails_the_volume_check(sqlite_loaded_urls):
 def test_a_single_partition_materialises_only_its_day(sqlite_loaded_urls):
     defs = defs_for(sqlite_loaded_urls)
     day = TEST_CONFIG.end_date.isoformat()
-    result = defs.resolve_job_def("daily_ingest_job").execute_in_process(partition_key=day, raise_on_error=False)
+    result = defs.resolve_job_def("daily_ingest_job").execute_in_process(
+        partition_key=day, raise_on_error=False
+    )
     assert result.success
     raw = table(sqlite_loaded_urls[1], "raw_campaign_daily")
     assert set(pd.to_datetime(raw["date"]).dt.date.astype(str)) == {day}

@@ -1,12 +1,12 @@
 """The package's layering, enforced: imports only go down.
 
-    definitions, cli, k8s_definitions, celery_definitions,
-    compat, demo.run                                        entry points
-    automation/                                             jobs, schedules, sensors, in-process runs
-    assets/   checks/                                       thin Dagster assets; checks never import assets
-    resources/                                              Dagster resources over storage/ and modelops/
-    serving/   modelops/   storage/   demo/ (data)          no Dagster
-    ml/                                                     pure domain code: no project imports beyond ml/
+definitions, cli, k8s_definitions, celery_definitions,
+compat, demo.run                                        entry points
+automation/                                             jobs, schedules, sensors, in-process runs
+assets/   checks/                                       thin Dagster assets; checks never import assets
+resources/                                              Dagster resources over storage/ and modelops/
+serving/   modelops/   storage/   demo/ (data)          no Dagster
+ml/                                                     pure domain code: no project imports beyond ml/
 """
 
 import ast
@@ -17,10 +17,31 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "stratum_pipeline"
-NO_DAGSTER = ("ml", "storage", "modelops", "serving", "demo.generator", "demo.writer", "demo.anomalies",
-              "demo.features", "settings", "tenancy", "alerts")
-ABOVE = ("assets", "checks", "automation", "resources", "definitions", "cli", "k8s_definitions", "celery_definitions",
-         "compat", "demo.run")
+NO_DAGSTER = (
+    "ml",
+    "storage",
+    "modelops",
+    "serving",
+    "demo.generator",
+    "demo.writer",
+    "demo.anomalies",
+    "demo.features",
+    "settings",
+    "tenancy",
+    "alerts",
+)
+ABOVE = (
+    "assets",
+    "checks",
+    "automation",
+    "resources",
+    "definitions",
+    "cli",
+    "k8s_definitions",
+    "celery_definitions",
+    "compat",
+    "demo.run",
+)
 
 
 def _modules() -> dict[str, Path]:
@@ -42,7 +63,7 @@ def _imports(path: Path) -> set[str]:
             names.add(node.module)
             names |= {f"{node.module}.{a.name}" for a in node.names}
     prefix = "stratum_pipeline."
-    return {n[len(prefix):] for n in names if n.startswith(prefix)} | {n for n in names if n == "dagster"}
+    return {n[len(prefix) :] for n in names if n.startswith(prefix)} | {n for n in names if n == "dagster"}
 
 
 def _within(module: str, packages) -> bool:
@@ -53,11 +74,30 @@ MODULES = _modules()
 
 
 def test_the_layout_has_the_documented_folders():
-    for folder in ("ml", "storage", "modelops", "serving", "resources", "assets", "checks", "automation", "demo", "cli"):
+    for folder in (
+        "ml",
+        "storage",
+        "modelops",
+        "serving",
+        "resources",
+        "assets",
+        "checks",
+        "automation",
+        "demo",
+        "cli",
+    ):
         assert (PACKAGE / folder / "__init__.py").exists(), folder
     loose = sorted(p.name for p in PACKAGE.glob("*.py"))
-    assert loose == ["__init__.py", "alerts.py", "celery_definitions.py", "definitions.py", "k8s_definitions.py",
-                     "partitions.py", "settings.py", "tenancy.py"]
+    assert loose == [
+        "__init__.py",
+        "alerts.py",
+        "celery_definitions.py",
+        "definitions.py",
+        "k8s_definitions.py",
+        "partitions.py",
+        "settings.py",
+        "tenancy.py",
+    ]
 
 
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if _within(m, ("ml",))))
@@ -81,7 +121,9 @@ def test_checks_never_import_assets(module):
 
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if _within(m, ("assets", "resources"))))
 def test_assets_and_resources_do_not_import_entry_points(module):
-    assert not {i for i in _imports(MODULES[module]) if _within(i, ("automation", "definitions", "cli", "demo.run"))}
+    assert not {
+        i for i in _imports(MODULES[module]) if _within(i, ("automation", "definitions", "cli", "demo.run"))
+    }
 
 
 def test_the_backend_path_loads_without_dagster():
@@ -103,7 +145,9 @@ def test_the_backend_path_loads_without_dagster():
     assert done.returncode == 0 and done.stdout.startswith("ok"), done.stderr[-2000:]
 
 
-def test_the_root_dagster_yaml_is_the_embedded_instance_and_dagster_dev_opens_stratums_instance(tmp_path, monkeypatch):
+def test_the_root_dagster_yaml_is_the_embedded_instance_and_dagster_dev_opens_stratums_instance(
+    tmp_path, monkeypatch
+):
     """Plain `dagster dev` in the root (no DAGSTER_HOME) configures its instance from ./dagster.yaml; its runs
     land in .stratum/dagster_home, where `stratum ui` (DAGSTER_HOME) finds them."""
     import shutil
@@ -115,16 +159,27 @@ def test_the_root_dagster_yaml_is_the_embedded_instance_and_dagster_dev_opens_st
     from stratum_pipeline.cli import apply_environment, embedded_instance_yaml
 
     root_yaml = PACKAGE.parent / "dagster.yaml"
-    assert yaml.safe_load(root_yaml.read_text()) == yaml.safe_load(embedded_instance_yaml(".stratum/dagster_home"))
+    assert yaml.safe_load(root_yaml.read_text()) == yaml.safe_load(
+        embedded_instance_yaml(".stratum/dagster_home")
+    )
     shutil.copy(root_yaml, tmp_path / "dagster.yaml")
     monkeypatch.chdir(tmp_path)
-    for key in ("DAGSTER_HOME", "STRATUM_SOURCE_URL", "STRATUM_WAREHOUSE_URL", "STRATUM_MLFLOW_TRACKING_URI",
-                "ML_MODELS_PATH"):
+    for key in (
+        "DAGSTER_HOME",
+        "STRATUM_SOURCE_URL",
+        "STRATUM_WAREHOUSE_URL",
+        "STRATUM_MLFLOW_TRACKING_URI",
+        "ML_MODELS_PATH",
+    ):
         monkeypatch.setenv(key, "recorded")  # so that teardown restores what apply_environment sets below
         monkeypatch.delenv(key)
     # what `dagster dev` does without DAGSTER_HOME: a temporary home, configured from the current folder
-    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path / ".tmp_home"), config_dir=str(tmp_path))) as dev:
-        run = dev.create_run_for_job(dg.GraphDefinition("hello").to_job(), run_id="0" * 8 + "-0000-0000-0000-" + "0" * 12)
+    with dg.DagsterInstance.from_ref(
+        InstanceRef.from_dir(str(tmp_path / ".tmp_home"), config_dir=str(tmp_path))
+    ) as dev:
+        run = dev.create_run_for_job(
+            dg.GraphDefinition("hello").to_job(), run_id="0" * 8 + "-0000-0000-0000-" + "0" * 12
+        )
     assert (tmp_path / ".stratum" / "dagster_home" / "history" / "runs.db").exists()
     env = apply_environment(tmp_path / ".stratum")  # what `stratum ui` sets up
     with dg.DagsterInstance.from_ref(InstanceRef.from_dir(env["DAGSTER_HOME"])) as ui:

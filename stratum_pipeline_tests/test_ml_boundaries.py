@@ -31,13 +31,22 @@ HASHED = hashlib.sha256(b"a@example.com").hexdigest()
 
 
 def test_emq_summary_exact():
-    events = pd.DataFrame({
-        "gclid": ["a", None, None], "email": [HASHED, HASHED, None], "external_id": ["u", "u", "u"],
-        "client_ip_address": ["1.2.3.4", "1.2.3.4", None], "client_user_agent": ["ua", None, None],
-    })  # google scores: 3.5+3+0.5+0.5+0.5 = 8.0, 3+0.5+0.5 = 4.0, 0.5
+    events = pd.DataFrame(
+        {
+            "gclid": ["a", None, None],
+            "email": [HASHED, HASHED, None],
+            "external_id": ["u", "u", "u"],
+            "client_ip_address": ["1.2.3.4", "1.2.3.4", None],
+            "client_user_agent": ["ua", None, None],
+        }
+    )  # google scores: 3.5+3+0.5+0.5+0.5 = 8.0, 3+0.5+0.5 = 4.0, 0.5
     summary = DataQualityAnalyzer().summarize(events, "google")
     assert summary == {
-        "events": 3, "score_mean": 4.167, "score_p10": 1.2, "score_p50": 4.0, "score_p90": 7.2,
+        "events": 3,
+        "score_mean": 4.167,
+        "score_p10": 1.2,
+        "score_p50": 4.0,
+        "score_p90": 7.2,
         "levels": {"excellent": 1, "good": 0, "fair": 1, "poor": 1},
         "most_missing_fields": {"phone": 1.0, "gclid": 0.667, "client_user_agent": 0.667},
         "attribution_accuracy_estimate": 0.629,
@@ -50,8 +59,14 @@ def test_emq_summary_exact():
 
 
 def test_emq_summary_lists_only_fields_that_are_missing():
-    full = {"email": HASHED, "phone": HASHED, "fbc": "fb.1", "external_id": "u", "client_ip_address": "1.2.3.4",
-            "client_user_agent": "ua"}
+    full = {
+        "email": HASHED,
+        "phone": HASHED,
+        "fbc": "fb.1",
+        "external_id": "u",
+        "client_ip_address": "1.2.3.4",
+        "client_user_agent": "ua",
+    }
     summary = DataQualityAnalyzer().summarize(pd.DataFrame([full, full]), "meta")
     assert summary["most_missing_fields"] == {"fbp": 1.0}
     assert summary["score_mean"] == 9.0 and summary["levels"]["excellent"] == 2
@@ -60,52 +75,85 @@ def test_emq_summary_lists_only_fields_that_are_missing():
 def test_emq_summary_of_no_events():
     summary = DataQualityAnalyzer().summarize(pd.DataFrame(columns=["gclid", "email"]), "google")
     assert summary["events"] == 0
-    assert [summary[k] for k in ("score_mean", "score_p10", "score_p50", "score_p90",
-                                 "attribution_accuracy_estimate")] == [None] * 5
+    assert [
+        summary[k]
+        for k in ("score_mean", "score_p10", "score_p50", "score_p90", "attribution_accuracy_estimate")
+    ] == [None] * 5
     assert summary["levels"] == {"excellent": 0, "good": 0, "fair": 0, "poor": 0}
 
 
 def test_emq_score_frame_scores_each_event_by_its_own_platform():
-    events = pd.DataFrame({"platform": ["META", "Google", "tiktok"], "gclid": [None, "g", None],
-                           "client_ip_address": ["1.2.3.4", None, "1.2.3.4"], "email": [None, "plain@x", None]},
-                          index=[10, 11, 12])
+    events = pd.DataFrame(
+        {
+            "platform": ["META", "Google", "tiktok"],
+            "gclid": [None, "g", None],
+            "client_ip_address": ["1.2.3.4", None, "1.2.3.4"],
+            "email": [None, "plain@x", None],
+        },
+        index=[10, 11, 12],
+    )
     out = DataQualityAnalyzer().score_frame(events)
     assert list(out.index) == [10, 11, 12]
     assert list(out.columns) == ["emq_score", "quality_level", "attribution_accuracy"]
-    assert out["emq_score"].tolist() == pytest.approx([0.75, 5.0, 0.75])  # google: gclid 3.5 + a plain email 1.5
+    assert out["emq_score"].tolist() == pytest.approx(
+        [0.75, 5.0, 0.75]
+    )  # google: gclid 3.5 + a plain email 1.5
     assert out["quality_level"].tolist() == ["poor", "fair", "poor"]
     accuracy = out["attribution_accuracy"].to_numpy()
     assert accuracy == pytest.approx([0.44125, 0.675, 0.44125], abs=6e-5)
     assert np.allclose(accuracy * 1e4, np.round(accuracy * 1e4))  # rounded to 4 decimals
 
 
-@pytest.mark.parametrize("score, level", [(0.0, "poor"), (3.99, "poor"), (4.0, "fair"), (5.99, "fair"), (6.0, "good"),
-                                          (7.99, "good"), (8.0, "excellent"), (10.0, "excellent")])
+@pytest.mark.parametrize(
+    "score, level",
+    [
+        (0.0, "poor"),
+        (3.99, "poor"),
+        (4.0, "fair"),
+        (5.99, "fair"),
+        (6.0, "good"),
+        (7.99, "good"),
+        (8.0, "excellent"),
+        (10.0, "excellent"),
+    ],
+)
 def test_emq_levels_at_the_thresholds(score, level):
     assert str(quality_level(score)) == level
 
 
-@pytest.mark.parametrize("score, level, impact", [
-    (0, "poor", "<40% attribution accuracy - significant loss"), (39.9, "poor", "<40% attribution accuracy - significant loss"),
-    (40, "fair", "~60% attribution accuracy"), (59.9, "fair", "~60% attribution accuracy"),
-    (60, "good", "~80% attribution accuracy"), (79.9, "good", "~80% attribution accuracy"),
-    (80, "excellent", "~95% attribution accuracy"), (100, "excellent", "~95% attribution accuracy"),
-])
+@pytest.mark.parametrize(
+    "score, level, impact",
+    [
+        (0, "poor", "<40% attribution accuracy - significant loss"),
+        (39.9, "poor", "<40% attribution accuracy - significant loss"),
+        (40, "fair", "~60% attribution accuracy"),
+        (59.9, "fair", "~60% attribution accuracy"),
+        (60, "good", "~80% attribution accuracy"),
+        (79.9, "good", "~80% attribution accuracy"),
+        (80, "excellent", "~95% attribution accuracy"),
+        (100, "excellent", "~95% attribution accuracy"),
+    ],
+)
 def test_the_seed_levels_and_impact_at_the_thresholds(score, level, impact):
     assert seed_level(score) == level and seed_roas_impact(score) == impact
 
 
 def test_attribution_accuracy_is_clipped_to_the_score_range():
     assert attribution_accuracy(np.array([-5.0, 0.0, 5.0, 10.0, 20.0])).tolist() == pytest.approx(
-        [0.4, 0.4, 0.675, 0.95, 0.95])
+        [0.4, 0.4, 0.675, 0.95, 0.95]
+    )
 
 
 # --- evaluation ------------------------------------------------------------------------------------------
 
 
 def _features(**columns):
-    base = {"roas": [1.0, 2.0, np.nan], "roas_7d": [1.5, np.nan, np.nan], "roas_14d": [1.2, 2.2, np.nan],
-            "roas_30d": [1.1, 2.1, np.nan]}
+    base = {
+        "roas": [1.0, 2.0, np.nan],
+        "roas_7d": [1.5, np.nan, np.nan],
+        "roas_14d": [1.2, 2.2, np.nan],
+        "roas_30d": [1.1, 2.1, np.nan],
+    }
     base.update(columns)
     return pd.DataFrame(base)
 
@@ -113,7 +161,9 @@ def _features(**columns):
 def test_naive_forecasts_fall_back_to_the_longer_window_then_the_median():
     out = naive_roas_forecasts(_features())
     assert list(out) == ["today", "trailing_7d", "trailing_14d", "trailing_30d"]
-    assert out["today"].tolist() == pytest.approx([1.0, 2.0, 1.5])  # row 3 has no 30-day ROAS either: the median
+    assert out["today"].tolist() == pytest.approx(
+        [1.0, 2.0, 1.5]
+    )  # row 3 has no 30-day ROAS either: the median
     assert out["trailing_7d"].tolist() == pytest.approx([1.5, 2.1, 1.8])
     assert out["trailing_14d"].tolist() == pytest.approx([1.2, 2.2, 1.7])
     assert out["trailing_30d"].tolist() == pytest.approx([1.1, 2.1, 1.6])
@@ -132,23 +182,42 @@ def test_the_best_naive_forecast_is_the_one_with_the_lowest_mae():
 
 def test_metrics_exact():
     actual = np.array([1.0, 2.0, 0.2, 4.0])
-    forecast = pd.DataFrame({"predicted_roas": [1.5, 2.0, 0.4, 3.0], "confidence_lower": [1.0, 2.5, 0.0, 2.0],
-                             "confidence_upper": [2.0, 3.0, 0.2, 3.5]})
+    forecast = pd.DataFrame(
+        {
+            "predicted_roas": [1.5, 2.0, 0.4, 3.0],
+            "confidence_lower": [1.0, 2.5, 0.0, 2.0],
+            "confidence_upper": [2.0, 3.0, 0.2, 3.5],
+        }
+    )
     m = roas_metrics(actual, forecast)
     errors = np.array([0.5, 0.0, 0.2, -1.0])
-    assert m["mae"] == pytest.approx(np.abs(errors).mean()) and m["rmse"] == pytest.approx(np.sqrt((errors**2).mean()))
+    assert m["mae"] == pytest.approx(np.abs(errors).mean()) and m["rmse"] == pytest.approx(
+        np.sqrt((errors**2).mean())
+    )
     assert m["r2"] == pytest.approx(1 - (errors**2).sum() / ((actual - actual.mean()) ** 2).sum())
     assert m["mape"] == pytest.approx((0.5 / 1 + 0 + 1.0 / 4) / 3)  # the 0.2 day is left out (ROAS < 0.5)
     assert m["bias"] == pytest.approx(6.9 / 7.2 - 1)
     assert m["coverage_80"] == 0.5  # the bounds count as inside (row 1 and row 3)
     assert m["rows"] == 4
     p = point_metrics(actual, forecast["predicted_roas"])
-    assert set(p) == {"mae", "rmse", "r2", "mape", "bias", "rows"} and p["mae"] == m["mae"] and p["r2"] == m["r2"]
-    flat = roas_metrics([2.0, 2.0], pd.DataFrame({"predicted_roas": [2.0, 2.0], "confidence_lower": [1.0, 1.0],
-                                                  "confidence_upper": [3.0, 3.0]}))
+    assert (
+        set(p) == {"mae", "rmse", "r2", "mape", "bias", "rows"}
+        and p["mae"] == m["mae"]
+        and p["r2"] == m["r2"]
+    )
+    flat = roas_metrics(
+        [2.0, 2.0],
+        pd.DataFrame(
+            {"predicted_roas": [2.0, 2.0], "confidence_lower": [1.0, 1.0], "confidence_upper": [3.0, 3.0]}
+        ),
+    )
     assert np.isnan(flat["r2"]) and flat["mae"] == 0.0
-    small = roas_metrics([0.1, 0.2], pd.DataFrame({"predicted_roas": [0.1, 0.2], "confidence_lower": [0.0, 0.0],
-                                                   "confidence_upper": [1.0, 1.0]}))
+    small = roas_metrics(
+        [0.1, 0.2],
+        pd.DataFrame(
+            {"predicted_roas": [0.1, 0.2], "confidence_lower": [0.0, 0.0], "confidence_upper": [1.0, 1.0]}
+        ),
+    )
     assert np.isnan(small["mape"])
 
 
@@ -171,7 +240,9 @@ def test_conversion_metrics_exact_at_the_threshold_and_the_clip():
     assert m["brier"] == pytest.approx(((clipped - truth) ** 2).mean())
     assert m["precision"] == pytest.approx(0.5)  # p >= 0.6 chooses rows 1, 2, 3, 5
     assert m["recall"] == pytest.approx(2 / 3)  # of the converting rows 1, 2, 4
-    assert m["auc"] == pytest.approx(0.5) and m["base_rate"] == 0.5 and m["rows"] == 6 and m["threshold"] == 0.6
+    assert (
+        m["auc"] == pytest.approx(0.5) and m["base_rate"] == 0.5 and m["rows"] == 6 and m["threshold"] == 0.6
+    )
     none_chosen = conversion_metrics([0, 1], [0.1, 0.2], threshold=0.9)
     assert np.isnan(none_chosen["precision"]) and none_chosen["recall"] == 0.0
     one_class = conversion_metrics([0, 0], [0.1, 0.2], threshold=0.1)
@@ -183,23 +254,37 @@ def test_conversion_metrics_exact_at_the_threshold_and_the_clip():
 SIM_CAMPAIGN = {"daily_spend": 100.0, "roas": 2.0}
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"campaign": {"roas": 2.0}}, "campaign needs one of: daily_spend, spend"),
-    ({"campaign": {"daily_spend": 100.0}}, "campaign needs a usable response_curve (campaign_response_curves) or its roas"),
-    ({"scenarios": 0.2}, "scenarios must be a list of budget changes, got float"),
-    ({"scenarios": [0.1] * 101}, "101 scenarios is more than the limit of 100"),
-    ({"scenarios": [None]}, "a scenario's budget change must be a number (e.g. 0.2 for +20%), got None"),
-    ({"scenarios": [{"name": "x"}]}, "a scenario's budget change must be a number (e.g. 0.2 for +20%), got {'name': 'x'}"),
-    ({"scenarios": [-1.0]}, "a budget change must be above -100%, got -100%"),
-    ({"days": 0}, "days must be a number of at least 1 and at most 366, got 0"),
-    ({"days": 367}, "days must be a number of at least 1 and at most 366, got 367"),
-    ({"iterations": 9}, "iterations must be a number of at least 10 and at most 100000, got 9"),
-    ({"iterations": 100_001}, "iterations must be a number of at least 10 and at most 100000, got 100001"),
-    ({"seed": -1}, "seed must be a number of at least 0 and at most 9.22337e+18, got -1"),
-    ({"iterations": 100_000, "days": 60, "scenarios": [0.1, 0.2, 0.3]},
-     "iterations x days x (scenarios + baseline) = 100,000 x 60 x 4 = 24,000,000 is more than the limit of "
-     "20,000,000: use fewer iterations, days or scenarios"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"campaign": {"roas": 2.0}}, "campaign needs one of: daily_spend, spend"),
+        (
+            {"campaign": {"daily_spend": 100.0}},
+            "campaign needs a usable response_curve (campaign_response_curves) or its roas",
+        ),
+        ({"scenarios": 0.2}, "scenarios must be a list of budget changes, got float"),
+        ({"scenarios": [0.1] * 101}, "101 scenarios is more than the limit of 100"),
+        ({"scenarios": [None]}, "a scenario's budget change must be a number (e.g. 0.2 for +20%), got None"),
+        (
+            {"scenarios": [{"name": "x"}]},
+            "a scenario's budget change must be a number (e.g. 0.2 for +20%), got {'name': 'x'}",
+        ),
+        ({"scenarios": [-1.0]}, "a budget change must be above -100%, got -100%"),
+        ({"days": 0}, "days must be a number of at least 1 and at most 366, got 0"),
+        ({"days": 367}, "days must be a number of at least 1 and at most 366, got 367"),
+        ({"iterations": 9}, "iterations must be a number of at least 10 and at most 100000, got 9"),
+        (
+            {"iterations": 100_001},
+            "iterations must be a number of at least 10 and at most 100000, got 100001",
+        ),
+        ({"seed": -1}, "seed must be a number of at least 0 and at most 9.22337e+18, got -1"),
+        (
+            {"iterations": 100_000, "days": 60, "scenarios": [0.1, 0.2, 0.3]},
+            "iterations x days x (scenarios + baseline) = 100,000 x 60 x 4 = 24,000,000 is more than the limit of "
+            "20,000,000: use fewer iterations, days or scenarios",
+        ),
+    ],
+)
 def test_the_simulator_refuses_bad_requests_with_one_line_errors(kwargs, message):
     from stratum_pipeline.ml.simulator import SimulationInputError
 
@@ -210,31 +295,50 @@ def test_the_simulator_refuses_bad_requests_with_one_line_errors(kwargs, message
 
 
 def test_the_simulator_accepts_its_limits_and_names_scenarios():
-    out = BudgetSimulator().simulate(SIM_CAMPAIGN, [-0.999, {"name": "max", "budget_change": 100.0},
-                                                    {"budget_change": 0.25}], days=1, iterations=10, seed=0)
+    out = BudgetSimulator().simulate(
+        SIM_CAMPAIGN,
+        [-0.999, {"name": "max", "budget_change": 100.0}, {"budget_change": 0.25}],
+        days=1,
+        iterations=10,
+        seed=0,
+    )
     assert [s["name"] for s in out["scenarios"]] == ["-100%", "max", "+25%"]
     assert [s["budget_change"] for s in out["scenarios"]] == [-0.999, 100.0, 0.25]
     assert out["days"] == 1 and out["iterations"] == 10
     assert out["scenarios"][1]["spend"] == 100.0 * 101
-    assert BudgetSimulator().simulate({"spend": 100.0, "predicted_roas": 2.0}, [], days=366, iterations=10, seed=0)
+    assert BudgetSimulator().simulate(
+        {"spend": 100.0, "predicted_roas": 2.0}, [], days=366, iterations=10, seed=0
+    )
 
 
 def test_the_uncertainty_inputs_fall_back_and_are_capped():
     sim = BudgetSimulator()
     base = sim.simulate(SIM_CAMPAIGN, [0.5], iterations=300, seed=4)
     # no elasticity (or 0, or not a number) is the default elasticity; an interval that is not one is ignored
-    for extra in ({"elasticity": 0}, {"elasticity": None}, {"elasticity": 0.6},
-                  {"confidence_lower": 3.0, "confidence_upper": 3.0}, {"confidence_lower": 3.0, "confidence_upper": 1.0},
-                  {"confidence_lower": 0, "confidence_upper": 3.0}, {"avg_order_value": 0}):
+    for extra in (
+        {"elasticity": 0},
+        {"elasticity": None},
+        {"elasticity": 0.6},
+        {"confidence_lower": 3.0, "confidence_upper": 3.0},
+        {"confidence_lower": 3.0, "confidence_upper": 1.0},
+        {"confidence_lower": 0, "confidence_upper": 3.0},
+        {"avg_order_value": 0},
+    ):
         assert sim.simulate({**SIM_CAMPAIGN, **extra}, [0.5], iterations=300, seed=4) == base, extra
     # a 10-90% interval beyond ~2,000x says nothing more: both are capped at the same spread
-    huge = sim.simulate({**SIM_CAMPAIGN, "confidence_lower": 1e-3, "confidence_upper": 1e3}, [], iterations=300, seed=4)
-    huger = sim.simulate({**SIM_CAMPAIGN, "confidence_lower": 1e-4, "confidence_upper": 1e4}, [], iterations=300, seed=4)
+    huge = sim.simulate(
+        {**SIM_CAMPAIGN, "confidence_lower": 1e-3, "confidence_upper": 1e3}, [], iterations=300, seed=4
+    )
+    huger = sim.simulate(
+        {**SIM_CAMPAIGN, "confidence_lower": 1e-4, "confidence_upper": 1e4}, [], iterations=300, seed=4
+    )
     assert huge == huger
     assert sim.simulate({**SIM_CAMPAIGN, "elasticity": 0.9}, [0.5], iterations=300, seed=4) != base
     assert base["baseline"]["conversions"] is None
     with_aov = sim.simulate({**SIM_CAMPAIGN, "avg_order_value": 50.0}, [0.5], iterations=300, seed=4)
-    assert with_aov["baseline"]["conversions"] == pytest.approx(with_aov["baseline"]["revenue"] / 50.0, abs=0.05)
+    assert with_aov["baseline"]["conversions"] == pytest.approx(
+        with_aov["baseline"]["revenue"] / 50.0, abs=0.05
+    )
 
 
 def test_the_interval_is_the_5_to_95_percent_range_of_outcomes():
@@ -257,29 +361,57 @@ def test_fatigue_components_exact_and_clipped():
     assert parts["frequency"].tolist() == pytest.approx([50.0, 0.0, 0.0])
     assert parts["ctr_decay"].tolist() == pytest.approx([50.0, 0.0, 0.0])
     assert parts["engagement_decay"].tolist() == pytest.approx([20.0, 100.0, 0.0])
-    assert relative_decay([0.01, 0.03, 0.01, np.nan, -0.01], [0.02, 0.02, 0.0, 0.02, 0.02]).tolist() == \
-        pytest.approx([0.5, 0.0, 0.0, 0.0, 1.0])
+    assert relative_decay(
+        [0.01, 0.03, 0.01, np.nan, -0.01], [0.02, 0.02, 0.0, 0.02, 0.02]
+    ).tolist() == pytest.approx([0.5, 0.0, 0.0, 0.0, 1.0])
 
 
 def test_fatigue_frame_exact():
-    row = {"days_active": 10, "frequency": 4.5, "ctr_current": 0.015, "ctr_baseline": 0.02,
-           "engagement_rate_current": 0.045, "engagement_rate_baseline": 0.05}
-    worn = {"days_active": 40, "frequency": 8.0, "ctr_current": 0.01, "ctr_baseline": 0.02,
-            "engagement_rate_current": 0.05, "engagement_rate_baseline": 0.05}
+    row = {
+        "days_active": 10,
+        "frequency": 4.5,
+        "ctr_current": 0.015,
+        "ctr_baseline": 0.02,
+        "engagement_rate_current": 0.045,
+        "engagement_rate_baseline": 0.05,
+    }
+    worn = {
+        "days_active": 40,
+        "frequency": 8.0,
+        "ctr_current": 0.01,
+        "ctr_baseline": 0.02,
+        "engagement_rate_current": 0.05,
+        "engagement_rate_baseline": 0.05,
+    }
     frame = FatigueScorer().score_frame(pd.DataFrame([row, worn], index=[7, 8]))
     assert list(frame.index) == [7, 8]
-    assert list(frame.columns) == ["fatigue_score", "fatigue_level", "age_score", "frequency_score", "ctr_decay_score",
-                                   "engagement_decay_score", "days_until_critical", "recommendation", "suggested_actions"]
+    assert list(frame.columns) == [
+        "fatigue_score",
+        "fatigue_level",
+        "age_score",
+        "frequency_score",
+        "ctr_decay_score",
+        "engagement_decay_score",
+        "days_until_critical",
+        "recommendation",
+        "suggested_actions",
+    ]
     first = frame.loc[7]
     # retention exp(-rate x 4.05) with the posterior decay rate of a 25% CTR and 10% engagement decline
     # over 3.15 units of frequency (prior 0.156 +- 0.0475; no volume given: the model's variance alone)
     inputs = {k: np.array([v], dtype=float) for k, v in row.items()}
     rate, _, before, _ = decay_rates({**inputs, "impressions_7d": np.nan, "frequency_7d_ago": np.nan})
     assert before[0] == pytest.approx(4.05)
-    assert first["fatigue_score"] == pytest.approx(float(retention_score(np.exp(-rate * before))[0]), abs=0.005)
+    assert first["fatigue_score"] == pytest.approx(
+        float(retention_score(np.exp(-rate * before))[0]), abs=0.005
+    )
     assert first["fatigue_score"] == 63.24 and first["fatigue_level"] == "medium"
-    assert (first["age_score"], first["frequency_score"], first["ctr_decay_score"], first["engagement_decay_score"]) == \
-        (16.67, 50.0, 50.0, 20.0)
+    assert (
+        first["age_score"],
+        first["frequency_score"],
+        first["ctr_decay_score"],
+        first["engagement_decay_score"],
+    ) == (16.67, 50.0, 50.0, 20.0)
     assert first["days_until_critical"] == 12.0
     assert first["recommendation"] == "monitor: prepare a refreshed variant"
     actions = ["test a new headline and visual", "cap frequency or widen the audience"]
@@ -289,32 +421,57 @@ def test_fatigue_frame_exact():
     assert second["suggested_actions"] == actions
     one = FatigueScorer().calculate_score(worn)
     assert one["suggested_actions"] == second["suggested_actions"] and one["days_until_critical"] == 49
-    assert one["component_scores"] == {"age": 66.67, "frequency": 100.0, "ctr_decay": 100.0, "engagement_decay": 0.0}
+    assert one["component_scores"] == {
+        "age": 66.67,
+        "frequency": 100.0,
+        "ctr_decay": 100.0,
+        "engagement_decay": 0.0,
+    }
 
 
 def test_fatigue_recommendations_per_level():
     from stratum_pipeline.ml.fatigue import RECOMMENDATIONS
 
     assert RECOMMENDATIONS == {
-        "low": "healthy: keep running", "medium": "monitor: prepare a refreshed variant",
+        "low": "healthy: keep running",
+        "medium": "monitor: prepare a refreshed variant",
         "high": "refresh soon: rotate in new variants this week",
         "critical": "replace now: pause the creative or swap in a fresh one",
     }
-    medium = FatigueScorer().calculate_score({"days_active": 0, "frequency": 8.0, "ctr_current": 0.01,
-                                              "ctr_baseline": 0.02, "engagement_rate_current": 0.05,
-                                              "engagement_rate_baseline": 0.05})
+    medium = FatigueScorer().calculate_score(
+        {
+            "days_active": 0,
+            "frequency": 8.0,
+            "ctr_current": 0.01,
+            "ctr_baseline": 0.02,
+            "engagement_rate_current": 0.05,
+            "engagement_rate_baseline": 0.05,
+        }
+    )
     # day one: retention read from the pairs, the geometric mean of 0.5 (CTR) and 1 (engagement): 0.71
-    assert medium["fatigue_level"] == "medium" and medium["recommendation"] == "monitor: prepare a refreshed variant"
+    assert (
+        medium["fatigue_level"] == "medium"
+        and medium["recommendation"] == "monitor: prepare a refreshed variant"
+    )
     assert medium["days_until_critical"] == 1  # 8 frequency a day: the population's rate crosses 0.5 tomorrow
 
 
 # --- ROAS trend and budget recommendation at each rule's edge ----------------------------------------------
 
 
-@pytest.mark.parametrize("recent, longer, trend", [
-    (1.25, 1.0, "stable"), (1.2501, 1.0, "improving"), (0.75, 1.0, "stable"), (0.7499, 1.0, "declining"),
-    (2.0, 0.0, "stable"), (2.0, float("nan"), "stable"), (float("nan"), 1.0, "stable"), ("x", 1.0, "stable"),
-])
+@pytest.mark.parametrize(
+    "recent, longer, trend",
+    [
+        (1.25, 1.0, "stable"),
+        (1.2501, 1.0, "improving"),
+        (0.75, 1.0, "stable"),
+        (0.7499, 1.0, "declining"),
+        (2.0, 0.0, "stable"),
+        (2.0, float("nan"), "stable"),
+        (float("nan"), 1.0, "stable"),
+        ("x", 1.0, "stable"),
+    ],
+)
 def test_the_trend_at_its_tolerance(recent, longer, trend):
     from stratum_pipeline.ml.roas import roas_trend
 
@@ -329,21 +486,101 @@ def test_the_trend_of_a_column_of_text():
     assert trend_array([1.04, 1.06], [1.0, 1.0]).tolist() == ["stable", "improving"]  # the default 5%
 
 
-@pytest.mark.parametrize("predicted, lower, upper, r7, r30, velocity, trend, change, action, reason", [
-    (0.8, 0.5, 0.99, 1, 1, 1, "stable", -30, "decrease", "even the optimistic forecast is below the target ROAS"),
-    (0.99, 0.5, 1.0, 1, 1, 1, "stable", -15, "decrease", "the forecast is below the target ROAS"),
-    (1.0, 0.5, 1.5, 1, 1, 1, "stable", 0, "maintain", "the forecast interval straddles the target ROAS"),
-    (2.0, 1.6, 2.5, 1.9, 2.0, 1.21, "stable", 0, "maintain",
-     "spend rose while ROAS fell: marginal returns are diminishing"),
-    (2.0, 1.5, 2.5, 1.9, 2.0, 1.2, "stable", 20, "increase", "the pessimistic forecast is well above the target ROAS"),
-    (2.0, 1.5, 2.5, 2.0, 2.0, 1.5, "improving", 20, "increase", "the pessimistic forecast is well above the target ROAS"),
-    (2.0, 1.5, 2.5, 1, 1, 1, "declining", 10, "increase",
-     "the pessimistic forecast is well above the target ROAS, but ROAS is declining"),
-    (1.3, 1.0, 1.6, 1, 1, 1, "improving", 10, "increase", "the forecast is above target with an improving trend"),
-    (1.3, 1.49, 1.6, 1, 1, 1, "stable", 0, "maintain", "the forecast is above target"),
-    (1.3, 0.99, 1.6, 1, 1, 1, "improving", 0, "maintain", "the forecast interval straddles the target ROAS"),
-])
-def test_each_budget_rule_at_its_edge(predicted, lower, upper, r7, r30, velocity, trend, change, action, reason):
+@pytest.mark.parametrize(
+    "predicted, lower, upper, r7, r30, velocity, trend, change, action, reason",
+    [
+        (
+            0.8,
+            0.5,
+            0.99,
+            1,
+            1,
+            1,
+            "stable",
+            -30,
+            "decrease",
+            "even the optimistic forecast is below the target ROAS",
+        ),
+        (0.99, 0.5, 1.0, 1, 1, 1, "stable", -15, "decrease", "the forecast is below the target ROAS"),
+        (1.0, 0.5, 1.5, 1, 1, 1, "stable", 0, "maintain", "the forecast interval straddles the target ROAS"),
+        (
+            2.0,
+            1.6,
+            2.5,
+            1.9,
+            2.0,
+            1.21,
+            "stable",
+            0,
+            "maintain",
+            "spend rose while ROAS fell: marginal returns are diminishing",
+        ),
+        (
+            2.0,
+            1.5,
+            2.5,
+            1.9,
+            2.0,
+            1.2,
+            "stable",
+            20,
+            "increase",
+            "the pessimistic forecast is well above the target ROAS",
+        ),
+        (
+            2.0,
+            1.5,
+            2.5,
+            2.0,
+            2.0,
+            1.5,
+            "improving",
+            20,
+            "increase",
+            "the pessimistic forecast is well above the target ROAS",
+        ),
+        (
+            2.0,
+            1.5,
+            2.5,
+            1,
+            1,
+            1,
+            "declining",
+            10,
+            "increase",
+            "the pessimistic forecast is well above the target ROAS, but ROAS is declining",
+        ),
+        (
+            1.3,
+            1.0,
+            1.6,
+            1,
+            1,
+            1,
+            "improving",
+            10,
+            "increase",
+            "the forecast is above target with an improving trend",
+        ),
+        (1.3, 1.49, 1.6, 1, 1, 1, "stable", 0, "maintain", "the forecast is above target"),
+        (
+            1.3,
+            0.99,
+            1.6,
+            1,
+            1,
+            1,
+            "improving",
+            0,
+            "maintain",
+            "the forecast interval straddles the target ROAS",
+        ),
+    ],
+)
+def test_each_budget_rule_at_its_edge(
+    predicted, lower, upper, r7, r30, velocity, trend, change, action, reason
+):
     from stratum_pipeline.ml.roas import budget_recommendation
 
     out = budget_recommendation(predicted, lower, upper, r7, r30, velocity, trend)
@@ -354,8 +591,14 @@ def test_each_budget_rule_at_its_edge(predicted, lower, upper, r7, r30, velocity
 def test_the_target_roas_moves_every_rule():
     from stratum_pipeline.ml.roas import budget_recommendation
 
-    assert budget_recommendation(2.5, 2.1, 2.9, 1, 1, 1, "stable", target_roas=3.0)["budget_change_percent"] == -30
-    assert budget_recommendation(4.6, 4.5, 5.0, 1, 1, 1, "stable", target_roas=3.0)["budget_change_percent"] == 20
+    assert (
+        budget_recommendation(2.5, 2.1, 2.9, 1, 1, 1, "stable", target_roas=3.0)["budget_change_percent"]
+        == -30
+    )
+    assert (
+        budget_recommendation(4.6, 4.5, 5.0, 1, 1, 1, "stable", target_roas=3.0)["budget_change_percent"]
+        == 20
+    )
 
 
 def test_the_recommendation_sentence():
@@ -402,9 +645,12 @@ def test_days_until_critical_with_unknown_or_short_histories():
 
 def test_the_seed_trend_names_stand_in_for_missing_rates():
     scorer = FatigueScorer()
-    out = scorer.calculate_score({"days_in_rotation": 0, "avg_frequency": 1.0, "ctr_trend_30d": -0.25,
-                                  "engagement_decay_rate": 0.1})
-    assert out["component_scores"]["ctr_decay"] == 50.0 and out["component_scores"]["engagement_decay"] == 20.0
+    out = scorer.calculate_score(
+        {"days_in_rotation": 0, "avg_frequency": 1.0, "ctr_trend_30d": -0.25, "engagement_decay_rate": 0.1}
+    )
+    assert (
+        out["component_scores"]["ctr_decay"] == 50.0 and out["component_scores"]["engagement_decay"] == 20.0
+    )
     # day one: retention from the trends, the geometric mean of 0.75 and 0.9^(1/1.293)
     retention = np.exp((np.log(0.75) + np.log(0.9) / 1.293) / 2)
     assert out["fatigue_score"] == pytest.approx(float(retention_score(retention)), abs=0.005)
@@ -422,8 +668,14 @@ def test_budget_rules_against_another_target_and_exactly_at_it():
     from stratum_pipeline.ml.roas import budget_recommendation, recommendation_sentence
 
     assert budget_recommendation(3.5, 3.2, 4.0, 1, 1, 1, "stable", target_roas=3.0) == {
-        "action": "maintain", "budget_change_percent": 0, "reason": "the forecast is above target"}
-    assert budget_recommendation(3.5, 3.2, 4.0, 1, 1, 1, "declining", target_roas=3.0)["budget_change_percent"] == 0
+        "action": "maintain",
+        "budget_change_percent": 0,
+        "reason": "the forecast is above target",
+    }
+    assert (
+        budget_recommendation(3.5, 3.2, 4.0, 1, 1, 1, "declining", target_roas=3.0)["budget_change_percent"]
+        == 0
+    )
     assert budget_recommendation(1.3, 1.0, 1.6, 1, 1, 1, "stable")["reason"] == "the forecast is above target"
     assert recommendation_sentence({"budget_change_percent": 1}) == "Increase budget by 1%"
     assert recommendation_sentence({"budget_change_percent": -1}) == "Decrease budget by 1%"
@@ -432,29 +684,51 @@ def test_budget_rules_against_another_target_and_exactly_at_it():
 def test_emq_analyze_word_for_word_on_both_scales():
     analyzer = DataQualityAnalyzer()
     # Meta: a plain email counts half, click_id is fbc, a huge integer id is text; the platform is read in any case
-    meta = analyzer.analyze({"email": "A@x.com ", "ip_address": "1.2.3.4", "click_id": "fb.1",
-                             "external_id": 12345678901234567890123}, "META")
+    meta = analyzer.analyze(
+        {
+            "email": "A@x.com ",
+            "ip_address": "1.2.3.4",
+            "click_id": "fb.1",
+            "external_id": 12345678901234567890123,
+        },
+        "META",
+    )
     assert meta == {
-        "score": 70.0, "level": "good", "missing_fields": ["phone", "user_agent"],
+        "score": 70.0,
+        "level": "good",
+        "missing_fields": ["phone", "user_agent"],
         "roas_impact_estimate": "~80% attribution accuracy",
-        "recommendations": ["send the phone number in E.164 form (SHA-256 hashed)",
-                            "forward the client user agent from the server request", "send the _fbp browser id",
-                            "hash email with SHA-256 before sending"],
-        "platform": "meta", "emq_score": 4.75, "quality_level": "fair",
+        "recommendations": [
+            "send the phone number in E.164 form (SHA-256 hashed)",
+            "forward the client user agent from the server request",
+            "send the _fbp browser id",
+            "hash email with SHA-256 before sending",
+        ],
+        "platform": "meta",
+        "emq_score": 4.75,
+        "quality_level": "fair",
         "present_fields": ["email", "fbc", "external_id", "client_ip_address"],
-        "capi_missing_fields": ["phone", "fbp", "client_user_agent"], "unhashed_fields": ["email"],
+        "capi_missing_fields": ["phone", "fbp", "client_user_agent"],
+        "unhashed_fields": ["email"],
         "attribution_accuracy_estimate": 0.661,
     }
     google = analyzer.analyze({"email": HASHED, "gclid": "g", "user_agent": "ua", "phone": ""}, "google")
     assert google == {
-        "score": 60.0, "level": "good", "missing_fields": ["phone", "ip_address", "external_id"],
+        "score": 60.0,
+        "level": "good",
+        "missing_fields": ["phone", "ip_address", "external_id"],
         "roas_impact_estimate": "~80% attribution accuracy",
-        "recommendations": ["send the phone number in E.164 form (SHA-256 hashed)",
-                            "forward the client IP address from the server request",
-                            "send your stable customer id as external_id"],
-        "platform": "google", "emq_score": 7.0, "quality_level": "good",
+        "recommendations": [
+            "send the phone number in E.164 form (SHA-256 hashed)",
+            "forward the client IP address from the server request",
+            "send your stable customer id as external_id",
+        ],
+        "platform": "google",
+        "emq_score": 7.0,
+        "quality_level": "good",
         "present_fields": ["gclid", "email", "client_user_agent"],
-        "capi_missing_fields": ["phone", "external_id", "client_ip_address"], "unhashed_fields": [],
+        "capi_missing_fields": ["phone", "external_id", "client_ip_address"],
+        "unhashed_fields": [],
         "attribution_accuracy_estimate": 0.785,
     }
 

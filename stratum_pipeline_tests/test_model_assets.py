@@ -18,6 +18,7 @@ from .model_data import model_features
 # slow: each test trains models in its fixture (5-8 s a test); the fast tier is -m "not slow"
 pytestmark = pytest.mark.slow
 
+
 def test_models_are_registered_per_tenant_with_champions_and_fallback(stack):
     defs, registry, instance = stack
     result, metadata, checks = train(defs, instance, "train_default_models_job")
@@ -37,7 +38,10 @@ def test_models_are_registered_per_tenant_with_champions_and_fallback(stack):
 
     result, metadata, checks = train(defs, instance, "train_tenant_models_job", "small")
     assert result.success and all(checks.values())
-    assert metadata["roas_model"]["served_by"] == "default" and "data minimum" in metadata["roas_model"]["reason"]
+    assert (
+        metadata["roas_model"]["served_by"] == "default"
+        and "data minimum" in metadata["roas_model"]["reason"]
+    )
     assert registry.champion_version(model_name("roas", "small")) is None
     assert registry.champion_version(model_name("roas", "default")) is not None
 
@@ -60,7 +64,9 @@ def test_a_retrain_on_unchanged_data_never_moves_champion_to_a_worse_model(stack
         assert champion == first["roas_model"]["version"] and checks["roas_model"] is False
 
 
-def test_a_refusal_is_a_warn_check_on_a_successful_run_with_an_alert_and_an_archived_version(stack, monkeypatch):
+def test_a_refusal_is_a_warn_check_on_a_successful_run_with_an_alert_and_an_archived_version(
+    stack, monkeypatch
+):
     import functools
 
     import sqlalchemy as sa
@@ -72,8 +78,13 @@ def test_a_refusal_is_a_warn_check_on_a_successful_run_with_an_alert_and_an_arch
     name = model_name("roas", "big")
     champion = registry.champion_version(name)
     # The next training's trees are crippled (3 stumps): a real challenger that the real gate refuses.
-    monkeypatch.setattr(training, "ROASPredictor", functools.partial(training.ROASPredictor, n_estimators=3, max_depth=1,
-                                                                      learning_rate=0.01, select_complexity=False))
+    monkeypatch.setattr(
+        training,
+        "ROASPredictor",
+        functools.partial(
+            training.ROASPredictor, n_estimators=3, max_depth=1, learning_rate=0.01, select_complexity=False
+        ),
+    )
     result, second, _ = train(defs, instance, "train_tenant_models_job", "big")
     assert result.success  # a refusal is a decision, not a failed run
     evaluation = next(e for e in check_evaluations(result) if e.asset_key.to_user_string() == "roas_model")
@@ -86,7 +97,11 @@ def test_a_refusal_is_a_warn_check_on_a_successful_run_with_an_alert_and_an_arch
     with defs.resources["warehouse"].engine.connect() as conn:
         alerts = conn.execute(sa.select(wh.alerts.c.kind, wh.alerts.c.summary)).all()
     refusals = [summary for kind, summary in alerts if kind == "gate_refusal"]
-    assert len(refusals) == 1 and f"roas_model v{refused} not promoted, champion v{champion} stays: " in refusals[0] and "not promoted: " not in refusals[0]
+    assert (
+        len(refusals) == 1
+        and f"roas_model v{refused} not promoted, champion v{champion} stays: " in refusals[0]
+        and "not promoted: " not in refusals[0]
+    )
     assert "\n" not in refusals[0]
 
 
@@ -95,11 +110,22 @@ def test_a_degraded_challenger_is_rejected_and_the_champion_stays(stack):
     _, first, _ = train(defs, instance, "train_tenant_models_job", "big")
     champion = registry.champion_version(model_name("roas", "big"))
     campaign = model_features()[0]
-    outcome = train_roas("big", campaign[campaign.tenant_id == "big"], registry, {"test": "degraded"},
-                         DataMinimum(40, 30, 5_000), 7, n_estimators=3, max_depth=1, learning_rate=0.01)
+    outcome = train_roas(
+        "big",
+        campaign[campaign.tenant_id == "big"],
+        registry,
+        {"test": "degraded"},
+        DataMinimum(40, 30, 5_000),
+        7,
+        n_estimators=3,
+        max_depth=1,
+        learning_rate=0.01,
+    )
     assert not outcome.decision.promote
     assert registry.champion_version(model_name("roas", "big")) == champion
-    assert registry.version_tags(model_name("roas", "big"), outcome.metadata["version"])["promoted"] == "False"
+    assert (
+        registry.version_tags(model_name("roas", "big"), outcome.metadata["version"])["promoted"] == "False"
+    )
     check = training_result("roas_model", outcome).check_results[0]
     assert check.passed is False and "worse than champion" in check.metadata["decision"].value
 
@@ -122,9 +148,13 @@ def test_the_tenant_sensor_adds_new_tenants_and_requests_their_first_training(tm
 
     source_schema.metadata.create_all(engine, tables=[source_schema.tenants])
     with engine.begin() as conn:
-        conn.execute(source_schema.tenants.insert(), [
-            {"id": i, "name": i, "created_at": pd.Timestamp("2026-01-01").to_pydatetime()}
-            for i in ("old_one", "new_one", "Bad Tenant!")])
+        conn.execute(
+            source_schema.tenants.insert(),
+            [
+                {"id": i, "name": i, "created_at": pd.Timestamp("2026-01-01").to_pydatetime()}
+                for i in ("old_one", "new_one", "Bad Tenant!")
+            ],
+        )
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("tenants", ["old_one"])
     from stratum_pipeline.automation.sensors import tenant_sync_sensor
@@ -144,12 +174,15 @@ def test_the_leaderboard_shows_every_tenant_its_champion_and_the_targets(stack):
     assert train(defs, instance, "train_default_models_job")[0].success
     assert train(defs, instance, "train_tenant_models_job", "big")[0].success
     warehouse = defs.resources["warehouse"]
-    result = dg.materialize([model_leaderboard], resources={"warehouse": warehouse, "registry": registry},
-                            instance=instance)
+    result = dg.materialize(
+        [model_leaderboard], resources={"warehouse": warehouse, "registry": registry}, instance=instance
+    )
     assert result.success
     with warehouse.engine.connect() as conn:
         board = pd.read_sql(sa.select(wh.model_leaderboard), conn)
-    assert set(board["tenant_id"]) == {"default", "big", "small"} and len(board) == 9  # x roas, conversion, detector
+    assert (
+        set(board["tenant_id"]) == {"default", "big", "small"} and len(board) == 9
+    )  # x roas, conversion, detector
     rows = board.set_index(["tenant_id", "model_type"])
     big, small = rows.loc[("big", "roas")], rows.loc[("small", "roas")]
     assert big["served_by"] == "own" and big["model_name"] == model_name("roas", "big")
@@ -157,7 +190,9 @@ def test_the_leaderboard_shows_every_tenant_its_champion_and_the_targets(stack):
     assert small["served_by"] == "default" and small["model_name"] == model_name("roas", "default")
     metrics = json.loads(big["metrics"])
     assert {"mae", "bias", "coverage_80", "naive_mae"} <= set(metrics) and bool(big["meets_targets"]) is True
-    assert all(len(str(v).replace("-", "").replace(".", "").lstrip("0")) <= 5 for v in metrics.values())  # 4 digits
+    assert all(
+        len(str(v).replace("-", "").replace(".", "").lstrip("0")) <= 5 for v in metrics.values()
+    )  # 4 digits
     assert "bias within" in big["targets"] and big["mlflow_run"]
     detector = rows.loc[("big", "anomaly_detector")]  # never trained here: nothing serves it yet
     assert detector["model_name"] is None and pd.isna(detector["meets_targets"])
@@ -177,6 +212,9 @@ def test_each_training_logs_a_picture_of_its_holdout_and_links_it(stack, monkeyp
         png = registry.client().download_artifacts(md["mlflow_run_id"], "holdout.png")
         width, height = Image.open(png).size
         assert width >= 500 and height >= 300, (asset, width, height)
-        assert md["holdout_plot"].startswith("![holdout of ") and \
-            f"http://127.0.0.1:5999/get-artifact?path=holdout.png&run_uuid={md['mlflow_run_id']}" in md["holdout_plot"]
+        assert (
+            md["holdout_plot"].startswith("![holdout of ")
+            and f"http://127.0.0.1:5999/get-artifact?path=holdout.png&run_uuid={md['mlflow_run_id']}"
+            in md["holdout_plot"]
+        )
         assert md["mlflow_run"].startswith("http://127.0.0.1:5999/#/experiments/")

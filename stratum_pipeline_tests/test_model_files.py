@@ -34,8 +34,10 @@ def publish_all(registry, instance, models_path, tenants=("big", "small")) -> di
 
 def rows(tenant: str, n: int = 5):
     campaign, sessions, _, _ = model_features()
-    return (campaign[campaign.tenant_id == tenant].tail(n).to_dict("records"),
-            sessions[sessions.tenant_id == tenant].tail(n).to_dict("records"))
+    return (
+        campaign[campaign.tenant_id == tenant].tail(n).to_dict("records"),
+        sessions[sessions.tenant_id == tenant].tail(n).to_dict("records"),
+    )
 
 
 def test_published_files_load_like_the_seed_and_predict_like_the_champions(stack, tmp_path):  # noqa: F811
@@ -43,19 +45,30 @@ def test_published_files_load_like_the_seed_and_predict_like_the_champions(stack
     assert train(defs, instance, "train_tenant_models_job", "big")[0].success
     # The default champions: big's models registered again under the default names (training the default
     # on all tenants is test_model_assets' job; here it would only double the time).
-    for model_type, example in (("roas", pd.DataFrame(rows("big")[0])), ("conversion", pd.DataFrame(rows("big")[1]))):
+    for model_type, example in (
+        ("roas", pd.DataFrame(rows("big")[0])),
+        ("conversion", pd.DataFrame(rows("big")[1])),
+    ):
         name = model_name(model_type, "big")
         champion = registry.load(name, registry.champion_version(name))
         columns = champion.feature_names if model_type == "roas" else list(CONVERSION_FEATURES)
-        default = registry.log_and_register(model_name(model_type, "default"), champion, example[columns], {}, {}, {})
+        default = registry.log_and_register(
+            model_name(model_type, "default"), champion, example[columns], {}, {}, {}
+        )
         registry.set_champion(default.name, default.version)
     models_path = tmp_path / "models"
     models_path.mkdir()
 
     metadata = publish_all(registry, instance, models_path)
     assert sorted(p.name for p in models_path.glob("*.joblib")) == [
-        "conversion_default.joblib", "conversion_tbig.joblib", "roas_default.joblib", "roas_tbig.joblib"]
-    assert metadata[("roas_model_file", "small")]["published"] is False  # no champion of its own: default file serves
+        "conversion_default.joblib",
+        "conversion_tbig.joblib",
+        "roas_default.joblib",
+        "roas_tbig.joblib",
+    ]
+    assert (
+        metadata[("roas_model_file", "small")]["published"] is False
+    )  # no champion of its own: default file serves
     assert "falls back to roas_default.joblib" in metadata[("roas_model_file", "small")]["reason"]
 
     for tenant, owner in (("big", "big"), ("small", "default")):
@@ -70,8 +83,10 @@ def test_published_files_load_like_the_seed_and_predict_like_the_champions(stack
             assert (manifest["model"], manifest["version"]) == (name, registry.champion_version(name))
     frame = pd.DataFrame(rows("big", 50)[0])
     roas_name = model_name("roas", "big")
-    pd.testing.assert_frame_equal(seed_get_model(models_path, "roas", "big").predict_frame(frame),
-                                  registry.load(roas_name, registry.champion_version(roas_name)).predict_frame(frame))
+    pd.testing.assert_frame_equal(
+        seed_get_model(models_path, "roas", "big").predict_frame(frame),
+        registry.load(roas_name, registry.champion_version(roas_name)).predict_frame(frame),
+    )
 
     # Same champions: nothing is rewritten.
     before = {p.name: p.stat().st_mtime_ns for p in models_path.iterdir()}
@@ -84,23 +99,35 @@ def test_published_files_load_like_the_seed_and_predict_like_the_champions(stack
     retrained = copy.deepcopy(old_champion)  # (the registry caches loaded models: never mutate one)
     retrained.interval_adjustment_ += 0.05  # a different model: wider intervals
     frame_big = pd.DataFrame(rows("big", 5)[0])[retrained.feature_names]
-    version = registry.log_and_register(roas_name, retrained, frame_big, {}, {}, {"test": "new champion"}).version
+    version = registry.log_and_register(
+        roas_name, retrained, frame_big, {}, {}, {"test": "new champion"}
+    ).version
     registry.set_champion(roas_name, version)
     third = publish_all(registry, instance, models_path, tenants=("big",))
     assert third[("roas_model_file", "big")]["published"] is True
     assert third[("roas_model_file", "big")]["version"] == version
     assert third[("conversion_model_file", "big")]["published"] is False
     new_champion, x = registry.load(roas_name, version), rows("big")[0][0]
-    assert seed_get_model(models_path, "roas", "big").predict(x) == new_champion.predict(x) != old_champion.predict(x)
+    assert (
+        seed_get_model(models_path, "roas", "big").predict(x)
+        == new_champion.predict(x)
+        != old_champion.predict(x)
+    )
     assert not list(models_path.glob(".*.tmp"))
 
 
 def test_a_missing_models_folder_fails_the_asset_with_one_line(stack, tmp_path):  # noqa: F811
     _, registry, instance = stack
-    result = dg.materialize(default_model_file_assets, instance=instance, raise_on_error=False,
-                            resources={"registry": registry, "model_files": ModelFiles(path=str(tmp_path / "nowhere"))})
+    result = dg.materialize(
+        default_model_file_assets,
+        instance=instance,
+        raise_on_error=False,
+        resources={"registry": registry, "model_files": ModelFiles(path=str(tmp_path / "nowhere"))},
+    )
     assert not result.success
-    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").event_specific_data.error
+    failure = next(
+        e for e in result.all_events if e.event_type_value == "STEP_FAILURE"
+    ).event_specific_data.error
     assert failure.cause.cls_name == "SettingsError"
     assert failure.cause.message.startswith("stratum_pipeline.settings.SettingsError: ML_MODELS_PATH=")
     assert failure.cause.message.rstrip().endswith("does not exist: create the folder first")
@@ -147,8 +174,14 @@ def test_a_reader_never_sees_a_half_written_file(tmp_path):
     thread.start()
     try:
         for version in range(1, 16):
-            publishing.publish(tmp_path, "conversion", "default", "stratum-conversion-default", str(version),
-                               lambda v=version: Model(v))
+            publishing.publish(
+                tmp_path,
+                "conversion",
+                "default",
+                "stratum-conversion-default",
+                str(version),
+                lambda v=version: Model(v),
+            )
     finally:
         stop.set()
         thread.join()

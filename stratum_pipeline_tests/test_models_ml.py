@@ -1,6 +1,5 @@
 """ROASPredictor, ConversionPredictor and the promotion gate, on generated data (no Dagster, no MLflow)."""
 
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -36,8 +35,10 @@ def test_training_frame_targets_the_next_days_roas(features):
     campaign = features[0]
     frame = training_frame(campaign)
     row = frame.iloc[0]
-    following = campaign[(campaign["campaign_id"] == row["campaign_id"])
-                         & (pd.to_datetime(campaign["date"]) == row["date"] + pd.Timedelta(days=1))]
+    following = campaign[
+        (campaign["campaign_id"] == row["campaign_id"])
+        & (pd.to_datetime(campaign["date"]) == row["date"] + pd.Timedelta(days=1))
+    ]
     assert row[TARGET] == pytest.approx(following["roas"].iloc[0])
     assert frame.groupby("campaign_id")["date"].max().max() < pd.to_datetime(campaign["date"]).max()
 
@@ -57,8 +58,14 @@ def test_roas_predict_returns_the_seed_shape(roas_model, roas_split):
     out = roas_model.predict(test.iloc[0].to_dict())
     batch = roas_model.predict_frame(test.head(1)).iloc[0]
     assert out["predicted_roas"] == pytest.approx(batch["predicted_roas"], abs=1e-3)
-    assert set(out) == {"predicted_roas", "confidence_lower", "confidence_upper", "trend", "recommendation",
-                        "budget_recommendation"}
+    assert set(out) == {
+        "predicted_roas",
+        "confidence_lower",
+        "confidence_upper",
+        "trend",
+        "recommendation",
+        "budget_recommendation",
+    }
     assert out["trend"] in {"improving", "stable", "declining"}
     assert set(out["budget_recommendation"]) == {"action", "budget_change_percent", "reason"}
     assert isinstance(out["recommendation"], str)  # the seed's sentence, e.g. "Increase budget by 20%"
@@ -74,11 +81,17 @@ def test_roas_predictor_errors_are_clear(roas_model):
 
 
 def test_trend_and_recommendation_rules():
-    assert roas_trend(3.3, 3.0) == "improving" and roas_trend(2.7, 3.0) == "declining" and roas_trend(3.0, 3.0) == "stable"
+    assert (
+        roas_trend(3.3, 3.0) == "improving"
+        and roas_trend(2.7, 3.0) == "declining"
+        and roas_trend(3.0, 3.0) == "stable"
+    )
     assert roas_trend(None, 3.0) == "stable"
     assert budget_recommendation(0.7, 0.5, 0.9, 0.8, 0.8, 1.0, "stable")["budget_change_percent"] == -30
     assert budget_recommendation(0.9, 0.6, 1.2, 0.8, 0.8, 1.0, "stable")["budget_change_percent"] == -15
-    assert budget_recommendation(4.0, 3.0, 5.0, 3.5, 4.0, 1.5, "declining")["action"] == "maintain"  # diminishing
+    assert (
+        budget_recommendation(4.0, 3.0, 5.0, 3.5, 4.0, 1.5, "declining")["action"] == "maintain"
+    )  # diminishing
     assert budget_recommendation(4.0, 3.0, 5.0, 4.0, 4.0, 1.0, "stable")["budget_change_percent"] == 20
     assert budget_recommendation(1.3, 1.1, 1.5, 1.3, 1.2, 1.0, "improving")["budget_change_percent"] == 10
 
@@ -124,17 +137,30 @@ def test_top_factors_are_per_prediction_contributions(conversion_model, conversi
     # TreeSHAP: contributions + bias add up to the booster's log-odds for every row.
     raw = conversion_model._raw(conversion_model._design(rows))
     np.testing.assert_allclose(contributions.sum(axis=1), np.log(raw / (1 - raw)), atol=1e-3)
-    tops = {tuple(f["feature"] for f in conversion_model.predict(r)["top_factors"]) for r in rows.head(30).to_dict("records")}
+    tops = {
+        tuple(f["feature"] for f in conversion_model.predict(r)["top_factors"])
+        for r in rows.head(30).to_dict("records")
+    }
     assert len(tops) > 1  # different sessions, different reasons
     out = conversion_model.predict(rows.iloc[0].to_dict())
     # the single-session fast path agrees with the batch path
-    assert out["conversion_probability"] == pytest.approx(conversion_model.predict_proba(rows.head(1))[0], abs=1e-4)
+    assert out["conversion_probability"] == pytest.approx(
+        conversion_model.predict_proba(rows.head(1))[0], abs=1e-4
+    )
     assert set(out) == {"conversion_probability", "confidence", "top_factors", "will_convert"}
-    assert len(out["top_factors"]) == 3 and {"feature", "value", "impact", "direction"} <= set(out["top_factors"][0])
+    assert len(out["top_factors"]) == 3 and {"feature", "value", "impact", "direction"} <= set(
+        out["top_factors"][0]
+    )
 
 
 def _roas(mae=0.2, bias=0.0, coverage=0.8, naive_mae=0.3):
-    return {"mae": mae, "bias": bias, "coverage_80": coverage, "naive": "trailing_30d", "naive_mae": naive_mae}
+    return {
+        "mae": mae,
+        "bias": bias,
+        "coverage_80": coverage,
+        "naive": "trailing_30d",
+        "naive_mae": naive_mae,
+    }
 
 
 def test_gate_promotes_only_good_enough_challengers():
@@ -175,12 +201,24 @@ def _noisy_campaigns(seed: int, campaigns: int = 300, days: int = 60) -> pd.Data
     counts = rng.poisson(mean_conversions * rng.gamma(3.0, 1 / 3.0, len(c)))
     order_value = expected * spend / mean_conversions  # so that E[revenue] = expected * spend
     owner = np.repeat(np.arange(len(c)), counts)
-    revenue = np.bincount(owner, weights=rng.lognormal(np.log(order_value[owner]) - 0.8**2 / 2, 0.8), minlength=len(c))
-    daily = pd.DataFrame({
-        "tenant_id": "t", "campaign_id": [f"c{i}" for i in c], "platform": "meta", "audience_size": 1e5,
-        "daily_budget": 100.0, "date": pd.Timestamp("2026-01-01") + pd.to_timedelta(np.tile(np.arange(days), campaigns), "D"),
-        "spend": spend, "revenue": revenue, "impressions": 10_000, "clicks": 200, "conversions": counts,
-    })
+    revenue = np.bincount(
+        owner, weights=rng.lognormal(np.log(order_value[owner]) - 0.8**2 / 2, 0.8), minlength=len(c)
+    )
+    daily = pd.DataFrame(
+        {
+            "tenant_id": "t",
+            "campaign_id": [f"c{i}" for i in c],
+            "platform": "meta",
+            "audience_size": 1e5,
+            "daily_budget": 100.0,
+            "date": pd.Timestamp("2026-01-01") + pd.to_timedelta(np.tile(np.arange(days), campaigns), "D"),
+            "spend": spend,
+            "revenue": revenue,
+            "impressions": 10_000,
+            "clicks": 200,
+            "conversions": counts,
+        }
+    )
     frame = training_frame(campaign_features(daily))
     return frame.assign(expected_roas=level[frame["campaign_id"].str[1:].astype(int).to_numpy()])
 
@@ -205,7 +243,10 @@ def test_operating_threshold_is_the_highest_recall_at_the_precision():
     assert operating_threshold(p, y, precision=0.81, min_flagged=1) == 0.85
     assert operating_threshold(p, y, precision=0.8, min_flagged=6) == 1.0  # never reached by 6 or more
     # ties: a threshold flags every session at its value
-    assert operating_threshold(np.array([0.9, 0.5, 0.5]), np.array([1, 1, 0]), precision=0.8, min_flagged=1) == 0.9
+    assert (
+        operating_threshold(np.array([0.9, 0.5, 0.5]), np.array([1, 1, 0]), precision=0.8, min_flagged=1)
+        == 0.9
+    )
 
 
 def test_calibration_keeps_the_boosters_ranking(conversion_model, conversion_split):
@@ -214,7 +255,9 @@ def test_calibration_keeps_the_boosters_ranking(conversion_model, conversion_spl
     _, test = conversion_split
     raw = conversion_model._raw(conversion_model._design(test))
     calibrated = conversion_model.predict_proba(test)
-    assert roc_auc_score(test["converted"], calibrated) == pytest.approx(roc_auc_score(test["converted"], raw), abs=1e-9)
+    assert roc_auc_score(test["converted"], calibrated) == pytest.approx(
+        roc_auc_score(test["converted"], raw), abs=1e-9
+    )
     assert decide("conversion", {"auc": 0.9}, {"auc": 0.902}).promote
     assert not decide("conversion", {"auc": 0.88}, {"auc": 0.9}).promote
     assert not decide("conversion", {"auc": 0.8}, None).promote

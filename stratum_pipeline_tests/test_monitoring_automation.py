@@ -17,16 +17,24 @@ from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
 from stratum_pipeline.storage import warehouse_schema as wh
 
 GROUPS = {"ingestion", "features", "models", "model_files", "products", "monitoring"}
-MODEL_ASSETS = {"roas_model", "conversion_model", "roas_default_model", "conversion_default_model",
-                "anomaly_detector_model", "anomaly_detector_default_model"}
+MODEL_ASSETS = {
+    "roas_model",
+    "conversion_model",
+    "roas_default_model",
+    "conversion_default_model",
+    "anomaly_detector_model",
+    "anomaly_detector_default_model",
+}
 MODEL_FILE_ASSETS = {f"{name}_file" for name in MODEL_ASSETS}
 
 
 @pytest.fixture
 def resources(tmp_path):
-    return {"source": SourceDatabase(url=f"sqlite:///{tmp_path / 'source.db'}"),
-            "warehouse": Warehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}"),
-            "registry": ModelRegistry(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")}
+    return {
+        "source": SourceDatabase(url=f"sqlite:///{tmp_path / 'source.db'}"),
+        "warehouse": Warehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}"),
+        "registry": ModelRegistry(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"),
+    }
 
 
 def test_every_asset_explains_itself(resources):
@@ -41,9 +49,13 @@ def test_every_asset_explains_itself(resources):
             # a model's code version is its fitted object's format, shared by its published file
             assert spec.code_version and spec.code_version.startswith("format-"), name
             continue
-        assert spec.code_version is None, name  # tables carry no hand-kept version that nobody bumps  # a model (or its published .joblib file) is not a table: its page links the MLflow run instead
+        assert spec.code_version is None, (
+            name
+        )  # tables carry no hand-kept version that nobody bumps  # a model (or its published .joblib file) is not a table: its page links the MLflow run instead
         schema = spec.metadata["dagster/column_schema"]
-        assert [c.name for c in schema.columns] == [c.name for c in wh.TABLES[spec.metadata["dagster/table_name"]].columns]
+        assert [c.name for c in schema.columns] == [
+            c.name for c in wh.TABLES[spec.metadata["dagster/table_name"]].columns
+        ]
     assert {specs[n].group_name for n in ("forecast_accuracy", "feature_drift")} == {"monitoring"}
     check_keys = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
     assert {"psi_roas_7d", "psi_cart_value", "conversion_calibration"} <= check_keys
@@ -54,12 +66,16 @@ def test_a_failed_run_becomes_an_alert_row(resources):
     defs = build_definitions(resources)
     instance = dg.DagsterInstance.ephemeral()
     result = defs.resolve_job_def("daily_ingest_job").execute_in_process(
-        instance=instance, partition_key="2026-03-01", raise_on_error=False)
+        instance=instance, partition_key="2026-03-01", raise_on_error=False
+    )
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
     context = dg.build_run_status_sensor_context(
-        sensor_name="run_failure_alerts", dagster_event=failure, dagster_instance=instance,
-        dagster_run=instance.get_run_by_id(result.run_id), resources={"warehouse": resources["warehouse"]},
+        sensor_name="run_failure_alerts",
+        dagster_event=failure,
+        dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(result.run_id),
+        resources={"warehouse": resources["warehouse"]},
     ).for_run_failure()
     run_failure_alerts(context)
     with resources["warehouse"].engine.connect() as conn:
@@ -67,7 +83,11 @@ def test_a_failed_run_becomes_an_alert_row(resources):
     assert len(alerts) == 1
     alert = alerts.iloc[0]
     assert (alert.kind, alert.run_id, alert.job_name, alert.partition_key) == (
-        "run_failure", result.run_id, "daily_ingest_job", "2026-03-01")
+        "run_failure",
+        result.run_id,
+        "daily_ingest_job",
+        "2026-03-01",
+    )
     assert "raw_" in alert.summary and "no such table" in alert.summary.lower()
 
 
@@ -80,8 +100,9 @@ def test_weekly_schedule_runs_only_tenants_switched_to_weekly(resources):
         # current defs-state storage to this (then disposed) instance and break later definitions loads.
         with dg.instance_for_test() as instance:
             instance.add_dynamic_partitions("tenants", ["busy", "calm", "busy_too"])
-            with dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
-                                           resources={"warehouse": warehouse}) as context:
+            with dg.build_schedule_context(
+                instance=instance, scheduled_execution_time=when, resources={"warehouse": warehouse}
+            ) as context:
                 result = weekly_tenant_retraining(context)
                 return result if isinstance(result, dg.SkipReason) else list(result)
 
@@ -97,7 +118,9 @@ def test_weekly_schedule_runs_only_tenants_switched_to_weekly(resources):
 
 def test_product_tables_are_stale_after_26_hours(resources):
     job = dg.define_asset_job("freshness", selection=dg.AssetSelection.checks(*product_freshness_checks))
-    defs = dg.Definitions(assets=product_assets, asset_checks=product_freshness_checks, jobs=[job], resources=resources)
+    defs = dg.Definitions(
+        assets=product_assets, asset_checks=product_freshness_checks, jobs=[job], resources=resources
+    )
     with dg.instance_for_test() as instance:
         updated = datetime.now(timezone.utc)
         for asset in product_assets:
@@ -105,7 +128,9 @@ def test_product_tables_are_stale_after_26_hours(resources):
 
         def evaluate(at):
             with freeze_time(at):
-                result = defs.resolve_job_def("freshness").execute_in_process(instance=instance, raise_on_error=False)
+                result = defs.resolve_job_def("freshness").execute_in_process(
+                    instance=instance, raise_on_error=False
+                )
             return {e.asset_key.to_user_string(): e for e in check_evaluations(result)}
 
         fresh = evaluate(updated + timedelta(hours=25))
@@ -120,18 +145,33 @@ def test_the_retraining_sensor_merges_signals_per_tenant_and_skips_unknown_tenan
 
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("tenants", ["acme", "beta"])
-        instance.report_runless_asset_event(dg.AssetMaterialization("forecast_accuracy", metadata={
-            "degraded": dg.MetadataValue.json({"acme": "MAE 0.6 > 0.3", "ghost": "MAE 0.9 > 0.3"})}))
-        instance.report_runless_asset_event(dg.AssetMaterialization("feature_drift", metadata={
-            "retrain": dg.MetadataValue.json({"acme": ["conversion"], "beta": ["conversion"]})}))
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                "forecast_accuracy",
+                metadata={
+                    "degraded": dg.MetadataValue.json({"acme": "MAE 0.6 > 0.3", "ghost": "MAE 0.9 > 0.3"})
+                },
+            )
+        )
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                "feature_drift",
+                metadata={"retrain": dg.MetadataValue.json({"acme": ["conversion"], "beta": ["conversion"]})},
+            )
+        )
         result = retraining_sensor(dg.build_sensor_context(instance=instance))
-        requested = {r.partition_key: (sorted(k.to_user_string() for k in r.asset_selection), r.run_config)
-                     for r in result.run_requests}
+        requested = {
+            r.partition_key: (sorted(k.to_user_string() for k in r.asset_selection), r.run_config)
+            for r in result.run_requests
+        }
         assert requested["acme"][0] == ["conversion_model", "roas_model"]
         assert requested["acme"][1]["ops"]["roas_model"]["config"]["training_window_days"] == 35
         assert requested["beta"] == (["conversion_model"], {})  # conversion keeps its full training window
         assert "ghost" not in requested
-        assert retraining_sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor)).run_requests == []
+        assert (
+            retraining_sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor)).run_requests
+            == []
+        )
 
 
 def test_one_retrain_per_episode_and_the_default_model_for_a_default_served_tenant():
@@ -140,19 +180,26 @@ def test_one_retrain_per_episode_and_the_default_model_for_a_default_served_tena
     from stratum_pipeline.automation.sensors import retraining_sensor
 
     def day(degraded: dict, cursor):
-        instance.report_runless_asset_event(dg.AssetMaterialization("forecast_accuracy", metadata={
-            "degraded": dg.MetadataValue.json(degraded)}))
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                "forecast_accuracy", metadata={"degraded": dg.MetadataValue.json(degraded)}
+            )
+        )
         result = retraining_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
-        return [(r.job_name, r.partition_key, sorted(k.to_user_string() for k in r.asset_selection))
-                for r in result.run_requests], result.cursor
+        return [
+            (r.job_name, r.partition_key, sorted(k.to_user_string() for k in r.asset_selection))
+            for r in result.run_requests
+        ], result.cursor
 
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("tenants", ["acme", "cold"])
         shifted = {"acme": "stratum-roas-acme v3: MAE 0.9 > 0.4"}
         cold = {"cold": "stratum-roas-default v2: MAE 0.8 > 0.3"}
         requests, cursor = day({**shifted, **cold}, None)
-        assert requests == [("train_tenant_models_job", "acme", ["roas_model"]),
-                            ("train_default_models_job", None, ["roas_default_model"])]
+        assert requests == [
+            ("train_tenant_models_job", "acme", ["roas_model"]),
+            ("train_default_models_job", None, ["roas_default_model"]),
+        ]
         for _ in range(5):  # the same episode, five more days
             requests, cursor = day({**shifted, **cold}, cursor)
             assert requests == []

@@ -32,20 +32,34 @@ def test_category_shares_with_missing_and_unknown_categories():
 
 
 def test_feature_profile_exact_edges_shares_and_kinds():
-    frame = pd.DataFrame({
-        "x": np.arange(1.0, 11.0), "flag": [True, False] * 5, "device": ["mobile"] * 6 + ["desktop"] * 3 + [None],
-        "empty": [np.nan] * 10,
-    })
+    frame = pd.DataFrame(
+        {
+            "x": np.arange(1.0, 11.0),
+            "flag": [True, False] * 5,
+            "device": ["mobile"] * 6 + ["desktop"] * 3 + [None],
+            "empty": [np.nan] * 10,
+        }
+    )
     profile = M.feature_profile(frame, ["absent", "x", "flag", "device", "empty"])
     assert profile["rows"] == 10 and list(profile["features"]) == ["x", "flag", "device", "empty"]
     x = profile["features"]["x"]
     assert x["kind"] == "numeric" and x["edges"] == pytest.approx([2.8, 4.6, 6.4, 8.2])
     assert x["shares"] == {"0": 0.2, "1": 0.2, "2": 0.2, "3": 0.2, "4": 0.2, MISSING: 0.0}
-    assert profile["features"]["flag"] == {"kind": "categorical", "categories": ["True", "False"],
-                                           "shares": {"True": 0.5, "False": 0.5}}
-    assert profile["features"]["device"] == {"kind": "categorical", "categories": ["mobile", "desktop"],
-                                             "shares": {"mobile": 0.6, "desktop": 0.3, MISSING: 0.1}}
-    assert profile["features"]["empty"] == {"kind": "numeric", "edges": [], "shares": {"0": 0.0, MISSING: 1.0}}
+    assert profile["features"]["flag"] == {
+        "kind": "categorical",
+        "categories": ["True", "False"],
+        "shares": {"True": 0.5, "False": 0.5},
+    }
+    assert profile["features"]["device"] == {
+        "kind": "categorical",
+        "categories": ["mobile", "desktop"],
+        "shares": {"mobile": 0.6, "desktop": 0.3, MISSING: 0.1},
+    }
+    assert profile["features"]["empty"] == {
+        "kind": "numeric",
+        "edges": [],
+        "shares": {"0": 0.0, MISSING: 1.0},
+    }
     assert M.feature_profile(frame, ["x"], bins=2)["features"]["x"]["edges"] == [5.5]
 
 
@@ -58,23 +72,33 @@ def test_psi_over_the_union_of_bins():
     assert M.psi(expected, actual) == pytest.approx(M.psi(actual, expected))  # symmetric
 
 
-@pytest.mark.parametrize("value, status", [(0.0, "ok"), (0.1, "ok"), (0.1 + 1e-9, "warn"), (0.25, "warn"),
-                                           (0.25 + 1e-9, "fail")])
+@pytest.mark.parametrize(
+    "value, status", [(0.0, "ok"), (0.1, "ok"), (0.1 + 1e-9, "warn"), (0.25, "warn"), (0.25 + 1e-9, "fail")]
+)
 def test_drift_status_at_the_thresholds(value, status):
     assert M.drift_status(value) == status
 
 
-@pytest.mark.parametrize("statuses, retrain", [
-    ([], False), (["fail"], True), (["fail", "ok", "ok"], True), (["fail", "ok", "ok", "ok"], False),
-    (["warn", "warn", "warn"], False),
-])
+@pytest.mark.parametrize(
+    "statuses, retrain",
+    [
+        ([], False),
+        (["fail"], True),
+        (["fail", "ok", "ok"], True),
+        (["fail", "ok", "ok", "ok"], False),
+        (["warn", "warn", "warn"], False),
+    ],
+)
 def test_retraining_needs_a_third_of_the_features_failing(statuses, retrain):
     assert bool(M.drift_needs_retraining(pd.Series(statuses, dtype=object))) is retrain
 
 
 def test_feature_drift_rows_and_columns():
     profile = M.feature_profile(pd.DataFrame({"x": np.arange(1.0, 11.0), "z": np.arange(10.0)}), ["x", "z"])
-    profile["features"] = {"gone": profile["features"]["z"], **profile["features"]}  # a feature the frame lacks
+    profile["features"] = {
+        "gone": profile["features"]["z"],
+        **profile["features"],
+    }  # a feature the frame lacks
     out = M.feature_drift(profile, pd.DataFrame({"x": np.arange(1.0, 11.0), "z": np.full(10, 100.0)}))
     assert list(out.columns) == ["feature", "psi", "status", "rows"]
     assert out["feature"].tolist() == ["x", "z"]
@@ -97,7 +121,12 @@ def test_calibration_exact_bins_and_gap():
     out = M.calibration(p, y)
     # bins (width 0.1, 1.0 in the last): {0.05, 0.0} -> 0, {0.15} -> 1, {0.85} -> 8, {0.95, 1.0} -> 9
     clipped = np.array([0.05, 0.15, 0.85, 0.95, 1.0, 0.0])
-    ece = (2 / 6) * abs(0.025 - 0) + (1 / 6) * abs(0.15 - 1) + (1 / 6) * abs(0.85 - 1) + (2 / 6) * abs(0.975 - 0.5)
+    ece = (
+        (2 / 6) * abs(0.025 - 0)
+        + (1 / 6) * abs(0.15 - 1)
+        + (1 / 6) * abs(0.85 - 1)
+        + (2 / 6) * abs(0.975 - 0.5)
+    )
     assert set(out) == {"rows", "predicted_rate", "observed_rate", "rate_gap", "ece"}
     assert out["rows"] == 6
     assert out["predicted_rate"] == pytest.approx(clipped.mean())
@@ -111,28 +140,60 @@ def test_calibration_exact_bins_and_gap():
     assert all(math.isnan(empty[k]) for k in ("predicted_rate", "observed_rate", "rate_gap", "ece"))
 
 
-@pytest.mark.parametrize("gap, status", [(0.0, "ok"), (0.02, "ok"), (-0.02 - 1e-9, "warn"), (0.05, "warn"),
-                                         (0.05 + 1e-9, "fail"), (-0.3, "fail"), (float("nan"), "ok")])
+@pytest.mark.parametrize(
+    "gap, status",
+    [
+        (0.0, "ok"),
+        (0.02, "ok"),
+        (-0.02 - 1e-9, "warn"),
+        (0.05, "warn"),
+        (0.05 + 1e-9, "fail"),
+        (-0.3, "fail"),
+        (float("nan"), "ok"),
+    ],
+)
 def test_calibration_status_at_the_thresholds(gap, status):
     assert M.calibration_status(gap) == status
 
 
 def test_recent_accuracy_window_weights_and_columns():
-    accuracy = pd.DataFrame({
-        "tenant_id": ["a", "a", "a", "b"], "date": ["2026-01-02", "2026-01-03", "2026-01-09", "2026-01-01"],
-        "model_name": ["m"] * 3 + ["n"], "model_version": ["1"] * 4, "campaigns": [99, 10, 30, 5],
-        "mae": [9.0, 0.2, 0.6, 0.1], "coverage_80": [0.0, 0.8, 0.4, 0.9],
-    })
+    accuracy = pd.DataFrame(
+        {
+            "tenant_id": ["a", "a", "a", "b"],
+            "date": ["2026-01-02", "2026-01-03", "2026-01-09", "2026-01-01"],
+            "model_name": ["m"] * 3 + ["n"],
+            "model_version": ["1"] * 4,
+            "campaigns": [99, 10, 30, 5],
+            "mae": [9.0, 0.2, 0.6, 0.1],
+            "coverage_80": [0.0, 0.8, 0.4, 0.9],
+        }
+    )
     out = M.recent_accuracy(accuracy, 7).set_index("tenant_id")  # a: 01-03 .. 01-09 (01-02 is 7 days before)
-    assert list(out.columns) == ["model_name", "model_version", "days", "campaigns", "last_day", "mae", "coverage_80"]
+    assert list(out.columns) == [
+        "model_name",
+        "model_version",
+        "days",
+        "campaigns",
+        "last_day",
+        "mae",
+        "coverage_80",
+    ]
     assert out.loc["a", "days"] == 2 and out.loc["a", "campaigns"] == 40
     assert out.loc["a", "mae"] == pytest.approx((0.2 * 10 + 0.6 * 30) / 40)
     assert out.loc["a", "coverage_80"] == pytest.approx((0.8 * 10 + 0.4 * 30) / 40)
     assert out.loc["a", "last_day"] == pd.Timestamp("2026-01-09")
     assert out.loc["b", "days"] == 1 and out.loc["b", "coverage_80"] == pytest.approx(0.9)
     empty = M.recent_accuracy(accuracy.iloc[:0], 7)
-    assert empty.empty and list(empty.columns) == ["tenant_id", "model_name", "model_version", "days", "campaigns",
-                                                   "mae", "coverage_80", "last_day"]
+    assert empty.empty and list(empty.columns) == [
+        "tenant_id",
+        "model_name",
+        "model_version",
+        "days",
+        "campaigns",
+        "mae",
+        "coverage_80",
+        "last_day",
+    ]
 
 
 def test_accuracy_is_degraded_only_above_the_limit():
@@ -143,16 +204,22 @@ def test_accuracy_is_degraded_only_above_the_limit():
 
 
 def test_actual_roas_drops_days_without_a_number():
-    features = pd.DataFrame({"campaign_id": ["c1", "c2", "c3"], "date": ["2026-01-02"] * 3,
-                             "roas": ["1.5", "x", None]})
+    features = pd.DataFrame(
+        {"campaign_id": ["c1", "c2", "c3"], "date": ["2026-01-02"] * 3, "roas": ["1.5", "x", None]}
+    )
     out = M.actual_next_day_roas(features)
-    assert out["campaign_id"].tolist() == ["c1"] and list(out.columns) == ["campaign_id", "forecast_date", "actual_roas"]
+    assert out["campaign_id"].tolist() == ["c1"] and list(out.columns) == [
+        "campaign_id",
+        "forecast_date",
+        "actual_roas",
+    ]
     assert out["forecast_date"].iloc[0] == pd.Timestamp("2026-01-02")
 
 
 def test_feature_summary_exact():
-    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, np.nan, 5.0], "device": ["m", "m", "d", None, "m"],
-                          "blank": [np.nan] * 5})
+    frame = pd.DataFrame(
+        {"x": [1.0, 2.0, 3.0, np.nan, 5.0], "device": ["m", "m", "d", None, "m"], "blank": [np.nan] * 5}
+    )
     out = M.summarize_features(frame, ["absent", "x", "device", "blank"]).set_index("feature")
     assert list(out.index) == ["x", "device", "blank"]
     x = out.loc["x"]
@@ -165,20 +232,39 @@ def test_feature_summary_exact():
 
 
 def _forecasts(**columns):
-    base = {"tenant_id": ["a", "a"], "campaign_id": ["c1", "c2"], "date": ["2026-01-01"] * 2,
-            "forecast_date": ["2026-01-02"] * 2, "predicted_roas": [2.0, 3.0], "confidence_lower": [1.5, 2.0],
-            "confidence_upper": [2.5, 3.0], "model_name": ["m"] * 2, "model_version": ["1"] * 2}
+    base = {
+        "tenant_id": ["a", "a"],
+        "campaign_id": ["c1", "c2"],
+        "date": ["2026-01-01"] * 2,
+        "forecast_date": ["2026-01-02"] * 2,
+        "predicted_roas": [2.0, 3.0],
+        "confidence_lower": [1.5, 2.0],
+        "confidence_upper": [2.5, 3.0],
+        "model_name": ["m"] * 2,
+        "model_version": ["1"] * 2,
+    }
     base.update(columns)
     return pd.DataFrame(base)
 
 
-ACCURACY_COLUMNS = ["tenant_id", "date", "model_name", "model_version", "campaigns", "mae", "bias", "coverage_80",
-                    "mean_actual_roas", "mean_predicted_roas"]
+ACCURACY_COLUMNS = [
+    "tenant_id",
+    "date",
+    "model_name",
+    "model_version",
+    "campaigns",
+    "mae",
+    "bias",
+    "coverage_80",
+    "mean_actual_roas",
+    "mean_predicted_roas",
+]
 
 
 def test_forecast_accuracy_counts_the_interval_bounds_as_inside():
-    actuals = M.actual_next_day_roas(pd.DataFrame({"campaign_id": ["c1", "c2"], "date": ["2026-01-02"] * 2,
-                                                   "roas": [1.5, 3.0]}))  # exactly the lower and upper bounds
+    actuals = M.actual_next_day_roas(
+        pd.DataFrame({"campaign_id": ["c1", "c2"], "date": ["2026-01-02"] * 2, "roas": [1.5, 3.0]})
+    )  # exactly the lower and upper bounds
     out = M.forecast_accuracy(_forecasts(), actuals)
     assert list(out.columns) == ACCURACY_COLUMNS
     row = out.iloc[0]
@@ -187,7 +273,13 @@ def test_forecast_accuracy_counts_the_interval_bounds_as_inside():
 
 
 def test_forecast_accuracy_without_forecasts_actuals_or_matches():
-    actuals = M.actual_next_day_roas(pd.DataFrame({"campaign_id": ["c1"], "date": ["2026-01-05"], "roas": [1.0]}))
-    for forecasts, acts in ((pd.DataFrame(), actuals), (_forecasts(), actuals.iloc[:0]), (_forecasts(), actuals)):
+    actuals = M.actual_next_day_roas(
+        pd.DataFrame({"campaign_id": ["c1"], "date": ["2026-01-05"], "roas": [1.0]})
+    )
+    for forecasts, acts in (
+        (pd.DataFrame(), actuals),
+        (_forecasts(), actuals.iloc[:0]),
+        (_forecasts(), actuals),
+    ):
         out = M.forecast_accuracy(forecasts, acts)
         assert out.empty and list(out.columns) == ACCURACY_COLUMNS

@@ -9,14 +9,26 @@ from stratum_pipeline.ml import monitoring as M
 
 
 def test_forecast_accuracy_joins_the_next_days_actual_and_leaves_out_missing_actuals():
-    forecasts = pd.DataFrame({
-        "tenant_id": ["a", "a", "a", "b"], "campaign_id": ["c1", "c2", "c1", "c3"],
-        "date": pd.to_datetime(["2026-01-01", "2026-01-01", "2026-01-02", "2026-01-01"]),
-        "forecast_date": pd.to_datetime(["2026-01-02", "2026-01-02", "2026-01-03", "2026-01-02"]),
-        "predicted_roas": [2.0, 3.0, 2.0, 1.0], "confidence_lower": [1.5, 2.9, 1.0, 0.5],
-        "confidence_upper": [2.5, 3.1, 3.0, 1.5], "model_name": ["m-a"] * 3 + ["m-b"], "model_version": ["1"] * 4})
-    features = pd.DataFrame({"campaign_id": ["c1", "c2", "c3", "c9"], "date": pd.to_datetime(["2026-01-02"] * 4),
-                             "roas": [2.2, 4.0, 1.0, np.nan]})
+    forecasts = pd.DataFrame(
+        {
+            "tenant_id": ["a", "a", "a", "b"],
+            "campaign_id": ["c1", "c2", "c1", "c3"],
+            "date": pd.to_datetime(["2026-01-01", "2026-01-01", "2026-01-02", "2026-01-01"]),
+            "forecast_date": pd.to_datetime(["2026-01-02", "2026-01-02", "2026-01-03", "2026-01-02"]),
+            "predicted_roas": [2.0, 3.0, 2.0, 1.0],
+            "confidence_lower": [1.5, 2.9, 1.0, 0.5],
+            "confidence_upper": [2.5, 3.1, 3.0, 1.5],
+            "model_name": ["m-a"] * 3 + ["m-b"],
+            "model_version": ["1"] * 4,
+        }
+    )
+    features = pd.DataFrame(
+        {
+            "campaign_id": ["c1", "c2", "c3", "c9"],
+            "date": pd.to_datetime(["2026-01-02"] * 4),
+            "roas": [2.2, 4.0, 1.0, np.nan],
+        }
+    )
     out = M.forecast_accuracy(forecasts, M.actual_next_day_roas(features)).set_index("tenant_id")
     assert list(out.index) == ["a", "b"]  # c1's forecast for 01-03 has no actual yet
     assert out.loc["a", "campaigns"] == 2 and np.isclose(out.loc["a", "mae"], (0.2 + 1.0) / 2)
@@ -25,9 +37,17 @@ def test_forecast_accuracy_joins_the_next_days_actual_and_leaves_out_missing_act
 
 
 def test_recent_accuracy_and_degradation_limit():
-    accuracy = pd.DataFrame({"tenant_id": ["a"] * 3, "date": pd.to_datetime(["2026-01-01", "2026-01-05", "2026-01-09"]),
-                             "model_name": ["m"] * 3, "model_version": ["1"] * 3, "campaigns": [10, 10, 30],
-                             "mae": [9.0, 0.2, 0.6], "coverage_80": [0.0, 0.8, 0.4]})
+    accuracy = pd.DataFrame(
+        {
+            "tenant_id": ["a"] * 3,
+            "date": pd.to_datetime(["2026-01-01", "2026-01-05", "2026-01-09"]),
+            "model_name": ["m"] * 3,
+            "model_version": ["1"] * 3,
+            "campaigns": [10, 10, 30],
+            "mae": [9.0, 0.2, 0.6],
+            "coverage_80": [0.0, 0.8, 0.4],
+        }
+    )
     recent = M.recent_accuracy(accuracy, 7).iloc[0]
     assert recent["days"] == 2 and np.isclose(recent["mae"], (0.2 * 10 + 0.6 * 30) / 40)
     assert M.accuracy_degraded(0.5, 0.2) == (True, "recent MAE 0.500 > limit 0.300")
@@ -37,11 +57,23 @@ def test_recent_accuracy_and_degradation_limit():
 
 def test_psi_is_small_for_the_same_distribution_and_large_for_a_shifted_one():
     rng = np.random.default_rng(0)
-    train = pd.DataFrame({"x": rng.normal(0, 1, 5000), "y": rng.normal(0, 1, 5000),
-                          "c": rng.choice(["a", "b", "c"], 5000, p=[0.5, 0.3, 0.2])})
-    profile = json.loads(json.dumps(M.feature_profile(train, ["x", "y", "c"])))  # survives the MLflow JSON artifact
-    later = pd.DataFrame({"x": rng.normal(0.8, 1, 2000), "y": rng.normal(0, 1, 2000),
-                          "c": rng.choice(["a", "b", "c", "new"], 2000, p=[0.2, 0.3, 0.2, 0.3])})
+    train = pd.DataFrame(
+        {
+            "x": rng.normal(0, 1, 5000),
+            "y": rng.normal(0, 1, 5000),
+            "c": rng.choice(["a", "b", "c"], 5000, p=[0.5, 0.3, 0.2]),
+        }
+    )
+    profile = json.loads(
+        json.dumps(M.feature_profile(train, ["x", "y", "c"]))
+    )  # survives the MLflow JSON artifact
+    later = pd.DataFrame(
+        {
+            "x": rng.normal(0.8, 1, 2000),
+            "y": rng.normal(0, 1, 2000),
+            "c": rng.choice(["a", "b", "c", "new"], 2000, p=[0.2, 0.3, 0.2, 0.3]),
+        }
+    )
     drift = M.feature_drift(profile, later).set_index("feature")
     assert drift.loc["y", "psi"] < 0.02 and drift.loc["y", "status"] == "ok"
     assert drift.loc["x", "psi"] > 0.25 and drift.loc["x", "status"] == "fail"
@@ -75,5 +107,7 @@ def test_profiles_use_the_recent_training_weeks_and_retraining_needs_broad_drift
     recent = M.reference_rows(train)
     assert len(recent) == M.PROFILE_DAYS and recent["x"].min() == 60 - M.PROFILE_DAYS
     assert M.drift_needs_retraining(pd.Series(["fail", "fail", "fail", "ok", "ok", "ok", "ok", "ok", "warn"]))
-    assert not M.drift_needs_retraining(pd.Series(["fail", "fail", "ok", "ok", "ok", "ok", "ok", "ok", "warn"]))
+    assert not M.drift_needs_retraining(
+        pd.Series(["fail", "fail", "ok", "ok", "ok", "ok", "ok", "ok", "warn"])
+    )
     assert not M.drift_needs_retraining(pd.Series([], dtype=object))

@@ -29,8 +29,13 @@ TENANTS = (
     TenantSpec("steady", "Steady Store", campaigns=32, history_days=72, sessions_per_day=10),
 )
 # From SHIFT_START, "shifted" converts at half the rate, with a strong new weekly swing.
-CONFIG = DemoConfig(end_date=END, seed=3, tenants=TENANTS, bad_row_rate=0.0,
-                    response_shift=ResponseShift("shifted", SHIFT_START, scale=0.5, weekly_amplitude=0.5))
+CONFIG = DemoConfig(
+    end_date=END,
+    seed=3,
+    tenants=TENANTS,
+    bad_row_rate=0.0,
+    response_shift=ResponseShift("shifted", SHIFT_START, scale=0.5, weekly_amplitude=0.5),
+)
 # Small tenants: scaled-down minimums; conversion models are not trained here (too few sessions).
 TRAINING = {"min_campaigns": 20, "min_campaign_days": 30, "min_sessions": 10**9, "holdout_days": 7}
 
@@ -44,8 +49,12 @@ def _write(warehouse, frames, until):
 
 def _train(defs, instance, tenant, **config):
     result = defs.resolve_job_def("train_tenant_models_job").execute_in_process(
-        instance=instance, partition_key=tenant, raise_on_error=False, asset_selection=[dg.AssetKey("roas_model")],
-        run_config={"ops": {"roas_model": {"config": {**TRAINING, **config}}}})
+        instance=instance,
+        partition_key=tenant,
+        raise_on_error=False,
+        asset_selection=[dg.AssetKey("roas_model")],
+        run_config={"ops": {"roas_model": {"config": {**TRAINING, **config}}}},
+    )
     (event,) = result.get_asset_materialization_events()
     return {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
 
@@ -59,7 +68,11 @@ def scenario(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("monitoring")
     warehouse = Warehouse(url=f"sqlite:///{tmp / 'warehouse.db'}")
     registry = ModelRegistry(tracking_uri=f"sqlite:///{tmp / 'mlruns' / 'mlflow.db'}")
-    resources = {"source": SourceDatabase(url=f"sqlite:///{tmp / 'source.db'}"), "warehouse": warehouse, "registry": registry}
+    resources = {
+        "source": SourceDatabase(url=f"sqlite:///{tmp / 'source.db'}"),
+        "warehouse": warehouse,
+        "registry": registry,
+    }
     defs = build_definitions(resources)
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("tenants", ["shifted", "steady"])
@@ -73,10 +86,19 @@ def scenario(tmp_path_factory):
     # The rest of the data lands; a forecast for each of the last days, then monitoring for the last day.
     _write(warehouse, frames, END)
     first, last = END - timedelta(days=8), END - timedelta(days=1)
-    forecasts = dg.materialize([daily_roas_forecasts], resources=resources, instance=instance, tags={
-        ASSET_PARTITION_RANGE_START_TAG: first.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()})
+    forecasts = dg.materialize(
+        [daily_roas_forecasts],
+        resources=resources,
+        instance=instance,
+        tags={
+            ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
+            ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
+        },
+    )
     assert forecasts.success
-    monitoring = execute_daily_range(defs, END.isoformat(), END.isoformat(), instance=instance, job_name="monitoring_job")
+    monitoring = execute_daily_range(
+        defs, END.isoformat(), END.isoformat(), instance=instance, job_name="monitoring_job"
+    )
     assert monitoring.success
     return defs, instance, warehouse, registry, champions, monitoring
 
@@ -95,24 +117,34 @@ def test_accuracy_shows_the_degradation_for_the_shifted_tenant_only(scenario):
     coverage = accuracy.groupby("tenant_id")["coverage_80"].mean()
     assert mae["shifted"] > 2 * mae["steady"], mae
     assert coverage["shifted"] < coverage["steady"], coverage
-    metadata = {e.asset_key.to_user_string(): e.event_specific_data.materialization.metadata
-                for e in monitoring.get_asset_materialization_events()}
+    metadata = {
+        e.asset_key.to_user_string(): e.event_specific_data.materialization.metadata
+        for e in monitoring.get_asset_materialization_events()
+    }
     assert set(metadata["forecast_accuracy"]["degraded"].value) == {"shifted"}
 
     # The same figures are logged to the champion's MLflow monitoring run, one point per day.
     client = registry.client()
     name, version = model_name("roas", "shifted"), champions["shifted"]["version"]
-    (run,) = client.search_runs([registry.experiment_id()], filter_string=(
-        f"tags.monitoring = 'accuracy' and tags.model_name = '{name}' and tags.model_version = '{version}'"))
+    (run,) = client.search_runs(
+        [registry.experiment_id()],
+        filter_string=(
+            f"tags.monitoring = 'accuracy' and tags.model_name = '{name}' and tags.model_version = '{version}'"
+        ),
+    )
     history = client.get_metric_history(run.info.run_id, "live_mae")
     assert len({m.step for m in history}) == len(accuracy[accuracy.tenant_id == "shifted"])
 
     # Idempotent: re-evaluating the same day leaves the same rows.
-    assert execute_daily_range(defs, END.isoformat(), END.isoformat(), instance=instance, job_name="monitoring_job").success
+    assert execute_daily_range(
+        defs, END.isoformat(), END.isoformat(), instance=instance, job_name="monitoring_job"
+    ).success
     again = _read(warehouse, wh.forecast_accuracy)
     assert len(again) == len(accuracy)
-    pd.testing.assert_series_equal(again.sort_values(["tenant_id", "date"])["mae"].reset_index(drop=True),
-                                   accuracy.sort_values(["tenant_id", "date"])["mae"].reset_index(drop=True))
+    pd.testing.assert_series_equal(
+        again.sort_values(["tenant_id", "date"])["mae"].reset_index(drop=True),
+        accuracy.sort_values(["tenant_id", "date"])["mae"].reset_index(drop=True),
+    )
 
 
 def test_drift_fires_on_the_shifted_feature_and_stays_quiet_on_an_unshifted_one(scenario):
@@ -124,11 +156,19 @@ def test_drift_fires_on_the_shifted_feature_and_stays_quiet_on_an_unshifted_one(
     # Who a campaign reaches does not depend on the response curve.
     assert checks["psi_audience_size"].passed is True and checks["psi_platform"].passed is True
     drift = _read(warehouse, wh.feature_drift).set_index(["tenant_id", "feature"])
-    assert drift.loc[("shifted", "roas_7d"), "psi"] > 0.25 and drift.loc[("shifted", "conversion_rate"), "psi"] > 0.25
-    assert drift.loc[("steady", "roas_7d"), "psi"] < 0.25 and drift.loc[("steady", "conversion_rate"), "psi"] < 0.1
+    assert (
+        drift.loc[("shifted", "roas_7d"), "psi"] > 0.25
+        and drift.loc[("shifted", "conversion_rate"), "psi"] > 0.25
+    )
+    assert (
+        drift.loc[("steady", "roas_7d"), "psi"] < 0.25
+        and drift.loc[("steady", "conversion_rate"), "psi"] < 0.1
+    )
     assert drift.loc[("shifted", "audience_size"), "psi"] < 0.1
-    metadata = {e.asset_key.to_user_string(): e.event_specific_data.materialization.metadata
-                for e in monitoring.get_asset_materialization_events()}
+    metadata = {
+        e.asset_key.to_user_string(): e.event_specific_data.materialization.metadata
+        for e in monitoring.get_asset_materialization_events()
+    }
     assert metadata["feature_drift"]["retrain"].value == {"shifted": ["roas"]}
 
 
@@ -137,7 +177,9 @@ def test_the_sensor_retrains_that_tenant_only_and_the_gate_promotes_the_better_m
     sensor = retraining_sensor
     context = dg.build_sensor_context(instance=instance, definitions=defs)
     result = sensor(context)
-    assert [(r.partition_key, r.asset_selection) for r in result.run_requests] == [("shifted", [dg.AssetKey("roas_model")])]
+    assert [(r.partition_key, r.asset_selection) for r in result.run_requests] == [
+        ("shifted", [dg.AssetKey("roas_model")])
+    ]
     # Same signals on the next tick: nothing new is requested.
     again = sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor, definitions=defs))
     assert again.run_requests == []
@@ -145,7 +187,9 @@ def test_the_sensor_retrains_that_tenant_only_and_the_gate_promotes_the_better_m
     # The requested run (on the recent weeks) replaces the degraded champion through the gate.
     (request,) = result.run_requests
     name = model_name("roas", "shifted")
-    retrained = _train(defs, instance, request.partition_key, **request.run_config["ops"]["roas_model"]["config"])
+    retrained = _train(
+        defs, instance, request.partition_key, **request.run_config["ops"]["roas_model"]["config"]
+    )
     assert retrained["gate"].startswith("promote"), retrained["gate"]
     assert retrained["holdout_mae"] < retrained["champion_mae"]
     assert registry.champion_version(name) == retrained["version"] != champions["shifted"]["version"]

@@ -51,21 +51,29 @@ def instance_config(monkeypatch):
 def test_the_instance_file_matches_dagsters_and_the_k8s_launchers_schemas(tmp_path, instance_config):
     shutil.copy(MULTI_MACHINE / "dagster.yaml", tmp_path / "dagster.yaml")
     config, _ = dagster_instance_config(str(tmp_path))
-    assert config["run_launcher"]["module"] == "dagster_k8s" and config["run_launcher"]["class"] == "K8sRunLauncher"
+    assert (
+        config["run_launcher"]["module"] == "dagster_k8s"
+        and config["run_launcher"]["class"] == "K8sRunLauncher"
+    )
     launcher = process_config(K8sRunLauncher.config_type(), instance_config["run_launcher"]["config"])
     assert launcher.success, launcher.errors
     assert launcher.value["job_image"] == "registry.example/stratum-pipeline:1"
     coordinator = instance_config["run_coordinator"]["config"]
-    assert {"key": "tenant", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in coordinator["tag_concurrency_limits"]
+    assert {"key": "tenant", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in coordinator[
+        "tag_concurrency_limits"
+    ]
 
     # The same validation rejects a misspelt setting.
-    wrong = process_config(K8sRunLauncher.config_type(), {**instance_config["run_launcher"]["config"], "job_namespaces": "x"})
+    wrong = process_config(
+        K8sRunLauncher.config_type(), {**instance_config["run_launcher"]["config"], "job_namespaces": "x"}
+    )
     assert not wrong.success
 
 
 @pytest.mark.services
-def test_the_instance_loads_with_postgres_storage_queued_runs_and_the_k8s_launcher(tmp_path, instance_config, pg_databases,
-                                                                                   monkeypatch):
+def test_the_instance_loads_with_postgres_storage_queued_runs_and_the_k8s_launcher(
+    tmp_path, instance_config, pg_databases, monkeypatch
+):
     monkeypatch.setenv("STRATUM_DAGSTER_PG_URL", pg_databases.create("dagster"))
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(KUBECONFIG)
@@ -88,7 +96,11 @@ def test_the_workspace_file_matches_dagsters_schema():
 
 def test_every_job_of_the_k8s_code_location_runs_its_steps_in_kubernetes_jobs(connection_env):
     jobs = [job for job in k8s_defs.resolve_all_job_defs() if not job.name.startswith("__")]
-    assert {job.name for job in jobs} >= {"daily_ingest_job", "train_tenant_models_job", "daily_forecasts_job"}
+    assert {job.name for job in jobs} >= {
+        "daily_ingest_job",
+        "train_tenant_models_job",
+        "daily_forecasts_job",
+    }
     for job in jobs:
         assert job.executor_def.name == "k8s"
         # The configured executor settings resolve against k8s_job_executor's schema (a run needs no executor config).

@@ -34,9 +34,13 @@ def test_a_run_is_recorded_in_postgres_instance_storage(tmp_path, monkeypatch, p
 
     engine = sa.create_engine(storage_url)
     with engine.connect() as conn:
-        status = conn.execute(sa.text("SELECT status FROM runs WHERE run_id = :r"), {"r": run_id}).scalar_one()
+        status = conn.execute(
+            sa.text("SELECT status FROM runs WHERE run_id = :r"), {"r": run_id}
+        ).scalar_one()
         materializations = conn.execute(
-            sa.text("SELECT count(*) FROM event_logs WHERE run_id = :r AND dagster_event_type = 'ASSET_MATERIALIZATION'"),
+            sa.text(
+                "SELECT count(*) FROM event_logs WHERE run_id = :r AND dagster_event_type = 'ASSET_MATERIALIZATION'"
+            ),
             {"r": run_id},
         ).scalar_one()
     engine.dispose()

@@ -15,7 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _config(tenants: int) -> DemoConfig:
-    return DemoConfig.scaled(date(2026, 3, 31), tenants=tenants, campaigns=3, days=20, sessions_per_day=15, bad_row_rate=0.02)
+    return DemoConfig.scaled(
+        date(2026, 3, 31), tenants=tenants, campaigns=3, days=20, sessions_per_day=15, bad_row_rate=0.02
+    )
 
 
 def test_one_chunk_is_exactly_the_whole_generation():
@@ -49,17 +51,34 @@ def test_chunks_cover_every_tenant_with_unique_ids_and_traceable_bad_rows():
 def test_scale_benchmark_reports_every_stage_and_the_run_counts(tmp_path):
     tenants = 2
     completed = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "scale.py"), "--tenants", str(tenants), "--campaigns", "3",
-         "--days", "35", "--sessions-per-day", "15", "--workdir", str(tmp_path)],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "scale.py"),
+            "--tenants",
+            str(tenants),
+            "--campaigns",
+            "3",
+            "--days",
+            "35",
+            "--sessions-per-day",
+            "15",
+            "--workdir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
     )
     out = completed.stdout
     assert completed.returncode == 0, out + completed.stderr
-    report = out[out.index("Scale benchmark:"):]
+    report = out[out.index("Scale benchmark:") :]
     assert "2 tenants x 3 campaigns x 35 days" in report
     for stage in ("(a) daily", "(b) backfill", "(c) train"):
         assert stage in report
-    rows = re.findall(r"^\S*.*?(dagster|plain)\s+([\d.]+)\s+[\d.]+\s+([\d.]+) GiB\s+(\d+|-)\s", report, re.MULTILINE)
+    rows = re.findall(
+        r"^\S*.*?(dagster|plain)\s+([\d.]+)\s+[\d.]+\s+([\d.]+) GiB\s+(\d+|-)\s", report, re.MULTILINE
+    )
     assert [r[0] for r in rows] == ["dagster", "plain"] * 3
     # every plain body of the daily graph and the backfill ran (a failed one would shrink the baseline); at this
     # tiny scale the default ROAS model has too little data in both modes, and the plain detail says so
@@ -68,10 +87,16 @@ def test_scale_benchmark_reports_every_stage_and_the_run_counts(tmp_path):
     assert "step(s) FAILED: roas_default_model (ValueError: too little data" in plain_rows[2]
     assert all(float(seconds) > 0 and 0 < float(gib) < 4 for _, seconds, gib, _ in rows)
     runs = [r[3] for r in rows if r[0] == "dagster"]
-    assert runs == ["3", "2", str(1 + tenants)]  # daily: 3 jobs; backfill: 31 + 4 days; train: default + per tenant
+    assert runs == [
+        "3",
+        "2",
+        str(1 + tenants),
+    ]  # daily: 3 jobs; backfill: 31 + 4 days; train: default + per tenant
     assert len(re.findall(r"overhead ratio dagster/plain: \d+\.\d\d", report)) == 3
-    assert ("backfill runs: 2 run(s) counted in the instance for 35 daily partitions (at most 31 days per run: "
-            "at least 2; one run per day would be 35) MET") in report
+    assert (
+        "backfill runs: 2 run(s) counted in the instance for 35 daily partitions (at most 31 days per run: "
+        "at least 2; one run per day would be 35) MET"
+    ) in report
     assert re.search(r"peak memory <= 4 GiB: [\d.]+ GiB MET", report)
     # the training detail says which tenants the default model serves, in both modes
     assert report.count(f"roas_model: 0 own model(s), {tenants} served by the default") == 2

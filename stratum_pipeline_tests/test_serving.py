@@ -42,7 +42,10 @@ def redis_cache():
 def campaign_row():
     features = model_features()[0]
     row = features[features.tenant_id == "big"].iloc[-1].to_dict()
-    return {k: (v.isoformat() if hasattr(v, "isoformat") else v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+    return {
+        k: (v.isoformat() if hasattr(v, "isoformat") else v.item() if hasattr(v, "item") else v)
+        for k, v in row.items()
+    }
 
 
 class Counting:
@@ -59,7 +62,10 @@ class Counting:
 def counted(service, model_type, tenant):
     model = service._serving(model_type, tenant)
     counter = Counting(model.predictor)
-    service._champions[(model_type, tenant)] = (float("inf"), type(model)(model.name, model.version, counter, model.served_by))
+    service._champions[(model_type, tenant)] = (
+        float("inf"),
+        type(model)(model.name, model.version, counter, model.served_by),
+    )
     return counter
 
 
@@ -71,16 +77,23 @@ def test_predictions_are_cached_with_the_seed_ttls(trained, redis_cache, cache_k
     first = service.get_prediction("roas", campaign_row(), "big")
     second = service.get_prediction("roas", campaign_row(), "big")
     assert first == second and counter.calls == 1
-    assert first["model"] == f"stratum-roas-big:{trained.champion_version('stratum-roas-big')}" and first["served_by"] == "big"
+    assert (
+        first["model"] == f"stratum-roas-big:{trained.champion_version('stratum-roas-big')}"
+        and first["served_by"] == "big"
+    )
     if cache_kind == "redis":
         client = redis.Redis.from_url(REDIS_URL)
         keys = client.keys("stratum:pred:roas:big:*")
         assert len(keys) == 1 and TTL_SECONDS["roas"] - 5 <= client.ttl(keys[0]) <= TTL_SECONDS["roas"]
     fallback = service.get_prediction("roas", {**campaign_row(), "tenant_id": "small"}, "small")
     assert fallback["served_by"] == "default"
-    conversion = service.get_prediction("conversion", {"pages_viewed": 6, "items_in_cart": 1, "device_type": "desktop"}, "big")
+    conversion = service.get_prediction(
+        "conversion", {"pages_viewed": 6, "items_in_cart": 1, "device_type": "desktop"}, "big"
+    )
     assert 0 <= conversion["conversion_probability"] <= 1 and len(conversion["top_factors"]) == 3
-    fatigue = service.get_prediction("fatigue", {"days_active": 50, "frequency": 6.0, "ctr_current": 0.01, "ctr_baseline": 0.02}, "big")
+    fatigue = service.get_prediction(
+        "fatigue", {"days_active": 50, "frequency": 6.0, "ctr_current": 0.01, "ctr_baseline": 0.02}, "big"
+    )
     assert fatigue["fatigue_level"] in {"low", "medium", "high", "critical"}
 
 
@@ -89,8 +102,15 @@ def test_new_champion_and_new_data_invalidate_redis_entries(trained, redis_cache
     row = campaign_row()
     before = service.get_prediction("roas", row, "big")
     campaign = model_features()[0]
-    outcome = train_roas("big", campaign[campaign.tenant_id == "big"], trained, {"test": "new champion"},
-                         DataMinimum(40, 30, 5_000), 7, n_estimators=150)
+    outcome = train_roas(
+        "big",
+        campaign[campaign.tenant_id == "big"],
+        trained,
+        {"test": "new champion"},
+        DataMinimum(40, 30, 5_000),
+        7,
+        n_estimators=150,
+    )
     trained.set_champion(model_name("roas", "big"), outcome.metadata["version"])  # as the gate would
     after = service.get_prediction("roas", row, "big")
     assert after["model"] == f"stratum-roas-big:{outcome.metadata['version']}" != before["model"]
@@ -108,8 +128,22 @@ def test_new_champion_and_new_data_invalidate_redis_entries(trained, redis_cache
 def own_redis(tmp_path):
     """A redis-server of this test's own on a free port (so the test can kill it)."""
     port = free_port()
-    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                               "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     client = redis.Redis(port=port, socket_connect_timeout=0.2)
     deadline = time.monotonic() + 20
     while True:
@@ -129,7 +163,9 @@ def test_redis_going_away_mid_service_serves_uncached_with_a_warning(trained, ow
     service = InferenceService(trained, RedisCache(f"redis://127.0.0.1:{port}/0", timeout_seconds=0.2))
     counter = counted(service, "roas", "big")
     first = service.get_prediction("roas", campaign_row(), "big")
-    assert service.get_prediction("roas", campaign_row(), "big") == first and counter.calls == 1  # cached in Redis
+    assert (
+        service.get_prediction("roas", campaign_row(), "big") == first and counter.calls == 1
+    )  # cached in Redis
     server.kill()
     server.wait()
     started = time.monotonic()
@@ -160,12 +196,17 @@ def test_a_champion_from_an_older_version_is_skipped_for_the_default(trained, ca
     assert own.served_by == "big"
     own.predictor.format_ = own.predictor.FORMAT - 1  # as if pickled before the last feature change
     try:
-        with pytest.raises(RuntimeError, match="incompatible version of stratum-pipeline .* retrain and republish"):
+        with pytest.raises(
+            RuntimeError, match="incompatible version of stratum-pipeline .* retrain and republish"
+        ):
             own.predictor.predict(campaign_row())
         with caplog.at_level(logging.WARNING):
             served = trained.serving_model("roas", "big")
         assert served.served_by == "default" and served.name == model_name("roas", "default")
-        assert "trained by an incompatible version" in caplog.text and "serving tenant 'big' from the default" in caplog.text
+        assert (
+            "trained by an incompatible version" in caplog.text
+            and "serving tenant 'big' from the default" in caplog.text
+        )
         assert served.predictor.predict(campaign_row())["predicted_roas"] > 0
     finally:
         own.predictor.format_ = own.predictor.FORMAT

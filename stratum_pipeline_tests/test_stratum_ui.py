@@ -34,9 +34,24 @@ def test_stratum_ui_serves_dagster_and_mlflow_and_stops_on_a_signal(tmp_path, si
     log = (tmp_path / "ui.log").open("w")
     # started the way a script's background job is: SIGINT ignored
     process = subprocess.Popen(
-        [sys.executable, "-m", "stratum_pipeline.cli", "--home", str(home), "ui", "--port", str(dagster_port),
-         "--mlflow-port", str(mlflow_port)], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        [
+            sys.executable,
+            "-m",
+            "stratum_pipeline.cli",
+            "--home",
+            str(home),
+            "ui",
+            "--port",
+            str(dagster_port),
+            "--mlflow-port",
+            str(mlflow_port),
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
 
     def describe():
         return (tmp_path / "ui.log").read_text()[-3000:]

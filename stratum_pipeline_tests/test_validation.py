@@ -67,7 +67,11 @@ def test_duplicates_keep_the_first_row_and_quarantine_the_copies():
 def test_dates_after_their_recording_or_after_now_are_future():
     frame = campaign_rows(
         recorded_at=[datetime(2026, 2, 26), datetime(2026, 3, 2), datetime(2026, 3, 2)],
-        date=[pd.Timestamp("2026-03-01").date(), pd.Timestamp("2026-03-01").date(), pd.Timestamp("2026-03-20").date()],
+        date=[
+            pd.Timestamp("2026-03-01").date(),
+            pd.Timestamp("2026-03-01").date(),
+            pd.Timestamp("2026-03-20").date(),
+        ],
     )
     result = validate_rows(frame, RULES, NOW)
     assert sorted(result.quarantine["source_id"]) == [1, 3]
@@ -105,7 +109,9 @@ def test_missing_optional_session_signals_are_kept():
 def test_nothing_is_lost(dataset):
     extract = EXTRACTS["raw_campaign_daily"]
     metrics = dataset["campaign_daily_metrics"].rename(columns={"id": "source_id"})
-    metrics = metrics.merge(dataset["campaigns"][["id", "tenant_id"]], left_on="campaign_id", right_on="id").drop(columns="id")
+    metrics = metrics.merge(
+        dataset["campaigns"][["id", "tenant_id"]], left_on="campaign_id", right_on="id"
+    ).drop(columns="id")
     result = validate_rows(metrics, extract.rules, NOW)
     assert len(result.clean) + len(result.quarantine) == len(metrics)
     assert result.reason_counts and all(v > 0 for v in result.reason_counts.values())

@@ -34,15 +34,24 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     f"--window-size={WINDOW['width']},{WINDOW['height']}"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        f"--window-size={WINDOW['width']},{WINDOW['height']}",
+    ):
         options.add_argument(argument)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SE_OFFLINE", "true")  # the system browser and driver only: selenium-manager downloads nothing
+        patch.setenv(
+            "SE_OFFLINE", "true"
+        )  # the system browser and driver only: selenium-manager downloads nothing
         driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     try:
         # The viewport itself 1600x1000 (--window-size counts the window's frame).
-        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {**WINDOW, "deviceScaleFactor": 1, "mobile": False})
+        driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride", {**WINDOW, "deviceScaleFactor": 1, "mobile": False}
+        )
         yield driver
     finally:
         driver.quit()
@@ -68,7 +77,9 @@ def open_page(driver, url: str, ready_xpath: str, timeout: float = 60):
 def save_screenshot(driver, tmp_path: Path, name: str) -> Path:
     from selenium.webdriver.common.by import By
 
-    assert not driver.find_elements(By.XPATH, "//*[text()='Join the Dagster community']"), "a dialog covers the page"
+    assert not driver.find_elements(By.XPATH, "//*[text()='Join the Dagster community']"), (
+        "a dialog covers the page"
+    )
     path = tmp_path / name
     assert driver.save_screenshot(str(path)), f"screenshot {name} not written"
     if os.environ.get("STRATUM_UPDATE_SCREENSHOTS") == "1":
@@ -90,18 +101,27 @@ def test_asset_graph_shows_the_path_from_raw_extracts_to_forecasts(browser, ui, 
     from selenium.webdriver.support.ui import WebDriverWait
 
     nodes = ui.graphql(EDGES_QUERY)["assetNodes"]
-    edges = {(dep["path"][-1], node["assetKey"]["path"][-1]) for node in nodes for dep in node["dependencyKeys"]}
+    edges = {
+        (dep["path"][-1], node["assetKey"]["path"][-1]) for node in nodes for dep in node["dependencyKeys"]
+    }
     assert set(zip(PATH_TO_FORECASTS, PATH_TO_FORECASTS[1:])) <= edges
 
-    open_page(browser, f"{ui.url}/assets/daily_roas_forecasts?view=lineage&lineageScope=upstream&lineageDepth=3",
-              "//*[contains(@class, 'AssetNode_assetName') and text()='raw_campaign_daily']")
+    open_page(
+        browser,
+        f"{ui.url}/assets/daily_roas_forecasts?view=lineage&lineageScope=upstream&lineageDepth=3",
+        "//*[contains(@class, 'AssetNode_assetName') and text()='raw_campaign_daily']",
+    )
     labels = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "[class*='AssetNode_assetName']")]
     missing = [name for name in PATH_TO_FORECASTS if not any(label_shows(label, name) for label in labels)]
     assert not missing, f"asset graph lacks nodes {missing}; it shows {labels}"
     # The models' materialisation status loads after the graph: roas_model (every tenant partition trained) turns green.
-    model_box = ("//*[contains(@class, 'AssetNode_assetName') and text()='roas_model']"
-                 "/ancestor::*[contains(@class, 'AssetNodeBox')][1]")
-    WebDriverWait(browser, 30).until(lambda d: "green" in (d.find_element(By.XPATH, model_box).get_attribute("style") or ""))
+    model_box = (
+        "//*[contains(@class, 'AssetNode_assetName') and text()='roas_model']"
+        "/ancestor::*[contains(@class, 'AssetNodeBox')][1]"
+    )
+    WebDriverWait(browser, 30).until(
+        lambda d: "green" in (d.find_element(By.XPATH, model_box).get_attribute("style") or "")
+    )
     screenshot = save_screenshot(browser, tmp_path, "asset_lineage.png")
     assert screenshot.stat().st_size > 20_000
 
@@ -114,8 +134,11 @@ def test_model_asset_page_shows_its_mlflow_run_and_metrics(browser, ui, tmp_path
     version = registry.client().get_model_version(name, registry.champion_version(name))
     run = registry.client().get_run(version.run_id)
 
-    open_page(browser, f"{ui.url}/assets/roas_model?view=partitions&partition=big",
-              "//td[normalize-space()='holdout_mae']")
+    open_page(
+        browser,
+        f"{ui.url}/assets/roas_model?view=partitions&partition=big",
+        "//td[normalize-space()='holdout_mae']",
+    )
     page = browser.find_element(By.TAG_NAME, "body").text
     assert "mlflow_run" in page and f"runs/{run.info.run_id}" in page.replace("\n", "")
     for metric in ("mae", "r2", "coverage_80"):

@@ -47,7 +47,6 @@ def yesterday_utc() -> date:
     return datetime.now(timezone.utc).date() - timedelta(days=1)
 
 
-
 @dataclasses.dataclass
 class ProjectState:
     root: Path
@@ -76,21 +75,34 @@ def prepare_project(root: Path) -> ProjectState:
     config = dataclasses.replace(MODEL_CONFIG, end_date=day)
     write_source(engine_for(env["STRATUM_SOURCE_URL"]), generate(config))
 
-    defs = build_definitions({
-        "source": SourceDatabase(url=env["STRATUM_SOURCE_URL"]),
-        "warehouse": Warehouse(url=env["STRATUM_WAREHOUSE_URL"]),
-        "registry": ModelRegistry(tracking_uri=env["STRATUM_MLFLOW_TRACKING_URI"]),
-    })
+    defs = build_definitions(
+        {
+            "source": SourceDatabase(url=env["STRATUM_SOURCE_URL"]),
+            "warehouse": Warehouse(url=env["STRATUM_WAREHOUSE_URL"]),
+            "registry": ModelRegistry(tracking_uri=env["STRATUM_MLFLOW_TRACKING_URI"]),
+        }
+    )
     instance = dg.DagsterInstance.from_config(str(home))
     instance.add_dynamic_partitions("tenants", [t.tenant_id for t in config.tenants])
-    steps = [("daily_ingest_job", execute_daily_range(defs, config.start_date.isoformat(), day.isoformat(), instance))]
+    steps = [
+        (
+            "daily_ingest_job",
+            execute_daily_range(defs, config.start_date.isoformat(), day.isoformat(), instance),
+        )
+    ]
     # Lowered minimums (as in test_model_assets): "big" gets models of its own, "small" is served by the default.
     steps.append(("train_default_models_job", train(defs, instance, "train_default_models_job")[0]))
     for tenant in config.tenants:
-        steps.append((f"train_tenant_models_job[{tenant.tenant_id}]",
-                      train(defs, instance, "train_tenant_models_job", tenant.tenant_id)[0]))
+        steps.append(
+            (
+                f"train_tenant_models_job[{tenant.tenant_id}]",
+                train(defs, instance, "train_tenant_models_job", tenant.tenant_id)[0],
+            )
+        )
     for job in ("daily_forecasts_job", "fatigue_scores_job"):
-        steps.append((job, execute_daily_range(defs, day.isoformat(), day.isoformat(), instance, job_name=job)))
+        steps.append(
+            (job, execute_daily_range(defs, day.isoformat(), day.isoformat(), instance, job_name=job))
+        )
     failed = [name for name, result in steps if not result.success]
     if failed:
         raise RuntimeError(f"preparing the webserver's project state failed in {failed}")
@@ -109,7 +121,10 @@ class DagsterWebserver:
         executable = Path(sys.executable).with_name("dagster-webserver")
         self.process = subprocess.Popen(
             [str(executable), "-h", "127.0.0.1", "-p", str(self.port), "-m", "stratum_pipeline.definitions"],
-            env={**os.environ, **project.env}, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, **project.env},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def wait_until_ready(self, timeout: float = 120.0) -> None:
@@ -117,7 +132,9 @@ class DagsterWebserver:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"dagster-webserver exited with {self.process.returncode}:\n{self._log_tail()}")
+                raise RuntimeError(
+                    f"dagster-webserver exited with {self.process.returncode}:\n{self._log_tail()}"
+                )
             try:
                 if requests.get(f"{self.url}/server_info", timeout=2).ok:
                     entries = self.graphql(LOCATION_QUERY)["workspaceOrError"]["locationEntries"]
@@ -129,10 +146,14 @@ class DagsterWebserver:
             except requests.RequestException:
                 pass
             time.sleep(0.5)
-        raise TimeoutError(f"dagster-webserver at {self.url} not ready after {timeout:.0f} s:\n{self._log_tail()}")
+        raise TimeoutError(
+            f"dagster-webserver at {self.url} not ready after {timeout:.0f} s:\n{self._log_tail()}"
+        )
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
-        response = requests.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=30)
+        response = requests.post(
+            f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=30
+        )
         response.raise_for_status()
         body = response.json()
         if body.get("errors"):

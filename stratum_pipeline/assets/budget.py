@@ -64,7 +64,9 @@ def campaign_response_curves(context: dg.AssetExecutionContext, warehouse: Wareh
         for day in pd.date_range(first, last, freq="D"):
             if not (rows["date"] == day).any():
                 continue  # the tenant has no campaign-day on the decision day: nothing to advise
-            curves = fit_tenant_curves(tenant, rows, day.date(), seed=zlib.crc32(f"{tenant}/{day.date()}".encode()))
+            curves = fit_tenant_curves(
+                tenant, rows, day.date(), seed=zlib.crc32(f"{tenant}/{day.date()}".encode())
+            )
             forecast = horizon_forecast(curves, seed=zlib.crc32(f"{tenant}/{day.date()}/h".encode()))
             parts.append(pd.concat([curves.rename(columns={"as_of": "date"}), forecast], axis=1))
         return pd.concat(parts, ignore_index=True) if parts else None
@@ -76,7 +78,9 @@ def campaign_response_curves(context: dg.AssetExecutionContext, warehouse: Wareh
         else pd.DataFrame(columns=[c.name for c in wh.campaign_response_curves.columns])
     )
     frame = frame[[c.name for c in wh.campaign_response_curves.columns]]
-    rows = warehouse.replace_partitions(wh.campaign_response_curves, frame, first, last, tenant_id=tenant_only)
+    rows = warehouse.replace_partitions(
+        wh.campaign_response_curves, frame, first, last, tenant_id=tenant_only
+    )
     sources = frame["curve_source"].value_counts().to_dict() if rows else {}
     return dg.MaterializeResult(
         metadata={

@@ -25,8 +25,16 @@ def alert(context, warehouse, kind: str, tenant: str, summary: str) -> None:
     from stratum_pipeline.alerts import Alert, notifiers, send
 
     try:
-        send(Alert(kind=kind, summary=summary, run_id=context.run_id, job_name=context.job_name,
-                   partition_key=str(tenant)[:128]), notifiers(warehouse))
+        send(
+            Alert(
+                kind=kind,
+                summary=summary,
+                run_id=context.run_id,
+                job_name=context.job_name,
+                partition_key=str(tenant)[:128],
+            ),
+            notifiers(warehouse),
+        )
     except Exception as exc:  # the alert is secondary: the tenant's rows and the metadata still say it
         context.log.warning(f"could not record the {kind} alert for tenant {tenant}: {type(exc).__name__}")
 
@@ -45,9 +53,16 @@ def each_tenant(context, warehouse, frame: pd.DataFrame, work) -> tuple[list, di
             first_error = first_error or exc
             reason = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:300]}"
             failed[tenant] = reason
-            context.log.error(f"tenant {tenant}: {context.asset_key.to_user_string()} skipped its {len(rows)} rows: {reason}")
-            alert(context, warehouse, "tenant_failure", tenant,
-                  f"{context.asset_key.to_user_string()}: tenant {tenant}'s {len(rows)} rows were not written: {reason}")
+            context.log.error(
+                f"tenant {tenant}: {context.asset_key.to_user_string()} skipped its {len(rows)} rows: {reason}"
+            )
+            alert(
+                context,
+                warehouse,
+                "tenant_failure",
+                tenant,
+                f"{context.asset_key.to_user_string()}: tenant {tenant}'s {len(rows)} rows were not written: {reason}",
+            )
             continue
         if result is not None:
             results.append(result)
@@ -82,11 +97,17 @@ def window_metadata(first: date, last: date) -> dict:
 
 def column_schema(table) -> dg.TableSchema:
     """The Dagster column schema of a warehouse table (generated from warehouse_schema, shown in the asset's page)."""
-    return dg.TableSchema(columns=[
-        dg.TableColumn(column.name, str(column.type).lower(), description=column.comment,
-                       constraints=dg.TableColumnConstraints(nullable=bool(column.nullable)))
-        for column in table.columns
-    ])
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                column.name,
+                str(column.type).lower(),
+                description=column.comment,
+                constraints=dg.TableColumnConstraints(nullable=bool(column.nullable)),
+            )
+            for column in table.columns
+        ]
+    )
 
 
 def model_code_version(model_type: str) -> str:
@@ -96,8 +117,11 @@ def model_code_version(model_type: str) -> str:
     from stratum_pipeline.ml.conversion import ConversionPredictor
     from stratum_pipeline.ml.roas import ROASPredictor
 
-    formats = {"roas": ROASPredictor.FORMAT, "conversion": ConversionPredictor.FORMAT,
-               "anomaly_detector": AnomalyDetector.FORMAT}
+    formats = {
+        "roas": ROASPredictor.FORMAT,
+        "conversion": ConversionPredictor.FORMAT,
+        "anomaly_detector": AnomalyDetector.FORMAT,
+    }
     return f"format-{formats[model_type]}"
 
 

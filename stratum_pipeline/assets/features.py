@@ -1,6 +1,5 @@
 """Feature tables: the model inputs, one row per campaign, creative or session and day."""
 
-
 from datetime import timedelta
 
 import dagster as dg
@@ -22,14 +21,22 @@ def _window_dep(asset: str, days: int) -> dg.AssetDep:
     """Depend on the `days`-day window of an upstream daily asset ending on the same day."""
     return dg.AssetDep(
         asset,
-        partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-(days - 1), allow_nonexistent_upstream_partitions=True),
+        partition_mapping=dg.TimeWindowPartitionMapping(
+            start_offset=-(days - 1), allow_nonexistent_upstream_partitions=True
+        ),
     )
 
 
 def _result(frame, rows: int, first, last, names: list[str]) -> dg.MaterializeResult:
     """Row count, a preview and the distribution of each feature in the materialised partition(s)."""
-    return dg.MaterializeResult(metadata={**window_metadata(first, last), "dagster/row_count": rows,
-                                          "preview": preview(frame), "feature_distributions": feature_summary(frame, names)})
+    return dg.MaterializeResult(
+        metadata={
+            **window_metadata(first, last),
+            "dagster/row_count": rows,
+            "preview": preview(frame),
+            "feature_distributions": feature_summary(frame, names),
+        }
+    )
 
 
 FEATURE_ASSET = dict(
@@ -41,15 +48,20 @@ FEATURE_ASSET = dict(
 )
 
 
-@dg.asset(deps=[_window_dep("raw_creative_daily", features.CREATIVE_LOOKBACK_DAYS)], metadata=table_metadata(wh.creative_features),
-          **FEATURE_ASSET)
+@dg.asset(
+    deps=[_window_dep("raw_creative_daily", features.CREATIVE_LOOKBACK_DAYS)],
+    metadata=table_metadata(wh.creative_features),
+    **FEATURE_ASSET,
+)
 def creative_features(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """Fatigue features per creative and day: days active, cumulative frequency, current vs. launch CTR and
     engagement rate, and the resulting 0-100 fatigue score. Feeds the creative-fatigue scores the product
     shows and the ROAS model's creative-fatigue input."""
     first, last = partition_days(context)
     lookback = first - timedelta(days=features.CREATIVE_LOOKBACK_DAYS - 1)
-    frame = features.creative_features(warehouse.read_range(wh.raw_creative_daily, lookback, last), first, last)
+    frame = features.creative_features(
+        warehouse.read_range(wh.raw_creative_daily, lookback, last), first, last
+    )
     rows = warehouse.replace_partitions(wh.creative_features, frame, first, last)
     return _result(frame, rows, first, last, features.FATIGUE_FEATURES)
 

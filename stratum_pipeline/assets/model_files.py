@@ -16,8 +16,12 @@ from stratum_pipeline.partitions import tenant_partitions
 from stratum_pipeline.resources import ModelFiles, ModelRegistry
 from stratum_pipeline.tenancy import DEFAULT_MODEL_OWNER, validate_tenant_id
 
-FILE_ASSET = dict(group_name="model_files", kinds={"joblib"}, owners=["team:ml-engineering"],
-                  automation_condition=dg.AutomationCondition.eager())
+FILE_ASSET = dict(
+    group_name="model_files",
+    kinds={"joblib"},
+    owners=["team:ml-engineering"],
+    automation_condition=dg.AutomationCondition.eager(),
+)
 
 
 def _publish_champion(context, model_files: ModelFiles, registry: ModelRegistry, model_type: str, owner: str):
@@ -27,25 +31,43 @@ def _publish_champion(context, model_files: ModelFiles, registry: ModelRegistry,
     if version is None:
         fallback = model_filename(model_type, DEFAULT_MODEL_OWNER)
         context.log.info(f"{name} has no champion: the backend loads {fallback}")
-        return dg.MaterializeResult(metadata={
-            "model": name, "published": False, "file": str(directory / model_filename(model_type, owner)),
-            "reason": f"no champion of its own: the seed backend falls back to {fallback}"})
-    publication = publish(directory, model_type, owner, name, version, lambda: registry.load_compatible(name, version))
+        return dg.MaterializeResult(
+            metadata={
+                "model": name,
+                "published": False,
+                "file": str(directory / model_filename(model_type, owner)),
+                "reason": f"no champion of its own: the seed backend falls back to {fallback}",
+            }
+        )
+    publication = publish(
+        directory, model_type, owner, name, version, lambda: registry.load_compatible(name, version)
+    )
     verb = "published" if publication.published else "already current:"
     context.log.info(f"{verb} {name} v{version} -> {publication.file}")
-    return dg.MaterializeResult(metadata=publication.metadata(), data_version=dg.DataVersion(f"{name}:{version}"))
+    return dg.MaterializeResult(
+        metadata=publication.metadata(), data_version=dg.DataVersion(f"{name}:{version}")
+    )
 
 
 def tenant_file_asset(model_type: str) -> dg.AssetsDefinition:
     description = (
         f"The tenant's {model_type} champion as `ML_MODELS_PATH/{model_type}_t<tenant>.joblib`, the file the existing "
         "backend's InferenceService loads (joblib.load gives the predictor; .predict(input) answers). Republished "
-        f"only when the champion's version changed; absent while the tenant is served by {model_type}_default.joblib.")
+        f"only when the champion's version changed; absent while the tenant is served by {model_type}_default.joblib."
+    )
 
-    @dg.asset(name=f"{model_type}_model_file", partitions_def=tenant_partitions, deps=[f"{model_type}_model"],
-              description=description, code_version=model_code_version(model_type), **FILE_ASSET)
+    @dg.asset(
+        name=f"{model_type}_model_file",
+        partitions_def=tenant_partitions,
+        deps=[f"{model_type}_model"],
+        description=description,
+        code_version=model_code_version(model_type),
+        **FILE_ASSET,
+    )
     def tenant_file(context: dg.AssetExecutionContext, model_files: ModelFiles, registry: ModelRegistry):
-        return _publish_champion(context, model_files, registry, model_type, validate_tenant_id(context.partition_key))
+        return _publish_champion(
+            context, model_files, registry, model_type, validate_tenant_id(context.partition_key)
+        )
 
     return tenant_file
 
@@ -53,10 +75,16 @@ def tenant_file_asset(model_type: str) -> dg.AssetsDefinition:
 def default_file_asset(model_type: str) -> dg.AssetsDefinition:
     description = (
         f"The global {model_type} champion as ML_MODELS_PATH/{model_type}_default.joblib: what the existing backend "
-        f"loads for every tenant without a {model_type} model of its own. Republished only when the champion changed.")
+        f"loads for every tenant without a {model_type} model of its own. Republished only when the champion changed."
+    )
 
-    @dg.asset(name=f"{model_type}_default_model_file", deps=[f"{model_type}_default_model"],
-              description=description, code_version=model_code_version(model_type), **FILE_ASSET)
+    @dg.asset(
+        name=f"{model_type}_default_model_file",
+        deps=[f"{model_type}_default_model"],
+        description=description,
+        code_version=model_code_version(model_type),
+        **FILE_ASSET,
+    )
     def default_file(context: dg.AssetExecutionContext, model_files: ModelFiles, registry: ModelRegistry):
         return _publish_champion(context, model_files, registry, model_type, DEFAULT_MODEL_OWNER)
 

@@ -41,8 +41,12 @@ GATE_DESCRIPTION = (
 # The Celery executor (deploy/celery) sends the training steps to the workers of the `training` queue; other
 # executors ignore the tag.
 TRAINING_QUEUE = {"dagster-celery/queue": "training"}
-MODEL_ASSET = dict(group_name="models", kinds={"xgboost", "mlflow", "pandas"}, owners=["team:ml-engineering"],
-                   op_tags=TRAINING_QUEUE)
+MODEL_ASSET = dict(
+    group_name="models",
+    kinds={"xgboost", "mlflow", "pandas"},
+    owners=["team:ml-engineering"],
+    op_tags=TRAINING_QUEUE,
+)
 
 
 def _all_days(asset: str) -> dg.AssetDep:
@@ -55,27 +59,46 @@ def _since(warehouse: Warehouse, table, config: TrainingConfig):
 
 
 def run_tags(context, tenant: str, model_type: str) -> dict:
-    return {"dagster_run_id": context.run_id, "dagster_partition": context.partition_key if context.has_partition_key else "",
-            "tenant": tenant, "model_type": model_type}
+    return {
+        "dagster_run_id": context.run_id,
+        "dagster_partition": context.partition_key if context.has_partition_key else "",
+        "tenant": tenant,
+        "model_type": model_type,
+    }
 
 
 def training_result(asset: str, outcome: TrainingOutcome) -> dg.MaterializeResult:
     metadata = readable(dict(outcome.metadata))
     if "mlflow_run" in metadata:
         link = metadata["mlflow_run"]
-        metadata["mlflow_run"] = dg.MetadataValue.url(link) if link.startswith("http") else dg.MetadataValue.text(link)
-    if "holdout_plot" in metadata:  # the picture of the holdout, served by the MLflow UI, shown on the asset's page
+        metadata["mlflow_run"] = (
+            dg.MetadataValue.url(link) if link.startswith("http") else dg.MetadataValue.text(link)
+        )
+    if (
+        "holdout_plot" in metadata
+    ):  # the picture of the holdout, served by the MLflow UI, shown on the asset's page
         url = metadata["holdout_plot"]
-        metadata["holdout_plot"] = dg.MetadataValue.md(f"![holdout of {metadata.get('model')} v{metadata.get('version')}]({url})")
+        metadata["holdout_plot"] = dg.MetadataValue.md(
+            f"![holdout of {metadata.get('model')} v{metadata.get('version')}]({url})"
+        )
     if outcome.decision is None:
-        check = dg.AssetCheckResult(check_name="promotion_gate", asset_key=asset, passed=True,
-                                    metadata={"decision": f"not trained: {metadata.get('reason')}"})
+        check = dg.AssetCheckResult(
+            check_name="promotion_gate",
+            asset_key=asset,
+            passed=True,
+            metadata={"decision": f"not trained: {metadata.get('reason')}"},
+        )
     else:
         check = dg.AssetCheckResult(
-            check_name="promotion_gate", asset_key=asset, passed=outcome.decision.promote,
+            check_name="promotion_gate",
+            asset_key=asset,
+            passed=outcome.decision.promote,
             severity=dg.AssetCheckSeverity.WARN,  # a refusal keeps the champion; it does not fail the run
-            metadata={"decision": outcome.decision.summary, "version": metadata["version"],
-                      "champion_version": str(metadata["champion_version"])},
+            metadata={
+                "decision": outcome.decision.summary,
+                "version": metadata["version"],
+                "champion_version": str(metadata["champion_version"]),
+            },
         )
     return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
@@ -84,8 +107,15 @@ def training_result(asset: str, outcome: TrainingOutcome) -> dg.MaterializeResul
 TRAINING = {"roas": (wh.campaign_features, train_roas), "conversion": (wh.session_features, train_conversion)}
 
 
-def _train_and_gate(context, asset: str, model_type: str, tenant: str, config: TrainingConfig, warehouse: Warehouse,
-                    registry: ModelRegistry) -> dg.MaterializeResult:
+def _train_and_gate(
+    context,
+    asset: str,
+    model_type: str,
+    tenant: str,
+    config: TrainingConfig,
+    warehouse: Warehouse,
+    registry: ModelRegistry,
+) -> dg.MaterializeResult:
     """Train `model_type` for `tenant` (DEFAULT_MODEL_OWNER: on every tenant's rows), register it and run the gate."""
     table, train = TRAINING[model_type]
     registry.check_reachable()  # fail in seconds, not after training, when MLflow is down
@@ -93,15 +123,33 @@ def _train_and_gate(context, asset: str, model_type: str, tenant: str, config: T
     since = _since(warehouse, table, config)
     rows = warehouse.read_tenant(table, owner, since)
     # ROAS learns from normal days: the campaign-days flagged by campaign_anomalies are left out of training.
-    extra = {"anomalies": warehouse.read_tenant(wh.campaign_anomalies, owner, since)} if model_type == "roas" else {}
-    outcome = train(tenant, rows, registry, run_tags(context, tenant, model_type), config.minimum(), config.holdout_days,
-                    **extra)
+    extra = (
+        {"anomalies": warehouse.read_tenant(wh.campaign_anomalies, owner, since)}
+        if model_type == "roas"
+        else {}
+    )
+    outcome = train(
+        tenant,
+        rows,
+        registry,
+        run_tags(context, tenant, model_type),
+        config.minimum(),
+        config.holdout_days,
+        **extra,
+    )
     if outcome.decision is not None and not outcome.decision.promote:
         # a decision, said in one line (no stack trace): the log, the alerts table and the check carry the reason
-        context.log.info(f"{asset} [{tenant}] v{outcome.metadata['version']} not promoted: {outcome.decision.summary}")
-        alert(context, warehouse, "gate_refusal", tenant,
-              f"{asset} v{outcome.metadata['version']} not promoted, champion v{outcome.metadata['champion_version']} "
-              f"stays: {'; '.join(outcome.decision.reasons)}")
+        context.log.info(
+            f"{asset} [{tenant}] v{outcome.metadata['version']} not promoted: {outcome.decision.summary}"
+        )
+        alert(
+            context,
+            warehouse,
+            "gate_refusal",
+            tenant,
+            f"{asset} v{outcome.metadata['version']} not promoted, champion v{outcome.metadata['champion_version']} "
+            f"stays: {'; '.join(outcome.decision.reasons)}",
+        )
     return training_result(asset, outcome)
 
 
@@ -109,45 +157,92 @@ def gate_spec(asset: str) -> list[dg.AssetCheckSpec]:
     return [dg.AssetCheckSpec("promotion_gate", asset=asset, blocking=True, description=GATE_DESCRIPTION)]
 
 
-@dg.asset(partitions_def=tenant_partitions, deps=[_all_days("campaign_features"), _all_days("campaign_anomalies")],
-          check_specs=gate_spec("roas_model"), code_version=model_code_version("roas"), **MODEL_ASSET)
-def roas_model(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: Warehouse, registry: ModelRegistry):
+@dg.asset(
+    partitions_def=tenant_partitions,
+    deps=[_all_days("campaign_features"), _all_days("campaign_anomalies")],
+    check_specs=gate_spec("roas_model"),
+    code_version=model_code_version("roas"),
+    **MODEL_ASSET,
+)
+def roas_model(
+    context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: Warehouse, registry: ModelRegistry
+):
     """The tenant's next-day ROAS model (XGBoost with calibrated 10-90% intervals) in MLflow as
     `stratum-roas-<tenant>`; its 'champion' version serves the tenant's ROAS forecasts and budget advice.
     Trained only on the tenant's own campaigns, without the days campaign_anomalies flagged; below 100 campaigns
     with 30+ days the default model serves."""
-    return _train_and_gate(context, "roas_model", "roas", validate_tenant_id(context.partition_key), config, warehouse, registry)
-
-
-@dg.asset(partitions_def=tenant_partitions, deps=[_all_days("session_features")], check_specs=gate_spec("conversion_model"),
-          code_version=model_code_version("conversion"), **MODEL_ASSET)
-def conversion_model(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: Warehouse, registry: ModelRegistry):
-    """The tenant's session-conversion model (calibrated XGBoost with per-prediction factors) in MLflow as
-    `stratum-conversion-<tenant>`; its 'champion' scores live sessions. Below 10,000 sessions the default serves."""
-    return _train_and_gate(context, "conversion_model", "conversion", validate_tenant_id(context.partition_key), config,
-                           warehouse, registry)
-
-
-@dg.asset(deps=[_all_days("campaign_features"), _all_days("campaign_anomalies")], check_specs=gate_spec("roas_default_model"),
-          code_version=model_code_version("roas"), **MODEL_ASSET)
-def roas_default_model(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: Warehouse, registry: ModelRegistry):
-    """The global ROAS model (stratum-roas-default), trained on every tenant's campaigns: it serves the tenants
-    that have too little data for a model of their own."""
-    return _train_and_gate(context, "roas_default_model", "roas", DEFAULT_MODEL_OWNER, config, warehouse, registry)
-
-
-@dg.asset(deps=[_all_days("session_features")], check_specs=gate_spec("conversion_default_model"),
-          code_version=model_code_version("conversion"), **MODEL_ASSET)
-def conversion_default_model(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: Warehouse, registry: ModelRegistry):
-    """The global conversion model (stratum-conversion-default), trained on every tenant's sessions: it serves
-    the tenants with fewer than 10,000 sessions."""
-    return _train_and_gate(context, "conversion_default_model", "conversion", DEFAULT_MODEL_OWNER, config, warehouse, registry)
+    return _train_and_gate(
+        context, "roas_model", "roas", validate_tenant_id(context.partition_key), config, warehouse, registry
+    )
 
 
 @dg.asset(
-    deps=[_all_days("roas_model"), _all_days("conversion_model"), _all_days("anomaly_detector_model"),
-          "roas_default_model", "conversion_default_model", "anomaly_detector_default_model"],
-    group_name="models", kinds={"mlflow", "pandas"}, owners=["team:ml-engineering"],
+    partitions_def=tenant_partitions,
+    deps=[_all_days("session_features")],
+    check_specs=gate_spec("conversion_model"),
+    code_version=model_code_version("conversion"),
+    **MODEL_ASSET,
+)
+def conversion_model(
+    context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: Warehouse, registry: ModelRegistry
+):
+    """The tenant's session-conversion model (calibrated XGBoost with per-prediction factors) in MLflow as
+    `stratum-conversion-<tenant>`; its 'champion' scores live sessions. Below 10,000 sessions the default serves."""
+    return _train_and_gate(
+        context,
+        "conversion_model",
+        "conversion",
+        validate_tenant_id(context.partition_key),
+        config,
+        warehouse,
+        registry,
+    )
+
+
+@dg.asset(
+    deps=[_all_days("campaign_features"), _all_days("campaign_anomalies")],
+    check_specs=gate_spec("roas_default_model"),
+    code_version=model_code_version("roas"),
+    **MODEL_ASSET,
+)
+def roas_default_model(
+    context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: Warehouse, registry: ModelRegistry
+):
+    """The global ROAS model (stratum-roas-default), trained on every tenant's campaigns: it serves the tenants
+    that have too little data for a model of their own."""
+    return _train_and_gate(
+        context, "roas_default_model", "roas", DEFAULT_MODEL_OWNER, config, warehouse, registry
+    )
+
+
+@dg.asset(
+    deps=[_all_days("session_features")],
+    check_specs=gate_spec("conversion_default_model"),
+    code_version=model_code_version("conversion"),
+    **MODEL_ASSET,
+)
+def conversion_default_model(
+    context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: Warehouse, registry: ModelRegistry
+):
+    """The global conversion model (stratum-conversion-default), trained on every tenant's sessions: it serves
+    the tenants with fewer than 10,000 sessions."""
+    return _train_and_gate(
+        context, "conversion_default_model", "conversion", DEFAULT_MODEL_OWNER, config, warehouse, registry
+    )
+
+
+@dg.asset(
+    deps=[
+        _all_days("roas_model"),
+        _all_days("conversion_model"),
+        _all_days("anomaly_detector_model"),
+        "roas_default_model",
+        "conversion_default_model",
+        "anomaly_detector_default_model",
+    ],
+    group_name="models",
+    kinds={"mlflow", "pandas"},
+    owners=["team:ml-engineering"],
     metadata=table_metadata(wh.model_leaderboard),
     # refreshed by the automation sensor after any training (a tenant never trained does not hold it back)
     automation_condition=dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()),
@@ -161,12 +256,15 @@ def model_leaderboard(context: dg.AssetExecutionContext, warehouse: Warehouse, r
     frame = leaderboard(registry, tenants)
     rows = warehouse.replace_table(wh.model_leaderboard, frame)
     shown = frame.drop(columns=["targets", "updated_at", "mlflow_run"])
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": rows, "tenants": len(tenants),
-        "served_by_default": int((frame["served_by"] == "default").sum()),
-        "missing_targets": int((frame["meets_targets"] == False).sum()),  # noqa: E712 (None is unknown)
-        "leaderboard": dg.MetadataValue.md(shown.to_markdown(index=False)),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": rows,
+            "tenants": len(tenants),
+            "served_by_default": int((frame["served_by"] == "default").sum()),
+            "missing_targets": int((frame["meets_targets"] == False).sum()),  # noqa: E712 (None is unknown)
+            "leaderboard": dg.MetadataValue.md(shown.to_markdown(index=False)),
+        }
+    )
 
 
 tenant_model_assets = [roas_model, conversion_model]

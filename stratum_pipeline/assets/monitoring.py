@@ -29,8 +29,12 @@ MONITORING_ASSET = dict(
 
 
 def _window(asset: str, start_offset: int, end_offset: int = 0) -> dg.AssetDep:
-    return dg.AssetDep(asset, partition_mapping=dg.TimeWindowPartitionMapping(
-        start_offset=start_offset, end_offset=end_offset, allow_nonexistent_upstream_partitions=True))
+    return dg.AssetDep(
+        asset,
+        partition_mapping=dg.TimeWindowPartitionMapping(
+            start_offset=start_offset, end_offset=end_offset, allow_nonexistent_upstream_partitions=True
+        ),
+    )
 
 
 def _md_table(frame: pd.DataFrame) -> dg.MarkdownMetadataValue:
@@ -38,7 +42,10 @@ def _md_table(frame: pd.DataFrame) -> dg.MarkdownMetadataValue:
 
 
 @dg.asset(
-    deps=[_window("daily_roas_forecasts", -ACCURACY_WINDOW_DAYS, -1), _window("campaign_features", -(ACCURACY_WINDOW_DAYS - 1))],
+    deps=[
+        _window("daily_roas_forecasts", -ACCURACY_WINDOW_DAYS, -1),
+        _window("campaign_features", -(ACCURACY_WINDOW_DAYS - 1)),
+    ],
     kinds={"pandas", "mlflow", "sql"},
     metadata=table_metadata(wh.forecast_accuracy),
     **MONITORING_ASSET,
@@ -53,10 +60,14 @@ def forecast_accuracy(context: dg.AssetExecutionContext, warehouse: Warehouse, r
     start = first - timedelta(days=ACCURACY_WINDOW_DAYS - 1)
     forecasts = warehouse.read_range(wh.daily_roas_forecasts, start, last, "forecast_date")
     actuals = M.actual_next_day_roas(warehouse.read_range(wh.campaign_features, start, last))
-    frame = M.forecast_accuracy(forecasts, actuals).assign(evaluated_at=datetime.now(timezone.utc).replace(tzinfo=None))
+    frame = M.forecast_accuracy(forecasts, actuals).assign(
+        evaluated_at=datetime.now(timezone.utc).replace(tzinfo=None)
+    )
     rows = warehouse.replace_partitions(wh.forecast_accuracy, frame, start, last)
 
-    history = warehouse.read_range(wh.forecast_accuracy, last - timedelta(days=ACCURACY_WINDOW_DAYS - 1), last)
+    history = warehouse.read_range(
+        wh.forecast_accuracy, last - timedelta(days=ACCURACY_WINDOW_DAYS - 1), last
+    )
     recent = M.recent_accuracy(history, ACCURACY_WINDOW_DAYS)
     degraded, status = {}, []
     for model in recent.itertuples(index=False):
@@ -66,30 +77,65 @@ def forecast_accuracy(context: dg.AssetExecutionContext, warehouse: Warehouse, r
         if is_degraded:
             # A tenant served by the default model is retrained too: it may have crossed the data minimum.
             degraded[model.tenant_id] = f"{model.model_name} v{model.model_version}: {reason}"
-        status.append({"tenant": model.tenant_id, "model": f"{model.model_name} v{model.model_version}",
-                       "mae_7d": model.mae, "coverage_7d": model.coverage_80, "holdout_mae": holdout,
-                       "degraded": is_degraded, "default_model": served_by_default})
-        daily = frame[(frame.tenant_id == model.tenant_id) & (frame.model_name == model.model_name)
-                      & (frame.model_version == model.model_version)]
-        registry.log_monitoring(model.model_name, model.model_version, model.tenant_id, [
-            (pd.Timestamp(r.date).date(), {"live_mae": r.mae, "live_coverage_80": r.coverage_80, "live_bias": r.bias})
-            for r in daily.itertuples(index=False)])
+        status.append(
+            {
+                "tenant": model.tenant_id,
+                "model": f"{model.model_name} v{model.model_version}",
+                "mae_7d": model.mae,
+                "coverage_7d": model.coverage_80,
+                "holdout_mae": holdout,
+                "degraded": is_degraded,
+                "default_model": served_by_default,
+            }
+        )
+        daily = frame[
+            (frame.tenant_id == model.tenant_id)
+            & (frame.model_name == model.model_name)
+            & (frame.model_version == model.model_version)
+        ]
+        registry.log_monitoring(
+            model.model_name,
+            model.model_version,
+            model.tenant_id,
+            [
+                (
+                    pd.Timestamp(r.date).date(),
+                    {"live_mae": r.mae, "live_coverage_80": r.coverage_80, "live_bias": r.bias},
+                )
+                for r in daily.itertuples(index=False)
+            ],
+        )
     if degraded:
         context.log.warning(f"forecast accuracy degraded: {degraded}")
     per_tenant = {f"mae_7d/{r['tenant']}": dg.MetadataValue.float(float(r["mae_7d"])) for r in status}
-    return dg.MaterializeResult(metadata={
-        **window_metadata(start, last), "dagster/row_count": rows, "preview": preview(frame),
-        "tenants": _md_table(pd.DataFrame(status)), "degraded": dg.MetadataValue.json(degraded), **per_tenant,
-        "dagster/column_lineage": dg.TableColumnLineage({
-            "mae": [dg.TableColumnDep(dg.AssetKey("daily_roas_forecasts"), "predicted_roas"),
-                    dg.TableColumnDep(dg.AssetKey("campaign_features"), "roas")],
-            "coverage_80": [dg.TableColumnDep(dg.AssetKey("daily_roas_forecasts"), "confidence_lower"),
-                            dg.TableColumnDep(dg.AssetKey("daily_roas_forecasts"), "confidence_upper"),
-                            dg.TableColumnDep(dg.AssetKey("campaign_features"), "roas")]}),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            **window_metadata(start, last),
+            "dagster/row_count": rows,
+            "preview": preview(frame),
+            "tenants": _md_table(pd.DataFrame(status)),
+            "degraded": dg.MetadataValue.json(degraded),
+            **per_tenant,
+            "dagster/column_lineage": dg.TableColumnLineage(
+                {
+                    "mae": [
+                        dg.TableColumnDep(dg.AssetKey("daily_roas_forecasts"), "predicted_roas"),
+                        dg.TableColumnDep(dg.AssetKey("campaign_features"), "roas"),
+                    ],
+                    "coverage_80": [
+                        dg.TableColumnDep(dg.AssetKey("daily_roas_forecasts"), "confidence_lower"),
+                        dg.TableColumnDep(dg.AssetKey("daily_roas_forecasts"), "confidence_upper"),
+                        dg.TableColumnDep(dg.AssetKey("campaign_features"), "roas"),
+                    ],
+                }
+            ),
+        }
+    )
 
 
-def _tenant_drift(registry: ModelRegistry, model_type: str, tenant: str, rows: pd.DataFrame, day) -> list[dict]:
+def _tenant_drift(
+    registry: ModelRegistry, model_type: str, tenant: str, rows: pd.DataFrame, day
+) -> list[dict]:
     """PSI rows (and for conversion the calibration row) of one tenant against its own champion, if it has one."""
     name = model_name(model_type, tenant)
     champion = registry.champion_run(name)
@@ -102,16 +148,29 @@ def _tenant_drift(registry: ModelRegistry, model_type: str, tenant: str, rows: p
     if profile is not None:
         out = [{**base, **r} for r in M.feature_drift(profile, rows).to_dict("records")]
     if model_type == "conversion":
-        calibration = M.calibration(registry.load(name, version).predict_proba(rows), rows["converted"].astype(float))
-        out.append({**base, "feature": CALIBRATION, "rate_gap": calibration["rate_gap"], "ece": calibration["ece"],
-                    "rows": calibration["rows"], "status": M.calibration_status(calibration["rate_gap"])})
+        calibration = M.calibration(
+            registry.load(name, version).predict_proba(rows), rows["converted"].astype(float)
+        )
+        out.append(
+            {
+                **base,
+                "feature": CALIBRATION,
+                "rate_gap": calibration["rate_gap"],
+                "ece": calibration["ece"],
+                "rows": calibration["rows"],
+                "status": M.calibration_status(calibration["rate_gap"]),
+            }
+        )
     return out
 
 
 @dg.asset(
-    deps=[_window("campaign_features", -(DRIFT_WINDOW_DAYS - 1)), _window("session_features", -(DRIFT_WINDOW_DAYS - 1)),
-          dg.AssetDep("roas_model", partition_mapping=dg.AllPartitionMapping()),
-          dg.AssetDep("conversion_model", partition_mapping=dg.AllPartitionMapping())],
+    deps=[
+        _window("campaign_features", -(DRIFT_WINDOW_DAYS - 1)),
+        _window("session_features", -(DRIFT_WINDOW_DAYS - 1)),
+        dg.AssetDep("roas_model", partition_mapping=dg.AllPartitionMapping()),
+        dg.AssetDep("conversion_model", partition_mapping=dg.AllPartitionMapping()),
+    ],
     check_specs=drift_check_specs(),
     kinds={"pandas", "mlflow", "sql"},
     metadata=table_metadata(wh.feature_drift),
@@ -126,8 +185,10 @@ def feature_drift(context: dg.AssetExecutionContext, warehouse: Warehouse, regis
     or more of the model's features failing, or its calibration failing)."""
     _, last = partition_days(context)
     start = last - timedelta(days=DRIFT_WINDOW_DAYS - 1)
-    inputs = {"roas": warehouse.read_range(wh.campaign_features, start, last),
-              "conversion": warehouse.read_range(wh.session_features, start, last)}
+    inputs = {
+        "roas": warehouse.read_range(wh.campaign_features, start, last),
+        "conversion": warehouse.read_range(wh.session_features, start, last),
+    }
     records = []
     for model_type, frame in inputs.items():
         for tenant, rows in frame.groupby("tenant_id"):
@@ -140,13 +201,23 @@ def feature_drift(context: dg.AssetExecutionContext, warehouse: Warehouse, regis
         features = group[group["feature"] != CALIBRATION]
         calibration_failed = (group.loc[group["feature"] == CALIBRATION, "status"] == "fail").any()
         if M.drift_needs_retraining(features["status"]) or calibration_failed:
-            retrain.setdefault(tenant, []).append("conversion" if name.startswith("stratum-conversion-") else "roas")
+            retrain.setdefault(tenant, []).append(
+                "conversion" if name.startswith("stratum-conversion-") else "roas"
+            )
     if retrain:
         context.log.warning(f"broad feature drift or calibration failure, retraining requested: {retrain}")
     return dg.MaterializeResult(
-        metadata={**window_metadata(start, last), "dagster/row_count": rows, "preview": preview(drift),
-                  "not_ok": _md_table(drift[drift["status"] != "ok"][["tenant_id", "model_name", "feature", "psi", "rate_gap", "status"]]),
-                  "retrain": dg.MetadataValue.json(retrain)},
+        metadata={
+            **window_metadata(start, last),
+            "dagster/row_count": rows,
+            "preview": preview(drift),
+            "not_ok": _md_table(
+                drift[drift["status"] != "ok"][
+                    ["tenant_id", "model_name", "feature", "psi", "rate_gap", "status"]
+                ]
+            ),
+            "retrain": dg.MetadataValue.json(retrain),
+        },
         check_results=drift_check_results(drift),
     )
 

@@ -4,7 +4,6 @@ Clean rows land in `raw_*`; every rejected row lands in `raw_*_quarantine` with 
 partition it belongs to. Both tables are replaced for the materialised days, so re-running is safe.
 """
 
-
 import dagster as dg
 import pandas as pd
 
@@ -22,10 +21,14 @@ from stratum_pipeline.storage.validation import validate_rows
 # (`is_transient`, by the driver's SQLSTATE and message). Any other error - a database or host that does not
 # exist, a refused login, a bug, a schema change, bad data - would fail the same way again, so it fails the
 # step at once with its one line (`_not_retryable`).
-SOURCE_RETRY_POLICY = dg.RetryPolicy(max_retries=3, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+SOURCE_RETRY_POLICY = dg.RetryPolicy(
+    max_retries=3, delay=15, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
 
 
-def build_raw_extract(extract: Extract, retry_policy: dg.RetryPolicy = SOURCE_RETRY_POLICY) -> dg.AssetsDefinition:
+def build_raw_extract(
+    extract: Extract, retry_policy: dg.RetryPolicy = SOURCE_RETRY_POLICY
+) -> dg.AssetsDefinition:
     @dg.asset(
         name=extract.name,
         description=extract.description,
@@ -49,11 +52,16 @@ def build_raw_extract(extract: Extract, retry_policy: dg.RetryPolicy = SOURCE_RE
         first, last = partition_days(context)
         frame = source.read(extract.query(naive_utc(first), naive_utc(last) + pd.Timedelta(days=1)))
         result = validate_rows(frame, extract.rules)
-        clean = result.clean.assign(date=pd.to_datetime(result.clean[extract.rules.partition_column]).dt.normalize())
+        clean = result.clean.assign(
+            date=pd.to_datetime(result.clean[extract.rules.partition_column]).dt.normalize()
+        )
         rows, quarantined = warehouse.replace_partitions_together(
-            [(extract.table, clean, "date"),
-             (extract.quarantine, result.quarantine.assign(run_id=context.run_id), "partition_date")],
-            first, last,
+            [
+                (extract.table, clean, "date"),
+                (extract.quarantine, result.quarantine.assign(run_id=context.run_id), "partition_date"),
+            ],
+            first,
+            last,
         )
         if quarantined:
             context.log.warning(f"{quarantined} of {len(frame)} rows quarantined: {result.reason_counts}")
@@ -75,8 +83,11 @@ def _not_retryable(extract: Extract, exc: Exception) -> dg.Failure:
     """A failure the retry policy does not repeat, naming the extract and the error in one line."""
     cause = getattr(exc, "orig", None) or exc  # a driver's own message, not SQLAlchemy's wrapping
     first_line = (str(cause).strip().splitlines() or [""])[0].split(" (Background on this error at:")[0]
-    return dg.Failure(description=f"{extract.name} failed (not a database outage, so not retried): "
-                                  f"{type(cause).__name__}: {first_line}", allow_retries=False)
+    return dg.Failure(
+        description=f"{extract.name} failed (not a database outage, so not retried): "
+        f"{type(cause).__name__}: {first_line}",
+        allow_retries=False,
+    )
 
 
 raw_campaign_daily = build_raw_extract(EXTRACTS["raw_campaign_daily"])

@@ -58,11 +58,16 @@ publish_default_model_files_job = dg.define_asset_job(
 # event-match quality.
 daily_forecasts_job = dg.define_asset_job(
     name="daily_forecasts_job",
-    selection=dg.AssetSelection.assets("daily_roas_forecasts", "campaign_response_curves", "budget_scenarios",
-                                       "budget_allocations", "event_match_quality"),
+    selection=dg.AssetSelection.assets(
+        "daily_roas_forecasts",
+        "campaign_response_curves",
+        "budget_scenarios",
+        "budget_allocations",
+        "event_match_quality",
+    ),
     partitions_def=daily_partitions,
     description="Forecast every active campaign, fit its response curve, simulate its budget scenarios, re-split "
-                "each tenant's budget and score event-match quality for a day.",
+    "each tenant's budget and score event-match quality for a day.",
 )
 
 # Campaign anomalies at 02:30 for yesterday: critical ones reach the alerts table the same morning.
@@ -78,13 +83,18 @@ train_anomaly_detectors_job = dg.define_asset_job(
     name="train_anomaly_detectors_job",
     selection=dg.AssetSelection.assets("anomaly_detector_model", "anomaly_detector_model_file"),
     partitions_def=tenant_partitions,
-    config=dg.PartitionedConfig(partitions_def=tenant_partitions, run_config_for_partition_key_fn=lambda _key: {},
-                                tags_for_partition_key_fn=tenant_run_tags),
+    config=dg.PartitionedConfig(
+        partitions_def=tenant_partitions,
+        run_config_for_partition_key_fn=lambda _key: {},
+        tags_for_partition_key_fn=tenant_run_tags,
+    ),
     description="Fit, register, gate and publish a tenant's campaign anomaly detector (`anomaly_detector_t<tenant>.joblib`).",
 )
 train_default_anomaly_detector_job = dg.define_asset_job(
     name="train_default_anomaly_detector_job",
-    selection=dg.AssetSelection.assets("anomaly_detector_default_model", "anomaly_detector_default_model_file"),
+    selection=dg.AssetSelection.assets(
+        "anomaly_detector_default_model", "anomaly_detector_default_model_file"
+    ),
     description="Fit, register, gate and publish the default anomaly detector (anomaly_detector_default.joblib).",
 )
 

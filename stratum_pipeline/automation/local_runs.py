@@ -51,12 +51,18 @@ def execute_tenant_job(
     """Run a tenant-partitioned job for one tenant (or an unpartitioned job with `tenant=None`) in process;
     failures are in the result, not raised."""
     return defs.resolve_job_def(job_name).execute_in_process(
-        instance=instance, partition_key=tenant, raise_on_error=False, run_config={**QUIET, **(run_config or {})})
+        instance=instance,
+        partition_key=tenant,
+        raise_on_error=False,
+        run_config={**QUIET, **(run_config or {})},
+    )
 
 
 def check_evaluations(result: dg.ExecuteInProcessResult) -> list[dg.AssetCheckEvaluation]:
     """Every asset check evaluated in the run, in order."""
-    return [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    return [
+        e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
 
 
 def checks_by_name(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
@@ -66,8 +72,12 @@ def checks_by_name(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheck
 
 def materialized(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
     """The metadata values of each asset the run materialised, by asset key (the last one per key)."""
-    return {e.asset_key.to_user_string(): {k: v.value for k, v in e.event_specific_data.materialization.metadata.items()}
-            for e in result.get_asset_materialization_events()}
+    return {
+        e.asset_key.to_user_string(): {
+            k: v.value for k, v in e.event_specific_data.materialization.metadata.items()
+        }
+        for e in result.get_asset_materialization_events()
+    }
 
 
 @dataclass(frozen=True)
@@ -84,7 +94,9 @@ class RunSummary:
     def of(cls, results: Iterable[dg.ExecuteInProcessResult]) -> RunSummary:
         results = list(results)
         evaluations = [e for r in results for e in check_evaluations(r)]
-        failed = tuple(e.step_key for r in results for e in r.all_events if e.event_type_value == "STEP_FAILURE")
+        failed = tuple(
+            e.step_key for r in results for e in r.all_events if e.event_type_value == "STEP_FAILURE"
+        )
         passed = sum(1 for e in evaluations if e.passed)
         return cls(len(results), all(r.success for r in results), passed, len(evaluations) - passed, failed)
 

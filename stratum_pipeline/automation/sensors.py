@@ -15,14 +15,18 @@ from stratum_pipeline.storage.database import describe_url
 from stratum_pipeline.tenancy import DEFAULT_MODEL_OWNER, InvalidTenantId, validate_tenant_id
 
 
-@dg.sensor(job=train_tenant_models_job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(
+    job=train_tenant_models_job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING
+)
 def tenant_sync_sensor(context: dg.SensorEvaluationContext, source: SourceDatabase) -> dg.SensorResult:
     """Keep the `tenants` partitions in step with the source `tenants` table: a new tenant becomes a partition
     and gets a first training run of its models. Ids outside the safe character set are skipped and logged.
     A source without a `tenants` table yet (e.g. `stratum ui` before `stratum demo`) is a skipped tick."""
     if not sa.inspect(source.engine).has_table(source_schema.tenants.name):
-        return dg.SkipReason(f"the source database {describe_url(source.url)} has no tenants table yet "
-                             "(run `stratum demo`, or point STRATUM_SOURCE_URL at the backend's database)")
+        return dg.SkipReason(
+            f"the source database {describe_url(source.url)} has no tenants table yet "
+            "(run `stratum demo`, or point STRATUM_SOURCE_URL at the backend's database)"
+        )
     ids = source.read(sa.select(source_schema.tenants.c.id))["id"].tolist()
     valid, rejected = [], []
     for tenant_id in ids:
@@ -59,14 +63,22 @@ def _models_to_retrain(asset: str, value) -> dict[str, set[str]]:
     its signal goes to the default model, under the default owner."""
     if asset == "forecast_accuracy":  # {tenant: "<model> v<version>: reason"}: the ROAS model
         default = f"{model_name('roas', DEFAULT_MODEL_OWNER)} v"
-        return {(DEFAULT_MODEL_OWNER if str(reason).startswith(default) else tenant):
-                {"roas_default_model" if str(reason).startswith(default) else "roas_model"}
-                for tenant, reason in value.items()}
-    return {tenant: {f"{kind}_model" for kind in kinds} for tenant, kinds in value.items()}  # {tenant: [roas, conversion]}
+        return {
+            (DEFAULT_MODEL_OWNER if str(reason).startswith(default) else tenant): {
+                "roas_default_model" if str(reason).startswith(default) else "roas_model"
+            }
+            for tenant, reason in value.items()
+        }
+    return {
+        tenant: {f"{kind}_model" for kind in kinds} for tenant, kinds in value.items()
+    }  # {tenant: [roas, conversion]}
 
 
-@dg.sensor(jobs=[train_tenant_models_job, train_default_models_job], minimum_interval_seconds=300,
-           default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(
+    jobs=[train_tenant_models_job, train_default_models_job],
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
 def retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     """Retrain exactly the affected tenant's model when `forecast_accuracy` reports its accuracy degraded or
     `feature_drift` reports a drift failure: one run of that tenant's partition of `roas_model` and/or
@@ -95,27 +107,45 @@ def retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         episodes[asset] = sorted(f"{tenant}/{model}" for tenant, models in named.items() for model in models)
         for tenant, models in named.items():
             if tenant != DEFAULT_MODEL_OWNER and tenant not in known:
-                context.log.warning(f"{asset} names tenant {tenant!r}, which is not a registered tenant: skipped")
+                context.log.warning(
+                    f"{asset} names tenant {tenant!r}, which is not a registered tenant: skipped"
+                )
                 continue
-            new = {m for m in models if f"{tenant}/{m}" not in open_before}  # a continuing episode asks nothing
+            new = {
+                m for m in models if f"{tenant}/{m}" not in open_before
+            }  # a continuing episode asks nothing
             if new:
                 wanted.setdefault(tenant, set()).update(new)
                 reasons.setdefault(tenant, []).append(f"{asset}@{event.storage_id}")
-    requests = [_retrain_request(tenant, models, reasons[tenant]) for tenant, models in sorted(wanted.items())]
-    return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor),
-                           skip_reason=None if requests else "no new degradation episode since the last tick")
+    requests = [
+        _retrain_request(tenant, models, reasons[tenant]) for tenant, models in sorted(wanted.items())
+    ]
+    return dg.SensorResult(
+        run_requests=requests,
+        cursor=json.dumps(cursor),
+        skip_reason=None if requests else "no new degradation episode since the last tick",
+    )
 
 
 def _retrain_request(tenant: str, models: set[str], reasons: list[str]) -> dg.RunRequest:
     key = f"retrain-{tenant}-{'-'.join(sorted(models))}-{'-'.join(reasons)}"
     tags = {"stratum/trigger": ", ".join(reasons)}
     if tenant == DEFAULT_MODEL_OWNER:
-        return dg.RunRequest(job_name=train_default_models_job.name,
-                             asset_selection=[dg.AssetKey(m) for m in sorted(models)], run_key=key, tags=tags)
+        return dg.RunRequest(
+            job_name=train_default_models_job.name,
+            asset_selection=[dg.AssetKey(m) for m in sorted(models)],
+            run_key=key,
+            tags=tags,
+        )
     config = {"ops": {"roas_model": {"config": {"training_window_days": DEGRADATION_RETRAIN_WINDOW_DAYS}}}}
-    return dg.RunRequest(job_name=train_tenant_models_job.name, partition_key=tenant,
-                         asset_selection=[dg.AssetKey(m) for m in sorted(models)],
-                         run_config=config if "roas_model" in models else None, run_key=key, tags=tags)
+    return dg.RunRequest(
+        job_name=train_tenant_models_job.name,
+        partition_key=tenant,
+        asset_selection=[dg.AssetKey(m) for m in sorted(models)],
+        run_config=config if "roas_model" in models else None,
+        run_key=key,
+        tags=tags,
+    )
 
 
 # --- alerts on failed runs ---------------------------------------------------------------------
@@ -125,7 +155,10 @@ def _partition(run: dg.DagsterRun) -> str | None:
     tags = run.tags
     if "dagster/partition" in tags:
         return tags["dagster/partition"]
-    start, end = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
+    start, end = (
+        tags.get("dagster/asset_partition_range_start"),
+        tags.get("dagster/asset_partition_range_end"),
+    )
     return f"{start}..{end}" if start else None
 
 
@@ -138,8 +171,11 @@ def _root_cause(error) -> str:
 
 def failure_summary(context: dg.RunFailureSensorContext) -> str:
     """The failed steps and their first error lines, or the run's failure message."""
-    steps = [f"{e.step_key}: {_root_cause(e.event_specific_data.error)}"
-             for e in context.get_step_failure_events() if e.event_specific_data and e.event_specific_data.error]
+    steps = [
+        f"{e.step_key}: {_root_cause(e.event_specific_data.error)}"
+        for e in context.get_step_failure_events()
+        if e.event_specific_data and e.event_specific_data.error
+    ]
     return "; ".join(steps) if steps else (context.failure_event.message or "run failed")
 
 
@@ -148,8 +184,16 @@ def run_failure_alerts(context: dg.RunFailureSensorContext, warehouse: Warehouse
     """Every failed run becomes an alert (run id, job, partition or tenant, error summary, time) sent to every
     configured notifier: today the warehouse `alerts` table; Slack or e-mail are one more `Notifier`."""
     run = context.dagster_run
-    send(Alert(kind="run_failure", summary=failure_summary(context), run_id=run.run_id, job_name=run.job_name,
-               partition_key=_partition(run)), notifiers(warehouse))
+    send(
+        Alert(
+            kind="run_failure",
+            summary=failure_summary(context),
+            run_id=run.run_id,
+            job_name=run.job_name,
+            partition_key=_partition(run),
+        ),
+        notifiers(warehouse),
+    )
 
 
 # The model-file assets and the model leaderboard are eager: this sensor is what evaluates their conditions. It
@@ -162,5 +206,5 @@ model_automation = dg.AutomationConditionSensorDefinition(
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
     description="Republishes a model file after its model asset materialised (the file assets' eager condition; "
-                "a run whose champion is unchanged writes nothing) and refreshes model_leaderboard after any training.",
+    "a run whose champion is unchanged writes nothing) and refreshes model_leaderboard after any training.",
 )

@@ -10,7 +10,6 @@ looks broken) it fails with ERROR and blocks. Feature contract: schema, unique k
 raw extract.
 """
 
-
 from datetime import date, timedelta
 
 import dagster as dg
@@ -31,7 +30,10 @@ NOISE_SIGMAS = 2.0  # ...widened by Poisson noise (2 sqrt(previous)) so small te
 
 
 def _schema(table: sa.Table) -> ExpectationSpec:
-    return ("ExpectTableColumnsToMatchSet", {"column_set": [c.name for c in table.columns], "exact_match": True})
+    return (
+        "ExpectTableColumnsToMatchSet",
+        {"column_set": [c.name for c in table.columns], "exact_match": True},
+    )
 
 
 def _unique(columns: tuple[str, ...]) -> ExpectationSpec:
@@ -45,7 +47,10 @@ def raw_row_expectations(extract: Extract) -> list[ExpectationSpec]:
     specs = [_schema(extract.table), _unique(rules.key)]
     specs += [("ExpectColumnValuesToNotBeNull", {"column": c}) for c in rules.required]
     specs += [("ExpectColumnValuesToBeBetween", {"column": c, "min_value": 0}) for c in rules.non_negative]
-    specs += [("ExpectColumnValuesToBeInSet", {"column": c, "value_set": list(v)}) for c, v in rules.allowed_values.items()]
+    specs += [
+        ("ExpectColumnValuesToBeInSet", {"column": c, "value_set": list(v)})
+        for c, v in rules.allowed_values.items()
+    ]
     specs += [
         ("ExpectColumnPairValuesAToBeGreaterThanB", {"column_A": b, "column_B": a, "or_equal": True})
         for a, b in rules.not_greater
@@ -54,9 +59,18 @@ def raw_row_expectations(extract: Extract) -> list[ExpectationSpec]:
 
 
 VOLUME_EXPECTATIONS: list[ExpectationSpec] = [
-    ("ExpectColumnPairValuesAToBeGreaterThanB", {"column_A": "quarantine_limit", "column_B": "quarantined", "or_equal": True}),
-    ("ExpectColumnPairValuesAToBeGreaterThanB", {"column_A": "rows", "column_B": "min_expected_rows", "or_equal": True}),
-    ("ExpectColumnPairValuesAToBeGreaterThanB", {"column_A": "max_expected_rows", "column_B": "rows", "or_equal": True}),
+    (
+        "ExpectColumnPairValuesAToBeGreaterThanB",
+        {"column_A": "quarantine_limit", "column_B": "quarantined", "or_equal": True},
+    ),
+    (
+        "ExpectColumnPairValuesAToBeGreaterThanB",
+        {"column_A": "rows", "column_B": "min_expected_rows", "or_equal": True},
+    ),
+    (
+        "ExpectColumnPairValuesAToBeGreaterThanB",
+        {"column_A": "max_expected_rows", "column_B": "rows", "or_equal": True},
+    ),
 ]
 
 
@@ -72,7 +86,9 @@ def _with_limits(frame: pd.DataFrame, previous: np.ndarray) -> pd.DataFrame:
     noise = NOISE_SIGMAS * np.sqrt(previous)
     frame["min_expected_rows"] = np.maximum(0, np.floor(DAY_OVER_DAY_RATIO[0] * previous - noise))
     frame["max_expected_rows"] = np.where(
-        previous > 0, np.ceil(DAY_OVER_DAY_RATIO[1] * previous + noise + QUARANTINE_ALLOWANCE), np.iinfo(np.int64).max
+        previous > 0,
+        np.ceil(DAY_OVER_DAY_RATIO[1] * previous + noise + QUARANTINE_ALLOWANCE),
+        np.iinfo(np.int64).max,
     )
     return frame
 
@@ -85,15 +101,20 @@ def tenant_daily_volume(warehouse: Warehouse, extract: Extract, first: date, las
     rejected = warehouse.daily_tenant_counts(extract.quarantine, first, last, "partition_date")
     tenants = sorted(set(clean["tenant_id"]) | set(rejected["tenant_id"]))
     grid = pd.MultiIndex.from_product([tenants, days], names=["tenant_id", "day"])
-    frame = pd.DataFrame({
-        "rows": clean.set_index(["tenant_id", "day"])["rows"].reindex(grid, fill_value=0),
-        "quarantined": rejected.set_index(["tenant_id", "day"])["rows"].reindex(grid, fill_value=0),
-    }).reset_index()
+    frame = pd.DataFrame(
+        {
+            "rows": clean.set_index(["tenant_id", "day"])["rows"].reindex(grid, fill_value=0),
+            "quarantined": rejected.set_index(["tenant_id", "day"])["rows"].reindex(grid, fill_value=0),
+        }
+    ).reset_index()
     previous = frame.groupby("tenant_id")["rows"].shift(1).fillna(0).to_numpy()
     frame = _with_limits(frame.assign(previous_rows=previous.astype("int64")), previous)
     frame = frame[frame["day"] > days[0]].reset_index(drop=True)
-    frame["failing"] = (frame["quarantined"] > frame["quarantine_limit"]) | (frame["rows"] < frame["min_expected_rows"]) \
+    frame["failing"] = (
+        (frame["quarantined"] > frame["quarantine_limit"])
+        | (frame["rows"] < frame["min_expected_rows"])
         | (frame["rows"] > frame["max_expected_rows"])
+    )
     return frame[["day", "tenant_id", *[c for c in frame.columns if c not in ("day", "tenant_id")]]]
 
 
@@ -108,13 +129,18 @@ def volume_severity(volume: pd.DataFrame) -> tuple[dg.AssetCheckSeverity | None,
     whichever is larger): the extract itself looks broken. WARN (does not block): a minority of the volume
     fails - one tenant's bad data does not stop the others.
     """
-    failing = {str(day): sorted(rows.loc[rows["failing"], "tenant_id"]) for day, rows in volume.groupby("day")
-               if rows["failing"].any()}
+    failing = {
+        str(day): sorted(rows.loc[rows["failing"], "tenant_id"])
+        for day, rows in volume.groupby("day")
+        if rows["failing"].any()
+    }
     if not failing:
         return None, {}
     weight = np.maximum(volume["previous_rows"], volume["rows"] + volume["quarantined"]).clip(lower=1)
     share = (weight * volume["failing"]).groupby(volume["day"]).sum() / weight.groupby(volume["day"]).sum()
-    return (dg.AssetCheckSeverity.ERROR if (share > BROKEN_EXTRACT_SHARE).any() else dg.AssetCheckSeverity.WARN), failing
+    return (
+        dg.AssetCheckSeverity.ERROR if (share > BROKEN_EXTRACT_SHARE).any() else dg.AssetCheckSeverity.WARN
+    ), failing
 
 
 def _result(outcomes: dict[str, object], extra: dict) -> dg.AssetCheckResult:
@@ -148,11 +174,19 @@ def build_raw_contract_check(extract: Extract) -> dg.AssetChecksDefinition:
         }
         severity, failing = volume_severity(volume)
         shown = volume[volume["failing"]] if failing else volume.head(0)
-        result = _result(outcomes, {"rows_checked": len(rows), "tenants_over_limits": dg.MetadataValue.json(failing),
-                                    "failing_tenant_days": dg.MetadataValue.md(shown.head(50).to_markdown(index=False))})
+        result = _result(
+            outcomes,
+            {
+                "rows_checked": len(rows),
+                "tenants_over_limits": dg.MetadataValue.json(failing),
+                "failing_tenant_days": dg.MetadataValue.md(shown.head(50).to_markdown(index=False)),
+            },
+        )
         if outcomes["rows"].success and severity == dg.AssetCheckSeverity.WARN:
             # Only some tenants' volumes are off: warn (non-blocking), the other tenants' features go ahead.
-            return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN, metadata=result.metadata)
+            return dg.AssetCheckResult(
+                passed=False, severity=dg.AssetCheckSeverity.WARN, metadata=result.metadata
+            )
         return result
 
     return _raw_contract
@@ -163,26 +197,54 @@ FEATURE_CONTRACTS = {
         table=wh.campaign_features,
         key=("campaign_id", "date"),
         upstream=wh.raw_campaign_daily,
-        ranges={"roas_7d": (0, None), "roas_30d": (0, None), "roas_3d": (0, None), "roas_14d": (0, None), "spend_velocity": (0, None), "spend_vs_3d": (0, 3 + 1e-9), "spend_vs_7d": (0, 7 + 1e-9), "spend_vs_30d": (0, 30 + 1e-9), "ctr": (0, 1),
-                "conversion_rate": (0, None), "impressions_growth": (-1, None), "day_of_week": (0, 6),
-                "season": (1, 4), "day_of_quarter": (0, 91), "creative_fatigue": (0, 100), "history_days": (1, 30),
-                "conversions_30d": (0, None)},
+        ranges={
+            "roas_7d": (0, None),
+            "roas_30d": (0, None),
+            "roas_3d": (0, None),
+            "roas_14d": (0, None),
+            "spend_velocity": (0, None),
+            "spend_vs_3d": (0, 3 + 1e-9),
+            "spend_vs_7d": (0, 7 + 1e-9),
+            "spend_vs_30d": (0, 30 + 1e-9),
+            "ctr": (0, 1),
+            "conversion_rate": (0, None),
+            "impressions_growth": (-1, None),
+            "day_of_week": (0, 6),
+            "season": (1, 4),
+            "day_of_quarter": (0, 91),
+            "creative_fatigue": (0, 100),
+            "history_days": (1, 30),
+            "conversions_30d": (0, None),
+        },
         not_null=("tenant_id", "campaign_id", "platform", "day_of_week", "season"),
     ),
     "creative_features": dict(
         table=wh.creative_features,
         key=("creative_id", "date"),
         upstream=wh.raw_creative_daily,
-        ranges={"days_active": (1, None), "frequency": (0, None), "ctr_current": (0, 1), "ctr_baseline": (0, 1),
-                "engagement_rate_current": (0, 1), "engagement_rate_baseline": (0, 1), "fatigue_score": (0, 100)},
+        ranges={
+            "days_active": (1, None),
+            "frequency": (0, None),
+            "ctr_current": (0, 1),
+            "ctr_baseline": (0, 1),
+            "engagement_rate_current": (0, 1),
+            "engagement_rate_baseline": (0, 1),
+            "fatigue_score": (0, 100),
+        },
         not_null=("tenant_id", "campaign_id", "creative_id", "days_active", "fatigue_score"),
     ),
     "session_features": dict(
         table=wh.session_features,
         key=("session_id",),
         upstream=wh.raw_sessions,
-        ranges={"session_duration": (0, 4 * 3600), "pages_viewed": (0, None), "cart_value": (0, None),
-                "items_in_cart": (0, None), "time_since_last_visit": (0, None), "previous_purchases": (0, None)},
+        ranges={
+            "session_duration": (0, 4 * 3600),
+            "pages_viewed": (0, None),
+            "cart_value": (0, None),
+            "items_in_cart": (0, None),
+            "time_since_last_visit": (0, None),
+            "previous_purchases": (0, None),
+        },
         not_null=("tenant_id", "session_id", "converted"),
     ),
 }
@@ -206,7 +268,9 @@ def build_feature_contract_check(asset_name: str, contract: dict) -> dg.AssetChe
         description=f"GX suite on {asset_name}: schema, unique {'/'.join(contract['key'])}, value ranges, and one "
         f"feature row per clean {contract['upstream'].name} row.",
     )
-    def _feature_contract(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+    def _feature_contract(
+        context: dg.AssetCheckExecutionContext, warehouse: Warehouse
+    ) -> dg.AssetCheckResult:
         first, last = partition_days(context)
         rows = warehouse.read_range(contract["table"], first, last)
         counts = pd.DataFrame(
@@ -219,8 +283,14 @@ def build_feature_contract_check(asset_name: str, contract: dict) -> dg.AssetChe
         outcomes = {
             "rows": validate_frame(rows, f"{asset_name}_rows", feature_expectations(contract)),
             "completeness": validate_frame(
-                counts, f"{asset_name}_completeness",
-                [("ExpectColumnValuesToBeBetween", {"column": "missing_rows", "min_value": 0, "max_value": 0})],
+                counts,
+                f"{asset_name}_completeness",
+                [
+                    (
+                        "ExpectColumnValuesToBeBetween",
+                        {"column": "missing_rows", "min_value": 0, "max_value": 0},
+                    )
+                ],
             ),
         }
         return _result(outcomes, {"rows_checked": len(rows)})

@@ -30,37 +30,65 @@ def check_name(feature: str) -> str:
 
 def drift_check_specs() -> list[dg.AssetCheckSpec]:
     specs = [
-        dg.AssetCheckSpec(check_name(feature), asset=ASSET, description=(
-            f"{model_type} feature {feature}: PSI between each tenant's champion training data and the latest week; "
-            f"warns above {PSI_WARN}, errors above {PSI_FAIL}"))
-        for model_type, features in DRIFT_FEATURES.items() for feature in features
+        dg.AssetCheckSpec(
+            check_name(feature),
+            asset=ASSET,
+            description=(
+                f"{model_type} feature {feature}: PSI between each tenant's champion training data and the latest week; "
+                f"warns above {PSI_WARN}, errors above {PSI_FAIL}"
+            ),
+        )
+        for model_type, features in DRIFT_FEATURES.items()
+        for feature in features
     ]
-    specs.append(dg.AssetCheckSpec(CALIBRATION, asset=ASSET, description=(
-        "Predicted vs observed conversion rate of each tenant's champion conversion model on the latest week's sessions; "
-        f"warns above a {CALIBRATION_WARN:.0%} gap, errors above {CALIBRATION_FAIL:.0%}")))
+    specs.append(
+        dg.AssetCheckSpec(
+            CALIBRATION,
+            asset=ASSET,
+            description=(
+                "Predicted vs observed conversion rate of each tenant's champion conversion model on the latest week's sessions; "
+                f"warns above a {CALIBRATION_WARN:.0%} gap, errors above {CALIBRATION_FAIL:.0%}"
+            ),
+        )
+    )
     return specs
 
 
 def _result(name: str, rows: pd.DataFrame, value_column: str) -> dg.AssetCheckResult:
     if rows.empty:
-        return dg.AssetCheckResult(check_name=name, asset_key=ASSET, passed=True,
-                                   metadata={"tenants": 0, "note": "no tenant with a champion of its own and enough rows"})
+        return dg.AssetCheckResult(
+            check_name=name,
+            asset_key=ASSET,
+            passed=True,
+            metadata={"tenants": 0, "note": "no tenant with a champion of its own and enough rows"},
+        )
     worst = rows.loc[rows[value_column].abs().idxmax()]
     statuses = set(rows["status"])
     status = "fail" if "fail" in statuses else "warn" if "warn" in statuses else "ok"
-    by_tenant = {r.tenant_id: {"value": round(float(getattr(r, value_column)), 4), "status": r.status}
-                 for r in rows.itertuples(index=False)}
+    by_tenant = {
+        r.tenant_id: {"value": round(float(getattr(r, value_column)), 4), "status": r.status}
+        for r in rows.itertuples(index=False)
+    }
     return dg.AssetCheckResult(
-        check_name=name, asset_key=ASSET, passed=status == "ok",
+        check_name=name,
+        asset_key=ASSET,
+        passed=status == "ok",
         severity=SEVERITY.get(status, dg.AssetCheckSeverity.WARN),
-        metadata={"worst_tenant": str(worst["tenant_id"]), f"worst_{value_column}": float(worst[value_column]),
-                  "status": status, "tenants": dg.MetadataValue.json(by_tenant)},
+        metadata={
+            "worst_tenant": str(worst["tenant_id"]),
+            f"worst_{value_column}": float(worst[value_column]),
+            "status": status,
+            "tenants": dg.MetadataValue.json(by_tenant),
+        },
     )
 
 
 def drift_check_results(drift: pd.DataFrame) -> list[dg.AssetCheckResult]:
     """One result per spec from the `feature_drift` rows of the evaluated day."""
-    results = [_result(check_name(feature), drift[drift["feature"] == feature], "psi")
-               for features in DRIFT_FEATURES.values() for feature in features]
+    results = [
+        _result(check_name(feature), drift[drift["feature"] == feature], "psi")
+        for features in DRIFT_FEATURES.values()
+        for feature in features
+    ]
     results.append(_result(CALIBRATION, drift[drift["feature"] == CALIBRATION], "rate_gap"))
     return results

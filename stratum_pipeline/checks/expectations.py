@@ -27,7 +27,11 @@ class SuiteOutcome:
     failures: list[dict]
 
     def metadata(self) -> dict:
-        return {"expectations_evaluated": self.evaluated, "expectations_failed": len(self.failures), "failures": self.failures}
+        return {
+            "expectations_evaluated": self.evaluated,
+            "expectations_failed": len(self.failures),
+            "failures": self.failures,
+        }
 
 
 @functools.lru_cache(maxsize=1)
@@ -47,7 +51,8 @@ def validate_frame(frame: pd.DataFrame, suite_name: str, expectations: list[Expe
     import great_expectations as gx
 
     suite = gx.ExpectationSuite(
-        name=suite_name, expectations=[getattr(gx.expectations, kind)(**kwargs) for kind, kwargs in expectations]
+        name=suite_name,
+        expectations=[getattr(gx.expectations, kind)(**kwargs) for kind, kwargs in expectations],
     )
     batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
     result = batch.validate(suite, result_format=RESULT_FORMAT)

@@ -23,10 +23,14 @@ def product_freshness_policy() -> dg.FreshnessPolicy:
 def build_product_freshness(assets: Sequence) -> tuple[list[dg.AssetChecksDefinition], dg.SensorDefinition]:
     """Last-update checks of `assets` and the sensor that evaluates them between runs (a table that silently
     stops updating fails its check)."""
-    with warnings.catch_warnings():  # "superseded" by FreshnessPolicy, which we set too; the checks stay testable
+    with (
+        warnings.catch_warnings()
+    ):  # "superseded" by FreshnessPolicy, which we set too; the checks stay testable
         warnings.simplefilter("ignore")
         checks = dg.build_last_update_freshness_checks(
-            assets=assets, lower_bound_delta=PRODUCT_FRESHNESS, severity=dg.AssetCheckSeverity.ERROR)
+            assets=assets, lower_bound_delta=PRODUCT_FRESHNESS, severity=dg.AssetCheckSeverity.ERROR
+        )
         sensor = dg.build_sensor_for_freshness_checks(
-            freshness_checks=checks, default_status=dg.DefaultSensorStatus.RUNNING)
+            freshness_checks=checks, default_status=dg.DefaultSensorStatus.RUNNING
+        )
     return list(checks), sensor

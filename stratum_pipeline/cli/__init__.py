@@ -9,6 +9,7 @@ default in `embedded.py`.
 The embedded default keeps everything under --home (default ./.stratum): source.db, warehouse.db
 and dagster_home/. Variables already set in the environment (e.g. PostgreSQL URLs) win.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,31 +50,53 @@ def _parse_date(text: str) -> date:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stratum", description="Stratum Pipeline: the ML engine as a Dagster project.")
-    parser.add_argument("--home", default=DEFAULT_HOME, help="folder of the embedded default (default: .stratum)")
-    parser.add_argument("--debug", action="store_true", help="on failure, print the full traceback, not one line")
+    parser = argparse.ArgumentParser(
+        prog="stratum", description="Stratum Pipeline: the ML engine as a Dagster project."
+    )
+    parser.add_argument(
+        "--home", default=DEFAULT_HOME, help="folder of the embedded default (default: .stratum)"
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="on failure, print the full traceback, not one line"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="generate demo data and materialise the graph (embedded default)")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--end-date", type=_parse_date, help="last day of data (default: yesterday, UTC)")
-    demo.add_argument("--bad-row-rate", type=float, default=0.002, help="share of injected bad rows (default 0.002)")
-    demo.add_argument("--tenants", type=int, help="scaled data: this many identical tenants instead of the demo four")
-    demo.add_argument("--campaigns", type=int, default=50, help="campaigns per tenant with --tenants (default 50)")
+    demo.add_argument(
+        "--bad-row-rate", type=float, default=0.002, help="share of injected bad rows (default 0.002)"
+    )
+    demo.add_argument(
+        "--tenants", type=int, help="scaled data: this many identical tenants instead of the demo four"
+    )
+    demo.add_argument(
+        "--campaigns", type=int, default=50, help="campaigns per tenant with --tenants (default 50)"
+    )
     demo.add_argument("--days", type=int, default=365, help="days of history with --tenants (default 365)")
-    demo.add_argument("--noise", choices=("low", "realistic"), default="low",
-                      help="low: the textbook world (default); realistic: low volumes, overdispersed counts, zero-revenue "
-                           "days, heavy-tailed orders, adstock, abrupt budget changes")
+    demo.add_argument(
+        "--noise",
+        choices=("low", "realistic"),
+        default="low",
+        help="low: the textbook world (default); realistic: low volumes, overdispersed counts, zero-revenue "
+        "days, heavy-tailed orders, adstock, abrupt budget changes",
+    )
     demo.set_defaults(func=cmd_demo)
 
     ui = sub.add_parser("ui", help="run `dagster dev` on the same instance and databases")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
-    ui.add_argument("--mlflow-port", type=int, default=5000,
-                    help="port of the `mlflow ui` started beside it for a local MLflow store (0: none)")
+    ui.add_argument(
+        "--mlflow-port",
+        type=int,
+        default=5000,
+        help="port of the `mlflow ui` started beside it for a local MLflow store (0: none)",
+    )
     ui.set_defaults(func=cmd_ui)
 
-    predict = sub.add_parser("predict", help="a prediction from the tenant's serving model (JSON in, JSON out)")
+    predict = sub.add_parser(
+        "predict", help="a prediction from the tenant's serving model (JSON in, JSON out)"
+    )
     predict.add_argument("model_type", choices=["roas", "conversion", "fatigue"])
     predict.add_argument("--tenant", required=True)
     predict.add_argument("json", nargs="?", help="the input as JSON (default: read stdin)")
@@ -86,18 +109,36 @@ def build_parser() -> argparse.ArgumentParser:
     anomalies.set_defaults(func=cmd_anomalies)
 
     simulate = sub.add_parser("simulate", help="Monte Carlo budget scenarios for a campaign")
-    simulate.add_argument("json", nargs="?", help="a campaign, {campaign, scenarios, days, iterations, seed}, or the "
-                          "seed's request {campaign_id, base_budget, scenarios, time_horizon_days, simulations}")
+    simulate.add_argument(
+        "json",
+        nargs="?",
+        help="a campaign, {campaign, scenarios, days, iterations, seed}, or the "
+        "seed's request {campaign_id, base_budget, scenarios, time_horizon_days, simulations}",
+    )
     simulate.add_argument("--tenant", default=None, help="the tenant of the seed request's campaign_id")
     simulate.set_defaults(func=cmd_simulate)
 
-    allocate = sub.add_parser("allocate", help="re-split a tenant's daily budget across its campaigns (response curves)")
+    allocate = sub.add_parser(
+        "allocate", help="re-split a tenant's daily budget across its campaigns (response curves)"
+    )
     allocate.add_argument("--tenant", required=True)
-    allocate.add_argument("--total", type=float, default=None, help="total daily budget (default: today's total)")
-    allocate.add_argument("--bounds", type=float, nargs=2, default=(0.5, 2.0), metavar=("LOW", "HIGH"),
-                          help="each campaign's budget within LOW x-HIGH x today's (default 0.5 2.0)")
-    allocate.add_argument("--target-marginal-roas", type=float, default=None,
-                          help="instead of a total: scale each campaign until its marginal ROAS falls to this")
+    allocate.add_argument(
+        "--total", type=float, default=None, help="total daily budget (default: today's total)"
+    )
+    allocate.add_argument(
+        "--bounds",
+        type=float,
+        nargs=2,
+        default=(0.5, 2.0),
+        metavar=("LOW", "HIGH"),
+        help="each campaign's budget within LOW x-HIGH x today's (default 0.5 2.0)",
+    )
+    allocate.add_argument(
+        "--target-marginal-roas",
+        type=float,
+        default=None,
+        help="instead of a total: scale each campaign until its marginal ROAS falls to this",
+    )
     allocate.set_defaults(func=cmd_allocate)
 
     fatigue = sub.add_parser("fatigue", help="fatigue score of one creative")
@@ -109,7 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     emq.add_argument("json", nargs="?")
     emq.set_defaults(func=cmd_emq)
 
-    cadence = sub.add_parser("cadence", help="switch a tenant to weekly retraining (busy periods) or back to monthly")
+    cadence = sub.add_parser(
+        "cadence", help="switch a tenant to weekly retraining (busy periods) or back to monthly"
+    )
     cadence.add_argument("tenant")
     cadence.add_argument("cadence", choices=["monthly", "weekly"])
     cadence.set_defaults(func=cmd_cadence)
@@ -141,7 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # an outage, a bad URL, an unknown host...: one line unless --debug
         if args.debug:
             raise
-        print(f"stratum: {args.command} failed: {describe_error(exc)} (--debug shows the traceback)", file=sys.stderr)
+        print(
+            f"stratum: {args.command} failed: {describe_error(exc)} (--debug shows the traceback)",
+            file=sys.stderr,
+        )
         return 2
 
 
@@ -160,4 +206,3 @@ def describe_error(exc: BaseException) -> str:
     message = _one_line(str(cause)) or type(cause).__name__
     message = message.split(" (Background on this error at:")[0]
     return f"{type(cause).__name__}: {message}"
-

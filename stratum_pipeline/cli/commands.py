@@ -48,13 +48,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from stratum_pipeline.demo.run import DemoOptions, run_demo
 
     end_date = args.end_date or (datetime.now(timezone.utc).date() - timedelta(days=1))
-    options = DemoOptions(end_date=end_date, seed=args.seed, bad_row_rate=args.bad_row_rate, noise=args.noise,
-                          tenants=args.tenants, campaigns=args.campaigns, days=args.days)
+    options = DemoOptions(
+        end_date=end_date,
+        seed=args.seed,
+        bad_row_rate=args.bad_row_rate,
+        noise=args.noise,
+        tenants=args.tenants,
+        campaigns=args.campaigns,
+        days=args.days,
+    )
     ok = run_demo(options, env, _say, orphaned)
     _say("")
     _say("Open the Dagster UI on the same instance and databases:")
     _say(f"  stratum --home {args.home} ui")
-    _say(f"  (or: eval \"$(stratum --home {args.home} env)\"; dagster dev -m stratum_pipeline.definitions)")
+    _say(f'  (or: eval "$(stratum --home {args.home} env)"; dagster dev -m stratum_pipeline.definitions)')
     return 0 if ok else 1
 
 
@@ -94,7 +101,9 @@ def _service():
 
     def tenant_exists(tenant: str) -> bool:
         try:
-            found = source.read(sa.select(source_schema.tenants.c.id).where(source_schema.tenants.c.id == tenant))
+            found = source.read(
+                sa.select(source_schema.tenants.c.id).where(source_schema.tenants.c.id == tenant)
+            )
         except sa.exc.SQLAlchemyError as exc:
             raise Fail(f"cannot read tenants from the source database: {type(exc).__name__}") from None
         return len(found) > 0
@@ -102,9 +111,14 @@ def _service():
     from stratum_pipeline.serving.vertex import remote_from_settings
 
     registry = ModelRegistry(tracking_uri=settings.mlflow_tracking_uri)
-    return InferenceService(registry, cache_from_url(settings.redis_url), tenant_exists,
-                            remote=remote_from_settings(settings), remote_fallback=settings.vertex_fallback == "local",
-                            warehouse_url=settings.warehouse_url)
+    return InferenceService(
+        registry,
+        cache_from_url(settings.redis_url),
+        tenant_exists,
+        remote=remote_from_settings(settings),
+        remote_fallback=settings.vertex_fallback == "local",
+        warehouse_url=settings.warehouse_url,
+    )
 
 
 def _quietly():
@@ -147,19 +161,30 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     payload = _read_json(args.json)
     if not isinstance(payload, dict):
-        raise Fail("input must be a JSON object: a campaign, {campaign, scenarios, days, iterations, seed}, "
-                    "or the seed's request {campaign_id, base_budget, scenarios, time_horizon_days, simulations}")
+        raise Fail(
+            "input must be a JSON object: a campaign, {campaign, scenarios, days, iterations, seed}, "
+            "or the seed's request {campaign_id, base_budget, scenarios, time_horizon_days, simulations}"
+        )
     seed_request = "base_budget" in payload
     campaign = payload if seed_request else payload.get("campaign", payload)
-    if seed_request and not any(k in payload for k in ("response_curve", "roas", "predicted_roas")) \
-            and payload.get("campaign_id") is not None:
+    if (
+        seed_request
+        and not any(k in payload for k in ("response_curve", "roas", "predicted_roas"))
+        and payload.get("campaign_id") is not None
+    ):
         campaign = {**payload, "response_curve": _campaign_curve(args, payload["campaign_id"])}
     try:
         if seed_request:
             return _print_json(BudgetSimulator().simulate(campaign, seed=payload.get("seed")))
-        return _print_json(BudgetSimulator().simulate(
-            campaign, payload.get("scenarios"), payload.get("days", 30), payload.get("iterations", 1000),
-            payload.get("seed")))
+        return _print_json(
+            BudgetSimulator().simulate(
+                campaign,
+                payload.get("scenarios"),
+                payload.get("days", 30),
+                payload.get("iterations", 1000),
+                payload.get("seed"),
+            )
+        )
     except (SimulationInputError, TypeError, ValueError) as exc:
         raise Fail(str(exc)) from None
 
@@ -173,14 +198,18 @@ def _campaign_curve(args: argparse.Namespace, campaign_id) -> dict:
 
     store = curves_from_env()
     if store is None:
-        raise Fail("the seed's request names a campaign: set STRATUM_WAREHOUSE_URL to read its response curve")
+        raise Fail(
+            "the seed's request names a campaign: set STRATUM_WAREHOUSE_URL to read its response curve"
+        )
     try:
         curve = store.campaign(campaign_id, args.tenant)
     except sa.exc.SQLAlchemyError as exc:
         raise Fail(f"cannot read campaign_response_curves from the warehouse: {type(exc).__name__}") from None
     if curve is None:
-        raise Fail(f"no response curve for campaign {campaign_id!r}: materialise campaign_response_curves first, "
-                    "or give its roas")
+        raise Fail(
+            f"no response curve for campaign {campaign_id!r}: materialise campaign_response_curves first, "
+            "or give its roas"
+        )
     return curve
 
 
@@ -194,7 +223,9 @@ def cmd_allocate(args: argparse.Namespace) -> int:
 
     service = InferenceService(registry=_NoRegistry(), curves=curves_from_env())
     try:
-        return _print_json(service.allocate(args.tenant, args.total, tuple(args.bounds), args.target_marginal_roas))
+        return _print_json(
+            service.allocate(args.tenant, args.total, tuple(args.bounds), args.target_marginal_roas)
+        )
     except PredictionError as exc:
         raise Fail(str(exc)) from None
     except sa.exc.SQLAlchemyError as exc:
@@ -246,10 +277,30 @@ def cmd_ui(args: argparse.Namespace) -> int:
     if args.mlflow_port and tracking.startswith("sqlite:///"):
         if os.environ.get(Env.MLFLOW_UI_URL) == embedded_environment(Path(args.home))[Env.MLFLOW_UI_URL]:
             os.environ[Env.MLFLOW_UI_URL] = f"http://{args.host}:{args.mlflow_port}"  # not set by the caller
-        commands.append([str(bin_dir / "mlflow"), "ui", "--backend-store-uri", tracking, "--host", args.host,
-                         "--port", str(args.mlflow_port)])
-    commands.append([str(bin_dir / "dagster"), "dev", "-m", "stratum_pipeline.definitions", "-h", args.host,
-                     "-p", str(args.port)])
+        commands.append(
+            [
+                str(bin_dir / "mlflow"),
+                "ui",
+                "--backend-store-uri",
+                tracking,
+                "--host",
+                args.host,
+                "--port",
+                str(args.mlflow_port),
+            ]
+        )
+    commands.append(
+        [
+            str(bin_dir / "dagster"),
+            "dev",
+            "-m",
+            "stratum_pipeline.definitions",
+            "-h",
+            args.host,
+            "-p",
+            str(args.port),
+        ]
+    )
 
     def default_signals():  # in the child: Ctrl-C and SIGTERM behave normally even if we were started ignoring them
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -294,7 +345,8 @@ def cmd_cadence(args: argparse.Namespace) -> int:
     except InvalidTenantId as exc:
         raise Fail(str(exc)) from None
     found = SourceDatabase(url=settings.source_url).read(
-        sa.select(source_schema.tenants.c.id).where(source_schema.tenants.c.id == tenant))
+        sa.select(source_schema.tenants.c.id).where(source_schema.tenants.c.id == tenant)
+    )
     if not len(found):
         raise Fail(f"unknown tenant {tenant!r}: it is not in the source database's tenants")
     Warehouse(url=settings.warehouse_url).set_retraining_cadence(tenant, args.cadence)
@@ -320,4 +372,3 @@ def cmd_env(args: argparse.Namespace) -> int:
     for key, value in settings.describe().items():
         print(f"#   {key}={value}")
     return 0
-

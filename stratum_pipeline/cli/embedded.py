@@ -28,8 +28,15 @@ def embedded_environment(home: Path) -> dict[str, str]:
 
 
 # Variables the commands read: set but empty is an error (never "the current folder" or an empty URL).
-CHECKED_VARIABLES = (Env.SOURCE_URL, Env.WAREHOUSE_URL, Env.DAGSTER_HOME, Env.MLFLOW_TRACKING_URI,
-                     Env.MODELS_PATH, Env.REDIS_URL, Env.DAGSTER_PG_URL)
+CHECKED_VARIABLES = (
+    Env.SOURCE_URL,
+    Env.WAREHOUSE_URL,
+    Env.DAGSTER_HOME,
+    Env.MLFLOW_TRACKING_URI,
+    Env.MODELS_PATH,
+    Env.REDIS_URL,
+    Env.DAGSTER_PG_URL,
+)
 
 
 # The embedded Dagster instance: SQLite storage and local artifacts under the state folder's dagster_home,
@@ -75,11 +82,21 @@ def fail_orphaned_runs(home: Path) -> list[str]:
     import dagster as dg
 
     instance = dg.DagsterInstance.get()
-    orphaned = instance.get_runs(filters=dg.RunsFilter(statuses=[
-        dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]))
+    orphaned = instance.get_runs(
+        filters=dg.RunsFilter(
+            statuses=[
+                dg.DagsterRunStatus.STARTING,
+                dg.DagsterRunStatus.STARTED,
+                dg.DagsterRunStatus.CANCELING,
+            ]
+        )
+    )
     for run in orphaned:
-        instance.report_run_failed(run, "the process running it ended without finishing (killed); found by "
-                                        "the next stratum demo or ui on this folder")
+        instance.report_run_failed(
+            run,
+            "the process running it ended without finishing (killed); found by "
+            "the next stratum demo or ui on this folder",
+        )
     return [run.run_id for run in orphaned]
 
 
@@ -133,9 +150,10 @@ def lock_home(home: Path, command: str) -> int:
     except BlockingIOError:
         holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
         os.close(fd)
-        raise Fail(f"another stratum demo or ui is using {home} ({holder}): wait for it to finish or use another --home")
+        raise Fail(
+            f"another stratum demo or ui is using {home} ({holder}): wait for it to finish or use another --home"
+        )
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"stratum {command}, pid {os.getpid()}".encode(), 0)
     _held_locks[home] = fd
     return fd
-

@@ -34,7 +34,9 @@ from stratum_pipeline.tenancy import TENANT_SCOPE_TAG, validate_tenant_id
 GRAPHQL_URL_VARIABLE = Env.DAGSTER_GRAPHQL_URL
 DEFAULT_GRAPHQL_URL = "http://127.0.0.1:3000"
 # roas_model is partitioned by the dynamic "tenants" set: its partition keys are the registered tenants.
-TENANTS_QUERY = '{ assetNodeOrError(assetKey: {path: ["roas_model"]}) { __typename ... on AssetNode { partitionKeys } } }'
+TENANTS_QUERY = (
+    '{ assetNodeOrError(assetKey: {path: ["roas_model"]}) { __typename ... on AssetNode { partitionKeys } } }'
+)
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 # The seed's beat tasks (app.workers.tasks.<name>) and the Dagster job each one starts.
 BEAT_TASK_JOBS = {
@@ -64,9 +66,16 @@ def graphql_client() -> DagsterGraphQLClient:
     url = os.environ.get(GRAPHQL_URL_VARIABLE, DEFAULT_GRAPHQL_URL)
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{GRAPHQL_URL_VARIABLE}={url!r} is not an http(s)://host[:port] URL of the Dagster webserver")
-    return DagsterGraphQLClient(parts.hostname, port_number=parts.port, use_https=parts.scheme == "https",
-                                path_prefix=parts.path.rstrip("/"), timeout=60)
+        raise ValueError(
+            f"{GRAPHQL_URL_VARIABLE}={url!r} is not an http(s)://host[:port] URL of the Dagster webserver"
+        )
+    return DagsterGraphQLClient(
+        parts.hostname,
+        port_number=parts.port,
+        use_https=parts.scheme == "https",
+        path_prefix=parts.path.rstrip("/"),
+        timeout=60,
+    )
 
 
 def _call(action: str, fn, *args, **kwargs):
@@ -75,14 +84,17 @@ def _call(action: str, fn, *args, **kwargs):
     except DagsterGraphQLClientError as exc:
         url = os.environ.get(GRAPHQL_URL_VARIABLE, DEFAULT_GRAPHQL_URL)
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DagsterUnavailable(f"could not {action} on the Dagster webserver at {url} ({GRAPHQL_URL_VARIABLE}): "
-                                 f"{first_line}") from exc
+        raise DagsterUnavailable(
+            f"could not {action} on the Dagster webserver at {url} ({GRAPHQL_URL_VARIABLE}): {first_line}"
+        ) from exc
 
 
 def registered_tenants(client: DagsterGraphQLClient) -> list[str]:
     result = _call("list the tenants", client._execute, TENANTS_QUERY)["assetNodeOrError"]
     if result["__typename"] != "AssetNode":
-        raise DagsterUnavailable(f"the Dagster webserver does not serve stratum_pipeline's roas_model ({result['__typename']})")
+        raise DagsterUnavailable(
+            f"the Dagster webserver does not serve stratum_pipeline's roas_model ({result['__typename']})"
+        )
     return result["partitionKeys"]
 
 
@@ -91,8 +103,9 @@ def yesterday_partition() -> str:
     return (datetime.now(timezone.utc).date() - timedelta(days=1)).isoformat()
 
 
-def launch(job_name: str, tenant_id: str | int | None = None, partition: str | None = None,
-           partitioned: bool = True) -> str:
+def launch(
+    job_name: str, tenant_id: str | int | None = None, partition: str | None = None, partitioned: bool = True
+) -> str:
     """Submit `job_name` for a daily partition (default yesterday; none if not `partitioned`), optionally
     restricted to one tenant (text or integer id); the run id."""
     tags = {"stratum/launched_by": "celery-compat"}
@@ -103,8 +116,10 @@ def launch(job_name: str, tenant_id: str | int | None = None, partition: str | N
         tenant = validate_tenant_id(tenant_id)
         tenants = registered_tenants(client)
         if tenant not in tenants:
-            raise UnknownTenant(f"unknown tenant {tenant!r}: the Dagster instance has {len(tenants)} tenants "
-                                f"({', '.join(sorted(tenants)[:10])}{', ...' if len(tenants) > 10 else ''})")
+            raise UnknownTenant(
+                f"unknown tenant {tenant!r}: the Dagster instance has {len(tenants)} tenants "
+                f"({', '.join(sorted(tenants)[:10])}{', ...' if len(tenants) > 10 else ''})"
+            )
         tags[TENANT_SCOPE_TAG] = tenant
     return _call(f"start {job_name}", client.submit_job_execution, job_name, tags=tags)
 

@@ -32,13 +32,27 @@ RATE_PER_DAY = 1 / 75  # anomalies per campaign-day (after the first MIN_HISTORY
 MATCH_KEY_RATE_PER_DAY = 1 / 90  # match-key outages per tenant-platform-day
 MIN_HISTORY_DAYS = 35
 GAP_DAYS = 21
-LENGTH = {"tracking_outage": (1, 4), "spend_spike": (1, 3), "conversion_rate_drop": (2, 5), "cpc_jump": (2, 5),
-          "capi_match_key_outage": (1, 5)}
-SIZE = {"tracking_outage": (0.0, 0.05), "spend_spike": (2.0, 5.0), "conversion_rate_drop": (0.2, 0.6),
-        "cpc_jump": (1.5, 3.0), "capi_match_key_outage": (0.0, 0.0)}
-SIZE_MEANING = {"tracking_outage": "share of conversions still recorded", "spend_spike": "spend multiplier",
-                "conversion_rate_drop": "conversion multiplier", "cpc_jump": "CPC multiplier",
-                "capi_match_key_outage": "share of emails still sent"}
+LENGTH = {
+    "tracking_outage": (1, 4),
+    "spend_spike": (1, 3),
+    "conversion_rate_drop": (2, 5),
+    "cpc_jump": (2, 5),
+    "capi_match_key_outage": (1, 5),
+}
+SIZE = {
+    "tracking_outage": (0.0, 0.05),
+    "spend_spike": (2.0, 5.0),
+    "conversion_rate_drop": (0.2, 0.6),
+    "cpc_jump": (1.5, 3.0),
+    "capi_match_key_outage": (0.0, 0.0),
+}
+SIZE_MEANING = {
+    "tracking_outage": "share of conversions still recorded",
+    "spend_spike": "spend multiplier",
+    "conversion_rate_drop": "conversion multiplier",
+    "cpc_jump": "CPC multiplier",
+    "capi_match_key_outage": "share of emails still sent",
+}
 COLUMNS = ["id", "tenant_id", "campaign_id", "platform", "kind", "start_date", "end_date", "days", "size"]
 
 
@@ -65,13 +79,21 @@ def _place(rng, first_t: int, last_t: int, rate: float, kinds: tuple[str, ...]) 
     return events
 
 
-def inject(seed: int, campaigns: pd.DataFrame, days: pd.DatetimeIndex, metrics: pd.DataFrame,
-           truth: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
+def inject(
+    seed: int,
+    campaigns: pd.DataFrame,
+    days: pd.DatetimeIndex,
+    metrics: pd.DataFrame,
+    truth: pd.DataFrame,
+    events: pd.DataFrame,
+) -> pd.DataFrame:
     """Write anomalies into `metrics` (campaign_daily_metrics) and `events` (capi_events) in place; return the
     `truth_anomalies` rows. `campaigns` still carries the generator's private columns (_start_t, _vmax, ...)."""
     rng = anomaly_rng(seed)
     rows: list[dict] = []
-    key = pd.MultiIndex.from_arrays([metrics["campaign_id"].to_numpy(), pd.to_datetime(metrics["date"]).to_numpy()])
+    key = pd.MultiIndex.from_arrays(
+        [metrics["campaign_id"].to_numpy(), pd.to_datetime(metrics["date"]).to_numpy()]
+    )
     expected = truth["expected_conversions"].to_numpy()
     working = truth["adstocked_spend"].to_numpy()
     for c in range(len(campaigns)):
@@ -81,34 +103,57 @@ def inject(seed: int, campaigns: pd.DataFrame, days: pd.DatetimeIndex, metrics: 
         for kind, start, length in placed:
             lo, hi = SIZE[kind]
             size = float(rng.uniform(lo, hi))
-            at = key.get_indexer(pd.MultiIndex.from_arrays([[camp["id"]] * length, days[start:start + length]]))
+            at = key.get_indexer(
+                pd.MultiIndex.from_arrays([[camp["id"]] * length, days[start : start + length]])
+            )
             at = at[at >= 0]
             if len(at) == 0:
                 continue
             _apply(rng, kind, size, metrics, at, expected[at], working[at], camp)
-            rows.append({"tenant_id": camp["tenant_id"], "campaign_id": camp["id"], "platform": camp["platform"],
-                         "kind": kind, "start_date": days[start].date(), "end_date": days[start + length - 1].date(),
-                         "days": length, "size": round(size, 4)})
+            rows.append(
+                {
+                    "tenant_id": camp["tenant_id"],
+                    "campaign_id": camp["id"],
+                    "platform": camp["platform"],
+                    "kind": kind,
+                    "start_date": days[start].date(),
+                    "end_date": days[start + length - 1].date(),
+                    "days": length,
+                    "size": round(size, 4),
+                }
+            )
     rows += _match_key_outages(rng, campaigns, days, events)
     out = pd.DataFrame(rows, columns=COLUMNS[1:])
     out.insert(0, "id", np.arange(1, len(out) + 1, dtype=np.int64))
     return out
 
 
-def _apply(rng, kind: str, size: float, m: pd.DataFrame, at: np.ndarray, expected: np.ndarray,
-           working: np.ndarray, camp: pd.Series) -> None:
+def _apply(
+    rng,
+    kind: str,
+    size: float,
+    m: pd.DataFrame,
+    at: np.ndarray,
+    expected: np.ndarray,
+    working: np.ndarray,
+    camp: pd.Series,
+) -> None:
     conv = m["conversions"].to_numpy()[at].astype(np.int64)
     revenue = m["revenue"].to_numpy()[at].astype(float)
     if kind in ("tracking_outage", "conversion_rate_drop"):
         kept = rng.binomial(conv, size)
         m.loc[m.index[at], "conversions"] = kept
-        m.loc[m.index[at], "revenue"] = np.round(revenue * np.where(conv > 0, kept / np.maximum(conv, 1), 0.0), 2)
+        m.loc[m.index[at], "revenue"] = np.round(
+            revenue * np.where(conv > 0, kept / np.maximum(conv, 1), 0.0), 2
+        )
     elif kind == "cpc_jump":
         share = 1.0 / size
         for column in ("impressions", "clicks", "conversions"):
             m.loc[m.index[at], column] = rng.binomial(m[column].to_numpy()[at].astype(np.int64), share)
         kept = m["conversions"].to_numpy()[at]
-        m.loc[m.index[at], "revenue"] = np.round(revenue * np.where(conv > 0, kept / np.maximum(conv, 1), 0.0), 2)
+        m.loc[m.index[at], "revenue"] = np.round(
+            revenue * np.where(conv > 0, kept / np.maximum(conv, 1), 0.0), 2
+        )
     elif kind == "spend_spike":
         spend = m["spend"].to_numpy()[at].astype(float)
         extra_spend = spend * (size - 1.0)
@@ -131,19 +176,35 @@ def _apply(rng, kind: str, size: float, m: pd.DataFrame, at: np.ndarray, expecte
         raise ValueError(f"unknown anomaly kind {kind}")
 
 
-def _match_key_outages(rng, campaigns: pd.DataFrame, days: pd.DatetimeIndex, events: pd.DataFrame) -> list[dict]:
+def _match_key_outages(
+    rng, campaigns: pd.DataFrame, days: pd.DatetimeIndex, events: pd.DataFrame
+) -> list[dict]:
     rows = []
     if events.empty:
         return rows
     event_day = pd.to_datetime(events["event_time"]).dt.normalize()
     first = campaigns.groupby("tenant_id")["_start_t"].min()
     for (tenant, platform), _ in campaigns.groupby(["tenant_id", "platform"], sort=True):
-        for kind, start, length in _place(rng, int(first[tenant]) + MIN_HISTORY_DAYS, len(days) - 1,
-                                          MATCH_KEY_RATE_PER_DAY, TENANT_KINDS):
-            hit = ((events["tenant_id"] == tenant) & (events["platform"] == platform)
-                   & (event_day >= days[start]) & (event_day <= days[start + length - 1])).to_numpy()
+        for kind, start, length in _place(
+            rng, int(first[tenant]) + MIN_HISTORY_DAYS, len(days) - 1, MATCH_KEY_RATE_PER_DAY, TENANT_KINDS
+        ):
+            hit = (
+                (events["tenant_id"] == tenant)
+                & (events["platform"] == platform)
+                & (event_day >= days[start])
+                & (event_day <= days[start + length - 1])
+            ).to_numpy()
             events.loc[hit, "email"] = None
-            rows.append({"tenant_id": tenant, "campaign_id": None, "platform": platform, "kind": kind,
-                         "start_date": days[start].date(), "end_date": days[start + length - 1].date(),
-                         "days": length, "size": 0.0})
+            rows.append(
+                {
+                    "tenant_id": tenant,
+                    "campaign_id": None,
+                    "platform": platform,
+                    "kind": kind,
+                    "start_date": days[start].date(),
+                    "end_date": days[start + length - 1].date(),
+                    "days": length,
+                    "size": 0.0,
+                }
+            )
     return rows

@@ -13,9 +13,12 @@ def feature_frames(dataset: DemoDataset) -> tuple[pd.DataFrame, pd.DataFrame, pd
     """(campaign_features, session_features, creative_features) of a dataset without bad rows."""
     campaigns = dataset["campaigns"].rename(columns={"id": "campaign_id"})
     daily = dataset["campaign_daily_metrics"].merge(
-        campaigns[["campaign_id", "tenant_id", "audience_size", "daily_budget"]], on="campaign_id")
-    creatives = (dataset["creative_daily_metrics"]
-                 .merge(dataset["creatives"].rename(columns={"id": "creative_id"}), on="creative_id")
-                 .merge(campaigns[["campaign_id", "audience_size"]], on="campaign_id"))
+        campaigns[["campaign_id", "tenant_id", "audience_size", "daily_budget"]], on="campaign_id"
+    )
+    creatives = (
+        dataset["creative_daily_metrics"]
+        .merge(dataset["creatives"].rename(columns={"id": "creative_id"}), on="creative_id")
+        .merge(campaigns[["campaign_id", "audience_size"]], on="campaign_id")
+    )
     creative = F.creative_features(creatives)
     return F.campaign_features(daily, creative), F.session_features(dataset["sessions"]), creative

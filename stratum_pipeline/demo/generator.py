@@ -89,11 +89,21 @@ class NoiseRegime:
     """
 
     name: str
-    conversions_at_budget: tuple[float, float] | None = None  # lognormal (median, sigma) of expected conv/day at budget
-    roas_at_budget: tuple[float, float] = (2.2, 0.45)  # lognormal (median, sigma) of the expected ROAS at budget
-    order_value: tuple[float, float] = (25.0, 0.4)  # lognormal (median, sigma) of a campaign's average order value
+    conversions_at_budget: tuple[float, float] | None = (
+        None  # lognormal (median, sigma) of expected conv/day at budget
+    )
+    roas_at_budget: tuple[float, float] = (
+        2.2,
+        0.45,
+    )  # lognormal (median, sigma) of the expected ROAS at budget
+    order_value: tuple[float, float] = (
+        25.0,
+        0.4,
+    )  # lognormal (median, sigma) of a campaign's average order value
     dispersion: float | None = None  # negative-binomial size of daily conversions; None = Poisson
-    order_value_sigma: float | None = None  # lognormal sigma of single orders; None = Gamma with CV ORDER_VALUE_CV
+    order_value_sigma: float | None = (
+        None  # lognormal sigma of single orders; None = Gamma with CV ORDER_VALUE_CV
+    )
     adstock: tuple[float, float] = (0.0, 0.0)  # uniform range of the geometric carry-over rate of spend
     hill_shape: tuple[float, float] = (0.8, 1.4)  # uniform range of the Hill exponent (> 1: S-shaped)
     saturation_sigma: float = 0.3  # lognormal sigma of the half-saturation spend around the budget
@@ -124,7 +134,9 @@ NOISE_REGIMES = {r.name: r for r in (LOW_NOISE, REALISTIC_NOISE)}
 # campaigns and one with too little history (both served by the global default model).
 DEMO_TENANTS = (
     TenantSpec("acme_outdoor", "Acme Outdoor", campaigns=120, history_days=120, sessions_per_day=220),
-    TenantSpec("brightside_beauty", "Brightside Beauty", campaigns=110, history_days=120, sessions_per_day=160),
+    TenantSpec(
+        "brightside_beauty", "Brightside Beauty", campaigns=110, history_days=120, sessions_per_day=160
+    ),
     TenantSpec("corner_bakery", "Corner Bakery", campaigns=15, history_days=120, sessions_per_day=30),
     TenantSpec("nova_fintech", "Nova Fintech", campaigns=130, history_days=21, sessions_per_day=90),
 )
@@ -139,7 +151,9 @@ class DemoConfig:
     bad_row_rate: float = 0.002
     response_shift: ResponseShift | None = None  # test scenarios: one tenant's response curve changes
     noise: NoiseRegime = LOW_NOISE  # NOISE_REGIMES["realistic"]: data as messy as real ad accounts
-    anomalies: bool | None = None  # injected campaign anomalies (demo/anomalies.py); None: on in the realistic regime
+    anomalies: bool | None = (
+        None  # injected campaign anomalies (demo/anomalies.py); None: on in the realistic regime
+    )
 
     @property
     def inject_anomalies(self) -> bool:
@@ -188,7 +202,14 @@ BUDGET_RAMP_DAYS = 7
 LEARNING_PHASE_DAYS = 3.0  # a new creative converts at 60% on day 1, ~95% after a week
 
 DEVICE_TYPES = {"mobile": 0.58, "desktop": 0.35, "tablet": 0.07}
-TRAFFIC_SOURCES = {"paid_social": 0.30, "paid_search": 0.25, "organic": 0.20, "direct": 0.12, "email": 0.08, "referral": 0.05}
+TRAFFIC_SOURCES = {
+    "paid_social": 0.30,
+    "paid_search": 0.25,
+    "organic": 0.20,
+    "direct": 0.12,
+    "email": 0.08,
+    "referral": 0.05,
+}
 USER_SEGMENTS = {"new": 0.45, "returning": 0.35, "loyal": 0.15, "vip": 0.05}
 
 # Logistic model of session conversion (true coefficients).
@@ -201,31 +222,90 @@ CONVERSION_MODEL = {
     "log_previous_purchases": 0.6,
     "log_hours_since_visit": -0.18,
     "device_type": {"desktop": 0.35, "mobile": 0.0, "tablet": 0.15},
-    "traffic_source": {"email": 0.7, "paid_search": 0.5, "direct": 0.4, "referral": 0.3, "organic": 0.15, "paid_social": 0.0},
+    "traffic_source": {
+        "email": 0.7,
+        "paid_search": 0.5,
+        "direct": 0.4,
+        "referral": 0.3,
+        "organic": 0.15,
+        "paid_social": 0.0,
+    },
     "user_segment": {"new": 0.0, "returning": 0.3, "loyal": 0.7, "vip": 1.1},
 }
 
 # Share of conversion events without each match key, per platform.
 EVENT_MISSING_RATES = {
-    "meta": {"email": 0.15, "phone": 0.45, "fbc": 0.35, "fbp": 0.10, "gclid": 1.0, "ttclid": 1.0,
-             "client_ip_address": 0.05, "client_user_agent": 0.05, "external_id": 0.30},
-    "google": {"email": 0.25, "phone": 0.55, "fbc": 1.0, "fbp": 1.0, "gclid": 0.12, "ttclid": 1.0,
-               "client_ip_address": 0.20, "client_user_agent": 0.20, "external_id": 0.40},
-    "tiktok": {"email": 0.30, "phone": 0.50, "fbc": 1.0, "fbp": 1.0, "gclid": 1.0, "ttclid": 0.30,
-               "client_ip_address": 0.10, "client_user_agent": 0.10, "external_id": 0.50},
-    "linkedin": {"email": 0.10, "phone": 0.70, "fbc": 1.0, "fbp": 1.0, "gclid": 1.0, "ttclid": 1.0,
-                 "client_ip_address": 0.30, "client_user_agent": 0.30, "external_id": 0.20},
+    "meta": {
+        "email": 0.15,
+        "phone": 0.45,
+        "fbc": 0.35,
+        "fbp": 0.10,
+        "gclid": 1.0,
+        "ttclid": 1.0,
+        "client_ip_address": 0.05,
+        "client_user_agent": 0.05,
+        "external_id": 0.30,
+    },
+    "google": {
+        "email": 0.25,
+        "phone": 0.55,
+        "fbc": 1.0,
+        "fbp": 1.0,
+        "gclid": 0.12,
+        "ttclid": 1.0,
+        "client_ip_address": 0.20,
+        "client_user_agent": 0.20,
+        "external_id": 0.40,
+    },
+    "tiktok": {
+        "email": 0.30,
+        "phone": 0.50,
+        "fbc": 1.0,
+        "fbp": 1.0,
+        "gclid": 1.0,
+        "ttclid": 0.30,
+        "client_ip_address": 0.10,
+        "client_user_agent": 0.10,
+        "external_id": 0.50,
+    },
+    "linkedin": {
+        "email": 0.10,
+        "phone": 0.70,
+        "fbc": 1.0,
+        "fbp": 1.0,
+        "gclid": 1.0,
+        "ttclid": 1.0,
+        "client_ip_address": 0.30,
+        "client_user_agent": 0.30,
+        "external_id": 0.20,
+    },
 }
 UNHASHED_EMAIL_RATE = 0.05
-SESSION_FEATURE_MISSING_RATE = {"session_duration": 0.03, "cart_value": 0.02, "pages_viewed": 0.01,
-                                "device_type": 0.02, "traffic_source": 0.02}
+SESSION_FEATURE_MISSING_RATE = {
+    "session_duration": 0.03,
+    "cart_value": 0.02,
+    "pages_viewed": 0.01,
+    "device_type": 0.02,
+    "traffic_source": 0.02,
+}
 
 # What each table can receive in bad rows.
 BAD_ROW_KINDS = {
-    "campaign_daily_metrics": ("negative_spend", "missing_value", "duplicate_key", "unknown_platform",
-                               "future_date", "clicks_gt_impressions"),
-    "creative_daily_metrics": ("negative_value", "missing_value", "duplicate_key", "future_date",
-                               "clicks_gt_impressions"),
+    "campaign_daily_metrics": (
+        "negative_spend",
+        "missing_value",
+        "duplicate_key",
+        "unknown_platform",
+        "future_date",
+        "clicks_gt_impressions",
+    ),
+    "creative_daily_metrics": (
+        "negative_value",
+        "missing_value",
+        "duplicate_key",
+        "future_date",
+        "clicks_gt_impressions",
+    ),
     "sessions": ("negative_value", "missing_value", "duplicate_key", "future_date"),
     "capi_events": ("negative_value", "missing_value", "duplicate_key", "unknown_platform", "future_date"),
 }
@@ -256,8 +336,11 @@ def retention_level(retention) -> np.ndarray:
     """low >= 0.85 > medium >= 0.70 > high >= 0.50 > critical."""
     r = np.asarray(retention, dtype=float)
     bands = RETENTION_BANDS
-    return np.select([r < bands["critical"], r < bands["high"], r < bands["medium"]], ["critical", "high", "medium"],
-                     default="low")
+    return np.select(
+        [r < bands["critical"], r < bands["high"], r < bands["medium"]],
+        ["critical", "high", "medium"],
+        default="low",
+    )
 
 
 def _choice(rng: np.random.Generator, mapping: dict[str, float], size: int) -> np.ndarray:
@@ -297,7 +380,9 @@ def generate(config: DemoConfig) -> DemoDataset:
 
     ds.tables["tenants"] = _tenants(config)
     campaigns = _campaigns(config, rng, days)
-    ds.tables["campaigns"] = campaigns.drop(columns=["_vmax", "_half", "_shape", "_adstock", "_cpm", "_start_t", "_stop_t"])
+    ds.tables["campaigns"] = campaigns.drop(
+        columns=["_vmax", "_half", "_shape", "_adstock", "_cpm", "_start_t", "_stop_t"]
+    )
     ds.tables["truth_campaign_response"] = _response_truth(config, campaigns)
     creatives, creative_days = _creatives(config, rng, campaigns, days)
     ds.tables["creatives"] = creatives
@@ -305,19 +390,38 @@ def generate(config: DemoConfig) -> DemoDataset:
     ds.tables["campaign_daily_metrics"] = metrics
     ds.tables["truth_campaign_daily"] = truth
     ds.tables["creative_daily_metrics"] = creative_days[
-        ["id", "creative_id", "date", "impressions", "reach", "frequency", "clicks", "engagements", "recorded_at"]
+        [
+            "id",
+            "creative_id",
+            "date",
+            "impressions",
+            "reach",
+            "frequency",
+            "clicks",
+            "engagements",
+            "recorded_at",
+        ]
     ].copy()
     ds.tables["truth_creative_daily"] = creative_days[
-        ["creative_id", "date", "true_ctr_decay", "true_fatigue_score", "true_fatigue_level",
-         "true_ctr_retention", "true_retention_level", "true_critical_date"]
+        [
+            "creative_id",
+            "date",
+            "true_ctr_decay",
+            "true_fatigue_score",
+            "true_fatigue_level",
+            "true_ctr_retention",
+            "true_retention_level",
+            "true_critical_date",
+        ]
     ].copy()
     sessions, truth_sessions = _sessions(config, rng, campaigns, days)
     ds.tables["sessions"] = sessions
     ds.tables["truth_sessions"] = truth_sessions
     ds.tables["capi_events"] = _capi_events(rng, campaigns, sessions)
     if config.inject_anomalies:  # their own random stream: the main stream's draws (and tables) are unchanged
-        ds.tables["truth_anomalies"] = injected_anomalies.inject(config.seed, campaigns, days, metrics, truth,
-                                                                 ds.tables["capi_events"])
+        ds.tables["truth_anomalies"] = injected_anomalies.inject(
+            config.seed, campaigns, days, metrics, truth, ds.tables["capi_events"]
+        )
     else:
         ds.tables["truth_anomalies"] = pd.DataFrame(columns=injected_anomalies.COLUMNS)
     ds.tables["truth_bad_rows"] = _inject_bad_rows(config, rng, ds)
@@ -335,7 +439,9 @@ def generate_in_chunks(config: DemoConfig, tenants_per_chunk: int = 1) -> Iterat
     offsets: dict[str, int] = {}
     for i, start in enumerate(range(0, len(config.tenants), tenants_per_chunk)):
         seed = config.seed if i == 0 else int(np.random.SeedSequence([config.seed, i]).generate_state(1)[0])
-        chunk = generate(replace(config, tenants=config.tenants[start:start + tenants_per_chunk], seed=seed))
+        chunk = generate(
+            replace(config, tenants=config.tenants[start : start + tenants_per_chunk], seed=seed)
+        )
         bad = chunk.tables["truth_bad_rows"]
         if len(bad):
             bad["source_id"] = bad["source_id"] + bad["table_name"].map(offsets).fillna(0).astype(np.int64)
@@ -384,7 +490,11 @@ def _campaigns(config: DemoConfig, rng: np.random.Generator, days: pd.DatetimeIn
         audience = np.round(rng.lognormal(np.log(4e5), 0.8, n)).astype(np.int64)
         aov = np.round(rng.lognormal(np.log(regime.order_value[0]), regime.order_value[1], n), 2)
         cpm = np.array([PLATFORM_CPM[p] for p in platform]) * rng.lognormal(0.0, 0.2, n)
-        volume = np.clip(rng.lognormal(np.log(regime.conversions_at_budget[0]), regime.conversions_at_budget[1], n), 0.2, 150.0)
+        volume = np.clip(
+            rng.lognormal(np.log(regime.conversions_at_budget[0]), regime.conversions_at_budget[1], n),
+            0.2,
+            150.0,
+        )
         roas_at_budget = rng.lognormal(np.log(regime.roas_at_budget[0]), regime.roas_at_budget[1], n)
         budget = np.round(np.maximum(volume * aov / roas_at_budget, 5.0), 2)
         half = budget * rng.lognormal(0.0, regime.saturation_sigma, n)
@@ -439,7 +549,9 @@ def _creatives(config, rng, campaigns: pd.DataFrame, days: pd.DatetimeIndex):
     )
     launches[:, 0] = start_t
     launches[:, 1:] -= offsets[:, None]
-    ends = np.minimum(np.concatenate([launches[:, 1:] - 1, launches[:, -1:] + lifespans[:, -1:]], axis=1), stop_t[:, None])
+    ends = np.minimum(
+        np.concatenate([launches[:, 1:] - 1, launches[:, -1:] + lifespans[:, -1:]], axis=1), stop_t[:, None]
+    )
     valid = launches <= stop_t[:, None]
     sl, k = np.nonzero(valid)
     cr = pd.DataFrame(
@@ -453,7 +565,11 @@ def _creatives(config, rng, campaigns: pd.DataFrame, days: pd.DatetimeIndex):
     )
     camp = campaigns.iloc[cr["_c"]]
     cr["id"] = (
-        pd.Series(camp["id"].to_numpy()) + "-s" + cr["_slot"].astype(str) + "k" + cr["_k"].astype(str).str.zfill(2)
+        pd.Series(camp["id"].to_numpy())
+        + "-s"
+        + cr["_slot"].astype(str)
+        + "k"
+        + cr["_k"].astype(str).str.zfill(2)
     ).to_numpy()
     cr["campaign_id"] = camp["id"].to_numpy()
     cr["tenant_id"] = camp["tenant_id"].to_numpy()
@@ -468,7 +584,9 @@ def _creatives(config, rng, campaigns: pd.DataFrame, days: pd.DatetimeIndex):
     length = (cr["_end_t"] - cr["_launch_t"] + 1).to_numpy()
     rows = np.repeat(np.arange(len(cr)), length)
     offset = np.arange(len(rows)) - np.repeat(np.cumsum(length) - length, length)
-    cd = pd.DataFrame({"_cr": rows, "_t": cr["_launch_t"].to_numpy()[rows] + offset, "days_active": offset + 1})
+    cd = pd.DataFrame(
+        {"_cr": rows, "_t": cr["_launch_t"].to_numpy()[rows] + offset, "days_active": offset + 1}
+    )
     cd["_c"] = cr["_c"].to_numpy()[rows]
     cd["creative_id"] = cr["id"].to_numpy()[rows]
     cd["date"] = days.date[cd["_t"].to_numpy()]
@@ -497,11 +615,17 @@ def _creatives(config, rng, campaigns: pd.DataFrame, days: pd.DatetimeIndex):
     reach = np.clip(reach, np.minimum(imps, 1), imps)
     cd["reach"] = reach
     cd["frequency"] = np.round(np.where(reach > 0, imps / np.maximum(reach, 1), 0.0), 4)
-    recorded = pd.to_datetime(cd["date"]) + pd.to_timedelta(1, "D") + pd.to_timedelta(rng.integers(60, 6 * 3600, len(cd)), "s")
+    recorded = (
+        pd.to_datetime(cd["date"])
+        + pd.to_timedelta(1, "D")
+        + pd.to_timedelta(rng.integers(60, 6 * 3600, len(cd)), "s")
+    )
     cd["recorded_at"] = recorded
     # Latent (noise-free) fatigue: the ml.fatigue formula on the true state after today's delivery.
     cd["true_ctr_decay"] = 1.0 - ctr_retention
-    score = fatigue.fatigue_score(cd["days_active"], cum_imps / audience, 1.0 - ctr_retention, 1.0 - eng_retention)
+    score = fatigue.fatigue_score(
+        cd["days_active"], cum_imps / audience, 1.0 - ctr_retention, 1.0 - eng_retention
+    )
     cd["true_fatigue_score"] = np.round(score, 3)
     cd["true_fatigue_level"] = fatigue.fatigue_level(score)
     # The truth of what happens next, independent of any scorer: the day's true CTR retention (CTR / fresh
@@ -558,7 +682,9 @@ def adstock(spend: np.ndarray, rate) -> np.ndarray:
     return out.reshape(np.shape(spend))
 
 
-def expected_daily_conversions(response: pd.DataFrame | pd.Series, spend: np.ndarray, dates, effectiveness=1.0) -> np.ndarray:
+def expected_daily_conversions(
+    response: pd.DataFrame | pd.Series, spend: np.ndarray, dates, effectiveness=1.0
+) -> np.ndarray:
     """A campaign's true expected conversions per day for a spend path (its true response function).
 
     `response` is the campaign's row of `truth_campaign_response` (or rows, one per row of a 2-D `spend`);
@@ -567,33 +693,59 @@ def expected_daily_conversions(response: pd.DataFrame | pd.Series, spend: np.nda
     days have 0.6 + 0.4 x the live creatives' CTR retention). Multiply by `avg_order_value` for revenue.
     """
     r = response if isinstance(response, pd.DataFrame) else response.to_frame().T
-    col = {k: r[k].to_numpy(dtype=float)[:, None] for k in ("vmax", "half_saturation", "hill_shape", "adstock_rate")}
+    col = {
+        k: r[k].to_numpy(dtype=float)[:, None]
+        for k in ("vmax", "half_saturation", "hill_shape", "adstock_rate")
+    }
     carried = adstock(np.atleast_2d(spend), col["adstock_rate"][:, 0])
-    out = hill(carried, col["vmax"], col["half_saturation"], col["hill_shape"]) * seasonality(dates)[None, :] * effectiveness
+    out = (
+        hill(carried, col["vmax"], col["half_saturation"], col["hill_shape"])
+        * seasonality(dates)[None, :]
+        * effectiveness
+    )
     return out.reshape(np.shape(spend)) if np.ndim(spend) == 1 else out
 
 
 def _response_truth(config: DemoConfig, campaigns: pd.DataFrame) -> pd.DataFrame:
     """Each campaign's true response function: expected conversions on a day = Hill(adstocked spend) x
     seasonality x creative effectiveness; revenue = conversions x avg_order_value."""
-    return pd.DataFrame({
-        "campaign_id": campaigns["id"].to_numpy(),
-        "vmax": campaigns["_vmax"].to_numpy(),
-        "half_saturation": campaigns["_half"].to_numpy(),
-        "hill_shape": campaigns["_shape"].to_numpy(),
-        "adstock_rate": campaigns["_adstock"].to_numpy(),
-        "avg_order_value": campaigns["avg_order_value"].to_numpy(),
-        "dispersion": np.full(len(campaigns), np.nan if config.noise.dispersion is None else config.noise.dispersion),
-        "order_value_sigma": np.full(len(campaigns), np.nan if config.noise.order_value_sigma is None
-                                     else config.noise.order_value_sigma),
-        "noise_regime": config.noise.name,
-    })
+    return pd.DataFrame(
+        {
+            "campaign_id": campaigns["id"].to_numpy(),
+            "vmax": campaigns["_vmax"].to_numpy(),
+            "half_saturation": campaigns["_half"].to_numpy(),
+            "hill_shape": campaigns["_shape"].to_numpy(),
+            "adstock_rate": campaigns["_adstock"].to_numpy(),
+            "avg_order_value": campaigns["avg_order_value"].to_numpy(),
+            "dispersion": np.full(
+                len(campaigns), np.nan if config.noise.dispersion is None else config.noise.dispersion
+            ),
+            "order_value_sigma": np.full(
+                len(campaigns),
+                np.nan if config.noise.order_value_sigma is None else config.noise.order_value_sigma,
+            ),
+            "noise_regime": config.noise.name,
+        }
+    )
 
 
-def _campaign_days(rng, campaigns: pd.DataFrame, creative_days: pd.DataFrame, days: pd.DatetimeIndex,
-                   shift: ResponseShift | None = None, regime: NoiseRegime = LOW_NOISE):
-    agg = creative_days.assign(_w=creative_days["_effectiveness"] * creative_days["impressions"]).groupby(["_c", "_t"]).agg(
-        impressions=("impressions", "sum"), clicks=("clicks", "sum"), _w=("_w", "sum"), spend=("_spend", "first")
+def _campaign_days(
+    rng,
+    campaigns: pd.DataFrame,
+    creative_days: pd.DataFrame,
+    days: pd.DatetimeIndex,
+    shift: ResponseShift | None = None,
+    regime: NoiseRegime = LOW_NOISE,
+):
+    agg = (
+        creative_days.assign(_w=creative_days["_effectiveness"] * creative_days["impressions"])
+        .groupby(["_c", "_t"])
+        .agg(
+            impressions=("impressions", "sum"),
+            clicks=("clicks", "sum"),
+            _w=("_w", "sum"),
+            spend=("_spend", "first"),
+        )
     )
     agg = agg.reset_index()
     c = agg["_c"].to_numpy()
@@ -609,7 +761,12 @@ def _campaign_days(rng, campaigns: pd.DataFrame, creative_days: pd.DataFrame, da
         working = spend
     season = seasonality(days[t])
     expected_conv = (
-        hill(working, campaigns["_vmax"].to_numpy()[c], campaigns["_half"].to_numpy()[c], campaigns["_shape"].to_numpy()[c])
+        hill(
+            working,
+            campaigns["_vmax"].to_numpy()[c],
+            campaigns["_half"].to_numpy()[c],
+            campaigns["_shape"].to_numpy()[c],
+        )
         * season
         * (0.6 + 0.4 * effectiveness)
     )
@@ -619,7 +776,9 @@ def _campaign_days(rng, campaigns: pd.DataFrame, creative_days: pd.DataFrame, da
     if regime.dispersion is None:
         conversions = rng.poisson(expected_conv)  # view-through conversions: not bounded by clicks
     else:  # negative binomial: a Gamma-distributed daily rate with mean expected_conv
-        conversions = rng.poisson(expected_conv * rng.gamma(regime.dispersion, 1.0 / regime.dispersion, len(agg)))
+        conversions = rng.poisson(
+            expected_conv * rng.gamma(regime.dispersion, 1.0 / regime.dispersion, len(agg))
+        )
     if regime.order_value_sigma is None:
         k = 1.0 / ORDER_VALUE_CV**2
         revenue = np.where(conversions > 0, rng.gamma(np.maximum(conversions, 1) * k, aov / k), 0.0)
@@ -629,7 +788,11 @@ def _campaign_days(rng, campaigns: pd.DataFrame, creative_days: pd.DataFrame, da
         orders = rng.lognormal(np.log(aov[owner]) - sigma**2 / 2, sigma)
         revenue = np.bincount(owner, weights=orders, minlength=len(agg))
     dates = days.date[t]
-    recorded = pd.to_datetime(dates) + pd.to_timedelta(1, "D") + pd.to_timedelta(rng.integers(60, 6 * 3600, len(agg)), "s")
+    recorded = (
+        pd.to_datetime(dates)
+        + pd.to_timedelta(1, "D")
+        + pd.to_timedelta(rng.integers(60, 6 * 3600, len(agg)), "s")
+    )
     metrics = pd.DataFrame(
         {
             "id": np.arange(1, len(agg) + 1),
@@ -699,7 +862,9 @@ def _sessions(config: DemoConfig, rng, campaigns: pd.DataFrame, days: pd.Datetim
         [np.zeros(n), rng.poisson(0.7, n), rng.poisson(3.0, n) + 1],
         default=rng.poisson(8.0, n) + 3,
     ).astype(np.int64)
-    hours = np.where(segment == "new", np.nan, rng.lognormal(np.log(np.where(segment == "loyal", 30.0, 90.0)), 1.0, n))
+    hours = np.where(
+        segment == "new", np.nan, rng.lognormal(np.log(np.where(segment == "loyal", 30.0, 90.0)), 1.0, n)
+    )
     duration = rng.lognormal(np.log(170.0), 0.9, n)
     pages = 1 + rng.poisson(duration / 60.0 * 0.9)
     intent = np.select([segment == "vip", segment == "loyal", segment == "returning"], [2.0, 1.5, 1.1], 0.8)
@@ -730,7 +895,13 @@ def _sessions(config: DemoConfig, rng, campaigns: pd.DataFrame, days: pd.Datetim
         frame[column] = frame[column].astype(object if frame[column].dtype == object else float)
         frame.loc[hide, column] = None if frame[column].dtype == object else np.nan
     sessions = pd.DataFrame(
-        {"id": np.arange(1, n + 1), "session_id": session_ids, "tenant_id": tenant_ids, "visitor_id": visitor, "started_at": started}
+        {
+            "id": np.arange(1, n + 1),
+            "session_id": session_ids,
+            "tenant_id": tenant_ids,
+            "visitor_id": visitor,
+            "started_at": started,
+        }
     )
     sessions = pd.concat([sessions, frame], axis=1)
     sessions["converted"] = converted
@@ -757,8 +928,11 @@ def _capi_events(rng, campaigns: pd.DataFrame, sessions: pd.DataFrame) -> pd.Dat
     email[plain] = emails[plain]
     phone = _sha256(np.char.add("+1555", rng.integers(1_000_000, 9_999_999, n).astype("U")))
     ip = np.array([f"203.0.{a}.{b}" for a, b in rng.integers(0, 255, (n, 2))], dtype=object)
-    ua = np.where(conv["device_type"].fillna("desktop").to_numpy() == "desktop",
-                  "Mozilla/5.0 (Windows NT 10.0; Win64; x64)", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0)")
+    ua = np.where(
+        conv["device_type"].fillna("desktop").to_numpy() == "desktop",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64)",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0)",
+    )
     rand_token = rng.integers(10**11, 10**12, n).astype("U")
     events = pd.DataFrame(
         {
@@ -768,7 +942,9 @@ def _capi_events(rng, campaigns: pd.DataFrame, sessions: pd.DataFrame) -> pd.Dat
             "platform": platform,
             "event_name": "Purchase",
             "event_time": event_time,
-            "value": np.round(np.where(conv["cart_value"].fillna(0) > 0, conv["cart_value"].fillna(0), 40.0), 2),
+            "value": np.round(
+                np.where(conv["cart_value"].fillna(0) > 0, conv["cart_value"].fillna(0), 40.0), 2
+            ),
             "currency": "USD",
             "email": email,
             "phone": phone,
@@ -805,7 +981,7 @@ def _inject_bad_rows(config: DemoConfig, rng, ds: DemoDataset) -> pd.DataFrame:
         duplicates = []
         next_id = int(df["id"].max()) + 1
         for i, kind in enumerate(kinds):
-            rows = picked[i * per_kind:(i + 1) * per_kind]
+            rows = picked[i * per_kind : (i + 1) * per_kind]
             if kind == "duplicate_key":
                 copies = df.iloc[rows].copy()
                 copies["id"] = np.arange(next_id, next_id + len(copies))
@@ -826,11 +1002,17 @@ def _corrupt(df: pd.DataFrame, rows: np.ndarray, table: str, kind: str) -> None:
     if kind == "negative_spend":
         df.loc[idx, "spend"] = -df.loc[idx, "spend"].abs() - 1.0
     elif kind == "negative_value":
-        column = {"creative_daily_metrics": "impressions", "sessions": "cart_value", "capi_events": "value"}[table]
+        column = {"creative_daily_metrics": "impressions", "sessions": "cart_value", "capi_events": "value"}[
+            table
+        ]
         df.loc[idx, column] = -df.loc[idx, column].fillna(0).abs() - 1
     elif kind == "missing_value":
-        column = {"campaign_daily_metrics": "spend", "creative_daily_metrics": "clicks",
-                  "sessions": "converted", "capi_events": "event_name"}[table]
+        column = {
+            "campaign_daily_metrics": "spend",
+            "creative_daily_metrics": "clicks",
+            "sessions": "converted",
+            "capi_events": "event_name",
+        }[table]
         if df[column].dtype != object:
             df[column] = df[column].astype(object)
         df.loc[idx, column] = None
@@ -838,8 +1020,12 @@ def _corrupt(df: pd.DataFrame, rows: np.ndarray, table: str, kind: str) -> None:
         df.loc[idx, "platform"] = "myspace"
     elif kind == "future_date":
         # Recorded days before the date it claims: a date in the future at the time of recording.
-        column = {"campaign_daily_metrics": "date", "creative_daily_metrics": "date",
-                  "sessions": "started_at", "capi_events": "event_time"}[table]
+        column = {
+            "campaign_daily_metrics": "date",
+            "creative_daily_metrics": "date",
+            "sessions": "started_at",
+            "capi_events": "event_time",
+        }[table]
         when = pd.to_datetime(df.loc[idx, column])
         df.loc[idx, "recorded_at"] = when - pd.Timedelta(days=3)
     elif kind == "clicks_gt_impressions":

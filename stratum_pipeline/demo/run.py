@@ -36,9 +36,20 @@ from stratum_pipeline.tenancy import validate_tenant_id
 PRODUCT_DAYS = 7  # the demo fills the product tables for the last week
 DEMO_TENANTS_PER_CHUNK = 10  # tenants generated and written at a time
 RAW_TABLES = ("raw_campaign_daily", "raw_creative_daily", "raw_sessions", "raw_capi_events")
-SUMMARY_TABLES = ("campaign_features", "creative_features", "session_features", "daily_roas_forecasts",
-                  "campaign_response_curves", "budget_scenarios", "budget_allocations", "creative_fatigue_scores",
-                  "event_match_quality", "campaign_anomalies", "live_conversion_predictions", "model_leaderboard")
+SUMMARY_TABLES = (
+    "campaign_features",
+    "creative_features",
+    "session_features",
+    "daily_roas_forecasts",
+    "campaign_response_curves",
+    "budget_scenarios",
+    "budget_allocations",
+    "creative_fatigue_scores",
+    "event_match_quality",
+    "campaign_anomalies",
+    "live_conversion_predictions",
+    "model_leaderboard",
+)
 
 Say = Callable[[str], None]
 
@@ -57,10 +68,21 @@ class DemoOptions:
 
     def config(self) -> DemoConfig:
         if self.tenants:
-            return DemoConfig.scaled(self.end_date, self.tenants, self.campaigns, self.days, seed=self.seed,
-                                     bad_row_rate=self.bad_row_rate, noise=NOISE_REGIMES[self.noise])
-        return DemoConfig(end_date=self.end_date, seed=self.seed, bad_row_rate=self.bad_row_rate,
-                          noise=NOISE_REGIMES[self.noise])
+            return DemoConfig.scaled(
+                self.end_date,
+                self.tenants,
+                self.campaigns,
+                self.days,
+                seed=self.seed,
+                bad_row_rate=self.bad_row_rate,
+                noise=NOISE_REGIMES[self.noise],
+            )
+        return DemoConfig(
+            end_date=self.end_date,
+            seed=self.seed,
+            bad_row_rate=self.bad_row_rate,
+            noise=NOISE_REGIMES[self.noise],
+        )
 
 
 def run_demo(options: DemoOptions, env: dict[str, str], say: Say, orphaned: list[str] | None = None) -> bool:
@@ -79,14 +101,19 @@ def run_demo(options: DemoOptions, env: dict[str, str], say: Say, orphaned: list
     if orphaned:
         say(f"  {len(orphaned)} run(s) left STARTED by a killed process marked FAILED: {', '.join(orphaned)}")
 
-    say(f"[1/6] Generating {len(config.tenants)} tenants x {config.days} days "
-        f"({config.start_date} .. {config.end_date}, seed {config.seed}) ...")
+    say(
+        f"[1/6] Generating {len(config.tenants)} tenants x {config.days} days "
+        f"({config.start_date} .. {config.end_date}, seed {config.seed}) ..."
+    )
     reset_warehouse(env[Env.WAREHOUSE_URL])  # the warehouse holds only what this source produces
     t = time.perf_counter()
     # Generated and written DEMO_TENANTS_PER_CHUNK tenants at a time, so `--tenants 100` stays within a GiB
     # (all at once would take ~5.7 GiB); the default four tenants are one chunk, exactly generate(config).
-    write_source_chunks(engine_for(env[Env.SOURCE_URL]),
-                        generate_in_chunks(config, tenants_per_chunk=DEMO_TENANTS_PER_CHUNK), progress=say)
+    write_source_chunks(
+        engine_for(env[Env.SOURCE_URL]),
+        generate_in_chunks(config, tenants_per_chunk=DEMO_TENANTS_PER_CHUNK),
+        progress=say,
+    )
     say(f"      generated and written in {time.perf_counter() - t:.1f} s")
 
     say("[2/6] Registering tenants as Dagster partitions ...")
@@ -104,6 +131,7 @@ def run_demo(options: DemoOptions, env: dict[str, str], say: Say, orphaned: list
 
     say("[6/6] Summary")
     with engine_for(env[Env.WAREHOUSE_URL]).connect() as conn:
+
         def count(name: str) -> int:
             return conn.execute(sa.select(sa.func.count()).select_from(wh.TABLES[name])).scalar_one()
 
@@ -122,8 +150,10 @@ def _ingest(defs, instance, first_day: date, last_day: date, say: Say) -> list[d
     """daily_ingest_job over the whole range in runs of at most a month, printing steps and checks as they
     finish; stops at the first failed run (later days build on its features)."""
     ranges = backfill_ranges(first_day, last_day)
-    say(f"[3/6] Materialising daily_ingest_job for {first_day} .. {last_day} as {len(ranges)} run(s) "
-        f"of at most {MAX_DAYS_PER_RUN} days (the backfill policy) ...")
+    say(
+        f"[3/6] Materialising daily_ingest_job for {first_day} .. {last_day} as {len(ranges)} run(s) "
+        f"of at most {MAX_DAYS_PER_RUN} days (the backfill policy) ..."
+    )
     results = []
     t = time.perf_counter()
     for number, (first, last) in enumerate(ranges, start=1):
@@ -133,25 +163,35 @@ def _ingest(defs, instance, first_day: date, last_day: date, say: Say) -> list[d
         follower = threading.Thread(target=_follow_run, args=(instance, run_id, stop, say), daemon=True)
         follower.start()
         try:
-            results.append(execute_daily_range(defs, first.isoformat(), last.isoformat(), instance=instance,
-                                               run_id=run_id))
+            results.append(
+                execute_daily_range(
+                    defs, first.isoformat(), last.isoformat(), instance=instance, run_id=run_id
+                )
+            )
         finally:
             stop.set()
             follower.join(timeout=10)
         if not results[-1].success:
-            say(f"      run {number}/{len(ranges)} ({first} .. {last}) FAILED; {len(ranges) - number} later run(s) "
-                "not started")
+            say(
+                f"      run {number}/{len(ranges)} ({first} .. {last}) FAILED; {len(ranges) - number} later run(s) "
+                "not started"
+            )
             break
     ok = all(r.success for r in results)
-    say(f"      {len(results)} run(s) {'succeeded' if ok else 'ran, not all succeeded'} in "
-        f"{time.perf_counter() - t:.1f} s")
+    say(
+        f"      {len(results)} run(s) {'succeeded' if ok else 'ran, not all succeeded'} in "
+        f"{time.perf_counter() - t:.1f} s"
+    )
     return results
 
 
 def _follow_run(instance, run_id: str, stop: threading.Event, say: Say) -> None:
     """Print step results and check evaluations of a run while it executes."""
-    kinds = {dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE,
-             dg.DagsterEventType.ASSET_CHECK_EVALUATION}
+    kinds = {
+        dg.DagsterEventType.STEP_SUCCESS,
+        dg.DagsterEventType.STEP_FAILURE,
+        dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+    }
     cursor = None
     while True:
         done = stop.is_set()
@@ -166,7 +206,9 @@ def _follow_run(instance, run_id: str, stop: threading.Event, say: Say) -> None:
                 if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
                     evaluation = event.event_specific_data
                     status = "passed" if evaluation.passed else "FAILED"
-                    say(f"      check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} {status}")
+                    say(
+                        f"      check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} {status}"
+                    )
                 elif event.event_type == dg.DagsterEventType.STEP_SUCCESS:
                     say(f"    done {event.step_key} ({event.event_specific_data.duration_ms / 1000:.1f} s)")
                 else:
@@ -181,11 +223,15 @@ def _model_line(asset: str, partition: str | None, md: dict) -> str:
     if "version" not in md:
         return f"{name}: served by the default model ({md.get('reason')})"
     if "holdout_mae" in md:
-        metric = (f"MAE {md['holdout_mae']:.3f}, R² {md['holdout_r2']:.3f}, "
-                  f"coverage {md['holdout_coverage_80']:.2f}")
+        metric = (
+            f"MAE {md['holdout_mae']:.3f}, R² {md['holdout_r2']:.3f}, "
+            f"coverage {md['holdout_coverage_80']:.2f}"
+        )
     else:
-        metric = (f"AUC {md['holdout_auc']:.3f}, precision {md['holdout_precision']:.2f} "
-                  f"at {md['holdout_threshold']:.2f}")
+        metric = (
+            f"AUC {md['holdout_auc']:.3f}, precision {md['holdout_precision']:.2f} "
+            f"at {md['holdout_threshold']:.2f}"
+        )
     return f"{name}: v{md['version']} {metric}; gate: {md['gate']}"
 
 
@@ -207,14 +253,19 @@ def _publish_models(defs, instance, tenant_ids: list[str], say: Say) -> tuple[li
     """Publish the champions to ML_MODELS_PATH as {model_type}_t{tenant}.joblib / {model_type}_default.joblib."""
     say("      publishing champions to ML_MODELS_PATH, and the model leaderboard ...")
     published, ok = [], True
-    runs = [("publish_default_model_files_job", None)] + [("publish_tenant_model_files_job", t) for t in tenant_ids]
+    runs = [("publish_default_model_files_job", None)] + [
+        ("publish_tenant_model_files_job", t) for t in tenant_ids
+    ]
     for job_name, tenant in runs:
         result = execute_tenant_job(defs, job_name, tenant, instance)
         ok &= result.success
         if not result.success:
             say(f"    {job_name}{f'[{tenant}]' if tenant else ''} FAILED")
-        published += [f"{Path(md['file']).name}: {md['model']} v{md['version']}"
-                      for md in materialized(result).values() if "version" in md]
+        published += [
+            f"{Path(md['file']).name}: {md['model']} v{md['version']}"
+            for md in materialized(result).values()
+            if "version" in md
+        ]
     board = execute_tenant_job(defs, "model_leaderboard_job", None, instance)
     ok &= board.success
     if not board.success:
@@ -235,9 +286,16 @@ def _product_tables(defs, instance, end_date: date, say: Say) -> bool:
         say(f"    {job_name} {'done' if result.success else 'FAILED'} ({time.perf_counter() - t:.1f} s)")
     as_of = datetime.combine(end_date + timedelta(days=1), datetime.min.time()).isoformat()
     t = time.perf_counter()
-    result = execute_tenant_job(defs, "live_predictions_job", None, instance,
-                                {"ops": {"live_conversion_predictions": {"config": {"as_of": as_of}}}})
+    result = execute_tenant_job(
+        defs,
+        "live_predictions_job",
+        None,
+        instance,
+        {"ops": {"live_conversion_predictions": {"config": {"as_of": as_of}}}},
+    )
     ok &= result.success
-    say(f"    live_predictions_job (sessions of the 30 minutes before {as_of}) "
-        f"{'done' if result.success else 'FAILED'} ({time.perf_counter() - t:.1f} s)")
+    say(
+        f"    live_predictions_job (sessions of the 30 minutes before {as_of}) "
+        f"{'done' if result.success else 'FAILED'} ({time.perf_counter() - t:.1f} s)"
+    )
     return ok

@@ -16,7 +16,9 @@ def write_source(engine: sa.Engine, dataset: DemoDataset, progress=None) -> dict
     return write_source_chunks(engine, [dataset], progress)
 
 
-def write_source_chunks(engine: sa.Engine, datasets: Iterable[DemoDataset], progress=None, truth: bool = True) -> dict[str, int]:
+def write_source_chunks(
+    engine: sa.Engine, datasets: Iterable[DemoDataset], progress=None, truth: bool = True
+) -> dict[str, int]:
     """Replace the source schema's contents with the rows of `datasets` (e.g. `generate_in_chunks`), one chunk
     in memory at a time; returns rows written per table. `truth=False` leaves out the ground-truth tables
     (the pipeline never reads them)."""

@@ -70,7 +70,9 @@ def _check_target(target) -> float | None:
         or not math.isfinite(float(target))
         or float(target) <= 0
     ):
-        raise AllocationInputError(f"target_marginal_roas must be a positive finite number, got {target!r:.40}")
+        raise AllocationInputError(
+            f"target_marginal_roas must be a positive finite number, got {target!r:.40}"
+        )
     return float(target)
 
 
@@ -116,7 +118,11 @@ def allocate(
     target = _check_target(target_marginal_roas)
     if total is not None and target is not None:
         raise AllocationInputError("give either total_daily_budget or target_marginal_roas, not both")
-    if not isinstance(campaigns, pd.DataFrame) or "campaign_id" not in campaigns or "current_budget" not in campaigns:
+    if (
+        not isinstance(campaigns, pd.DataFrame)
+        or "campaign_id" not in campaigns
+        or "current_budget" not in campaigns
+    ):
         raise AllocationInputError(
             "campaigns must be a DataFrame with campaign_id, current_budget and the curve columns"
         )
@@ -126,7 +132,9 @@ def allocate(
     usable = np.array([p is not None for p in parsed]) & np.isfinite(current) & (current > 0)
     current = np.where(np.isfinite(current) & (current > 0), current, 0.0)
     if not usable.any():
-        raise AllocationInputError("no campaign has a usable response curve and a budget today: nothing to allocate")
+        raise AllocationInputError(
+            "no campaign has a usable response curve and a budget today: nothing to allocate"
+        )
     fixed = current[~usable].sum()
     if total is None and target is None:
         total = current.sum()
@@ -146,13 +154,21 @@ def allocate(
         multiples[np.argmin(np.abs(multiples - 1.0))] = 1.0  # today's budget is a grid point
     grid = current[idx, None] * multiples[None, :]
     # steady-state daily revenue at each grid budget (mean over draws) x the horizon's mean season
-    steady = (draws[:, None, :, 0] * hill(grid[:, :, None], draws[:, None, :, 1], draws[:, None, :, 2])).mean(axis=2)
+    steady = (draws[:, None, :, 0] * hill(grid[:, :, None], draws[:, None, :, 1], draws[:, None, :, 2])).mean(
+        axis=2
+    )
     steady = steady * season.mean(axis=1)[:, None]
     proposed = optimise(steady, grid, movable_total, target)
-    if target is None and low <= 1 <= high and abs(movable_total - current[idx].sum()) < 1e-6 * max(movable_total, 1):
+    if (
+        target is None
+        and low <= 1 <= high
+        and abs(movable_total - current[idx].sum()) < 1e-6 * max(movable_total, 1)
+    ):
         now = steady[:, np.argmin(np.abs(multiples - 1.0))].sum()
         new = sum(np.interp(p, g, r) for p, g, r in zip(proposed, grid, steady))
-        if new < now:  # never propose a plan the curves expect to earn less than today's (interpolation guard)
+        if (
+            new < now
+        ):  # never propose a plan the curves expect to earn less than today's (interpolation guard)
             proposed = current[idx].copy()
     spend = np.stack([current[idx], proposed], axis=1)  # (C, 2)
     horizon = horizon_revenue(draws, spend, season)  # (C, 2, D)

@@ -45,9 +45,17 @@ class ConversionPredictor:
         n_jobs: int = 2,
     ):
         self.params = dict(
-            n_estimators=n_estimators, max_depth=max_depth, learning_rate=learning_rate, subsample=0.8,
-            colsample_bytree=0.9, min_child_weight=2, tree_method="hist", random_state=random_state, n_jobs=n_jobs,
-            objective="binary:logistic", eval_metric="logloss",
+            n_estimators=n_estimators,
+            max_depth=max_depth,
+            learning_rate=learning_rate,
+            subsample=0.8,
+            colsample_bytree=0.9,
+            min_child_weight=2,
+            tree_method="hist",
+            random_state=random_state,
+            n_jobs=n_jobs,
+            objective="binary:logistic",
+            eval_metric="logloss",
         )
         self.calibration_folds = calibration_folds
         self.categories_: dict[str, list[str]] | None = None
@@ -64,10 +72,15 @@ class ConversionPredictor:
     def _inputs(self, X) -> tuple[np.ndarray, np.ndarray]:
         """(numeric signals as floats, NaN = missing; categorical signals as trimmed lower-case text, '' = missing)."""
         frame = self._frame(X)
-        numeric = np.column_stack([numeric_column(frame[c], c) for c in CONVERSION_NUMERIC]).reshape(len(frame), len(CONVERSION_NUMERIC))
-        categorical = np.column_stack([
-            frame[c].astype("string").str.strip().str.lower().fillna("").to_numpy(dtype=object) for c in CONVERSION_CATEGORICAL
-        ]).reshape(len(frame), len(CONVERSION_CATEGORICAL))
+        numeric = np.column_stack([numeric_column(frame[c], c) for c in CONVERSION_NUMERIC]).reshape(
+            len(frame), len(CONVERSION_NUMERIC)
+        )
+        categorical = np.column_stack(
+            [
+                frame[c].astype("string").str.strip().str.lower().fillna("").to_numpy(dtype=object)
+                for c in CONVERSION_CATEGORICAL
+            ]
+        ).reshape(len(frame), len(CONVERSION_CATEGORICAL))
         return numeric, categorical
 
     def _learn_categories(self, X: pd.DataFrame) -> None:
@@ -83,8 +96,10 @@ class ConversionPredictor:
         self.owner_matrix_[np.arange(len(owners)), owners] = 1.0
 
     def _onehot(self, categorical: np.ndarray) -> np.ndarray:
-        blocks = [(categorical[:, i:i + 1] == np.array(self.categories_[c], dtype=object)[None, :]).astype(float)
-                  for i, c in enumerate(CONVERSION_CATEGORICAL)]
+        blocks = [
+            (categorical[:, i : i + 1] == np.array(self.categories_[c], dtype=object)[None, :]).astype(float)
+            for i, c in enumerate(CONVERSION_CATEGORICAL)
+        ]
         return np.hstack(blocks) if blocks else np.empty((len(categorical), 0))
 
     def _design(self, X) -> np.ndarray:
@@ -124,7 +139,11 @@ class ConversionPredictor:
             raise ValueError("y needs both converted and non-converted sessions")
         self._learn_categories(self._frame(X))
         design = self._design(X)
-        order = np.argsort(pd.to_datetime(X["started_at"]).to_numpy(), kind="stable") if "started_at" in X else np.arange(len(y))
+        order = (
+            np.argsort(pd.to_datetime(X["started_at"]).to_numpy(), kind="stable")
+            if "started_at" in X
+            else np.arange(len(y))
+        )
         out_of_fold = np.full(len(y), np.nan)
         for fold in np.array_split(order, self.calibration_folds):  # contiguous blocks of time
             rest = np.setdiff1d(order, fold, assume_unique=True)
@@ -136,10 +155,13 @@ class ConversionPredictor:
         if len(np.unique(y[scored])) < 2:
             raise ValueError("y needs converted and non-converted sessions spread over time to calibrate")
         self.booster_ = xgboost.XGBClassifier(**self.params).fit(design, y).get_booster()
-        calibrator = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(out_of_fold[scored], y[scored])
+        calibrator = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(
+            out_of_fold[scored], y[scored]
+        )
         self.calibration_x_, self.calibration_y_ = calibrator.X_thresholds_, calibrator.y_thresholds_
-        self.threshold_ = operating_threshold(self._calibrate(out_of_fold[scored]), y[scored],
-                                              precision=TARGET_PRECISION + PRECISION_MARGIN)
+        self.threshold_ = operating_threshold(
+            self._calibrate(out_of_fold[scored]), y[scored], precision=TARGET_PRECISION + PRECISION_MARGIN
+        )
         self.format_ = self.FORMAT
         return self
 
@@ -198,7 +220,12 @@ class ConversionPredictor:
         if not len(numeric):
             return []
         per_signal, _ = self._signal_contributions(np.hstack([numeric, self._onehot(categorical)]))
-        values = np.hstack([np.where(np.isnan(numeric), None, numeric).astype(object), self._frame(X)[CONVERSION_CATEGORICAL].to_numpy(dtype=object)])
+        values = np.hstack(
+            [
+                np.where(np.isnan(numeric), None, numeric).astype(object),
+                self._frame(X)[CONVERSION_CATEGORICAL].to_numpy(dtype=object),
+            ]
+        )
         return self._factors(per_signal, values, top)
 
     def predict(self, user: dict, top: int = 3) -> dict:

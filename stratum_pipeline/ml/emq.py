@@ -33,10 +33,23 @@ import pandas as pd
 from stratum_pipeline.ml.inputs import InputError, require_mapping
 
 FIELD_WEIGHTS = {
-    "meta": {"email": 3.0, "phone": 2.0, "fbc": 1.5, "fbp": 1.0, "external_id": 1.0,
-             "client_ip_address": 0.75, "client_user_agent": 0.75},
-    "google": {"gclid": 3.5, "email": 3.0, "phone": 2.0, "external_id": 0.5,
-               "client_ip_address": 0.5, "client_user_agent": 0.5},
+    "meta": {
+        "email": 3.0,
+        "phone": 2.0,
+        "fbc": 1.5,
+        "fbp": 1.0,
+        "external_id": 1.0,
+        "client_ip_address": 0.75,
+        "client_user_agent": 0.75,
+    },
+    "google": {
+        "gclid": 3.5,
+        "email": 3.0,
+        "phone": 2.0,
+        "external_id": 0.5,
+        "client_ip_address": 0.5,
+        "client_user_agent": 0.5,
+    },
 }
 HASHED_FIELDS = ("email", "phone")
 LEVELS = ((8.0, "excellent"), (6.0, "good"), (4.0, "fair"), (0.0, "poor"))
@@ -62,14 +75,31 @@ CAPI_FIELD_WEIGHTS = FIELD_WEIGHTS
 
 # The seed's DataQualityAnalyzer contract, verbatim: weights summing to 1 (score = 100 x the sum present).
 SEED_FIELD_WEIGHTS = {
-    "meta": {"email": 0.25, "phone": 0.20, "click_id": 0.20, "ip_address": 0.15, "user_agent": 0.10, "external_id": 0.10},
-    "google": {"email": 0.25, "phone": 0.20, "gclid": 0.25, "ip_address": 0.10, "user_agent": 0.10, "external_id": 0.10},
+    "meta": {
+        "email": 0.25,
+        "phone": 0.20,
+        "click_id": 0.20,
+        "ip_address": 0.15,
+        "user_agent": 0.10,
+        "external_id": 0.10,
+    },
+    "google": {
+        "email": 0.25,
+        "phone": 0.20,
+        "gclid": 0.25,
+        "ip_address": 0.10,
+        "user_agent": 0.10,
+        "external_id": 0.10,
+    },
 }
 SEED_QUALITY_LEVELS = {"excellent": (80, 100), "good": (60, 79), "fair": (40, 59), "poor": (0, 39)}
 # seed name -> the conversion-API name it stands for (click_id only where Meta's weights apply: fbc).
 SEED_TO_CAPI = {"ip_address": "client_ip_address", "user_agent": "client_user_agent", "click_id": "fbc"}
-SEED_ADVICE = {"click_id": ADVICE["fbc"], "ip_address": ADVICE["client_ip_address"],
-               "user_agent": ADVICE["client_user_agent"]}
+SEED_ADVICE = {
+    "click_id": ADVICE["fbc"],
+    "ip_address": ADVICE["client_ip_address"],
+    "user_agent": ADVICE["client_user_agent"],
+}
 
 
 def seed_weights_for(platform: str) -> dict[str, float]:
@@ -118,7 +148,10 @@ def quality_level(score) -> np.ndarray:
 
 
 def attribution_accuracy(score) -> np.ndarray:
-    return ATTRIBUTION_FLOOR + (ATTRIBUTION_CEILING - ATTRIBUTION_FLOOR) * np.clip(np.asarray(score, float), 0, 10) / 10
+    return (
+        ATTRIBUTION_FLOOR
+        + (ATTRIBUTION_CEILING - ATTRIBUTION_FLOOR) * np.clip(np.asarray(score, float), 0, 10) / 10
+    )
 
 
 def _present(values: pd.Series) -> np.ndarray:
@@ -127,7 +160,14 @@ def _present(values: pd.Series) -> np.ndarray:
 
 
 def _hashed(values: pd.Series) -> np.ndarray:
-    return values.astype("string").str.strip().str.lower().str.fullmatch(SHA256.pattern).fillna(False).to_numpy(dtype=bool)
+    return (
+        values.astype("string")
+        .str.strip()
+        .str.lower()
+        .str.fullmatch(SHA256.pattern)
+        .fillna(False)
+        .to_numpy(dtype=bool)
+    )
 
 
 class DataQualityAnalyzer:
@@ -136,7 +176,9 @@ class DataQualityAnalyzer:
     def field_credit(self, events: pd.DataFrame, platform: str) -> pd.DataFrame:
         """Per event and weighted field: the credit earned (weight, half weight if unhashed, or 0)."""
         if len(events) > MAX_EVENTS:
-            raise InputError(f"{len(events):,} events is more than the limit of {MAX_EVENTS:,} per batch: score them in parts")
+            raise InputError(
+                f"{len(events):,} events is more than the limit of {MAX_EVENTS:,} per batch: score them in parts"
+            )
         credit = {}
         for field, weight in weights_for(platform).items():
             values = events[field] if field in events else pd.Series([None] * len(events), index=events.index)
@@ -151,8 +193,11 @@ class DataQualityAnalyzer:
         for platform, rows in events.groupby(events[platform_column].astype(str).str.lower()):
             scores.loc[rows.index] = self.field_credit(rows, platform).sum(axis=1)
         return pd.DataFrame(
-            {"emq_score": scores.round(3), "quality_level": quality_level(scores),
-             "attribution_accuracy": attribution_accuracy(scores).round(4)},
+            {
+                "emq_score": scores.round(3),
+                "quality_level": quality_level(scores),
+                "attribution_accuracy": attribution_accuracy(scores).round(4),
+            },
             index=events.index,
         )
 
@@ -167,13 +212,24 @@ class DataQualityAnalyzer:
         event = with_field_aliases(event, platform)
         seed_weights = seed_weights_for(platform)
         weights = weights_for(platform)
-        for field in {*weights, *seed_weights}:  # only the weighted keys are read: other keys, however many, cost nothing
+        for field in {
+            *weights,
+            *seed_weights,
+        }:  # only the weighted keys are read: other keys, however many, cost nothing
             value = event.get(field)
             if isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
-                raise InputError(f"{field} is {len(value):,} characters long, more than the limit of {MAX_FIELD_CHARS:,}")
+                raise InputError(
+                    f"{field} is {len(value):,} characters long, more than the limit of {MAX_FIELD_CHARS:,}"
+                )
         # an int beyond float range as text: pandas cannot hold it as a number (an id is text anyway)
-        frame = pd.DataFrame([{field: str(v) if isinstance(v := event.get(field), int) and not isinstance(v, bool) else v
-                               for field in {*weights, *seed_weights}}])
+        frame = pd.DataFrame(
+            [
+                {
+                    field: str(v) if isinstance(v := event.get(field), int) and not isinstance(v, bool) else v
+                    for field in {*weights, *seed_weights}
+                }
+            ]
+        )
         seed_present = {f: bool(f in frame and _present(frame[f].astype(object))[0]) for f in seed_weights}
         seed_score = round(100 * sum(w for f, w in seed_weights.items() if seed_present[f]), 1)
         seed_missing = [f for f in seed_weights if not seed_present[f]]
@@ -182,7 +238,9 @@ class DataQualityAnalyzer:
         missing = [f for f in weights if credit[f] == 0]
         unhashed = [f for f in HASHED_FIELDS if f in weights and 0 < credit[f] < weights[f]]
         recommendations = [SEED_ADVICE.get(f, ADVICE.get(f)) for f in seed_missing]
-        recommendations += [ADVICE[f] for f in sorted(missing, key=lambda f: -weights[f]) if ADVICE[f] not in recommendations]
+        recommendations += [
+            ADVICE[f] for f in sorted(missing, key=lambda f: -weights[f]) if ADVICE[f] not in recommendations
+        ]
         recommendations += [f"hash {f} with SHA-256 before sending" for f in unhashed]
         return {
             "score": seed_score,
@@ -215,9 +273,13 @@ class DataQualityAnalyzer:
             "score_p90": round(float(scores.quantile(0.9)), 3) if len(events) else None,
             "levels": {name: int(levels.get(name, 0)) for _, name in LEVELS},
             "most_missing_fields": {f: round(float(missing_rate[f]), 3) for f in worst},
-            "attribution_accuracy_estimate": round(float(attribution_accuracy(scores).mean()), 3) if len(events) else None,
-            "recommendations": [f"{ADVICE[f]} (missing in {missing_rate[f]:.0%} of events)"
-                                for f in sorted(worst, key=lambda f: -missing_rate[f] * weights[f])],
+            "attribution_accuracy_estimate": round(float(attribution_accuracy(scores).mean()), 3)
+            if len(events)
+            else None,
+            "recommendations": [
+                f"{ADVICE[f]} (missing in {missing_rate[f]:.0%} of events)"
+                for f in sorted(worst, key=lambda f: -missing_rate[f] * weights[f])
+            ],
         }
 
     def daily_summaries(self, tenant: str, events: pd.DataFrame) -> list[dict]:
@@ -226,11 +288,20 @@ class DataQualityAnalyzer:
         out = []
         for (platform, day), rows in events.groupby(["platform", "date"]):
             summary = self.summarize(rows, platform)
-            out.append({"tenant_id": tenant, "platform": platform, "date": day, "events": summary["events"],
-                        "score_mean": summary["score_mean"], "score_p10": summary["score_p10"],
-                        "score_p50": summary["score_p50"], "score_p90": summary["score_p90"],
-                        **{f"events_{name}": summary["levels"][name] for _, name in LEVELS},
-                        "most_missing_fields": json.dumps(summary["most_missing_fields"]),
-                        "attribution_accuracy_estimate": summary["attribution_accuracy_estimate"],
-                        "recommendations": json.dumps(summary["recommendations"])})
+            out.append(
+                {
+                    "tenant_id": tenant,
+                    "platform": platform,
+                    "date": day,
+                    "events": summary["events"],
+                    "score_mean": summary["score_mean"],
+                    "score_p10": summary["score_p10"],
+                    "score_p50": summary["score_p50"],
+                    "score_p90": summary["score_p90"],
+                    **{f"events_{name}": summary["levels"][name] for _, name in LEVELS},
+                    "most_missing_fields": json.dumps(summary["most_missing_fields"]),
+                    "attribution_accuracy_estimate": summary["attribution_accuracy_estimate"],
+                    "recommendations": json.dumps(summary["recommendations"]),
+                }
+            )
         return out

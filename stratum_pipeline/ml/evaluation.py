@@ -6,7 +6,12 @@ import numpy as np
 import pandas as pd
 
 # The forecasts a marketer already has without a model: today's ROAS and trailing averages (feature columns).
-NAIVE_ROAS_FORECASTS = {"today": "roas", "trailing_7d": "roas_7d", "trailing_14d": "roas_14d", "trailing_30d": "roas_30d"}
+NAIVE_ROAS_FORECASTS = {
+    "today": "roas",
+    "trailing_7d": "roas_7d",
+    "trailing_14d": "roas_14d",
+    "trailing_30d": "roas_30d",
+}
 
 
 def relative_bias(actual, predicted) -> float:
@@ -43,7 +48,9 @@ def naive_roas_forecasts(features: pd.DataFrame) -> dict[str, np.ndarray]:
     for name, column in NAIVE_ROAS_FORECASTS.items():
         values = pd.to_numeric(features[column], errors="coerce").to_numpy(dtype=float)
         values = np.where(np.isfinite(values), values, longest)
-        out[name] = np.where(np.isfinite(values), values, np.nanmedian(values) if np.isfinite(values).any() else 1.0)
+        out[name] = np.where(
+            np.isfinite(values), values, np.nanmedian(values) if np.isfinite(values).any() else 1.0
+        )
     return out
 
 
@@ -57,7 +64,9 @@ def best_naive_roas(actual, features: pd.DataFrame) -> dict[str, float | str]:
 
 def point_metrics(actual, predicted) -> dict[str, float]:
     """MAE, RMSE and R² of a point forecast (used for the ground-truth oracle)."""
-    frame = pd.DataFrame({"predicted_roas": predicted, "confidence_lower": predicted, "confidence_upper": predicted})
+    frame = pd.DataFrame(
+        {"predicted_roas": predicted, "confidence_lower": predicted, "confidence_upper": predicted}
+    )
     out = roas_metrics(actual, frame)
     out.pop("coverage_80")
     return out

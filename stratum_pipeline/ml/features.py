@@ -21,22 +21,52 @@ from stratum_pipeline.ml import fatigue
 from stratum_pipeline.ml.inputs import InputError, date_column, numeric_column, require_frame
 
 ROAS_FEATURES = [
-    "roas_7d", "roas_30d", "spend_velocity", "ctr", "conversion_rate", "impressions_growth",
-    "platform", "day_of_week", "season", "audience_size", "creative_fatigue",
+    "roas_7d",
+    "roas_30d",
+    "spend_velocity",
+    "ctr",
+    "conversion_rate",
+    "impressions_growth",
+    "platform",
+    "day_of_week",
+    "season",
+    "audience_size",
+    "creative_fatigue",
 ]
 FATIGUE_FEATURES = [
-    "days_active", "frequency", "ctr_current", "ctr_baseline", "engagement_rate_current", "engagement_rate_baseline",
+    "days_active",
+    "frequency",
+    "ctr_current",
+    "ctr_baseline",
+    "engagement_rate_current",
+    "engagement_rate_baseline",
 ]
 # Short-horizon context the ROAS model uses beside the 11 features: yesterday's, 3-day and 14-day ROAS,
 # the day's spend and how it compares with its 3-, 7- and 30-day daily averages (a day of unusually high
 # spend has unusually low ROAS on a saturating response curve, and spend drifts back), and the forecast
 # day's position in its quarter (the quarterly cycle), and the campaign's conversions over the last 30 days
 # (its volume: how far a noisy ROAS history can be trusted).
-ROAS_CONTEXT = ["roas", "roas_3d", "roas_14d", "spend", "spend_vs_3d", "spend_vs_7d", "spend_vs_30d", "day_of_quarter",
-                "conversions_30d"]
+ROAS_CONTEXT = [
+    "roas",
+    "roas_3d",
+    "roas_14d",
+    "spend",
+    "spend_vs_3d",
+    "spend_vs_7d",
+    "spend_vs_30d",
+    "day_of_quarter",
+    "conversions_30d",
+]
 CONVERSION_FEATURES = [
-    "session_duration", "pages_viewed", "cart_value", "items_in_cart", "time_since_last_visit",
-    "previous_purchases", "device_type", "traffic_source", "user_segment",
+    "session_duration",
+    "pages_viewed",
+    "cart_value",
+    "items_in_cart",
+    "time_since_last_visit",
+    "previous_purchases",
+    "device_type",
+    "traffic_source",
+    "user_segment",
 ]
 CONVERSION_NUMERIC = CONVERSION_FEATURES[:6]
 CONVERSION_CATEGORICAL = CONVERSION_FEATURES[6:]
@@ -54,8 +84,14 @@ def _ratio(numerator, denominator) -> np.ndarray:
         return np.where(denominator > 0, numerator / denominator, np.nan)
 
 
-def _typed(frame: pd.DataFrame, what: str, keys: list[str], numbers: list[str], dates: list[str],
-           required_numbers: tuple[str, ...] = ()) -> pd.DataFrame:
+def _typed(
+    frame: pd.DataFrame,
+    what: str,
+    keys: list[str],
+    numbers: list[str],
+    dates: list[str],
+    required_numbers: tuple[str, ...] = (),
+) -> pd.DataFrame:
     """A copy of `frame` with its key, number and date columns checked (ml.inputs rules); InputError names the field.
 
     Keys must be present in every row; `required_numbers` must be known in every row (the raw
@@ -66,8 +102,11 @@ def _typed(frame: pd.DataFrame, what: str, keys: list[str], numbers: list[str], 
     for column in keys:
         if df[column].isna().any():
             raise InputError(f"{what}: {column} has {int(df[column].isna().sum())} missing values")
-        not_an_id = int(df[column].map(lambda v: isinstance(v, (list, dict, set, tuple, bytes, bytearray))).sum()) \
-            if df[column].dtype == object else 0
+        not_an_id = (
+            int(df[column].map(lambda v: isinstance(v, (list, dict, set, tuple, bytes, bytearray))).sum())
+            if df[column].dtype == object
+            else 0
+        )
         if not_an_id:
             raise InputError(f"{what}: {column} has {not_an_id} values that are not a text or number id")
     for column in numbers:
@@ -110,13 +149,23 @@ def campaign_features(
     holds creative_features rows (campaign_id, date, fatigue_score, impressions_7d) for the same days.
     """
     metrics = ["spend", "revenue", "impressions", "clicks", "conversions"]
-    df = _typed(daily, "campaign daily rows", ["tenant_id", "campaign_id", "platform"],
-                [*metrics, "audience_size", "daily_budget"], ["date"], tuple(metrics))
+    df = _typed(
+        daily,
+        "campaign daily rows",
+        ["tenant_id", "campaign_id", "platform"],
+        [*metrics, "audience_size", "daily_budget"],
+        ["date"],
+        tuple(metrics),
+    )
     df = df.sort_values(["campaign_id", "date"], kind="stable").reset_index(drop=True)
     for window in (3, 7, 14, CAMPAIGN_LOOKBACK_DAYS):
-        df = df.merge(_rolling_sums(df, "campaign_id", metrics, window), on=["campaign_id", "date"], how="left")
+        df = df.merge(
+            _rolling_sums(df, "campaign_id", metrics, window), on=["campaign_id", "date"], how="left"
+        )
 
-    out = df[["tenant_id", "campaign_id", "date", "platform", "audience_size", "daily_budget", "spend", "revenue"]].copy()
+    out = df[
+        ["tenant_id", "campaign_id", "date", "platform", "audience_size", "daily_budget", "spend", "revenue"]
+    ].copy()
     out["roas_7d"] = _ratio(df["revenue_7d"], df["spend_7d"])
     out["roas_30d"] = _ratio(df["revenue_30d"], df["spend_30d"])
     out["roas_3d"] = _ratio(df["revenue_3d"], df["spend_3d"])
@@ -145,7 +194,9 @@ def _campaign_fatigue(campaign_days: pd.DataFrame, creative_fatigue: pd.DataFram
         return np.full(len(campaign_days), np.nan)
     cf = creative_fatigue[["campaign_id", "date", "fatigue_score", "impressions_7d"]].copy()
     cf["date"] = pd.to_datetime(cf["date"])
-    weight = cf["impressions_7d"].fillna(0).clip(lower=0) + 1.0  # +1: a creative with no delivery still counts a little
+    weight = (
+        cf["impressions_7d"].fillna(0).clip(lower=0) + 1.0
+    )  # +1: a creative with no delivery still counts a little
     cf["_w"] = weight
     cf["_ws"] = weight * cf["fatigue_score"]
     agg = cf.groupby(["campaign_id", "date"], as_index=False)[["_w", "_ws"]].sum()
@@ -154,7 +205,9 @@ def _campaign_fatigue(campaign_days: pd.DataFrame, creative_fatigue: pd.DataFram
     return joined["creative_fatigue"].to_numpy()
 
 
-def creative_features(daily: pd.DataFrame, start: date | None = None, end: date | None = None) -> pd.DataFrame:
+def creative_features(
+    daily: pd.DataFrame, start: date | None = None, end: date | None = None
+) -> pd.DataFrame:
     """Fatigue features for each creative-day in [start, end], plus its fatigue score.
 
     `daily` holds raw_creative_daily rows from up to CREATIVE_LOOKBACK_DAYS before `start`.
@@ -162,26 +215,38 @@ def creative_features(daily: pd.DataFrame, start: date | None = None, end: date 
     the baseline CTR and engagement rate are those of the creative's first BASELINE_DAYS days,
     known only once those days have happened.
     """
-    df = _typed(daily, "creative daily rows", ["tenant_id", "campaign_id", "creative_id"],
-                ["impressions", "clicks", "engagements", "audience_size"], ["date"], ("impressions", "clicks", "engagements"))
+    df = _typed(
+        daily,
+        "creative daily rows",
+        ["tenant_id", "campaign_id", "creative_id"],
+        ["impressions", "clicks", "engagements", "audience_size"],
+        ["date"],
+        ("impressions", "clicks", "engagements"),
+    )
     df["launch_date"] = pd.to_datetime(df["launch_date"], errors="coerce") if "launch_date" in df else pd.NaT
     df = df.sort_values(["creative_id", "date"], kind="stable").reset_index(drop=True)
     df = df.merge(
-        _rolling_sums(df, "creative_id", ["impressions", "clicks", "engagements"], 7), on=["creative_id", "date"], how="left"
+        _rolling_sums(df, "creative_id", ["impressions", "clicks", "engagements"], 7),
+        on=["creative_id", "date"],
+        how="left",
     )
     by_creative = df.groupby("creative_id", sort=False)
     first_seen = by_creative["date"].transform("min")
     launch = df["launch_date"].fillna(first_seen)
     in_baseline = (df["date"] <= launch + pd.Timedelta(days=BASELINE_DAYS - 1)).to_numpy()
-    cum = pd.DataFrame(
-        {
-            "creative_id": df["creative_id"],
-            "impressions": df["impressions"].astype(float),
-            "b_impressions": np.where(in_baseline, df["impressions"], 0.0),
-            "b_clicks": np.where(in_baseline, df["clicks"], 0.0),
-            "b_engagements": np.where(in_baseline, df["engagements"], 0.0),
-        }
-    ).groupby("creative_id", sort=False).cumsum()
+    cum = (
+        pd.DataFrame(
+            {
+                "creative_id": df["creative_id"],
+                "impressions": df["impressions"].astype(float),
+                "b_impressions": np.where(in_baseline, df["impressions"], 0.0),
+                "b_clicks": np.where(in_baseline, df["clicks"], 0.0),
+                "b_engagements": np.where(in_baseline, df["engagements"], 0.0),
+            }
+        )
+        .groupby("creative_id", sort=False)
+        .cumsum()
+    )
 
     out = df[["tenant_id", "campaign_id", "creative_id", "date"]].copy()
     out["days_active"] = ((df["date"] - launch).dt.days + 1).astype(int)
@@ -210,8 +275,11 @@ def session_features(sessions: pd.DataFrame) -> pd.DataFrame:
         out[column] = numeric_column(sessions[column], column) if column in sessions else np.nan
     out["session_duration"] = out["session_duration"].clip(upper=MAX_SESSION_SECONDS)
     for column in CONVERSION_CATEGORICAL:
-        values = sessions[column].astype("string").str.strip().str.lower() if column in sessions \
+        values = (
+            sessions[column].astype("string").str.strip().str.lower()
+            if column in sessions
             else pd.Series(pd.NA, index=sessions.index, dtype="string")
+        )
         values = values.mask(values == "")
         out[column] = values.astype(object).where(values.notna(), None)
     if "converted" in sessions:  # live sessions have no outcome yet
@@ -225,5 +293,7 @@ def _outcome(values: pd.Series) -> np.ndarray:
     known = {"true": True, "1": True, "1.0": True, "false": False, "0": False, "0.0": False}
     mapped = text.map(known)
     if mapped.isna().any():
-        raise InputError(f"converted must be true/false (or 1/0) in every row, got {values[mapped.isna()].iloc[0]!r:.40}")
+        raise InputError(
+            f"converted must be true/false (or 1/0) in every row, got {values[mapped.isna()].iloc[0]!r:.40}"
+        )
     return mapped.astype(bool).to_numpy()

@@ -49,15 +49,28 @@ def number(value, field: str) -> float:
     return float(np.clip(x, -MAX_MAGNITUDE, MAX_MAGNITUDE)) if math.isfinite(x) else math.nan
 
 
-def strict_number(value, field: str, *, minimum: float | None = None, above: float | None = None,
-                  maximum: float = MAX_MAGNITUDE) -> float:
+def strict_number(
+    value,
+    field: str,
+    *,
+    minimum: float | None = None,
+    above: float | None = None,
+    maximum: float = MAX_MAGNITUDE,
+) -> float:
     """A required finite number in range: `minimum` (inclusive), `above` (exclusive), `maximum` (inclusive)."""
     x = _raw_float(value, field)
     if not math.isfinite(x):
         raise InputError(f"{field} must be a finite number, got {_show(value)}")
     if (minimum is not None and x < minimum) or (above is not None and x <= above) or x > maximum:
-        kind = "a positive number" if above == 0 else f"a number above {above:g}" if above is not None \
-            else f"a number of at least {minimum:g}" if minimum is not None else "a number"
+        kind = (
+            "a positive number"
+            if above == 0
+            else f"a number above {above:g}"
+            if above is not None
+            else f"a number of at least {minimum:g}"
+            if minimum is not None
+            else "a number"
+        )
         raise InputError(f"{field} must be {kind} and at most {maximum:g}, got {_show(value)}")
     return x
 
@@ -108,5 +121,7 @@ def date_column(values: pd.Series, field: str) -> pd.Series:
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
     bad = parsed.isna()
     if bad.any():
-        raise InputError(f"{field} has {int(bad.sum())} values that are missing or not dates, e.g. {_show(values[bad].iloc[0])}")
+        raise InputError(
+            f"{field} has {int(bad.sum())} values that are missing or not dates, e.g. {_show(values[bad].iloc[0])}"
+        )
     return parsed

@@ -55,7 +55,8 @@ def actual_next_day_roas(features: pd.DataFrame) -> pd.DataFrame:
     frame = features[["campaign_id", "date", "roas"]].copy()
     frame = frame[np.isfinite(pd.to_numeric(frame["roas"], errors="coerce"))]
     return frame.rename(columns={"date": "forecast_date", "roas": "actual_roas"}).assign(
-        forecast_date=lambda f: pd.to_datetime(f["forecast_date"]))
+        forecast_date=lambda f: pd.to_datetime(f["forecast_date"])
+    )
 
 
 def forecast_accuracy(forecasts: pd.DataFrame, actuals: pd.DataFrame) -> pd.DataFrame:
@@ -64,35 +65,69 @@ def forecast_accuracy(forecasts: pd.DataFrame, actuals: pd.DataFrame) -> pd.Data
     `forecasts` has the `daily_roas_forecasts` columns; `actuals` comes from `actual_next_day_roas`.
     Forecasts whose actual has not landed yet are left out (they are evaluated on a later run).
     """
-    columns = ["tenant_id", "date", "model_name", "model_version", "campaigns", "mae", "bias", "coverage_80",
-               "mean_actual_roas", "mean_predicted_roas"]
+    columns = [
+        "tenant_id",
+        "date",
+        "model_name",
+        "model_version",
+        "campaigns",
+        "mae",
+        "bias",
+        "coverage_80",
+        "mean_actual_roas",
+        "mean_predicted_roas",
+    ]
     if forecasts.empty or actuals.empty:
         return pd.DataFrame(columns=columns)
     frame = forecasts.assign(forecast_date=pd.to_datetime(forecasts["forecast_date"])).merge(
-        actuals, on=["campaign_id", "forecast_date"], how="inner")
+        actuals, on=["campaign_id", "forecast_date"], how="inner"
+    )
     if frame.empty:
         return pd.DataFrame(columns=columns)
     frame["error"] = frame["predicted_roas"] - frame["actual_roas"]
     frame["abs_error"] = frame["error"].abs()
-    frame["inside"] = (frame["actual_roas"] >= frame["confidence_lower"]) & (frame["actual_roas"] <= frame["confidence_upper"])
+    frame["inside"] = (frame["actual_roas"] >= frame["confidence_lower"]) & (
+        frame["actual_roas"] <= frame["confidence_upper"]
+    )
     out = frame.groupby(["tenant_id", "forecast_date", "model_name", "model_version"], as_index=False).agg(
-        campaigns=("campaign_id", "nunique"), mae=("abs_error", "mean"), bias=("error", "mean"),
-        coverage_80=("inside", "mean"), mean_actual_roas=("actual_roas", "mean"),
-        mean_predicted_roas=("predicted_roas", "mean"))
+        campaigns=("campaign_id", "nunique"),
+        mae=("abs_error", "mean"),
+        bias=("error", "mean"),
+        coverage_80=("inside", "mean"),
+        mean_actual_roas=("actual_roas", "mean"),
+        mean_predicted_roas=("predicted_roas", "mean"),
+    )
     return out.rename(columns={"forecast_date": "date"})[columns]
 
 
 def recent_accuracy(accuracy: pd.DataFrame, days: int) -> pd.DataFrame:
     """Per tenant and model version: campaign-weighted MAE and coverage over its last `days` evaluated days."""
     if accuracy.empty:
-        return pd.DataFrame(columns=["tenant_id", "model_name", "model_version", "days", "campaigns", "mae", "coverage_80", "last_day"])
+        return pd.DataFrame(
+            columns=[
+                "tenant_id",
+                "model_name",
+                "model_version",
+                "days",
+                "campaigns",
+                "mae",
+                "coverage_80",
+                "last_day",
+            ]
+        )
     frame = accuracy.assign(date=pd.to_datetime(accuracy["date"]))
     last = frame.groupby("tenant_id")["date"].transform("max")
     frame = frame[frame["date"] > last - pd.Timedelta(days=days)]
-    weighted = frame.assign(_mae=frame["mae"] * frame["campaigns"], _cov=frame["coverage_80"] * frame["campaigns"])
+    weighted = frame.assign(
+        _mae=frame["mae"] * frame["campaigns"], _cov=frame["coverage_80"] * frame["campaigns"]
+    )
     out = weighted.groupby(["tenant_id", "model_name", "model_version"], as_index=False).agg(
-        days=("date", "nunique"), campaigns=("campaigns", "sum"), _mae=("_mae", "sum"), _cov=("_cov", "sum"),
-        last_day=("date", "max"))
+        days=("date", "nunique"),
+        campaigns=("campaigns", "sum"),
+        _mae=("_mae", "sum"),
+        _cov=("_cov", "sum"),
+        last_day=("date", "max"),
+    )
     out["mae"] = out["_mae"] / out["campaigns"]
     out["coverage_80"] = out["_cov"] / out["campaigns"]
     return out.drop(columns=["_mae", "_cov"])
@@ -100,8 +135,11 @@ def recent_accuracy(accuracy: pd.DataFrame, days: int) -> pd.DataFrame:
 
 def accuracy_degraded(recent_mae: float, holdout_mae: float | None) -> tuple[bool, str]:
     """Is a model's recent MAE degraded? Above the absolute target and `DEGRADED_MAE_FACTOR` x its holdout MAE."""
-    limit = ROAS_MAE_TARGET if holdout_mae is None or not np.isfinite(holdout_mae) else max(
-        ROAS_MAE_TARGET, DEGRADED_MAE_FACTOR * holdout_mae)
+    limit = (
+        ROAS_MAE_TARGET
+        if holdout_mae is None or not np.isfinite(holdout_mae)
+        else max(ROAS_MAE_TARGET, DEGRADED_MAE_FACTOR * holdout_mae)
+    )
     if recent_mae > limit:
         return True, f"recent MAE {recent_mae:.3f} > limit {limit:.3f}"
     return False, f"recent MAE {recent_mae:.3f} <= limit {limit:.3f}"
@@ -128,13 +166,23 @@ def feature_profile(frame: pd.DataFrame, features: list[str], bins: int = PROFIL
         if _is_numeric(series):
             values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
             finite = values[np.isfinite(values)]
-            edges = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1])) if len(finite) else np.array([])
-            profile["features"][name] = {"kind": "numeric", "edges": [float(e) for e in edges],
-                                         "shares": _numeric_shares(values, edges)}
+            edges = (
+                np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1]))
+                if len(finite)
+                else np.array([])
+            )
+            profile["features"][name] = {
+                "kind": "numeric",
+                "edges": [float(e) for e in edges],
+                "shares": _numeric_shares(values, edges),
+            }
         else:
             shares = _category_shares(series, None)
-            profile["features"][name] = {"kind": "categorical", "categories": [c for c in shares if c != MISSING],
-                                         "shares": shares}
+            profile["features"][name] = {
+                "kind": "categorical",
+                "categories": [c for c in shares if c != MISSING],
+                "shares": shares,
+            }
     return profile
 
 
@@ -209,7 +257,11 @@ def summarize_features(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame
         if name not in frame:
             continue
         series = frame[name]
-        row = {"feature": name, "rows": int(len(series)), "missing": float(series.isna().mean()) if len(series) else 0.0}
+        row = {
+            "feature": name,
+            "rows": int(len(series)),
+            "missing": float(series.isna().mean()) if len(series) else 0.0,
+        }
         if _is_numeric(series):
             values = pd.to_numeric(series, errors="coerce").dropna()
             if len(values):
@@ -235,15 +287,25 @@ def calibration(probability, observed, bins: int = CALIBRATION_BINS) -> dict[str
     p = np.clip(np.asarray(probability, dtype=float), 0.0, 1.0)
     y = np.asarray(observed, dtype=float)
     if len(p) == 0:
-        return {"rows": 0, "predicted_rate": float("nan"), "observed_rate": float("nan"), "rate_gap": float("nan"),
-                "ece": float("nan")}
+        return {
+            "rows": 0,
+            "predicted_rate": float("nan"),
+            "observed_rate": float("nan"),
+            "rate_gap": float("nan"),
+            "ece": float("nan"),
+        }
     index = np.minimum((p * bins).astype(int), bins - 1)
     ece = 0.0
     for b in np.unique(index):
         inside = index == b
         ece += inside.mean() * abs(p[inside].mean() - y[inside].mean())
-    return {"rows": int(len(p)), "predicted_rate": float(p.mean()), "observed_rate": float(y.mean()),
-            "rate_gap": float(p.mean() - y.mean()), "ece": float(ece)}
+    return {
+        "rows": int(len(p)),
+        "predicted_rate": float(p.mean()),
+        "observed_rate": float(y.mean()),
+        "rate_gap": float(p.mean() - y.mean()),
+        "ece": float(ece),
+    }
 
 
 def calibration_status(rate_gap: float) -> str:

@@ -35,14 +35,18 @@ import pandas as pd
 
 ADSTOCK_GRID = np.array([0.0, 0.15, 0.3, 0.45, 0.6, 0.7])
 SHAPE_GRID = np.array([0.5, 0.7, 0.9, 1.1, 1.35, 1.6, 1.9, 2.2, 2.6])
-KAPPA_GRID = np.exp(np.linspace(np.log(0.2), np.log(8.0), 13))  # half-saturation / the campaign's median spend
+KAPPA_GRID = np.exp(
+    np.linspace(np.log(0.2), np.log(8.0), 13)
+)  # half-saturation / the campaign's median spend
 MIN_FIT_DAYS = 21
 WINDOW_DAYS = 365
 HALF_LIFE_DAYS = 90.0  # recency weight of a day in the fit (accounts drift: creatives tire, markets move)
 EM_STEPS = 4
 PRIOR_FLOOR = 0.05  # share of the uniform grid mixed into the tenant prior (no cell is ruled out a priori)
 N_DRAWS = 64
-LIKELIHOOD_TEMPER = 0.5  # quasi-likelihood tempering: days are autocorrelated, so each counts for less than one
+LIKELIHOOD_TEMPER = (
+    0.5  # quasi-likelihood tempering: days are autocorrelated, so each counts for less than one
+)
 LEVEL_BLOCK, LEVEL_BLOCKS = 14, 8  # blocks of days over which the level's drift around the curve is measured
 MIN_DRIFT_VAR = 0.03**2
 SEASON_RIDGE = 20.0  # ridge on the seasonal log-coefficients (in orders): short histories stay near flat
@@ -86,7 +90,11 @@ def season_design(dates) -> np.ndarray:
 def season_factor(coefficients, dates) -> np.ndarray:
     """The tenant's seasonal multiplier on each date (1 where no coefficients were fitted)."""
     x = season_design(dates)
-    beta = np.zeros(x.shape[1]) if coefficients is None or len(coefficients) == 0 else np.asarray(coefficients, float)
+    beta = (
+        np.zeros(x.shape[1])
+        if coefficients is None or len(coefficients) == 0
+        else np.asarray(coefficients, float)
+    )
     return np.exp(x @ beta)
 
 
@@ -123,7 +131,10 @@ class _Tenant:
 def _median_spend(tenant: _Tenant) -> np.ndarray:
     """Each campaign's median daily spend on its days with spend (the unit of its half-saturation grid)."""
     return np.array(
-        [np.median(s[a & (s > 0)]) if (a & (s > 0)).any() else np.nan for s, a in zip(tenant.spend, tenant.active)]
+        [
+            np.median(s[a & (s > 0)]) if (a & (s > 0)).any() else np.nan
+            for s, a in zip(tenant.spend, tenant.active)
+        ]
     )
 
 
@@ -143,7 +154,9 @@ def _loglik(tenant: _Tenant, ref: np.ndarray, season: np.ndarray, weights: np.nd
         for j, h in enumerate(SHAPE_GRID):
             with np.errstate(over="ignore", divide="ignore"):
                 x = np.where(
-                    carried[:, None, :] > 0, 1.0 / (1.0 + np.exp(h * (np.log(np.maximum(k, 1e-300)) - log_a))), 0.0
+                    carried[:, None, :] > 0,
+                    1.0 / (1.0 + np.exp(h * (np.log(np.maximum(k, 1e-300)) - log_a))),
+                    0.0,
                 )
             x = x * season[None, None, :]  # (C, K, T)
             sx = (x * w[:, None, :]).sum(axis=2)  # (C, K)
@@ -162,7 +175,9 @@ def _dispersion(tenant: _Tenant, mu: np.ndarray, weights: np.ndarray) -> np.ndar
     ok = w > 0
     resid = np.where(ok & (mu > 0), (tenant.revenue - mu) ** 2 / np.maximum(mu, 1e-9), 0.0)
     n = ok.sum(axis=1)
-    phi = (resid * w).sum(axis=1) / np.maximum((w * ok).sum(axis=1) - 3 * (w.sum(axis=1) / np.maximum(n, 1)), 1e-9)
+    phi = (resid * w).sum(axis=1) / np.maximum(
+        (w * ok).sum(axis=1) - 3 * (w.sum(axis=1) / np.maximum(n, 1)), 1e-9
+    )
     fallback = np.nanmedian(np.where(n >= MIN_FIT_DAYS, phi, np.nan)) if (n >= MIN_FIT_DAYS).any() else np.nan
     phi = np.where(n >= MIN_FIT_DAYS, phi, fallback)
     return np.where(np.isfinite(phi) & (phi > 0), phi, np.nan)
@@ -244,12 +259,16 @@ def fit_tenant_curves(
     phi = _dispersion(tenant, mu, weights)
     phi_eff = np.where(np.isfinite(phi), phi, np.nanmedian(phi) if np.isfinite(phi).any() else 1.0)
     log_lik = (
-        LIKELIHOOD_TEMPER * (ll - ll.reshape(c, -1).max(axis=1)[:, None, None, None]) / phi_eff[:, None, None, None]
+        LIKELIHOOD_TEMPER
+        * (ll - ll.reshape(c, -1).max(axis=1)[:, None, None, None])
+        / phi_eff[:, None, None, None]
     )
 
     uniform = np.full(ll.shape[1:], 1.0 / ll[0].size)
     prior = uniform
-    for _ in range(EM_STEPS if fitted.any() else 0):  # empirical Bayes: the prior is the campaigns' mean posterior
+    for _ in range(
+        EM_STEPS if fitted.any() else 0
+    ):  # empirical Bayes: the prior is the campaigns' mean posterior
         post = _normalise(log_lik[fitted] + np.log(prior)[None])
         prior = (1 - PRIOR_FLOOR) * post.mean(axis=0) + PRIOR_FLOOR * uniform
     log_post = np.where(fitted[:, None, None, None], log_lik, 0.0) + np.log(prior)[None]
@@ -257,7 +276,11 @@ def fit_tenant_curves(
 
     rng = np.random.default_rng(seed)
     flat = post.reshape(c, -1)
-    cells = (flat.cumsum(axis=1)[:, None, :] < rng.random((c, n_draws, 1))).sum(axis=2).clip(max=flat.shape[1] - 1)
+    cells = (
+        (flat.cumsum(axis=1)[:, None, :] < rng.random((c, n_draws, 1)))
+        .sum(axis=2)
+        .clip(max=flat.shape[1] - 1)
+    )
     ri, hi, ki = np.unravel_index(cells, ll.shape[1:])  # (C, D) each
     v_hat = vmax.reshape(c, -1)[np.arange(c)[:, None], cells]
     total = (tenant.revenue * tenant.active * weights[None, :]).sum(axis=1)
@@ -277,7 +300,9 @@ def fit_tenant_curves(
     )  # (C, D, 5)
 
     conv_per_revenue = np.where(
-        total > 0, (tenant.conversions * tenant.active * weights[None, :]).sum(axis=1) / np.maximum(total, 1e-9), np.nan
+        total > 0,
+        (tenant.conversions * tenant.active * weights[None, :]).sum(axis=1) / np.maximum(total, 1e-9),
+        np.nan,
     )
     base_spend = tenant.spend[:, -1]
     recent = tenant.active[:, -7:] & (tenant.spend[:, -7:] > 0)
@@ -285,7 +310,9 @@ def fit_tenant_curves(
         tenant.active[:, -1] & (base_spend > 0),
         base_spend,
         np.where(
-            recent.any(axis=1), (tenant.spend[:, -7:] * recent).sum(axis=1) / np.maximum(recent.sum(axis=1), 1), np.nan
+            recent.any(axis=1),
+            (tenant.spend[:, -7:] * recent).sum(axis=1) / np.maximum(recent.sum(axis=1), 1),
+            np.nan,
         ),
     )
     # local elasticity d log R / d log s at the base spend (steady state), per draw
@@ -295,7 +322,9 @@ def fit_tenant_curves(
         tenant,
         np.where(
             tenant.active,
-            ((tenant.revenue * tenant.active).sum(axis=1) / np.maximum(tenant.active.sum(axis=1), 1))[:, None],
+            ((tenant.revenue * tenant.active).sum(axis=1) / np.maximum(tenant.active.sum(axis=1), 1))[
+                :, None
+            ],
             0,
         ),
     )
@@ -307,7 +336,9 @@ def fit_tenant_curves(
         np.where(
             pooled,
             f"fewer than {MIN_FIT_DAYS} days with spend: the tenant's pooled shape",
-            np.where(~has_level, "no spend or revenue to fit", "no fitted campaign in the tenant to pool from"),
+            np.where(
+                ~has_level, "no spend or revenue to fit", "no fitted campaign in the tenant to pool from"
+            ),
         ),
     )
     best_cell = np.unravel_index(flat.argmax(axis=1), ll.shape[1:])
@@ -339,13 +370,23 @@ def fit_tenant_curves(
     fallback = out["curve_source"] == "fallback"
     out.loc[
         fallback,
-        ["vmax", "half_saturation", "hill_shape", "adstock_rate", "elasticity", "elasticity_p5", "elasticity_p95"],
+        [
+            "vmax",
+            "half_saturation",
+            "hill_shape",
+            "adstock_rate",
+            "elasticity",
+            "elasticity_p5",
+            "elasticity_p95",
+        ],
     ] = np.nan
     out.loc[fallback, "draws"] = None
     return out
 
 
-def _level(tenant: _Tenant, mu: np.ndarray, phi: np.ndarray, fitted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _level(
+    tenant: _Tenant, mu: np.ndarray, phi: np.ndarray, fitted: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Where the campaign's level is now, and how far it may drift over the coming month (log scale).
 
     Accounts drift around their curve (creatives tire and are replaced, audiences move): the ratio of
@@ -373,13 +414,20 @@ def _level(tenant: _Tenant, mu: np.ndarray, phi: np.ndarray, fitted: np.ndarray)
     shift = np.where(fitted, weight * last, 0.0)
     known = np.isfinite(last_var)
     level_sd = np.sqrt(
-        drift + np.where(known, drift * np.where(known, last_var, 0) / (drift + np.where(known, last_var, 0)), drift)
+        drift
+        + np.where(
+            known, drift * np.where(known, last_var, 0) / (drift + np.where(known, last_var, 0)), drift
+        )
     )
     return shift, level_sd
 
 
 def _spread(s: np.ndarray) -> float:
-    return float(np.percentile(s, 90) / np.percentile(s, 10)) if len(s) >= 5 and np.percentile(s, 10) > 0 else np.nan
+    return (
+        float(np.percentile(s, 90) / np.percentile(s, 10))
+        if len(s) >= 5 and np.percentile(s, 10) > 0
+        else np.nan
+    )
 
 
 def _fitted_mean(tenant: _Tenant, ref, vmax, best, season) -> np.ndarray:
@@ -412,7 +460,10 @@ def fit_response_curves(daily: pd.DataFrame, as_of: date, **kwargs) -> pd.DataFr
     tenant, so that one tenant's failure stays its own.)"""
     if "tenant_id" not in daily.columns:
         raise CurveInputError("response curves need a tenant_id column")
-    parts = [fit_tenant_curves(tenant, rows, as_of, **kwargs) for tenant, rows in daily.groupby("tenant_id", sort=True)]
+    parts = [
+        fit_tenant_curves(tenant, rows, as_of, **kwargs)
+        for tenant, rows in daily.groupby("tenant_id", sort=True)
+    ]
     parts = [p for p in parts if len(p)]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=CURVE_COLUMNS)
 

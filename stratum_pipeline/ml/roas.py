@@ -96,8 +96,14 @@ class ROASPredictor:
         n_jobs: int = 2,
     ):
         self.params = dict(
-            n_estimators=n_estimators, max_depth=max_depth, learning_rate=learning_rate, subsample=0.8,
-            colsample_bytree=0.8, min_child_weight=min_child_weight, tree_method="hist", random_state=random_state,
+            n_estimators=n_estimators,
+            max_depth=max_depth,
+            learning_rate=learning_rate,
+            subsample=0.8,
+            colsample_bytree=0.8,
+            min_child_weight=min_child_weight,
+            tree_method="hist",
+            random_state=random_state,
             n_jobs=n_jobs,
         )
         self.tweedie_variance_power = tweedie_variance_power
@@ -124,10 +130,16 @@ class ROASPredictor:
 
     def _design(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         require_frame(features, "ROAS features", ("roas_7d", "roas_30d", "platform"))
-        numeric = np.column_stack([
-            numeric_column(features[c], c) if c in features else np.full(len(features), np.nan)
-            for c in self.numeric_names
-        ]) if len(features) else np.empty((0, len(self.numeric_names)))
+        numeric = (
+            np.column_stack(
+                [
+                    numeric_column(features[c], c) if c in features else np.full(len(features), np.nan)
+                    for c in self.numeric_names
+                ]
+            )
+            if len(features)
+            else np.empty((0, len(self.numeric_names)))
+        )
         platform = features["platform"].astype(str).str.strip().str.lower().to_numpy()
         return self._assemble(numeric, platform)
 
@@ -157,7 +169,9 @@ class ROASPredictor:
         if keep.sum() < 50:
             raise ValueError(f"need at least 50 rows with a finite target to fit, got {int(keep.sum())}")
         if (y[keep] < 0).any():
-            raise ValueError(f"the target (realised ROAS) must not be negative; got {int((y[keep] < 0).sum())} negative values")
+            raise ValueError(
+                f"the target (realised ROAS) must not be negative; got {int((y[keep] < 0).sum())} negative values"
+            )
         features = features.loc[keep].reset_index(drop=True)
         y = y[keep]
         typical = np.nanmedian(pd.to_numeric(features["roas_30d"], errors="coerce").to_numpy(dtype=float))
@@ -165,7 +179,11 @@ class ROASPredictor:
         X, base = self._design(features)
         y_rel = y / base  # realised ROAS relative to the base: >= 0, zero on a day without revenue
 
-        order = np.argsort(pd.to_datetime(features["date"]).to_numpy(), kind="stable") if "date" in features else np.arange(len(y))
+        order = (
+            np.argsort(pd.to_datetime(features["date"]).to_numpy(), kind="stable")
+            if "date" in features
+            else np.arange(len(y))
+        )
         n_cal = max(20, int(len(y) * self.calibration_share))
         train, cal = order[:-n_cal], order[-n_cal:]
         if self.select_complexity:
@@ -179,28 +197,48 @@ class ROASPredictor:
         self.format_ = self.FORMAT
         return self
 
-    def _choose_complexity(self, X: np.ndarray, y: np.ndarray, base: np.ndarray, train: np.ndarray, cal: np.ndarray) -> None:
+    def _choose_complexity(
+        self, X: np.ndarray, y: np.ndarray, base: np.ndarray, train: np.ndarray, cal: np.ndarray
+    ) -> None:
         """Keep the default trees, or take FLEXIBLE_TREES if they forecast the held-out recent days clearly better (MAE)."""
         xgb = _xgb()
         scores = {}
         for name, overrides in (("regularised", {}), ("flexible", FLEXIBLE_TREES)):
             params = {**self.params, **overrides}
-            point = xgb.XGBRegressor(objective="reg:tweedie", tweedie_variance_power=self.tweedie_variance_power,
-                                     **params).fit(X[train], y[train] / base[train]).get_booster()
+            point = (
+                xgb.XGBRegressor(
+                    objective="reg:tweedie", tweedie_variance_power=self.tweedie_variance_power, **params
+                )
+                .fit(X[train], y[train] / base[train])
+                .get_booster()
+            )
             forecast = base[cal] * np.asarray(point.inplace_predict(X[cal])).reshape(-1)
             scores[name] = float(np.abs(forecast - y[cal]).mean())
         # on noisy accounts the two scores differ by chance: the flexible trees must win clearly
-        chosen = "flexible" if scores["flexible"] < (1 - FLEXIBLE_MARGIN) * scores["regularised"] else "regularised"
+        chosen = (
+            "flexible"
+            if scores["flexible"] < (1 - FLEXIBLE_MARGIN) * scores["regularised"]
+            else "regularised"
+        )
         if chosen == "flexible":
             self.params = {**self.params, **FLEXIBLE_TREES}
         self.complexity_ = {"chosen": chosen, **{f"recent_mae_{k}": round(v, 4) for k, v in scores.items()}}
 
     def _fit_models(self, X: np.ndarray, y_rel: np.ndarray):
         xgb = _xgb()
-        point = xgb.XGBRegressor(objective="reg:tweedie", tweedie_variance_power=self.tweedie_variance_power,
-                                 **self.params).fit(X, y_rel).get_booster()
+        point = (
+            xgb.XGBRegressor(
+                objective="reg:tweedie", tweedie_variance_power=self.tweedie_variance_power, **self.params
+            )
+            .fit(X, y_rel)
+            .get_booster()
+        )
         alpha = np.array([(1 - self.coverage) / 2, 1 - (1 - self.coverage) / 2])
-        band = xgb.XGBRegressor(objective="reg:quantileerror", quantile_alpha=alpha, **self.params).fit(X, y_rel).get_booster()
+        band = (
+            xgb.XGBRegressor(objective="reg:quantileerror", quantile_alpha=alpha, **self.params)
+            .fit(X, y_rel)
+            .get_booster()
+        )
         return point, band
 
     @staticmethod
@@ -214,11 +252,15 @@ class ROASPredictor:
         if self.interval_adjustment_ is None:
             raise RuntimeError("ROASPredictor is not fitted")
         if getattr(self, "format_", None) != self.FORMAT:
-            raise RuntimeError(f"this ROASPredictor was fitted by an incompatible version of stratum-pipeline (format "
-                               f"{getattr(self, 'format_', None)}, this version reads {self.FORMAT}): retrain and republish it")
+            raise RuntimeError(
+                f"this ROASPredictor was fitted by an incompatible version of stratum-pipeline (format "
+                f"{getattr(self, 'format_', None)}, this version reads {self.FORMAT}): retrain and republish it"
+            )
 
     def _forecast(self, X: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        rel = np.asarray(self.point_.inplace_predict(X)).reshape(-1)  # the Tweedie model's mean (inverse link applied)
+        rel = np.asarray(self.point_.inplace_predict(X)).reshape(
+            -1
+        )  # the Tweedie model's mean (inverse link applied)
         lo, hi = self._raw_band(self.band_, X)
         lo = np.clip(lo - self.interval_adjustment_, 0.0, rel)
         hi = np.maximum(hi + self.interval_adjustment_, rel)
@@ -230,7 +272,8 @@ class ROASPredictor:
         require_frame(features, "ROAS features")
         predicted, lower, upper = self._forecast(*self._design(features)) if len(features) else ([], [], [])
         return pd.DataFrame(
-            {"predicted_roas": predicted, "confidence_lower": lower, "confidence_upper": upper}, index=features.index
+            {"predicted_roas": predicted, "confidence_lower": lower, "confidence_upper": upper},
+            index=features.index,
         )
 
     def predict(self, campaign: dict) -> dict:
@@ -244,7 +287,13 @@ class ROASPredictor:
         predicted, lower, upper = (round(float(v[0]), 4) for v in self._forecast(*design))
         trend = roas_trend(clean["roas_7d"], clean["roas_30d"])
         budget = budget_recommendation(
-            predicted, lower, upper, clean["roas_7d"], clean["roas_30d"], clean["spend_velocity"], trend,
+            predicted,
+            lower,
+            upper,
+            clean["roas_7d"],
+            clean["roas_30d"],
+            clean["spend_velocity"],
+            trend,
         )
         return {
             "predicted_roas": predicted,
@@ -294,8 +343,9 @@ RECOMMENDATION_RULES = (
 )
 
 
-def recommendation_arrays(predicted, lower, upper, roas_7d, roas_30d, spend_velocity, trend,
-                          target_roas: float = BREAKEVEN_ROAS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def recommendation_arrays(
+    predicted, lower, upper, roas_7d, roas_30d, spend_velocity, trend, target_roas: float = BREAKEVEN_ROAS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Budget change in % (and action, reason) from the forecast against the target ROAS and marginal returns.
 
     In order: the whole interval below target: -30%; the forecast below target: -15%; returns already
@@ -366,11 +416,18 @@ def curve_draw_array(curves: pd.DataFrame, max_draws: int = CURVE_DRAWS) -> tupl
     nbytes = max_draws * 5 * 4
     chars = -(-nbytes // 3) * 4  # base64 characters that hold the first `max_draws` draws
     out = np.full((n, max_draws, 5), np.nan, dtype=np.float32)
-    packed = np.array([isinstance(r, str) and r.startswith(DRAWS_PREFIX) and len(r) >= len(DRAWS_PREFIX) + chars
-                       and src != "fallback" for r, src in zip(raws, source)])
+    packed = np.array(
+        [
+            isinstance(r, str)
+            and r.startswith(DRAWS_PREFIX)
+            and len(r) >= len(DRAWS_PREFIX) + chars
+            and src != "fallback"
+            for r, src in zip(raws, source)
+        ]
+    )
     if packed.any():  # the stored form: decode the prefix of every text in one buffer
         start = len(DRAWS_PREFIX)
-        buffer = b"".join(base64.b64decode(r[start:start + chars])[:nbytes] for r in raws[packed])
+        buffer = b"".join(base64.b64decode(r[start : start + chars])[:nbytes] for r in raws[packed])
         out[packed] = np.frombuffer(buffer, dtype="<f4").reshape(-1, max_draws, 5)
     for i in np.flatnonzero(~packed):  # other forms (JSON lists, arrays): one by one
         draws = decode_draws(raws[i]) if source[i] != "fallback" else None
@@ -396,9 +453,16 @@ def step_roas(draws: np.ndarray, spend, season_mean, changes) -> np.ndarray:
         return vmax * season * (moved - base) / (c * s)
 
 
-def marginal_recommendation_arrays(draws: np.ndarray, spend, season_mean, target_roas=BREAKEVEN_ROAS,
-                                   confidence: float = CONFIDENCE, log_sd: float = MARGINAL_LOG_SD,
-                                   edge_shape: float | None = EDGE_SHAPE, shape=None):
+def marginal_recommendation_arrays(
+    draws: np.ndarray,
+    spend,
+    season_mean,
+    target_roas=BREAKEVEN_ROAS,
+    confidence: float = CONFIDENCE,
+    log_sd: float = MARGINAL_LOG_SD,
+    edge_shape: float | None = EDGE_SHAPE,
+    shape=None,
+):
     """Budget change in % (and action, reason) from each campaign's response curve.
 
     Increase by the largest of STEPS_UP whose added spend returns above the target ROAS in at least
@@ -435,25 +499,35 @@ def marginal_recommendation_arrays(draws: np.ndarray, spend, season_mean, target
     reason = np.empty(n, dtype=object)
     for i in range(n):
         if increase[i]:
-            reason[i] = (f"marginal ROAS of the next {STEPS_UP[up_pick[i]]:.0%}: {m_up[i]:.2f} > target "
-                         f"{target[i]:.2f} ({p_up[i]:.0%} of the curve's draws)")
+            reason[i] = (
+                f"marginal ROAS of the next {STEPS_UP[up_pick[i]]:.0%}: {m_up[i]:.2f} > target "
+                f"{target[i]:.2f} ({p_up[i]:.0%} of the curve's draws)"
+            )
         elif decrease[i]:
-            reason[i] = (f"marginal ROAS of the last {STEPS_DOWN[down_pick[i]]:.0%} of today's spend: "
-                         f"{m_down[i]:.2f} < target {target[i]:.2f} ({p_down[i]:.0%} of the curve's draws)")
+            reason[i] = (
+                f"marginal ROAS of the last {STEPS_DOWN[down_pick[i]]:.0%} of today's spend: "
+                f"{m_down[i]:.2f} < target {target[i]:.2f} ({p_down[i]:.0%} of the curve's draws)"
+            )
         elif edge[i]:
-            reason[i] = (f"response curve at the edge of its fit (Hill shape {shape[i]:.1f}): marginal ROAS of "
-                         f"the next {STEPS_UP[-1]:.0%} {m_next[i]:.2f} not trusted against target {target[i]:.2f}")
+            reason[i] = (
+                f"response curve at the edge of its fit (Hill shape {shape[i]:.1f}): marginal ROAS of "
+                f"the next {STEPS_UP[-1]:.0%} {m_next[i]:.2f} not trusted against target {target[i]:.2f}"
+            )
         else:
-            reason[i] = (f"marginal ROAS of the next {STEPS_UP[-1]:.0%}: {m_next[i]:.2f}, of the last "
-                         f"{STEPS_DOWN[-1]:.0%}: {m_last[i]:.2f}, target {target[i]:.2f}: "
-                         "not clear enough to move")
+            reason[i] = (
+                f"marginal ROAS of the next {STEPS_UP[-1]:.0%}: {m_next[i]:.2f}, of the last "
+                f"{STEPS_DOWN[-1]:.0%}: {m_last[i]:.2f}, target {target[i]:.2f}: "
+                "not clear enough to move"
+            )
     return change, action, reason
 
 
-def budget_recommendation(predicted, lower, upper, roas_7d, roas_30d, spend_velocity, trend,
-                          target_roas: float = BREAKEVEN_ROAS) -> dict:
-    change, action, reason = recommendation_arrays(predicted, lower, upper, roas_7d, roas_30d, spend_velocity,
-                                                   [trend], target_roas)
+def budget_recommendation(
+    predicted, lower, upper, roas_7d, roas_30d, spend_velocity, trend, target_roas: float = BREAKEVEN_ROAS
+) -> dict:
+    change, action, reason = recommendation_arrays(
+        predicted, lower, upper, roas_7d, roas_30d, spend_velocity, [trend], target_roas
+    )
     return {"action": str(action[0]), "budget_change_percent": int(change[0]), "reason": str(reason[0])}
 
 
@@ -468,8 +542,9 @@ def recommendation_sentence(budget: dict) -> str:
     return "Maintain current budget"
 
 
-def curve_recommendations(change, action, reason, curves: pd.DataFrame | None, spend,
-                          target_roas=BREAKEVEN_ROAS, **rule):
+def curve_recommendations(
+    change, action, reason, curves: pd.DataFrame | None, spend, target_roas=BREAKEVEN_ROAS, **rule
+):
     """The average-ROAS rule's (change, action, reason) replaced by the marginal rule wherever a campaign has
     a usable response curve (`curves`: campaign_response_curves rows aligned with the others, NaN rows where
     none) and spent today; elsewhere the reason says the average-ROAS rule was used. `rule`: the keyword
@@ -485,14 +560,20 @@ def curve_recommendations(change, action, reason, curves: pd.DataFrame | None, s
         target = np.broadcast_to(np.asarray(target_roas, dtype=float), (len(change),))[usable]
         season = _season_means(curves[usable])
         shape = _array(curves["hill_shape"])[usable] if "hill_shape" in curves else None
-        c, a, r = marginal_recommendation_arrays(draws[usable], spend[usable], season, target, shape=shape, **rule)
+        c, a, r = marginal_recommendation_arrays(
+            draws[usable], spend[usable], season, target, shape=shape, **rule
+        )
         change[usable], action[usable], reason[usable] = c, a, r
     reason[~usable] = ["no response curve, average-ROAS rule: " + str(r) for r in reason[~usable]]
     return change, action, reason
 
 
-def forecast_table(predictor: ROASPredictor, features: pd.DataFrame, curves: pd.DataFrame | None = None,
-                   target_roas: float = BREAKEVEN_ROAS) -> pd.DataFrame:
+def forecast_table(
+    predictor: ROASPredictor,
+    features: pd.DataFrame,
+    curves: pd.DataFrame | None = None,
+    target_roas: float = BREAKEVEN_ROAS,
+) -> pd.DataFrame:
     """Forecasts with trend and budget recommendation for every campaign-day row (vectorised).
 
     With `curves` (campaign_response_curves rows aligned with `features`), the recommendation comes from the
@@ -501,10 +582,19 @@ def forecast_table(predictor: ROASPredictor, features: pd.DataFrame, curves: pd.
     forecast = predictor.predict_frame(features)
     trend = trend_array(features["roas_7d"], features["roas_30d"])
     change, action, reason = recommendation_arrays(
-        forecast["predicted_roas"], forecast["confidence_lower"], forecast["confidence_upper"],
-        features["roas_7d"], features["roas_30d"], features.get("spend_velocity", np.nan), trend, target_roas)
+        forecast["predicted_roas"],
+        forecast["confidence_lower"],
+        forecast["confidence_upper"],
+        features["roas_7d"],
+        features["roas_30d"],
+        features.get("spend_velocity", np.nan),
+        trend,
+        target_roas,
+    )
     if curves is not None:
-        change, action, reason = curve_recommendations(change, action, reason, curves,
-                                                       features.get("spend", np.nan), target_roas)
-    return forecast.assign(trend=trend, recommendation_action=action, budget_change_percent=change,
-                           recommendation_reason=reason)
+        change, action, reason = curve_recommendations(
+            change, action, reason, curves, features.get("spend", np.nan), target_roas
+        )
+    return forecast.assign(
+        trend=trend, recommendation_action=action, budget_change_percent=change, recommendation_reason=reason
+    )

@@ -70,8 +70,10 @@ def decode_platform(value):
         position = number(value, "platform_encoded")
         if float(position).is_integer() and 0 <= position < len(PLATFORM_ORDER):
             return PLATFORM_ORDER[int(position)]
-    raise InputError(f"platform_encoded must be a platform name, its one-hot position 0-{len(PLATFORM_ORDER) - 1} "
-                     f"({', '.join(PLATFORM_ORDER)}) or a one-hot list, got {_show(value)}")
+    raise InputError(
+        f"platform_encoded must be a platform name, its one-hot position 0-{len(PLATFORM_ORDER) - 1} "
+        f"({', '.join(PLATFORM_ORDER)}) or a one-hot list, got {_show(value)}"
+    )
 
 
 def decode_season(value) -> int:
@@ -79,7 +81,11 @@ def decode_season(value) -> int:
     text = value.strip().upper() if isinstance(value, str) else None
     if text and text[0] == "Q":
         text = text[1:]
-    quarter = number(text if text is not None else value, "season_encoded") if not isinstance(value, bool) else np.nan
+    quarter = (
+        number(text if text is not None else value, "season_encoded")
+        if not isinstance(value, bool)
+        else np.nan
+    )
     if float(quarter).is_integer() and 1 <= quarter <= 4:
         return int(quarter)
     raise InputError(f"season_encoded must be Q1-Q4 or 1-4, got {_show(value)}")
@@ -104,7 +110,13 @@ def roas_input(campaign: Mapping) -> dict:
     for seed, own in ROAS_ALIASES.items():
         if seed in campaign and not _missing(campaign[seed]) and _missing(campaign.get(own)):
             value = campaign[seed]
-            out[own] = decode_platform(value) if own == "platform" else decode_season(value) if own == "season" else value
+            out[own] = (
+                decode_platform(value)
+                if own == "platform"
+                else decode_season(value)
+                if own == "season"
+                else value
+            )
     if _missing(out.get("season")) and "date" in campaign:
         out["season"] = quarter_of(campaign["date"])
     return out
@@ -116,8 +128,18 @@ FATIGUE_SIMPLE_ALIASES = {
     "ctr_current": ("current_ctr",),
     "ctr_baseline": ("initial_ctr",),
 }
-FATIGUE_SEED_NAMES = ("days_in_rotation", "avg_frequency", "frequency", "total_impressions", "audience_size", "initial_ctr",
-                      "current_ctr", "ctr_trend_7d", "ctr_trend_30d", "engagement_decay_rate")
+FATIGUE_SEED_NAMES = (
+    "days_in_rotation",
+    "avg_frequency",
+    "frequency",
+    "total_impressions",
+    "audience_size",
+    "initial_ctr",
+    "current_ctr",
+    "ctr_trend_7d",
+    "ctr_trend_30d",
+    "engagement_decay_rate",
+)
 _NOT_AN_ASSET = (str, bytes, bytearray, int, float, complex, list, tuple, set, frozenset, type(None))
 
 
@@ -126,8 +148,10 @@ def _reader(asset):
     if isinstance(asset, Mapping):
         return asset.get
     if isinstance(asset, (*_NOT_AN_ASSET, np.generic, pd.DataFrame, pd.Series)):
-        raise TypeError(f"asset must be a dict or an object with the seed's creative attributes "
-                        f"(days_in_rotation, avg_frequency, ...), got {type(asset).__name__}")
+        raise TypeError(
+            f"asset must be a dict or an object with the seed's creative attributes "
+            f"(days_in_rotation, avg_frequency, ...), got {type(asset).__name__}"
+        )
     return lambda name: getattr(asset, name, None)
 
 
@@ -138,8 +162,10 @@ def fatigue_inputs(asset, features: tuple[str, ...]) -> tuple[dict[str, float], 
     (or decay rate) is given: the caller then uses them in place of the decays computed from the pairs."""
     get = _reader(asset)
     if not isinstance(asset, Mapping) and all(get(n) is None for n in (*features, *FATIGUE_SEED_NAMES)):
-        raise TypeError(f"asset must be a dict or an object with the seed's creative attributes (days_in_rotation, "
-                        f"avg_frequency, ...), got a {type(asset).__name__} with none of them")
+        raise TypeError(
+            f"asset must be a dict or an object with the seed's creative attributes (days_in_rotation, "
+            f"avg_frequency, ...), got a {type(asset).__name__} with none of them"
+        )
 
     def first(*names):
         for name in names:

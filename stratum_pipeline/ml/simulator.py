@@ -77,7 +77,9 @@ def _optional(campaign: dict, key: str) -> float:
 
 def _scenario_changes(scenarios) -> list[tuple[str, float]]:
     if scenarios is not None and not isinstance(scenarios, (list, tuple)):
-        raise SimulationInputError(f"scenarios must be a list of budget changes, got {type(scenarios).__name__}")
+        raise SimulationInputError(
+            f"scenarios must be a list of budget changes, got {type(scenarios).__name__}"
+        )
     if scenarios is not None and len(scenarios) > MAX_SCENARIOS:
         raise SimulationInputError(f"{len(scenarios):,} scenarios is more than the limit of {MAX_SCENARIOS}")
     out = []
@@ -86,12 +88,18 @@ def _scenario_changes(scenarios) -> list[tuple[str, float]]:
         if percent is not None and item.get("budget_change") is None:  # the seed's form: percent, 20 = +20%
             if isinstance(percent, (dict, list)):
                 raise SimulationInputError(
-                    f"budget_change_percent must be a number (e.g. 20 for +20%), got {percent!r:.60}")
-            change = _checked(strict_number, percent, "budget_change_percent", maximum=MAX_BUDGET_CHANGE * 100) / 100
+                    f"budget_change_percent must be a number (e.g. 20 for +20%), got {percent!r:.60}"
+                )
+            change = (
+                _checked(strict_number, percent, "budget_change_percent", maximum=MAX_BUDGET_CHANGE * 100)
+                / 100
+            )
         else:
             change = item.get("budget_change") if isinstance(item, dict) else item
         if isinstance(change, (dict, list)) or change is None:
-            raise SimulationInputError(f"a scenario's budget change must be a number (e.g. 0.2 for +20%), got {item!r:.60}")
+            raise SimulationInputError(
+                f"a scenario's budget change must be a number (e.g. 0.2 for +20%), got {item!r:.60}"
+            )
         change = _checked(strict_number, change, "budget_change", maximum=MAX_BUDGET_CHANGE)
         if change <= -1:
             raise SimulationInputError(f"a budget change must be above -100%, got {change:+.0%}")
@@ -103,7 +111,9 @@ def _scenario_changes(scenarios) -> list[tuple[str, float]]:
 class BudgetSimulator:
     """Vectorised Monte Carlo simulator of budget scenarios."""
 
-    def simulate(self, campaign: dict, scenarios=None, days: int = 30, iterations: int = 1000, seed=None) -> dict:
+    def simulate(
+        self, campaign: dict, scenarios=None, days: int = 30, iterations: int = 1000, seed=None
+    ) -> dict:
         """Baseline and scenarios over `days`: spend, revenue, roas, conversions, marginal_roas, 5-95% interval.
 
         campaign: daily_spend (or spend), and `response_curve` (a row of campaign_response_curves) or, for the
@@ -124,11 +134,15 @@ class BudgetSimulator:
         spend0 = _positive(campaign, "daily_spend", "spend")
         curve = campaign.get("response_curve")
         if curve is not None:
-            result = _simulate_curve(campaign, curve, spend0, _scenario_changes(scenarios), days, iterations, seed)
+            result = _simulate_curve(
+                campaign, curve, spend0, _scenario_changes(scenarios), days, iterations, seed
+            )
             if result is not None:
                 return result
         if all(campaign.get(k) is None for k in ("roas", "predicted_roas", "roas_7d")):
-            raise SimulationInputError("campaign needs a usable response_curve (campaign_response_curves) or its roas")
+            raise SimulationInputError(
+                "campaign needs a usable response_curve (campaign_response_curves) or its roas"
+            )
         roas0 = _positive(campaign, "roas", "predicted_roas", "roas_7d")
         aov = _optional(campaign, "avg_order_value")
         aov = None if np.isnan(aov) else aov
@@ -144,13 +158,14 @@ class BudgetSimulator:
         if cells > MAX_SIMULATION_CELLS:
             raise SimulationInputError(
                 f"iterations x days x (scenarios + baseline) = {iterations:,} x {days} x {len(changes) + 1} = {cells:,} "
-                f"is more than the limit of {MAX_SIMULATION_CELLS:,}: use fewer iterations, days or scenarios")
+                f"is more than the limit of {MAX_SIMULATION_CELLS:,}: use fewer iterations, days or scenarios"
+            )
 
         rng = np.random.default_rng(seed)
         multipliers = np.array([1.0] + [1.0 + c for _, c in changes])  # (k,)
-        level = roas0 * np.exp(rng.normal(-roas_sd**2 / 2, roas_sd, iterations))  # (n,)
+        level = roas0 * np.exp(rng.normal(-(roas_sd**2) / 2, roas_sd, iterations))  # (n,)
         beta = np.clip(rng.normal(elasticity, ELASTICITY_SD, iterations), 0.1, 1.0)  # (n,)
-        noise = np.exp(rng.normal(-DAILY_NOISE_SD**2 / 2, DAILY_NOISE_SD, (iterations, days)))  # (n, d)
+        noise = np.exp(rng.normal(-(DAILY_NOISE_SD**2) / 2, DAILY_NOISE_SD, (iterations, days)))  # (n, d)
         # revenue[k, n] = sum over days of spend0 * level * multiplier ** beta * noise
         response = multipliers[:, None] ** beta[None, :]  # (k, n)
         revenue = spend0 * level[None, :] * response * noise.sum(axis=1)[None, :]  # (k, n)
@@ -160,7 +175,9 @@ class BudgetSimulator:
         low, high = np.percentile(revenue, [5, 95], axis=1)
         base_aov = aov if aov else None
 
-        def conversions(k: int) -> float | None:  # None where the order value is unknown or too small to divide by
+        def conversions(
+            k: int,
+        ) -> float | None:  # None where the order value is unknown or too small to divide by
             with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
                 value = mean_revenue[k] / base_aov if base_aov else np.nan
             return round(float(value), 1) if np.isfinite(value) else None
@@ -175,14 +192,24 @@ class BudgetSimulator:
             }
             if k > 0:
                 extra_spend = spend[k] - spend[0]
-                out["marginal_roas"] = round(float((revenue[k] - revenue[0]).mean() / extra_spend), 4) \
-                    if extra_spend and np.isfinite(1 / extra_spend) else None
+                out["marginal_roas"] = (
+                    round(float((revenue[k] - revenue[0]).mean() / extra_spend), 4)
+                    if extra_spend and np.isfinite(1 / extra_spend)
+                    else None
+                )
             return out
 
         return {
             "baseline": summary(0),
-            "scenarios": [{"name": name, "budget_change": change, "budget_change_percent": round(change * 100, 4),
-                           **summary(i + 1)} for i, (name, change) in enumerate(changes)],
+            "scenarios": [
+                {
+                    "name": name,
+                    "budget_change": change,
+                    "budget_change_percent": round(change * 100, 4),
+                    **summary(i + 1),
+                }
+                for i, (name, change) in enumerate(changes)
+            ],
             "days": int(days),
             "iterations": int(iterations),
             "curve_source": "fallback",
@@ -192,7 +219,9 @@ class BudgetSimulator:
 
 # --- the campaign's response curve ------------------------------------------------------------------------
 
-EXACT_DAYS = 12  # days over which carried-over spend moves to the new level (0.7^12 < 1.5% of the gap is left)
+EXACT_DAYS = (
+    12  # days over which carried-over spend moves to the new level (0.7^12 < 1.5% of the gap is left)
+)
 
 
 def _seed_request(request: dict, scenarios, days, iterations):
@@ -201,8 +230,11 @@ def _seed_request(request: dict, scenarios, days, iterations):
     days = _checked(whole_number, days, "time_horizon_days", 1, 366)
     iterations = request.get("simulations", iterations)
     budget = _checked(strict_number, request.get("base_budget"), "base_budget", above=0.0)
-    campaign = {k: v for k, v in request.items() if k not in ("base_budget", "scenarios", "time_horizon_days",
-                                                                "simulations")}
+    campaign = {
+        k: v
+        for k, v in request.items()
+        if k not in ("base_budget", "scenarios", "time_horizon_days", "simulations")
+    }
     campaign["daily_spend"] = budget / days
     return campaign, request.get("scenarios", scenarios), days, iterations
 
@@ -213,7 +245,9 @@ MC_BLOCK_VALUES = 1 << 19  # Monte Carlo values per block of campaigns (x 4 byte
 def _hill32(carried, log_k, h):
     """hill() in float32 from log K (the partition path's hot loop)."""
     with np.errstate(divide="ignore", over="ignore"):
-        return np.where(carried > 0, 1.0 / (1.0 + np.exp(h * (log_k - np.log(np.maximum(carried, 1e-30))))), 0.0)
+        return np.where(
+            carried > 0, 1.0 / (1.0 + np.exp(h * (log_k - np.log(np.maximum(carried, 1e-30))))), 0.0
+        )
 
 
 def horizon_revenue(draws: np.ndarray, spend: np.ndarray, season: np.ndarray) -> np.ndarray:
@@ -263,8 +297,14 @@ def _curve_inputs(curve) -> tuple | None:
     phi = number(curve.get("dispersion"), "dispersion")
     cpr = number(curve.get("conversions_per_revenue"), "conversions_per_revenue")
     level_sd = number(curve.get("level_sd"), "level_sd")
-    return draws, season, as_of, phi if phi > 0 else np.nan, cpr if cpr > 0 else np.nan, \
-        level_sd if level_sd >= 0 else np.nan
+    return (
+        draws,
+        season,
+        as_of,
+        phi if phi > 0 else np.nan,
+        cpr if cpr > 0 else np.nan,
+        level_sd if level_sd >= 0 else np.nan,
+    )
 
 
 def _horizon_season(season, as_of, days: int) -> np.ndarray:
@@ -280,15 +320,24 @@ def _season_cached(season: tuple, as_of: pd.Timestamp, days: int) -> np.ndarray:
     return out
 
 
-def _simulate_curve(campaign: dict, curve, spend0: float, changes, days: int, iterations: int, seed) -> dict | None:
+def _simulate_curve(
+    campaign: dict, curve, spend0: float, changes, days: int, iterations: int, seed
+) -> dict | None:
     inputs = _curve_inputs(curve)
     if inputs is None:
         return None
     draws, season, as_of, phi, cpr, level_sd = inputs
     aov = _optional(campaign, "avg_order_value")
-    result = simulate_arrays(draws[None], np.array([[spend0]]), np.array([c for _, c in changes]),
-                             _horizon_season(season, as_of, days)[None], np.array([phi]), iterations,
-                             np.random.default_rng(seed), np.array([level_sd]))
+    result = simulate_arrays(
+        draws[None],
+        np.array([[spend0]]),
+        np.array([c for _, c in changes]),
+        _horizon_season(season, as_of, days)[None],
+        np.array([phi]),
+        iterations,
+        np.random.default_rng(seed),
+        np.array([level_sd]),
+    )
     conversions_per_revenue = cpr if np.isfinite(cpr) else (1 / aov if np.isfinite(aov) else np.nan)
     names = ["baseline"] + [n for n, _ in changes]
     summaries = []
@@ -296,17 +345,32 @@ def _simulate_curve(campaign: dict, curve, spend0: float, changes, days: int, it
         revenue = float(result["revenue"][0, i])
         spend = float(result["spend"][0, i])
         conversions = revenue * conversions_per_revenue
-        out = {"spend": round(spend, 2), "revenue": round(revenue, 2),
-               "roas": round(revenue / spend, 4) if spend > 0 else None,
-               "conversions": round(float(conversions), 1) if np.isfinite(conversions) else None,
-               "marginal_roas": round(float(result["marginal_roas"][0, i]), 4),
-               "confidence_interval": [round(float(result["p5"][0, i]), 2), round(float(result["p95"][0, i]), 2)]}
+        out = {
+            "spend": round(spend, 2),
+            "revenue": round(revenue, 2),
+            "roas": round(revenue / spend, 4) if spend > 0 else None,
+            "conversions": round(float(conversions), 1) if np.isfinite(conversions) else None,
+            "marginal_roas": round(float(result["marginal_roas"][0, i]), 4),
+            "confidence_interval": [
+                round(float(result["p5"][0, i]), 2),
+                round(float(result["p95"][0, i]), 2),
+            ],
+        }
         summaries.append(out)
-    source = str((curve._asdict() if hasattr(curve, "_asdict") else dict(curve)).get("curve_source") or "fitted")
+    source = str(
+        (curve._asdict() if hasattr(curve, "_asdict") else dict(curve)).get("curve_source") or "fitted"
+    )
     return {
         "baseline": summaries[0],
-        "scenarios": [{"name": name, "budget_change": change, "budget_change_percent": round(change * 100, 4),
-                       **summaries[i + 1]} for i, (name, change) in enumerate(changes)],
+        "scenarios": [
+            {
+                "name": name,
+                "budget_change": change,
+                "budget_change_percent": round(change * 100, 4),
+                **summaries[i + 1],
+            }
+            for i, (name, change) in enumerate(changes)
+        ],
         "days": int(days),
         "iterations": int(iterations),
         "curve_source": source,
@@ -314,9 +378,16 @@ def _simulate_curve(campaign: dict, curve, spend0: float, changes, days: int, it
     }
 
 
-def simulate_arrays(draws: np.ndarray, spend0: np.ndarray, changes: np.ndarray, season: np.ndarray,
-                    dispersion: np.ndarray, iterations: int, rng: np.random.Generator,
-                    level_sd: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def simulate_arrays(
+    draws: np.ndarray,
+    spend0: np.ndarray,
+    changes: np.ndarray,
+    season: np.ndarray,
+    dispersion: np.ndarray,
+    iterations: int,
+    rng: np.random.Generator,
+    level_sd: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
     """Monte Carlo on curves for N campaigns at once: baseline + K scenarios, (N, K + 1) arrays of
     spend, mean revenue, 5% and 95% revenue quantiles and marginal ROAS over the horizon.
 
@@ -328,7 +399,9 @@ def simulate_arrays(draws: np.ndarray, spend0: np.ndarray, changes: np.ndarray, 
     spend = spend0 * np.concatenate([[1.0], 1.0 + changes])[None, :]  # (N, K+1)
     mean_by_draw = horizon_revenue(draws, spend, season).astype(np.float32)  # (N, K+1, D)
     marginal = marginal_return(draws, spend, season.mean(axis=1)).mean(axis=2)  # (N, K+1)
-    drift_sd = np.zeros(n_campaigns) if level_sd is None else np.nan_to_num(np.asarray(level_sd, float), nan=0.0)
+    drift_sd = (
+        np.zeros(n_campaigns) if level_sd is None else np.nan_to_num(np.asarray(level_sd, float), nan=0.0)
+    )
     drift_sd = drift_sd[:, None].astype(np.float32)
     phi = np.nan_to_num(np.asarray(dispersion, float), nan=0.0)[:, None].astype(np.float32)
     p5 = np.empty(spend.shape)
@@ -348,16 +421,30 @@ def simulate_arrays(draws: np.ndarray, spend0: np.ndarray, changes: np.ndarray, 
         drift = np.exp(rng.standard_normal((n, iterations), dtype=np.float32) * sd_drift - sd_drift**2 / 2)
         for k in range(spend.shape[1]):
             m = np.take_along_axis(mean_by_draw[rows, k, :], idx, axis=1)  # (n, iterations) float32
-            sd = np.minimum(np.sqrt(phi[rows] / np.maximum(m, np.float32(1e-9))), np.float32(2.0))  # CV of the noise
+            sd = np.minimum(
+                np.sqrt(phi[rows] / np.maximum(m, np.float32(1e-9))), np.float32(2.0)
+            )  # CV of the noise
             revenue = m * drift * np.exp(z * sd - sd * sd * np.float32(0.5))
             mean[rows, k] = revenue.mean(axis=1, dtype=np.float64)
             part = np.partition(revenue, (lo, hi), axis=1)
             p5[rows, k], p95[rows, k] = part[:, lo], part[:, hi]
-    return {"spend": spend * season.shape[1], "revenue": mean, "p5": p5, "p95": p95, "marginal_roas": marginal}
+    return {
+        "spend": spend * season.shape[1],
+        "revenue": mean,
+        "p5": p5,
+        "p95": p95,
+        "marginal_roas": marginal,
+    }
 
 
-def simulate_frame(rows: pd.DataFrame, changes=STANDARD_SCENARIOS, days: int = 30, iterations: int = 1000,
-                   seed: int = 0, max_draws: int | None = None) -> pd.DataFrame:
+def simulate_frame(
+    rows: pd.DataFrame,
+    changes=STANDARD_SCENARIOS,
+    days: int = 30,
+    iterations: int = 1000,
+    seed: int = 0,
+    max_draws: int | None = None,
+) -> pd.DataFrame:
     """Baseline + scenarios for many campaigns in one array operation: one row per campaign x scenario.
 
     rows: campaign_id, spend (today's daily spend) and the columns of campaign_response_curves (as_of,
@@ -366,16 +453,42 @@ def simulate_frame(rows: pd.DataFrame, changes=STANDARD_SCENARIOS, days: int = 3
     scenario, budget_change, days, spend, revenue, roas, conversions, marginal_roas, revenue_p5,
     revenue_p95, curve_source. `max_draws` uses only the first posterior draws of each curve (they are a random
     sample): the curve's cost is per draw, the noise's per iteration."""
-    columns = ["campaign_id", "scenario", "budget_change", "days", "spend", "revenue", "roas", "conversions",
-               "marginal_roas", "revenue_p5", "revenue_p95", "curve_source"]
+    columns = [
+        "campaign_id",
+        "scenario",
+        "budget_change",
+        "days",
+        "spend",
+        "revenue",
+        "roas",
+        "conversions",
+        "marginal_roas",
+        "revenue_p5",
+        "revenue_p95",
+        "curve_source",
+    ]
     if rows.empty:
         return pd.DataFrame(columns=columns)
     spend = pd.to_numeric(rows["spend"], errors="coerce").to_numpy(float)
-    source = rows["curve_source"].to_numpy(object) if "curve_source" in rows else np.full(len(rows), "fitted", object)
-    decoded = [decode_draws(d) if s != "fallback" else None for d, s in zip(rows["draws"].to_numpy(object), source)]
+    source = (
+        rows["curve_source"].to_numpy(object)
+        if "curve_source" in rows
+        else np.full(len(rows), "fitted", object)
+    )
+    decoded = [
+        decode_draws(d) if s != "fallback" else None for d, s in zip(rows["draws"].to_numpy(object), source)
+    ]
     n_draws = max((len(d) for d in decoded if d is not None), default=0)
-    keep = np.array([d is not None and len(d) == n_draws and np.isfinite(d).all() and (d[:, 1] > 0).all()
-                     for d in decoded]) & np.isfinite(spend) & (spend > 0)
+    keep = (
+        np.array(
+            [
+                d is not None and len(d) == n_draws and np.isfinite(d).all() and (d[:, 1] > 0).all()
+                for d in decoded
+            ]
+        )
+        & np.isfinite(spend)
+        & (spend > 0)
+    )
     if not keep.any():
         return pd.DataFrame(columns=columns)
     idx = np.flatnonzero(keep)
@@ -388,7 +501,9 @@ def simulate_frame(rows: pd.DataFrame, changes=STANDARD_SCENARIOS, days: int = 3
             parsed[text] = json.loads(text) if isinstance(text, str) else text
         return parsed[text]
 
-    season = np.stack([_horizon_season(parse(s) if isinstance(s, str) else s, a, days) for s, a in zip(seasons, as_of)])
+    season = np.stack(
+        [_horizon_season(parse(s) if isinstance(s, str) else s, a, days) for s, a in zip(seasons, as_of)]
+    )
 
     def column(name):
         if name not in rows:
@@ -398,29 +513,41 @@ def simulate_frame(rows: pd.DataFrame, changes=STANDARD_SCENARIOS, days: int = 3
 
     cpr = column("conversions_per_revenue")
     changes = np.asarray(changes, dtype=float)
-    out = simulate_arrays(draws, spend[idx, None], changes, season, column("dispersion"), iterations,
-                          np.random.default_rng(seed), column("level_sd"))
+    out = simulate_arrays(
+        draws,
+        spend[idx, None],
+        changes,
+        season,
+        column("dispersion"),
+        iterations,
+        np.random.default_rng(seed),
+        column("level_sd"),
+    )
     k = len(changes) + 1
     names = ["baseline"] + [f"{c:+.0%}" for c in changes]
     revenue = out["revenue"].reshape(-1)
     spend_k = out["spend"].reshape(-1)
-    return pd.DataFrame({
-        "campaign_id": np.repeat(rows["campaign_id"].to_numpy()[idx], k),
-        "scenario": np.tile(names, len(idx)),
-        "budget_change": np.tile(np.concatenate([[0.0], changes]), len(idx)),
-        "days": days,
-        "spend": np.round(spend_k, 2),
-        "revenue": np.round(revenue, 2),
-        "roas": np.round(revenue / spend_k, 4),
-        "conversions": np.round(revenue * np.repeat(cpr, k), 1),
-        "marginal_roas": np.round(out["marginal_roas"].reshape(-1), 4),
-        "revenue_p5": np.round(out["p5"].reshape(-1), 2),
-        "revenue_p95": np.round(out["p95"].reshape(-1), 2),
-        "curve_source": np.repeat(source[idx], k),
-    })[columns]
+    return pd.DataFrame(
+        {
+            "campaign_id": np.repeat(rows["campaign_id"].to_numpy()[idx], k),
+            "scenario": np.tile(names, len(idx)),
+            "budget_change": np.tile(np.concatenate([[0.0], changes]), len(idx)),
+            "days": days,
+            "spend": np.round(spend_k, 2),
+            "revenue": np.round(revenue, 2),
+            "roas": np.round(revenue / spend_k, 4),
+            "conversions": np.round(revenue * np.repeat(cpr, k), 1),
+            "marginal_roas": np.round(out["marginal_roas"].reshape(-1), 4),
+            "revenue_p5": np.round(out["p5"].reshape(-1), 2),
+            "revenue_p95": np.round(out["p95"].reshape(-1), 2),
+            "curve_source": np.repeat(source[idx], k),
+        }
+    )[columns]
 
 
-def horizon_forecast(curves: pd.DataFrame, horizons=(7, 30), iterations: int = 1000, seed: int = 0) -> pd.DataFrame:
+def horizon_forecast(
+    curves: pd.DataFrame, horizons=(7, 30), iterations: int = 1000, seed: int = 0
+) -> pd.DataFrame:
     """Expected revenue over each horizon at the campaign's base spend, with its 5-95% interval, and the ROAS over
     the longest: columns revenue_{h}d, revenue_{h}d_p5, revenue_{h}d_p95, roas_{H}d (NaN without a usable curve)."""
     out = pd.DataFrame(index=curves.index)
@@ -429,8 +556,11 @@ def horizon_forecast(curves: pd.DataFrame, horizons=(7, 30), iterations: int = 1
         sim = simulate_frame(rows.assign(campaign_id=np.arange(len(rows))), (), h, iterations, seed)
         sim = sim.set_index("campaign_id")
         position = pd.Series(np.arange(len(rows)), index=curves.index)
-        for target, source in ((f"revenue_{h}d", "revenue"), (f"revenue_{h}d_p5", "revenue_p5"),
-                               (f"revenue_{h}d_p95", "revenue_p95")):
+        for target, source in (
+            (f"revenue_{h}d", "revenue"),
+            (f"revenue_{h}d_p5", "revenue_p5"),
+            (f"revenue_{h}d_p95", "revenue_p95"),
+        ):
             out[target] = position.map(sim[source]).to_numpy(dtype=float)
         if h == max(horizons):
             out[f"roas_{h}d"] = position.map(sim["roas"]).to_numpy(dtype=float)

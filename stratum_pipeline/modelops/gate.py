@@ -42,23 +42,31 @@ def decide(model_type: str, challenger: dict, champion: dict | None) -> GateDeci
         if not abs(challenger["bias"]) <= ROAS_TARGETS["bias_max"]:
             if champion is not None and abs(champion.get("bias", 0.0)) > abs(challenger["bias"]):
                 # after a change in the account both lag it; the less biased one is the better mean
-                notes.append(f"mean bias {challenger['bias']:+.1%} beyond ±{ROAS_TARGETS['bias_max']:.0%}, "
-                             f"but the champion's is {champion['bias']:+.1%}")
+                notes.append(
+                    f"mean bias {challenger['bias']:+.1%} beyond ±{ROAS_TARGETS['bias_max']:.0%}, "
+                    f"but the champion's is {champion['bias']:+.1%}"
+                )
             else:
                 failures.append(f"mean bias {challenger['bias']:+.1%} beyond ±{ROAS_TARGETS['bias_max']:.0%}")
         naive_limit = challenger["naive_mae"] * (1 + ROAS_NAIVE_TOLERANCE)
         if not challenger["mae"] <= naive_limit:
-            failures.append(f"MAE {challenger['mae']:.3f} loses to the naive {challenger['naive']} forecast's "
-                            f"{challenger['naive_mae']:.3f} (+{ROAS_NAIVE_TOLERANCE:.0%})")
+            failures.append(
+                f"MAE {challenger['mae']:.3f} loses to the naive {challenger['naive']} forecast's "
+                f"{challenger['naive_mae']:.3f} (+{ROAS_NAIVE_TOLERANCE:.0%})"
+            )
         else:
-            notes.append(f"MAE {challenger['mae']:.3f} vs naive {challenger['naive']} {challenger['naive_mae']:.3f}")
+            notes.append(
+                f"MAE {challenger['mae']:.3f} vs naive {challenger['naive']} {challenger['naive_mae']:.3f}"
+            )
         low, high = ROAS_TARGETS["coverage_range"]
         if not low <= challenger["coverage_80"] <= high:
             failures.append(f"80% interval coverage {challenger['coverage_80']:.2f} outside {low}-{high}")
         if champion is not None:
             limit = champion["mae"] * (1 + ROAS_MAE_TOLERANCE)
             if challenger["mae"] > limit:
-                failures.append(f"MAE {challenger['mae']:.3f} worse than champion's {champion['mae']:.3f} (+{ROAS_MAE_TOLERANCE:.0%})")
+                failures.append(
+                    f"MAE {challenger['mae']:.3f} worse than champion's {champion['mae']:.3f} (+{ROAS_MAE_TOLERANCE:.0%})"
+                )
             else:
                 notes.append(f"MAE {challenger['mae']:.3f} vs champion's {champion['mae']:.3f}")
     elif model_type == "conversion":

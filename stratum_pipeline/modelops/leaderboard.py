@@ -23,8 +23,8 @@ SHOWN_METRICS = {
 }
 TARGETS = {
     "roas": f"mean bias within ±{ROAS_TARGETS['bias_max']:.0%}, 80% interval coverage "
-            f"{ROAS_TARGETS['coverage_range'][0]}-{ROAS_TARGETS['coverage_range'][1]}, MAE at most the best naive "
-            f"forecast's +{ROAS_NAIVE_TOLERANCE:.0%}",
+    f"{ROAS_TARGETS['coverage_range'][0]}-{ROAS_TARGETS['coverage_range'][1]}, MAE at most the best naive "
+    f"forecast's +{ROAS_NAIVE_TOLERANCE:.0%}",
     "conversion": f"AUC above {CONVERSION_TARGETS['auc_min']}",
     ANOMALY_DETECTOR: f"flags at most {MAX_FLAG_RATE:.0%} of its history's campaign-days",
 }
@@ -64,17 +64,26 @@ def leaderboard(registry, tenants: list[str]) -> pd.DataFrame:
             champion = summary(tenant, model_type)
             if champion is None and tenant != DEFAULT_MODEL_OWNER:
                 owner, champion = DEFAULT_MODEL_OWNER, summary(DEFAULT_MODEL_OWNER, model_type)
-            metrics = {k: _significant(v) for k, v in (champion or {}).get("metrics", {}).items()
-                       if k in SHOWN_METRICS[model_type]}
-            rows.append({
-                "tenant_id": tenant, "model_type": model_type,
-                "served_by": "own" if owner == tenant else "default",
-                "model_name": model_name(model_type, owner) if champion else None,
-                "champion_version": champion["version"] if champion else None,
-                "trained_at": champion["trained_at"] if champion else None,
-                "metrics": json.dumps(metrics, sort_keys=True), "targets": TARGETS[model_type],
-                "meets_targets": meets_targets(model_type, (champion or {}).get("metrics", {})) if champion else None,
-                "mlflow_run": registry.run_url(champion["run_id"]) if champion else None,
-                "updated_at": now,
-            })
+            metrics = {
+                k: _significant(v)
+                for k, v in (champion or {}).get("metrics", {}).items()
+                if k in SHOWN_METRICS[model_type]
+            }
+            rows.append(
+                {
+                    "tenant_id": tenant,
+                    "model_type": model_type,
+                    "served_by": "own" if owner == tenant else "default",
+                    "model_name": model_name(model_type, owner) if champion else None,
+                    "champion_version": champion["version"] if champion else None,
+                    "trained_at": champion["trained_at"] if champion else None,
+                    "metrics": json.dumps(metrics, sort_keys=True),
+                    "targets": TARGETS[model_type],
+                    "meets_targets": meets_targets(model_type, (champion or {}).get("metrics", {}))
+                    if champion
+                    else None,
+                    "mlflow_run": registry.run_url(champion["run_id"]) if champion else None,
+                    "updated_at": now,
+                }
+            )
     return pd.DataFrame(rows)

@@ -35,10 +35,15 @@ def _png(plt, figure) -> bytes:
 
 def roas_holdout_plot(dates, actual, forecast: pd.DataFrame, title: str) -> bytes:
     """Daily means over the holdout's campaigns: actual ROAS, the forecast and its 10-90% band."""
-    frame = pd.DataFrame({"date": pd.to_datetime(pd.Series(dates).to_numpy()), "actual": np.asarray(actual, float),
-                          "predicted": forecast["predicted_roas"].to_numpy(float),
-                          "lower": forecast["confidence_lower"].to_numpy(float),
-                          "upper": forecast["confidence_upper"].to_numpy(float)})
+    frame = pd.DataFrame(
+        {
+            "date": pd.to_datetime(pd.Series(dates).to_numpy()),
+            "actual": np.asarray(actual, float),
+            "predicted": forecast["predicted_roas"].to_numpy(float),
+            "lower": forecast["confidence_lower"].to_numpy(float),
+            "upper": forecast["confidence_upper"].to_numpy(float),
+        }
+    )
     daily = frame.groupby("date").mean()
     plt, figure, (axis,) = _figure()
     axis.fill_between(daily.index, daily["lower"], daily["upper"], alpha=0.25, label="forecast 10-90%")

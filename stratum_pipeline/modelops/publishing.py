@@ -51,7 +51,9 @@ def atomic_write(path: Path, write: Callable[[object], None]) -> None:
     On any error the temporary file is removed and `path` keeps its previous content.
     """
     path = Path(path)
-    handle = tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
+    handle = tempfile.NamedTemporaryFile(
+        "wb", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+    )
     try:
         with handle:
             write(handle)
@@ -86,19 +88,35 @@ class Publication:
     sha256: str
 
     def metadata(self) -> dict:
-        return {"file": str(self.file), "model": self.model, "version": self.version,
-                "published": self.published, "sha256": self.sha256}
+        return {
+            "file": str(self.file),
+            "model": self.model,
+            "version": self.version,
+            "published": self.published,
+            "sha256": self.sha256,
+        }
 
 
 def is_current(model_file: Path, model: str, version: str) -> bool:
     """The file exists, is intact and holds `model` version `version` per its manifest."""
     manifest = read_manifest(model_file)
-    return (manifest is not None and model_file.exists() and manifest.get("model") == model
-            and str(manifest.get("version")) == str(version) and manifest.get("sha256") == _sha256(model_file))
+    return (
+        manifest is not None
+        and model_file.exists()
+        and manifest.get("model") == model
+        and str(manifest.get("version")) == str(version)
+        and manifest.get("sha256") == _sha256(model_file)
+    )
 
 
-def publish(directory: Path, model_type: str, owner: str, model: str, version: str,
-            load_predictor: Callable[[], object]) -> Publication:
+def publish(
+    directory: Path,
+    model_type: str,
+    owner: str,
+    model: str,
+    version: str,
+    load_predictor: Callable[[], object],
+) -> Publication:
     """Write `model` `version` (loaded only when needed) as the seed's file for `owner`, unless it is there already."""
     target = Path(directory) / model_filename(model_type, owner)
     if is_current(target, model, version):
@@ -106,8 +124,15 @@ def publish(directory: Path, model_type: str, owner: str, model: str, version: s
     predictor = load_predictor()
     atomic_write(target, lambda handle: joblib.dump(predictor, handle))
     sha = _sha256(target)
-    manifest = {"model": model, "version": str(version), "model_type": model_type, "owner": owner,
-                "file": target.name, "sha256": sha, "class": f"{type(predictor).__module__}.{type(predictor).__qualname__}",
-                "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    manifest = {
+        "model": model,
+        "version": str(version),
+        "model_type": model_type,
+        "owner": owner,
+        "file": target.name,
+        "sha256": sha,
+        "class": f"{type(predictor).__module__}.{type(predictor).__qualname__}",
+        "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
     atomic_write(manifest_path(target), lambda handle: handle.write(json.dumps(manifest, indent=2).encode()))
     return Publication(target, model, str(version), True, sha)

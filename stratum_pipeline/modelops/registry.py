@@ -86,8 +86,16 @@ class RegistryUnavailableError(RuntimeError):
 def _is_connection_failure(exc: BaseException) -> bool:
     text = str(exc)
     return "API request to" in text and any(
-        marker in text for marker in ("Max retries exceeded", "Connection refused", "timed out", "Connection aborted",
-                                      "RemoteDisconnected", "NewConnectionError"))
+        marker in text
+        for marker in (
+            "Max retries exceeded",
+            "Connection refused",
+            "timed out",
+            "Connection aborted",
+            "RemoteDisconnected",
+            "NewConnectionError",
+        )
+    )
 
 
 def _process_alive(pid: int) -> bool:
@@ -139,11 +147,12 @@ class RegistryClient:
             raise RegistryUnavailableError(
                 f"MLflow tracking server {mask_url(self.tracking_uri)} is unreachable ({type(exc).__name__}: connection failed "
                 f"after {os.environ.get('MLFLOW_HTTP_REQUEST_MAX_RETRIES')} retries); no model was promoted, the "
-                "champion is unchanged") from None
+                "champion is unchanged"
+            ) from None
 
     def _artifact_location(self) -> str | None:
         if self.tracking_uri.startswith("sqlite:///"):
-            db = Path(self.tracking_uri[len("sqlite:///"):])
+            db = Path(self.tracking_uri[len("sqlite:///") :])
             return (db.parent / "artifacts").resolve().as_uri()
         return None  # an MLflow server decides
 
@@ -174,8 +183,11 @@ class RegistryClient:
 
     def artifact_url(self, run_id: str, path: str) -> str | None:
         """A URL that serves one artifact of a run (the MLflow UI's or the tracking server's), None without one."""
-        base = self.tracking_uri if self.tracking_uri.startswith(("http://", "https://")) else \
-            (os.environ.get(Env.MLFLOW_UI_URL) or "").strip()
+        base = (
+            self.tracking_uri
+            if self.tracking_uri.startswith(("http://", "https://"))
+            else (os.environ.get(Env.MLFLOW_UI_URL) or "").strip()
+        )
         if not base.startswith(("http://", "https://")):
             return None
         return f"{mask_url(base).rstrip('/')}/get-artifact?path={path}&run_uuid={run_id}"
@@ -204,24 +216,36 @@ class RegistryClient:
         """One MLflow run with params, metrics, tags, JSON artifacts (e.g. the training feature profile), files
         (e.g. PNG plots of the holdout) and the model (signature + input example), registered as `name`."""
         with self._reachable():
-            return self._log_and_register(name, predictor, input_example, params, metrics, tags, artifacts, files)
+            return self._log_and_register(
+                name, predictor, input_example, params, metrics, tags, artifacts, files
+            )
 
-    def _log_and_register(self, name, predictor, input_example, params, metrics, tags, artifacts,
-                          files=None) -> RegisteredVersion:
+    def _log_and_register(
+        self, name, predictor, input_example, params, metrics, tags, artifacts, files=None
+    ) -> RegisteredVersion:
         mlflow = _mlflow()
         self.client()
         experiment_id = self.experiment_id()
         example = input_example.head(5).reset_index(drop=True)
         # Integers as floats in the signature: a missing value at inference must not break schema enforcement.
-        example = example.astype({c: float for c in example.columns if pd.api.types.is_integer_dtype(example[c])})
+        example = example.astype(
+            {c: float for c in example.columns if pd.api.types.is_integer_dtype(example[c])}
+        )
         output = _python_model_class()(predictor).predict(None, example)
         signature = mlflow.models.infer_signature(example, output)
         self.close_stale_runs(name)
         owner = {"stratum_model": name, "stratum_host": socket.gethostname(), "stratum_pid": str(os.getpid())}
-        with mlflow.start_run(experiment_id=experiment_id, tags={**{k: str(v) for k, v in tags.items()}, **owner}) as run:
+        with mlflow.start_run(
+            experiment_id=experiment_id, tags={**{k: str(v) for k, v in tags.items()}, **owner}
+        ) as run:
             mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-            mlflow.log_metrics({k: float(v) for k, v in metrics.items()  # numbers only (e.g. not the naive's name)
-                                if isinstance(v, numbers.Real) and pd.notna(v)})
+            mlflow.log_metrics(
+                {
+                    k: float(v)
+                    for k, v in metrics.items()  # numbers only (e.g. not the naive's name)
+                    if isinstance(v, numbers.Real) and pd.notna(v)
+                }
+            )
             for path, content in (artifacts or {}).items():
                 mlflow.log_dict(content, path)
             for path, content in (files or {}).items():
@@ -245,11 +269,18 @@ class RegistryClient:
         client = self.client()
         closed = []
         try:
-            runs = client.search_runs([self.experiment_id()], max_results=100, filter_string=(
-                f"attributes.status = 'RUNNING' and tags.stratum_model = '{name}' "
-                f"and tags.stratum_host = '{socket.gethostname()}'"))
+            runs = client.search_runs(
+                [self.experiment_id()],
+                max_results=100,
+                filter_string=(
+                    f"attributes.status = 'RUNNING' and tags.stratum_model = '{name}' "
+                    f"and tags.stratum_host = '{socket.gethostname()}'"
+                ),
+            )
         except Exception as exc:  # best effort: never a reason not to train
-            logging.getLogger(__name__).warning(f"could not look for stale MLflow runs of {name}: {type(exc).__name__}")
+            logging.getLogger(__name__).warning(
+                f"could not look for stale MLflow runs of {name}: {type(exc).__name__}"
+            )
             return closed
         for run in runs:
             pid = run.data.tags.get("stratum_pid", "")
@@ -278,7 +309,12 @@ class RegistryClient:
         version, run_id = found
         run = self.client().get_run(run_id)
         started = datetime.fromtimestamp(run.info.start_time / 1000, tz=timezone.utc).replace(tzinfo=None)
-        return {"version": version, "run_id": run_id, "trained_at": started, "metrics": dict(run.data.metrics)}
+        return {
+            "version": version,
+            "run_id": run_id,
+            "trained_at": started,
+            "metrics": dict(run.data.metrics),
+        }
 
     def champion_run(self, name: str) -> tuple[str, str] | None:
         """(version, MLflow run id) of the champion of `name`, None if there is none (an outage is an error)."""
@@ -310,16 +346,41 @@ class RegistryClient:
         point per day (step = the day's ordinal, so MLflow charts them over time); returns the run id."""
         client = self.client()
         experiment_id = self.experiment_id()
-        found = client.search_runs([experiment_id], filter_string=(
-            f"tags.monitoring = 'accuracy' and tags.model_name = '{name}' and tags.model_version = '{version}'"), max_results=1)
-        run_id = found[0].info.run_id if found else client.create_run(experiment_id, run_name=f"monitoring {name} v{version}", tags={
-            "monitoring": "accuracy", "model_name": name, "model_version": str(version), "tenant": tenant}).info.run_id
+        found = client.search_runs(
+            [experiment_id],
+            filter_string=(
+                f"tags.monitoring = 'accuracy' and tags.model_name = '{name}' and tags.model_version = '{version}'"
+            ),
+            max_results=1,
+        )
+        run_id = (
+            found[0].info.run_id
+            if found
+            else client.create_run(
+                experiment_id,
+                run_name=f"monitoring {name} v{version}",
+                tags={
+                    "monitoring": "accuracy",
+                    "model_name": name,
+                    "model_version": str(version),
+                    "tenant": tenant,
+                },
+            ).info.run_id
+        )
         mlflow = _mlflow()
-        metrics = [mlflow.entities.Metric(key, float(value), int(datetime(day.year, day.month, day.day).timestamp() * 1000),
-                                          day.toordinal())
-                   for day, values in daily for key, value in values.items() if value is not None and pd.notna(value)]
+        metrics = [
+            mlflow.entities.Metric(
+                key,
+                float(value),
+                int(datetime(day.year, day.month, day.day).timestamp() * 1000),
+                day.toordinal(),
+            )
+            for day, values in daily
+            for key, value in values.items()
+            if value is not None and pd.notna(value)
+        ]
         for start in range(0, len(metrics), 1000):
-            client.log_batch(run_id, metrics=metrics[start:start + 1000])
+            client.log_batch(run_id, metrics=metrics[start : start + 1000])
         return run_id
 
     def load(self, name: str, version: str):
@@ -330,8 +391,10 @@ class RegistryClient:
         """Like `load`, but NoModelError if the version was pickled by an incompatible version of this code."""
         predictor = self.load(name, version)
         if getattr(predictor, "format_", None) != getattr(type(predictor), "FORMAT", None):
-            raise NoModelError(f"{name} v{version} was trained by an incompatible version of this code: "
-                               "retrain it (the promotion gate replaces it)")
+            raise NoModelError(
+                f"{name} v{version} was trained by an incompatible version of this code: "
+                "retrain it (the promotion gate replaces it)"
+            )
         return predictor
 
     def serving_model(self, model_type: str, tenant: str) -> ServingModel:
@@ -354,17 +417,29 @@ class RegistryClient:
             except RegistryUnavailableError:
                 raise
             except Exception as exc:
-                problem = str(exc) if isinstance(exc, NoModelError) else \
-                    f"{name} v{version} could not be loaded: {type(exc).__name__}: {_first_line(exc)}"
+                problem = (
+                    str(exc)
+                    if isinstance(exc, NoModelError)
+                    else f"{name} v{version} could not be loaded: {type(exc).__name__}: {_first_line(exc)}"
+                )
                 if owner == DEFAULT_MODEL_OWNER:
-                    raise NoModelError(f"no {model_type} model serves tenant {tenant!r}: "
-                                       f"{reason + '; ' if reason else ''}{problem}") from None
+                    raise NoModelError(
+                        f"no {model_type} model serves tenant {tenant!r}: "
+                        f"{reason + '; ' if reason else ''}{problem}"
+                    ) from None
                 reason, failed = problem, f"{name} v{version}"
-                logging.getLogger(__name__).warning(f"{problem}; serving tenant {tenant!r} from the default model")
-        raise NoModelError(f"no {model_type} model serves tenant {tenant!r}: "
-                           + (f"{reason}, and {model_name(model_type, DEFAULT_MODEL_OWNER)} has no champion" if reason else
-                              f"neither {model_name(model_type, tenant)} nor {model_name(model_type, DEFAULT_MODEL_OWNER)} has a "
-                              "champion (train the models first)"))
+                logging.getLogger(__name__).warning(
+                    f"{problem}; serving tenant {tenant!r} from the default model"
+                )
+        raise NoModelError(
+            f"no {model_type} model serves tenant {tenant!r}: "
+            + (
+                f"{reason}, and {model_name(model_type, DEFAULT_MODEL_OWNER)} has no champion"
+                if reason
+                else f"neither {model_name(model_type, tenant)} nor {model_name(model_type, DEFAULT_MODEL_OWNER)} has a "
+                "champion (train the models first)"
+            )
+        )
 
     def set_champion(self, name: str, version: str) -> None:
         with self._reachable():
@@ -399,7 +474,7 @@ def _create_sqlite_store_once(tracking_uri: str) -> None:
     match one row ... 0 found"). An exclusive lock on a file beside the database serialises the first use."""
     import fcntl
 
-    db = Path(tracking_uri[len("sqlite:///"):])
+    db = Path(tracking_uri[len("sqlite:///") :])
     db.parent.mkdir(parents=True, exist_ok=True)
     with open(db.parent / f".{db.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

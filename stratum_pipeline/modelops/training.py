@@ -46,7 +46,9 @@ class TrainingOutcome:
         return self.decision is not None
 
 
-def holdout_split(frame: pd.DataFrame, holdout_days: int, date_column: str = "date") -> tuple[pd.DataFrame, pd.DataFrame]:
+def holdout_split(
+    frame: pd.DataFrame, holdout_days: int, date_column: str = "date"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train on the past, test on the most recent `holdout_days` days (never a random split)."""
     dates = pd.to_datetime(frame[date_column])
     cut = dates.max() - timedelta(days=holdout_days)
@@ -63,12 +65,18 @@ def check_isolation(frame: pd.DataFrame, tenant: str) -> None:
 def roas_eligibility(features: pd.DataFrame, minimum: DataMinimum) -> tuple[bool, dict]:
     days = features.groupby("campaign_id")["date"].nunique() if len(features) else pd.Series(dtype=int)
     qualified = int((days >= minimum.campaign_days).sum())
-    detail = {f"campaigns_with_{minimum.campaign_days}_days": qualified, "minimum_campaigns": minimum.campaigns}
+    detail = {
+        f"campaigns_with_{minimum.campaign_days}_days": qualified,
+        "minimum_campaigns": minimum.campaigns,
+    }
     return qualified >= minimum.campaigns, detail
 
 
 def conversion_eligibility(sessions: pd.DataFrame, minimum: DataMinimum) -> tuple[bool, dict]:
-    return len(sessions) >= minimum.sessions, {"sessions": int(len(sessions)), "minimum_sessions": minimum.sessions}
+    return len(sessions) >= minimum.sessions, {
+        "sessions": int(len(sessions)),
+        "minimum_sessions": minimum.sessions,
+    }
 
 
 @dataclass(frozen=True)
@@ -85,36 +93,48 @@ class Challenger:
     params: dict  # logged to MLflow
     tags: dict  # logged to MLflow (the Dagster run, partition, tenant)
     train_rows: pd.DataFrame  # its training rows: their feature profile is kept beside the model
-    plots: dict[str, bytes] = field(default_factory=dict)  # PNG pictures of its holdout, logged to its MLflow run
+    plots: dict[str, bytes] = field(
+        default_factory=dict
+    )  # PNG pictures of its holdout, logged to its MLflow run
 
 
 def register_and_gate(challenger: Challenger, registry) -> TrainingOutcome:
     """Register the challenger in MLflow, evaluate the champion on the same holdout, and move the `champion`
     alias only if the gate promotes it; a refused version is tagged archived."""
     model_type, tenant, metrics = challenger.model_type, challenger.tenant, challenger.metrics
-    predictor, test, evaluate, example = challenger.predictor, challenger.holdout, challenger.evaluate, \
-        challenger.input_example
+    predictor, test, evaluate, example = (
+        challenger.predictor,
+        challenger.holdout,
+        challenger.evaluate,
+        challenger.input_example,
+    )
     params, tags, train = challenger.params, challenger.tags, challenger.train_rows
     name = model_name(model_type, tenant)
     # The training distribution of each watched feature, kept beside the model: drift checks compare against it.
     profile = feature_profile(reference_rows(train), DRIFT_FEATURES[model_type])
-    registered = registry.log_and_register(name, predictor, example, params, metrics, tags, {PROFILE_ARTIFACT: profile},
-                                           challenger.plots)
+    registered = registry.log_and_register(
+        name, predictor, example, params, metrics, tags, {PROFILE_ARTIFACT: profile}, challenger.plots
+    )
     champion_version = registry.champion_version(name)
     champion_metrics, champion_error = None, None
     if champion_version is not None and champion_version != registered.version:
         try:
             champion_metrics = evaluate(registry.load(name, champion_version), test)
         except Exception as exc:  # e.g. pickled by an incompatible older version of this code
-            champion_error = f"champion v{champion_version} could not be evaluated ({type(exc).__name__}: {exc})"
+            champion_error = (
+                f"champion v{champion_version} could not be evaluated ({type(exc).__name__}: {exc})"
+            )
     decision = decide(model_type, metrics, champion_metrics)
     if champion_error:
         decision.reasons.append(champion_error[:200])
     if decision.promote:
         registry.set_champion(name, registered.version)
     # A refused version is archived (tag), so the registry's list reads as champions and the archive of refusals.
-    registry.tag_version(name, registered.version, {"gate": decision.summary[:250], "promoted": decision.promote,
-                                                    "archived": not decision.promote})
+    registry.tag_version(
+        name,
+        registered.version,
+        {"gate": decision.summary[:250], "promoted": decision.promote, "archived": not decision.promote},
+    )
     serving = registered.version if decision.promote else champion_version
     metadata = {
         "model": name,
@@ -123,8 +143,11 @@ def register_and_gate(challenger: Challenger, registry) -> TrainingOutcome:
         "mlflow_run_id": registered.run_id,
         "mlflow_run": registered.run_url,
         "gate": decision.summary,
-        **({"holdout_plot": url} if challenger.plots and (url := registry.artifact_url(registered.run_id, HOLDOUT_PLOT))
-           else {}),
+        **(
+            {"holdout_plot": url}
+            if challenger.plots and (url := registry.artifact_url(registered.run_id, HOLDOUT_PLOT))
+            else {}
+        ),
         **{f"holdout_{k}": v for k, v in metrics.items()},
         **({f"champion_{k}": v for k, v in champion_metrics.items()} if champion_metrics else {}),
     }
@@ -140,12 +163,28 @@ def _below_minimum(model_type, tenant, rows, eligibility, minimum) -> TrainingOu
     eligible, detail = eligibility(rows, minimum)
     if eligible:
         return None
-    return TrainingOutcome(tenant, model_type, DEFAULT_MODEL_OWNER, {
-        **detail, "served_by": DEFAULT_MODEL_OWNER, "reason": "below the data minimum: served by the global default model"})
+    return TrainingOutcome(
+        tenant,
+        model_type,
+        DEFAULT_MODEL_OWNER,
+        {
+            **detail,
+            "served_by": DEFAULT_MODEL_OWNER,
+            "reason": "below the data minimum: served by the global default model",
+        },
+    )
 
 
-def train_roas(tenant, features, registry, tags: dict, minimum=DataMinimum(), holdout_days=14,
-               anomalies: pd.DataFrame | None = None, **model_params) -> TrainingOutcome:
+def train_roas(
+    tenant,
+    features,
+    registry,
+    tags: dict,
+    minimum=DataMinimum(),
+    holdout_days=14,
+    anomalies: pd.DataFrame | None = None,
+    **model_params,
+) -> TrainingOutcome:
     """Train, register and gate the ROAS model of `tenant` on its campaign features (or the default on all).
 
     `anomalies` (campaign_id, date rows of the `campaign_anomalies` table): training rows whose day or target
@@ -159,50 +198,89 @@ def train_roas(tenant, features, registry, tags: dict, minimum=DataMinimum(), ho
     excluded = touches_flagged(train, anomalies)
     train = train[~excluded].reset_index(drop=True)
     if len(train) < 200 or len(test) < 20:
-        raise ValueError(f"too little data to train the ROAS model of {tenant}: {len(train)} train / {len(test)} test rows")
+        raise ValueError(
+            f"too little data to train the ROAS model of {tenant}: {len(train)} train / {len(test)} test rows"
+        )
     predictor = ROASPredictor(**model_params).fit(train, train[TARGET])
 
     def evaluate(model, rows):  # with the best naive forecast on the same rows: the gate compares them
-        return {**roas_metrics(rows[TARGET], model.predict_frame(rows)), **best_naive_roas(rows[TARGET], rows)}
+        return {
+            **roas_metrics(rows[TARGET], model.predict_frame(rows)),
+            **best_naive_roas(rows[TARGET], rows),
+        }
 
     metrics = evaluate(predictor, test)
-    params = {"tenant": tenant, "train_rows": len(train), "test_rows": len(test), "holdout_days": holdout_days,
-              "training_tenants": ",".join(sorted(frame["tenant_id"].unique())),
-              "train_start": str(train["date"].min().date()), "train_end": str(train["date"].max().date()),
-              "excluded_anomaly_rows": int(excluded.sum()),
-              **predictor.params, "interval_adjustment": predictor.interval_adjustment_,
-              **(predictor.complexity_ or {})}
+    params = {
+        "tenant": tenant,
+        "train_rows": len(train),
+        "test_rows": len(test),
+        "holdout_days": holdout_days,
+        "training_tenants": ",".join(sorted(frame["tenant_id"].unique())),
+        "train_start": str(train["date"].min().date()),
+        "train_end": str(train["date"].max().date()),
+        "excluded_anomaly_rows": int(excluded.sum()),
+        **predictor.params,
+        "interval_adjustment": predictor.interval_adjustment_,
+        **(predictor.complexity_ or {}),
+    }
     example = test[predictor.feature_names]
-    plots = {HOLDOUT_PLOT: roas_holdout_plot(test["date"], test[TARGET], predictor.predict_frame(test),
-                                             f"{model_name('roas', tenant)}: holdout")}
+    plots = {
+        HOLDOUT_PLOT: roas_holdout_plot(
+            test["date"],
+            test[TARGET],
+            predictor.predict_frame(test),
+            f"{model_name('roas', tenant)}: holdout",
+        )
+    }
     outcome = register_and_gate(
-        Challenger("roas", tenant, predictor, metrics, test, evaluate, example, params, tags, train, plots), registry)
+        Challenger("roas", tenant, predictor, metrics, test, evaluate, example, params, tags, train, plots),
+        registry,
+    )
     outcome.metadata.update({"served_by": tenant, "train_rows": len(train), "test_rows": len(test)})
     return outcome
 
 
-def train_conversion(tenant, sessions, registry, tags: dict, minimum=DataMinimum(), holdout_days=14, **model_params) -> TrainingOutcome:
+def train_conversion(
+    tenant, sessions, registry, tags: dict, minimum=DataMinimum(), holdout_days=14, **model_params
+) -> TrainingOutcome:
     """Train, register and gate the conversion model of `tenant` on its session features (or the default on all)."""
     fallback = _below_minimum("conversion", tenant, sessions, conversion_eligibility, minimum)
     if fallback:
         return fallback
     train, test = holdout_split(sessions, holdout_days)
     if train["converted"].nunique() < 2 or test["converted"].nunique() < 2:
-        raise ValueError(f"the sessions of {tenant} need converted and non-converted sessions in train and holdout")
+        raise ValueError(
+            f"the sessions of {tenant} need converted and non-converted sessions in train and holdout"
+        )
     predictor = ConversionPredictor(**model_params).fit(train, train["converted"])
 
     def evaluate(model, rows):
         return conversion_metrics(rows["converted"], model.predict_proba(rows), model.threshold_)
 
     metrics = evaluate(predictor, test)
-    params = {"tenant": tenant, "train_rows": len(train), "test_rows": len(test), "holdout_days": holdout_days,
-              "training_tenants": ",".join(sorted(sessions["tenant_id"].unique())),
-              "operating_threshold": predictor.threshold_, **predictor.params}
+    params = {
+        "tenant": tenant,
+        "train_rows": len(train),
+        "test_rows": len(test),
+        "holdout_days": holdout_days,
+        "training_tenants": ",".join(sorted(sessions["tenant_id"].unique())),
+        "operating_threshold": predictor.threshold_,
+        **predictor.params,
+    }
     example = test[list(CONVERSION_FEATURES)]
-    plots = {HOLDOUT_PLOT: conversion_holdout_plot(test["converted"], predictor.predict_proba(test), predictor.threshold_,
-                                                   model_name("conversion", tenant))}
+    plots = {
+        HOLDOUT_PLOT: conversion_holdout_plot(
+            test["converted"],
+            predictor.predict_proba(test),
+            predictor.threshold_,
+            model_name("conversion", tenant),
+        )
+    }
     outcome = register_and_gate(
-        Challenger("conversion", tenant, predictor, metrics, test, evaluate, example, params, tags, train, plots),
-        registry)
+        Challenger(
+            "conversion", tenant, predictor, metrics, test, evaluate, example, params, tags, train, plots
+        ),
+        registry,
+    )
     outcome.metadata.update({"served_by": tenant, "train_rows": len(train), "test_rows": len(test)})
     return outcome

@@ -37,4 +37,6 @@ def curves_from_env(env=None) -> WarehouseCurves | None:
     import os
 
     url = (env if env is not None else os.environ).get(Env.WAREHOUSE_URL)
-    return WarehouseCurves(sa.create_engine(url)) if url else None  # a reader: no Dagster resource module here
+    return (
+        WarehouseCurves(sa.create_engine(url)) if url else None
+    )  # a reader: no Dagster resource module here

@@ -37,7 +37,9 @@ class MemoryCache:
         with self._lock:
             if len(self._data) >= self.max_entries:
                 now = time.monotonic()
-                for k in [k for k, (e, _) in self._data.items() if e < now] or list(self._data)[: self.max_entries // 10]:
+                for k in [k for k, (e, _) in self._data.items() if e < now] or list(self._data)[
+                    : self.max_entries // 10
+                ]:
                     del self._data[k]
             self._data[key] = (time.monotonic() + ttl, json.dumps(value))
 
@@ -60,7 +62,9 @@ class RedisCache:
         import redis
 
         self.url = url
-        self._client = redis.Redis.from_url(url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds)
+        self._client = redis.Redis.from_url(
+            url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds
+        )
         self._warned_at = 0.0
 
     def _warn(self, exc: Exception) -> None:

@@ -66,8 +66,10 @@ class _NoLocalModels:
     """ML_PROVIDER=vertex without local models: every local lookup is a NoModelError."""
 
     def serving_model(self, model_type: str, tenant: str):
-        raise NoModelError(f"no local {model_type} model for tenant {tenant!r}: set ML_MODELS_PATH or "
-                           "STRATUM_MLFLOW_TRACKING_URI to serve local models")
+        raise NoModelError(
+            f"no local {model_type} model for tenant {tenant!r}: set ML_MODELS_PATH or "
+            "STRATUM_MLFLOW_TRACKING_URI to serve local models"
+        )
 
 
 def service_parts_from_env(env: Mapping[str, str] | None = None) -> dict:
@@ -87,7 +89,9 @@ def service_parts_from_env(env: Mapping[str, str] | None = None) -> dict:
     settings = Settings.from_env({k: v for k, v in env.items() if k != Env.MODELS_PATH})
     redis_url = settings.redis_url
     if redis_url is None and (env.get(Env.SEED_REDIS_URL) or "").strip():
-        redis_url = check_url(Env.SEED_REDIS_URL, env[Env.SEED_REDIS_URL].strip(), ("redis", "rediss", "unix"))
+        redis_url = check_url(
+            Env.SEED_REDIS_URL, env[Env.SEED_REDIS_URL].strip(), ("redis", "rediss", "unix")
+        )
     if settings.mlflow_tracking_uri:
         registry = MlflowRegistry(tracking_uri=settings.mlflow_tracking_uri)
     elif models_path:
@@ -95,16 +99,30 @@ def service_parts_from_env(env: Mapping[str, str] | None = None) -> dict:
     elif settings.ml_provider == "vertex":
         registry = _NoLocalModels()
     else:
-        raise SettingsError("InferenceService() needs ML_MODELS_PATH (the .joblib model files) or "
-                            "STRATUM_MLFLOW_TRACKING_URI (the MLflow registry)")
-    return {"registry": registry, "cache": cache_from_url(redis_url), "remote": remote_from_settings(settings),
-            "remote_fallback": settings.vertex_fallback == "local"}
+        raise SettingsError(
+            "InferenceService() needs ML_MODELS_PATH (the .joblib model files) or "
+            "STRATUM_MLFLOW_TRACKING_URI (the MLflow registry)"
+        )
+    return {
+        "registry": registry,
+        "cache": cache_from_url(redis_url),
+        "remote": remote_from_settings(settings),
+        "remote_fallback": settings.vertex_fallback == "local",
+    }
 
 
 class InferenceService:
-    def __init__(self, registry=None, cache=None, tenant_exists: Callable[[str], bool] | None = None,
-                 champion_refresh_seconds: float = 30.0, remote=None, remote_fallback: bool = False, curves=None,
-                 warehouse_url: str | None = None):
+    def __init__(
+        self,
+        registry=None,
+        cache=None,
+        tenant_exists: Callable[[str], bool] | None = None,
+        champion_refresh_seconds: float = 30.0,
+        remote=None,
+        remote_fallback: bool = False,
+        curves=None,
+        warehouse_url: str | None = None,
+    ):
         """`InferenceService()`: everything from the environment (see `service_parts_from_env`).
         `InferenceService(registry, cache, ...)`: explicit parts (a missing cache is the in-process one)."""
         if registry is None:
@@ -125,12 +143,15 @@ class InferenceService:
         self.champion_refresh_seconds = champion_refresh_seconds
         self._champions: dict[tuple[str, str], tuple[float, object]] = {}
         self._fatigue = FatigueScorer()
-        self._curves = curves  # serving.budget.WarehouseCurves; None: from STRATUM_WAREHOUSE_URL when first needed
+        self._curves = (
+            curves  # serving.budget.WarehouseCurves; None: from STRATUM_WAREHOUSE_URL when first needed
+        )
         self.warehouse_url = warehouse_url
         self._warehouse_engine = None
 
-    def allocate(self, tenant_id: str | int, total_daily_budget=None, bounds=(0.5, 2.0),
-                 target_marginal_roas=None) -> dict:
+    def allocate(
+        self, tenant_id: str | int, total_daily_budget=None, bounds=(0.5, 2.0), target_marginal_roas=None
+    ) -> dict:
         """Re-split the tenant's daily budget across its campaigns on their latest response curves (ml.allocator):
         per campaign the current and proposed budget, expected daily revenue and marginal ROAS at each, and the
         tenant's expected daily uplift with a 5-95% interval. Bad input or an unknown tenant: PredictionError."""
@@ -139,15 +160,25 @@ class InferenceService:
         tenant = self._known_tenant(tenant_id)
         curves = self._curve_store().tenant(tenant)
         if curves.empty:
-            raise PredictionError(f"unknown tenant {tenant!r}: no response curves (campaign_response_curves) for it")
+            raise PredictionError(
+                f"unknown tenant {tenant!r}: no response curves (campaign_response_curves) for it"
+            )
         try:
-            out = allocate(curves.assign(current_budget=curves["base_spend"]), total_daily_budget, bounds,
-                           target_marginal_roas)
+            out = allocate(
+                curves.assign(current_budget=curves["base_spend"]),
+                total_daily_budget,
+                bounds,
+                target_marginal_roas,
+            )
         except AllocationInputError as exc:
             raise PredictionError(str(exc)) from None
         table = out["campaigns"].astype(object).where(out["campaigns"].notna(), None)
-        return {"tenant_id": tenant, "date": str(curves["date"].iloc[0]), **out["tenant"],
-                "campaigns": table.to_dict("records")}
+        return {
+            "tenant_id": tenant,
+            "date": str(curves["date"].iloc[0]),
+            **out["tenant"],
+            "campaigns": table.to_dict("records"),
+        }
 
     def _known_tenant(self, tenant_id: str | int) -> str:
         """The validated tenant id; a malformed or unknown tenant is a one-line PredictionError."""
@@ -174,7 +205,9 @@ class InferenceService:
         if self._curves is None:
             from stratum_pipeline.serving.budget import WarehouseCurves
 
-            self._curves = WarehouseCurves(self._warehouse("budget advice needs the warehouse: set STRATUM_WAREHOUSE_URL"))
+            self._curves = WarehouseCurves(
+                self._warehouse("budget advice needs the warehouse: set STRATUM_WAREHOUSE_URL")
+            )
         return self._curves
 
     def anomalies(self, tenant: str | int, campaign_id: str | None = None, days: int = 7) -> dict:
@@ -224,22 +257,38 @@ class InferenceService:
         tenant = self._known_tenant(tenant_id)
         digest = hashlib.sha256(json.dumps(input_data, sort_keys=True, default=str).encode()).hexdigest()[:32]
         if model_type == "fatigue":
-            return self._cached(model_type, tenant, "fatigue-scorer", digest, self._fatigue.calculate_score, input_data)
+            return self._cached(
+                model_type, tenant, "fatigue-scorer", digest, self._fatigue.calculate_score, input_data
+            )
         if self.remote is not None:
             try:
-                return self._cached(model_type, tenant, self.remote.model_id, digest,
-                                    lambda x: {**self.remote.predict(model_type, tenant, x), "served_by": "vertex"}, input_data)
+                return self._cached(
+                    model_type,
+                    tenant,
+                    self.remote.model_id,
+                    digest,
+                    lambda x: {**self.remote.predict(model_type, tenant, x), "served_by": "vertex"},
+                    input_data,
+                )
             except VertexError as exc:
                 if not self.remote_fallback:
                     raise
-                log.warning("Vertex AI failed, serving the local %s model for %s: %s", model_type, tenant, exc)
+                log.warning(
+                    "Vertex AI failed, serving the local %s model for %s: %s", model_type, tenant, exc
+                )
         try:
             model = self._serving(model_type, tenant)
         except NoModelError as exc:
             raise PredictionError(str(exc)) from None
         model_id = f"{model.name}:{model.version}"
-        return self._cached(model_type, tenant, model_id, digest,
-                            lambda x: {**model.predictor.predict(x), "model": model_id, "served_by": model.served_by}, input_data)
+        return self._cached(
+            model_type,
+            tenant,
+            model_id,
+            digest,
+            lambda x: {**model.predictor.predict(x), "model": model_id, "served_by": model.served_by},
+            input_data,
+        )
 
     def _cached(self, model_type: str, tenant: str, model_id: str, digest: str, predict, input: dict) -> dict:  # noqa: A002
         key = f"stratum:pred:{model_type}:{tenant}:{model_id}:{self.data_version(tenant)}:{digest}"

@@ -58,10 +58,14 @@ class ModelFileStore:
                 message = f"{path.name} was written by an incompatible version of this code: republish it"
                 if owner == DEFAULT_MODEL_OWNER:
                     raise NoModelError(message)
-                log.warning(f"{message}; serving tenant {tenant!r} from {model_filename(model_type, DEFAULT_MODEL_OWNER)}")
+                log.warning(
+                    f"{message}; serving tenant {tenant!r} from {model_filename(model_type, DEFAULT_MODEL_OWNER)}"
+                )
                 continue
             manifest = read_manifest(path) or {}
             version = f"{manifest.get('version', 'file')}@{stat.st_mtime_ns}"
             return ServingModel(path.name, version, predictor, owner)
-        raise NoModelError(f"no {model_type} model serves tenant {tenant!r}: neither {model_filename(model_type, tenant)} "
-                           f"nor {model_filename(model_type, DEFAULT_MODEL_OWNER)} is in {self.directory}")
+        raise NoModelError(
+            f"no {model_type} model serves tenant {tenant!r}: neither {model_filename(model_type, tenant)} "
+            f"nor {model_filename(model_type, DEFAULT_MODEL_OWNER)} is in {self.directory}"
+        )

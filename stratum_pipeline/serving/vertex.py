@@ -17,8 +17,10 @@ import math
 from stratum_pipeline.settings import Settings, VertexEndpoint
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
-REQUIRED_FIELDS = {"roas": ("predicted_roas", "confidence_lower", "confidence_upper"),
-                   "conversion": ("conversion_probability",)}
+REQUIRED_FIELDS = {
+    "roas": ("predicted_roas", "confidence_lower", "confidence_upper"),
+    "conversion": ("conversion_probability",),
+}
 
 
 class VertexError(RuntimeError):
@@ -48,12 +50,15 @@ def load_credentials(path=None):
             credentials, _ = google.auth.default(scopes=SCOPES)
     except (DefaultCredentialsError, ValueError) as exc:
         where = f"GOOGLE_APPLICATION_CREDENTIALS={path}" if path else "Application Default Credentials"
-        raise VertexError(f"no usable Google credentials for Vertex AI ({where}): {_first_line(exc)}") from None
+        raise VertexError(
+            f"no usable Google credentials for Vertex AI ({where}): {_first_line(exc)}"
+        ) from None
     return credentials
 
 
 def _jsonable(value):
     """The input as plain JSON values (NaN/inf -> null) for a protobuf Struct."""
+
     def clean(v):
         if isinstance(v, float) and not math.isfinite(v):
             return None
@@ -62,28 +67,35 @@ def _jsonable(value):
         if isinstance(v, list):
             return [clean(x) for x in v]
         return v
+
     return clean(json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v))))
 
 
 def check_prediction(model_type: str, prediction) -> dict:
     """The prediction if it has the seed's fields as finite numbers, else VertexError."""
     if not isinstance(prediction, dict):
-        raise VertexError(f"malformed Vertex AI answer: a {model_type} prediction must be an object, got "
-                          f"{type(prediction).__name__}")
+        raise VertexError(
+            f"malformed Vertex AI answer: a {model_type} prediction must be an object, got "
+            f"{type(prediction).__name__}"
+        )
     for field in REQUIRED_FIELDS[model_type]:
         value = prediction.get(field)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise VertexError(f"malformed Vertex AI answer: {field} is {value!r}, not a number")
     if model_type == "conversion" and not 0 <= prediction["conversion_probability"] <= 1:
-        raise VertexError(f"malformed Vertex AI answer: conversion_probability {prediction['conversion_probability']} "
-                          "is outside [0, 1]")
+        raise VertexError(
+            f"malformed Vertex AI answer: conversion_probability {prediction['conversion_probability']} "
+            "is outside [0, 1]"
+        )
     return prediction
 
 
 class VertexPredictor:
     """Calls one Vertex AI endpoint; the client is made on first use."""
 
-    def __init__(self, endpoint: VertexEndpoint, credentials=None, credentials_file=None, timeout_seconds: float = 10.0):
+    def __init__(
+        self, endpoint: VertexEndpoint, credentials=None, credentials_file=None, timeout_seconds: float = 10.0
+    ):
         self.endpoint = endpoint
         self.timeout_seconds = timeout_seconds
         self._credentials = credentials
@@ -92,8 +104,11 @@ class VertexPredictor:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VertexPredictor:
-        return cls(settings.vertex, credentials_file=settings.google_application_credentials,
-                   timeout_seconds=settings.vertex_timeout_seconds)
+        return cls(
+            settings.vertex,
+            credentials_file=settings.google_application_credentials,
+            timeout_seconds=settings.vertex_timeout_seconds,
+        )
 
     @property
     def model_id(self) -> str:
@@ -106,8 +121,10 @@ class VertexPredictor:
 
             credentials = self._credentials or load_credentials(self._credentials_file)
             self._client = aiplatform_v1.PredictionServiceClient(
-                credentials=credentials, transport="rest",
-                client_options=ClientOptions(api_endpoint=self.endpoint.api_endpoint))
+                credentials=credentials,
+                transport="rest",
+                client_options=ClientOptions(api_endpoint=self.endpoint.api_endpoint),
+            )
         return self._client
 
     def predict(self, model_type: str, tenant: str, input: dict) -> dict:  # noqa: A002 - the seed's name
@@ -117,12 +134,14 @@ class VertexPredictor:
         from google.auth import exceptions as auth_exceptions
         from google.protobuf import json_format, struct_pb2
 
-        instance = json_format.ParseDict(_jsonable({"model_type": model_type, "tenant_id": tenant, "input": input}),
-                                         struct_pb2.Value())
+        instance = json_format.ParseDict(
+            _jsonable({"model_type": model_type, "tenant_id": tenant, "input": input}), struct_pb2.Value()
+        )
         where = f"Vertex AI endpoint {self.endpoint.resource_name} at {self.endpoint.api_endpoint}"
         try:
-            response = self.client().predict(endpoint=self.endpoint.resource_name, instances=[instance],
-                                             timeout=self.timeout_seconds)
+            response = self.client().predict(
+                endpoint=self.endpoint.resource_name, instances=[instance], timeout=self.timeout_seconds
+            )
         except VertexError:
             raise
         except (api_exceptions.Unauthenticated, api_exceptions.PermissionDenied) as exc:

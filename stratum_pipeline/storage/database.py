@@ -50,17 +50,51 @@ def _first_line(exc: BaseException) -> str:
 # connection attempt too.
 _TRANSIENT_SQLSTATES = ("08", "57P01", "57P02", "57P03", "40001", "40P01", "53300", "55P03")
 _PERMANENT_SQLSTATES = ("3D000", "28000", "28P01", "42")
-_PERMANENT_MESSAGES = ("does not exist", "could not translate host name", "name or service not known",
-                       "nodename nor servname", "authentication failed", "no pg_hba.conf entry", "permission denied",
-                       "invalid dsn", "invalid connection option", "unable to open database file", "no such table",
-                       "no such column", "syntax error", "invalid integer value", "invalid port")
-_TRANSIENT_MESSAGES = ("connection refused", "timeout", "timed out", "connection reset", "server closed the connection",
-                       "terminating connection", "could not receive data", "could not send data",
-                       "connection already closed", "starting up", "shutting down", "in recovery",
-                       "not currently accepting connections", "too many connections", "too many clients",
-                       "database is locked", "deadlock detected", "could not serialize", "ssl syscall error",
-                       "eof detected", "broken pipe", "network is unreachable", "no route to host",
-                       "temporary failure in name resolution", "lost connection", "connection was closed")
+_PERMANENT_MESSAGES = (
+    "does not exist",
+    "could not translate host name",
+    "name or service not known",
+    "nodename nor servname",
+    "authentication failed",
+    "no pg_hba.conf entry",
+    "permission denied",
+    "invalid dsn",
+    "invalid connection option",
+    "unable to open database file",
+    "no such table",
+    "no such column",
+    "syntax error",
+    "invalid integer value",
+    "invalid port",
+)
+_TRANSIENT_MESSAGES = (
+    "connection refused",
+    "timeout",
+    "timed out",
+    "connection reset",
+    "server closed the connection",
+    "terminating connection",
+    "could not receive data",
+    "could not send data",
+    "connection already closed",
+    "starting up",
+    "shutting down",
+    "in recovery",
+    "not currently accepting connections",
+    "too many connections",
+    "too many clients",
+    "database is locked",
+    "deadlock detected",
+    "could not serialize",
+    "ssl syscall error",
+    "eof detected",
+    "broken pipe",
+    "network is unreachable",
+    "no route to host",
+    "temporary failure in name resolution",
+    "lost connection",
+    "connection was closed",
+)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -101,9 +135,11 @@ class SourceReader:
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             if not is_transient(exc):
                 raise SourceUnusableError(
-                    f"source database {describe_url(self.url)} cannot be used: {_first_line(exc)}") from None
+                    f"source database {describe_url(self.url)} cannot be used: {_first_line(exc)}"
+                ) from None
             raise SourceUnavailableError(
-                f"source database {describe_url(self.url)} is unavailable: {_first_line(exc)}") from None
+                f"source database {describe_url(self.url)} is unavailable: {_first_line(exc)}"
+            ) from None
 
 
 RETRAINING_CADENCES = ("monthly", "weekly")
@@ -169,10 +205,16 @@ class WarehouseTables:
 
         With `tenant_id`, only that tenant's rows of those days are replaced (other tenants' rows stay),
         and `frame` must hold that tenant's rows only."""
-        return self.replace_partitions_together([(table, frame, date_column)], start, end, tenant_id=tenant_id)[0]
+        return self.replace_partitions_together(
+            [(table, frame, date_column)], start, end, tenant_id=tenant_id
+        )[0]
 
     def replace_partitions_together(
-        self, writes: list[tuple[sa.Table, pd.DataFrame, str]], start: date, end: date, tenant_id: str | None = None
+        self,
+        writes: list[tuple[sa.Table, pd.DataFrame, str]],
+        start: date,
+        end: date,
+        tenant_id: str | None = None,
     ) -> list[int]:
         """`replace_partitions` for several (table, frame, date_column) in ONE transaction: a crash or kill
         anywhere before the commit leaves every table with its previous rows (e.g. a raw table and its
@@ -183,16 +225,22 @@ class WarehouseTables:
                 | (pd.to_datetime(frame[date_column]) > pd.Timestamp(end))
             )
             if outside.any():
-                raise ValueError(f"{outside.sum()} rows for {table.name} fall outside the partitions {start}..{end}")
+                raise ValueError(
+                    f"{outside.sum()} rows for {table.name} fall outside the partitions {start}..{end}"
+                )
             if tenant_id is not None and (foreign := frame["tenant_id"] != tenant_id).any():
-                raise ValueError(f"{foreign.sum()} rows for {table.name} belong to other tenants than {tenant_id}")
+                raise ValueError(
+                    f"{foreign.sum()} rows for {table.name} belong to other tenants than {tenant_id}"
+                )
         with self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 # Writers of the same table take turns (the lock is released at commit): two overlapping runs of
                 # one day (e.g. a one-tenant rerun beside the scheduled run) cannot both insert, since each DELETE
                 # sees what the other committed. Sorted names: no lock-order deadlock between multi-table writes.
                 for name in sorted({table.name for table, _, _ in writes}):
-                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": f"stratum:{name}"})
+                    conn.execute(
+                        sa.text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": f"stratum:{name}"}
+                    )
             counts = []
             for table, frame, date_column in writes:
                 column = table.c[date_column]
@@ -236,18 +284,31 @@ class WarehouseTables:
     def set_retraining_cadence(self, tenant_id: str, cadence: str) -> None:
         """Switch a tenant to 'weekly' retraining (busy periods) or back to 'monthly'."""
         if cadence not in RETRAINING_CADENCES:
-            raise ValueError(f"retraining cadence must be one of {', '.join(RETRAINING_CADENCES)}, not {cadence!r}")
+            raise ValueError(
+                f"retraining cadence must be one of {', '.join(RETRAINING_CADENCES)}, not {cadence!r}"
+            )
         table = warehouse_schema.tenant_settings
         with self.engine.begin() as conn:
             conn.execute(sa.delete(table).where(table.c.tenant_id == tenant_id))
-            conn.execute(table.insert(), [{"tenant_id": tenant_id, "retraining_cadence": cadence,
-                                           "updated_at": datetime.now(timezone.utc).replace(tzinfo=None)}])
+            conn.execute(
+                table.insert(),
+                [
+                    {
+                        "tenant_id": tenant_id,
+                        "retraining_cadence": cadence,
+                        "updated_at": datetime.now(timezone.utc).replace(tzinfo=None),
+                    }
+                ],
+            )
 
     def tenants_with_cadence(self, cadence: str) -> list[str]:
         table = warehouse_schema.tenant_settings
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(table.c.tenant_id).where(table.c.retraining_cadence == cadence)
-                                .order_by(table.c.tenant_id))
+            rows = conn.execute(
+                sa.select(table.c.tenant_id)
+                .where(table.c.retraining_cadence == cadence)
+                .order_by(table.c.tenant_id)
+            )
             return [r[0] for r in rows]
 
     def latest_date(self, table: sa.Table) -> date | None:
@@ -269,7 +330,9 @@ class WarehouseTables:
             return pd.Series(dtype="int64")
         return frame.set_index(pd.to_datetime(frame["day"]).dt.date)["rows"].astype("int64")
 
-    def daily_tenant_counts(self, table: sa.Table, start: date, end: date, date_column: str = "date") -> pd.DataFrame:
+    def daily_tenant_counts(
+        self, table: sa.Table, start: date, end: date, date_column: str = "date"
+    ) -> pd.DataFrame:
         """Rows per day and tenant in [start, end]: columns day, tenant_id ('(none)' for rows without one), rows."""
         column = table.c[date_column]
         tenant = sa.func.coalesce(table.c.tenant_id, "(none)")
@@ -281,6 +344,11 @@ class WarehouseTables:
         with self.engine.connect() as conn:
             frame = read_frame(conn, statement)
         if frame.empty:
-            return pd.DataFrame({"day": pd.Series(dtype=object), "tenant_id": pd.Series(dtype=object),
-                                 "rows": pd.Series(dtype="int64")})
+            return pd.DataFrame(
+                {
+                    "day": pd.Series(dtype=object),
+                    "tenant_id": pd.Series(dtype=object),
+                    "rows": pd.Series(dtype="int64"),
+                }
+            )
         return frame.assign(day=pd.to_datetime(frame["day"]).dt.date, rows=frame["rows"].astype("int64"))

@@ -26,9 +26,20 @@ def _campaign_daily(start: datetime, end: datetime) -> sa.Select:
     m, c = src.campaign_daily_metrics, src.campaigns
     return (
         sa.select(
-            m.c.id.label("source_id"), c.c.tenant_id, m.c.campaign_id, m.c.platform, m.c.date, m.c.spend,
-            m.c.impressions, m.c.clicks, m.c.conversions, m.c.revenue, c.c.daily_budget, c.c.audience_size,
-            c.c.avg_order_value, m.c.recorded_at,
+            m.c.id.label("source_id"),
+            c.c.tenant_id,
+            m.c.campaign_id,
+            m.c.platform,
+            m.c.date,
+            m.c.spend,
+            m.c.impressions,
+            m.c.clicks,
+            m.c.conversions,
+            m.c.revenue,
+            c.c.daily_budget,
+            c.c.audience_size,
+            c.c.avg_order_value,
+            m.c.recorded_at,
         )
         .select_from(m.outerjoin(c, c.c.id == m.c.campaign_id))
         .where(m.c.date >= start.date(), m.c.date < end.date())
@@ -39,8 +50,18 @@ def _creative_daily(start: datetime, end: datetime) -> sa.Select:
     m, cr, c = src.creative_daily_metrics, src.creatives, src.campaigns
     return (
         sa.select(
-            m.c.id.label("source_id"), cr.c.tenant_id, cr.c.campaign_id, m.c.creative_id, cr.c.launch_date,
-            c.c.audience_size, m.c.date, m.c.impressions, m.c.reach, m.c.frequency, m.c.clicks, m.c.engagements,
+            m.c.id.label("source_id"),
+            cr.c.tenant_id,
+            cr.c.campaign_id,
+            m.c.creative_id,
+            cr.c.launch_date,
+            c.c.audience_size,
+            m.c.date,
+            m.c.impressions,
+            m.c.reach,
+            m.c.frequency,
+            m.c.clicks,
+            m.c.engagements,
             m.c.recorded_at,
         )
         .select_from(m.outerjoin(cr, cr.c.id == m.c.creative_id).outerjoin(c, c.c.id == cr.c.campaign_id))
@@ -52,9 +73,21 @@ def _sessions(start: datetime, end: datetime) -> sa.Select:
     s, t = src.sessions, src.tenants
     return (
         sa.select(
-            s.c.id.label("source_id"), s.c.session_id, t.c.id.label("tenant_id"), s.c.visitor_id, s.c.started_at,
-            s.c.session_duration, s.c.pages_viewed, s.c.cart_value, s.c.items_in_cart, s.c.time_since_last_visit,
-            s.c.previous_purchases, s.c.device_type, s.c.traffic_source, s.c.user_segment, s.c.converted,
+            s.c.id.label("source_id"),
+            s.c.session_id,
+            t.c.id.label("tenant_id"),
+            s.c.visitor_id,
+            s.c.started_at,
+            s.c.session_duration,
+            s.c.pages_viewed,
+            s.c.cart_value,
+            s.c.items_in_cart,
+            s.c.time_since_last_visit,
+            s.c.previous_purchases,
+            s.c.device_type,
+            s.c.traffic_source,
+            s.c.user_segment,
+            s.c.converted,
             s.c.recorded_at,
         )
         .select_from(s.outerjoin(t, t.c.id == s.c.tenant_id))
@@ -66,9 +99,24 @@ def _capi_events(start: datetime, end: datetime) -> sa.Select:
     e, t = src.capi_events, src.tenants
     return (
         sa.select(
-            e.c.id.label("source_id"), e.c.event_id, t.c.id.label("tenant_id"), e.c.platform, e.c.event_name,
-            e.c.event_time, e.c.value, e.c.currency, e.c.email, e.c.phone, e.c.fbc, e.c.fbp, e.c.gclid, e.c.ttclid,
-            e.c.client_ip_address, e.c.client_user_agent, e.c.external_id, e.c.recorded_at,
+            e.c.id.label("source_id"),
+            e.c.event_id,
+            t.c.id.label("tenant_id"),
+            e.c.platform,
+            e.c.event_name,
+            e.c.event_time,
+            e.c.value,
+            e.c.currency,
+            e.c.email,
+            e.c.phone,
+            e.c.fbc,
+            e.c.fbp,
+            e.c.gclid,
+            e.c.ttclid,
+            e.c.client_ip_address,
+            e.c.client_user_agent,
+            e.c.external_id,
+            e.c.recorded_at,
         )
         .select_from(e.outerjoin(t, t.c.id == e.c.tenant_id))
         .where(e.c.event_time >= start, e.c.event_time < end)
@@ -88,8 +136,17 @@ EXTRACTS = {
             RowRules(
                 key=("campaign_id", "date"),
                 partition_column="date",
-                required=("tenant_id", "campaign_id", "platform", "date", "spend", "impressions", "clicks",
-                          "conversions", "revenue"),
+                required=(
+                    "tenant_id",
+                    "campaign_id",
+                    "platform",
+                    "date",
+                    "spend",
+                    "impressions",
+                    "clicks",
+                    "conversions",
+                    "revenue",
+                ),
                 non_negative=("spend", "impressions", "clicks", "conversions", "revenue"),
                 allowed_values={"platform": src.KNOWN_PLATFORMS},
                 not_greater=(("clicks", "impressions"),),
@@ -106,8 +163,16 @@ EXTRACTS = {
             RowRules(
                 key=("creative_id", "date"),
                 partition_column="date",
-                required=("tenant_id", "campaign_id", "creative_id", "date", "impressions", "reach", "clicks",
-                          "engagements"),
+                required=(
+                    "tenant_id",
+                    "campaign_id",
+                    "creative_id",
+                    "date",
+                    "impressions",
+                    "reach",
+                    "clicks",
+                    "engagements",
+                ),
                 non_negative=("impressions", "reach", "frequency", "clicks", "engagements"),
                 not_greater=(("clicks", "impressions"), ("reach", "impressions")),
             ),
@@ -124,8 +189,14 @@ EXTRACTS = {
                 key=("session_id",),
                 partition_column="started_at",
                 required=("session_id", "tenant_id", "started_at", "converted"),
-                non_negative=("session_duration", "pages_viewed", "cart_value", "items_in_cart",
-                              "time_since_last_visit", "previous_purchases"),
+                non_negative=(
+                    "session_duration",
+                    "pages_viewed",
+                    "cart_value",
+                    "items_in_cart",
+                    "time_since_last_visit",
+                    "previous_purchases",
+                ),
             ),
             _sessions,
         ),

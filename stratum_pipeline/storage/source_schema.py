@@ -134,7 +134,9 @@ truth_campaign_daily = sa.Table(
     sa.Column("expected_conversions", sa.Float, nullable=False),
     sa.Column("expected_revenue", sa.Float, nullable=False),
     sa.Column("expected_roas", sa.Float, nullable=False),
-    sa.Column("adstocked_spend", sa.Float, comment="the spend the response curve saw that day (carry-over included)"),
+    sa.Column(
+        "adstocked_spend", sa.Float, comment="the spend the response curve saw that day (carry-over included)"
+    ),
 )
 
 truth_campaign_response = sa.Table(
@@ -181,7 +183,9 @@ truth_anomalies = sa.Table(
     metadata,
     sa.Column("id", sa.BigInteger, primary_key=True),
     sa.Column("tenant_id", sa.String(64), nullable=False),
-    sa.Column("campaign_id", sa.String(64), comment="NULL for a tenant-platform anomaly (capi_match_key_outage)"),
+    sa.Column(
+        "campaign_id", sa.String(64), comment="NULL for a tenant-platform anomaly (capi_match_key_outage)"
+    ),
     sa.Column("platform", sa.String(32), nullable=False),
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("start_date", sa.Date, nullable=False),
@@ -190,6 +194,20 @@ truth_anomalies = sa.Table(
     sa.Column("size", sa.Float, nullable=False, comment="kind-specific: demo/anomalies.py SIZE_MEANING"),
 )
 
-SOURCE_TABLES = (tenants, campaigns, campaign_daily_metrics, creatives, creative_daily_metrics, sessions, capi_events)
-TRUTH_TABLES = (truth_campaign_daily, truth_campaign_response, truth_sessions, truth_creative_daily, truth_bad_rows,
-                truth_anomalies)
+SOURCE_TABLES = (
+    tenants,
+    campaigns,
+    campaign_daily_metrics,
+    creatives,
+    creative_daily_metrics,
+    sessions,
+    capi_events,
+)
+TRUTH_TABLES = (
+    truth_campaign_daily,
+    truth_campaign_response,
+    truth_sessions,
+    truth_creative_daily,
+    truth_bad_rows,
+    truth_anomalies,
+)

@@ -76,19 +76,24 @@ def validate_rows(frame: pd.DataFrame, rules: RowRules, now: datetime | None = N
 
     for column in rules.required:
         _append(reasons, _is_missing(frame[column]), f"missing value: {column}")
-    if "tenant_id" in frame.columns:  # the sensor's rule, at ingest: such a tenant never becomes a partition or model
+    if (
+        "tenant_id" in frame.columns
+    ):  # the sensor's rule, at ingest: such a tenant never becomes a partition or model
         tenants = frame["tenant_id"]
         present = ~_is_missing(tenants)
         text = tenants.astype("string")
-        valid = text.str.fullmatch(TENANT_ID_PATTERN.pattern).fillna(False).to_numpy(dtype=bool) & \
-            ~text.isin(RESERVED_TENANT_IDS).fillna(False).to_numpy(dtype=bool)
+        valid = text.str.fullmatch(TENANT_ID_PATTERN.pattern).fillna(False).to_numpy(dtype=bool) & ~text.isin(
+            RESERVED_TENANT_IDS
+        ).fillna(False).to_numpy(dtype=bool)
         # the id itself is in tenant_id (cut to 64 characters) and in record: quoted here, a hostile id could
         # hold "; " or ": " and forge another reason
         _append(reasons, present & ~valid, "invalid tenant id")
     for column in rules.non_negative:
         values = pd.to_numeric(frame[column], errors="coerce")
         col = frame[column].to_numpy()
-        _append(reasons, (values < 0).to_numpy(), lambda idx: [f"negative value: {column}={v}" for v in col[idx]])
+        _append(
+            reasons, (values < 0).to_numpy(), lambda idx: [f"negative value: {column}={v}" for v in col[idx]]
+        )
     for column, allowed in rules.allowed_values.items():
         present = ~_is_missing(frame[column])
         unknown = present & ~frame[column].isin(allowed).to_numpy()
@@ -109,7 +114,9 @@ def validate_rows(frame: pd.DataFrame, rules: RowRules, now: datetime | None = N
     _append(
         reasons,
         future.fillna(False).to_numpy(),
-        lambda idx: [f"date in the future: {w} recorded at {r}" for w, r in zip(when.iloc[idx], recorded.iloc[idx])],
+        lambda idx: [
+            f"date in the future: {w} recorded at {r}" for w, r in zip(when.iloc[idx], recorded.iloc[idx])
+        ],
     )
 
     key_present = ~frame[list(rules.key)].isna().any(axis=1).to_numpy()
@@ -119,7 +126,10 @@ def validate_rows(frame: pd.DataFrame, rules: RowRules, now: datetime | None = N
         _append(
             reasons,
             dup,
-            lambda idx: [f"duplicate key ({', '.join(rules.key)}): first seen as source_id {f}" for f in first_id.iloc[idx]],
+            lambda idx: [
+                f"duplicate key ({', '.join(rules.key)}): first seen as source_id {f}"
+                for f in first_id.iloc[idx]
+            ],
         )
 
     bad = reasons != ""
@@ -129,8 +139,11 @@ def validate_rows(frame: pd.DataFrame, rules: RowRules, now: datetime | None = N
         {
             "source_id": rejected["source_id"].to_numpy(),
             # as given, cut to the column's 64 characters (the full id stays in `record`)
-            "tenant_id": rejected["tenant_id"].map(lambda t: t if not isinstance(t, str) else t[:64]).to_numpy()
-            if "tenant_id" in rejected else None,
+            "tenant_id": rejected["tenant_id"]
+            .map(lambda t: t if not isinstance(t, str) else t[:64])
+            .to_numpy()
+            if "tenant_id" in rejected
+            else None,
             "partition_date": _as_day(rejected[rules.partition_column]).dt.date.to_numpy(),
             "reason": reasons[bad],
             "record": [_to_json(row) for row in rejected.to_dict("records")],

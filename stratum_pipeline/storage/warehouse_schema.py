@@ -759,21 +759,49 @@ model_leaderboard = sa.Table(
     metadata,
     sa.Column("tenant_id", sa.String(64), nullable=False),
     sa.Column("model_type", sa.String(32), nullable=False, comment="roas, conversion or anomaly_detector"),
-    sa.Column("served_by", sa.String(16), nullable=False,
-              comment="own: the tenant's own champion serves it; default: the global default model's champion"),
-    sa.Column("model_name", sa.String(128), nullable=True,
-              comment="the registered MLflow model that serves the tenant (empty when none has a champion)"),
-    sa.Column("champion_version", sa.String(16), nullable=True, comment="the version the `champion` alias points to"),
-    sa.Column("trained_at", sa.DateTime, nullable=True, comment="when the champion's training run started (UTC)"),
-    sa.Column("metrics", sa.Text, nullable=False,
-              comment="JSON of the champion's holdout metrics (e.g. mae, bias, coverage_80, naive_mae; auc, "
-              "precision, recall; flag_rate), rounded to 4 significant digits"),
-    sa.Column("targets", sa.Text, nullable=False,
-              comment="the promotion gate's targets for the model type, in words"),
-    sa.Column("meets_targets", sa.Boolean, nullable=True,
-              comment="whether the champion's holdout metrics meet those targets (empty without a champion)"),
-    sa.Column("mlflow_run", sa.Text, nullable=True,
-              comment="the champion's MLflow run: a URL on a tracking server, the `mlflow ui` address otherwise"),
+    sa.Column(
+        "served_by",
+        sa.String(16),
+        nullable=False,
+        comment="own: the tenant's own champion serves it; default: the global default model's champion",
+    ),
+    sa.Column(
+        "model_name",
+        sa.String(128),
+        nullable=True,
+        comment="the registered MLflow model that serves the tenant (empty when none has a champion)",
+    ),
+    sa.Column(
+        "champion_version", sa.String(16), nullable=True, comment="the version the `champion` alias points to"
+    ),
+    sa.Column(
+        "trained_at", sa.DateTime, nullable=True, comment="when the champion's training run started (UTC)"
+    ),
+    sa.Column(
+        "metrics",
+        sa.Text,
+        nullable=False,
+        comment="JSON of the champion's holdout metrics (e.g. mae, bias, coverage_80, naive_mae; auc, "
+        "precision, recall; flag_rate), rounded to 4 significant digits",
+    ),
+    sa.Column(
+        "targets",
+        sa.Text,
+        nullable=False,
+        comment="the promotion gate's targets for the model type, in words",
+    ),
+    sa.Column(
+        "meets_targets",
+        sa.Boolean,
+        nullable=True,
+        comment="whether the champion's holdout metrics meet those targets (empty without a champion)",
+    ),
+    sa.Column(
+        "mlflow_run",
+        sa.Text,
+        nullable=True,
+        comment="the champion's MLflow run: a URL on a tracking server, the `mlflow ui` address otherwise",
+    ),
     sa.Column("updated_at", sa.DateTime, nullable=False, comment="when this row was written (UTC)"),
 )
 
