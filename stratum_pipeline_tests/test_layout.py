@@ -10,6 +10,7 @@ ml/                                                     pure domain code: no pro
 """
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,7 @@ ABOVE = (
     "cli",
     "k8s_definitions",
     "celery_definitions",
+    "embedded_definitions",
     "compat",
     "demo.run",
 )
@@ -93,6 +95,7 @@ def test_the_layout_has_the_documented_folders():
         "alerts.py",
         "celery_definitions.py",
         "definitions.py",
+        "embedded_definitions.py",
         "k8s_definitions.py",
         "partitions.py",
         "settings.py",
@@ -184,3 +187,32 @@ def test_the_root_dagster_yaml_is_the_embedded_instance_and_dagster_dev_opens_st
     env = apply_environment(tmp_path / ".stratum")  # what `stratum ui` sets up
     with dg.DagsterInstance.from_ref(InstanceRef.from_dir(env["DAGSTER_HOME"])) as ui:
         assert ui.get_run_by_id(run.run_id) is not None
+
+
+def test_plain_dagster_dev_in_the_root_loads_the_embedded_default_without_variables(tmp_path):
+    """The root's workspace.yaml loads `embedded_definitions`, whose resources are the embedded default's files
+    under the current folder: with no STRATUM_* variable set, a run materialises and writes there."""
+    import yaml
+
+    root = PACKAGE.parent
+    workspace = yaml.safe_load((root / "workspace.yaml").read_text())
+    assert (
+        workspace["load_from"][0]["python_module"]["module_name"] == "stratum_pipeline.embedded_definitions"
+    )
+    deployment = yaml.safe_load((root / "deploy" / "workspace.yaml").read_text())
+    assert deployment["load_from"][0]["python_module"]["module_name"] == "stratum_pipeline.definitions"
+    script = (
+        "import dagster as dg, sqlalchemy as sa\n"
+        "from stratum_pipeline.embedded_definitions import defs\n"
+        "result = defs.resolve_job_def('model_leaderboard_job').execute_in_process(\n"
+        "    instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)\n"
+        "assert result.success\n"
+        "with sa.create_engine('sqlite:///.stratum/warehouse.db').connect() as conn:\n"
+        "    print('rows', conn.execute(sa.text('select count(*) from model_leaderboard')).scalar())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRATUM_", "DAGSTER_", "ML_"))}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0 and "rows 3" in done.stdout, done.stderr[-2000:]
+    assert (tmp_path / "mlruns" / "mlflow.db").exists()  # the registry is the embedded one too
