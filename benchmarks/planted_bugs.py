@@ -58,8 +58,8 @@ BUGS = [
         "stratum_pipeline/ml/simulator.py",
         (
             (
-                "rng.normal(-roas_sd**2 / 2, roas_sd, iterations))",
-                "rng.normal(-roas_sd**2 / 2, roas_sd, (len(multipliers), iterations)))",
+                "rng.normal(-(roas_sd**2) / 2, roas_sd, iterations))",
+                "rng.normal(-(roas_sd**2) / 2, roas_sd, (len(multipliers), iterations)))",
             ),
             ("spend0 * level[None, :] * response", "spend0 * level * response"),
         ),

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from stratum_pipeline.cli.embedded import (
+    DEFAULT_HOME,
     Fail,
     apply_environment,
     embedded_environment,
@@ -62,6 +63,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _say("Open the Dagster UI on the same instance and databases:")
     _say(f"  stratum --home {args.home} ui")
     _say(f'  (or: eval "$(stratum --home {args.home} env)"; dagster dev -m stratum_pipeline.definitions)')
+    if Path(args.home).resolve() == Path(DEFAULT_HOME).resolve():
+        _say(
+            "  (or, in the repository root: dagster dev - its workspace.yaml and dagster.yaml are this default)"
+        )
     return 0 if ok else 1
 
 

@@ -135,10 +135,13 @@ def run_demo(options: DemoOptions, env: dict[str, str], say: Say, orphaned: list
         def count(name: str) -> int:
             return conn.execute(sa.select(sa.func.count()).select_from(wh.TABLES[name])).scalar_one()
 
+        width = max(map(len, RAW_TABLES + SUMMARY_TABLES))
         for name in RAW_TABLES:
-            say(f"      {name:<22} {count(name):>9,} rows   {count(f'{name}_quarantine'):>5,} quarantined")
+            say(
+                f"      {name:<{width}} {count(name):>9,} rows   {count(f'{name}_quarantine'):>5,} quarantined"
+            )
         for name in SUMMARY_TABLES:
-            say(f"      {name:<22} {count(name):>9,} rows")
+            say(f"      {name:<{width}} {count(name):>9,} rows")
     for outcome in models + published:
         say(f"      {outcome}")
     say(f"      tenants {len(tenant_ids)}; {RunSummary.of(results).checks_line()}")
