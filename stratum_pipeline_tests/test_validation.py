@@ -23,6 +23,9 @@ def campaign_rows(**overrides) -> pd.DataFrame:
         "clicks": [10, 20, 30],
         "conversions": [1, 2, 3],
         "revenue": [300.0, 500.0, 900.0],
+        "daily_budget": [120.0, None, 350.0],  # unknown (NULL) is fine; negative is not
+        "audience_size": [50_000, 80_000, None],
+        "avg_order_value": [60.0, 55.0, 75.0],
         "recorded_at": [datetime(2026, 3, 2, 3)] * 3,
     }
     frame = pd.DataFrame(base)
@@ -110,7 +113,9 @@ def test_nothing_is_lost(dataset):
     extract = EXTRACTS["raw_campaign_daily"]
     metrics = dataset["campaign_daily_metrics"].rename(columns={"id": "source_id"})
     metrics = metrics.merge(
-        dataset["campaigns"][["id", "tenant_id"]], left_on="campaign_id", right_on="id"
+        dataset["campaigns"][["id", "tenant_id", "daily_budget", "audience_size", "avg_order_value"]],
+        left_on="campaign_id",
+        right_on="id",
     ).drop(columns="id")
     result = validate_rows(metrics, extract.rules, NOW)
     assert len(result.clean) + len(result.quarantine) == len(metrics)

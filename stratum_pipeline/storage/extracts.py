@@ -147,7 +147,17 @@ EXTRACTS = {
                     "conversions",
                     "revenue",
                 ),
-                non_negative=("spend", "impressions", "clicks", "conversions", "revenue"),
+                # budget, audience and order value may be unknown (NULL), never negative
+                non_negative=(
+                    "spend",
+                    "impressions",
+                    "clicks",
+                    "conversions",
+                    "revenue",
+                    "daily_budget",
+                    "audience_size",
+                    "avg_order_value",
+                ),
                 allowed_values={"platform": src.KNOWN_PLATFORMS},
                 not_greater=(("clicks", "impressions"),),
             ),
