@@ -19,7 +19,7 @@ from stratum_pipeline.tenancy import DEFAULT_MODEL_OWNER
 
 MODEL_TYPE = "anomaly_detector"
 MAX_FLAG_RATE = 0.05
-EXAMPLE_COLUMNS = [*REQUIRED, "daily_budget"]
+EXAMPLE_COLUMNS = [*REQUIRED, "daily_budget", "impressions"]  # impressions: the CPM test of CPC jumps
 
 
 def train_anomaly_detector(tenant: str, history: pd.DataFrame, registry, tags: dict) -> TrainingOutcome:
