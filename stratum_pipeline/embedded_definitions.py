@@ -1,4 +1,5 @@
-"""The code location of plain `dagster dev` in the repository root (./workspace.yaml): the project's definitions
+"""The code location of plain `dagster dev` in the repository root (pyproject's [tool.dagster], and the root's
+workspace.yaml for `-w workspace.yaml`): the project's definitions
 on the embedded default's files under the current folder - ./.stratum (source, warehouse, model files) and
 ./mlruns (MLflow) - the same ones `stratum demo` and `stratum ui` use with the default `--home`.
 
@@ -6,6 +7,8 @@ It reads no environment variable: its resources are fixed to those files. A depl
 `stratum_pipeline.definitions` (deploy/workspace.yaml), whose resources come from the environment.
 """
 
+import os
+import warnings
 from pathlib import Path
 
 from stratum_pipeline.cli.embedded import DEFAULT_HOME, embedded_environment
@@ -14,6 +17,19 @@ from stratum_pipeline.resources import ModelFiles, ModelRegistry, SourceDatabase
 from stratum_pipeline.settings import Env
 
 EMBEDDED = embedded_environment(Path(DEFAULT_HOME))
+
+# Not a switch: a variable set for another database is said, not silently ignored.
+_elsewhere = [
+    k
+    for k in (Env.SOURCE_URL, Env.WAREHOUSE_URL, Env.MLFLOW_TRACKING_URI, Env.MODELS_PATH)
+    if os.environ.get(k) and os.environ[k] != EMBEDDED[k]
+]
+if _elsewhere:
+    warnings.warn(
+        f"{', '.join(_elsewhere)} set, but this code location is the embedded default (./.stratum): "
+        "for the environment's databases load `-m stratum_pipeline.definitions`",
+        stacklevel=1,
+    )
 
 defs = build_definitions(
     {

@@ -199,6 +199,11 @@ def test_plain_dagster_dev_in_the_root_loads_the_embedded_default_without_variab
     assert (
         workspace["load_from"][0]["python_module"]["module_name"] == "stratum_pipeline.embedded_definitions"
     )
+    import tomllib
+
+    # plain `dagster dev` reads pyproject's [tool.dagster] before any workspace.yaml
+    tool = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["dagster"]
+    assert tool["module_name"] == "stratum_pipeline.embedded_definitions"
     deployment = yaml.safe_load((root / "deploy" / "workspace.yaml").read_text())
     assert deployment["load_from"][0]["python_module"]["module_name"] == "stratum_pipeline.definitions"
     script = (
