@@ -244,6 +244,9 @@ def test_a_training_requests_the_leaderboard_once_even_with_tenants_never_traine
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("tenants", ["big", "small"])
         first = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection)
+        assert (
+            first.total_requested == 0
+        )  # nothing before a first training (a fresh `stratum ui` starts no run)
         instance.report_runless_asset_event(dg.AssetMaterialization("conversion_model", partition="big"))
         second = dg.evaluate_automation_conditions(
             defs=defs, instance=instance, asset_selection=selection, cursor=first.cursor

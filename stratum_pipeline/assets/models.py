@@ -244,8 +244,10 @@ def conversion_default_model(
     kinds={"mlflow", "pandas"},
     owners=["team:ml-engineering"],
     metadata=table_metadata(wh.model_leaderboard),
-    # refreshed by the automation sensor after any training (a tenant never trained does not hold it back)
-    automation_condition=dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()),
+    # refreshed by the automation sensor after any training, once (a tenant never trained does not hold it back,
+    # and nothing is requested before a first training: `stratum ui` on a fresh folder starts no run)
+    automation_condition=dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.in_progress(),
 )
 def model_leaderboard(context: dg.AssetExecutionContext, warehouse: Warehouse, registry: ModelRegistry):
     """Every tenant's models at a glance: for each tenant (and the default) and model type - ROAS, conversion,
