@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from stratum_pipeline import cli
 
 # Variables a test's `stratum` process must not inherit from the developer's or CI's shell.
@@ -86,3 +88,22 @@ def checks_of(result) -> dict[str, bool]:
     from stratum_pipeline.automation.local_runs import checks_by_name
 
     return {name: evaluation.passed for name, evaluation in checks_by_name(result).items()}
+
+
+def forecast_rows(tenant: str, campaigns: list[str], day) -> pd.DataFrame:
+    """daily_roas_forecasts rows of one tenant's campaigns for one day (fixed figures)."""
+    row = {
+        "date": day,
+        "forecast_date": day,
+        "predicted_roas": 1.0,
+        "confidence_lower": 0.5,
+        "confidence_upper": 1.5,
+        "trend": "stable",
+        "recommendation_action": "maintain",
+        "budget_change_percent": 0,
+        "recommendation_reason": "-",
+        "model_name": "m",
+        "model_version": "1",
+        "served_by": "default",
+    }
+    return pd.DataFrame([{**row, "tenant_id": tenant, "campaign_id": c} for c in campaigns])

@@ -17,6 +17,7 @@ from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.storage.database import engine_for
 from stratum_pipeline.tenancy import InvalidTenantId
 
+from .helpers import forecast_rows
 from .services import free_port
 
 pytestmark = pytest.mark.slow  # a dagster-webserver and the runs it starts
@@ -105,23 +106,7 @@ def test_bad_tenants_and_an_unreachable_server_are_clear_errors(graphql_url, mon
 def test_a_tenant_scoped_replace_refuses_other_tenants_rows(tmp_path):
     warehouse = Warehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}")
     day = pd.Timestamp("2026-03-01").date()
-    row = {
-        "date": day,
-        "forecast_date": day,
-        "predicted_roas": 1.0,
-        "confidence_lower": 0.5,
-        "confidence_upper": 1.5,
-        "trend": "stable",
-        "recommendation_action": "maintain",
-        "budget_change_percent": 0,
-        "recommendation_reason": "-",
-        "model_name": "m",
-        "model_version": "1",
-        "served_by": "default",
-    }
-    frame = pd.DataFrame(
-        [{**row, "tenant_id": "a", "campaign_id": "c1"}, {**row, "tenant_id": "b", "campaign_id": "c2"}]
-    )
+    frame = pd.concat([forecast_rows("a", ["c1"], day), forecast_rows("b", ["c2"], day)], ignore_index=True)
     assert warehouse.replace_partitions(wh.daily_roas_forecasts, frame, day, day) == 2
     assert (
         warehouse.replace_partitions(

@@ -30,6 +30,7 @@ from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.storage.database import engine_for
 from stratum_pipeline.storage.extracts import EXTRACTS
 
+from .helpers import forecast_rows
 from .model_data import RUN_CONFIG, model_features
 from .services import free_port
 
@@ -424,31 +425,13 @@ def test_one_tenants_entirely_bad_day_does_not_stop_the_other_tenants(pg_databas
     assert len(beta_rejected) == broken and beta_rejected["reason"].str.contains("missing value").all()
 
 
-def _forecast_rows(tenant: str, campaigns: list[str], day) -> pd.DataFrame:
-    row = {
-        "date": day,
-        "forecast_date": day,
-        "predicted_roas": 1.0,
-        "confidence_lower": 0.5,
-        "confidence_upper": 1.5,
-        "trend": "stable",
-        "recommendation_action": "maintain",
-        "budget_change_percent": 0,
-        "recommendation_reason": "-",
-        "model_name": "m",
-        "model_version": "1",
-        "served_by": "default",
-    }
-    return pd.DataFrame([{**row, "tenant_id": tenant, "campaign_id": c} for c in campaigns])
-
-
 def test_overlapping_writes_of_one_day_take_turns_and_never_duplicate_rows(pg_databases):
     """A writer still inside its transaction (e.g. the scheduled run) holds the table's turn: an overlapping
     replace of the same day (e.g. a one-tenant rerun) waits, then its DELETE sees the committed rows, so the day
     ends with one copy of each row. Without the turn both inserts would survive."""
     warehouse = Warehouse(url=pg_databases.create("wh"))
     day = pd.Timestamp("2026-03-01").date()
-    warehouse.replace_partitions(wh.daily_roas_forecasts, _forecast_rows("a", ["old"], day), day, day)
+    warehouse.replace_partitions(wh.daily_roas_forecasts, forecast_rows("a", ["old"], day), day, day)
     first = warehouse.engine.connect()
     transaction = first.begin()
     first.execute(
@@ -456,11 +439,11 @@ def test_overlapping_writes_of_one_day_take_turns_and_never_duplicate_rows(pg_da
     )
     first.execute(sa.delete(wh.daily_roas_forecasts).where(wh.daily_roas_forecasts.c.date == day))
     first.execute(
-        sa.insert(wh.daily_roas_forecasts), _forecast_rows("a", ["c1", "c2"], day).to_dict("records")
+        sa.insert(wh.daily_roas_forecasts), forecast_rows("a", ["c1", "c2"], day).to_dict("records")
     )
     second = threading.Thread(
         target=warehouse.replace_partitions,
-        args=(wh.daily_roas_forecasts, _forecast_rows("a", ["c1", "c2"], day), day, day, "date", "a"),
+        args=(wh.daily_roas_forecasts, forecast_rows("a", ["c1", "c2"], day), day, day, "date", "a"),
     )
     second.start()
     time.sleep(1.0)
