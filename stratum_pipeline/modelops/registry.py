@@ -99,13 +99,20 @@ def _is_connection_failure(exc: BaseException) -> bool:
 
 
 def _process_alive(pid: int) -> bool:
+    """Whether `pid` is a live process on this host. A zombie (killed, not yet reaped by its parent - e.g. a
+    SIGKILLed worker's pool process reparented to an init that does not reap) is dead: it runs nothing."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's process
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no procfs (not Linux) or gone meanwhile: the signal answered, trust it
+        return True
+    state = stat.rsplit(")", 1)[-1].split()[:1]  # the field after "(comm)", which may itself hold spaces
+    return state != ["Z"]
 
 
 def _first_line(exc: BaseException) -> str:
