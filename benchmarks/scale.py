@@ -445,6 +445,9 @@ class PlainContext:
         self.partition_key = partition_key
         self.has_partition_key = partition_key is not None
 
+    def add_asset_metadata(self, metadata, asset_key=None, partition_key=None) -> None:
+        """Per-partition metadata of a ranged run: nothing records it without a run."""
+
 
 PLAIN_FAILURES: list[str] = []  # bodies that raised: reported in the stage's detail, never skipped silently
 
@@ -475,11 +478,15 @@ def _plain_graph(definitions: list, context: PlainContext, resources: dict) -> t
         result = _call(definition, context, resources)
         if result is None:
             continue
-        checks = (
-            [result]
-            if isinstance(result, dg.AssetCheckResult)
-            else list(getattr(result, "check_results", None) or [])
-        )
+        if inspect.isgenerator(result):  # a ranged check's evaluation per partition (checks/partitioned.py)
+            checks = [e for e in result if isinstance(e, dg.AssetCheckEvaluation)]
+            checks = [dg.AssetCheckResult(passed=all(e.passed for e in checks))] if checks else []
+        else:
+            checks = (
+                [result]
+                if isinstance(result, dg.AssetCheckResult)
+                else list(getattr(result, "check_results", None) or [])
+            )
         total += len(checks)
         passed += sum(1 for c in checks if c.passed)
     return passed, total

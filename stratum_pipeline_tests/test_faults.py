@@ -403,7 +403,11 @@ def test_one_tenants_entirely_bad_day_does_not_stop_the_other_tenants(pg_databas
     assert broken > 5
     result = execute_daily_range(defs_for(urls), previous, day)
     assert result.success
-    evaluation = next(e for e in check_evaluations(result) if e.asset_key.to_user_string() == "raw_sessions")
+    evaluations = {
+        e.partition: e for e in check_evaluations(result) if e.asset_key.to_user_string() == "raw_sessions"
+    }
+    assert evaluations[previous].passed is True  # the day before is fine, and says so on its own partition
+    evaluation = evaluations[day]
     assert evaluation.passed is False and evaluation.severity == dg.AssetCheckSeverity.WARN
     assert evaluation.metadata["tenants_over_limits"].value == {day: ["beta"]}
     assert checks_of(result)["raw_campaign_daily:raw_contract"] is True

@@ -143,3 +143,43 @@ def test_a_single_partition_materialises_only_its_day(sqlite_loaded_urls):
     assert set(pd.to_datetime(raw["date"]).dt.date.astype(str)) == {day}
     features = table(sqlite_loaded_urls[1], "campaign_features")
     assert len(features) == len(raw) and features["history_days"].eq(1).all()
+
+
+def test_a_ranged_run_reports_each_days_check_verdict_and_row_count(sqlite_loaded_urls):
+    """A 3-day run: each raw and feature table gets one check evaluation and one row count per day (the UI's
+    Partitions tab), and a day that breaks a rule fails alone - the other days of the range pass."""
+    from stratum_pipeline.automation.local_runs import check_evaluations
+
+    last = TEST_CONFIG.end_date
+    days = [(last - pd.Timedelta(days=n)).isoformat() for n in (2, 1, 0)]
+    with engine_for(sqlite_loaded_urls[0]).begin() as conn:  # every session of the last day vanishes
+        conn.execute(
+            sa.delete(src.sessions).where(src.sessions.c.started_at >= pd.Timestamp(last).to_pydatetime())
+        )
+    result = execute_daily_range(defs_for(sqlite_loaded_urls), days[0], days[-1])
+
+    verdicts: dict[str, dict[str, bool]] = {}
+    for evaluation in check_evaluations(result):
+        name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+        verdicts.setdefault(name, {})[evaluation.partition] = evaluation.passed
+    assert verdicts["raw_sessions:raw_contract"] == {days[0]: True, days[1]: True, days[2]: False}
+    assert verdicts["raw_campaign_daily:raw_contract"] == dict.fromkeys(days, True)
+    assert verdicts["campaign_features:feature_contract"] == dict.fromkeys(days, True)
+    failed = next(
+        e
+        for e in check_evaluations(result)
+        if e.asset_key.to_user_string() == "raw_sessions" and not e.passed
+    )
+    assert failed.severity.value == "ERROR" and failed.blocking  # the whole extract is missing: blocking
+    assert failed.metadata["range_checked"].value == f"{days[0]}..{days[-1]}"
+
+    counts: dict[str, dict[str, int]] = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        counts.setdefault(materialization.asset_key.to_user_string(), {})[materialization.partition] = (
+            materialization.metadata["dagster/row_count"].value
+        )
+    for name in ("raw_campaign_daily", "raw_creative_daily", "campaign_features", "creative_features"):
+        rows = table(sqlite_loaded_urls[1], name)
+        per_day = pd.to_datetime(rows["date"]).dt.date.astype(str).value_counts()
+        assert counts[name] == {day: int(per_day.get(day, 0)) for day in days}, name

@@ -148,3 +148,50 @@ def test_model_asset_page_shows_its_mlflow_run_and_metrics(browser, ui, tmp_path
     assert "stratum-roas-big" in page and "promote" in page
     screenshot = save_screenshot(browser, tmp_path, "model_asset_page.png")
     assert screenshot.stat().st_size > 20_000
+
+
+CHECK_STATUSES_QUERY = """query ($path: [String!]!) { assetNodeOrError(assetKey: {path: $path}) { ... on AssetNode {
+  assetChecksOrError { ... on AssetChecks { checks { name partitionStatuses {
+    ... on AssetCheckTimePartitionStatuses { ranges { startKey endKey status } } } } } } } } }"""
+ROW_COUNTS_QUERY = """query ($path: [String!]!, $partitions: [String!]) { assetOrError(assetKey: {path: $path}) {
+  ... on Asset { assetMaterializations(partitions: $partitions) { partition metadataEntries {
+    label ... on IntMetadataEntry { intValue } } } } } }"""
+
+
+def test_a_ranged_runs_partitions_show_their_own_check_status_and_row_count(browser, ui, tmp_path):
+    """The project's ingest is ONE ranged run over every day: each day's partition has its own passed
+    raw_contract (no "Skipped") and its own row count, equal to the table's rows of that day."""
+    import pandas as pd
+    import sqlalchemy as sa
+    from selenium.webdriver.common.by import By
+
+    from stratum_pipeline.storage.database import engine_for
+
+    project = ui.project
+    node = ui.graphql(CHECK_STATUSES_QUERY, {"path": ["raw_sessions"]})["assetNodeOrError"]
+    checks = {c["name"]: c for c in node["assetChecksOrError"]["checks"]}
+    ranges = checks["raw_contract"]["partitionStatuses"]["ranges"]
+    assert [r["status"] for r in ranges] == ["SUCCEEDED"], ranges  # one range: every checked day passed
+    assert ranges[0]["endKey"] == project.day.isoformat()
+
+    days = [(project.day - pd.Timedelta(days=n)).isoformat() for n in (2, 1, 0)]
+    with engine_for(project.env["STRATUM_WAREHOUSE_URL"]).connect() as conn:
+        rows = pd.read_sql(sa.text("SELECT date FROM raw_campaign_daily"), conn)
+    per_day = pd.to_datetime(rows["date"]).dt.date.astype(str).value_counts()
+    asset = ui.graphql(ROW_COUNTS_QUERY, {"path": ["raw_campaign_daily"], "partitions": days})["assetOrError"]
+    counts = {
+        m["partition"]: next(e["intValue"] for e in m["metadataEntries"] if e["label"] == "dagster/row_count")
+        for m in asset["assetMaterializations"]
+    }
+    assert counts == {day: int(per_day[day]) for day in days}
+    assert sum(counts.values()) < len(rows)  # a day's rows, not the ranged run's total
+
+    open_page(
+        browser,
+        f"{ui.url}/assets/raw_campaign_daily?view=partitions&partition={days[-1]}",
+        "//td[normalize-space()='dagster/row_count']",
+    )
+    page = browser.find_element(By.TAG_NAME, "body").text
+    assert f"{per_day[days[-1]]:,}" in page or str(per_day[days[-1]]) in page
+    screenshot = save_screenshot(browser, tmp_path, "partition_row_count.png")
+    assert screenshot.stat().st_size > 20_000

@@ -12,6 +12,7 @@ from stratum_pipeline.assets.common import (
     model_code_version,
     partition_days,
     preview,
+    rows_by_partition,
     table_metadata,
     tenant_scope,
     window_metadata,
@@ -156,6 +157,7 @@ def campaign_anomalies(context: dg.AssetExecutionContext, warehouse: Warehouse, 
     parts, failed = each_tenant(context, warehouse, raw, detect) if len(raw) else ([], {})
     frame = pd.concat(parts, ignore_index=True)[COLUMNS] if parts else pd.DataFrame(columns=COLUMNS)
     rows = warehouse.replace_partitions(wh.campaign_anomalies, frame, first, last, tenant_id=tenant_only)
+    rows_by_partition(context, frame, first, last)
     critical = frame[frame["kind"].isin(CRITICAL_KINDS)]
     summaries = [anomaly_alert_summary(r.tenant_id, r) for r in critical.itertuples()]
     sent = _already_alerted(warehouse, summaries)

@@ -11,6 +11,7 @@ from stratum_pipeline.assets.common import (
     each_tenant,
     partition_days,
     preview,
+    rows_by_partition,
     table_metadata,
     tenant_scope,
     window_metadata,
@@ -81,6 +82,7 @@ def campaign_response_curves(context: dg.AssetExecutionContext, warehouse: Wareh
     rows = warehouse.replace_partitions(
         wh.campaign_response_curves, frame, first, last, tenant_id=tenant_only
     )
+    rows_by_partition(context, frame, first, last)
     sources = frame["curve_source"].value_counts().to_dict() if rows else {}
     return dg.MaterializeResult(
         metadata={
@@ -134,6 +136,7 @@ def budget_allocations(context: dg.AssetExecutionContext, warehouse: Warehouse):
     parts, failed = each_tenant(context, warehouse, curves, plan)
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
     rows = warehouse.replace_partitions(wh.budget_allocations, frame, first, last, tenant_id=tenant_only)
+    rows_by_partition(context, frame, first, last)
     uplift = frame.drop_duplicates(["tenant_id", "date"]) if rows else frame
     return dg.MaterializeResult(
         metadata={

@@ -8,6 +8,7 @@ from stratum_pipeline.assets.common import (
     feature_summary,
     partition_days,
     preview,
+    rows_by_partition,
     table_metadata,
     window_metadata,
 )
@@ -27,8 +28,10 @@ def _window_dep(asset: str, days: int) -> dg.AssetDep:
     )
 
 
-def _result(frame, rows: int, first, last, names: list[str]) -> dg.MaterializeResult:
-    """Row count, a preview and the distribution of each feature in the materialised partition(s)."""
+def _result(context, frame, rows: int, first, last, names: list[str]) -> dg.MaterializeResult:
+    """Row count (per partition too), a preview and the distribution of each feature in the materialised
+    partition(s)."""
+    rows_by_partition(context, frame, first, last)
     return dg.MaterializeResult(
         metadata={
             **window_metadata(first, last),
@@ -63,7 +66,7 @@ def creative_features(context: dg.AssetExecutionContext, warehouse: Warehouse) -
         warehouse.read_range(wh.raw_creative_daily, lookback, last), first, last
     )
     rows = warehouse.replace_partitions(wh.creative_features, frame, first, last)
-    return _result(frame, rows, first, last, features.FATIGUE_FEATURES)
+    return _result(context, frame, rows, first, last, features.FATIGUE_FEATURES)
 
 
 @dg.asset(
@@ -84,7 +87,7 @@ def campaign_features(context: dg.AssetExecutionContext, warehouse: Warehouse) -
         last,
     )
     rows = warehouse.replace_partitions(wh.campaign_features, frame, first, last)
-    return _result(frame, rows, first, last, features.ROAS_FEATURES)
+    return _result(context, frame, rows, first, last, features.ROAS_FEATURES)
 
 
 @dg.asset(deps=["raw_sessions"], metadata=table_metadata(wh.session_features), **FEATURE_ASSET)
@@ -95,7 +98,7 @@ def session_features(context: dg.AssetExecutionContext, warehouse: Warehouse) ->
     first, last = partition_days(context)
     frame = features.session_features(warehouse.read_range(wh.raw_sessions, first, last))
     rows = warehouse.replace_partitions(wh.session_features, frame, first, last)
-    return _result(frame, rows, first, last, features.CONVERSION_FEATURES)
+    return _result(context, frame, rows, first, last, features.CONVERSION_FEATURES)
 
 
 feature_assets = [creative_features, campaign_features, session_features]

@@ -13,6 +13,7 @@ from stratum_pipeline.assets.common import (
     each_tenant,
     partition_days,
     preview,
+    rows_by_partition,
     table_metadata,
     tenant_scope,
     window_metadata,
@@ -81,7 +82,8 @@ FORECAST_LINEAGE = dg.TableColumnLineage(
 )
 
 
-def _written(frame: pd.DataFrame, rows: int, first, last, **extra) -> dg.MaterializeResult:
+def _written(context, frame: pd.DataFrame, rows: int, first, last, **extra) -> dg.MaterializeResult:
+    rows_by_partition(context, frame, first, last)
     return dg.MaterializeResult(
         metadata={
             **window_metadata(first, last),
@@ -155,6 +157,7 @@ def daily_roas_forecasts(context: dg.AssetExecutionContext, warehouse: Warehouse
     )
     rows = warehouse.replace_partitions(wh.daily_roas_forecasts, frame, first, last, tenant_id=tenant_only)
     return _written(
+        context,
         frame,
         rows,
         first,
@@ -213,6 +216,7 @@ def budget_scenarios(context: dg.AssetExecutionContext, warehouse: Warehouse):
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
     rows = warehouse.replace_partitions(wh.budget_scenarios, frame, first, last, tenant_id=tenant_only)
     return _written(
+        context,
         frame,
         rows,
         first,
@@ -268,6 +272,7 @@ def creative_fatigue_scores(context: dg.AssetExecutionContext, warehouse: Wareho
     rows = warehouse.replace_partitions(wh.creative_fatigue_scores, frame, first, last, tenant_id=tenant_only)
     levels = frame["fatigue_level"].value_counts().to_dict() if rows else {}
     return _written(
+        context,
         frame,
         rows,
         first,
@@ -296,7 +301,7 @@ def event_match_quality(context: dg.AssetExecutionContext, warehouse: Warehouse)
         [r for part in parts for r in part], columns=[c.name for c in wh.event_match_quality.columns]
     )
     rows = warehouse.replace_partitions(wh.event_match_quality, frame, first, last, tenant_id=tenant_only)
-    return _written(frame, rows, first, last, failed_tenants=dg.MetadataValue.json(failed))
+    return _written(context, frame, rows, first, last, failed_tenants=dg.MetadataValue.json(failed))
 
 
 class LiveWindowConfig(dg.Config):

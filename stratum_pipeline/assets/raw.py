@@ -7,7 +7,14 @@ partition it belongs to. Both tables are replaced for the materialised days, so 
 import dagster as dg
 import pandas as pd
 
-from stratum_pipeline.assets.common import naive_utc, partition_days, preview, table_metadata, window_metadata
+from stratum_pipeline.assets.common import (
+    naive_utc,
+    partition_days,
+    preview,
+    rows_by_partition,
+    table_metadata,
+    window_metadata,
+)
 from stratum_pipeline.partitions import daily_backfill_policy, daily_partitions
 from stratum_pipeline.resources import SourceDatabase, Warehouse
 from stratum_pipeline.storage.database import is_transient
@@ -63,6 +70,7 @@ def build_raw_extract(
             first,
             last,
         )
+        rows_by_partition(context, clean, first, last)
         if quarantined:
             context.log.warning(f"{quarantined} of {len(frame)} rows quarantined: {result.reason_counts}")
         return dg.MaterializeResult(

@@ -66,8 +66,14 @@ def check_evaluations(result: dg.ExecuteInProcessResult) -> list[dg.AssetCheckEv
 
 
 def checks_by_name(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
-    """The run's check evaluations by `asset:check` name."""
-    return {f"{e.asset_key.to_user_string()}:{e.check_name}": e for e in check_evaluations(result)}
+    """The run's check evaluations by `asset:check` name. A ranged run evaluates a partitioned check once per
+    partition: the check's entry is then its first failing partition's evaluation, or the last one if all passed."""
+    by_name: dict[str, dg.AssetCheckEvaluation] = {}
+    for evaluation in check_evaluations(result):
+        name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+        if name not in by_name or by_name[name].passed:
+            by_name[name] = evaluation
+    return by_name
 
 
 def materialized(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
@@ -93,7 +99,7 @@ class RunSummary:
     @classmethod
     def of(cls, results: Iterable[dg.ExecuteInProcessResult]) -> RunSummary:
         results = list(results)
-        evaluations = [e for r in results for e in check_evaluations(r)]
+        evaluations = [e for r in results for e in checks_by_name(r).values()]  # a check once per run
         failed = tuple(
             e.step_key for r in results for e in r.all_events if e.event_type_value == "STEP_FAILURE"
         )

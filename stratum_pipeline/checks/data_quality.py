@@ -18,6 +18,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from stratum_pipeline.checks.expectations import ExpectationSpec, validate_frame
+from stratum_pipeline.checks.partitioned import per_partition
 from stratum_pipeline.partitions import daily_partitions, partition_days
 from stratum_pipeline.resources import Warehouse
 from stratum_pipeline.storage import warehouse_schema as wh
@@ -121,26 +122,42 @@ def tenant_daily_volume(warehouse: Warehouse, extract: Extract, first: date, las
 BROKEN_EXTRACT_SHARE = 0.5  # failing tenants holding more than half of a day's volume: the extract is broken
 
 
+def severity_by_day(volume: pd.DataFrame) -> dict[date, dg.AssetCheckSeverity]:
+    """The days with failing tenant-days and how bad each is: ERROR when the failing tenants hold more than
+    half of the day's volume (a tenant's volume = its previous day's rows or today's rows read, whichever is
+    larger: the extract itself looks broken), WARN when they hold a minority (one tenant's bad data)."""
+    if not volume["failing"].any():
+        return {}
+    weight = np.maximum(volume["previous_rows"], volume["rows"] + volume["quarantined"]).clip(lower=1)
+    share = (weight * volume["failing"]).groupby(volume["day"]).sum() / weight.groupby(volume["day"]).sum()
+    failing_days = volume.loc[volume["failing"], "day"].unique()
+    return {
+        day: dg.AssetCheckSeverity.ERROR if share[day] > BROKEN_EXTRACT_SHARE else dg.AssetCheckSeverity.WARN
+        for day in sorted(failing_days)
+    }
+
+
 def volume_severity(volume: pd.DataFrame) -> tuple[dg.AssetCheckSeverity | None, dict[str, list[str]]]:
     """How bad the failing tenant-days are, and the failing tenants per day.
 
     None: no tenant-day fails. ERROR (blocks everything downstream): on some day the failing tenants hold
-    more than half of the day's volume (a tenant's volume = its previous day's rows or today's rows read,
-    whichever is larger): the extract itself looks broken. WARN (does not block): a minority of the volume
-    fails - one tenant's bad data does not stop the others.
+    more than half of the day's volume (`severity_by_day`): the extract itself looks broken. WARN (does not
+    block): a minority of the volume fails - one tenant's bad data does not stop the others.
     """
+    days = severity_by_day(volume)
+    if not days:
+        return None, {}
     failing = {
         str(day): sorted(rows.loc[rows["failing"], "tenant_id"])
         for day, rows in volume.groupby("day")
         if rows["failing"].any()
     }
-    if not failing:
-        return None, {}
-    weight = np.maximum(volume["previous_rows"], volume["rows"] + volume["quarantined"]).clip(lower=1)
-    share = (weight * volume["failing"]).groupby(volume["day"]).sum() / weight.groupby(volume["day"]).sum()
-    return (
-        dg.AssetCheckSeverity.ERROR if (share > BROKEN_EXTRACT_SHARE).any() else dg.AssetCheckSeverity.WARN
-    ), failing
+    broken = dg.AssetCheckSeverity.ERROR in days.values()
+    return (dg.AssetCheckSeverity.ERROR if broken else dg.AssetCheckSeverity.WARN), failing
+
+
+def _all_days(first: date, last: date, severity: dg.AssetCheckSeverity) -> dict[date, dg.AssetCheckSeverity]:
+    return {d.date(): severity for d in pd.date_range(first, last, freq="D")}
 
 
 def _result(outcomes: dict[str, object], extra: dict) -> dg.AssetCheckResult:
@@ -184,10 +201,20 @@ def build_raw_contract_check(extract: Extract) -> dg.AssetChecksDefinition:
         )
         if outcomes["rows"].success and severity == dg.AssetCheckSeverity.WARN:
             # Only some tenants' volumes are off: warn (non-blocking), the other tenants' features go ahead.
-            return dg.AssetCheckResult(
+            result = dg.AssetCheckResult(
                 passed=False, severity=dg.AssetCheckSeverity.WARN, metadata=result.metadata
             )
-        return result
+        # Per day in a ranged run: a row rule broken anywhere in the range fails every day (GX does not say
+        # which), the volume limits fail the days they name, each with its own severity.
+        failing_days = severity_by_day(volume)
+        if not outcomes["rows"].success:
+            failing_days = _all_days(first, last, dg.AssetCheckSeverity.ERROR)
+        day_metadata = {
+            pd.Timestamp(day).date(): {"tenants_over_limits": dg.MetadataValue.json({day: tenants})}
+            for day, tenants in failing.items()
+        }
+        key = dg.AssetCheckKey(dg.AssetKey(extract.name), "raw_contract")
+        return per_partition(context, key, result, failing_days, blocking=True, day_metadata=day_metadata)
 
     return _raw_contract
 
@@ -293,7 +320,16 @@ def build_feature_contract_check(asset_name: str, contract: dict) -> dg.AssetChe
                 ],
             ),
         }
-        return _result(outcomes, {"rows_checked": len(rows)})
+        result = _result(outcomes, {"rows_checked": len(rows)})
+        # Per day in a ranged run: a row rule broken anywhere fails every day, lost rows fail their own day.
+        if not outcomes["rows"].success:
+            failing_days = _all_days(first, last, dg.AssetCheckSeverity.ERROR)
+        else:
+            lost = counts.index[counts["missing_rows"] != 0]
+            failing_days = {pd.Timestamp(day).date(): dg.AssetCheckSeverity.ERROR for day in lost}
+        return per_partition(
+            context, dg.AssetCheckKey(dg.AssetKey(asset_name), "feature_contract"), result, failing_days
+        )
 
     return _feature_contract
 
