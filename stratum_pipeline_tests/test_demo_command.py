@@ -57,6 +57,9 @@ def test_stratum_demo_runs_the_daily_graph_on_the_embedded_default(tmp_path):
     # 45 days are two ingest runs (the backfill policy: at most 31 days per run), 7 checks each
     assert "as 2 run(s) of at most 31 days" in out and "run 2/2: 2026-05-18 .. 2026-05-31" in out
     assert "checks passed 14, failed 0" in out
+    # only the demo's own lines: no MLflow registration chatter on either stream
+    assert "Successfully registered model" not in done.stdout + done.stderr
+    assert "Created version" not in done.stdout + done.stderr
     # The champions are published where the existing backend loads them (tenants below the minimum: default only).
     published = next(line for line in out.splitlines() if "model files:" in line)
     assert "roas_default.joblib: stratum-roas-default v" in published, out

@@ -265,10 +265,25 @@ class RegistryClient:
                 signature=signature,
                 input_example=example,
                 pip_requirements=["xgboost-cpu", "scikit-learn", "pandas<3", "numpy"],
-                registered_model_name=name,
             )
-        version = str(info.registered_model_version)
+            version = self._new_version(name, info, run.info.run_id)
         return RegisteredVersion(name, version, run.info.run_id, self.run_url(run.info.run_id))
+
+    def _new_version(self, name: str, info, run_id: str) -> str:
+        """Register the logged model as a new version of `name` (the registered model created on first use)
+        with the client, not `log_model(registered_model_name=...)`, whose progress lines MLflow prints to
+        stderr in the middle of the demo's and the runs' output; one log line of ours says it instead."""
+        client = self.client()
+        try:
+            client.create_registered_model(name)
+        except Exception as exc:
+            if getattr(exc, "error_code", None) not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+                raise
+        created = client.create_model_version(
+            name, source=info.model_uri, run_id=run_id, model_id=info.model_id
+        )
+        logging.getLogger(__name__).info(f"registered {name} version {created.version} (MLflow run {run_id})")
+        return str(created.version)
 
     def close_stale_runs(self, name: str) -> list[str]:
         """End as FAILED the RUNNING training runs of `name` whose process (on this host) is gone - e.g. killed
