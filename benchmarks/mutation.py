@@ -33,8 +33,8 @@ TRIAGE = ROOT / "docs" / "mutation.md"
 # module -> the mutant name patterns in scope, after "stratum_pipeline.<module>." ("*" = every function of the file;
 # "x_name__*" a function, "*ǁname__*" a method)
 SCOPE = {
-    "checks/model_gate.py": ["*"],
-    "validation.py": ["*"],
+    "modelops/gate.py": ["*"],
+    "storage/validation.py": ["*"],
     "tenancy.py": ["*"],
     "settings.py": ["x_mask_url__*", "x__is_secret_parameter__*"],  # URL masking
     "serving/inference.py": [

@@ -288,6 +288,7 @@ SIM_CAMPAIGN = {"daily_spend": 100.0, "roas": 2.0}
 def test_the_simulator_refuses_bad_requests_with_one_line_errors(kwargs, message):
     from stratum_pipeline.ml.simulator import SimulationInputError
 
+    kwargs = dict(kwargs)  # the parameter's own dict is shared by every run of the test (mutmut reruns it)
     campaign = kwargs.pop("campaign", SIM_CAMPAIGN)
     with pytest.raises(SimulationInputError) as caught:
         BudgetSimulator().simulate(campaign, **{"iterations": 10, **kwargs})
