@@ -11,7 +11,9 @@ campaign takes the budget that maximises its expected revenue minus lambda x spe
 well as concave curves, campaign by campaign), and lambda is bisected until the budgets add up to the total
 (the last step interpolates between the two bracketing plans, so the total is met exactly). Expected revenue
 is the mean over the curve's posterior draws; the uplift's 5-95% interval pairs the draws across campaigns.
-A campaign without a usable curve keeps its budget.
+With `caution` > 0 the optimiser maximises that mean minus caution x the sd over the draws of each move's
+gain, so a campaign with an uncertain curve moves less (off by default; see CAUTION). A campaign without a
+usable curve keeps its budget.
 """
 
 from __future__ import annotations
