@@ -19,7 +19,11 @@ Printed per regime and seed:
 - the share of campaigns whose realised (and expected) true 30-day revenue falls in our 5-95% interval;
 - the curve fit's time (and, with --scale, 100 tenants x 50 campaigns x 365 days).
 
-    python benchmarks/budget_advice.py [--regimes low realistic] [--seeds 7 11] [--scale]
+The information oracles beside ours: (1) the same fit given the TRUE population prior over its grid (perfect
+pooling), (2) the true adstock and Hill shape with only the level estimated from the same days.
+
+    python benchmarks/budget_advice.py [--regimes low realistic] [--seeds 7 11] [--scale] [--speed]
+    python benchmarks/budget_advice.py --plot docs/response_curves.png
 """
 
 from __future__ import annotations
@@ -43,12 +47,23 @@ from stratum_pipeline.demo.generator import (
     seasonality,
 )
 from stratum_pipeline.ml.allocator import allocate
-from stratum_pipeline.ml.response_curves import curve_draws, fit_response_curves, season_factor
+from stratum_pipeline.ml.response_curves import (
+    ADSTOCK_GRID,
+    HALF_LIFE_DAYS,
+    KAPPA_GRID,
+    SHAPE_GRID,
+    adstock,
+    curve_draws,
+    fit_response_curves,
+    season_factor,
+)
+from stratum_pipeline.ml.response_curves import hill as hill_curve
 from stratum_pipeline.ml.simulator import BudgetSimulator, horizon_revenue, simulate_arrays, simulate_frame
 
 END = date(2026, 11, 24)
 CHANGES = np.array([-0.2, 0.2, 0.5])
 HORIZON = 30
+CAUTIONS = (0.5, 1.0)  # the allocator's caution (sds of a move's gain over the draws), measured beside 0
 TARGETS = {"lift_mae_pp": 3.0, "coverage": (0.85, 0.95), "fit_minutes": 10.0, "allocation_share": 0.8}
 
 
@@ -159,19 +174,9 @@ def evaluate(regime: str, seed: int) -> dict:
     draws = np.stack([curve_draws(r) for r in curves.to_dict("records")])
     future = pd.date_range(pd.Timestamp(END) + pd.Timedelta(days=1), periods=HORIZON, freq="D")
     season = np.stack([season_factor(np.asarray(json.loads(s)), future) for s in curves["season"]])
-    ours = simulate_arrays(
-        draws,
-        s0[:, None],
-        CHANGES,
-        season,
-        curves["dispersion"].to_numpy(float),
-        1000,
-        np.random.default_rng(seed),
-        curves["level_sd"].to_numpy(float),
-    )
+    ours, our_lift = scenarios(draws, curves, s0, season, seed)
     expected, realised, oracle = truth(ds, ids, s0, np.random.default_rng(seed + 1000))
     true_lift = 100 * (expected[:, 1:] / expected[:, :1] - 1)
-    our_lift = 100 * (ours["revenue"][:, 1:] / ours["revenue"][:, :1] - 1)
     # the naive answer: the previous simulator (constant elasticity 0.6), on the campaign's 7-day ROAS
     recent = (
         daily[pd.to_datetime(daily["date"]) > pd.Timestamp(END) - pd.Timedelta(days=7)]
@@ -191,6 +196,32 @@ def evaluate(regime: str, seed: int) -> dict:
         errs = [np.median(np.abs(100 * ((1 + change) ** e - 1) - true_lift[:, k])) for e in grid]
         best[change] = (float(min(errs)), float(grid[int(np.argmin(errs))]))
     allocation = allocation_vs_truth(curves, s0, oracle, season_truth(len(ids)))
+    # the information oracle: the same fit given the TRUE population prior over the grid (the generator's
+    # adstock, Hill shape and half-saturation of all campaigns of the dataset, relative to each campaign's
+    # median spend) in place of the learned one: what the data of each campaign allows with perfect pooling
+    bayes_curves = fit_response_curves(daily, END, prior=true_prior(ds, daily), learn_prior=False)
+    bayes_curves = bayes_curves.set_index("campaign_id").loc[ids].reset_index()
+    bayes_draws = np.stack([curve_draws(r) for r in bayes_curves.to_dict("records")])
+    bayes, bayes_lift = scenarios(bayes_draws, bayes_curves, s0, season, seed)
+    # and the true adstock rate, Hill shape and half-saturation, only the level estimated from the same noisy
+    # days (our season, recency weights, dispersion and level drift)
+    shaped = shape_oracle(daily, curves, oracle)
+    known, known_lift = scenarios(shaped, curves, s0, season, seed)
+    shaped_curves = curves.assign(draws=[_json_draws(d) for d in shaped])
+    history = (
+        daily.assign(date=pd.to_datetime(daily["date"]))
+        .groupby("tenant_id")["date"]
+        .agg(lambda d: (d.max() - d.min()).days + 1)
+    )
+    per_tenant = {}
+    for tenant, idx in curves.groupby("tenant_id").indices.items():
+        per_tenant[tenant] = {
+            "history_days": int(history.loc[tenant]),
+            "campaigns": len(idx),
+            "lift_mae": np.median(np.abs(our_lift[idx] - true_lift[idx]), axis=0),
+            "oracle_lift_mae": np.median(np.abs(known_lift[idx] - true_lift[idx]), axis=0),
+            "bayes_lift_mae": np.median(np.abs(bayes_lift[idx] - true_lift[idx]), axis=0),
+        }
     inside = (realised >= ours["p5"]) & (realised <= ours["p95"])
     inside_exp = (expected >= ours["p5"]) & (expected <= ours["p95"])
     return {
@@ -211,7 +242,79 @@ def evaluate(regime: str, seed: int) -> dict:
             np.mean(oracle[:, 0, 2] * (1 - hill(s0, 1.0, oracle[:, 0, 1], oracle[:, 0, 2])) > 1)
         ),
         "allocation": allocation,
+        "cautious": {
+            c: allocation_vs_truth(curves, s0, oracle, season_truth(len(ids)), caution=c) for c in CAUTIONS
+        },
+        "oracle_lift_mae": np.median(np.abs(known_lift - true_lift), axis=0),
+        "bayes_lift_mae": np.median(np.abs(bayes_lift - true_lift), axis=0),
+        "bayes_coverage": ((realised >= bayes["p5"]) & (realised <= bayes["p95"])).mean(),
+        "bayes_allocation": allocation_vs_truth(bayes_curves, s0, oracle, season_truth(len(ids))),
+        "oracle_coverage": ((realised >= known["p5"]) & (realised <= known["p95"])).mean(),
+        "oracle_allocation": allocation_vs_truth(shaped_curves, s0, oracle, season_truth(len(ids))),
+        "per_tenant": per_tenant,
     }
+
+
+def scenarios(draws: np.ndarray, curves: pd.DataFrame, s0: np.ndarray, season: np.ndarray, seed: int):
+    """simulate_arrays at today's spend and the CHANGES over HORIZON days (1,000 iterations, the curves'
+    dispersion and level drift), and the lifts in percent (C, K)."""
+    out = simulate_arrays(
+        draws,
+        s0[:, None],
+        CHANGES,
+        season,
+        curves["dispersion"].to_numpy(float),
+        1000,
+        np.random.default_rng(seed),
+        curves["level_sd"].to_numpy(float),
+    )
+    return out, 100 * (out["revenue"][:, 1:] / out["revenue"][:, :1] - 1)
+
+
+def true_prior(ds, daily: pd.DataFrame) -> np.ndarray:
+    """The generator's population of (adstock rate, Hill shape, half-saturation / median spend) over all
+    campaigns of the dataset, snapped to the fit's grid (nearest cell, log scale for shape and K)."""
+    response = ds["truth_campaign_response"].set_index("campaign_id")
+    spent = daily[daily["spend"] > 0].groupby("campaign_id")["spend"].median()
+    response = response.join(spent.rename("median_spend"), how="inner")
+    ri = np.abs(response["adstock_rate"].to_numpy()[:, None] - ADSTOCK_GRID[None, :]).argmin(axis=1)
+    hi = np.abs(np.log(response["hill_shape"].to_numpy())[:, None] - np.log(SHAPE_GRID)[None, :]).argmin(
+        axis=1
+    )
+    kappa = np.log(response["half_saturation"].to_numpy() / response["median_spend"].to_numpy())
+    ki = np.abs(kappa[:, None] - np.log(KAPPA_GRID)[None, :]).argmin(axis=1)
+    prior = np.zeros((len(ADSTOCK_GRID), len(SHAPE_GRID), len(KAPPA_GRID)))
+    np.add.at(prior, (ri, hi, ki), 1.0)
+    return prior + 1e-3 * prior.sum() / prior.size  # no cell ruled out
+
+
+def _json_draws(d: np.ndarray) -> str:
+    return json.dumps(np.asarray(d, float).tolist())
+
+
+def shape_oracle(daily: pd.DataFrame, curves: pd.DataFrame, oracle: np.ndarray) -> np.ndarray:
+    """One-draw curves (C, 1, 5) with the TRUE adstock rate, half-saturation and Hill shape, and the level
+    (vmax) estimated from the campaign's own days up to END as the fit does: the recency-weighted quasi-Poisson
+    estimate sum(w y) / sum(w x) on the tenant's fitted season (without the fit's last-block level correction;
+    the fit's level_sd carries the drift). The adstocked spend on END is the true one."""
+    frame = daily.assign(date=pd.to_datetime(daily["date"]))
+    frame = frame[frame["date"] <= pd.Timestamp(END)]
+    out = oracle.copy()
+    for i, row in enumerate(curves[["campaign_id", "season"]].itertuples(index=False)):
+        rows = frame[frame["campaign_id"] == row.campaign_id].sort_values("date")
+        days = pd.date_range(rows["date"].min(), END, freq="D")
+        spend = np.zeros(len(days))
+        revenue = np.zeros(len(days))
+        active = np.zeros(len(days), dtype=bool)
+        t = (rows["date"] - days[0]).dt.days.to_numpy()
+        spend[t], revenue[t], active[t] = rows["spend"].to_numpy(), rows["revenue"].to_numpy(), True
+        _, k, h, r, _ = oracle[i, 0]
+        x = hill(adstock(spend[None, :], r)[0], 1.0, k, h) * season_factor(
+            np.asarray(json.loads(row.season)), days
+        )
+        w = 0.5 ** ((len(days) - 1 - np.arange(len(days))) / HALF_LIFE_DAYS) * active
+        out[i, 0, 0] = (w * revenue).sum() / max((w * x).sum(), 1e-12)
+    return out
 
 
 def season_truth(n: int) -> np.ndarray:
@@ -219,7 +322,9 @@ def season_truth(n: int) -> np.ndarray:
     return np.repeat(seasonality(future)[None, :], n, axis=0)
 
 
-def allocation_vs_truth(curves: pd.DataFrame, s0: np.ndarray, oracle: np.ndarray, season: np.ndarray) -> dict:
+def allocation_vs_truth(
+    curves: pd.DataFrame, s0: np.ndarray, oracle: np.ndarray, season: np.ndarray, caution: float = 0.0
+) -> dict:
     """Per tenant: our proposed split (today's total, 0.5x-2x) and the true optimum (the same optimiser on the true
     curves), both valued on the true curves over the horizon. Returns the pooled and per-tenant figures."""
     import json as _json
@@ -229,7 +334,7 @@ def allocation_vs_truth(curves: pd.DataFrame, s0: np.ndarray, oracle: np.ndarray
         if len(idx) < 2:
             continue
         frame = curves.iloc[idx].assign(current_budget=s0[idx])
-        ours = allocate(frame)["campaigns"]["proposed_budget"].to_numpy(float)
+        ours = allocate(frame, caution=caution)["campaigns"]["proposed_budget"].to_numpy(float)
         true_rows = frame.assign(
             draws=[_json.dumps(d.tolist()) for d in oracle[idx]],
             curve_source="fitted",
@@ -304,6 +409,76 @@ def speed(partition_campaigns: int = 100_000) -> dict:
     }
 
 
+def plot_curves(path: str, regime: str = "realistic", seed: int = 7) -> list[str]:
+    """A PNG of four campaigns' response curves (the demo tenants, one `regime` dataset): the fitted curve's
+    median and 5-95% band over its posterior draws, the true curve, and the observed days (daily spend against
+    daily revenue, so carry-over and noise scatter them around the curve). Revenue per day at a constant
+    spend, at the horizon's mean season. Returns the campaigns drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ds = generate(
+        DemoConfig(end_date=END, seed=seed, noise=NOISE_REGIMES[regime], bad_row_rate=0.0, anomalies=False)
+    )
+    daily = source_frame(ds)
+    curves = fit_response_curves(daily, END)
+    today = daily[(pd.to_datetime(daily["date"]) == pd.Timestamp(END)) & (daily["spend"] > 0)]
+    usable = (curves["curve_source"] != "fallback") & curves["campaign_id"].isin(today["campaign_id"])
+    curves = curves[usable].reset_index(drop=True)
+    # the busiest fitted campaign (by vmax) of three demo tenants and the busiest pooled one
+    picks = [
+        rows.sort_values("vmax", ascending=False)["campaign_id"].iloc[0]
+        for _, rows in curves[curves["curve_source"] == "fitted"].groupby("tenant_id")
+    ][:3]
+    pooled = curves[curves["curve_source"] == "pooled"]
+    if len(pooled):
+        picks.append(pooled.sort_values("vmax", ascending=False)["campaign_id"].iloc[0])
+    chosen = curves.set_index("campaign_id").loc[picks].reset_index()
+    s0 = chosen["base_spend"].to_numpy(float)
+    _, _, oracle = truth(ds, picks, s0, np.random.default_rng(0))
+    future = pd.date_range(pd.Timestamp(END) + pd.Timedelta(days=1), periods=HORIZON, freq="D")
+    true_season = float(seasonality(future).mean())
+    fig, axes = plt.subplots(1, len(picks), figsize=(4.2 * len(picks), 3.6))
+    for ax, row, true_curve in zip(np.atleast_1d(axes), chosen.to_dict("records"), oracle[:, 0]):
+        d = curve_draws(row)
+        ours_season = float(season_factor(np.asarray(json.loads(row["season"])), future).mean())
+        days = daily[daily["campaign_id"] == row["campaign_id"]]
+        top = 2.2 * max(days["spend"].max(), row["base_spend"])
+        x = np.linspace(0, top, 200)
+        fitted = d[None, :, 0] * hill_curve(x[:, None], d[None, :, 1], d[None, :, 2]) * ours_season
+        ax.fill_between(
+            x, *np.percentile(fitted, [5, 95], axis=1), alpha=0.25, color="C0", label="fitted 5-95%"
+        )
+        ax.plot(x, np.median(fitted, axis=1), color="C0", label="fitted (median)")
+        ax.plot(
+            x,
+            true_curve[0] * hill_curve(x, true_curve[1], true_curve[2]) * true_season,
+            color="C3",
+            ls="--",
+            label="true",
+        )
+        ax.scatter(days["spend"], days["revenue"], s=6, color="0.4", alpha=0.6, label="observed days")
+        ax.axvline(row["base_spend"], color="0.6", lw=0.8, ls=":")
+        ax.set_title(
+            f"{row['campaign_id']} ({row['curve_source']})\n{row['days_used']} days with spend, "
+            f"true Hill exponent {true_curve[2]:.2f}",
+            fontsize=9,
+        )
+        ax.set_xlabel("daily spend")
+        ax.set_ylabel("daily revenue")
+        ax.set_ylim(0, None)
+    np.atleast_1d(axes)[0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(
+        f"Response curves, {regime} regime, seed {seed}: fitted (band: posterior draws) vs true", fontsize=10
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return picks
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--regimes", nargs="*", default=["low", "realistic"])
@@ -314,7 +489,13 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--speed", action="store_true", help="also time simulate (P50) and a 100,000-campaign partition"
     )
+    parser.add_argument(
+        "--plot", metavar="PNG", help="only draw four campaigns' fitted vs true curves to PNG"
+    )
     args = parser.parse_args(argv)
+    if args.plot:
+        print(f"wrote {args.plot}: {', '.join(plot_curves(args.plot))}")
+        return 0
     met = True
     print(
         f"30-day lift, median absolute error in percentage points at {' / '.join(f'{c:+.0%}' for c in CHANGES)}; "
@@ -356,6 +537,34 @@ def main(argv=None) -> int:
                 f"{a['worse_than_now']}/{a['tenants']}: {'MET' if ok_worse else 'NOT MET'}; "
                 f"campaigns with true local elasticity > 1: {r['true_elasticity_above_1']:.0%}"
             )
+            print(
+                "    allocation with caution (moves charged the sd of their gain over the curve draws): "
+                + "; ".join(
+                    f"{c:g}: {x['share_of_optimum']:.0%} (per tenant {x['per_tenant']}, worse {x['worse_than_now']})"
+                    for c, x in r["cautious"].items()
+                )
+            )
+            b = r["bayes_allocation"]
+            print(
+                f"    information oracle 1 (the same fit with the TRUE population prior over the grid, no "
+                f"learned pooling): lift error {' / '.join(f'{x:.1f}' for x in r['bayes_lift_mae'])} pp, "
+                f"coverage {r['bayes_coverage']:.3f}, allocation {b['share_of_optimum']:.0%} of the optimum "
+                f"(per tenant {b['per_tenant']})"
+            )
+            o = r["oracle_allocation"]
+            print(
+                f"    information oracle 2 (TRUE adstock + Hill shape, level from the same data): lift error "
+                f"{' / '.join(f'{x:.1f}' for x in r['oracle_lift_mae'])} pp, coverage "
+                f"{r['oracle_coverage']:.3f}, allocation {o['share_of_optimum']:.0%} of the optimum "
+                f"(per tenant {o['per_tenant']}); the true curve itself: 100% by definition"
+            )
+            for tenant, t in r["per_tenant"].items():
+                print(
+                    f"    {tenant}: {t['history_days']} days of history, {t['campaigns']} campaigns; lift error "
+                    f"ours {' / '.join(f'{x:.1f}' for x in t['lift_mae'])}, oracle 1 (true prior) "
+                    f"{' / '.join(f'{x:.1f}' for x in t['bayes_lift_mae'])}, oracle 2 (true shape) "
+                    f"{' / '.join(f'{x:.1f}' for x in t['oracle_lift_mae'])}"
+                )
             met &= bool(ok_lift and ok_cov and ok_alloc)
             sys.stdout.flush()
     if args.speed:

@@ -7,7 +7,17 @@ import pandas as pd
 import pytest
 
 from stratum_pipeline.ml.allocator import AllocationInputError, allocate
-from stratum_pipeline.ml.response_curves import fit_tenant_curves
+from stratum_pipeline.ml.response_curves import (
+    ADSTOCK_GRID,
+    KAPPA_GRID,
+    SHAPE_GRID,
+    CurveInputError,
+    base_prior,
+    curve_draws,
+    encode_draws,
+    fit_tenant_curves,
+    hill,
+)
 from stratum_pipeline.ml.simulator import BudgetSimulator, SimulationInputError, simulate_frame
 
 from .conftest import response_world
@@ -215,6 +225,8 @@ def test_a_campaign_without_a_curve_keeps_its_budget(world):
         ({"total_daily_budget": 0}, "positive finite"),
         ({"total_daily_budget": "lots"}, "must be a number"),
         ({"bounds": (2.0, 0.5)}, "reversed"),
+        ({"caution": -1.0}, "caution must be"),
+        ({"caution": float("nan")}, "caution must be"),
         ({"bounds": (0.5,)}, "two numbers"),
         ({"bounds": (float("nan"), 2)}, "finite"),
         ({"total_daily_budget": 1.0}, "cannot be split within the bounds"),
@@ -246,7 +258,7 @@ def _warehouse_with_curves(tmp_path, world):
     return url
 
 
-@pytest.mark.slow  # three `stratum` subprocesses (~12 s)
+@pytest.mark.slow  # `stratum` subprocesses (~4 s each)
 def test_stratum_allocate_and_the_seed_request_through_the_cli(tmp_path, world, seed_simulate_request):
     import json
     import os
@@ -281,12 +293,21 @@ def test_stratum_allocate_and_the_seed_request_through_the_cli(tmp_path, world, 
         "marginal_roas_current",
         "marginal_roas_proposed",
     } <= set(out["campaigns"][0])
+    done = stratum("allocate", "--tenant", "t", "--caution", "1")
+    assert done.returncode == 0, done.stderr
+    cautious = json.loads(done.stdout)
+
+    def moved(answer):
+        return sum(abs(c["proposed_budget"] - c["current_budget"]) for c in answer["campaigns"])
+
+    assert out["caution"] == 0.0 and cautious["caution"] == 1.0 and moved(cautious) < moved(out)
     for args, message in (
         (("--tenant", "nobody"), "unknown tenant 'nobody'"),
         (("--tenant", "t", "--bounds", "2", "0.5"), "bounds are reversed"),
         (("--tenant", "t", "--total", "-5"), "positive finite"),
         (("--tenant", "t", "--total", "nan"), "positive finite"),
         (("--tenant", "t", "--total", "0"), "positive finite"),
+        (("--tenant", "t", "--caution", "-1"), "caution must be"),
     ):
         done = stratum("allocate", *args)
         assert (
@@ -301,3 +322,54 @@ def test_stratum_allocate_and_the_seed_request_through_the_cli(tmp_path, world, 
     assert [s["name"] for s in out["scenarios"]] == ["+20% Budget", "-20% Budget", "+50% Budget"]
     done = stratum("simulate", json.dumps(seed_simulate_request))  # campaign 123 has no curve
     assert done.returncode == 2 and "no response curve for campaign 123" in done.stderr
+
+
+def _widened(frame: pd.DataFrame, sd: float = 0.6, seed: int = 3) -> pd.DataFrame:
+    """The same curves with the half-saturation of each draw spread by a lognormal of `sd` and vmax rescaled so
+    that every draw still earns what it did at today's budget: the same answer today, less known away from it
+    (what a short history leaves)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for row in frame.to_dict("records"):
+        d = curve_draws(row).copy()
+        spend = row["current_budget"]
+        before = d[:, 0] * hill(spend, d[:, 1], d[:, 2])
+        d[:, 1] = d[:, 1] * np.exp(sd * rng.standard_normal(len(d)))
+        d[:, 0] = before / hill(spend, d[:, 1], d[:, 2])
+        out.append(encode_draws(d))
+    return frame.assign(draws=out)
+
+
+def _moved(frame: pd.DataFrame, **kwargs) -> float:
+    table = allocate(frame, **kwargs)["campaigns"]
+    return float((table["proposed_budget"] - table["current_budget"]).abs().sum())
+
+
+def test_an_uncertain_curve_moves_less_under_caution_than_a_known_one(world):
+    known = _allocation_input(world)
+    uncertain = _widened(known)
+    # without caution the optimiser follows the expected revenue alone: both move
+    assert _moved(known, caution=0.0) > 0 and _moved(uncertain, caution=0.0) > 0
+    # with caution, the move of the uncertain curves shrinks towards today's budget more than the known ones'
+    shrink_known = _moved(known, caution=1.0) / _moved(known, caution=0.0)
+    shrink_uncertain = _moved(uncertain, caution=1.0) / _moved(uncertain, caution=0.0)
+    assert shrink_uncertain < shrink_known, (shrink_uncertain, shrink_known)
+    table = allocate(uncertain, caution=1.0)["campaigns"]
+    assert table["proposed_budget"].sum() == pytest.approx(known["current_budget"].sum(), abs=0.05)
+
+
+def test_the_base_prior_centres_the_half_saturation_on_the_median_spend_and_a_given_prior_is_used(world):
+    prior = base_prior()
+    assert prior.sum() == pytest.approx(1.0)
+    by_kappa = prior.sum(axis=(0, 1))
+    assert KAPPA_GRID[np.argmax(by_kappa)] == pytest.approx(1.0, rel=0.2)
+    assert by_kappa[0] < by_kappa.max() / 2 and by_kappa[-1] < by_kappa.max() / 2
+    rows = world[0]
+    point = np.zeros_like(prior)
+    point[2, 3, 6] = 1.0  # one cell: adstock 0.3, Hill exponent 1.1, half-saturation ~1.26x the median spend
+    curves = fit_tenant_curves("t", rows, END, prior=point, learn_prior=False).set_index("campaign_id")
+    pooled = curve_draws(curves.loc["c5"].to_dict())  # no likelihood of its own: the prior's cell only
+    assert np.allclose(pooled[:, 2], SHAPE_GRID[3]) and np.allclose(pooled[:, 3], ADSTOCK_GRID[2])
+    with pytest.raises(CurveInputError, match="prior must be") as info:
+        fit_tenant_curves("t", rows, END, prior=np.ones(3))
+    assert "\n" not in str(info.value)

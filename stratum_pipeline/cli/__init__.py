@@ -139,6 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="instead of a total: scale each campaign until its marginal ROAS falls to this",
     )
+    allocate.add_argument(
+        "--caution",
+        type=float,
+        default=None,
+        help="charge each move this many sds of its gain over the curve's draws: uncertain curves move less "
+        "(default 0: off)",
+    )
     allocate.set_defaults(func=cmd_allocate)
 
     fatigue = sub.add_parser("fatigue", help="fatigue score of one creative")

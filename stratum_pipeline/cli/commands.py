@@ -229,7 +229,9 @@ def cmd_allocate(args: argparse.Namespace) -> int:
     service = InferenceService(registry=_NoRegistry(), curves=curves_from_env())
     try:
         return _print_json(
-            service.allocate(args.tenant, args.total, tuple(args.bounds), args.target_marginal_roas)
+            service.allocate(
+                args.tenant, args.total, tuple(args.bounds), args.target_marginal_roas, caution=args.caution
+            )
         )
     except PredictionError as exc:
         raise Fail(str(exc)) from None

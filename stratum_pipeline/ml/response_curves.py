@@ -11,7 +11,8 @@ Fit: a vectorised grid posterior, no sampler. For every campaign and every cell 
 rate r, the Hill shape h and the half-saturation K (relative to the campaign's median spend), vmax has a
 closed-form quasi-Poisson estimate and the cell a quasi-likelihood (revenue is overdispersed; the
 dispersion is estimated per campaign). Partial pooling is empirical Bayes: the tenant's prior over the
-grid is the average posterior of its campaigns (a few EM steps), so a campaign whose spend hardly varied,
+grid is the average posterior of its campaigns (a few EM steps from `base_prior`, which centres the
+half-saturation on the median spend and stays mixed in), so a campaign whose spend hardly varied,
 or with a short history, borrows the shape of its siblings' curves instead of getting a wild one. Draws
 (cell from the posterior, vmax lognormal around its estimate) carry the parameter uncertainty to the
 simulator.
@@ -42,8 +43,11 @@ MIN_FIT_DAYS = 21
 WINDOW_DAYS = 365
 HALF_LIFE_DAYS = 90.0  # recency weight of a day in the fit (accounts drift: creatives tire, markets move)
 EM_STEPS = 4
-PRIOR_FLOOR = 0.05  # share of the uniform grid mixed into the tenant prior (no cell is ruled out a priori)
+PRIOR_FLOOR = 0.05  # share of the base prior mixed into the tenant prior (no cell is ruled out a priori)
 N_DRAWS = 64
+# base prior's log-sd of the half-saturation around the median spend (0.8 fitted the S-curve test's campaign worse;
+# a prior on the Hill exponent, log-sd 0.5 around 1, measured no better: it stays uniform)
+KAPPA_PRIOR_SD = 1.2
 LIKELIHOOD_TEMPER = (
     0.5  # quasi-likelihood tempering: days are autocorrelated, so each counts for less than one
 )
@@ -218,8 +222,13 @@ def fit_tenant_curves(
     window_days: int = WINDOW_DAYS,
     n_draws: int = N_DRAWS,
     seed: int = 0,
+    prior: np.ndarray | None = None,
+    learn_prior: bool = True,
 ) -> pd.DataFrame:
-    """One row per campaign of `rows` (campaign_id, date, spend, revenue, conversions) seen up to `as_of`."""
+    """One row per campaign of `rows` (campaign_id, date, spend, revenue, conversions) seen up to `as_of`.
+
+    `prior`: the base prior over the grid (ADSTOCK x SHAPE x KAPPA, sums to 1; default `base_prior()`), the
+    EM's start and the floor it keeps; with `learn_prior=False` it is the prior as given (no pooling)."""
     missing = {"campaign_id", "date", "spend", "revenue", "conversions"} - set(rows.columns)
     if missing:
         raise CurveInputError(f"response curves need the columns {sorted(missing)}")
@@ -264,13 +273,13 @@ def fit_tenant_curves(
         / phi_eff[:, None, None, None]
     )
 
-    uniform = np.full(ll.shape[1:], 1.0 / ll[0].size)
-    prior = uniform
+    base = base_prior() if prior is None else _checked_prior(prior, ll.shape[1:])
+    prior = base
     for _ in range(
-        EM_STEPS if fitted.any() else 0
+        EM_STEPS if fitted.any() and learn_prior else 0
     ):  # empirical Bayes: the prior is the campaigns' mean posterior
         post = _normalise(log_lik[fitted] + np.log(prior)[None])
-        prior = (1 - PRIOR_FLOOR) * post.mean(axis=0) + PRIOR_FLOOR * uniform
+        prior = (1 - PRIOR_FLOOR) * post.mean(axis=0) + PRIOR_FLOOR * base
     log_post = np.where(fitted[:, None, None, None], log_lik, 0.0) + np.log(prior)[None]
     post = _normalise(log_post)
 
@@ -382,6 +391,24 @@ def fit_tenant_curves(
     ] = np.nan
     out.loc[fallback, "draws"] = None
     return out
+
+
+def base_prior() -> np.ndarray:
+    """The prior over the grid before any campaign is seen: uniform over the adstock rate and the Hill
+    exponent, the half-saturation lognormal around the campaign's median spend (log-sd KAPPA_PRIOR_SD), as
+    Meridian's default prior puts it near the median spend: advertisers rarely run a campaign far past or far
+    below where its returns start to bend. It matters where a campaign's own days say little (a short
+    history, a budget that hardly moved); the tenant's prior learns away from it where they say more."""
+    k = np.exp(-0.5 * (np.log(KAPPA_GRID) / KAPPA_PRIOR_SD) ** 2)
+    p = np.ones((len(ADSTOCK_GRID), len(SHAPE_GRID), 1)) * k[None, None, :]
+    return p / p.sum()
+
+
+def _checked_prior(prior, shape) -> np.ndarray:
+    p = np.asarray(prior, dtype=float)
+    if p.shape != shape or not np.isfinite(p).all() or (p < 0).any() or p.sum() <= 0:
+        raise CurveInputError(f"prior must be a non-negative {shape} grid with positive mass")
+    return np.maximum(p / p.sum(), 1e-12)
 
 
 def _level(

@@ -150,11 +150,18 @@ class InferenceService:
         self._warehouse_engine = None
 
     def allocate(
-        self, tenant_id: str | int, total_daily_budget=None, bounds=(0.5, 2.0), target_marginal_roas=None
+        self,
+        tenant_id: str | int,
+        total_daily_budget=None,
+        bounds=(0.5, 2.0),
+        target_marginal_roas=None,
+        caution=None,
     ) -> dict:
         """Re-split the tenant's daily budget across its campaigns on their latest response curves (ml.allocator):
         per campaign the current and proposed budget, expected daily revenue and marginal ROAS at each, and the
-        tenant's expected daily uplift with a 5-95% interval. Bad input or an unknown tenant: PredictionError."""
+        tenant's expected daily uplift with a 5-95% interval. `caution` (default off) charges each move the
+        spread of its gain over the curve's draws, so uncertain curves move less. Bad input or an unknown tenant:
+        PredictionError."""
         from stratum_pipeline.ml.allocator import AllocationInputError, allocate
 
         tenant = self._known_tenant(tenant_id)
@@ -169,6 +176,7 @@ class InferenceService:
                 total_daily_budget,
                 bounds,
                 target_marginal_roas,
+                caution=caution,
             )
         except AllocationInputError as exc:
             raise PredictionError(str(exc)) from None
