@@ -433,6 +433,7 @@ class PlainContext:
     """What the asset and check bodies read from their Dagster context, without a run."""
 
     run_id = "plain-python"
+    instance = None  # no run, no event log
     run = SimpleNamespace(tags={})  # no `stratum/tenant_id` tag: every tenant, as the scheduled runs
     log = logging.getLogger("stratum.scale.plain")
 

@@ -172,6 +172,10 @@ def test_a_ranged_run_reports_each_days_check_verdict_and_row_count(sqlite_loade
     )
     assert failed.severity.value == "ERROR" and failed.blocking  # the whole extract is missing: blocking
     assert failed.metadata["range_checked"].value == f"{days[0]}..{days[-1]}"
+    # each day's evaluation targets that day's materialisation in this run (else the UI shows no status)
+    for evaluation in check_evaluations(result):
+        assert evaluation.target_materialization_data is not None, evaluation.asset_key
+        assert evaluation.target_materialization_data.run_id == result.run_id
 
     counts: dict[str, dict[str, int]] = {}
     for event in result.get_asset_materialization_events():
