@@ -152,3 +152,25 @@ def test_noise_levels_come_from_windows_before_the_reference_weeks():
     frame.loc[frame["date"] < days[55], "x"] += 0.5  # the weeks just before the reference moved: more noise
     assert M.noise_levels(frame, profile)["x"] > 5 * level
     assert M.drift_threshold(None) == M.PSI_WARN and M.drift_threshold(0.0) == M.PSI_NOISE_FLOOR
+
+
+def _accuracy_days(relative_bias: list[float], actual: float = 2.0) -> pd.DataFrame:
+    days = pd.date_range("2026-06-01", periods=len(relative_bias))
+    return pd.DataFrame(
+        {"date": days, "bias": [b * actual for b in relative_bias], "mean_actual_roas": actual}
+    )
+
+
+def test_bias_beyond_the_day_to_day_noise_is_degradation_and_noise_is_not():
+    rng = np.random.default_rng(1)
+    dates = np.repeat(pd.date_range("2026-05-01", periods=14), 30)
+    actual = rng.gamma(4.0, 0.5, len(dates))
+    predicted = actual * rng.normal(1.0, 0.3, len(dates))  # unbiased, noisy forecasts
+    sd = M.daily_bias_sd(dates, actual, predicted)
+    assert 0.01 < sd < 0.2
+    assert not M.bias_degraded(_accuracy_days([0.0, 0.02, -0.03]), sd)[0]
+    degraded, reason = M.bias_degraded(_accuracy_days([0.0, 0.6, 0.7]), sd)  # ROAS fell 40%: forecasts +65%
+    assert degraded and "relative bias +65%" in reason
+    assert not M.bias_degraded(_accuracy_days([0.7]), sd)[0]  # one day is not enough
+    assert not M.bias_degraded(_accuracy_days([0.6, 0.7]), None)[0]  # a model without the metric
+    assert np.isnan(M.daily_bias_sd(dates[:60], actual[:60], predicted[:60]))  # two days

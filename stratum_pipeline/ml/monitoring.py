@@ -54,7 +54,7 @@ NOISE_HISTORY_DAYS = 35  # the training days before the reference whose 7-day wi
 NOISE_QUANTILE = 0.95
 NOISE_MARGIN = 1.5  # a live PSI must exceed this multiple of the noise level...
 PSI_NOISE_FLOOR = 0.05  # ...and this floor (a feature that never moved in training has a noise level of ~0)
-MIN_NOISE_WINDOWS = 5
+MIN_NOISE_WINDOWS = 14  # two weeks of windows at least; fewer: no noise level (fixed thresholds)
 PERSIST_DAYS = 3  # k of n: above the noise on 3 of the last 5 evaluated days is an alarm
 PERSIST_WINDOW = 5
 DRIFT_COLUMNS = ["feature", "psi", "status", "rows", "noise_psi", "drift_score", "days_above"]
@@ -63,6 +63,12 @@ DRIFT_COLUMNS = ["feature", "psi", "status", "rows", "noise_psi", "drift_score",
 # of the model's own holdout MAE.
 DEGRADED_MAE_FACTOR = 1.5
 ROAS_MAE_TARGET = 0.3
+# ...or its recent bias is beyond the tenant's noise: the mean relative bias ((mean forecast - mean actual) / mean
+# actual) of the last BIAS_DAYS forecast days beyond BIAS_Z standard errors of the day-to-day relative bias of
+# the model's holdout (`daily_bias_sd`, a training metric). Where single-day noise hides a level shift in the MAE
+# (realistic accounts), the bias of all campaigns moving together shows it.
+BIAS_DAYS = 2
+BIAS_Z = 4.0
 
 
 # --- forecast accuracy --------------------------------------------------------------------
@@ -161,6 +167,39 @@ def accuracy_degraded(recent_mae: float, holdout_mae: float | None) -> tuple[boo
     if recent_mae > limit:
         return True, f"recent MAE {recent_mae:.3f} > limit {limit:.3f}"
     return False, f"recent MAE {recent_mae:.3f} <= limit {limit:.3f}"
+
+
+def daily_bias_sd(dates, actual, predicted) -> float:
+    """The standard deviation over days of the day's relative bias (mean forecast - mean actual) / mean actual:
+    how much a tenant's forecast bias moves by chance from day to day (NaN with fewer than 3 days)."""
+    frame = pd.DataFrame(
+        {
+            "d": pd.to_datetime(pd.Series(dates).to_numpy()),
+            "a": np.asarray(actual, dtype=float),
+            "p": np.asarray(predicted, dtype=float),
+        }
+    )
+    daily = frame.groupby("d").agg(a=("a", "mean"), p=("p", "mean"))
+    daily = daily[daily["a"] > 0]
+    if len(daily) < 3:
+        return float("nan")
+    return float(((daily["p"] - daily["a"]) / daily["a"]).std(ddof=1))
+
+
+def bias_degraded(days: pd.DataFrame, bias_sd: float | None) -> tuple[bool, str]:
+    """Is a model version's recent bias beyond its noise? `days` are its forecast_accuracy rows (date, bias,
+    mean_actual_roas); the last BIAS_DAYS days' mean relative bias against BIAS_Z x bias_sd / sqrt(days)."""
+    if bias_sd is None or not np.isfinite(bias_sd) or bias_sd <= 0 or days.empty:
+        return False, "no bias noise level"
+    recent = days.assign(date=pd.to_datetime(days["date"])).sort_values("date").tail(BIAS_DAYS)
+    recent = recent[recent["mean_actual_roas"] > 0]
+    if len(recent) < BIAS_DAYS:
+        return False, "too few days for the bias rule"
+    relative = float((recent["bias"] / recent["mean_actual_roas"]).mean())
+    limit = BIAS_Z * bias_sd / np.sqrt(len(recent))
+    if abs(relative) > limit:
+        return True, f"relative bias {relative:+.0%} over {len(recent)} days beyond +-{limit:.0%} (the noise)"
+    return False, f"relative bias {relative:+.0%} within +-{limit:.0%}"
 
 
 # --- feature profiles and PSI ---------------------------------------------------------------

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import numpy as np
 import pandas as pd
 
 from stratum_pipeline.ml.anomalies import touches_flagged
@@ -19,6 +20,7 @@ from stratum_pipeline.ml.features import CONVERSION_FEATURES
 from stratum_pipeline.ml.monitoring import (
     DRIFT_FEATURES,
     PROFILE_ARTIFACT,
+    daily_bias_sd,
     feature_profile,
     noise_levels,
     reference_rows,
@@ -212,9 +214,12 @@ def train_roas(
     predictor = ROASPredictor(**model_params).fit(train, train[TARGET])
 
     def evaluate(model, rows):  # with the best naive forecast on the same rows: the gate compares them
+        forecast = model.predict_frame(rows)
+        bias_sd = daily_bias_sd(rows["date"], rows[TARGET], forecast["predicted_roas"])
         return {
-            **roas_metrics(rows[TARGET], model.predict_frame(rows)),
+            **roas_metrics(rows[TARGET], forecast),
             **best_naive_roas(rows[TARGET], rows),
+            **({"daily_bias_sd": bias_sd} if np.isfinite(bias_sd) else {}),  # the accuracy monitor's noise
         }
 
     metrics = evaluate(predictor, test)
