@@ -15,8 +15,8 @@ does not fit the 10-minute budget here), but the same functions they call, in th
   persistent_drift (k of n days) and, for conversion, calibration; retrain on drift_needs_retraining or a
   calibration failure (the asset's rule);
 - `retraining_sensor`: one request per degradation episode per signal asset and tenant-model, the episode
-  closing when the signal no longer names it (the sensor's cursor logic, restated here); ROAS retrains use the
-  sensor's 35-day window, conversion retrains the full one;
+  closing after 3 results that no longer name it (the sensor's own `update_episodes`, the rest of its cursor
+  logic restated here); ROAS retrains use the sensor's 35-day window, conversion retrains the full one;
 - training: the fit, holdout metrics and modelops.gate.decide of modelops.training (without MLflow).
 
 Printed per change kind, regime and seed:
@@ -58,6 +58,7 @@ from datetime import date, timedelta  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from stratum_pipeline.automation.sensors import update_episodes  # noqa: E402
 from stratum_pipeline.demo.changes import KINDS, MODEL, Change  # noqa: E402
 from stratum_pipeline.demo.features import feature_frames  # noqa: E402
 from stratum_pipeline.demo.generator import NOISE_REGIMES, DemoConfig, TenantSpec, generate  # noqa: E402
@@ -185,7 +186,7 @@ def _replay(track: Track, rows: pd.DataFrame, day0: pd.Timestamp, last: pd.Times
     first = day0 - pd.Timedelta(days=BEFORE)
     model_type = track.model_type
     drift_rows: list[pd.DataFrame] = []
-    open_episodes: dict[str, bool] = {"accuracy": False, "drift": False}
+    open_episodes: dict[str, dict] = {"accuracy": {}, "drift": {}}
     served_err, original_err = {}, {}
     forecasts = []
     for day in pd.date_range(first, last):
@@ -265,10 +266,11 @@ def _replay(track: Track, rows: pd.DataFrame, day0: pd.Timestamp, last: pd.Times
         drift_retrain = M.drift_needs_retraining(drift["status"]) or "calibration" in signals
         # the sensor: one request per episode per signal asset
         for asset, named in (("accuracy", "accuracy" in signals), ("drift", drift_retrain)):
-            if named and not open_episodes[asset]:
+            names = {track.tenant: {model_type}} if named else {}
+            open_episodes[asset], open_before = update_episodes(open_episodes[asset], names)
+            if named and f"{track.tenant}/{model_type}" not in open_before:
                 track.requests.append(offset)
                 _retrain(track, rows, day)
-            open_episodes[asset] = named
         if signals:
             track.signals[offset] = signals
     return served_err, original_err
