@@ -33,6 +33,9 @@ def test_every_table_of_the_schema_is_generated_with_its_columns(dataset):
         if table.name == "truth_anomalies":  # off in the low regime (test_anomaly_injection.py has them on)
             assert not TEST_CONFIG.inject_anomalies and dataset[table.name].empty
             continue
+        if table.name == "truth_changes":  # off by default (test_change_injection.py has them on)
+            assert not TEST_CONFIG.changes and dataset[table.name].empty
+            continue
         assert len(dataset[table.name]) > 0, table.name
 
 

@@ -176,8 +176,9 @@ def test_the_retraining_sensor_merges_signals_per_tenant_and_skips_unknown_tenan
 
 def test_one_retrain_per_episode_and_the_default_model_for_a_default_served_tenant():
     """Day after day of the same degradation is one episode: one request on its first day, none while it lasts,
-    a new one only after a day without it. A default-served tenant's signal retrains the default model."""
-    from stratum_pipeline.automation.sensors import retraining_sensor
+    a new one only after EPISODE_QUIET_RESULTS results without it. A default-served tenant's signal retrains the
+    default model."""
+    from stratum_pipeline.automation.sensors import EPISODE_QUIET_RESULTS, retraining_sensor
 
     def day(degraded: dict, cursor):
         instance.report_runless_asset_event(
@@ -203,7 +204,13 @@ def test_one_retrain_per_episode_and_the_default_model_for_a_default_served_tena
         for _ in range(5):  # the same episode, five more days
             requests, cursor = day({**shifted, **cold}, cursor)
             assert requests == []
-        requests, cursor = day({}, cursor)  # recovered: the episode ends
+        for _ in range(2):  # a signal that comes and goes: two quiet days, then back, is the same episode
+            requests, cursor = day({}, cursor)
+            assert requests == []
+        requests, cursor = day(shifted, cursor)
         assert requests == []
+        for _ in range(EPISODE_QUIET_RESULTS):  # recovered: the episode ends after three quiet results
+            requests, cursor = day({}, cursor)
+            assert requests == []
         requests, cursor = day(shifted, cursor)  # a new episode
         assert requests == [("train_tenant_models_job", "acme", ["roas_model"])]

@@ -100,13 +100,13 @@ def test_feature_drift_rows_and_columns():
         **profile["features"],
     }  # a feature the frame lacks
     out = M.feature_drift(profile, pd.DataFrame({"x": np.arange(1.0, 11.0), "z": np.full(10, 100.0)}))
-    assert list(out.columns) == ["feature", "psi", "status", "rows"]
+    assert list(out.columns) == M.DRIFT_COLUMNS[:4] + ["noise_psi", "drift_score", "days_above"]
     assert out["feature"].tolist() == ["x", "z"]
     row = out.set_index("feature")
     assert row.loc["x", "psi"] == 0.0 and row.loc["x", "status"] == "ok" and row.loc["x", "rows"] == 10
     assert row.loc["z", "status"] == "fail"
     empty = M.feature_drift({"features": {}}, pd.DataFrame({"x": [1.0]}))
-    assert empty.empty and list(empty.columns) == ["feature", "psi", "status", "rows"]
+    assert empty.empty and list(empty.columns) == M.DRIFT_COLUMNS
 
 
 def test_feature_drift_skips_a_missing_feature_and_goes_on():

@@ -55,7 +55,8 @@ def forecast_accuracy(context: dg.AssetExecutionContext, warehouse: Warehouse, r
     between the forecast and the ROAS that actually happened, and the share of actuals inside the 10-90% interval.
     A partition is the day whose actuals landed; each run re-evaluates the last 7 forecast days, so late or
     corrected data updates the figures. The same figures are logged to each model version's MLflow monitoring run.
-    Metadata `degraded` lists the tenants whose recent MAE is past the limit (the retraining sensor acts on it)."""
+    Metadata `degraded` lists the tenants whose recent MAE is past the limit, or whose last two days' bias is
+    beyond the day-to-day bias noise of the model's holdout (the retraining sensor acts on it)."""
     first, last = partition_days(context)
     start = first - timedelta(days=ACCURACY_WINDOW_DAYS - 1)
     forecasts = warehouse.read_range(wh.daily_roas_forecasts, start, last, "forecast_date")
@@ -71,8 +72,17 @@ def forecast_accuracy(context: dg.AssetExecutionContext, warehouse: Warehouse, r
     recent = M.recent_accuracy(history, ACCURACY_WINDOW_DAYS)
     degraded, status = {}, []
     for model in recent.itertuples(index=False):
-        holdout = registry.version_metrics(model.model_name, model.model_version).get("mae")
+        version_metrics = registry.version_metrics(model.model_name, model.model_version)
+        holdout = version_metrics.get("mae")
         is_degraded, reason = M.accuracy_degraded(model.mae, holdout)
+        if not is_degraded:  # all campaigns off the same way: a level shift the day's noise hides in the MAE
+            days = history[
+                (history.tenant_id == model.tenant_id)
+                & (history.model_name == model.model_name)
+                & (history.model_version == model.model_version)
+            ]
+            is_degraded, bias_reason = M.bias_degraded(days, version_metrics.get("daily_bias_sd"))
+            reason = bias_reason if is_degraded else reason
         served_by_default = model.model_name == model_name("roas", DEFAULT_MODEL_OWNER)
         if is_degraded:
             # A tenant served by the default model is retrained too: it may have crossed the data minimum.
@@ -179,10 +189,13 @@ def _tenant_drift(
 def feature_drift(context: dg.AssetExecutionContext, warehouse: Warehouse, registry: ModelRegistry):
     """Have the model inputs moved away from what each tenant's champion was trained on? Per tenant and watched
     feature: the population stability index between the champion's training distribution (recorded at training
-    time) and the last 7 days of feature rows; for conversion models also the predicted vs observed conversion
-    rate and calibration error of those sessions. Computed for the last day of the materialised range. Its checks
-    warn above PSI 0.1 and error above 0.25; metadata `retrain` names the tenants and models to retrain (a third
-    or more of the model's features failing, or its calibration failing)."""
+    time) and the last 7 days of feature rows, judged against the tenant's own noise (the PSI its training weeks
+    reach by chance, kept in the profile): above 1.5x that level is a warn, above it on 3 of the last 5 evaluated
+    days a fail (models trained before noise levels keep the fixed PSI 0.1 / 0.25). For conversion models also
+    the predicted vs observed conversion rate and calibration error of those sessions. Computed for the last day
+    of the materialised range. Metadata `ranked` lists each tenant's features above its noise, most drifted
+    first; `retrain` names the tenants and models to retrain (a third or more of the model's features failing,
+    or its calibration failing)."""
     _, last = partition_days(context)
     start = last - timedelta(days=DRIFT_WINDOW_DAYS - 1)
     inputs = {
@@ -195,6 +208,14 @@ def feature_drift(context: dg.AssetExecutionContext, warehouse: Warehouse, regis
             records += _tenant_drift(registry, model_type, tenant, rows.reset_index(drop=True), last)
     columns = [c.name for c in wh.feature_drift.columns]
     drift = pd.DataFrame(records).reindex(columns=columns) if records else pd.DataFrame(columns=columns)
+    # Persistence (k of n days above the tenant's noise) needs the days before: they are in the table already.
+    earlier = warehouse.read_range(
+        wh.feature_drift, last - timedelta(days=M.PERSIST_WINDOW - 1), last - timedelta(days=1)
+    )
+    is_feature = (drift["feature"] != CALIBRATION).to_numpy()
+    drift = pd.concat(
+        [M.persistent_drift(drift[is_feature], earlier), drift[~is_feature]], ignore_index=True
+    ).reindex(columns=columns)
     rows = warehouse.replace_partitions(wh.feature_drift, drift, last, last)
     retrain = {}
     for (tenant, name), group in drift.groupby(["tenant_id", "model_name"]):
@@ -217,6 +238,7 @@ def feature_drift(context: dg.AssetExecutionContext, warehouse: Warehouse, regis
                 ]
             ),
             "retrain": dg.MetadataValue.json(retrain),
+            "ranked": dg.MetadataValue.json(M.top_drift(drift)),
         },
         check_results=drift_check_results(drift),
     )

@@ -53,6 +53,10 @@ def tenant_sync_sensor(context: dg.SensorEvaluationContext, source: SourceDataba
 # five weeks of sessions would often fall below the 10,000-session minimum.)
 DEGRADATION_RETRAIN_WINDOW_DAYS = 35
 
+# An episode ends after this many monitoring results in a row that no longer name the model: a signal that comes
+# and goes around its threshold (a noisy week) is one episode, not a retrain per return.
+EPISODE_QUIET_RESULTS = 3
+
 # Which monitoring asset's metadata names tenants to retrain, and how to read it.
 RETRAIN_SIGNALS = {"forecast_accuracy": "degraded", "feature_drift": "retrain"}
 
@@ -86,12 +90,12 @@ def retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     decides whether the new version serves.
 
     One request per episode: a signal that names a tenant's model day after day is one degradation episode, and
-    only its first day requests a retrain; the episode ends on the first monitoring result that no longer names
-    it. A tenant served by the default model is not retrained (it has no model of its own): its degraded
+    only its first day requests a retrain; the episode ends after EPISODE_QUIET_RESULTS monitoring results in a
+    row that no longer name it. A tenant served by the default model is not retrained (it has no model of its own): its degraded
     accuracy requests one retrain of the default ROAS model per episode. The cursor holds the last monitoring
     materialisation acted on and the open episodes, and run keys name the signal, so nothing is requested twice."""
     cursor = json.loads(context.cursor) if context.cursor else {}
-    episodes = cursor.setdefault("episodes", {})  # signal asset -> ["tenant/model", ...] still open
+    episodes = cursor.setdefault("episodes", {})  # signal asset -> {"tenant/model": quiet results} still open
     known = set(context.instance.get_dynamic_partitions(tenant_partitions.name))
     wanted: dict[str, set[str]] = {}
     reasons: dict[str, list[str]] = {}
@@ -103,8 +107,7 @@ def retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         cursor[asset] = event.storage_id
         entry = event.asset_materialization.metadata.get(key)
         named = _models_to_retrain(asset, entry.value if entry else {})
-        open_before = set(episodes.get(asset, []))
-        episodes[asset] = sorted(f"{tenant}/{model}" for tenant, models in named.items() for model in models)
+        episodes[asset], open_before = update_episodes(episodes.get(asset, {}), named)
         for tenant, models in named.items():
             if tenant != DEFAULT_MODEL_OWNER and tenant not in known:
                 context.log.warning(
@@ -125,6 +128,17 @@ def retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         cursor=json.dumps(cursor),
         skip_reason=None if requests else "no new degradation episode since the last tick",
     )
+
+
+def update_episodes(previous, named: dict[str, set[str]]) -> tuple[dict[str, int], set[str]]:
+    """({"tenant/model": results since it was last named}, the keys open before this result). `previous` is
+    the cursor's value (a list of keys in cursors written before EPISODE_QUIET_RESULTS)."""
+    before = dict.fromkeys(previous, 0) if isinstance(previous, list) else dict(previous)
+    now = {f"{tenant}/{model}" for tenant, models in named.items() for model in models}
+    updated = {key: quiet + 1 for key, quiet in before.items() if key not in now}
+    updated = {key: quiet for key, quiet in updated.items() if quiet < EPISODE_QUIET_RESULTS}
+    updated.update(dict.fromkeys(now, 0))
+    return dict(sorted(updated.items())), set(before)
 
 
 def _retrain_request(tenant: str, models: set[str], reasons: list[str]) -> dg.RunRequest:

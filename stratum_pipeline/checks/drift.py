@@ -1,8 +1,9 @@
 """Drift checks on the `feature_drift` asset: one check per watched feature, plus conversion calibration.
 
 A check looks at every tenant's PSI for its feature (each tenant against its own champion's training
-profile) and reports the worst: WARN above PSI 0.1, ERROR above 0.25; the tenants and values are in
-its metadata. `conversion_calibration` does the same for the gap between the predicted and the
+profile and the noise level recorded with it) and reports the worst: WARN when a tenant's PSI is above its
+noise threshold today, ERROR when above it on 3 of the last 5 evaluated days (models trained before noise
+levels: WARN above PSI 0.1, ERROR above 0.25); the tenants and values are in its metadata. `conversion_calibration` does the same for the gap between the predicted and the
 observed conversion rate of recent sessions.
 """
 
@@ -15,6 +16,9 @@ from stratum_pipeline.ml.monitoring import (
     CALIBRATION_FAIL,
     CALIBRATION_WARN,
     DRIFT_FEATURES,
+    NOISE_MARGIN,
+    PERSIST_DAYS,
+    PERSIST_WINDOW,
     PSI_FAIL,
     PSI_WARN,
 )
@@ -35,7 +39,8 @@ def drift_check_specs() -> list[dg.AssetCheckSpec]:
             asset=ASSET,
             description=(
                 f"{model_type} feature {feature}: PSI between each tenant's champion training data and the latest week; "
-                f"warns above {PSI_WARN}, errors above {PSI_FAIL}"
+                f"warns above {NOISE_MARGIN}x the tenant's own noise level, errors when above it on {PERSIST_DAYS} of "
+                f"the last {PERSIST_WINDOW} days (without a noise level: warns above {PSI_WARN}, errors above {PSI_FAIL})"
             ),
         )
         for model_type, features in DRIFT_FEATURES.items()

@@ -28,7 +28,9 @@ probability per session, the true fatigue score and level per creative-day (the 
 of ml.fatigue applied to the noise-free latent state) and, independent of any scorer, the creative-day's
 true CTR retention, its band (`retention_level`) and the first day its retention is below 0.5, every
 injected bad row with its kind, and every injected anomaly (`DemoConfig.anomalies`, demo/anomalies.py: outages, spend spikes, conversion-rate drops,
-CPC jumps, match-key outages) with its campaign, days, kind and size.
+CPC jumps, match-key outages) with its campaign, days, kind and size, and every injected regime change
+(`DemoConfig.changes`, demo/changes.py: level shifts, response changes, conversion shifts, traffic-mix shifts,
+seasonal jumps; off by default) in `truth_changes`.
 
 Deterministic for a seed and an end date. Vectorised with numpy; scales to
 100 tenants x 50 campaigns x 365 days.
@@ -45,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from stratum_pipeline.demo import anomalies as injected_anomalies
+from stratum_pipeline.demo import changes as injected_changes
 from stratum_pipeline.ml import fatigue
 
 # --- configuration -------------------------------------------------------------------
@@ -154,6 +157,7 @@ class DemoConfig:
     anomalies: bool | None = (
         None  # injected campaign anomalies (demo/anomalies.py); None: on in the realistic regime
     )
+    changes: tuple[injected_changes.Change, ...] = ()  # dated regime changes per tenant (demo/changes.py)
 
     @property
     def inject_anomalies(self) -> bool:
@@ -418,6 +422,18 @@ def generate(config: DemoConfig) -> DemoDataset:
     ds.tables["sessions"] = sessions
     ds.tables["truth_sessions"] = truth_sessions
     ds.tables["capi_events"] = _capi_events(rng, campaigns, sessions)
+    if config.changes:  # their own random stream too; before anomalies, which then sit on the changed world
+        ds.tables["truth_changes"] = injected_changes.inject(
+            config.seed,
+            config.changes,
+            {t.tenant_id: days[len(days) - t.history_days] for t in config.tenants},
+            days,
+            campaigns,
+            ds.tables,
+            CONVERSION_MODEL["traffic_source"],
+        )
+    else:
+        ds.tables["truth_changes"] = pd.DataFrame(columns=injected_changes.COLUMNS)
     if config.inject_anomalies:  # their own random stream: the main stream's draws (and tables) are unchanged
         ds.tables["truth_anomalies"] = injected_anomalies.inject(
             config.seed, campaigns, days, metrics, truth, ds.tables["capi_events"]

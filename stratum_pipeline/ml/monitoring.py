@@ -8,6 +8,13 @@ functions and write what they return.
 - `feature_profile` / `psi`: a training set is summarised once (quantile bin edges and the share
   of rows per bin for numbers, the share per category for categories, plus the share missing),
   so drift against any later window needs only the profile, never the training rows again.
+- `noise_levels` / `persistent_drift`: drift above the tenant's own noise. At training time each feature's PSI is
+  computed for every 7-day window of the five training weeks before the profile's reference weeks (data the
+  profile has not seen, as a live window) against the profile: the high quantile of those
+  values is the PSI the tenant reaches by chance (`noise_psi`, kept in the profile). A live window is above the
+  noise when its PSI exceeds NOISE_MARGIN x that level (and the floor); it alarms (status 'fail') when it is
+  above on PERSIST_DAYS of the last PERSIST_WINDOW days. Features rank by `drift_score` = PSI / threshold.
+  A profile without noise levels (a model trained before them) keeps the fixed PSI thresholds.
 - `calibration`: predicted vs observed conversion rate and expected calibration error (ECE).
 """
 
@@ -41,10 +48,27 @@ PSI_EPSILON = 1e-4  # share given to an empty bin so the log stays finite
 MISSING = "__missing__"
 OTHER = "__other__"
 
+# Noise-calibrated drift (see the module docstring).
+NOISE_WINDOW_DAYS = 7  # as the live window the feature_drift asset compares
+NOISE_HISTORY_DAYS = 35  # the training days before the reference whose 7-day windows sample the noise
+NOISE_QUANTILE = 0.95
+NOISE_MARGIN = 1.5  # a live PSI must exceed this multiple of the noise level...
+PSI_NOISE_FLOOR = 0.05  # ...and this floor (a feature that never moved in training has a noise level of ~0)
+MIN_NOISE_WINDOWS = 14  # two weeks of windows at least; fewer: no noise level (fixed thresholds)
+PERSIST_DAYS = 3  # k of n: above the noise on 3 of the last 5 evaluated days is an alarm
+PERSIST_WINDOW = 5
+DRIFT_COLUMNS = ["feature", "psi", "status", "rows", "noise_psi", "drift_score", "days_above"]
+
 # Accuracy degradation: the recent MAE is degraded if above both the absolute target and this multiple
 # of the model's own holdout MAE.
 DEGRADED_MAE_FACTOR = 1.5
 ROAS_MAE_TARGET = 0.3
+# ...or its recent bias is beyond the tenant's noise: the mean relative bias ((mean forecast - mean actual) / mean
+# actual) of the last BIAS_DAYS forecast days beyond BIAS_Z standard errors of the day-to-day relative bias of
+# the model's holdout (`daily_bias_sd`, a training metric). Where single-day noise hides a level shift in the MAE
+# (realistic accounts), the bias of all campaigns moving together shows it.
+BIAS_DAYS = 2
+BIAS_Z = 4.0
 
 
 # --- forecast accuracy --------------------------------------------------------------------
@@ -145,6 +169,39 @@ def accuracy_degraded(recent_mae: float, holdout_mae: float | None) -> tuple[boo
     return False, f"recent MAE {recent_mae:.3f} <= limit {limit:.3f}"
 
 
+def daily_bias_sd(dates, actual, predicted) -> float:
+    """The standard deviation over days of the day's relative bias (mean forecast - mean actual) / mean actual:
+    how much a tenant's forecast bias moves by chance from day to day (NaN with fewer than 3 days)."""
+    frame = pd.DataFrame(
+        {
+            "d": pd.to_datetime(pd.Series(dates).to_numpy()),
+            "a": np.asarray(actual, dtype=float),
+            "p": np.asarray(predicted, dtype=float),
+        }
+    )
+    daily = frame.groupby("d").agg(a=("a", "mean"), p=("p", "mean"))
+    daily = daily[daily["a"] > 0]
+    if len(daily) < 3:
+        return float("nan")
+    return float(((daily["p"] - daily["a"]) / daily["a"]).std(ddof=1))
+
+
+def bias_degraded(days: pd.DataFrame, bias_sd: float | None) -> tuple[bool, str]:
+    """Is a model version's recent bias beyond its noise? `days` are its forecast_accuracy rows (date, bias,
+    mean_actual_roas); the last BIAS_DAYS days' mean relative bias against BIAS_Z x bias_sd / sqrt(days)."""
+    if bias_sd is None or not np.isfinite(bias_sd) or bias_sd <= 0 or days.empty:
+        return False, "no bias noise level"
+    recent = days.assign(date=pd.to_datetime(days["date"])).sort_values("date").tail(BIAS_DAYS)
+    recent = recent[recent["mean_actual_roas"] > 0]
+    if len(recent) < BIAS_DAYS:
+        return False, "too few days for the bias rule"
+    relative = float((recent["bias"] / recent["mean_actual_roas"]).mean())
+    limit = BIAS_Z * bias_sd / np.sqrt(len(recent))
+    if abs(relative) > limit:
+        return True, f"relative bias {relative:+.0%} over {len(recent)} days beyond +-{limit:.0%} (the noise)"
+    return False, f"relative bias {relative:+.0%} within +-{limit:.0%}"
+
+
 # --- feature profiles and PSI ---------------------------------------------------------------
 
 
@@ -239,15 +296,104 @@ def drift_status(value: float) -> str:
     return "ok"
 
 
+def noise_levels(
+    train: pd.DataFrame, profile: dict, date_column: str = "date", reference_days: int = PROFILE_DAYS
+) -> dict[str, float]:
+    """Per profiled feature, the PSI the tenant's own variation gives: the NOISE_QUANTILE of the PSI against the
+    profile of every NOISE_WINDOW_DAYS-day window in the NOISE_HISTORY_DAYS training days before the profile's
+    reference weeks (the last `reference_days`); features with fewer than MIN_NOISE_WINDOWS windows get none."""
+    if train.empty or not profile.get("features"):
+        return {}
+    dates = pd.to_datetime(train[date_column]).dt.normalize()
+    # Windows before the reference weeks only: like a live window, each is data the profile has not seen.
+    last = dates.max() - pd.Timedelta(days=reference_days)
+    recent = ((dates > last - pd.Timedelta(days=NOISE_HISTORY_DAYS)) & (dates <= last)).to_numpy()
+    if not recent.any():
+        return {}
+    frame, day = train[recent], dates[recent].to_numpy()
+    window = pd.Timedelta(days=NOISE_WINDOW_DAYS)
+    ends = pd.date_range(pd.Timestamp(day.min()) + window - pd.Timedelta(days=1), last)
+    values: dict[str, list[float]] = {name: [] for name in profile["features"] if name in frame}
+    for end in ends:
+        inside = (day > (end - window).to_datetime64()) & (day <= end.to_datetime64())
+        if not inside.any():
+            continue
+        rows = frame[inside]
+        for name in values:
+            entry = profile["features"][name]
+            values[name].append(psi(entry["shares"], distribution(entry, rows[name])))
+    return {
+        name: float(np.quantile(v, NOISE_QUANTILE))
+        for name, v in values.items()
+        if len(v) >= MIN_NOISE_WINDOWS
+    }
+
+
+def drift_threshold(noise_psi: float | None) -> float:
+    """The PSI above which a live window is above the tenant's noise (the fixed PSI_WARN without a noise level)."""
+    if noise_psi is None or not np.isfinite(noise_psi):
+        return PSI_WARN
+    return max(NOISE_MARGIN * noise_psi, PSI_NOISE_FLOOR)
+
+
 def feature_drift(profile: dict, frame: pd.DataFrame) -> pd.DataFrame:
-    """PSI and status of every profiled feature between the training profile and `frame` (feature, psi, status, rows)."""
+    """PSI of every profiled feature between the training profile and `frame`, with its noise level, its
+    `drift_score` (PSI / threshold: above 1 is above the noise) and a one-day status: with a noise level 'warn'
+    above the threshold ('fail' needs persistence: `persistent_drift`); without one the fixed PSI thresholds."""
+    noise = profile.get("noise") or {}
     rows = []
     for name, entry in profile["features"].items():
         if name not in frame:
             continue
         value = psi(entry["shares"], distribution(entry, frame[name]))
-        rows.append({"feature": name, "psi": value, "status": drift_status(value), "rows": int(len(frame))})
-    return pd.DataFrame(rows, columns=["feature", "psi", "status", "rows"])
+        level = noise.get(name)
+        score = value / drift_threshold(level)
+        status = drift_status(value) if level is None else ("warn" if score > 1.0 else "ok")
+        rows.append(
+            {
+                "feature": name,
+                "psi": value,
+                "status": status,
+                "rows": int(len(frame)),
+                "noise_psi": np.nan if level is None else float(level),
+                "drift_score": score,
+                "days_above": int(score > 1.0),
+            }
+        )
+    return pd.DataFrame(rows, columns=DRIFT_COLUMNS)
+
+
+def persistent_drift(today: pd.DataFrame, earlier: pd.DataFrame) -> pd.DataFrame:
+    """Apply the k-of-n rule to today's calibrated drift rows: `days_above` counts the days, among today and the
+    PERSIST_WINDOW - 1 evaluated days before it (`earlier`: feature_drift rows of those days), on which the same
+    tenant, model version and feature were above the noise; today above and days_above >= PERSIST_DAYS is 'fail'.
+    Rows without a noise level keep their fixed-threshold status. Both frames carry tenant_id, model_name,
+    model_version, feature, drift_score (and `earlier` a date)."""
+    out = today.copy()
+    if out.empty:
+        return out
+    key = ["tenant_id", "model_name", "model_version", "feature"]  # a new champion starts afresh
+    above_today = pd.to_numeric(out["drift_score"], errors="coerce").fillna(0.0) > 1.0
+    if earlier is not None and not earlier.empty and "drift_score" in earlier:
+        previous = earlier[pd.to_numeric(earlier["drift_score"], errors="coerce").fillna(0.0) > 1.0]
+        counts = previous.groupby(key)["date"].nunique() if len(previous) else pd.Series(dtype=float)
+        before = counts.reindex(pd.MultiIndex.from_frame(out[key])).fillna(0).to_numpy(dtype=int)
+    else:
+        before = np.zeros(len(out), dtype=int)
+    calibrated = out["noise_psi"].notna().to_numpy()
+    out["days_above"] = np.where(calibrated, before + above_today.to_numpy(), out["days_above"])
+    alarm = calibrated & above_today.to_numpy() & (out["days_above"].to_numpy() >= PERSIST_DAYS)
+    out.loc[alarm, "status"] = "fail"
+    return out
+
+
+def top_drift(drift: pd.DataFrame) -> dict[str, list[str]]:
+    """{tenant: [feature, ...]}: each tenant's features above its noise threshold, highest drift_score first."""
+    if drift.empty or "drift_score" not in drift:
+        return {}
+    score = pd.to_numeric(drift["drift_score"], errors="coerce")
+    above = drift[score > 1.0].assign(_s=score).sort_values("_s", ascending=False)
+    return {str(t): list(g["feature"]) for t, g in above.groupby("tenant_id", sort=True)}
 
 
 def summarize_features(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:

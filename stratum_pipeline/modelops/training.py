@@ -10,13 +10,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import numpy as np
 import pandas as pd
 
 from stratum_pipeline.ml.anomalies import touches_flagged
 from stratum_pipeline.ml.conversion import ConversionPredictor
 from stratum_pipeline.ml.evaluation import best_naive_roas, conversion_metrics, roas_metrics
 from stratum_pipeline.ml.features import CONVERSION_FEATURES
-from stratum_pipeline.ml.monitoring import DRIFT_FEATURES, PROFILE_ARTIFACT, feature_profile, reference_rows
+from stratum_pipeline.ml.monitoring import (
+    DRIFT_FEATURES,
+    PROFILE_ARTIFACT,
+    daily_bias_sd,
+    feature_profile,
+    noise_levels,
+    reference_rows,
+)
 from stratum_pipeline.ml.roas import TARGET, ROASPredictor, training_frame
 from stratum_pipeline.modelops.gate import GateDecision, decide
 from stratum_pipeline.modelops.plots import HOLDOUT_PLOT, conversion_holdout_plot, roas_holdout_plot
@@ -110,8 +118,10 @@ def register_and_gate(challenger: Challenger, registry) -> TrainingOutcome:
     )
     params, tags, train = challenger.params, challenger.tags, challenger.train_rows
     name = model_name(model_type, tenant)
-    # The training distribution of each watched feature, kept beside the model: drift checks compare against it.
+    # The training distribution of each watched feature, kept beside the model: drift checks compare against it,
+    # with the PSI the tenant's own week-to-week variation reaches (its noise level).
     profile = feature_profile(reference_rows(train), DRIFT_FEATURES[model_type])
+    profile["noise"] = noise_levels(train, profile)
     registered = registry.log_and_register(
         name, predictor, example, params, metrics, tags, {PROFILE_ARTIFACT: profile}, challenger.plots
     )
@@ -204,9 +214,12 @@ def train_roas(
     predictor = ROASPredictor(**model_params).fit(train, train[TARGET])
 
     def evaluate(model, rows):  # with the best naive forecast on the same rows: the gate compares them
+        forecast = model.predict_frame(rows)
+        bias_sd = daily_bias_sd(rows["date"], rows[TARGET], forecast["predicted_roas"])
         return {
-            **roas_metrics(rows[TARGET], model.predict_frame(rows)),
+            **roas_metrics(rows[TARGET], forecast),
             **best_naive_roas(rows[TARGET], rows),
+            **({"daily_bias_sd": bias_sd} if np.isfinite(bias_sd) else {}),  # the accuracy monitor's noise
         }
 
     metrics = evaluate(predictor, test)

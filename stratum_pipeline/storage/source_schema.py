@@ -194,6 +194,19 @@ truth_anomalies = sa.Table(
     sa.Column("size", sa.Float, nullable=False, comment="kind-specific: demo/anomalies.py SIZE_MEANING"),
 )
 
+truth_changes = sa.Table(
+    "truth_changes",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False, comment="demo/changes.py KINDS"),
+    sa.Column("start_date", sa.Date, nullable=False),
+    sa.Column("end_date", sa.Date, comment="last changed day; NULL: the change persists"),
+    sa.Column("size", sa.Float, nullable=False, comment="kind-specific: demo/changes.py SIZE_MEANING"),
+    sa.Column("model_type", sa.String(16), nullable=False, comment="the model the change concerns"),
+    sa.Column("moved_features", sa.String(256), nullable=False, comment="watched features that truly move"),
+)
+
 SOURCE_TABLES = (
     tenants,
     campaigns,
@@ -210,4 +223,5 @@ TRUTH_TABLES = (
     truth_creative_daily,
     truth_bad_rows,
     truth_anomalies,
+    truth_changes,
 )

@@ -920,7 +920,26 @@ feature_drift = sa.Table(
         "status",
         sa.String(8),
         nullable=False,
-        comment="ok, warn (PSI over 0.1; |rate_gap| over 0.02) or fail (PSI over 0.25; |rate_gap| over 0.05)",
+        comment="ok, warn or fail. With a noise level: warn = PSI above the tenant's noise threshold today, fail "
+        "= above it on 3 of the last 5 evaluated days. Without one (older models): warn PSI over 0.1, fail over "
+        "0.25. Calibration rows: warn |rate_gap| over 0.02, fail over 0.05",
+    ),
+    sa.Column(
+        "noise_psi",
+        sa.Float,
+        comment="the PSI this tenant's feature reaches by chance: 95th percentile over the 7-day windows of the "
+        "champion's last 8 training weeks (NULL: no noise level, fixed thresholds)",
+    ),
+    sa.Column(
+        "drift_score",
+        sa.Float,
+        comment="PSI / its threshold (max(1.5 x noise_psi, 0.05), or 0.1 without a noise level): above 1 is "
+        "above the noise; features rank by it",
+    ),
+    sa.Column(
+        "days_above",
+        sa.Integer,
+        comment="days above the noise among this and the 4 evaluated days before it",
     ),
 )
 
