@@ -201,12 +201,14 @@ warehouse = Warehouse(url=url)
 clean = warehouse.read_range(extract.table, day, day).assign(spend=123456.0)
 quarantine = warehouse.read_range(extract.quarantine, day, day, "partition_date").head(1)
 
-def after_insert(conn, cursor, statement, parameters, context, executemany):
-    if hang and statement.lstrip().upper().startswith("INSERT"):
+def before_quarantine_delete(conn, cursor, statement, parameters, context, executemany):
+    # the raw table's rows are deleted and inserted by now (the insert is a COPY on PostgreSQL, which passes no
+    # SQLAlchemy event): hang inside the transaction, before the commit
+    if hang and statement.lstrip().upper().startswith("DELETE") and "quarantine" in statement:
         print("deleted and inserted, not committed", flush=True)
         time.sleep(600)
 
-sa.event.listen(engine_for(url), "after_cursor_execute", after_insert)
+sa.event.listen(engine_for(url), "after_cursor_execute", before_quarantine_delete)
 print(warehouse.replace_partitions_together(
     [(extract.table, clean, "date"), (extract.quarantine, quarantine, "partition_date")], day, day), flush=True)
 """

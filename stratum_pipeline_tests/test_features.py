@@ -11,6 +11,7 @@ from stratum_pipeline.ml.features import (
     CONVERSION_FEATURES,
     FATIGUE_FEATURES,
     ROAS_FEATURES,
+    _rolling_sums,
     campaign_features,
     creative_features,
     session_features,
@@ -213,3 +214,23 @@ def test_an_id_that_is_a_list_is_a_clear_error():
         InputError, match="campaign daily rows: campaign_id has 1 values that are not a text or number id"
     ):
         campaign_features(frame)
+
+
+@pytest.mark.parametrize("days", [1, 3, 7, 30])
+def test_vectorised_rolling_sums_equal_pandas_calendar_rolling(days):
+    """_rolling_sums against pandas' groupby().rolling(f"{days}D") on keys with gaps, single days and floats."""
+    rng = np.random.default_rng(days)
+    parts = []
+    for key in ["a", "b", "c", "d"]:
+        n = int(rng.integers(1, 60))
+        dates = pd.Timestamp("2026-01-01") + pd.to_timedelta(np.sort(rng.choice(120, n, replace=False)), "D")
+        parts.append(
+            pd.DataFrame({"k": key, "date": dates, "x": rng.normal(100, 50, n), "y": rng.integers(0, 9, n)})
+        )
+    frame = pd.concat(parts, ignore_index=True).sort_values(["k", "date"]).reset_index(drop=True)
+    got = _rolling_sums(frame, "k", ["x", "y"], days)
+    rolled = frame.set_index("date").groupby("k", sort=False)[["x", "y"]].rolling(f"{days}D")
+    expected = rolled.sum().reset_index(drop=True)
+    np.testing.assert_allclose(got[f"x_{days}d"], expected["x"], rtol=1e-12)
+    np.testing.assert_array_equal(got[f"y_{days}d"], expected["y"])
+    np.testing.assert_array_equal(got[f"n_{days}d"], rolled.count().reset_index(drop=True)["x"])

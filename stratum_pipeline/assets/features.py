@@ -62,9 +62,11 @@ def creative_features(context: dg.AssetExecutionContext, warehouse: Warehouse) -
     shows and the ROAS model's creative-fatigue input."""
     first, last = partition_days(context)
     lookback = first - timedelta(days=features.CREATIVE_LOOKBACK_DAYS - 1)
-    frame = features.creative_features(
-        warehouse.read_range(wh.raw_creative_daily, lookback, last), first, last
+    # only the creatives live in the run's days (the others' rows change no output row), only the columns used
+    history = warehouse.read_histories(
+        wh.raw_creative_daily, "creative_id", lookback, first, last, features.CREATIVE_INPUTS
     )
+    frame = features.creative_features(history, first, last)
     rows = warehouse.replace_partitions(wh.creative_features, frame, first, last)
     return _result(context, frame, rows, first, last, features.FATIGUE_FEATURES)
 

