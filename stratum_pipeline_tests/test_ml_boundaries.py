@@ -744,3 +744,38 @@ def test_emq_refuses_oversized_keys_and_non_mappings():
     assert str(caught.value) == "external_id is 4,097 characters long, more than the limit of 4,096"
     with pytest.raises(TypeError, match="^event must be a dict, got list$"):
         analyzer.analyze(["email"], "meta")
+
+
+def test_top_factors_are_the_largest_contributions_in_order_with_their_inputs():
+    """The session model's factors: per row the `top` signals by |impact| (TreeSHAP, summed per signal), each
+    with the raw input value (None where missing), its impact to 4 digits and its direction by sign."""
+    from .small_models import conversion_predictor
+
+    model = conversion_predictor()
+    rows = pd.DataFrame(
+        {
+            **{name: [1.0, 9.0, 5.0] for name in model.feature_names[:6]},
+            "device_type": ["desktop", "mobile", "mobile"],
+            "traffic_source": ["search", "social", "search"],
+            "user_segment": ["new", "returning", "new"],
+        }
+    )
+    rows.loc[2, "cart_value"] = np.nan
+    contributions = model.contributions(rows)
+    factors = model.top_factors(rows, top=4)
+    assert [len(f) for f in factors] == [4, 4, 4]
+    for i, row_factors in enumerate(factors):
+        expected = contributions.drop(columns="bias").iloc[i]
+        ranked = expected.abs().sort_values(ascending=False, kind="stable")
+        assert [f["feature"] for f in row_factors] == list(ranked.index[:4])
+        for factor in row_factors:
+            impact = expected[factor["feature"]]
+            assert factor["impact"] == round(float(impact), 4)
+            assert factor["direction"] == ("increases" if impact > 0 else "decreases")
+            raw = rows.loc[i, factor["feature"]]
+            assert factor["value"] == (None if pd.isna(raw) else raw)
+    assert model.top_factors(rows.iloc[:0]) == []
+    # the single-session call names the same factors as the frame call
+    one = model.predict({k: (None if pd.isna(v) else v) for k, v in rows.iloc[2].items()}, top=4)
+    assert one["top_factors"] == factors[2]
+    assert factors[0][0]["feature"] == "pages_viewed"  # the only signal the synthetic target depends on
