@@ -47,8 +47,8 @@ BUGS = [
         "stratum_pipeline/storage/extracts.py",
         (
             (
-                'non_negative=("spend", "impressions", "clicks", "conversions", "revenue"),',
-                'non_negative=("spend", "impressions", "clicks", "conversions"),',
+                '"conversions",\n                    "revenue",\n                    "daily_budget",',
+                '"conversions",\n                    "daily_budget",',
             ),
         ),
         _t("test_validation"),
