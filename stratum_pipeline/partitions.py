@@ -4,9 +4,13 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-DAILY_START_DATE = "2024-01-01"
+from stratum_pipeline.settings import partitions_start
 
-# One partition per UTC day; the newest is yesterday (a day is extracted once it is over).
+# STRATUM_PARTITIONS_START (default 2024-01-01): the demo sets its first day, so the catalog shows no day as
+# missing that has no data. A bad value is a one-line SettingsError when the definitions load.
+DAILY_START_DATE = partitions_start()
+
+# One partition per UTC day from DAILY_START_DATE; the newest is yesterday (a day is extracted once it is over).
 daily_partitions = dg.DailyPartitionsDefinition(start_date=DAILY_START_DATE, timezone="UTC")
 
 # One partition per tenant, kept in step with the source `tenants` table.

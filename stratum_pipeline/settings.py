@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 PROVIDERS = ("local", "vertex")
@@ -51,6 +52,7 @@ class Env:
     VERTEX_AI_LOCATION = "VERTEX_AI_LOCATION"
     VERTEX_AI_API_ENDPOINT = "VERTEX_AI_API_ENDPOINT"
     VERTEX_AI_TIMEOUT_SECONDS = "VERTEX_AI_TIMEOUT_SECONDS"
+    PARTITIONS_START = "STRATUM_PARTITIONS_START"
 
 
 # What each variable means (`stratum env` and the README's configuration table say the same).
@@ -75,11 +77,35 @@ VARIABLES = {
     Env.VERTEX_AI_LOCATION: "the Vertex AI region (default us-central1)",
     Env.VERTEX_AI_API_ENDPOINT: "another Vertex AI API host (a stand-in server in tests)",
     Env.VERTEX_AI_TIMEOUT_SECONDS: "the Vertex AI request timeout (default 10)",
+    Env.PARTITIONS_START: "the first day of the daily partitions, YYYY-MM-DD (default 2024-01-01; the demo sets its own)",
 }
 
 
 class SettingsError(ValueError):
     """A bad setting: the message is one line naming the variable."""
+
+
+DEFAULT_PARTITIONS_START = "2024-01-01"
+
+
+def partitions_start(env: Mapping[str, str] | None = None) -> str:
+    """The first day of the daily partitions (STRATUM_PARTITIONS_START, ISO date), default 2024-01-01.
+
+    The one setting read when the definitions load: Dagster fixes a partitions definition then. Every process
+    of a deployment (webserver, daemon, run workers) must see the same value."""
+    env = os.environ if env is None else env
+    value = (env.get(Env.PARTITIONS_START) or "").strip()
+    if not value:
+        return DEFAULT_PARTITIONS_START
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise SettingsError(
+            f"{Env.PARTITIONS_START}={value[:40]!r} is not a date: use YYYY-MM-DD, e.g. {DEFAULT_PARTITIONS_START}"
+        ) from None
+    if len(value) != 10 or day.year < 2000:
+        raise SettingsError(f"{Env.PARTITIONS_START}={value[:40]!r}: use a YYYY-MM-DD day from 2000 on")
+    return day.isoformat()
 
 
 # Query parameters whose value is a secret (psycopg's password/sslpassword, tokens, API keys, ...).

@@ -90,13 +90,19 @@ def sqlite_loaded_urls(tmp_path, dataset):
 
 
 @pytest.fixture(scope="session")
-def dagster_webserver(tmp_path_factory):
-    """`dagster-webserver` on loopback serving a small materialised project (see webserver.py); stopped at the end."""
-    from .webserver import DagsterWebserver, prepare_project
+def webserver_project(tmp_path_factory):
+    """A small materialised project laid out as the embedded default (see webserver.py)."""
+    from .webserver import prepare_project
 
-    root = tmp_path_factory.mktemp("webserver")
-    project = prepare_project(root / "project")
-    server = DagsterWebserver(project, root / "webserver.log")
+    return prepare_project(tmp_path_factory.mktemp("webserver") / "project")
+
+
+@pytest.fixture(scope="session")
+def dagster_webserver(webserver_project):
+    """`dagster-webserver` on loopback serving `webserver_project`; stopped at the end."""
+    from .webserver import DagsterWebserver
+
+    server = DagsterWebserver(webserver_project, webserver_project.root.parent / "webserver.log")
     try:
         server.wait_until_ready()
         yield server

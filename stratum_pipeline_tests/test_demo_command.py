@@ -101,6 +101,25 @@ def test_stratum_demo_runs_the_daily_graph_on_the_embedded_default(tmp_path):
         materialized = instance.get_materialized_partitions(dg.AssetKey("campaign_features"))
         assert len(materialized) == 45
 
+    # The daily partitions start at the demo's first day: for `stratum ui` and plain `dagster dev` too, so the
+    # catalog shows 45 days, none of them missing (not every day since 2024-01-01).
+    assert paths["STRATUM_PARTITIONS_START"] == "2026-04-17" == min(materialized)
+    (tmp_path / ".stratum").symlink_to(home)  # plain `dagster dev` reads ./.stratum of its folder
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from stratum_pipeline.embedded_definitions import defs;"
+            "print(defs.resolve_assets_def('campaign_features').partitions_def.get_first_partition_key())",
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert loaded.stdout.strip() == "2026-04-17", loaded.stdout + loaded.stderr
+
 
 def test_bad_arguments_give_a_one_line_error(tmp_path):
     done = subprocess.run(

@@ -167,6 +167,7 @@ def test_the_tenant_sensor_adds_new_tenants_and_requests_their_first_training(tm
 
 def test_the_leaderboard_shows_every_tenant_its_champion_and_the_targets(stack):
     import json
+    import re
 
     from stratum_pipeline.assets.models import model_leaderboard
 
@@ -196,8 +197,13 @@ def test_the_leaderboard_shows_every_tenant_its_champion_and_the_targets(stack):
     assert "bias within" in big["targets"] and big["mlflow_run"]
     detector = rows.loc[("big", "anomaly_detector")]  # never trained here: nothing serves it yet
     assert detector["model_name"] is None and pd.isna(detector["meets_targets"])
+    assert detector["served_by"] == "none"  # neither its own nor the default detector exists
     shown = result.asset_materializations_for_node("model_leaderboard")[0].metadata
     assert shown["dagster/row_count"].value == 9 and "| big " in shown["leaderboard"].value
+    table = shown["leaderboard"].value
+    assert not re.search(r"\b(NaT|None|nan)\b", table), (
+        table
+    )  # a blank where nothing serves, not pandas' words
 
 
 def test_each_training_logs_a_picture_of_its_holdout_and_links_it(stack, monkeypatch):

@@ -1,5 +1,7 @@
 """Settings read and validated in one place; `stratum env` shows them without credentials."""
 
+import os
+
 import pytest
 
 from stratum_pipeline.settings import Settings, SettingsError, mask_url
@@ -134,3 +136,31 @@ def test_stratum_env_exports_only_its_defaults_and_masks_what_was_set(tmp_path):
         "stratum: ML_PROVIDER=vertex needs VERTEX_AI_ENDPOINT "
         "(an endpoint id or projects/P/locations/L/endpoints/E)"
     )
+
+
+def test_the_daily_partitions_start_is_a_checked_day():
+    from stratum_pipeline.settings import partitions_start
+
+    assert partitions_start({}) == "2024-01-01"
+    assert partitions_start({"STRATUM_PARTITIONS_START": " 2026-04-17 "}) == "2026-04-17"
+    for bad in ("yesterday", "2026-13-01", "20260417", "1999-12-31", "2026-04-17T00:00"):
+        with pytest.raises(SettingsError) as raised:
+            partitions_start({"STRATUM_PARTITIONS_START": bad})
+        message = str(raised.value)
+        assert message.startswith("STRATUM_PARTITIONS_START=") and "\n" not in message, bad
+
+
+def test_the_demo_records_its_first_day_as_the_embedded_partitions_start(tmp_path, monkeypatch):
+    from datetime import date
+
+    from stratum_pipeline.cli.embedded import embedded_environment, record_partitions_start
+
+    # recorded by monkeypatch (a plain delenv of an unset variable is not), so the value set below is undone
+    monkeypatch.setenv("STRATUM_PARTITIONS_START", "")
+    home = tmp_path / ".stratum"
+    assert "STRATUM_PARTITIONS_START" not in embedded_environment(home)  # before a demo: the default
+    record_partitions_start(home, date(2026, 4, 17))
+    assert embedded_environment(home)["STRATUM_PARTITIONS_START"] == "2026-04-17"
+    assert os.environ["STRATUM_PARTITIONS_START"] == "2026-04-17"  # for this process's definitions
+    record_partitions_start(home, date(2026, 5, 2))  # a later demo moves it
+    assert embedded_environment(home)["STRATUM_PARTITIONS_START"] == "2026-05-02"

@@ -193,5 +193,240 @@ def test_a_ranged_runs_partitions_show_their_own_check_status_and_row_count(brow
     )
     page = browser.find_element(By.TAG_NAME, "body").text
     assert f"{per_day[days[-1]]:,}" in page or str(per_day[days[-1]]) in page
+    # the partitions start at the data's first day (STRATUM_PARTITIONS_START): none shows as missing
+    assert f"Materialized ({len(per_day)})" in page and "Missing (0)" in page, page[:600]
     screenshot = save_screenshot(browser, tmp_path, "partition_row_count.png")
     assert screenshot.stat().st_size > 20_000
+
+
+@pytest.fixture(scope="module")
+def mlflow_ui(ui, tmp_path_factory):
+    """`mlflow ui` on the project's MLflow store, at the URL its trainings linked their plots to."""
+    from .services import VENV_BIN, Processes, wait_for_http
+
+    project = ui.project
+    processes = Processes(tmp_path_factory.mktemp("mlflow_ui"))
+    url = project.env["STRATUM_MLFLOW_UI_URL"]
+    process = processes.start(
+        "mlflow",
+        [
+            str(VENV_BIN / "mlflow"),
+            "ui",
+            "--backend-store-uri",
+            project.env["STRATUM_MLFLOW_TRACKING_URI"],
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(project.mlflow_ui_port),
+        ],
+        {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+    )
+    try:
+        wait_for_http(f"{url}/health", process, 240, lambda: processes.log("mlflow"))
+        yield url
+    finally:
+        processes.stop_all()
+
+
+def test_the_leaderboard_page_shows_every_tenant_and_what_serves_it(browser, ui, tmp_path):
+    import pandas as pd
+    import sqlalchemy as sa
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from stratum_pipeline.storage.database import engine_for
+
+    with engine_for(ui.project.warehouse_url).connect() as conn:
+        table = pd.read_sql(sa.text("SELECT tenant_id, model_type, served_by FROM model_leaderboard"), conn)
+    tenants = set(ui.project.instance.get_dynamic_partitions("tenants"))
+    assert tenants <= set(table["tenant_id"]) and len(tenants) >= 2
+    served = table.set_index(["tenant_id", "model_type"])["served_by"]
+    assert (
+        served[("big", "roas")] == "own" and served[("small", "roas")] == "default"
+    )  # "small" is below the minimum
+
+    open_page(browser, f"{ui.url}/assets/model_leaderboard", "//td[normalize-space()='leaderboard']")
+    # the metadata row's value is a Markdown table, opened with its "[Show Markdown]" button
+    button = browser.find_element(
+        By.XPATH, "//tr[td[normalize-space()='leaderboard']]//a[normalize-space()='[Show Markdown]']"
+    )
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", button)
+    button.click()
+    dialog_cells = "//*[contains(@class, 'bp5-dialog')]//table//td"
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.XPATH, dialog_cells))
+    cells = [c.text.strip() for c in browser.find_elements(By.XPATH, dialog_cells)]
+    for tenant in tenants:  # each tenant is a row of the leaderboard's table, not only a word on the page
+        assert tenant in cells, (tenant, cells[:40])
+    assert {"default", "own", "roas", "conversion", "anomaly_detector"} <= set(cells)
+    screenshot = save_screenshot(browser, tmp_path, "model_leaderboard.png")
+    assert screenshot.stat().st_size > 20_000
+
+
+def test_a_model_asset_shows_its_holdout_plot_served_by_the_mlflow_ui(browser, ui, mlflow_ui, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_page(
+        browser,
+        f"{ui.url}/assets/roas_model?view=partitions&partition=big",
+        "//img[contains(@src, 'get-artifact')]",
+    )
+    image = browser.find_element(By.XPATH, "//img[contains(@src, 'get-artifact')]")
+    assert image.get_attribute("src").startswith(f"{mlflow_ui}/get-artifact?path=")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", image)
+    # the picture itself arrived and decoded (a broken link leaves naturalWidth at 0)
+    WebDriverWait(browser, 60).until(
+        lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image) or 0
+    )
+    assert browser.execute_script("return arguments[0].naturalWidth", image) >= 400
+    assert "holdout of stratum-roas-big" in (image.get_attribute("alt") or "")
+    screenshot = save_screenshot(browser, tmp_path, "model_holdout_plot.png")
+    assert screenshot.stat().st_size > 20_000
+
+
+LAUNCH_RUN = """mutation ($params: ExecutionParams!) { launchRun(executionParams: $params) {
+  __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
+  ... on RunConfigValidationInvalid { errors { message } } ... on InvalidSubsetError { message } } }"""
+
+
+def instance_has_run(instance, run_id: str) -> bool:
+    return instance.get_run_by_id(run_id) is not None
+
+
+def _wait_for(what: str, probe, timeout: float, describe):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(2)
+    raise TimeoutError(f"{what} not within {timeout:.0f} s\n{describe()}")
+
+
+def test_plain_dagster_dev_opens_the_embedded_state_and_its_daemon_republishes_a_retrained_model_file(
+    browser, ui, tmp_path
+):
+    """`dagster dev` with no option and no variable, in a folder holding the repository's dagster.yaml and
+    pyproject.toml and an embedded state (./.stratum, ./mlruns): the catalog lists the materialised assets; a
+    retrain launched from it succeeds; and its daemon's model_automation sensor (running by default) then
+    republishes the tenant's model file with the new champion, with no one switching anything on."""
+    import dagster as dg
+    from selenium.webdriver.common.by import By
+
+    from stratum_pipeline.modelops.publishing import model_filename, read_manifest
+
+    from .helpers import CLEARED_PREFIXES
+    from .model_data import RUN_CONFIG
+    from .services import VENV_BIN, Processes, free_port, wait_for_http
+    from .webserver import DagsterWebserver
+
+    project = ui.project
+    repository = Path(__file__).resolve().parents[1]
+    for name in ("dagster.yaml", "pyproject.toml"):
+        shutil.copyfile(repository / name, project.root / name)
+    registry = ModelRegistry(tracking_uri=project.env["STRATUM_MLFLOW_TRACKING_URI"])
+    name = model_name("roas", "big")
+    before = registry.champion_version(name)
+    model_file = Path(project.env["ML_MODELS_PATH"]) / model_filename("roas", "big")
+    assert str(read_manifest(model_file)["version"]) == str(before)  # published by the project's setup
+
+    port = free_port()
+    processes = Processes(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(CLEARED_PREFIXES)}
+    dev = processes.start(
+        "dagster_dev",
+        [str(VENV_BIN / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(port)],
+        env,
+        cwd=project.root,
+    )
+
+    def describe():
+        return processes.log("dagster_dev")
+
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/server_info", dev, 240, describe)
+        server = DagsterWebserver.__new__(DagsterWebserver)  # only its GraphQL client, on dagster dev's port
+        server.url = f"http://127.0.0.1:{port}"
+        location = _wait_for(
+            "the code location",
+            lambda: [
+                e
+                for e in server.graphql(
+                    "{ workspaceOrError { ... on Workspace { locationEntries { name "
+                    "locationOrLoadError { __typename } } } } }"
+                )["workspaceOrError"]["locationEntries"]
+                if (e.get("locationOrLoadError") or {}).get("__typename") == "RepositoryLocation"
+            ],
+            240,
+            describe,
+        )[0]["name"]
+        assert location == "stratum_pipeline"  # pyproject's [tool.dagster]: the embedded definitions
+
+        # the embedded instance of the repository's dagster.yaml: the project's materialisations are there
+        for asset in PATH_TO_FORECASTS:
+            latest = server.graphql(
+                "query ($path: [String!]!) { assetOrError(assetKey: {path: $path}) { ... on Asset { "
+                "assetMaterializations(limit: 1) { runId } } } }",
+                {"path": [asset]},
+            )["assetOrError"]["assetMaterializations"]
+            assert latest and instance_has_run(project.instance, latest[0]["runId"]), asset
+        assert server.graphql("mutation { setNuxSeen }")["setNuxSeen"] is True
+        open_page(browser, f"{server.url}/assets", "//a[contains(@href, '/assets/daily_roas_forecasts')]")
+        page = browser.find_element(By.TAG_NAME, "body").text  # the catalog's first rows (a virtual list)
+        assert "campaign_features" in page and "daily_roas_forecasts" in page
+        save_screenshot(browser, tmp_path, "dagster_dev_catalog.png")
+
+        launched = server.graphql(
+            LAUNCH_RUN,
+            {
+                "params": {
+                    "selector": {
+                        "repositoryLocationName": location,
+                        "repositoryName": "__repository__",
+                        "jobName": "train_tenant_models_job",
+                    },
+                    "runConfigData": {
+                        "ops": {m: {"config": RUN_CONFIG} for m in ("roas_model", "conversion_model")}
+                    },
+                    "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "big"}]},
+                }
+            },
+        )["launchRun"]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        run_id = launched["run"]["runId"]
+        instance = project.instance
+        finished = _wait_for(
+            "the retrain",
+            lambda: (run := instance.get_run_by_id(run_id)) and run.is_finished and run,
+            600,
+            describe,
+        )
+        assert finished.status == dg.DagsterRunStatus.SUCCESS, describe()
+        after = registry.champion_version(name)
+        assert int(after) > int(before)  # same data, same settings: the gate promotes the retrained version
+
+        def republished():
+            records = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey("roas_model_file"), asset_partitions=["big"]),
+                limit=1,
+            ).records
+            if not records or records[0].run_id == run_id:
+                return None
+            return instance.get_run_by_id(records[0].run_id)
+
+        publisher = _wait_for("the model file's republication by the daemon", republished, 420, describe)
+        print("publisher tags", dict(publisher.tags))
+        assert publisher.tags.get("dagster/sensor_name") == "model_automation", dict(publisher.tags)
+        publisher = _wait_for(
+            "the publishing run's end",
+            lambda: (run := instance.get_run_by_id(publisher.run_id)).is_finished and run,
+            120,
+            describe,
+        )
+        assert publisher.status == dg.DagsterRunStatus.SUCCESS, describe()
+        manifest = _wait_for("the new manifest", lambda: read_manifest(model_file), 60, describe)
+        assert str(manifest["version"]) == str(after)
+    finally:
+        processes.stop_all()

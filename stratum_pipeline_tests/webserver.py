@@ -1,14 +1,18 @@
 """A small project state and a `dagster-webserver` on loopback serving it, for the UI and GraphQL tests.
 
-`prepare_project` writes the model-test tenants of `model_data` (ending yesterday, so the newest daily
-partition has data; the smaller conftest set is below what the promotion gate accepts) to a SQLite source, materialises raw extracts -> features -> ROAS models -> the day's product tables into a
-SQLite Dagster instance under a temporary DAGSTER_HOME (MLflow in a SQLite store beside it), and returns
-the environment that points at those stores. `DagsterWebserver` runs `dagster-webserver -m
-stratum_pipeline.definitions` with that environment in its own process group and stops the group.
+`prepare_project` lays the state out as the embedded default under `root` (./.stratum and ./mlruns, so plain
+`dagster dev` started in `root` opens it too): the model-test tenants of `model_data` (ending yesterday, so the
+newest daily partition has data; the smaller conftest set is below what the promotion gate accepts) in the SQLite
+source, raw extracts -> features -> models -> the day's product tables materialised into the SQLite Dagster
+instance, the model leaderboard and the tenants' ROAS model files. Trainings log their holdout plot with a link to
+an MLflow UI on `project.mlflow_ui_port` (started by the tests that look at it). `DagsterWebserver` runs
+`dagster-webserver -m stratum_pipeline.definitions` with the environment that names those stores, in its own
+process group, and stops the group.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
@@ -21,22 +25,26 @@ from pathlib import Path
 import dagster as dg
 import requests
 
-from stratum_pipeline.automation.local_runs import execute_daily_range
+from stratum_pipeline.automation.local_runs import execute_daily_range, execute_tenant_job
+from stratum_pipeline.cli.embedded import (
+    DEFAULT_HOME,
+    PARTITIONS_START_FILE,
+    embedded_environment,
+    embedded_instance_yaml,
+)
 from stratum_pipeline.definitions import build_definitions
 from stratum_pipeline.demo.generator import generate
 from stratum_pipeline.demo.writer import write_source
-from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
+from stratum_pipeline.resources import ModelFiles, ModelRegistry, SourceDatabase, Warehouse
+from stratum_pipeline.settings import Env
 from stratum_pipeline.storage.database import engine_for
 
 from .helpers import train
 from .model_data import MODEL_CONFIG
 from .services import free_port
 
-INSTANCE_YAML = """\
-telemetry:
-  enabled: false
-# Runs submitted through GraphQL start at once (no dagster-daemon in the tests).
-run_coordinator:
+# Runs submitted through GraphQL start at once (no dagster-daemon beside dagster-webserver in the tests).
+DEFAULT_RUN_COORDINATOR = """run_coordinator:
   module: dagster._core.run_coordinator
   class: DefaultRunCoordinator
 """
@@ -53,60 +61,103 @@ class ProjectState:
     env: dict[str, str]  # the variables that point the webserver (and its runs) at the stores below
     day: date  # the newest daily partition, materialised through the product tables
     instance: dg.DagsterInstance
+    mlflow_ui_port: int | None = None  # the MLflow UI the trainings' plot links point at
 
     @property
     def warehouse_url(self) -> str:
         return self.env["STRATUM_WAREHOUSE_URL"]
 
 
+@contextlib.contextmanager
+def _environment(env: dict[str, str]):
+    """`env` in os.environ for the in-process runs (the registry reads the MLflow UI's URL from it)."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def prepare_project(root: Path) -> ProjectState:
-    """Source data, an instance with materialisations and MLflow models under `root` (takes ~1 minute)."""
-    home = root / "dagster_home"
+    """Source data, an instance with materialisations, MLflow models and model files under `root` (~1.5 min)."""
+    embedded = embedded_environment(root / DEFAULT_HOME)
+    home = Path(embedded[Env.DAGSTER_HOME])
     home.mkdir(parents=True)
-    (home / "dagster.yaml").write_text(INSTANCE_YAML)
+    (home / "dagster.yaml").write_text(embedded_instance_yaml(str(home)) + DEFAULT_RUN_COORDINATOR)
+    (root / "mlruns").mkdir()
+    Path(embedded[Env.MODELS_PATH]).mkdir()
+    mlflow_ui_port = free_port()
     env = {
-        "DAGSTER_HOME": str(home),
-        "STRATUM_SOURCE_URL": f"sqlite:///{root / 'source.db'}",
-        "STRATUM_WAREHOUSE_URL": f"sqlite:///{root / 'warehouse.db'}",
-        "STRATUM_MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
+        k: embedded[k]
+        for k in (
+            Env.DAGSTER_HOME,
+            Env.SOURCE_URL,
+            Env.WAREHOUSE_URL,
+            Env.MLFLOW_TRACKING_URI,
+            Env.MODELS_PATH,
+        )
     }
+    env[Env.MLFLOW_UI_URL] = f"http://127.0.0.1:{mlflow_ui_port}"
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
     day = yesterday_utc()
     config = dataclasses.replace(MODEL_CONFIG, end_date=day)
-    write_source(engine_for(env["STRATUM_SOURCE_URL"]), generate(config))
+    write_source(engine_for(env[Env.SOURCE_URL]), generate(config))
+    # As `stratum demo` does: the daily partitions start at the data's first day, for the webserver (through the
+    # environment) and for plain `dagster dev` in `root` (through the file in ./.stratum). This process keeps
+    # its own start (an earlier day): the runs below only need their days to be partitions.
+    (root / DEFAULT_HOME / PARTITIONS_START_FILE).write_text(config.start_date.isoformat())
+    env[Env.PARTITIONS_START] = config.start_date.isoformat()
 
     defs = build_definitions(
         {
-            "source": SourceDatabase(url=env["STRATUM_SOURCE_URL"]),
-            "warehouse": Warehouse(url=env["STRATUM_WAREHOUSE_URL"]),
-            "registry": ModelRegistry(tracking_uri=env["STRATUM_MLFLOW_TRACKING_URI"]),
+            "source": SourceDatabase(url=env[Env.SOURCE_URL]),
+            "warehouse": Warehouse(url=env[Env.WAREHOUSE_URL]),
+            "registry": ModelRegistry(tracking_uri=env[Env.MLFLOW_TRACKING_URI]),
+            "model_files": ModelFiles(path=env[Env.MODELS_PATH]),
         }
     )
     instance = dg.DagsterInstance.from_config(str(home))
-    instance.add_dynamic_partitions("tenants", [t.tenant_id for t in config.tenants])
-    steps = [
-        (
-            "daily_ingest_job",
-            execute_daily_range(defs, config.start_date.isoformat(), day.isoformat(), instance),
-        )
-    ]
-    # Lowered minimums (as in test_model_assets): "big" gets models of its own, "small" is served by the default.
-    steps.append(("train_default_models_job", train(defs, instance, "train_default_models_job")[0]))
-    for tenant in config.tenants:
-        steps.append(
+    tenants = [t.tenant_id for t in config.tenants]
+    instance.add_dynamic_partitions("tenants", tenants)
+    with _environment(env):
+        steps = [
             (
-                f"train_tenant_models_job[{tenant.tenant_id}]",
-                train(defs, instance, "train_tenant_models_job", tenant.tenant_id)[0],
+                "daily_ingest_job",
+                execute_daily_range(defs, config.start_date.isoformat(), day.isoformat(), instance),
             )
-        )
-    for job in ("daily_forecasts_job", "fatigue_scores_job"):
+        ]
+        # Lowered minimums (as in test_model_assets): "big" gets models of its own, "small" is served by the default.
+        steps.append(("train_default_models_job", train(defs, instance, "train_default_models_job")[0]))
+        for tenant in tenants:
+            steps.append(
+                (
+                    f"train_tenant_models_job[{tenant}]",
+                    train(defs, instance, "train_tenant_models_job", tenant)[0],
+                )
+            )
+        for job in ("daily_forecasts_job", "fatigue_scores_job"):
+            steps.append(
+                (job, execute_daily_range(defs, day.isoformat(), day.isoformat(), instance, job_name=job))
+            )
         steps.append(
-            (job, execute_daily_range(defs, day.isoformat(), day.isoformat(), instance, job_name=job))
+            ("model_leaderboard_job", execute_tenant_job(defs, "model_leaderboard_job", None, instance))
         )
+        for tenant in tenants:
+            steps.append(
+                (
+                    f"publish_tenant_model_files_job[{tenant}]",
+                    execute_tenant_job(defs, "publish_tenant_model_files_job", tenant, instance),
+                )
+            )
     failed = [name for name, result in steps if not result.success]
     if failed:
         raise RuntimeError(f"preparing the webserver's project state failed in {failed}")
-    return ProjectState(root, env, day, instance)
+    return ProjectState(root, env, day, instance, mlflow_ui_port)
 
 
 class DagsterWebserver:

@@ -257,7 +257,9 @@ def model_leaderboard(context: dg.AssetExecutionContext, warehouse: Warehouse, r
     tenants = context.instance.get_dynamic_partitions(tenant_partitions.name)
     frame = leaderboard(registry, tenants)
     rows = warehouse.replace_table(wh.model_leaderboard, frame)
-    shown = frame.drop(columns=["targets", "updated_at", "mlflow_run"])
+    # a blank where nothing is known (no champion: no version, no training time), not pandas' NaT / None
+    shown = frame.drop(columns=["targets", "updated_at", "mlflow_run"]).astype(object)
+    shown = shown.where(shown.notna(), "")
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,

@@ -20,6 +20,7 @@ from stratum_pipeline.cli.embedded import (
     embedded_environment,
     fail_orphaned_runs,
     lock_home,
+    record_partitions_start,
 )
 from stratum_pipeline.settings import Env
 
@@ -46,7 +47,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     orphaned = fail_orphaned_runs(Path(args.home))
     _settings()
     _quietly()
-    from stratum_pipeline.demo.run import DemoOptions, run_demo
+    from stratum_pipeline.demo.options import DemoOptions
 
     end_date = args.end_date or (datetime.now(timezone.utc).date() - timedelta(days=1))
     options = DemoOptions(
@@ -58,6 +59,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
         campaigns=args.campaigns,
         days=args.days,
     )
+    # The daily partitions start at the demo's first day (before the definitions load, which fix them), so the
+    # catalog shows no missing day without data; `stratum ui` and plain `dagster dev` read it from the folder.
+    first_day = options.config().start_date
+    loaded = sys.modules.get("stratum_pipeline.partitions")  # in a process that loaded them already (tests)
+    if loaded is not None and loaded.DAILY_START_DATE > first_day.isoformat():
+        raise Fail(
+            f"the daily partitions start at {loaded.DAILY_START_DATE}, after the demo's first day {first_day}"
+        )
+    record_partitions_start(Path(args.home), first_day)
+    env[Env.PARTITIONS_START] = first_day.isoformat()
+    from stratum_pipeline.demo.run import run_demo
+
     ok = run_demo(options, env, _say, orphaned)
     _say("")
     _say("Open the Dagster UI on the same instance and databases:")

@@ -9,6 +9,8 @@ from pathlib import Path
 from stratum_pipeline.settings import Env
 
 DEFAULT_HOME = ".stratum"
+# The demo's first day, written by `stratum demo` into the state folder: the embedded default's partitions start.
+PARTITIONS_START_FILE = "partitions_start"
 
 
 def embedded_environment(home: Path) -> dict[str, str]:
@@ -24,7 +26,23 @@ def embedded_environment(home: Path) -> dict[str, str]:
         Env.MLFLOW_UI_URL: "http://127.0.0.1:5000",
         # where champions are published as the existing backend's {model_type}_t{tenant}.joblib files
         Env.MODELS_PATH: str(home / "models"),
+        **_recorded_partitions_start(home),
     }
+
+
+def _recorded_partitions_start(home: Path) -> dict[str, str]:
+    """{STRATUM_PARTITIONS_START: the demo's first day} once `stratum demo` has written it into `home`."""
+    recorded = home / PARTITIONS_START_FILE
+    value = recorded.read_text().strip() if recorded.is_file() else ""
+    return {Env.PARTITIONS_START: value} if value else {}
+
+
+def record_partitions_start(home: Path, first_day) -> None:
+    """The demo's data starts at `first_day`: the embedded default's daily partitions start there too (for this
+    process, and for `stratum ui` and plain `dagster dev` later, through embedded_environment)."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / PARTITIONS_START_FILE).write_text(f"{first_day.isoformat()}\n")
+    os.environ[Env.PARTITIONS_START] = first_day.isoformat()
 
 
 # Variables the commands read: set but empty is an error (never "the current folder" or an empty URL).

@@ -12,7 +12,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -25,7 +24,8 @@ from stratum_pipeline.automation.local_runs import (
     execute_tenant_job,
     materialized,
 )
-from stratum_pipeline.demo.generator import NOISE_REGIMES, DemoConfig, generate_in_chunks
+from stratum_pipeline.demo.generator import generate_in_chunks
+from stratum_pipeline.demo.options import DemoOptions
 from stratum_pipeline.demo.writer import write_source_chunks
 from stratum_pipeline.partitions import MAX_DAYS_PER_RUN, backfill_ranges, tenant_partitions
 from stratum_pipeline.settings import Env, mask_url
@@ -52,37 +52,6 @@ SUMMARY_TABLES = (
 )
 
 Say = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class DemoOptions:
-    """The `stratum demo` arguments."""
-
-    end_date: date
-    seed: int = 7
-    bad_row_rate: float = 0.002
-    noise: str = "low"
-    tenants: int | None = None  # scaled data: this many identical tenants instead of the demo four
-    campaigns: int = 50
-    days: int = 365
-
-    def config(self) -> DemoConfig:
-        if self.tenants:
-            return DemoConfig.scaled(
-                self.end_date,
-                self.tenants,
-                self.campaigns,
-                self.days,
-                seed=self.seed,
-                bad_row_rate=self.bad_row_rate,
-                noise=NOISE_REGIMES[self.noise],
-            )
-        return DemoConfig(
-            end_date=self.end_date,
-            seed=self.seed,
-            bad_row_rate=self.bad_row_rate,
-            noise=NOISE_REGIMES[self.noise],
-        )
 
 
 def run_demo(options: DemoOptions, env: dict[str, str], say: Say, orphaned: list[str] | None = None) -> bool:

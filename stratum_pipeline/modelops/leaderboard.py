@@ -73,7 +73,8 @@ def leaderboard(registry, tenants: list[str]) -> pd.DataFrame:
                 {
                     "tenant_id": tenant,
                     "model_type": model_type,
-                    "served_by": "own" if owner == tenant else "default",
+                    # "none": no champion at all serves it yet (e.g. no anomaly detector was ever trained)
+                    "served_by": "none" if champion is None else "own" if owner == tenant else "default",
                     "model_name": model_name(model_type, owner) if champion else None,
                     "champion_version": champion["version"] if champion else None,
                     "trained_at": champion["trained_at"] if champion else None,

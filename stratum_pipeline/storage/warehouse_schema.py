@@ -763,7 +763,8 @@ model_leaderboard = sa.Table(
         "served_by",
         sa.String(16),
         nullable=False,
-        comment="own: the tenant's own champion serves it; default: the global default model's champion",
+        comment="own: the tenant's own champion serves it; default: the global default model's champion; "
+        "none: no champion serves it yet",
     ),
     sa.Column(
         "model_name",
