@@ -69,6 +69,7 @@ def test_an_episode_ends_after_quiet_days_and_a_new_one_starts_afresh():
     assert loop.state[ROAS] == {
         "closed": (DAY0 + timedelta(loop.day)).isoformat(),
         "changed": DAY0.isoformat(),
+        "phase": "open",
     }
     for _ in range(CHANGE_MEMORY_DAYS):
         loop.next()
@@ -108,6 +109,10 @@ def test_after_a_refusal_the_episode_asks_nothing_more_and_a_new_episode_may():
         assert loop.next({ROAS: {"accuracy", "drift"}})[ROAS].action == "after_refusal"
     assert loop.requests() == [WAIT_DAYS["roas_model"] - 1]
     for _ in range(EPISODE_QUIET_RESULTS):  # the episode ends...
+        loop.next()
+    back = loop.next({ROAS: {"accuracy"}})[ROAS]  # ...and the signal returns soon: the same degradation
+    assert back.action == "after_refusal" and back.changed
+    for _ in range(EPISODE_QUIET_RESULTS):  # it ends again...
         loop.next()
     for _ in range(CHANGE_MEMORY_DAYS):  # ...and is forgotten
         loop.next()

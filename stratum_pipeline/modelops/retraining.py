@@ -26,8 +26,10 @@ Within an episode, each day the model is named, the first rule that applies deci
    EPISODE_QUIET_RESULTS days). So an episode makes at most one request.
 6. Otherwise: **request one retrain**.
 
-The change is dated to the episode's first day; if a signal flickers (an episode ends and another opens within
-CHANGE_MEMORY_DAYS), the new episode keeps the earlier change date, so the wait is not restarted by noise.
+The change is dated to the episode's first day. If a signal flickers (an episode ends and another opens within
+CHANGE_MEMORY_DAYS of its end), the new episode continues the earlier one's change date and outcome: the wait
+is not restarted by noise, and a degradation whose retrain was refused is not asked again through a new
+episode.
 
 Each decision carries a one-line text for the alert; `changed` says whether the action differs from the
 episode's previous one (one alert per change of action, not one per day).
@@ -51,7 +53,8 @@ EPISODE_QUIET_RESULTS = 3
 WAIT_DAYS = {"roas_model": 28, "conversion_model": 28}
 DEFAULT_WAIT_DAYS = 0
 # An episode that opens within this many days of the end of the previous one (same tenant-model) keeps the
-# previous one's change date: a calibration gap hovering around its threshold must not restart the wait.
+# previous one's change date and outcome: a calibration gap hovering around its threshold must not restart the
+# wait, nor a refused degradation be asked again by returning after a few quiet days.
 CHANGE_MEMORY_DAYS = 14
 # A requested retrain with no outcome after this many days (a run that never started, a lost cursor) counts as
 # failed, so an episode is never stuck in its cooldown.
@@ -133,15 +136,19 @@ def step(
                 episode["last_day"] = today.isoformat()
             if episode["quiet"] < EPISODE_QUIET_RESULTS or episode.get("phase") == "requested":
                 new_state[key] = episode
-            else:  # ended
-                new_state[key] = {"closed": today.isoformat(), "changed": episode["changed"]}
+            else:  # ended: its change date and outcome are kept for CHANGE_MEMORY_DAYS
+                new_state[key] = {
+                    "closed": today.isoformat(),
+                    **{k: episode[k] for k in ("changed", "phase", "outcome_day") if k in episode},
+                }
             continue
         if "opened" not in episode:
             recent = "closed" in episode and (today - _day(episode["closed"])).days < CHANGE_MEMORY_DAYS
             episode = {
                 "opened": today.isoformat(),
                 "changed": episode["changed"] if recent else today.isoformat(),
-                "phase": "open",
+                "phase": episode.get("phase", "open") if recent else "open",
+                **({"outcome_day": episode["outcome_day"]} if recent and "outcome_day" in episode else {}),
                 "requests": 0,
                 "action": None,
             }
