@@ -18,7 +18,7 @@ from stratum_pipeline.demo.generator import DemoConfig, TenantSpec, generate
 from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline_tests.helpers import monitoring_resources, write_features
 
-pytestmark = pytest.mark.slow  # two trainings through MLflow and five monitoring runs (~1 min)
+pytestmark = pytest.mark.slow  # trainings through MLflow and five monitoring runs (~1.5 min); an MLflow store
 
 END = date(2026, 6, 30)
 SHIFT = END - timedelta(days=14)  # roas_7d has fully moved by the first monitored day
@@ -95,3 +95,18 @@ def test_champions_old_enough_carry_noise_levels_and_the_moved_feature_alarms_fo
     roas = checks["psi_roas_7d"]
     assert roas.passed is False and roas.severity == dg.AssetCheckSeverity.ERROR
     assert roas.metadata["worst_tenant"].value == "moved"
+
+
+def test_reading_a_profile_prints_no_download_progress_bar(tmp_path, capfd):
+    """Quiet logs: the monitoring assets read each champion's profile; MLflow's progress bar stays off."""
+    import mlflow
+
+    registry = monitoring_resources(tmp_path)["registry"]
+    registry.client()  # creates the store
+    mlflow.set_tracking_uri(registry.tracking_uri)
+    with mlflow.start_run() as run:
+        mlflow.log_dict({"rows": 3}, "feature_profile.json")
+    capfd.readouterr()
+    assert registry.run_dict(run.info.run_id, "feature_profile.json") == {"rows": 3}
+    out, err = capfd.readouterr()
+    assert "Downloading artifacts" not in out + err
