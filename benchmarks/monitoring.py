@@ -1,12 +1,13 @@
 """Monitoring benchmark: does the monitoring loop notice each kind of change, ask for one retrain, and help?
 
 For each noise regime and seed it generates one world of seven tenants: five each get one injected change
-(demo/changes.py, fixed sizes, all starting on day 0 = END - 40) and two are untouched. Every tenant's ROAS
+(demo/changes.py, fixed sizes, all starting on day 0 = END - 60) and two are untouched. Every tenant's ROAS
 and conversion models are trained on the data before day 0 (90 days, 14-day holdout, the drift profile with
 its noise levels as modelops.training keeps it), then the days from day -14 to the end are replayed one by one.
 
-What is replayed, and how: NOT the Dagster jobs and sensor (a month of in-process runs per tenant and world
-does not fit the 10-minute budget here), but the same functions they call, in the same order:
+What is replayed, and how: NOT the Dagster jobs and sensor (two months of in-process runs per tenant and world
+do not fit the 10-minute budget here; benchmarks/monitoring_dagster.py runs one world through them), but the
+same functions they call, in the same order:
 - forecasts: the serving champion's `ROASPredictor.predict_frame` on each day's campaign features;
 - `forecast_accuracy`: ml.monitoring.forecast_accuracy / recent_accuracy / accuracy_degraded over the last 7
   days against the version's holdout MAE, or bias_degraded (the last 2 days' relative bias against the
@@ -14,31 +15,35 @@ does not fit the 10-minute budget here), but the same functions they call, in th
 - `feature_drift`: ml.monitoring.feature_drift on the last 7 days against the champion's profile, then
   persistent_drift (k of n days) and, for conversion, calibration; retrain on drift_needs_retraining or a
   calibration failure (the asset's rule);
-- `retraining_sensor`: one request per degradation episode per signal asset and tenant-model, the episode
-  closing after 3 results that no longer name it (the sensor's own `update_episodes`, the rest of its cursor
-  logic restated here); ROAS retrains use the sensor's 35-day window, conversion retrains the full one;
+- `retraining_sensor`: the day's signals (accuracy; drift or calibration) and `returning` through the same
+  `modelops.retraining.step` the sensor calls (one episode per tenant-model, cooldown, self-correcting, the
+  wait, nothing more after a refusal); a requested retrain runs at once and its outcome reaches the next day's
+  step. ROAS retrains use the sensor's 35-day window, conversion retrains the full one;
 - training: the fit, holdout metrics and modelops.gate.decide of modelops.training (without MLflow).
 
 Printed per change kind, regime and seed:
 - detection delay: days from day 0 to the first signal naming the changed model (accuracy degraded, drift
   alarm = a feature failing its noise-calibrated k-of-n rule, or calibration failing), and which signal;
-- retrain requests for the changed model and the gate's decisions;
+- retrain requests for the changed model (in all, and the most in one episode), the policy's action on each
+  change (`wait@0 self@3 retrain@27`: action@day) and the gate's decisions;
 - forecast error and recovery, loop vs no action (the original champion left alone). ROAS error: the MAE of
   the next-day forecast against the *expected* (ground-truth) ROAS, relative to the mean expected ROAS of the
   day's campaigns (scale-free, so a lower ROAS level does not look like a better model); conversion error:
   the log loss above the oracle's (true probabilities) over the day's sessions. Recovery: the first day from
   day 0 whose 3-day mean error and the next two days' are within 10% of the mean of days -14..-1 (`never` if
   not within the replay). Beside them the naive forecast (trailing 7-day ROAS) and the oracle (error 0 by
-  construction for ROAS against the expected ROAS);
+  construction for ROAS against the expected ROAS); errors over days 0-20 and 21 to the end;
+- level shift: our detection day beside an oracle detector that knows the true pre-change mean
+  (`oracle_detection`);
 - false alarms: drift alarm episodes (runs of days with any feature alarming) on the untouched tenants, per
   tenant-month, and accuracy-degraded episodes on them.
 Targets of issue #21 are printed beside the figures. "Training runs failing because of a correct refusal" is
-not measured here (no Dagster runs); test_monitoring_* covers it (a refusal is a WARN check on a successful run).
+measured by benchmarks/monitoring_dagster.py (real runs), not here.
 
-    python benchmarks/monitoring.py [--regimes low realistic] [--seeds 1 2] [--campaigns 20]
+    python benchmarks/monitoring.py [--regimes low realistic] [--seeds 1 2] [--campaigns 20] [--wait 28 28]
 
-Runtime: 6-7 minutes per regime and seed on the shared 2-core machine (load ~9), so ~13 minutes per regime with
-two seeds: over the 10-minute aim (run the regimes as two processes).
+Runtime: 3.5-5.5 minutes per regime and seed on the shared 2-core machine (load ~9), so ~9 minutes per regime
+with two seeds (run the regimes as two processes).
 """
 
 from __future__ import annotations
@@ -533,7 +538,7 @@ def main(argv=None) -> int:
     verdicts.append(
         (
             "training runs failing because of a correct gate refusal: 0",
-            "not measured here (no Dagster runs)",
+            "not measured here: benchmarks/monitoring_dagster.py runs the loop through Dagster",
             None,
         )
     )
