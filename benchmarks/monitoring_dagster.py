@@ -14,7 +14,7 @@ Printed: each change of the sensor's action per tenant (its alert text), the tra
 ended (run success, the promotion gate's check and text), and the issue's "training runs failing because of a
 correct gate refusal" (failed runs whose failure is the gate: the target is 0).
 
-    python benchmarks/monitoring_dagster.py [--days 40]
+    python benchmarks/monitoring_dagster.py [--days 40] [--wait 0]
 
 Runtime: about 10 minutes on the shared 2-core machine (two Dagster runs per day).
 """
@@ -45,6 +45,7 @@ from stratum_pipeline.definitions import build_definitions  # noqa: E402
 from stratum_pipeline.demo.changes import Change  # noqa: E402
 from stratum_pipeline.demo.features import feature_frames  # noqa: E402
 from stratum_pipeline.demo.generator import DemoConfig, TenantSpec, generate  # noqa: E402
+from stratum_pipeline.modelops import retraining  # noqa: E402
 from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse  # noqa: E402
 from stratum_pipeline.storage import warehouse_schema as wh  # noqa: E402
 
@@ -74,7 +75,15 @@ def _gate(result: dg.ExecuteInProcessResult) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=40, help="days replayed after the change")
+    parser.add_argument(
+        "--wait",
+        type=int,
+        help="override the policy's WAIT_DAYS for both models (e.g. 0: request at once, to exercise refusals)",
+    )
     args = parser.parse_args(argv)
+    if args.wait is not None:
+        retraining.WAIT_DAYS.update(roas_model=args.wait, conversion_model=args.wait)
+        print(f"WAIT_DAYS overridden: {retraining.WAIT_DAYS}")
     started, cpu = time.perf_counter(), time.process_time()
     day0 = END - timedelta(days=args.days - 1)
     config = DemoConfig(
@@ -140,7 +149,24 @@ def main(argv=None) -> int:
                         instance=instance,
                         partition_key=request.partition_key,
                         asset_selection=request.asset_selection,
-                        run_config={**QUIET, **(request.run_config or {})},
+                        # the request's config, plus this world's scaled-down data minimums (its tenants are
+                        # small): without them the retrain says "below the data minimum", not the gate's word
+                        run_config={
+                            **QUIET,
+                            "ops": {
+                                m.to_user_string(): {
+                                    "config": {
+                                        **TRAINING,
+                                        **(
+                                            (request.run_config or {})
+                                            .get("ops", {})
+                                            .get(m.to_user_string(), {})
+                                        ).get("config", {}),
+                                    }
+                                }
+                                for m in request.asset_selection
+                            },
+                        },
                         tags={**request.tags, RUN_KEY_TAG: request.run_key},
                         raise_on_error=False,
                     )
@@ -155,11 +181,11 @@ def main(argv=None) -> int:
                     )
             with warehouse.engine.connect() as conn:
                 alerts = pd.read_sql(sa.select(wh.alerts).order_by(wh.alerts.c.created_at), conn)
-    retraining = alerts[alerts["kind"] == "retraining"]
+    actions = alerts[alerts["kind"] == "retraining"]
     pd.set_option("display.width", 250)
     pd.set_option("display.max_colwidth", 200)
     print(f"\nRetraining alerts (each change of the sensor's action), change on {day0} = day 0:")
-    for summary in retraining["summary"]:
+    for summary in actions["summary"]:
         print(f"  {summary}")
     table = pd.DataFrame(runs, columns=["day", "job", "partition", "run", "gate"])
     print("\nTraining runs requested by the sensor:")

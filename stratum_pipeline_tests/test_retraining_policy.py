@@ -103,7 +103,7 @@ def test_after_a_refusal_the_episode_asks_nothing_more_and_a_new_episode_may():
     for _ in range(WAIT_DAYS["roas_model"]):
         loop.next({ROAS: {"accuracy"}})
     refused = loop.next({ROAS: {"accuracy"}}, outcomes={ROAS: "refused"})[ROAS]
-    assert refused.action == "after_refusal" and "was refused" in refused.text
+    assert refused.action == "after_refusal" and "was refused by the gate" in refused.text
     assert "no new request in this episode" in refused.text
     for _ in range(60):
         assert loop.next({ROAS: {"accuracy", "drift"}})[ROAS].action == "after_refusal"

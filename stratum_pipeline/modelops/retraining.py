@@ -69,6 +69,10 @@ RETRAIN, COOLDOWN, PROMOTED, SELF_CORRECTING, WAITING, AFTER_REFUSAL = (
     "after_refusal",
 )
 OUTCOMES = ("promoted", "refused", "failed")
+OUTCOME_TEXT = {
+    "refused": "refused by the gate",
+    "failed": "not completed (a failed run, no model trained, or no outcome within 7 days)",
+}
 
 
 @dataclass(frozen=True)
@@ -197,8 +201,9 @@ def _decide(
             f"{needed} post-change days {model} needs, retrain from {ready} if still degraded"
         )
     if phase in ("refused", "failed"):
+        outcome = OUTCOME_TEXT[phase]
         return AFTER_REFUSAL, (
-            f"{key}: the episode's retrain was {phase} on {episode['outcome_day']}; no new request in this "
+            f"{key}: the episode's retrain was {outcome} ({episode['outcome_day']}); no new request in this "
             "episode (the scheduled retraining trains on newer data; a new episode may ask again)"
         )
     return RETRAIN, f"{key}: retrain requested: degraded since {opened} ({named_by}), {days} post-change days"
