@@ -253,4 +253,7 @@ def test_one_retrain_per_episode_and_the_default_model_for_a_default_served_tena
     alerts = _alerts(warehouse)
     calm = alerts[alerts["partition_key"] == "calm"]["summary"].tolist()
     assert calm[-1] == "calm/roas_model: self-correcting, no action (MAE down)"
-    assert alerts["summary"].str.contains("acme/roas_model: the episode's retrain was refused by the gate").sum() == 1
+    assert (
+        alerts["summary"].str.contains("acme/roas_model: the episode's retrain was refused by the gate").sum()
+        == 1
+    )
