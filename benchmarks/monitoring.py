@@ -1,12 +1,13 @@
 """Monitoring benchmark: does the monitoring loop notice each kind of change, ask for one retrain, and help?
 
 For each noise regime and seed it generates one world of seven tenants: five each get one injected change
-(demo/changes.py, fixed sizes, all starting on day 0 = END - 40) and two are untouched. Every tenant's ROAS
+(demo/changes.py, fixed sizes, all starting on day 0 = END - 60) and two are untouched. Every tenant's ROAS
 and conversion models are trained on the data before day 0 (90 days, 14-day holdout, the drift profile with
 its noise levels as modelops.training keeps it), then the days from day -14 to the end are replayed one by one.
 
-What is replayed, and how: NOT the Dagster jobs and sensor (a month of in-process runs per tenant and world
-does not fit the 10-minute budget here), but the same functions they call, in the same order:
+What is replayed, and how: NOT the Dagster jobs and sensor (two months of in-process runs per tenant and world
+do not fit the 10-minute budget here; benchmarks/monitoring_dagster.py runs one world through them), but the
+same functions they call, in the same order:
 - forecasts: the serving champion's `ROASPredictor.predict_frame` on each day's campaign features;
 - `forecast_accuracy`: ml.monitoring.forecast_accuracy / recent_accuracy / accuracy_degraded over the last 7
   days against the version's holdout MAE, or bias_degraded (the last 2 days' relative bias against the
@@ -14,31 +15,35 @@ does not fit the 10-minute budget here), but the same functions they call, in th
 - `feature_drift`: ml.monitoring.feature_drift on the last 7 days against the champion's profile, then
   persistent_drift (k of n days) and, for conversion, calibration; retrain on drift_needs_retraining or a
   calibration failure (the asset's rule);
-- `retraining_sensor`: one request per degradation episode per signal asset and tenant-model, the episode
-  closing after 3 results that no longer name it (the sensor's own `update_episodes`, the rest of its cursor
-  logic restated here); ROAS retrains use the sensor's 35-day window, conversion retrains the full one;
+- `retraining_sensor`: the day's signals (accuracy; drift or calibration) and `returning` through the same
+  `modelops.retraining.step` the sensor calls (one episode per tenant-model, cooldown, self-correcting, the
+  wait, nothing more after a refusal); a requested retrain runs at once and its outcome reaches the next day's
+  step. ROAS retrains use the sensor's 35-day window, conversion retrains the full one;
 - training: the fit, holdout metrics and modelops.gate.decide of modelops.training (without MLflow).
 
 Printed per change kind, regime and seed:
 - detection delay: days from day 0 to the first signal naming the changed model (accuracy degraded, drift
   alarm = a feature failing its noise-calibrated k-of-n rule, or calibration failing), and which signal;
-- retrain requests for the changed model and the gate's decisions;
+- retrain requests for the changed model (in all, and the most in one episode), the policy's action on each
+  change (`wait@0 self@3 retrain@27`: action@day) and the gate's decisions;
 - forecast error and recovery, loop vs no action (the original champion left alone). ROAS error: the MAE of
   the next-day forecast against the *expected* (ground-truth) ROAS, relative to the mean expected ROAS of the
   day's campaigns (scale-free, so a lower ROAS level does not look like a better model); conversion error:
   the log loss above the oracle's (true probabilities) over the day's sessions. Recovery: the first day from
   day 0 whose 3-day mean error and the next two days' are within 10% of the mean of days -14..-1 (`never` if
   not within the replay). Beside them the naive forecast (trailing 7-day ROAS) and the oracle (error 0 by
-  construction for ROAS against the expected ROAS);
+  construction for ROAS against the expected ROAS); errors over days 0-20 and 21 to the end;
+- level shift: our detection day beside an oracle detector that knows the true pre-change mean
+  (`oracle_detection`);
 - false alarms: drift alarm episodes (runs of days with any feature alarming) on the untouched tenants, per
   tenant-month, and accuracy-degraded episodes on them.
 Targets of issue #21 are printed beside the figures. "Training runs failing because of a correct refusal" is
-not measured here (no Dagster runs); test_monitoring_* covers it (a refusal is a WARN check on a successful run).
+measured by benchmarks/monitoring_dagster.py (real runs), not here.
 
-    python benchmarks/monitoring.py [--regimes low realistic] [--seeds 1 2] [--campaigns 20]
+    python benchmarks/monitoring.py [--regimes low realistic] [--seeds 1 2] [--campaigns 20] [--wait 28 28]
 
-Runtime: 6-7 minutes per regime and seed on the shared 2-core machine (load ~9), so ~13 minutes per regime with
-two seeds: over the 10-minute aim (run the regimes as two processes).
+Runtime: 3.5-5.5 minutes per regime and seed on the shared 2-core machine (load ~9), so ~9 minutes per regime
+with two seeds (run the regimes as two processes).
 """
 
 from __future__ import annotations
@@ -58,7 +63,6 @@ from datetime import date, timedelta  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from stratum_pipeline.automation.sensors import update_episodes  # noqa: E402
 from stratum_pipeline.demo.changes import KINDS, MODEL, Change  # noqa: E402
 from stratum_pipeline.demo.features import feature_frames  # noqa: E402
 from stratum_pipeline.demo.generator import NOISE_REGIMES, DemoConfig, TenantSpec, generate  # noqa: E402
@@ -67,10 +71,12 @@ from stratum_pipeline.ml.conversion import ConversionPredictor  # noqa: E402
 from stratum_pipeline.ml.evaluation import best_naive_roas, conversion_metrics, roas_metrics  # noqa: E402
 from stratum_pipeline.ml.roas import TARGET, ROASPredictor, training_frame  # noqa: E402
 from stratum_pipeline.modelops.gate import decide  # noqa: E402
+from stratum_pipeline.modelops.retraining import RETRAIN, WAIT_DAYS, episode_key, step  # noqa: E402
 from stratum_pipeline.modelops.training import holdout_split  # noqa: E402
 
 END = date(2026, 6, 30)
-DAY0 = END - timedelta(days=40)
+DAY0 = END - timedelta(days=60)  # 60 days after the change: long enough to see a retrain that waited act
+HISTORY_DAYS = 170  # the 90 training days before day -14, and the replay
 BEFORE = 14  # replayed days before the change: the pre-change error level and quiet days
 TRAIN_DAYS = 90
 HOLDOUT_DAYS = 14
@@ -91,6 +97,14 @@ TARGETS = {
     "faster_where_retraining_helps": 0.30,  # response_change, conversion_shift
 }
 HELPS = ("response_change", "conversion_shift")
+SHORT = {
+    "retrain": "retrain",
+    "cooldown": "cool",
+    "promoted": "promoted",
+    "self_correcting": "self",
+    "waiting": "wait",
+    "after_refusal": "hold",
+}
 
 
 @dataclass
@@ -114,6 +128,8 @@ class Track:
     signals: dict[int, list[str]] = field(default_factory=dict)  # day offset -> signals
     drift_alarm_days: list[int] = field(default_factory=list)
     degraded_days: list[int] = field(default_factory=list)
+    episode_requests: list[int] = field(default_factory=list)  # retrain requests per episode
+    actions: list[str] = field(default_factory=list)  # the policy's action on each change, "action@day"
 
     def champion_at(self, day: pd.Timestamp) -> int:
         current = 0
@@ -124,8 +140,8 @@ class Track:
 
 
 def _world(regime: str, seed: int, campaigns: int):
-    tenants = tuple(TenantSpec(k, k, campaigns, 130, 300) for k in KINDS) + tuple(
-        TenantSpec(t, t, campaigns, 130, 300) for t in UNTOUCHED
+    tenants = tuple(TenantSpec(k, k, campaigns, HISTORY_DAYS, 300) for k in KINDS) + tuple(
+        TenantSpec(t, t, campaigns, HISTORY_DAYS, 300) for t in UNTOUCHED
     )
     changes = tuple(Change(k, k, start=DAY0, size=SIZES[k], days=14) for k in KINDS)
     config = DemoConfig(
@@ -180,13 +196,15 @@ def _window(frame: pd.DataFrame, end: pd.Timestamp, days: int) -> pd.DataFrame:
     return frame[(frame["date"] > end - pd.Timedelta(days=days)) & (frame["date"] <= end)]
 
 
-def _replay(track: Track, rows: pd.DataFrame, day0: pd.Timestamp, last: pd.Timestamp):
+def _replay(track: Track, rows: pd.DataFrame, day0: pd.Timestamp, last: pd.Timestamp, wait: dict | None):
     """Run the monitoring loop for one tenant-model from day -BEFORE to `last`; returns the daily error of the
     served model and of the original champion ({offset: error})."""
     first = day0 - pd.Timedelta(days=BEFORE)
     model_type = track.model_type
     drift_rows: list[pd.DataFrame] = []
-    open_episodes: dict[str, dict] = {"accuracy": {}, "drift": {}}
+    key = episode_key(track.tenant, f"{model_type}_model")
+    state: dict = {}
+    outcomes: dict[str, str] = {}
     served_err, original_err = {}, {}
     forecasts = []
     for day in pd.date_range(first, last):
@@ -226,24 +244,29 @@ def _replay(track: Track, rows: pd.DataFrame, day0: pd.Timestamp, last: pd.Times
             known["forecast_date"] = known["forecast_date"] + pd.Timedelta(days=1)
             accuracy = M.forecast_accuracy(made, known)
             degraded = False
+            returning = {}
             for r in M.recent_accuracy(accuracy, 7).itertuples(index=False):
                 holdout = track.models[int(r.model_version) - 1].holdout
                 bad = M.accuracy_degraded(r.mae, holdout["mae"])[0]
                 version_days = accuracy[accuracy["model_version"] == r.model_version]
-                degraded |= bad or M.bias_degraded(version_days, holdout.get("daily_bias_sd"))[0]
+                bad = bad or M.bias_degraded(version_days, holdout.get("daily_bias_sd"))[0]
+                degraded |= bad
+                if bad and M.error_returning(version_days)[0]:  # the asset's `returning`
+                    returning[key] = "returning"
             if degraded:
                 signals.append("accuracy")
                 track.degraded_days.append(offset)
             window = _window(rows, day, M.NOISE_WINDOW_DAYS)
         else:
+            returning = {}
             today = rows[rows["date"] == day]
             window = _window(rows, day, M.NOISE_WINDOW_DAYS)
             excess = {}
-            for key, predictor in (("served", champion.predictor), ("original", track.models[0].predictor)):
+            for which, predictor in (("served", champion.predictor), ("original", track.models[0].predictor)):
                 p = np.clip(predictor.predict_proba(window), 1e-6, 1 - 1e-6)
                 q = np.clip(window["true_probability"].to_numpy(), 1e-6, 1 - 1e-6)
                 y = window["converted"].to_numpy(dtype=float)
-                excess[key] = float(
+                excess[which] = float(
                     -(y * np.log(p) + (1 - y) * np.log(1 - p)).mean()
                     + (y * np.log(q) + (1 - y) * np.log(1 - q)).mean()
                 )
@@ -263,20 +286,30 @@ def _replay(track: Track, rows: pd.DataFrame, day0: pd.Timestamp, last: pd.Times
         if (drift["status"] == "fail").any():
             track.drift_alarm_days.append(offset)
             signals.append("drift")
-        drift_retrain = M.drift_needs_retraining(drift["status"]) or "calibration" in signals
-        # the sensor: one request per episode per signal asset
-        for asset, named in (("accuracy", "accuracy" in signals), ("drift", drift_retrain)):
-            names = {track.tenant: {model_type}} if named else {}
-            open_episodes[asset], open_before = update_episodes(open_episodes[asset], names)
-            if named and f"{track.tenant}/{model_type}" not in open_before:
+        # the sensor: the day's signals through the retraining policy (modelops/retraining.py)
+        named = {}
+        if "accuracy" in signals:
+            named[key] = {"accuracy"}
+        if M.drift_needs_retraining(drift["status"]) or "calibration" in signals:
+            named.setdefault(key, set()).add("drift")
+        opened = key in named and "opened" not in state.get(key, {})
+        state, decisions = step(state, day.date(), named, returning, outcomes, wait)
+        outcomes = {}
+        if opened:
+            track.episode_requests.append(0)
+        for decision in decisions:
+            if decision.changed:
+                track.actions.append(f"{SHORT[decision.action]}@{offset}")
+            if decision.action == RETRAIN:
                 track.requests.append(offset)
-                _retrain(track, rows, day)
+                track.episode_requests[-1] += 1
+                outcomes[key] = _retrain(track, rows, day)
         if signals:
             track.signals[offset] = signals
     return served_err, original_err
 
 
-def _retrain(track: Track, rows: pd.DataFrame, day: pd.Timestamp) -> None:
+def _retrain(track: Track, rows: pd.DataFrame, day: pd.Timestamp) -> str:
     window = _window(
         rows,
         day - pd.Timedelta(days=1 if track.model_type == "roas" else 0),
@@ -287,11 +320,38 @@ def _retrain(track: Track, rows: pd.DataFrame, day: pd.Timestamp) -> None:
         model, decision = _fit(track.model_type, window, champion, len(track.models) + 1)
     except Exception as exc:  # too little data in the window: the run's outcome, not a crash of the loop
         track.decisions.append(f"not trained ({type(exc).__name__})")
-        return
+        return "failed"
     track.decisions.append("promoted" if decision.promote else "refused")
     track.models.append(model)
     if decision.promote:
         track.serving.append((day + pd.Timedelta(days=1), len(track.models) - 1))
+    return "promoted" if decision.promote else "refused"
+
+
+ORACLE_FALSE_ALARMS_PER_DAY = 1 / 30  # the oracle detector's threshold: one false alarm per tenant-month
+
+
+def oracle_detection(rows: pd.DataFrame, day0: pd.Timestamp, factor: float) -> dict[str, float]:
+    """What a detector knowing the truth can do: the day's mean realised ROAS against the mean *expected* ROAS the
+    tenant would have had without the change (the generator's truth; the level shift multiplied it by `factor`
+    from day 0), relative: r = actual / expected - 1. Its noise is the tenant's own: the threshold is the
+    1 - ORACLE_FALSE_ALARMS_PER_DAY quantile of |r| (one day) or of |2-day mean r| over the 60 days before the
+    change. Returns the first day >= 0 beyond it (one day and two days), and the thresholds."""
+    day = rows["date"] + pd.Timedelta(
+        days=1
+    )  # the target's day: TARGET and expected_next are next-day values
+    expected = rows["expected_next"].where(day < day0, rows["expected_next"] / factor)
+    daily = pd.DataFrame({"day": day, "actual": rows[TARGET], "expected": expected}).groupby("day").mean()
+    r = (daily["actual"] / daily["expected"] - 1).dropna()
+    out = {}
+    for name, series in (("1d", r), ("2d", r.rolling(2).mean())):
+        pre = series[(series.index < day0) & (series.index >= day0 - pd.Timedelta(days=60))].abs().dropna()
+        threshold = float(pre.quantile(1 - ORACLE_FALSE_ALARMS_PER_DAY))
+        post = series[series.index >= day0]
+        beyond = post[post.abs() > threshold]
+        out[f"oracle_{name}"] = float((beyond.index[0] - day0).days) if len(beyond) else np.nan
+        out[f"oracle_{name}_threshold"] = threshold
+    return out
 
 
 def _recovery(err: dict[int, float], pre: float) -> str:
@@ -308,11 +368,13 @@ def _episodes(days: list[int]) -> int:
     return sum(1 for i, d in enumerate(days) if i == 0 or days[i - 1] != d - 1)
 
 
-def run(regime: str, seed: int, campaigns: int) -> tuple[list[dict], list[dict]]:
+def run(
+    regime: str, seed: int, campaigns: int, wait: dict | None = None, kinds=KINDS
+) -> tuple[list[dict], list[dict]]:
     frame, _, sessions = _world(regime, seed, campaigns)
     day0, last = pd.Timestamp(DAY0), frame["date"].max()
-    rows_out, quiet = [], []
-    for tenant in (*KINDS, *UNTOUCHED):
+    rows_out, quiet, oracles = [], [], []
+    for tenant in (*kinds, *UNTOUCHED):
         for model_type in ("roas", "conversion"):
             if tenant in KINDS and MODEL[tenant] != model_type:
                 continue
@@ -321,7 +383,7 @@ def run(regime: str, seed: int, campaigns: int) -> tuple[list[dict], list[dict]]
             initial = _window(rows, day0 - pd.Timedelta(days=BEFORE + 1), TRAIN_DAYS)
             model, _ = _fit(model_type, initial, None, 1)
             track = Track(tenant, model_type, [model], [(day0 - pd.Timedelta(days=BEFORE), 0)])
-            served, original = _replay(track, rows, day0, last)
+            served, original = _replay(track, rows, day0, last, wait)
             span = len(served)
             if tenant in UNTOUCHED:
                 quiet.append(
@@ -332,11 +394,13 @@ def run(regime: str, seed: int, campaigns: int) -> tuple[list[dict], list[dict]]
                         "drift_alarm_episodes": _episodes(track.drift_alarm_days),
                         "degraded_episodes": _episodes(track.degraded_days),
                         "requests": len(track.requests),
+                        "actions": " ".join(track.actions) or "-",
                     }
                 )
                 continue
             pre = float(np.mean([served[k] for k in served if k < 0]))
             after = [k for k in served if 0 <= k < 21]
+            late = [k for k in served if k >= 21]
             detected = [k for k in sorted(track.signals) if k >= 0]
             naive = np.nan
             if model_type == "roas":
@@ -355,16 +419,24 @@ def run(regime: str, seed: int, campaigns: int) -> tuple[list[dict], list[dict]]
                     "detect_day": detected[0] if detected else None,
                     "detected_by": "+".join(track.signals[detected[0]]) if detected else "-",
                     "requests": len(track.requests),
+                    "max_per_episode": max(track.episode_requests, default=0),
+                    "actions": " ".join(track.actions) or "-",
                     "gate": ",".join(track.decisions) or "-",
                     "pre_err": pre,
                     "loop_err_0_20": float(np.mean([served[k] for k in after])),
                     "none_err_0_20": float(np.mean([original[k] for k in after])),
                     "naive_err_0_20": naive,
+                    "loop_err_21_": float(np.mean([served[k] for k in late])),
+                    "none_err_21_": float(np.mean([original[k] for k in late])),
                     "recovery_loop": _recovery(served, pre),
                     "recovery_none": _recovery(original, pre),
                 }
             )
-    return rows_out, quiet
+            if tenant == "level_shift":
+                oracles.append(
+                    {"regime": regime, "seed": seed, **oracle_detection(rows, day0, SIZES[tenant])}
+                )
+    return rows_out, quiet, oracles
 
 
 def _days(value: str, horizon: int) -> float:
@@ -376,14 +448,24 @@ def main(argv=None) -> int:
     parser.add_argument("--regimes", nargs="+", default=["low", "realistic"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--campaigns", type=int, default=20)
+    parser.add_argument("--kinds", nargs="+", default=list(KINDS), help="the changed tenants to replay")
+    parser.add_argument(
+        "--wait",
+        nargs=2,
+        type=int,
+        metavar=("ROAS", "CONVERSION"),
+        help=f"override the policy's WAIT_DAYS (now {WAIT_DAYS['roas_model']} and {WAIT_DAYS['conversion_model']})",
+    )
     args = parser.parse_args(argv)
+    wait = dict(zip(("roas_model", "conversion_model"), args.wait)) if args.wait else None
     started = time.perf_counter()
-    changed, quiet = [], []
+    changed, quiet, oracles = [], [], []
     for regime in args.regimes:
         for seed in args.seeds:
             t = time.perf_counter()
-            a, b = run(regime, seed, args.campaigns)
+            a, b, c = run(regime, seed, args.campaigns, wait, tuple(args.kinds))
             changed += a
+            oracles += c
             quiet += [{**q, "regime": regime, "seed": seed} for q in b]
             print(f"# {regime} seed {seed}: {time.perf_counter() - t:.0f}s", file=sys.stderr)
     table = pd.DataFrame(changed)
@@ -402,14 +484,23 @@ def main(argv=None) -> int:
     print(q.to_string(index=False))
     verdicts = []
     level = table[table["kind"] == "level_shift"]
-    delays = level["detect_day"].fillna(horizon + 1)
-    verdicts.append(
-        (
-            "level shifts (40%) detected within 2 days",
-            f"max delay {delays.max():.0f} d",
-            (delays <= TARGETS["detection_level_shift_days"]).all(),
+    if len(level):
+        print(
+            "\nLevel shift (order value x0.6) detection, ours beside an oracle detector that knows the true "
+            "pre-change mean\n(threshold: 1 false alarm per tenant-month on the tenant's own 60 days before; "
+            "'2d' = mean of 2 days):"
         )
-    )
+        both = level[["regime", "seed", "detect_day", "detected_by"]].merge(pd.DataFrame(oracles))
+        print(both.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        delays = level["detect_day"].fillna(horizon + 1)
+        verdicts.append(
+            (
+                "level shifts (40%) detected within 2 days",
+                f"delays {', '.join(f'{d:.0f}' for d in delays)} d (max {delays.max():.0f}); untouched tenants: "
+                f"{q.loc[q['model'] == 'roas', 'degraded_episodes'].sum()} accuracy episodes",
+                (delays <= TARGETS["detection_level_shift_days"]).all(),
+            )
+        )
     rate = q["drift_alarm_episodes"].sum() / months
     verdicts.append(
         (
@@ -420,9 +511,10 @@ def main(argv=None) -> int:
     )
     verdicts.append(
         (
-            "retrain requests per change episode <= 1",
-            f"max {table['requests'].max()}, mean {table['requests'].mean():.2f}",
-            table["requests"].max() <= TARGETS["requests_per_episode"],
+            "retrain requests per degradation episode <= 1",
+            f"max {table['max_per_episode'].max()} per episode; per change: max {table['requests'].max()}, "
+            f"mean {table['requests'].mean():.2f}; untouched tenants: {q['requests'].sum()} requests",
+            table["max_per_episode"].max() <= TARGETS["requests_per_episode"],
         )
     )
     loop = table["recovery_loop"].map(lambda v: _days(v, horizon))
@@ -446,7 +538,7 @@ def main(argv=None) -> int:
     verdicts.append(
         (
             "training runs failing because of a correct gate refusal: 0",
-            "not measured here (no Dagster runs)",
+            "not measured here: benchmarks/monitoring_dagster.py runs the loop through Dagster",
             None,
         )
     )

@@ -107,3 +107,24 @@ def forecast_rows(tenant: str, campaigns: list[str], day) -> pd.DataFrame:
         "served_by": "default",
     }
     return pd.DataFrame([{**row, "tenant_id": tenant, "campaign_id": c} for c in campaigns])
+
+
+def monitoring_resources(tmp) -> dict:
+    """SQLite source and warehouse and an MLflow store under `tmp`: what the monitoring scenarios run on."""
+    from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
+
+    return {
+        "source": SourceDatabase(url=f"sqlite:///{Path(tmp) / 'source.db'}"),
+        "warehouse": Warehouse(url=f"sqlite:///{Path(tmp) / 'warehouse.db'}"),
+        "registry": ModelRegistry(tracking_uri=f"sqlite:///{Path(tmp) / 'mlruns' / 'mlflow.db'}"),
+    }
+
+
+def write_features(warehouse, frames, until) -> None:
+    """Land generated campaign, session and creative features (demo.features.feature_frames) up to `until`."""
+    from stratum_pipeline.storage import warehouse_schema as wh
+
+    for table, frame in zip((wh.campaign_features, wh.session_features, wh.creative_features), frames):
+        part = frame[pd.to_datetime(frame["date"]).dt.date <= until]
+        dates = pd.to_datetime(part["date"])
+        warehouse.replace_partitions(table, part, dates.min().date(), dates.max().date())

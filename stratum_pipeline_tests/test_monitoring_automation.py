@@ -1,6 +1,6 @@
 """The UI's self-description of every asset, failure alerts, weekly retraining cadence and product freshness."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
 import pandas as pd
@@ -11,8 +11,9 @@ from dagster._core.test_utils import freeze_time
 from stratum_pipeline.assets.products import product_assets
 from stratum_pipeline.automation.local_runs import check_evaluations
 from stratum_pipeline.automation.schedules import weekly_tenant_retraining
-from stratum_pipeline.automation.sensors import run_failure_alerts
+from stratum_pipeline.automation.sensors import retraining_sensor, run_failure_alerts
 from stratum_pipeline.definitions import build_definitions, product_freshness_checks
+from stratum_pipeline.modelops.retraining import WAIT_DAYS
 from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
 from stratum_pipeline.storage import warehouse_schema as wh
 
@@ -140,77 +141,119 @@ def test_product_tables_are_stale_after_26_hours(resources):
     assert {c.severity for c in stale.values()} == {dg.AssetCheckSeverity.ERROR}
 
 
-def test_the_retraining_sensor_merges_signals_per_tenant_and_skips_unknown_tenants():
-    from stratum_pipeline.automation.sensors import retraining_sensor
+def _signal_day(instance, day: date, degraded=None, retrain=None, returning=None):
+    """What monitoring_job records for one day: forecast_accuracy's and feature_drift's materialisations."""
+    accuracy = {"degraded": dg.MetadataValue.json(degraded or {})}
+    if returning is not None:
+        accuracy["returning"] = dg.MetadataValue.json(returning)
+    for asset, metadata in (
+        ("forecast_accuracy", accuracy),
+        ("feature_drift", {"retrain": dg.MetadataValue.json(retrain or {})}),
+    ):
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(asset, partition=day.isoformat(), metadata=metadata)
+        )
 
+
+def _tick(instance, warehouse, cursor):
+    result = retraining_sensor(
+        dg.build_sensor_context(instance=instance, cursor=cursor, resources={"warehouse": warehouse})
+    )
+    return result, result.cursor
+
+
+def _alerts(warehouse) -> pd.DataFrame:
+    with warehouse.engine.connect() as conn:
+        return pd.read_sql(sa.select(wh.alerts).where(wh.alerts.c.kind == "retraining"), conn)
+
+
+@pytest.mark.slow  # 28 monitoring days through the sensor on a real instance (~9 s here)
+def test_the_retraining_sensor_merges_signals_per_tenant_and_skips_unknown_tenants(resources):
+    """acme's accuracy and drift signals, and beta's drift, wait for WAIT_DAYS; then one request per tenant
+    retrains the models named, ROAS on the degradation window; an unregistered tenant is never requested."""
+    warehouse, cursor = resources["warehouse"], None
+    start = date(2026, 6, 1)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("tenants", ["acme", "beta"])
-        instance.report_runless_asset_event(
-            dg.AssetMaterialization(
-                "forecast_accuracy",
-                metadata={
-                    "degraded": dg.MetadataValue.json({"acme": "MAE 0.6 > 0.3", "ghost": "MAE 0.9 > 0.3"})
-                },
+        requested = {}
+        for offset in range(WAIT_DAYS["roas_model"]):
+            _signal_day(
+                instance,
+                start + timedelta(days=offset),
+                degraded={"acme": "stratum-roas-acme v1: MAE 0.6 > 0.3", "ghost": "MAE 0.9 > 0.3"},
+                retrain={"acme": ["conversion"], "beta": ["conversion"]},
             )
-        )
-        instance.report_runless_asset_event(
-            dg.AssetMaterialization(
-                "feature_drift",
-                metadata={"retrain": dg.MetadataValue.json({"acme": ["conversion"], "beta": ["conversion"]})},
-            )
-        )
-        result = retraining_sensor(dg.build_sensor_context(instance=instance))
-        requested = {
-            r.partition_key: (sorted(k.to_user_string() for k in r.asset_selection), r.run_config)
-            for r in result.run_requests
-        }
-        assert requested["acme"][0] == ["conversion_model", "roas_model"]
-        assert requested["acme"][1]["ops"]["roas_model"]["config"]["training_window_days"] == 35
-        assert requested["beta"] == (["conversion_model"], {})  # conversion keeps its full training window
+            result, cursor = _tick(instance, warehouse, cursor)
+            for r in result.run_requests:
+                requested[r.partition_key] = (
+                    offset,
+                    sorted(k.to_user_string() for k in r.asset_selection),
+                    r.run_config,
+                )
+        last = WAIT_DAYS["roas_model"] - 1
+        assert requested["acme"][:2] == (last, ["conversion_model", "roas_model"])
+        assert requested["acme"][2]["ops"]["roas_model"]["config"]["training_window_days"] == 35
+        assert requested["beta"] == (last, ["conversion_model"], {})  # conversion keeps its full window
         assert "ghost" not in requested
-        assert (
-            retraining_sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor)).run_requests
-            == []
-        )
+        assert _tick(instance, warehouse, cursor)[0].run_requests == []  # no new monitoring result
+    alerts = _alerts(warehouse)
+    # one alert per change of action: waiting (day 0), retrain requested (the last day), per tenant-model
+    assert sorted(alerts["partition_key"]) == ["acme", "acme", "acme", "acme", "beta", "beta"]
+    assert alerts["summary"].str.contains("waiting: a retrain's window holds 1 of the 28").sum() == 3
+    assert alerts["summary"].str.contains("retrain requested").sum() == 3
 
 
-def test_one_retrain_per_episode_and_the_default_model_for_a_default_served_tenant():
-    """Day after day of the same degradation is one episode: one request on its first day, none while it lasts,
-    a new one only after EPISODE_QUIET_RESULTS results without it. A default-served tenant's signal retrains the
-    default model."""
-    from stratum_pipeline.automation.sensors import EPISODE_QUIET_RESULTS, retraining_sensor
+@pytest.mark.slow  # 53 monitoring days through the sensor on a real instance (~11 s here)
+def test_one_retrain_per_episode_and_the_default_model_for_a_default_served_tenant(resources):
+    """A degradation named day after day by accuracy and drift is one episode: one request once the wait is
+    over, a cooldown until the retrain answers, and after its refusal nothing more in the episode;
+    a signal whose error is returning gets "self-correcting, no action". A default-served tenant's signal
+    retrains the default model at once, never a model of the tenant's own."""
+    warehouse, cursor = resources["warehouse"], None
+    start = date(2026, 6, 1)
+    shifted = {"acme": "stratum-roas-acme v3: MAE 0.9 > 0.4"}
+    cold = {"cold": "stratum-roas-default v2: MAE 0.8 > 0.3"}
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("tenants", ["acme", "cold", "calm"])
+        log = []
 
-    def day(degraded: dict, cursor):
+        def day(offset, **signals):
+            nonlocal cursor
+            _signal_day(instance, start + timedelta(days=offset), **signals)
+            result, cursor = _tick(instance, warehouse, cursor)
+            log.extend(
+                (offset, r.job_name, r.partition_key, sorted(k.to_user_string() for k in r.asset_selection))
+                for r in result.run_requests
+            )
+
+        day(0, degraded={**shifted, **cold})
+        assert log == [(0, "train_default_models_job", None, ["roas_default_model"])]
+        wait = WAIT_DAYS["roas_model"]
+        for offset in range(1, wait):
+            day(offset, degraded=shifted, retrain={"acme": ["roas"]} if offset % 3 else {})
+        assert log[1:] == [(wait - 1, "train_tenant_models_job", "acme", ["roas_model"])]
+        for offset in range(wait, wait + 3):  # no outcome yet: a cooldown
+            day(offset, degraded=shifted, retrain={"acme": ["roas"]})
+        assert len(log) == 2
+        # the retrain answers: refused by the gate (a successful run whose model asset says so)
         instance.report_runless_asset_event(
             dg.AssetMaterialization(
-                "forecast_accuracy", metadata={"degraded": dg.MetadataValue.json(degraded)}
+                "roas_model", partition="acme", metadata={"gate": "not promoted: MAE 0.41 worse than 0.30"}
             )
         )
-        result = retraining_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
-        return [
-            (r.job_name, r.partition_key, sorted(k.to_user_string() for k in r.asset_selection))
-            for r in result.run_requests
-        ], result.cursor
-
-    with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("tenants", ["acme", "cold"])
-        shifted = {"acme": "stratum-roas-acme v3: MAE 0.9 > 0.4"}
-        cold = {"cold": "stratum-roas-default v2: MAE 0.8 > 0.3"}
-        requests, cursor = day({**shifted, **cold}, None)
-        assert requests == [
-            ("train_tenant_models_job", "acme", ["roas_model"]),
-            ("train_default_models_job", None, ["roas_default_model"]),
-        ]
-        for _ in range(5):  # the same episode, five more days
-            requests, cursor = day({**shifted, **cold}, cursor)
-            assert requests == []
-        for _ in range(2):  # a signal that comes and goes: two quiet days, then back, is the same episode
-            requests, cursor = day({}, cursor)
-            assert requests == []
-        requests, cursor = day(shifted, cursor)
-        assert requests == []
-        for _ in range(EPISODE_QUIET_RESULTS):  # recovered: the episode ends after three quiet results
-            requests, cursor = day({}, cursor)
-            assert requests == []
-        requests, cursor = day(shifted, cursor)  # a new episode
-        assert requests == [("train_tenant_models_job", "acme", ["roas_model"])]
+        refused = wait + 3
+        for offset in range(refused, refused + 20):  # the episode goes on: nothing more is requested
+            day(offset, degraded=shifted, retrain={"acme": ["roas"]})
+        assert len(log) == 2
+        # a new episode of another tenant whose error is already returning: no request, and the alert says why
+        day(100, degraded={"calm": "stratum-roas-calm v1: MAE 0.5 > 0.3"})
+        day(101, degraded={"calm": "stratum-roas-calm v1: MAE 0.4 > 0.3"}, returning={"calm": "MAE down"})
+        assert [entry for entry in log if entry[2] == "calm"] == []
+        assert not any(job == "train_tenant_models_job" and tenant == "cold" for _, job, tenant, _ in log)
+    alerts = _alerts(warehouse)
+    calm = alerts[alerts["partition_key"] == "calm"]["summary"].tolist()
+    assert calm[-1] == "calm/roas_model: self-correcting, no action (MAE down)"
+    assert (
+        alerts["summary"].str.contains("acme/roas_model: the episode's retrain was refused by the gate").sum()
+        == 1
+    )

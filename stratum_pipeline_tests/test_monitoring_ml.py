@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from stratum_pipeline.ml import monitoring as M
 
@@ -111,3 +112,33 @@ def test_profiles_use_the_recent_training_weeks_and_retraining_needs_broad_drift
         pd.Series(["fail", "fail", "ok", "ok", "ok", "ok", "ok", "ok", "warn"])
     )
     assert not M.drift_needs_retraining(pd.Series([], dtype=object))
+
+
+@pytest.mark.parametrize(
+    "relative_mae, relative_bias, returning",
+    [
+        # a level shift fading out of a trailing-ROAS forecast: the error peaks, then falls back
+        ([0.10, 0.62, 0.58, 0.45, 0.33, 0.26, 0.21], [0.0, 0.6, 0.55, 0.4, 0.3, 0.2, 0.15], True),
+        # a shift all campaigns share, hidden in a noisy MAE: the bias shows it fading
+        ([0.30, 0.34, 0.33, 0.31, 0.32, 0.30, 0.31], [0.0, 0.35, 0.30, 0.2, 0.12, 0.08, 0.05], True),
+        # a plateau with day-to-day noise: not returning
+        ([0.10, 0.50, 0.56, 0.48, 0.53, 0.50, 0.55], [0.0, 0.3, 0.35, 0.28, 0.33, 0.3, 0.34], False),
+        # still rising: the peak is the latest days
+        ([0.10, 0.20, 0.30, 0.40, 0.50, 0.60, 0.70], [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6], False),
+        # too few days to see a trend
+        ([0.60, 0.20], [0.6, 0.2], False),
+    ],
+)
+def test_an_error_returning_toward_its_old_level_is_self_correcting(relative_mae, relative_bias, returning):
+    mean_actual = 2.0
+    days = pd.DataFrame(
+        {
+            "date": pd.date_range("2026-06-01", periods=len(relative_mae)),
+            "mae": np.array(relative_mae) * mean_actual,
+            "bias": np.array(relative_bias) * mean_actual,
+            "mean_actual_roas": mean_actual,
+        }
+    )
+    verdict, reason = M.error_returning(days)
+    assert verdict is returning, reason
+    assert ("down from" in reason) is returning

@@ -1,6 +1,6 @@
 """Monitoring end to end: one tenant's response curve shifts; accuracy degrades for it only, drift fires on the
-shifted features only, the sensor asks to retrain exactly that tenant's ROAS model, and the gate promotes the
-retrained model. Real warehouse (SQLite), MLflow store and Dagster instance."""
+shifted features only, the sensor names exactly that tenant's ROAS model and waits for post-change days (saying
+until when), and the gate promotes the retrain it will request. Real warehouse (SQLite), MLflow store and Dagster instance."""
 
 from datetime import date, timedelta
 
@@ -12,13 +12,14 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from stratum_pipeline.assets.products import daily_roas_forecasts
 from stratum_pipeline.automation.local_runs import check_evaluations, execute_daily_range
-from stratum_pipeline.automation.sensors import retraining_sensor
+from stratum_pipeline.automation.sensors import _retrain_request, retraining_sensor
 from stratum_pipeline.definitions import build_definitions
 from stratum_pipeline.demo.features import feature_frames
 from stratum_pipeline.demo.generator import DemoConfig, ResponseShift, TenantSpec, generate
 from stratum_pipeline.modelops.registry import model_name
-from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
+from stratum_pipeline.modelops.retraining import WAIT_DAYS
 from stratum_pipeline.storage import warehouse_schema as wh
+from stratum_pipeline_tests.helpers import monitoring_resources, write_features
 
 pytestmark = pytest.mark.slow  # a month of daily runs, training and retraining
 
@@ -40,13 +41,6 @@ CONFIG = DemoConfig(
 TRAINING = {"min_campaigns": 20, "min_campaign_days": 30, "min_sessions": 10**9, "holdout_days": 7}
 
 
-def _write(warehouse, frames, until):
-    for table, frame in zip((wh.campaign_features, wh.session_features, wh.creative_features), frames):
-        part = frame[pd.to_datetime(frame["date"]).dt.date <= until]
-        dates = pd.to_datetime(part["date"])
-        warehouse.replace_partitions(table, part, dates.min().date(), dates.max().date())
-
-
 def _train(defs, instance, tenant, **config):
     result = defs.resolve_job_def("train_tenant_models_job").execute_in_process(
         instance=instance,
@@ -66,25 +60,20 @@ def _checks(result):
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("monitoring")
-    warehouse = Warehouse(url=f"sqlite:///{tmp / 'warehouse.db'}")
-    registry = ModelRegistry(tracking_uri=f"sqlite:///{tmp / 'mlruns' / 'mlflow.db'}")
-    resources = {
-        "source": SourceDatabase(url=f"sqlite:///{tmp / 'source.db'}"),
-        "warehouse": warehouse,
-        "registry": registry,
-    }
+    resources = monitoring_resources(tmp)
+    warehouse, registry = resources["warehouse"], resources["registry"]
     defs = build_definitions(resources)
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("tenants", ["shifted", "steady"])
     frames = feature_frames(generate(CONFIG))
 
     # Champions trained before the shift.
-    _write(warehouse, frames, SHIFT_START - timedelta(days=1))
+    write_features(warehouse, frames, SHIFT_START - timedelta(days=1))
     champions = {t: _train(defs, instance, t) for t in ("shifted", "steady")}
     assert all(m["gate"].startswith("promote") for m in champions.values()), champions
 
     # The rest of the data lands; a forecast for each of the last days, then monitoring for the last day.
-    _write(warehouse, frames, END)
+    write_features(warehouse, frames, END)
     first, last = END - timedelta(days=8), END - timedelta(days=1)
     forecasts = dg.materialize(
         [daily_roas_forecasts],
@@ -177,20 +166,32 @@ def test_drift_fires_on_the_shifted_feature_and_stays_quiet_on_an_unshifted_one(
     assert metadata["feature_drift"]["retrain"].value == {"shifted": ["roas"]}
 
 
-def test_the_sensor_retrains_that_tenant_only_and_the_gate_promotes_the_better_model(scenario):
+def test_the_sensor_waits_for_post_change_days_and_the_retrain_it_will_request_is_promoted(scenario):
     defs, instance, warehouse, registry, champions, _ = scenario
     sensor = retraining_sensor
-    context = dg.build_sensor_context(instance=instance, definitions=defs)
+    context = dg.build_sensor_context(instance=instance, resources={"warehouse": warehouse})
     result = sensor(context)
-    assert [(r.partition_key, r.asset_selection) for r in result.run_requests] == [
-        ("shifted", [dg.AssetKey("roas_model")])
-    ]
-    # Same signals on the next tick: nothing new is requested.
-    again = sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor, definitions=defs))
+    # The first degraded day: the retrain's window cannot hold enough post-change days yet, so it waits and says
+    # until when; the untouched tenant is not named.
+    assert result.run_requests == []
+    with warehouse.engine.connect() as conn:
+        alerts = pd.read_sql(sa.select(wh.alerts).where(wh.alerts.c.kind == "retraining"), conn)
+    ready = END + timedelta(days=WAIT_DAYS["roas_model"] - 1)
+    assert list(alerts["partition_key"]) == ["shifted"]
+    assert (
+        f"waiting: a retrain's window holds 1 of the 28 post-change days roas_model needs, retrain from {ready}"
+        in (alerts["summary"].iloc[0])
+    )
+    # Same signals on the next tick: nothing new is requested, no new alert.
+    again = sensor(
+        dg.build_sensor_context(instance=instance, cursor=result.cursor, resources={"warehouse": warehouse})
+    )
     assert again.run_requests == []
 
-    # The requested run (on the recent weeks) replaces the degraded champion through the gate.
-    (request,) = result.run_requests
+    # The run the sensor requests once the wait is over (on the recent weeks) replaces the degraded champion
+    # through the gate.
+    request = _retrain_request("shifted", {"roas_model"}, ready.isoformat())
+    assert request.partition_key == "shifted" and request.asset_selection == [dg.AssetKey("roas_model")]
     name = model_name("roas", "shifted")
     retrained = _train(
         defs, instance, request.partition_key, **request.run_config["ops"]["roas_model"]["config"]

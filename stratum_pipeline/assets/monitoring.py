@@ -56,7 +56,8 @@ def forecast_accuracy(context: dg.AssetExecutionContext, warehouse: Warehouse, r
     A partition is the day whose actuals landed; each run re-evaluates the last 7 forecast days, so late or
     corrected data updates the figures. The same figures are logged to each model version's MLflow monitoring run.
     Metadata `degraded` lists the tenants whose recent MAE is past the limit, or whose last two days' bias is
-    beyond the day-to-day bias noise of the model's holdout (the retraining sensor acts on it)."""
+    beyond the day-to-day bias noise of the model's holdout (the retraining sensor acts on it); `returning` lists
+    those of them whose daily error is already falling back toward its pre-change level (self-correcting)."""
     first, last = partition_days(context)
     start = first - timedelta(days=ACCURACY_WINDOW_DAYS - 1)
     forecasts = warehouse.read_range(wh.daily_roas_forecasts, start, last, "forecast_date")
@@ -70,23 +71,26 @@ def forecast_accuracy(context: dg.AssetExecutionContext, warehouse: Warehouse, r
         wh.forecast_accuracy, last - timedelta(days=ACCURACY_WINDOW_DAYS - 1), last
     )
     recent = M.recent_accuracy(history, ACCURACY_WINDOW_DAYS)
-    degraded, status = {}, []
+    degraded, returning, status = {}, {}, []
     for model in recent.itertuples(index=False):
         version_metrics = registry.version_metrics(model.model_name, model.model_version)
         holdout = version_metrics.get("mae")
         is_degraded, reason = M.accuracy_degraded(model.mae, holdout)
+        days = history[
+            (history.tenant_id == model.tenant_id)
+            & (history.model_name == model.model_name)
+            & (history.model_version == model.model_version)
+        ]
         if not is_degraded:  # all campaigns off the same way: a level shift the day's noise hides in the MAE
-            days = history[
-                (history.tenant_id == model.tenant_id)
-                & (history.model_name == model.model_name)
-                & (history.model_version == model.model_version)
-            ]
             is_degraded, bias_reason = M.bias_degraded(days, version_metrics.get("daily_bias_sd"))
             reason = bias_reason if is_degraded else reason
         served_by_default = model.model_name == model_name("roas", DEFAULT_MODEL_OWNER)
         if is_degraded:
             # A tenant served by the default model is retrained too: it may have crossed the data minimum.
             degraded[model.tenant_id] = f"{model.model_name} v{model.model_version}: {reason}"
+            is_returning, trend = M.error_returning(days)
+            if is_returning:  # the sensor answers "self-correcting, no action"
+                returning[model.tenant_id] = trend
         status.append(
             {
                 "tenant": model.tenant_id,
@@ -125,6 +129,7 @@ def forecast_accuracy(context: dg.AssetExecutionContext, warehouse: Warehouse, r
             "preview": preview(frame),
             "tenants": _md_table(pd.DataFrame(status)),
             "degraded": dg.MetadataValue.json(degraded),
+            "returning": dg.MetadataValue.json(returning),
             **per_tenant,
             "dagster/column_lineage": dg.TableColumnLineage(
                 {

@@ -1,13 +1,16 @@
 """Sensors: tenant sync, retraining on degradation, alerts on failed runs (freshness: checks/freshness.py)."""
 
 import json
+from datetime import datetime, timezone
 
 import dagster as dg
 import sqlalchemy as sa
+from dagster._core.storage.tags import RUN_KEY_TAG
 
 from stratum_pipeline.alerts import Alert, notifiers, send
 from stratum_pipeline.automation.jobs import train_default_models_job, train_tenant_models_job
 from stratum_pipeline.modelops.registry import model_name
+from stratum_pipeline.modelops.retraining import RETRAIN, episode_key, step
 from stratum_pipeline.partitions import tenant_partitions
 from stratum_pipeline.resources import SourceDatabase, Warehouse
 from stratum_pipeline.storage import source_schema
@@ -53,12 +56,10 @@ def tenant_sync_sensor(context: dg.SensorEvaluationContext, source: SourceDataba
 # five weeks of sessions would often fall below the 10,000-session minimum.)
 DEGRADATION_RETRAIN_WINDOW_DAYS = 35
 
-# An episode ends after this many monitoring results in a row that no longer name the model: a signal that comes
-# and goes around its threshold (a noisy week) is one episode, not a retrain per return.
-EPISODE_QUIET_RESULTS = 3
-
-# Which monitoring asset's metadata names tenants to retrain, and how to read it.
+# Which monitoring asset's metadata names tenants to retrain, how to read it, and the signal's name.
 RETRAIN_SIGNALS = {"forecast_accuracy": "degraded", "feature_drift": "retrain"}
+SIGNAL_NAMES = {"forecast_accuracy": "accuracy", "feature_drift": "drift"}
+FAILED_RUN = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
 
 
 def _models_to_retrain(asset: str, value) -> dict[str, set[str]]:
@@ -78,72 +79,128 @@ def _models_to_retrain(asset: str, value) -> dict[str, set[str]]:
     }  # {tenant: [roas, conversion]}
 
 
-@dg.sensor(
-    jobs=[train_tenant_models_job, train_default_models_job],
-    minimum_interval_seconds=300,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)
-def retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    """Retrain exactly the affected tenant's model when `forecast_accuracy` reports its accuracy degraded or
-    `feature_drift` reports a drift failure: one run of that tenant's partition of `roas_model` and/or
-    `conversion_model` (ROAS trained on the last DEGRADATION_RETRAIN_WINDOW_DAYS days). The promotion gate still
-    decides whether the new version serves.
+def _monitoring_day(record) -> str:
+    """The monitoring day a signal materialisation is about: its partition, else the day it was recorded."""
+    partition = record.asset_materialization.partition
+    if partition:
+        return str(partition)[:10]
+    return datetime.fromtimestamp(record.timestamp, timezone.utc).date().isoformat()
 
-    One request per episode: a signal that names a tenant's model day after day is one degradation episode, and
-    only its first day requests a retrain; the episode ends after EPISODE_QUIET_RESULTS monitoring results in a
-    row that no longer name it. A tenant served by the default model is not retrained (it has no model of its own): its degraded
-    accuracy requests one retrain of the default ROAS model per episode. The cursor holds the last monitoring
-    materialisation acted on and the open episodes, and run keys name the signal, so nothing is requested twice."""
-    cursor = json.loads(context.cursor) if context.cursor else {}
-    episodes = cursor.setdefault("episodes", {})  # signal asset -> {"tenant/model": quiet results} still open
-    known = set(context.instance.get_dynamic_partitions(tenant_partitions.name))
-    wanted: dict[str, set[str]] = {}
-    reasons: dict[str, list[str]] = {}
-    for asset, key in RETRAIN_SIGNALS.items():
+
+def _new_signals(context, cursor: dict, known: set[str]) -> dict[str, dict]:
+    """{day: {"named": {key: {signal}}, "returning": {key: reason}, "after": storage id}} from the signal assets'
+    materialisations newer than the cursor. Tenants that are not registered are skipped with a warning."""
+    days: dict[str, dict] = {}
+    for asset, field in RETRAIN_SIGNALS.items():
         records = context.instance.fetch_materializations(dg.AssetKey(asset), limit=1).records
         if not records or records[0].storage_id <= cursor.get(asset, 0):
             continue
-        event = records[0]
-        cursor[asset] = event.storage_id
-        entry = event.asset_materialization.metadata.get(key)
-        named = _models_to_retrain(asset, entry.value if entry else {})
-        episodes[asset], open_before = update_episodes(episodes.get(asset, {}), named)
-        for tenant, models in named.items():
+        record = records[0]
+        cursor[asset] = record.storage_id
+        metadata = record.asset_materialization.metadata
+        day = days.setdefault(_monitoring_day(record), {"named": {}, "returning": {}, "after": 0})
+        day["after"] = max(day["after"], record.storage_id)
+        entry = metadata.get(field)
+        for tenant, models in _models_to_retrain(asset, entry.value if entry else {}).items():
             if tenant != DEFAULT_MODEL_OWNER and tenant not in known:
                 context.log.warning(
                     f"{asset} names tenant {tenant!r}, which is not a registered tenant: skipped"
                 )
                 continue
-            new = {
-                m for m in models if f"{tenant}/{m}" not in open_before
-            }  # a continuing episode asks nothing
-            if new:
-                wanted.setdefault(tenant, set()).update(new)
-                reasons.setdefault(tenant, []).append(f"{asset}@{event.storage_id}")
-    requests = [
-        _retrain_request(tenant, models, reasons[tenant]) for tenant, models in sorted(wanted.items())
-    ]
+            for model in models:
+                day["named"].setdefault(episode_key(tenant, model), set()).add(SIGNAL_NAMES[asset])
+        if "returning" in metadata:
+            for tenant, reason in metadata["returning"].value.items():
+                day["returning"][episode_key(tenant, "roas_model")] = reason
+    return days
+
+
+def _outcomes(context, episodes: dict) -> dict[str, str]:
+    """{key: 'promoted' | 'refused' | 'failed'} of the retrains requested and not yet decided: the model's
+    first materialisation after the request (its `gate` metadata), or a failed or cancelled run of the request."""
+    out = {}
+    for key, episode in episodes.items():
+        if episode.get("phase") != "requested":
+            continue
+        tenant, model = key.split("/", 1)
+        records = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(
+                asset_key=dg.AssetKey(model),
+                asset_partitions=None if tenant == DEFAULT_MODEL_OWNER else [tenant],
+                after_storage_id=episode.get("after", 0),
+            ),
+            limit=1,
+            ascending=True,
+        ).records
+        if records:
+            gate = records[0].asset_materialization.metadata.get("gate")
+            text = str(gate.value) if gate else ""
+            out[key] = "promoted" if text.startswith("promoted") else "refused" if gate else "failed"
+            continue
+        runs = context.instance.get_runs(
+            dg.RunsFilter(tags={RUN_KEY_TAG: episode.get("run_key", "")}), limit=1
+        )
+        if runs and runs[0].status in FAILED_RUN:
+            out[key] = "failed"
+    return out
+
+
+@dg.sensor(
+    jobs=[train_tenant_models_job, train_default_models_job],
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def retraining_sensor(context: dg.SensorEvaluationContext, warehouse: Warehouse) -> dg.SensorResult:
+    """Act on `forecast_accuracy` (degraded accuracy) and `feature_drift` (broad drift or a calibration failure)
+    by the retraining policy (modelops/retraining.py): one episode per tenant-model whatever signal opened it;
+    at most one retrain request at a time (a cooldown until its outcome is known); no retrain while the error is
+    already returning by itself ("self-correcting, no action"); a wait until the retrain's window can hold
+    enough post-change days; after a refusal, another request only once enough new post-change days arrived.
+    A request retrains exactly that tenant's `roas_model` (on the last DEGRADATION_RETRAIN_WINDOW_DAYS days)
+    and/or `conversion_model`; the promotion gate still decides whether the new version serves. A tenant served
+    by the default model has no model of its own: its signal retrains the default ROAS model. Each change of
+    action is an alert (kind `retraining`) with its one-line reason. The cursor holds the last monitoring
+    materialisation acted on and the open episodes."""
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    episodes = cursor.get("episodes", {})
+    if not all(isinstance(v, dict) and ("opened" in v or "closed" in v) for v in episodes.values()):
+        episodes = {}  # a cursor of the earlier per-signal format: its episodes start afresh
+    known = set(context.instance.get_dynamic_partitions(tenant_partitions.name))
+    requests, alerts = [], []
+    for day, signals in sorted(_new_signals(context, cursor, known).items()):
+        episodes, decisions = step(
+            episodes, day, signals["named"], signals["returning"], _outcomes(context, episodes)
+        )
+        wanted: dict[str, set[str]] = {}
+        for decision in decisions:
+            if decision.changed:
+                alerts.append(decision)
+            if decision.action == RETRAIN:
+                wanted.setdefault(decision.tenant, set()).add(decision.model)
+        for tenant, models in sorted(wanted.items()):
+            request = _retrain_request(tenant, models, day)
+            for model in models:
+                episodes[episode_key(tenant, model)].update(after=signals["after"], run_key=request.run_key)
+            requests.append(request)
+    for decision in alerts:
+        context.log.info(decision.text)
+        send(
+            Alert(kind="retraining", summary=decision.text, partition_key=decision.tenant),
+            notifiers(warehouse),
+        )
+    cursor["episodes"] = episodes
     return dg.SensorResult(
         run_requests=requests,
         cursor=json.dumps(cursor),
-        skip_reason=None if requests else "no new degradation episode since the last tick",
+        skip_reason=None
+        if requests
+        else "no retrain due: " + (alerts[-1].text if alerts else "no new signal"),
     )
 
 
-def update_episodes(previous, named: dict[str, set[str]]) -> tuple[dict[str, int], set[str]]:
-    """({"tenant/model": results since it was last named}, the keys open before this result). `previous` is
-    the cursor's value (a list of keys in cursors written before EPISODE_QUIET_RESULTS)."""
-    before = dict.fromkeys(previous, 0) if isinstance(previous, list) else dict(previous)
-    now = {f"{tenant}/{model}" for tenant, models in named.items() for model in models}
-    updated = {key: quiet + 1 for key, quiet in before.items() if key not in now}
-    updated = {key: quiet for key, quiet in updated.items() if quiet < EPISODE_QUIET_RESULTS}
-    updated.update(dict.fromkeys(now, 0))
-    return dict(sorted(updated.items())), set(before)
-
-
-def _retrain_request(tenant: str, models: set[str], reasons: list[str]) -> dg.RunRequest:
-    key = f"retrain-{tenant}-{'-'.join(sorted(models))}-{'-'.join(reasons)}"
-    tags = {"stratum/trigger": ", ".join(reasons)}
+def _retrain_request(tenant: str, models: set[str], day: str) -> dg.RunRequest:
+    key = f"retrain-{tenant}-{'-'.join(sorted(models))}-{day}"
+    tags = {"stratum/trigger": f"monitoring {day}"}
     if tenant == DEFAULT_MODEL_OWNER:
         return dg.RunRequest(
             job_name=train_default_models_job.name,

@@ -202,6 +202,48 @@ def bias_degraded(days: pd.DataFrame, bias_sd: float | None) -> tuple[bool, str]
     return False, f"relative bias {relative:+.0%} within +-{limit:.0%}"
 
 
+# Self-correcting error: a degraded model whose daily error is already falling back. The ROAS model forecasts
+# relative to the trailing ROAS, so after a level shift its error peaks in the first days and fades within about a
+# week; a retrain would learn mostly the old regime. The error is smoothed over RETURN_SMOOTH_DAYS; it is
+# returning when its peak lies at least RETURN_SMOOTH_DAYS days back and the latest smoothed error is at most
+# RETURN_SHARE of that peak.
+RETURN_SMOOTH_DAYS = 2
+RETURN_SHARE = 0.6
+
+
+def _returning(series: pd.Series) -> tuple[bool, float, float]:
+    smooth = series.rolling(RETURN_SMOOTH_DAYS).mean().dropna()
+    if len(smooth) <= RETURN_SMOOTH_DAYS:
+        return False, float("nan"), float("nan")
+    earlier, latest = smooth.iloc[:-RETURN_SMOOTH_DAYS], float(smooth.iloc[-1])
+    peak = float(earlier.max())
+    return bool(peak > 0 and latest <= RETURN_SHARE * peak), peak, latest
+
+
+def error_returning(days: pd.DataFrame) -> tuple[bool, str]:
+    """Is a model version's forecast error already returning toward its pre-change level? `days` are its
+    forecast_accuracy rows (date, mae, bias, mean_actual_roas) of the last week. Judged on the relative MAE and,
+    for a shift all campaigns share, on the relative bias: either smoothed series RETURN_SHARE or less of its
+    peak, the peak at least RETURN_SMOOTH_DAYS days back."""
+    frame = days.assign(date=pd.to_datetime(days["date"])).sort_values("date")
+    frame = frame[frame["mean_actual_roas"] > 0]
+    if frame.empty:
+        return False, "no days to judge the error's trend"
+    scale = frame["mean_actual_roas"].to_numpy(dtype=float)
+    series = {
+        "relative MAE": pd.Series(frame["mae"].to_numpy(dtype=float) / scale),
+        "relative bias": pd.Series(np.abs(frame["bias"].to_numpy(dtype=float)) / scale),
+    }
+    notes = []
+    for name, values in series.items():
+        returning, peak, latest = _returning(values)
+        if returning:
+            return True, f"{name} down from {peak:.0%} to {latest:.0%} over {len(frame)} days"
+        if np.isfinite(peak):
+            notes.append(f"{name} {latest:.0%} (peak {peak:.0%})")
+    return False, "error not returning: " + (", ".join(notes) or "too few days")
+
+
 # --- feature profiles and PSI ---------------------------------------------------------------
 
 
