@@ -8,7 +8,9 @@ test set (benchmarks/mutation.py).
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+import json
+import time
+from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
@@ -33,7 +35,7 @@ from stratum_pipeline.serving.cache import MemoryCache
 from stratum_pipeline.serving.inference import InferenceService
 from stratum_pipeline.settings import mask_url
 from stratum_pipeline.storage.extracts import EXTRACTS
-from stratum_pipeline.storage.validation import validate_rows
+from stratum_pipeline.storage.validation import RowRules, validate_rows
 from stratum_pipeline.tenancy import InvalidTenantId, validate_tenant_id
 
 # --- the promotion gate: tolerances are relative (x1.02), the AUC one absolute --------------------------
@@ -390,6 +392,68 @@ def test_several_problems_are_all_reported_in_order():
     ]
     assert result.reason_counts == {"negative value": 1, "unknown platform": 1, "clicks > impressions": 1}
     assert '"platform": "myspace"' in result.quarantine["record"].iloc[0]
+
+
+def test_a_pair_at_equality_is_clean():
+    for extract, a, b in (
+        ("raw_campaign_daily", "clicks", "impressions"),
+        ("raw_creative_daily", "clicks", "impressions"),
+        ("raw_creative_daily", "reach", "impressions"),
+    ):
+        row = _row(extract, **{a: VALID[b]})
+        assert validate_rows(pd.DataFrame([row]), EXTRACTS[extract].rules, NOW).quarantine.empty, (a, b)
+
+
+def test_text_in_a_numeric_column_does_not_stop_validation():
+    """Numbers are read leniently (text that is no number is not negative and not greater): no exception."""
+    rows = pd.DataFrame([_row("raw_campaign_daily", spend="abc", clicks="many"), _row("raw_campaign_daily")])
+    rows.loc[1, ["source_id", "campaign_id"]] = [2, "c2"]
+    result = validate_rows(rows, EXTRACTS["raw_campaign_daily"].rules, NOW)
+    assert len(result.clean) + len(result.quarantine) == 2
+
+
+def test_an_allowed_values_rule_on_another_column_is_named_after_it():
+    rules = RowRules(
+        key=("session_id",), partition_column="started_at", allowed_values={"device_type": ("mobile",)}
+    )
+    rows = pd.DataFrame(
+        [_row("raw_sessions"), _row("raw_sessions", source_id=2, session_id="s2", device_type="tv")]
+    )
+    result = validate_rows(rows, rules, NOW)
+    assert result.clean["source_id"].tolist() == [1]
+    assert result.quarantine["reason"].tolist() == ["unknown device_type: 'tv'"]
+
+
+def test_the_clean_rows_keep_their_columns_and_a_record_is_sorted_json_with_nulls():
+    rows = pd.DataFrame(
+        [_row("raw_campaign_daily", source_id=2), _row("raw_campaign_daily", campaign_id="c2")]
+    )
+    rows["spend"] = [100.0, np.nan]  # a float column: the missing value is NaN
+    rows["recorded_at"] = pd.to_datetime([RECORDED, None])  # a datetime column: NaT
+    result = validate_rows(rows, EXTRACTS["raw_campaign_daily"].rules, NOW)
+    assert list(result.clean.columns) == list(rows.columns)
+    assert result.clean["source_id"].tolist() == [2] and result.clean.index.tolist() == [0]
+    (record,) = result.quarantine["record"]
+    assert result.quarantine["reason"].tolist() == ["missing value: spend"]
+    assert '"spend": null' in record and '"recorded_at": null' in record  # valid JSON: no NaN, no "NaT"
+    assert list(json.loads(record)) == sorted(rows.columns)
+
+
+@pytest.fixture
+def machine_zone_ahead_of_utc(monkeypatch):
+    """The process runs in UTC+14 (Kiribati) for one test."""
+    monkeypatch.setenv("TZ", "Etc/GMT-14")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_the_default_now_is_utc_whatever_the_machine_zone(machine_zone_ahead_of_utc):
+    ahead = datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(hours=2)  # naive UTC, as the source
+    row = _row("raw_sessions", started_at=ahead, recorded_at=ahead)
+    result = validate_rows(pd.DataFrame([row]), EXTRACTS["raw_sessions"].rules)
+    assert result.quarantine["reason"].str.startswith("date in the future").tolist() == [True]
 
 
 # --- tenancy ----------------------------------------------------------------------------------------------
