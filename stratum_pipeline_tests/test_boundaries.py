@@ -302,7 +302,7 @@ def test_a_row_breaking_one_rule_is_quarantined_for_that_rule_only(extract, chan
 
 @pytest.mark.parametrize("extract", sorted(EXTRACTS))
 def test_an_invalid_tenant_id_is_quarantined_by_every_extract(extract):
-    for bad in ("../etc", "Alpha", "default", "x" * 64):
+    for bad in ("../etc", "Alpha", "default", "x" * 64, "y" * 70):  # quarantined as given, cut to 64
         result = validate_rows(pd.DataFrame([_row(extract, tenant_id=bad)]), EXTRACTS[extract].rules, NOW)
         assert result.quarantine["reason"].tolist() == ["invalid tenant id"], bad
         assert result.quarantine["tenant_id"].tolist() == [bad[:64]]
@@ -422,6 +422,28 @@ def test_an_allowed_values_rule_on_another_column_is_named_after_it():
     result = validate_rows(rows, rules, NOW)
     assert result.clean["source_id"].tolist() == [1]
     assert result.quarantine["reason"].tolist() == ["unknown device_type: 'tv'"]
+    # an extract without tenants: the quarantine's tenant_id is empty
+    result = validate_rows(rows.drop(columns="tenant_id"), rules, NOW)
+    assert result.quarantine["tenant_id"].isna().tolist() == [True]
+    assert list(result.quarantine.columns) == ["source_id", "tenant_id", "partition_date", "reason", "record"]
+
+
+def test_a_calendar_date_is_judged_by_days_not_by_a_five_minute_tolerance():
+    rules = EXTRACTS["raw_campaign_daily"].rules
+    today = _row("raw_campaign_daily", date=date(2026, 3, 10), recorded_at=datetime(2026, 3, 10, 6))
+    # dated the next day, recorded two minutes before midnight: in the future by days
+    late = _row(
+        "raw_campaign_daily",
+        source_id=2,
+        campaign_id="c2",
+        date=date(2026, 3, 3),
+        recorded_at=datetime(2026, 3, 2, 23, 58),
+    )
+    result = validate_rows(pd.DataFrame([today, late]), rules, NOW)
+    assert result.clean["source_id"].tolist() == [1]  # dated today (NOW's day): not in the future
+    assert result.quarantine["reason"].tolist() == [
+        "date in the future: 2026-03-03 00:00:00 recorded at 2026-03-02 23:58:00"
+    ]
 
 
 def test_the_clean_rows_keep_their_columns_and_a_record_is_sorted_json_with_nulls():

@@ -25,7 +25,7 @@ from stratum_pipeline.ml.evaluation import (
     relative_bias,
     roas_metrics,
 )
-from stratum_pipeline.ml.fatigue import FatigueScorer, decay_rates, retention_score
+from stratum_pipeline.ml.fatigue import FatigueScorer, decay_rates, retention_score, with_recent_frequency
 from stratum_pipeline.ml.simulator import BudgetSimulator
 
 HASHED = hashlib.sha256(b"a@example.com").hexdigest()
@@ -920,3 +920,28 @@ def test_top_factors_are_the_largest_contributions_in_order_with_their_inputs():
     one = model.predict({k: (None if pd.isna(v) else v) for k, v in rows.iloc[2].items()}, top=4)
     assert one["top_factors"] == factors[2]
     assert factors[0][0]["feature"] == "pages_viewed"  # the only signal the synthetic target depends on
+
+
+def test_the_frequency_seven_days_earlier_is_the_same_creatives():
+    days = pd.date_range("2026-03-01", periods=9)
+    features = pd.DataFrame(
+        {
+            "creative_id": ["a"] * 9 + ["b"] * 2,
+            "date": [*days.date, days[7].date(), days[8].date()],  # plain dates, as the warehouse gives them
+            "frequency": [*np.arange(1.0, 10.0), 50.0, 60.0],
+        },
+        index=range(200, 211),
+    )
+    out = with_recent_frequency(features)
+    assert out.index.equals(features.index) and list(out.columns) == [*features.columns, "frequency_7d_ago"]
+    assert out["frequency"].equals(features["frequency"])
+    ago = out["frequency_7d_ago"].tolist()
+    assert np.isnan(ago[:7]).all() and ago[7:9] == [1.0, 2.0]  # days 7 and 8 of "a": its days 0 and 1
+    assert np.isnan(ago[9:]).all()  # "b" has no rows a week before: not "a"'s
+    # a repeated row of one creative and day: the first one's frequency
+    twice = pd.concat([features.iloc[[0]].assign(frequency=99.0), features]).reset_index(drop=True)
+    assert with_recent_frequency(twice)["frequency_7d_ago"].iloc[8] == 99.0
+    from stratum_pipeline.ml.inputs import InputError
+
+    with pytest.raises(InputError, match="^creative features is missing columns: frequency$"):
+        with_recent_frequency(features.drop(columns="frequency"))

@@ -283,3 +283,18 @@ def test_forecast_accuracy_without_forecasts_actuals_or_matches():
     ):
         out = M.forecast_accuracy(forecasts, acts)
         assert out.empty and list(out.columns) == ACCURACY_COLUMNS
+
+
+def test_top_drift_lists_each_tenants_features_above_their_noise_highest_first():
+    drift = pd.DataFrame(
+        {
+            "tenant_id": ["t2", "t1", "t1", "t1", "t2", "t1"],
+            "feature": ["spend", "ctr", "roas_7d", "cpc", "cvr", "clicks"],
+            "drift_score": [1.5, 2.0, 3.5, 1.0, "n/a", 1.01],  # 1.0 is at the threshold, not above it
+        }
+    )
+    assert M.top_drift(drift) == {"t1": ["roas_7d", "ctr", "clicks"], "t2": ["spend"]}
+    assert list(M.top_drift(drift)) == ["t1", "t2"]
+    assert M.top_drift(drift.drop(columns="drift_score")) == {}  # rows written before the noise levels
+    assert M.top_drift(drift.iloc[:0]) == {}
+    assert M.top_drift(drift.assign(drift_score=0.5)) == {}
