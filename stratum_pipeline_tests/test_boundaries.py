@@ -587,6 +587,15 @@ def test_days_until_critical_at_the_threshold():
     assert days_until_critical(84.9, 10).tolist() == 1.0  # 8.49 a day: one more day crosses 85
     assert days_until_critical(42.5, 10).tolist() == 10.0
     assert np.isnan(days_until_critical(0.0, 10))
+    assert days_until_critical(95.0, 10).tolist() == 0.0  # past critical: 0, not a negative count
+
+
+def test_a_bad_optional_fatigue_input_is_named_in_its_error():
+    from stratum_pipeline.ml.inputs import InputError
+
+    features = pd.DataFrame([_creative(0.9)]).assign(impressions_7d="abc")
+    with pytest.raises(InputError, match="^impressions_7d must be a number, got 'abc'$"):
+        FatigueScorer().score_frame(features)
 
 
 def _creative(retention):

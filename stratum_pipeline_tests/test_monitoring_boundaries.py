@@ -298,3 +298,35 @@ def test_top_drift_lists_each_tenants_features_above_their_noise_highest_first()
     assert M.top_drift(drift.drop(columns="drift_score")) == {}  # rows written before the noise levels
     assert M.top_drift(drift.iloc[:0]) == {}
     assert M.top_drift(drift.assign(drift_score=0.5)) == {}
+
+
+@pytest.mark.parametrize(
+    "noise_psi, threshold",
+    [(None, 0.1), (float("nan"), 0.1), (float("inf"), 0.1), (0.0, 0.05), (0.02, 0.05), (0.5, 0.75)],
+)
+def test_the_drift_threshold_is_a_margin_over_the_noise_with_a_floor(noise_psi, threshold):
+    assert M.drift_threshold(noise_psi) == threshold
+
+
+@pytest.mark.parametrize("value, status, days_above", [(0.6, "ok", 0), (0.75, "ok", 0), (1.2, "warn", 1)])
+def test_a_calibrated_feature_warns_only_above_its_noise_and_others_keep_the_fixed_thresholds(
+    monkeypatch, value, status, days_above
+):
+    frame = pd.DataFrame({"x": np.arange(100.0), "y": np.arange(100.0)})
+    profile = {**M.feature_profile(frame, ["x", "y"]), "noise": {"x": 0.5}}  # x's threshold: 1.5 x 0.5 = 0.75
+    monkeypatch.setattr(M, "psi", lambda expected, actual: value)  # the PSI itself is pinned elsewhere
+    out = M.feature_drift(profile, frame)
+    assert list(out.columns) == M.DRIFT_COLUMNS
+    x, y = out.set_index("feature").loc["x"], out.set_index("feature").loc["y"]
+    assert (x["psi"], x["status"], x["noise_psi"], x["drift_score"], x["days_above"]) == (
+        value,
+        status,
+        0.5,
+        value / 0.75,
+        days_above,
+    )
+    assert (y["status"], y["drift_score"], y["days_above"]) == ("fail", value / 0.1, 1)  # PSI above 0.25
+    assert np.isnan(y["noise_psi"]) and x["rows"] == y["rows"] == 100
+    # a profile without noise levels: every feature on the fixed thresholds
+    plain = M.feature_drift({**profile, "noise": None}, frame).set_index("feature")
+    assert plain["noise_psi"].isna().all() and list(plain["status"]) == ["fail", "fail"]
