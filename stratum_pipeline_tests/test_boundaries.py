@@ -406,10 +406,12 @@ def test_a_pair_at_equality_is_clean():
 
 def test_text_in_a_numeric_column_does_not_stop_validation():
     """Numbers are read leniently (text that is no number is not negative and not greater): no exception."""
-    rows = pd.DataFrame([_row("raw_campaign_daily", spend="abc", clicks="many"), _row("raw_campaign_daily")])
-    rows.loc[1, ["source_id", "campaign_id"]] = [2, "c2"]
-    result = validate_rows(rows, EXTRACTS["raw_campaign_daily"].rules, NOW)
-    assert len(result.clean) + len(result.quarantine) == 2
+    for text in ({"spend": "abc", "clicks": "many"}, {"impressions": "lots"}):  # either side of a pair
+        rows = pd.DataFrame(
+            [_row("raw_campaign_daily", **text), _row("raw_campaign_daily", source_id=2, campaign_id="c2")]
+        )
+        result = validate_rows(rows, EXTRACTS["raw_campaign_daily"].rules, NOW)
+        assert len(result.clean) + len(result.quarantine) == 2
 
 
 def test_an_allowed_values_rule_on_another_column_is_named_after_it():
