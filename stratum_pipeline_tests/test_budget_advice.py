@@ -406,4 +406,8 @@ def test_the_horizon_forecast_is_the_baseline_at_base_spend_over_each_horizon(wo
         (usable["revenue_30d"] / (30 * curves["base_spend"].iloc[:-1])).to_numpy(),
         abs=5e-5,  # to 4 decimals
     )
-    assert ((usable["revenue_30d"] / usable["revenue_7d"]).between(3.5, 5.0)).all()  # about 30/7 days' worth
+    assert ((usable["revenue_30d"] / usable["revenue_7d"]).between(3.5, 5.0)).all()
+    # the defaults: 7 and 30 days, 1,000 iterations, seed 0
+    pd.testing.assert_frame_equal(
+        horizon_forecast(curves), horizon_forecast(curves, (7, 30), 1000, 0)
+    )  # about 30/7 days' worth

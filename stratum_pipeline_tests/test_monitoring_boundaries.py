@@ -290,11 +290,11 @@ def test_top_drift_lists_each_tenants_features_above_their_noise_highest_first()
         {
             "tenant_id": ["t2", "t1", "t1", "t1", "t2", "t1"],
             "feature": ["spend", "ctr", "roas_7d", "cpc", "cvr", "clicks"],
-            "drift_score": [1.5, 2.0, 3.5, 1.0, "n/a", 1.01],  # 1.0 is at the threshold, not above it
+            "drift_score": [5.0, 2.0, 3.5, 1.0, "n/a", 1.01],  # 1.0 is at the threshold, not above it
         }
     )
     assert M.top_drift(drift) == {"t1": ["roas_7d", "ctr", "clicks"], "t2": ["spend"]}
-    assert list(M.top_drift(drift)) == ["t1", "t2"]
+    assert list(M.top_drift(drift)) == ["t1", "t2"]  # by tenant, though t2 holds the highest score
     assert M.top_drift(drift.drop(columns="drift_score")) == {}  # rows written before the noise levels
     assert M.top_drift(drift.iloc[:0]) == {}
     assert M.top_drift(drift.assign(drift_score=0.5)) == {}
@@ -330,3 +330,64 @@ def test_a_calibrated_feature_warns_only_above_its_noise_and_others_keep_the_fix
     # a profile without noise levels: every feature on the fixed thresholds
     plain = M.feature_drift({**profile, "noise": None}, frame).set_index("feature")
     assert plain["noise_psi"].isna().all() and list(plain["status"]) == ["fail", "fail"]
+
+
+def _drift(score, day=4, **fields):
+    """A calibrated feature_drift row of tenant t, model m, version 1, feature x on day `day`."""
+    date = pd.Timestamp("2026-06-01") + pd.Timedelta(days=day)
+    return {"tenant_id": "t", "model_name": "m", "model_version": "1", "feature": "x", "status": "ok"} | {
+        "noise_psi": 0.05,
+        "drift_score": score,
+        "days_above": int(score > 1),
+        "date": date,
+        **fields,
+    }
+
+
+def test_persistence_counts_only_scores_above_one_and_needs_no_history():
+    today = pd.DataFrame([_drift(1.5)])
+    alone = M.persistent_drift(today, None)  # the first evaluated day: today alone
+    assert alone["days_above"].tolist() == [1] and alone["days_above"].dtype.kind == "i"
+    assert alone["status"].tolist() == ["ok"]  # persistent_drift sets only 'fail'; feature_drift set the rest
+    at_one = pd.DataFrame([_drift(1.0, day) for day in range(4)])  # exactly at the threshold: not above it
+    out = M.persistent_drift(today, at_one)
+    assert out["days_above"].tolist() == [1] and out["days_above"].dtype.kind == "i"
+    assert M.persistent_drift(pd.DataFrame([_drift(1.0)]), None)["days_above"].tolist() == [0]
+    # rows written before the noise levels have no drift_score: no history
+    older = pd.DataFrame([_drift(3.0, day) for day in range(4)]).drop(columns="drift_score")
+    assert M.persistent_drift(today, older)["days_above"].tolist() == [1]
+    above = pd.DataFrame([_drift(3.0, day) for day in range(2)])
+    out = M.persistent_drift(today, above)
+    assert out["days_above"].tolist() == [3] and out["status"].tolist() == ["fail"]
+
+
+def _bias_days(rows):
+    """forecast_accuracy rows from (day, relative bias, mean actual ROAS)."""
+    return pd.DataFrame(
+        [
+            {"date": f"2026-06-0{day}", "bias": relative * actual, "mean_actual_roas": actual}
+            for day, relative, actual in rows
+        ]
+    )
+
+
+def test_bias_degradation_at_its_limits():
+    # BIAS_Z x sd / sqrt(2 days) = 4 x 0.1 / 1.414 = 28%
+    assert M.bias_degraded(_bias_days([(1, 0.25, 0.5), (2, 0.35, 0.5)]), 0.1) == (
+        True,
+        "relative bias +30% over 2 days beyond +-28% (the noise)",
+    )
+    # the last two days by date, whatever the row order: +15%
+    late_quiet = _bias_days([(3, 0.0, 2.0), (1, 0.3, 2.0), (2, 0.3, 2.0)])
+    assert M.bias_degraded(late_quiet, 0.1) == (False, "relative bias +15% within +-28%")
+    # a day without revenue has no relative bias: too few days
+    assert M.bias_degraded(_bias_days([(1, 0.5, 2.0), (2, 0.5, 0.0)]), 0.1) == (
+        False,
+        "too few days for the bias rule",
+    )
+    for sd in (None, 0.0, float("inf"), float("nan")):
+        assert M.bias_degraded(_bias_days([(1, 0.9, 2.0), (2, 0.9, 2.0)]), sd) == (
+            False,
+            "no bias noise level",
+        )
+    assert M.bias_degraded(_bias_days([]), 0.1) == (False, "no bias noise level")
