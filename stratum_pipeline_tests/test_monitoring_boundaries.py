@@ -391,3 +391,11 @@ def test_bias_degradation_at_its_limits():
             "no bias noise level",
         )
     assert M.bias_degraded(_bias_days([]), 0.1) == (False, "no bias noise level")
+
+
+def test_the_daily_bias_noise_on_hand_checked_days():
+    dates = ["2026-06-01", "2026-06-01", "2026-06-02", "2026-06-03", "2026-06-04"]
+    actual = [0.5, 1.5, 0.5, 2.0, 0.0]  # day means 1.0, 0.5, 2.0 and 0 (no revenue: no relative bias)
+    predicted = [1.0, 1.4, 0.4, 2.0, 1.0]  # day means 1.2, 0.4, 2.0: relative biases +0.2, -0.2, 0
+    assert M.daily_bias_sd(dates, actual, predicted) == pytest.approx(0.2)  # sqrt((0.04 + 0.04) / 2)
+    assert np.isnan(M.daily_bias_sd(dates[:3], actual[:3], predicted[:3]))  # two days: no level
