@@ -8,7 +8,9 @@ test set (benchmarks/mutation.py).
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+import json
+import time
+from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
@@ -33,7 +35,7 @@ from stratum_pipeline.serving.cache import MemoryCache
 from stratum_pipeline.serving.inference import InferenceService
 from stratum_pipeline.settings import mask_url
 from stratum_pipeline.storage.extracts import EXTRACTS
-from stratum_pipeline.storage.validation import validate_rows
+from stratum_pipeline.storage.validation import RowRules, validate_rows
 from stratum_pipeline.tenancy import InvalidTenantId, validate_tenant_id
 
 # --- the promotion gate: tolerances are relative (x1.02), the AUC one absolute --------------------------
@@ -300,7 +302,7 @@ def test_a_row_breaking_one_rule_is_quarantined_for_that_rule_only(extract, chan
 
 @pytest.mark.parametrize("extract", sorted(EXTRACTS))
 def test_an_invalid_tenant_id_is_quarantined_by_every_extract(extract):
-    for bad in ("../etc", "Alpha", "default", "x" * 64):
+    for bad in ("../etc", "Alpha", "default", "x" * 64, "y" * 70):  # quarantined as given, cut to 64
         result = validate_rows(pd.DataFrame([_row(extract, tenant_id=bad)]), EXTRACTS[extract].rules, NOW)
         assert result.quarantine["reason"].tolist() == ["invalid tenant id"], bad
         assert result.quarantine["tenant_id"].tolist() == [bad[:64]]
@@ -390,6 +392,92 @@ def test_several_problems_are_all_reported_in_order():
     ]
     assert result.reason_counts == {"negative value": 1, "unknown platform": 1, "clicks > impressions": 1}
     assert '"platform": "myspace"' in result.quarantine["record"].iloc[0]
+
+
+def test_a_pair_at_equality_is_clean():
+    for extract, a, b in (
+        ("raw_campaign_daily", "clicks", "impressions"),
+        ("raw_creative_daily", "clicks", "impressions"),
+        ("raw_creative_daily", "reach", "impressions"),
+    ):
+        row = _row(extract, **{a: VALID[b]})
+        assert validate_rows(pd.DataFrame([row]), EXTRACTS[extract].rules, NOW).quarantine.empty, (a, b)
+
+
+def test_text_in_a_numeric_column_does_not_stop_validation():
+    """Numbers are read leniently (text that is no number is not negative and not greater): no exception."""
+    for text in ({"spend": "abc", "clicks": "many"}, {"impressions": "lots"}):  # either side of a pair
+        rows = pd.DataFrame(
+            [_row("raw_campaign_daily", **text), _row("raw_campaign_daily", source_id=2, campaign_id="c2")]
+        )
+        result = validate_rows(rows, EXTRACTS["raw_campaign_daily"].rules, NOW)
+        assert len(result.clean) + len(result.quarantine) == 2
+
+
+def test_an_allowed_values_rule_on_another_column_is_named_after_it():
+    rules = RowRules(
+        key=("session_id",), partition_column="started_at", allowed_values={"device_type": ("mobile",)}
+    )
+    rows = pd.DataFrame(
+        [_row("raw_sessions"), _row("raw_sessions", source_id=2, session_id="s2", device_type="tv")]
+    )
+    result = validate_rows(rows, rules, NOW)
+    assert result.clean["source_id"].tolist() == [1]
+    assert result.quarantine["reason"].tolist() == ["unknown device_type: 'tv'"]
+    # an extract without tenants: the quarantine's tenant_id is empty
+    result = validate_rows(rows.drop(columns="tenant_id"), rules, NOW)
+    assert result.quarantine["tenant_id"].isna().tolist() == [True]
+    assert list(result.quarantine.columns) == ["source_id", "tenant_id", "partition_date", "reason", "record"]
+
+
+def test_a_calendar_date_is_judged_by_days_not_by_a_five_minute_tolerance():
+    rules = EXTRACTS["raw_campaign_daily"].rules
+    today = _row("raw_campaign_daily", date=date(2026, 3, 10), recorded_at=datetime(2026, 3, 10, 6))
+    # dated the next day, recorded two minutes before midnight: in the future by days
+    late = _row(
+        "raw_campaign_daily",
+        source_id=2,
+        campaign_id="c2",
+        date=date(2026, 3, 3),
+        recorded_at=datetime(2026, 3, 2, 23, 58),
+    )
+    result = validate_rows(pd.DataFrame([today, late]), rules, NOW)
+    assert result.clean["source_id"].tolist() == [1]  # dated today (NOW's day): not in the future
+    assert result.quarantine["reason"].tolist() == [
+        "date in the future: 2026-03-03 00:00:00 recorded at 2026-03-02 23:58:00"
+    ]
+
+
+def test_the_clean_rows_keep_their_columns_and_a_record_is_sorted_json_with_nulls():
+    rows = pd.DataFrame(
+        [_row("raw_campaign_daily", source_id=2), _row("raw_campaign_daily", campaign_id="c2")]
+    )
+    rows["spend"] = [100.0, np.nan]  # a float column: the missing value is NaN
+    rows["recorded_at"] = pd.to_datetime([RECORDED, None])  # a datetime column: NaT
+    result = validate_rows(rows, EXTRACTS["raw_campaign_daily"].rules, NOW)
+    assert list(result.clean.columns) == list(rows.columns)
+    assert result.clean["source_id"].tolist() == [2] and result.clean.index.tolist() == [0]
+    (record,) = result.quarantine["record"]
+    assert result.quarantine["reason"].tolist() == ["missing value: spend"]
+    assert '"spend": null' in record and '"recorded_at": null' in record  # valid JSON: no NaN, no "NaT"
+    assert list(json.loads(record)) == sorted(rows.columns)
+
+
+@pytest.fixture
+def machine_zone_ahead_of_utc(monkeypatch):
+    """The process runs in UTC+14 (Kiribati) for one test."""
+    monkeypatch.setenv("TZ", "Etc/GMT-14")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_the_default_now_is_utc_whatever_the_machine_zone(machine_zone_ahead_of_utc):
+    ahead = datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(hours=2)  # naive UTC, as the source
+    row = _row("raw_sessions", started_at=ahead, recorded_at=ahead)
+    result = validate_rows(pd.DataFrame([row]), EXTRACTS["raw_sessions"].rules)
+    assert result.quarantine["reason"].str.startswith("date in the future").tolist() == [True]
 
 
 # --- tenancy ----------------------------------------------------------------------------------------------
@@ -501,6 +589,15 @@ def test_days_until_critical_at_the_threshold():
     assert days_until_critical(84.9, 10).tolist() == 1.0  # 8.49 a day: one more day crosses 85
     assert days_until_critical(42.5, 10).tolist() == 10.0
     assert np.isnan(days_until_critical(0.0, 10))
+    assert days_until_critical(95.0, 10).tolist() == 0.0  # past critical: 0, not a negative count
+
+
+def test_a_bad_optional_fatigue_input_is_named_in_its_error():
+    from stratum_pipeline.ml.inputs import InputError
+
+    features = pd.DataFrame([_creative(0.9)]).assign(impressions_7d="abc")
+    with pytest.raises(InputError, match="^impressions_7d must be a number, got 'abc'$"):
+        FatigueScorer().score_frame(features)
 
 
 def _creative(retention):

@@ -18,7 +18,12 @@ from stratum_pipeline.ml.response_curves import (
     fit_tenant_curves,
     hill,
 )
-from stratum_pipeline.ml.simulator import BudgetSimulator, SimulationInputError, simulate_frame
+from stratum_pipeline.ml.simulator import (
+    BudgetSimulator,
+    SimulationInputError,
+    horizon_forecast,
+    simulate_frame,
+)
 
 from .conftest import response_world
 
@@ -373,3 +378,36 @@ def test_the_base_prior_centres_the_half_saturation_on_the_median_spend_and_a_gi
     with pytest.raises(CurveInputError, match="prior must be") as info:
         fit_tenant_curves("t", rows, END, prior=np.ones(3))
     assert "\n" not in str(info.value)
+
+
+def test_the_horizon_forecast_is_the_baseline_at_base_spend_over_each_horizon(world):
+    _, _, curves = world
+    curves = pd.concat(
+        [curves, curves.iloc[[0]].assign(curve_source="fallback", draws=None)], ignore_index=True
+    )
+    curves.index = range(100, 100 + len(curves))  # any index: the answer keeps it
+    out = horizon_forecast(curves, horizons=(7, 30), iterations=500, seed=4)
+    assert list(out.columns) == [
+        *("revenue_7d", "revenue_7d_p5", "revenue_7d_p95"),
+        *("revenue_30d", "revenue_30d_p5", "revenue_30d_p95", "roas_30d"),
+    ]
+    assert out.index.equals(curves.index)
+    assert out.iloc[-1].isna().all()  # no usable curve: NaN, the caller's fallback answers
+    usable = out.iloc[:-1]
+    for h in (7, 30):
+        assert (usable[f"revenue_{h}d_p5"] < usable[f"revenue_{h}d"]).all()
+        assert (usable[f"revenue_{h}d"] < usable[f"revenue_{h}d_p95"]).all()
+        baseline = simulate_frame(
+            curves.assign(spend=curves["base_spend"], campaign_id=np.arange(len(curves))), (), h, 500, 4
+        ).set_index("campaign_id")
+        assert usable[f"revenue_{h}d"].tolist() == baseline["revenue"].tolist()
+        assert usable[f"revenue_{h}d_p95"].tolist() == baseline["revenue_p95"].tolist()
+    assert usable["roas_30d"].to_numpy() == pytest.approx(
+        (usable["revenue_30d"] / (30 * curves["base_spend"].iloc[:-1])).to_numpy(),
+        abs=5e-5,  # to 4 decimals
+    )
+    assert ((usable["revenue_30d"] / usable["revenue_7d"]).between(3.5, 5.0)).all()
+    # the defaults: 7 and 30 days, 1,000 iterations, seed 0
+    pd.testing.assert_frame_equal(
+        horizon_forecast(curves), horizon_forecast(curves, (7, 30), 1000, 0)
+    )  # about 30/7 days' worth

@@ -5,6 +5,7 @@ product shows, pinned so that a changed rounding, cut-off or fallback shows.
 """
 
 import hashlib
+import json
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,7 @@ from stratum_pipeline.ml.evaluation import (
     relative_bias,
     roas_metrics,
 )
-from stratum_pipeline.ml.fatigue import FatigueScorer, decay_rates, retention_score
+from stratum_pipeline.ml.fatigue import FatigueScorer, decay_rates, retention_score, with_recent_frequency
 from stratum_pipeline.ml.simulator import BudgetSimulator
 
 HASHED = hashlib.sha256(b"a@example.com").hexdigest()
@@ -80,6 +81,80 @@ def test_emq_summary_of_no_events():
         for k in ("score_mean", "score_p10", "score_p50", "score_p90", "attribution_accuracy_estimate")
     ] == [None] * 5
     assert summary["levels"] == {"excellent": 0, "good": 0, "fair": 0, "poor": 0}
+
+
+def test_emq_daily_summaries_one_row_per_platform_and_day():
+    d1, d2 = pd.Timestamp("2026-03-01").date(), pd.Timestamp("2026-03-02").date()
+    keys = ("email", "phone", "fbc", "fbp", "gclid", "external_id", "client_ip_address", "client_user_agent")
+
+    def event(platform, day, **present):
+        return {"platform": platform, "date": day, **{k: present.get(k) for k in keys}}
+
+    but_the_user_agent = dict(
+        email=HASHED, phone=HASHED, fbc="f", fbp="p", external_id="u", client_ip_address="ip"
+    )
+    events = pd.DataFrame(
+        [
+            # meta, day 1: 10, 3+2+1.5+1+0.75 = 8.25, 3+1 (plain phone)+1.5+1 = 6.5, 1.0
+            event("meta", d1, **but_the_user_agent, client_user_agent="ua"),
+            event("meta", d1, email=HASHED, phone=HASHED, fbc="f", fbp="p", client_user_agent="ua"),
+            event("meta", d1, email=HASHED, phone="+1555", fbc="f", fbp="p"),
+            event("meta", d1, fbp="p"),
+            # google, day 1: 3.5+3+2+0.5+0.5 = 9.5, only the user agent missing
+            event(
+                "google", d1, gclid="g", email=HASHED, phone=HASHED, external_id="u", client_ip_address="ip"
+            ),
+            # meta, day 2: everything but the user agent, 9.25
+            event("meta", d2, **but_the_user_agent),
+        ]
+    )
+    rows = DataQualityAnalyzer().daily_summaries("t1", events)
+    assert [(r["tenant_id"], r["platform"], r["date"]) for r in rows] == [
+        ("t1", "google", d1),
+        ("t1", "meta", d1),
+        ("t1", "meta", d2),
+    ]
+    user_agent = "forward the client user agent from the server request"
+    google, meta1, meta2 = (
+        {k: v for k, v in r.items() if k not in ("tenant_id", "platform", "date")} for r in rows
+    )
+    for row, score in ((google, 9.5), (meta2, 9.25)):
+        assert {k: v for k, v in row.items() if k not in ("most_missing_fields", "recommendations")} == {
+            "events": 1,
+            "score_mean": score,
+            "score_p10": score,
+            "score_p50": score,
+            "score_p90": score,
+            "events_excellent": 1,
+            "events_good": 0,
+            "events_fair": 0,
+            "events_poor": 0,
+            "attribution_accuracy_estimate": round(0.4 + 0.055 * score, 3),
+        }
+        assert json.loads(row["most_missing_fields"]) == {"client_user_agent": 1.0}
+        assert json.loads(row["recommendations"]) == [f"{user_agent} (missing in 100% of events)"]
+    assert {k: v for k, v in meta1.items() if k not in ("most_missing_fields", "recommendations")} == {
+        "events": 4,
+        "score_mean": 6.438,  # 25.75 / 4
+        "score_p10": 2.65,  # 1 + 0.3 x 5.5
+        "score_p50": 7.375,
+        "score_p90": 9.475,  # 8.25 + 0.7 x 1.75
+        "events_excellent": 2,
+        "events_good": 1,
+        "events_fair": 0,
+        "events_poor": 1,
+        "attribution_accuracy_estimate": 0.754,  # 0.4 + 0.055 x 6.4375
+    }
+    assert json.loads(meta1["most_missing_fields"]) == {
+        "external_id": 0.75,
+        "client_ip_address": 0.75,
+        "client_user_agent": 0.5,
+    }
+    assert json.loads(meta1["recommendations"]) == [  # by missing share x weight: 0.75, 0.5625, 0.375
+        "send your stable customer id as external_id (missing in 75% of events)",
+        "forward the client IP address from the server request (missing in 75% of events)",
+        f"{user_agent} (missing in 50% of events)",
+    ]
 
 
 def test_emq_score_frame_scores_each_event_by_its_own_platform():
@@ -746,6 +821,64 @@ def test_emq_refuses_oversized_keys_and_non_mappings():
         analyzer.analyze(["email"], "meta")
 
 
+def test_emq_batch_limit_is_inclusive(monkeypatch):
+    from stratum_pipeline.ml import emq
+    from stratum_pipeline.ml.inputs import InputError
+
+    monkeypatch.setattr(emq, "MAX_EVENTS", 3)
+    events = pd.DataFrame({"email": [HASHED, None, "plain@x", None]})
+    assert DataQualityAnalyzer().field_credit(events.iloc[:3], "meta")["email"].tolist() == [3.0, 0.0, 1.5]
+    with pytest.raises(InputError) as caught:
+        DataQualityAnalyzer().field_credit(events, "meta")
+    assert str(caught.value) == "4 events is more than the limit of 3 per batch: score them in parts"
+
+
+@pytest.mark.parametrize("platform", ["meta", "google"])
+def test_emq_a_plain_phone_counts_half_and_is_named_unhashed(platform):
+    out = DataQualityAnalyzer().analyze({"phone": "+15550000"}, platform)
+    assert out["emq_score"] == 1.0  # half of the phone's 2.0 on both platforms
+    assert out["unhashed_fields"] == ["phone"]
+    assert out["recommendations"][-1] == "hash phone with SHA-256 before sending"
+
+
+def test_emq_numbers_are_read_as_their_digits():
+    """An id too large for a float is still an id; a 64-digit number is valid SHA-256 hex; the seed's score is
+    a float with one decimal, as the seed rounds it."""
+    event = {"external_id": 10**400, "phone": int("1" * 64), "client_ip_address": 10**400}
+    out = DataQualityAnalyzer().analyze(event, "meta")
+    assert out["present_fields"] == ["phone", "external_id", "client_ip_address"]
+    assert out["missing_fields"] == [
+        "email",
+        "click_id",
+        "user_agent",
+    ]  # ip_address: the other spelling counts
+    assert out["unhashed_fields"] == [] and out["emq_score"] == 3.75
+    assert out["score"] == 45.0 and isinstance(out["score"], float)
+    full = {
+        "email": HASHED,
+        "phone": HASHED,
+        "click_id": "c",
+        "ip_address": "i",
+        "user_agent": "u",
+        "external_id": 7,
+    }
+    score = DataQualityAnalyzer().analyze(full, "meta")["score"]
+    assert score == 100.0 and isinstance(score, float)
+
+
+@pytest.mark.parametrize(
+    "seed, capi", [("ip_address", "client_ip_address"), ("user_agent", "client_user_agent")]
+)
+def test_emq_a_blank_spelling_does_not_hide_the_other(seed, capi):
+    for event in ({capi: "value", seed: ""}, {seed: "value", capi: " "}):
+        out = DataQualityAnalyzer().analyze(event, "meta")
+        assert seed not in out["missing_fields"] and capi in out["present_fields"], event
+
+
+def test_emq_seed_level_below_the_scale_is_poor():
+    assert seed_level(-0.1) == "poor" and seed_level(float("nan")) == "poor"
+
+
 def test_top_factors_are_the_largest_contributions_in_order_with_their_inputs():
     """The session model's factors: per row the `top` signals by |impact| (TreeSHAP, summed per signal), each
     with the raw input value (None where missing), its impact to 4 digits and its direction by sign."""
@@ -775,7 +908,40 @@ def test_top_factors_are_the_largest_contributions_in_order_with_their_inputs():
             raw = rows.loc[i, factor["feature"]]
             assert factor["value"] == (None if pd.isna(raw) else raw)
     assert model.top_factors(rows.iloc[:0]) == []
+    assert model.top_factors(rows) == [f[:3] for f in factors]  # three by default
+    # every signal: the categorical ones the trees never split on contribute exactly 0, which increases nothing
+    every = model.top_factors(rows, top=len(model.feature_names))
+    zero = [f for row in every for f in row if f["impact"] == 0]
+    assert zero and all(f["direction"] == "decreases" for f in zero)
+    assert all(
+        f["direction"] == ("increases" if f["impact"] > 0 else "decreases") for row in every for f in row
+    )
     # the single-session call names the same factors as the frame call
     one = model.predict({k: (None if pd.isna(v) else v) for k, v in rows.iloc[2].items()}, top=4)
     assert one["top_factors"] == factors[2]
     assert factors[0][0]["feature"] == "pages_viewed"  # the only signal the synthetic target depends on
+
+
+def test_the_frequency_seven_days_earlier_is_the_same_creatives():
+    days = pd.date_range("2026-03-01", periods=9)
+    features = pd.DataFrame(
+        {
+            "creative_id": ["a"] * 9 + ["b"] * 2,
+            "date": [*days.date, days[7].date(), days[8].date()],  # plain dates, as the warehouse gives them
+            "frequency": [*np.arange(1.0, 10.0), 50.0, 60.0],
+        },
+        index=range(200, 211),
+    )
+    out = with_recent_frequency(features)
+    assert out.index.equals(features.index) and list(out.columns) == [*features.columns, "frequency_7d_ago"]
+    assert out["frequency"].equals(features["frequency"])
+    ago = out["frequency_7d_ago"].tolist()
+    assert np.isnan(ago[:7]).all() and ago[7:9] == [1.0, 2.0]  # days 7 and 8 of "a": its days 0 and 1
+    assert np.isnan(ago[9:]).all()  # "b" has no rows a week before: not "a"'s
+    # a repeated row of one creative and day: the first one's frequency
+    twice = pd.concat([features.iloc[[0]].assign(frequency=99.0), features]).reset_index(drop=True)
+    assert with_recent_frequency(twice)["frequency_7d_ago"].iloc[8] == 99.0
+    from stratum_pipeline.ml.inputs import InputError
+
+    with pytest.raises(InputError, match="^creative features is missing columns: frequency$"):
+        with_recent_frequency(features.drop(columns="frequency"))

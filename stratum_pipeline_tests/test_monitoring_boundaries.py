@@ -283,3 +283,119 @@ def test_forecast_accuracy_without_forecasts_actuals_or_matches():
     ):
         out = M.forecast_accuracy(forecasts, acts)
         assert out.empty and list(out.columns) == ACCURACY_COLUMNS
+
+
+def test_top_drift_lists_each_tenants_features_above_their_noise_highest_first():
+    drift = pd.DataFrame(
+        {
+            "tenant_id": ["t2", "t1", "t1", "t1", "t2", "t1"],
+            "feature": ["spend", "ctr", "roas_7d", "cpc", "cvr", "clicks"],
+            "drift_score": [5.0, 2.0, 3.5, 1.0, "n/a", 1.01],  # 1.0 is at the threshold, not above it
+        }
+    )
+    assert M.top_drift(drift) == {"t1": ["roas_7d", "ctr", "clicks"], "t2": ["spend"]}
+    assert list(M.top_drift(drift)) == ["t1", "t2"]  # by tenant, though t2 holds the highest score
+    assert M.top_drift(drift.drop(columns="drift_score")) == {}  # rows written before the noise levels
+    assert M.top_drift(drift.iloc[:0]) == {}
+    assert M.top_drift(drift.assign(drift_score=0.5)) == {}
+
+
+@pytest.mark.parametrize(
+    "noise_psi, threshold",
+    [(None, 0.1), (float("nan"), 0.1), (float("inf"), 0.1), (0.0, 0.05), (0.02, 0.05), (0.5, 0.75)],
+)
+def test_the_drift_threshold_is_a_margin_over_the_noise_with_a_floor(noise_psi, threshold):
+    assert M.drift_threshold(noise_psi) == threshold
+
+
+@pytest.mark.parametrize("value, status, days_above", [(0.6, "ok", 0), (0.75, "ok", 0), (1.2, "warn", 1)])
+def test_a_calibrated_feature_warns_only_above_its_noise_and_others_keep_the_fixed_thresholds(
+    monkeypatch, value, status, days_above
+):
+    frame = pd.DataFrame({"x": np.arange(100.0), "y": np.arange(100.0)})
+    profile = {**M.feature_profile(frame, ["x", "y"]), "noise": {"x": 0.5}}  # x's threshold: 1.5 x 0.5 = 0.75
+    monkeypatch.setattr(M, "psi", lambda expected, actual: value)  # the PSI itself is pinned elsewhere
+    out = M.feature_drift(profile, frame)
+    assert list(out.columns) == M.DRIFT_COLUMNS
+    x, y = out.set_index("feature").loc["x"], out.set_index("feature").loc["y"]
+    assert (x["psi"], x["status"], x["noise_psi"], x["drift_score"], x["days_above"]) == (
+        value,
+        status,
+        0.5,
+        value / 0.75,
+        days_above,
+    )
+    assert (y["status"], y["drift_score"], y["days_above"]) == ("fail", value / 0.1, 1)  # PSI above 0.25
+    assert np.isnan(y["noise_psi"]) and x["rows"] == y["rows"] == 100
+    # a profile without noise levels: every feature on the fixed thresholds
+    plain = M.feature_drift({**profile, "noise": None}, frame).set_index("feature")
+    assert plain["noise_psi"].isna().all() and list(plain["status"]) == ["fail", "fail"]
+
+
+def _drift(score, day=4, **fields):
+    """A calibrated feature_drift row of tenant t, model m, version 1, feature x on day `day`."""
+    date = pd.Timestamp("2026-06-01") + pd.Timedelta(days=day)
+    return {"tenant_id": "t", "model_name": "m", "model_version": "1", "feature": "x", "status": "ok"} | {
+        "noise_psi": 0.05,
+        "drift_score": score,
+        "days_above": int(score > 1),
+        "date": date,
+        **fields,
+    }
+
+
+def test_persistence_counts_only_scores_above_one_and_needs_no_history():
+    today = pd.DataFrame([_drift(1.5)])
+    alone = M.persistent_drift(today, None)  # the first evaluated day: today alone
+    assert alone["days_above"].tolist() == [1] and alone["days_above"].dtype.kind == "i"
+    assert alone["status"].tolist() == ["ok"]  # persistent_drift sets only 'fail'; feature_drift set the rest
+    at_one = pd.DataFrame([_drift(1.0, day) for day in range(4)])  # exactly at the threshold: not above it
+    out = M.persistent_drift(today, at_one)
+    assert out["days_above"].tolist() == [1] and out["days_above"].dtype.kind == "i"
+    assert M.persistent_drift(pd.DataFrame([_drift(1.0)]), None)["days_above"].tolist() == [0]
+    # rows written before the noise levels have no drift_score: no history
+    older = pd.DataFrame([_drift(3.0, day) for day in range(4)]).drop(columns="drift_score")
+    assert M.persistent_drift(today, older)["days_above"].tolist() == [1]
+    above = pd.DataFrame([_drift(3.0, day) for day in range(2)])
+    out = M.persistent_drift(today, above)
+    assert out["days_above"].tolist() == [3] and out["status"].tolist() == ["fail"]
+
+
+def _bias_days(rows):
+    """forecast_accuracy rows from (day, relative bias, mean actual ROAS)."""
+    return pd.DataFrame(
+        [
+            {"date": f"2026-06-0{day}", "bias": relative * actual, "mean_actual_roas": actual}
+            for day, relative, actual in rows
+        ]
+    )
+
+
+def test_bias_degradation_at_its_limits():
+    # BIAS_Z x sd / sqrt(2 days) = 4 x 0.1 / 1.414 = 28%
+    assert M.bias_degraded(_bias_days([(1, 0.25, 0.5), (2, 0.35, 0.5)]), 0.1) == (
+        True,
+        "relative bias +30% over 2 days beyond +-28% (the noise)",
+    )
+    # the last two days by date, whatever the row order: +15%
+    late_quiet = _bias_days([(3, 0.0, 2.0), (1, 0.3, 2.0), (2, 0.3, 2.0)])
+    assert M.bias_degraded(late_quiet, 0.1) == (False, "relative bias +15% within +-28%")
+    # a day without revenue has no relative bias: too few days
+    assert M.bias_degraded(_bias_days([(1, 0.5, 2.0), (2, 0.5, 0.0)]), 0.1) == (
+        False,
+        "too few days for the bias rule",
+    )
+    for sd in (None, 0.0, float("inf"), float("nan")):
+        assert M.bias_degraded(_bias_days([(1, 0.9, 2.0), (2, 0.9, 2.0)]), sd) == (
+            False,
+            "no bias noise level",
+        )
+    assert M.bias_degraded(_bias_days([]), 0.1) == (False, "no bias noise level")
+
+
+def test_the_daily_bias_noise_on_hand_checked_days():
+    dates = ["2026-06-01", "2026-06-01", "2026-06-02", "2026-06-03", "2026-06-04"]
+    actual = [0.5, 1.5, 0.5, 2.0, 0.0]  # day means 1.0, 0.5, 2.0 and 0 (no revenue: no relative bias)
+    predicted = [1.0, 1.4, 0.4, 2.0, 1.0]  # day means 1.2, 0.4, 2.0: relative biases +0.2, -0.2, 0
+    assert M.daily_bias_sd(dates, actual, predicted) == pytest.approx(0.2)  # sqrt((0.04 + 0.04) / 2)
+    assert np.isnan(M.daily_bias_sd(dates[:3], actual[:3], predicted[:3]))  # two days: no level
