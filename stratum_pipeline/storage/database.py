@@ -259,16 +259,24 @@ class WarehouseTables:
             return insert_frame(conn, table, frame)
 
     def read_range(
-        self, table: sa.Table, start: date, end: date, date_column: str = "date", tenant_id: str | None = None
+        self,
+        table: sa.Table,
+        start: date,
+        end: date,
+        date_column: str = "date",
+        tenant_id: str | None = None,
+        columns: list[str] | None = None,
     ) -> pd.DataFrame:
-        """Rows with `date_column` in [start, end] (of one tenant if given), with the table's columns even when empty."""
+        """Rows with `date_column` in [start, end] (of one tenant if given), with the table's columns (or only
+        `columns`) even when empty."""
+        names = [c.name for c in table.columns] if columns is None else list(columns)
         column = table.c[date_column]
-        statement = sa.select(table).where(column >= start, column <= end)
+        statement = sa.select(*(table.c[n] for n in names)).where(column >= start, column <= end)
         if tenant_id is not None:
             statement = statement.where(table.c.tenant_id == tenant_id)
         with self.engine.connect() as conn:
             frame = read_frame(conn, statement)
-        return frame if len(frame.columns) else pd.DataFrame(columns=[c.name for c in table.columns])
+        return frame if len(frame.columns) else pd.DataFrame(columns=names)
 
     def read_histories(
         self, table: sa.Table, key: str, start: date, live_from: date, end: date, columns: list[str]
