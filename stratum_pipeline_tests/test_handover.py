@@ -132,3 +132,5 @@ def test_a_ranged_ingest_run_reads_back_none_of_the_rows_it_wrote(sqlite_loaded_
     assert not [r for r in reads if r[0] in written and (r[1], r[2]) == (first, last)], reads
     # what is still read: the feature lookback windows reaching before the run's days
     assert ("raw_campaign_daily", first - timedelta(days=29), last) in reads
+    # nothing is held once the run is over
+    assert handover.written(sqlite_loaded_urls[1], result.run_id, wh.raw_sessions, first, last) is None
