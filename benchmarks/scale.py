@@ -408,7 +408,7 @@ def print_comparison(spec: dict, runs: dict) -> None:
         (f"31-day ingest run ({first}..{last}), CPU s", "month", "cpu_s"),
         (f"31-day ingest run ({first}..{last}), wall s", "month", "wall_s"),
     )
-    print(f"{'measure':<44} " + " ".join(f"{label:>26}" for label in labels) + "   before/after")
+    print(f"{'measure':<52} " + " ".join(f"{label:>26}" for label in labels) + "   before/after")
     medians = {}
     for name, kind, measure in rows:
         cells = []
@@ -420,7 +420,7 @@ def print_comparison(spec: dict, runs: dict) -> None:
             f"{medians[(label, kind, measure)] / max(medians[(labels[-1], kind, measure)], 1e-9):.2f}x"
             for label in labels[:-1]
         )
-        print(f"{name:<44} " + " ".join(f"{c:>26}" for c in cells) + f"   {ratios}")
+        print(f"{name:<52} " + " ".join(f"{c:>26}" for c in cells) + f"   {ratios}")
     for label in labels:
         details = {r["detail"] for kind in ("month", "daily") for r in runs[label][kind]}
         print(f"  {label}: {'; '.join(sorted(details))[:300]}")
