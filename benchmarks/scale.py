@@ -200,6 +200,15 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--sessions-per-day", type=int, default=100, help="web sessions per tenant and day")
     parser.add_argument("--end-date", default="2026-11-24", help="the new day of the daily run")
+    parser.add_argument(
+        "--before",
+        nargs="*",
+        default=[],
+        metavar="REF",
+        help="git refs (commits) whose code is measured beside this code on the same data: the daily run and one "
+        "31-day ingest run, each on its own copy of the backfilled warehouse, alternating (see --repeat)",
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="runs per code in the before/after comparison")
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument(
         "--pg-url",
@@ -217,6 +226,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.stage:
         return stage_main(args.stage, json.loads(args.spec))
+    if args.before:
+        return compare_main(args)
 
     with tempfile.TemporaryDirectory(prefix="stratum-scale-") as tmp:
         workdir = Path(args.workdir or tmp).resolve()
@@ -262,6 +273,177 @@ def main(argv=None) -> int:
     return 0
 
 
+# --- before/after: the same measurements with other commits' code on the same data ---------------------------
+
+
+def _export(ref: str, workdir: Path) -> Path:
+    """The package of commit `ref` (git archive of this repository) in workdir/code_<ref>: its PYTHONPATH."""
+    root = Path(__file__).resolve().parents[1]
+    target = workdir / f"code_{ref}"
+    if not (target / "stratum_pipeline").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "-C", str(root), "archive", ref, "stratum_pipeline"], capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
+
+
+def _copy_warehouse(spec: dict, name: str) -> str:
+    """A copy of the backfilled Dagster-mode warehouse (file copy; PostgreSQL: CREATE DATABASE ... TEMPLATE)."""
+    import shutil
+
+    import sqlalchemy as sa
+
+    source = spec["urls"]["warehouse_dagster"]
+    if spec["backend"] == "sqlite":
+        path = Path(spec["workdir"]) / f"{name}.db"
+        shutil.copyfile(sa.engine.make_url(source).database, path)
+        return f"sqlite:///{path}"
+    url = sa.engine.make_url(source)
+    copy = f"{url.database}_{name}"
+    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{copy}" TEMPLATE "{url.database}"'))
+    admin.dispose()
+    spec.setdefault("copies", []).append(copy)
+    return url.set(database=copy).render_as_string(hide_password=False)
+
+
+def _drop_copies(spec: dict) -> None:
+    import sqlalchemy as sa
+
+    if not spec.get("copies"):
+        return
+    admin = sa.create_engine(
+        sa.engine.make_url(spec["urls"]["warehouse_dagster"]).set(database="postgres"),
+        isolation_level="AUTOCOMMIT",
+    )
+    with admin.connect() as conn:
+        for copy in spec.pop("copies"):
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def compare_main(args) -> int:
+    """`--before REF...`: generate, backfill and train with this code (Dagster in process), then `compare_codes`
+    and its report. A SQLite workdir that already holds a prepared dataset (prepared.json) is reused as is."""
+    with tempfile.TemporaryDirectory(prefix="stratum-scale-") as tmp:
+        workdir = Path(args.workdir or tmp).resolve()
+        workdir.mkdir(parents=True, exist_ok=True)
+        prepared = workdir / "prepared.json"
+        reuse = args.backend == "sqlite" and prepared.exists()
+        with databases(args.backend, workdir, args.pg_url) as urls:
+            dims = ("tenants", "campaigns", "days", "sessions_per_day", "end_date", "backend")
+            fresh = {**{k: getattr(args, k) for k in dims}, "workdir": str(workdir), "urls": urls}
+            spec = json.loads(prepared.read_text()) if reuse else fresh
+            home = workdir / "dagster_home"
+            home.mkdir(exist_ok=True)
+            (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+            env = {**os.environ, "DAGSTER_HOME": str(home), "MLFLOW_DISABLE_TELEMETRY": "true"}
+            env.update({"GX_ANALYTICS_ENABLED": "false", "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"})
+            print(f"workdir {workdir}" + (" (prepared data reused)" if reuse else ""), flush=True)
+            for stage in () if reuse else ("generate", "backfill_dagster", "train_dagster"):
+                r = run_stage(stage, spec, env)
+                print(
+                    f"  {stage}: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU; {r['detail'][:160]}",
+                    flush=True,
+                )
+            if args.backend == "sqlite":
+                prepared.write_text(json.dumps(spec))
+            print_comparison(spec, compare_codes(spec, env, args.before, args.repeat))
+    return 0
+
+
+def compare_codes(spec: dict, env: dict, refs: list[str], repeat: int) -> dict:
+    """Per code (each ref, then this code): `repeat` rounds, alternating the codes within a round, of a 31-day
+    ingest run and of the daily run, each code on its own copy of the backfilled warehouse and with the models
+    trained once. Returns {code label: {"month": [reports], "daily": [reports]}}."""
+    workdir = Path(spec["workdir"])
+    codes = [(ref, str(_export(ref, workdir))) for ref in refs] + [("this code", None)]
+    try:
+        copies = {label: _copy_warehouse(spec, f"compare{i}") for i, (label, _) in enumerate(codes)}
+        runs = {label: {"month": [], "daily": []} for label, _ in codes}
+        for round_ in range(repeat):
+            for label, path in codes:
+                stage_env = {**env, "PYTHONPATH": path} if path else env
+                for kind in ("month", "daily"):
+                    report = run_stage(
+                        f"{kind}_dagster", {**spec, "compare_warehouse": copies[label]}, stage_env
+                    )
+                    runs[label][kind].append(report)
+                    print(
+                        f"  compare round {round_ + 1} {label} {kind}: {report['wall_s']:.1f} s wall, "
+                        f"{report['cpu_s']:.1f} s CPU; {report['detail'][:120]}",
+                        flush=True,
+                    )
+        return runs
+    finally:
+        _drop_copies(spec)
+
+
+DAILY_WALL_TARGET_S = 10.0  # issue #16: the daily incremental run at 100 tenants
+BACKFILL_SPEEDUP_TARGET = 4.0  # issue #16: the 365-day backfill 4x less CPU than before the issue
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def print_comparison(spec: dict, runs: dict) -> None:
+    """The daily-run and backfill rows of issue #16's target table, before (each ref) and after (this code)."""
+    first, last = _month(spec)
+    labels = list(runs)
+    print()
+    print(
+        f"Before/after on the same data ({spec['tenants']} tenants x {spec['campaigns']} campaigns x {spec['days']} "
+        f"days, backend {spec['backend']}; {len(runs[labels[0]]['daily'])} alternating rounds, median [all runs]):"
+    )
+    rows = (
+        ("daily run (3 jobs, new day), CPU s", "daily", "cpu_s"),
+        ("daily run (3 jobs, new day), wall s", "daily", "wall_s"),
+        (f"31-day ingest run ({first}..{last}), CPU s", "month", "cpu_s"),
+        (f"31-day ingest run ({first}..{last}), wall s", "month", "wall_s"),
+    )
+    print(f"{'measure':<52} " + " ".join(f"{label:>26}" for label in labels) + "   before/after")
+    medians = {}
+    for name, kind, measure in rows:
+        cells = []
+        for label in labels:
+            values = [r[measure] for r in runs[label][kind]]
+            medians[(label, kind, measure)] = _median(values)
+            cells.append(f"{_median(values):.1f} [{', '.join(f'{v:.1f}' for v in values)}]")
+        ratios = ", ".join(
+            f"{medians[(label, kind, measure)] / max(medians[(labels[-1], kind, measure)], 1e-9):.2f}x"
+            for label in labels[:-1]
+        )
+        print(f"{name:<52} " + " ".join(f"{c:>26}" for c in cells) + f"   {ratios}")
+    for label in labels:
+        details = {r["detail"] for kind in ("month", "daily") for r in runs[label][kind]}
+        print(f"  {label}: {'; '.join(sorted(details))[:300]}")
+    print("targets (issue #16):")
+    daily = medians[(labels[-1], "daily", "wall_s")]
+    at_scale = spec["tenants"] >= 100
+    print(
+        f"  daily incremental run <= {DAILY_WALL_TARGET_S:.0f} s wall at 100 tenants: {daily:.1f} s at "
+        f"{spec['tenants']} tenants "
+        + (
+            ("MET" if daily <= DAILY_WALL_TARGET_S else "NOT MET")
+            if at_scale
+            else f"(not measured at 100 tenants; {'already over the target' if daily > DAILY_WALL_TARGET_S else 'not decided'})"
+        )
+    )
+    for label in labels[:-1]:
+        ratio = medians[(label, "month", "cpu_s")] / max(medians[(labels[-1], "month", "cpu_s")], 1e-9)
+        print(
+            f"  backfill CPU {BACKFILL_SPEEDUP_TARGET:.0f}x less than {label}: {ratio:.2f}x on a 31-day ingest run "
+            f"{'MET' if ratio >= BACKFILL_SPEEDUP_TARGET else 'NOT MET'}"
+        )
+
+
 # --- the stages (each runs in its own process) -------------------------------------------------------------------
 
 
@@ -286,10 +468,14 @@ def _config(spec: dict):
 def _resources(spec: dict, mode: str) -> dict:
     from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
 
+    if spec.get("compare_warehouse"):  # a before/after run: its own warehouse copy, the models trained once
+        mode, warehouse = "dagster", spec["compare_warehouse"]
+    else:
+        warehouse = spec["urls"][f"warehouse_{mode}"]
     mlflow_db = Path(spec["workdir"]) / f"mlflow_{mode}" / "mlflow.db"
     return {
         "source": SourceDatabase(url=spec["urls"]["source"]),
-        "warehouse": Warehouse(url=spec["urls"][f"warehouse_{mode}"]),
+        "warehouse": Warehouse(url=warehouse),
         "registry": ModelRegistry(tracking_uri=f"sqlite:///{mlflow_db}"),
     }
 
@@ -358,6 +544,17 @@ def stage_daily_dagster(spec: dict) -> dict:
     return _dagster_daily_jobs(
         spec, ("daily_ingest_job", "fatigue_scores_job", "daily_forecasts_job"), day, day
     )
+
+
+def stage_month_dagster(spec: dict) -> dict:
+    """One ranged ingest run (daily_ingest_job) over the backfill's last 31 days: the unit a backfill repeats."""
+    first, last = _month(spec)
+    return _dagster_daily_jobs(spec, ("daily_ingest_job",), first, last)
+
+
+def _month(spec: dict) -> tuple[date, date]:
+    first, last, _ = _days(spec)
+    return max(first, last - timedelta(days=30)), last
 
 
 def _served(materialization_metadata: list[dict]) -> str:
@@ -434,7 +631,9 @@ class PlainContext:
 
     run_id = "plain-python"
     instance = None  # no run, no event log
-    run = SimpleNamespace(tags={})  # no `stratum/tenant_id` tag: every tenant, as the scheduled runs
+    run = SimpleNamespace(
+        tags={}, run_id=run_id
+    )  # no `stratum/tenant_id` tag: every tenant, as the scheduled runs
     log = logging.getLogger("stratum.scale.plain")
 
     def __init__(self, first: date | None = None, last: date | None = None, partition_key: str | None = None):
@@ -513,6 +712,7 @@ def stage_backfill_plain(spec: dict) -> dict:
 
 
 def stage_daily_plain(spec: dict) -> dict:
+    from stratum_pipeline.assets.budget import budget_allocations, campaign_response_curves
     from stratum_pipeline.assets.products import (
         budget_scenarios,
         creative_fatigue_scores,
@@ -521,11 +721,13 @@ def stage_daily_plain(spec: dict) -> dict:
     )
 
     _, _, day = _days(spec)
-    graph = [
+    graph = [  # daily_forecasts_job's assets in dependency order (the response curves came with #9)
         *_ingest_graph(),
         creative_fatigue_scores,
+        campaign_response_curves,
         daily_roas_forecasts,
         budget_scenarios,
+        budget_allocations,
         event_match_quality,
     ]
     passed, total = _plain_graph(graph, PlainContext(day, day), _resources(spec, "plain"))

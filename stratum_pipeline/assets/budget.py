@@ -18,7 +18,7 @@ from stratum_pipeline.assets.common import (
 )
 from stratum_pipeline.checks.freshness import product_freshness_policy
 from stratum_pipeline.ml.allocator import allocate
-from stratum_pipeline.ml.response_curves import WINDOW_DAYS, fit_tenant_curves
+from stratum_pipeline.ml.response_curves import CURVE_INPUTS, WINDOW_DAYS, fit_tenant_curves
 from stratum_pipeline.ml.simulator import horizon_forecast
 from stratum_pipeline.partitions import daily_backfill_policy, daily_partitions
 from stratum_pipeline.resources import Warehouse
@@ -56,7 +56,11 @@ def campaign_response_curves(context: dg.AssetExecutionContext, warehouse: Wareh
     first, last = partition_days(context)
     tenant_only = tenant_scope(context)
     daily = warehouse.read_range(
-        wh.raw_campaign_daily, first - timedelta(days=WINDOW_DAYS - 1), last, tenant_id=tenant_only
+        wh.raw_campaign_daily,
+        first - timedelta(days=WINDOW_DAYS - 1),
+        last,
+        tenant_id=tenant_only,
+        columns=["tenant_id", *CURVE_INPUTS],  # a year of rows: only what the fit reads
     )
     daily = daily.assign(date=pd.to_datetime(daily["date"]))
 

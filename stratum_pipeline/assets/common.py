@@ -6,9 +6,11 @@ import math
 from datetime import date, datetime, timedelta
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from stratum_pipeline.partitions import partition_days
+from stratum_pipeline.storage.sqlio import as_datetimes
 from stratum_pipeline.tenancy import TENANT_SCOPE_TAG, validate_tenant_id
 
 __all__ = ["partition_days"]  # re-exported: the assets take their partition window from here
@@ -82,9 +84,9 @@ def rows_by_partition(
     partition page shows the day's rows rather than the run's total (which stays on the run-level event)."""
     if first == last:
         return  # one partition: the materialisation's own row count is that day's
-    per_day = (
-        pd.to_datetime(frame[date_column]).dt.date.value_counts() if len(frame) else pd.Series(dtype="int64")
-    )
+    days = as_datetimes(frame[date_column]).dropna().to_numpy().astype("datetime64[D]")
+    values, counts = np.unique(days, return_counts=True)
+    per_day = dict(zip(values.astype(object), counts.tolist()))  # datetime64[D] -> date
     day = first
     while day <= last:
         context.add_asset_metadata(

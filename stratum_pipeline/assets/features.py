@@ -42,6 +42,13 @@ def _result(context, frame, rows: int, first, last, names: list[str]) -> dg.Mate
     )
 
 
+def _of_run(context, warehouse: Warehouse, table, first, last):
+    """The rows of [first, last] of `table`: as this run wrote them when it did so in this process (no re-read),
+    else read from the warehouse."""
+    rows = warehouse.written(context.run_id, table, first, last)
+    return warehouse.read_range(table, first, last) if rows is None else rows
+
+
 FEATURE_ASSET = dict(
     partitions_def=daily_partitions,
     backfill_policy=daily_backfill_policy,
@@ -68,6 +75,7 @@ def creative_features(context: dg.AssetExecutionContext, warehouse: Warehouse) -
     )
     frame = features.creative_features(history, first, last)
     rows = warehouse.replace_partitions(wh.creative_features, frame, first, last)
+    warehouse.keep_written(context.run_id, wh.creative_features, first, last, frame)
     return _result(context, frame, rows, first, last, features.FATIGUE_FEATURES)
 
 
@@ -84,11 +92,12 @@ def campaign_features(context: dg.AssetExecutionContext, warehouse: Warehouse) -
     lookback = first - timedelta(days=features.CAMPAIGN_LOOKBACK_DAYS - 1)
     frame = features.campaign_features(
         warehouse.read_range(wh.raw_campaign_daily, lookback, last),
-        warehouse.read_range(wh.creative_features, first, last),
+        _of_run(context, warehouse, wh.creative_features, first, last),
         first,
         last,
     )
     rows = warehouse.replace_partitions(wh.campaign_features, frame, first, last)
+    warehouse.keep_written(context.run_id, wh.campaign_features, first, last, frame)
     return _result(context, frame, rows, first, last, features.ROAS_FEATURES)
 
 
@@ -98,8 +107,9 @@ def session_features(context: dg.AssetExecutionContext, warehouse: Warehouse) ->
     last visit, previous purchases, device, traffic source, segment) and whether it converted: the training
     data of the conversion model and the input of live conversion predictions."""
     first, last = partition_days(context)
-    frame = features.session_features(warehouse.read_range(wh.raw_sessions, first, last))
+    frame = features.session_features(_of_run(context, warehouse, wh.raw_sessions, first, last))
     rows = warehouse.replace_partitions(wh.session_features, frame, first, last)
+    warehouse.keep_written(context.run_id, wh.session_features, first, last, frame)
     return _result(context, frame, rows, first, last, features.CONVERSION_FEATURES)
 
 

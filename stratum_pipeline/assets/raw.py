@@ -70,6 +70,9 @@ def build_raw_extract(
             first,
             last,
         )
+        warehouse.keep_written(
+            context.run_id, extract.table, first, last, clean
+        )  # for the run's checks, features
         rows_by_partition(context, clean, first, last)
         if quarantined:
             context.log.warning(f"{quarantined} of {len(frame)} rows quarantined: {result.reason_counts}")

@@ -32,13 +32,18 @@ def execute_daily_range(
     """
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-    return defs.resolve_job_def(job_name).execute_in_process(
-        instance=instance,
-        run_id=run_id,
-        tags={ASSET_PARTITION_RANGE_START_TAG: first_day, ASSET_PARTITION_RANGE_END_TAG: last_day},
-        run_config=QUIET,
-        raise_on_error=False,
-    )
+    from stratum_pipeline.storage import handover
+
+    try:
+        return defs.resolve_job_def(job_name).execute_in_process(
+            instance=instance,
+            run_id=run_id,
+            tags={ASSET_PARTITION_RANGE_START_TAG: first_day, ASSET_PARTITION_RANGE_END_TAG: last_day},
+            run_config=QUIET,
+            raise_on_error=False,
+        )
+    finally:
+        handover.clear()  # the frames the run handed between its steps: not held past the run (memory)
 
 
 def execute_tenant_job(

@@ -33,6 +33,7 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
+from scipy.signal import lfilter
 
 ADSTOCK_GRID = np.array([0.0, 0.15, 0.3, 0.45, 0.6, 0.7])
 SHAPE_GRID = np.array([0.5, 0.7, 0.9, 1.1, 1.35, 1.6, 1.9, 2.2, 2.6])
@@ -55,6 +56,13 @@ LEVEL_BLOCK, LEVEL_BLOCKS = 14, 8  # blocks of days over which the level's drift
 MIN_DRIFT_VAR = 0.03**2
 SEASON_RIDGE = 20.0  # ridge on the seasonal log-coefficients (in orders): short histories stay near flat
 CURVE_SOURCES = ("fitted", "pooled", "fallback")
+CURVE_INPUTS = (
+    "campaign_id",
+    "date",
+    "spend",
+    "revenue",
+    "conversions",
+)  # the columns of a campaign-day it reads
 DRAW_FIELDS = ("vmax", "half_saturation", "hill_shape", "adstock_rate", "adstock_state")
 
 
@@ -71,13 +79,12 @@ def hill(a, k, h):
 
 
 def adstock(spend: np.ndarray, rate: float) -> np.ndarray:
-    """Geometric carry-over along the last axis, normalised so a constant spend s settles at s."""
-    out = np.empty_like(spend, dtype=float)
-    carried = np.zeros(spend.shape[:-1])
-    for t in range(spend.shape[-1]):
-        carried = (1.0 - rate) * spend[..., t] + rate * carried
-        out[..., t] = carried
-    return out
+    """Geometric carry-over along the last axis, normalised so a constant spend s settles at s:
+    a_t = (1 - rate) s_t + rate a_(t-1), a_(-1) = 0 (the same recurrence as a Python loop, run by lfilter)."""
+    spend = np.asarray(spend, dtype=float)
+    if spend.shape[-1] == 0:
+        return np.empty_like(spend)
+    return lfilter([1.0 - rate], [1.0, -rate], spend, axis=-1)
 
 
 def season_design(dates) -> np.ndarray:
@@ -85,7 +92,10 @@ def season_design(dates) -> np.ndarray:
     d = pd.DatetimeIndex(pd.to_datetime(dates))
     dow = d.dayofweek.to_numpy()
     weekly = (dow[:, None] == np.arange(1, 7)[None, :]).astype(float)
-    doq = (d - d.to_period("Q").start_time).days.to_numpy() / 91.0
+    days = d.to_numpy().astype("datetime64[D]")
+    months = days.astype("datetime64[M]")
+    quarter_start = (months - months.astype(int) % 3).astype("datetime64[D]")  # month 0 = January 1970
+    doq = (days - quarter_start).astype(int) / 91.0
     angle = 2 * np.pi * doq
     quarterly = np.column_stack([np.sin(angle), np.cos(angle), np.sin(2 * angle), np.cos(2 * angle)])
     return np.column_stack([weekly, quarterly])
@@ -142,35 +152,48 @@ def _median_spend(tenant: _Tenant) -> np.ndarray:
     )
 
 
-def _loglik(tenant: _Tenant, ref: np.ndarray, season: np.ndarray, weights: np.ndarray):
-    """Quasi-log-likelihood (up to a constant) and vmax of every campaign x grid cell: arrays (C, R, H, K)."""
+def _loglik(tenant: _Tenant, ref: np.ndarray, season: np.ndarray, weights: np.ndarray, carried=None):
+    """Quasi-log-likelihood (up to a constant) and vmax of every campaign x grid cell: arrays (C, R, H, K).
+
+    `carried`: the adstocked spend per rate (R, C, T), `_carried(tenant)`, when the caller already has it.
+    The Hill value of a cell is 1 / (1 + K^h a^-h), its two powers computed apart - (C, K) and (C, T) - so the
+    (C, K, T) work per cell is a product, a division and one log; sums over days are matrix products."""
     c, t = tenant.spend.shape
+    carried = _carried(tenant) if carried is None else carried
     w = np.where(tenant.active & (tenant.spend >= 0), weights[None, :], 0.0)  # (C, T)
     y = tenant.revenue * w
-    ll = np.full((c, len(ADSTOCK_GRID), len(SHAPE_GRID), len(KAPPA_GRID)), -np.inf)
+    shape = (c, len(ADSTOCK_GRID), len(SHAPE_GRID), len(KAPPA_GRID))
+    ll = np.full(shape, -np.inf)
     vmax = np.zeros_like(ll)
-    state = np.zeros((c, len(ADSTOCK_GRID)))  # adstocked spend on the last day, per rate
-    k = np.nan_to_num(ref)[:, None, None] * KAPPA_GRID[None, :, None]  # (C, K, 1)
-    for i, rate in enumerate(ADSTOCK_GRID):
-        carried = adstock(tenant.spend, rate)
-        state[:, i] = carried[:, -1]
-        log_a = np.log(np.maximum(carried, 1e-300))[:, None, :]  # (C, 1, T)
+    state = carried[:, :, -1].T.copy() if t else np.zeros((c, len(ADSTOCK_GRID)))  # last day, per rate
+    log_k = np.log(np.maximum(np.nan_to_num(ref)[:, None] * KAPPA_GRID[None, :], 1e-300))  # (C, K)
+    sy = y.sum(axis=1)[:, None]
+    den = np.empty((c, len(KAPPA_GRID), t))
+    for i in range(len(ADSTOCK_GRID)):
+        positive = carried[i] > 0
+        log_a = np.log(np.maximum(carried[i], 1e-300))  # (C, T)
         for j, h in enumerate(SHAPE_GRID):
-            with np.errstate(over="ignore", divide="ignore"):
-                x = np.where(
-                    carried[:, None, :] > 0,
-                    1.0 / (1.0 + np.exp(h * (np.log(np.maximum(k, 1e-300)) - log_a))),
-                    0.0,
-                )
-            x = x * season[None, None, :]  # (C, K, T)
-            sx = (x * w[:, None, :]).sum(axis=2)  # (C, K)
-            sy = y.sum(axis=1)[:, None]
+            with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+                k_h = np.exp(np.clip(h * log_k, -700.0, 700.0))  # (C, K)
+                a_h = np.where(positive, np.exp(np.clip(-h * log_a, -700.0, 700.0)), np.inf)  # (C, T)
+                np.multiply(k_h[:, :, None], a_h[:, None, :], out=den)
+                den += 1.0
+                x = np.divide(
+                    season[None, None, :], den, out=den
+                )  # hill x season; 0 where nothing is carried
+            sx = np.matmul(x, w[:, :, None])[:, :, 0]  # (C, K)
             v = np.where(sx > 0, sy / np.maximum(sx, 1e-300), 0.0)
-            ylogx = (y[:, None, :] * np.log(np.maximum(x, 1e-12))).sum(axis=2)
+            np.maximum(x, 1e-12, out=x)
+            ylogx = np.matmul(np.log(x, out=x), y[:, :, None])[:, :, 0]
             # quasi-Poisson: sum w (y log mu - mu) with mu = v x, at the closed-form v (sum w mu = sum w y)
             ll[:, i, j, :] = ylogx + sy * np.log(np.maximum(v, 1e-300)) - sy
             vmax[:, i, j, :] = v
     return ll, vmax, state
+
+
+def _carried(tenant: _Tenant) -> np.ndarray:
+    """The adstocked spend of every campaign at every rate of the grid: (R, C, T)."""
+    return np.stack([adstock(tenant.spend, rate) for rate in ADSTOCK_GRID])
 
 
 def _dispersion(tenant: _Tenant, mu: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -229,7 +252,7 @@ def fit_tenant_curves(
 
     `prior`: the base prior over the grid (ADSTOCK x SHAPE x KAPPA, sums to 1; default `base_prior()`), the
     EM's start and the floor it keeps; with `learn_prior=False` it is the prior as given (no pooling)."""
-    missing = {"campaign_id", "date", "spend", "revenue", "conversions"} - set(rows.columns)
+    missing = set(CURVE_INPUTS) - set(rows.columns)
     if missing:
         raise CurveInputError(f"response curves need the columns {sorted(missing)}")
     rows = rows.assign(date=pd.to_datetime(rows["date"]))
@@ -247,12 +270,13 @@ def fit_tenant_curves(
 
     season_beta = np.zeros(season_design(tenant.dates[:1]).shape[1])
     season = np.ones(t)
+    carried = _carried(tenant)  # (R, C, T): used by both likelihood passes and the fitted means
     for _ in range(2):  # curves without season -> tenant season from their residuals -> curves with season
-        ll, vmax, state = _loglik(tenant, ref, season, weights)
+        ll, vmax, state = _loglik(tenant, ref, season, weights, carried)
         best = ll.reshape(c, -1).argmax(axis=1)
         if not fitted.any():
             break
-        mu = _fitted_mean(tenant, ref, vmax, best, season)
+        mu = _fitted_mean(tenant, ref, vmax, best, season, carried)
         x = season_design(tenant.dates)
         unit = (tenant.conversions * tenant.active)[fitted].sum() / max(
             (tenant.revenue * tenant.active)[fitted].sum(), 1e-9
@@ -264,7 +288,7 @@ def fit_tenant_curves(
             unit,
         )
         season = np.exp(x @ season_beta)
-    mu = _fitted_mean(tenant, ref, vmax, best, season)
+    mu = _fitted_mean(tenant, ref, vmax, best, season, carried)
     phi = _dispersion(tenant, mu, weights)
     phi_eff = np.where(np.isfinite(phi), phi, np.nanmedian(phi) if np.isfinite(phi).any() else 1.0)
     log_lik = (
@@ -457,17 +481,17 @@ def _spread(s: np.ndarray) -> float:
     )
 
 
-def _fitted_mean(tenant: _Tenant, ref, vmax, best, season) -> np.ndarray:
+def _fitted_mean(tenant: _Tenant, ref, vmax, best, season, carried=None) -> np.ndarray:
     ri, hi, ki = np.unravel_index(best, vmax.shape[1:])
     c = len(best)
     out = np.zeros_like(tenant.spend)
     for i in np.unique(ri):
         rows = ri == i
-        carried = adstock(tenant.spend[rows], ADSTOCK_GRID[i])
+        spent = adstock(tenant.spend[rows], ADSTOCK_GRID[i]) if carried is None else carried[i][rows]
         k = np.nan_to_num(ref[rows]) * KAPPA_GRID[ki[rows]]
         out[rows] = (
             vmax[np.arange(c)[rows], ri[rows], hi[rows], ki[rows]][:, None]
-            * hill(carried, k[:, None], SHAPE_GRID[hi[rows]][:, None])
+            * hill(spent, k[:, None], SHAPE_GRID[hi[rows]][:, None])
             * season[None, :]
         )
     return out

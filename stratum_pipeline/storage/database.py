@@ -12,8 +12,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from stratum_pipeline.settings import mask_url
-from stratum_pipeline.storage import warehouse_schema
-from stratum_pipeline.storage.sqlio import insert_frame, read_frame
+from stratum_pipeline.storage import handover, warehouse_schema
+from stratum_pipeline.storage.sqlio import as_datetimes, insert_frame, read_frame
 
 
 @functools.lru_cache(maxsize=None)
@@ -219,11 +219,24 @@ class WarehouseTables:
         """`replace_partitions` for several (table, frame, date_column) in ONE transaction: a crash or kill
         anywhere before the commit leaves every table with its previous rows (e.g. a raw table and its
         quarantine stay consistent). Returns the rows inserted per table."""
+        return self._replace(writes, start, end, tenant_id)
+
+    def keep_written(
+        self, run_id: str | None, table: sa.Table, start: date, end: date, frame: pd.DataFrame
+    ) -> None:
+        """After `replace_partitions` of every tenant's rows of [start, end] committed: keep `frame` in the process
+        for the later steps of run `run_id` (`written`), so they need not read it back."""
+        handover.keep(self.url, run_id, table, start, end, frame)
+
+    def written(self, run_id: str | None, table: sa.Table, start: date, end: date) -> pd.DataFrame | None:
+        """The rows `run_id` wrote to `table` for exactly [start, end] in this process (a copy), or None: then
+        read the warehouse. (See storage/handover.py: kept only within a run, only for every tenant.)"""
+        return handover.written(self.url, run_id, table, start, end)
+
+    def _replace(self, writes, start: date, end: date, tenant_id: str | None) -> list[int]:
         for table, frame, date_column in writes:
-            outside = frame[date_column].notna() & (
-                (pd.to_datetime(frame[date_column]) < pd.Timestamp(start))
-                | (pd.to_datetime(frame[date_column]) > pd.Timestamp(end))
-            )
+            days = as_datetimes(frame[date_column])
+            outside = days.notna() & ((days < pd.Timestamp(start)) | (days > pd.Timestamp(end)))
             if outside.any():
                 raise ValueError(
                     f"{outside.sum()} rows for {table.name} fall outside the partitions {start}..{end}"
@@ -259,16 +272,24 @@ class WarehouseTables:
             return insert_frame(conn, table, frame)
 
     def read_range(
-        self, table: sa.Table, start: date, end: date, date_column: str = "date", tenant_id: str | None = None
+        self,
+        table: sa.Table,
+        start: date,
+        end: date,
+        date_column: str = "date",
+        tenant_id: str | None = None,
+        columns: list[str] | None = None,
     ) -> pd.DataFrame:
-        """Rows with `date_column` in [start, end] (of one tenant if given), with the table's columns even when empty."""
+        """Rows with `date_column` in [start, end] (of one tenant if given), with the table's columns (or only
+        `columns`) even when empty."""
+        names = [c.name for c in table.columns] if columns is None else list(columns)
         column = table.c[date_column]
-        statement = sa.select(table).where(column >= start, column <= end)
+        statement = sa.select(*(table.c[n] for n in names)).where(column >= start, column <= end)
         if tenant_id is not None:
             statement = statement.where(table.c.tenant_id == tenant_id)
         with self.engine.connect() as conn:
             frame = read_frame(conn, statement)
-        return frame if len(frame.columns) else pd.DataFrame(columns=[c.name for c in table.columns])
+        return frame if len(frame.columns) else pd.DataFrame(columns=names)
 
     def read_histories(
         self, table: sa.Table, key: str, start: date, live_from: date, end: date, columns: list[str]
