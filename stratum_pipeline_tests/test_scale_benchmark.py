@@ -67,7 +67,7 @@ def test_scale_benchmark_reports_every_stage_and_the_run_counts(tmp_path):
         ],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,  # a guard against a hang, not a speed check (136 s of backfill at load 20)
         cwd=ROOT,
     )
     out = completed.stdout
