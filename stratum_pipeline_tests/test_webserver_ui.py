@@ -378,6 +378,15 @@ def test_plain_dagster_dev_opens_the_embedded_state_and_its_daemon_republishes_a
         assert "campaign_features" in page and "daily_roas_forecasts" in page
         save_screenshot(browser, tmp_path, "dagster_dev_catalog.png")
 
+        instance = project.instance
+
+        def latest_file_materialization():
+            return instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey("roas_model_file"), asset_partitions=["big"]),
+                limit=1,
+            ).records
+
+        published_before = latest_file_materialization()[0].storage_id  # the project's own publication
         launched = server.graphql(
             LAUNCH_RUN,
             {
@@ -396,7 +405,6 @@ def test_plain_dagster_dev_opens_the_embedded_state_and_its_daemon_republishes_a
         )["launchRun"]
         assert launched["__typename"] == "LaunchRunSuccess", launched
         run_id = launched["run"]["runId"]
-        instance = project.instance
         finished = _wait_for(
             "the retrain",
             lambda: (run := instance.get_run_by_id(run_id)) and run.is_finished and run,
@@ -408,11 +416,8 @@ def test_plain_dagster_dev_opens_the_embedded_state_and_its_daemon_republishes_a
         assert int(after) > int(before)  # same data, same settings: the gate promotes the retrained version
 
         def republished():
-            records = instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=dg.AssetKey("roas_model_file"), asset_partitions=["big"]),
-                limit=1,
-            ).records
-            if not records or records[0].run_id == run_id:
+            records = latest_file_materialization()
+            if not records or records[0].storage_id <= published_before:
                 return None
             return instance.get_run_by_id(records[0].run_id)
 
