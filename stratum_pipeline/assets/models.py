@@ -27,6 +27,9 @@ class TrainingConfig(dg.Config):
     min_sessions: int = 10_000
     holdout_days: int = 14
     training_window_days: int = 180
+    # The default ROAS model trains on at most this many tenants: above it, a sample stratified by the tenants'
+    # campaign-days (ml.sampling; 0 = every tenant). Its training time then stops growing with the tenants.
+    default_sample_tenants: int = 30
 
     def minimum(self) -> DataMinimum:
         return DataMinimum(self.min_campaigns, self.min_campaign_days, self.min_sessions)
@@ -129,7 +132,10 @@ def train_and_gate(
     rows = warehouse.read_tenant(table, owner, since)
     # ROAS learns from normal days: the campaign-days flagged by campaign_anomalies are left out of training.
     extra = (
-        {"anomalies": warehouse.read_tenant(wh.campaign_anomalies, owner, since)}
+        {
+            "anomalies": warehouse.read_tenant(wh.campaign_anomalies, owner, since),
+            "max_default_tenants": config.default_sample_tenants,
+        }
         if model_type == "roas"
         else {}
     )
