@@ -58,6 +58,7 @@ PLAN = (
 MODES = ("dagster", "plain")
 MEMORY_TARGET_GIB = 4.0
 MAX_CONCURRENT_RUNS = 4  # the deployment's queued run coordinator (deploy/dagster.yaml)
+BENCHMARK_TAG = "stratum/benchmark"  # the launched mode of a run (its materialisations are counted per mode)
 DAILY_OVERHEAD_TARGET = 1.3
 GIB = 2**30
 
@@ -741,7 +742,7 @@ def _launch(spec: dict, mode: str, runs: list[tuple[str, dict, dict | None]]) ->
         while pending and len(running) < MAX_CONCURRENT_RUNS:
             i, (job, tags, config) = pending.pop(0)
             command = [dagster, "job", "execute", "-m", "stratum_pipeline.definitions", "-j", job]
-            command += ["--tags", json.dumps(tags)]
+            command += ["--tags", json.dumps({**tags, BENCHMARK_TAG: mode})]
             if config:
                 path = workdir / f"run_config_{mode}_{i}.yaml"
                 path.write_text(yaml.safe_dump(config))
@@ -756,15 +757,16 @@ def _launch(spec: dict, mode: str, runs: list[tuple[str, dict, dict | None]]) ->
     return {"runs": len(runs), "failed_runs": sum(1 for c in codes if c != 0)}
 
 
-def _launched_outcomes(tenants: list[str]) -> str:
-    """Which tenant partitions of the model assets the launched runs materialised (read from the instance)."""
+def _launched_outcomes(tenants: list[str], mode: str) -> str:
+    """Which tenant partitions of the model assets the runs `mode` launched materialised (read from the instance)."""
     import dagster as dg
 
     instance = dg.DagsterInstance.get()
-    done = {
-        asset: len(instance.get_materialized_partitions(dg.AssetKey(asset)) & set(tenants))
-        for asset in ("roas_model", "conversion_model")
-    }
+    runs = set(instance.get_run_ids(dg.RunsFilter(tags={BENCHMARK_TAG: mode})))
+    done = {}
+    for asset in ("roas_model", "conversion_model"):
+        records = instance.fetch_materializations(dg.AssetKey(asset), limit=10_000).records
+        done[asset] = len({r.partition_key for r in records if r.run_id in runs} & set(tenants))
     return ", ".join(f"{asset} {n}/{len(tenants)} tenant partitions" for asset, n in done.items())
 
 
@@ -796,7 +798,9 @@ def stage_launch_runs(spec: dict) -> dict:
     ]
     report = _launch(spec, "runs", runs)
     report["tenants"] = tenants
-    report["detail"] = f"{len(runs)} run(s), {report['failed_runs']} failed; {_launched_outcomes(tenants)}"
+    report["detail"] = (
+        f"{len(runs)} run(s), {report['failed_runs']} failed; {_launched_outcomes(tenants, 'runs')}"
+    )
     return report
 
 
@@ -811,7 +815,9 @@ def stage_launch_batched(spec: dict) -> dict:
     runs = [("train_tenant_batch_job", dict(r.tags), r.run_config) for r in requests]
     report = _launch(spec, "batched", runs)
     report["tenants"] = tenants
-    report["detail"] = f"{len(runs)} run(s), {report['failed_runs']} failed; {_launched_outcomes(tenants)}"
+    report["detail"] = (
+        f"{len(runs)} run(s), {report['failed_runs']} failed; {_launched_outcomes(tenants, 'batched')}"
+    )
     return report
 
 
