@@ -55,10 +55,12 @@ def test_the_monthly_schedule_launches_batch_runs_covering_every_tenant_once():
     schedule = project_defs.resolve_schedule_def("monthly_tenant_retraining")
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("tenants", TENANTS)
-        context = dg.build_schedule_context(
+        # closed here: a schedule context left to the garbage collector would point Dagster's defs-state storage at
+        # this (then disposed) instance and break later definitions loads in the session
+        with dg.build_schedule_context(
             instance=instance, scheduled_execution_time=when, repository_def=project_defs.get_repository_def()
-        )
-        requests = list(schedule.evaluate_tick(context).run_requests)
+        ) as context:
+            requests = list(schedule.evaluate_tick(context).run_requests)
     assert schedule.job_name == "train_tenant_batch_job"
     tenants = [t for r in requests for t in r.run_config["ops"]["train_tenant_batch"]["config"]["tenants"]]
     assert sorted(tenants) == TENANTS and len(tenants) == len(set(tenants))
