@@ -44,9 +44,21 @@ from pathlib import Path
 from types import SimpleNamespace
 
 RESULT_PREFIX = "SCALE-RESULT "
-STAGES = ("backfill", "train", "daily")  # in execution order; printed as (a) daily, (b) backfill, (c) train
+# (stage, mode) in execution order; printed as (a) daily, (b) backfill, (c) train, (d) launched training
+PLAN = (
+    ("backfill", "dagster"),
+    ("backfill", "plain"),
+    ("train", "dagster"),
+    ("train", "plain"),
+    ("launch", "runs"),
+    ("launch", "batched"),
+    ("daily", "dagster"),
+    ("daily", "plain"),
+)
 MODES = ("dagster", "plain")
 MEMORY_TARGET_GIB = 4.0
+MAX_CONCURRENT_RUNS = 4  # the deployment's queued run coordinator (deploy/dagster.yaml)
+BENCHMARK_TAG = "stratum/benchmark"  # the launched mode of a run (its materialisations are counted per mode)
 DAILY_OVERHEAD_TARGET = 1.3
 GIB = 2**30
 
@@ -152,43 +164,168 @@ def print_report(spec: dict, generated: dict, results: dict) -> None:
     )
     print()
     print(f"{'stage':<12} {'mode':<8} {'wall s':>9} {'CPU s':>9} {'peak RSS':>10} {'runs':>5}  detail")
-    for label, stage in (("(a) daily", "daily"), ("(b) backfill", "backfill"), ("(c) train", "train")):
-        for mode in MODES:
-            r = results[stage][mode]
-            runs = str(r["runs"]) if mode == "dagster" else "-"
+    labels = (
+        ("(a) daily", "daily"),
+        ("(b) backfill", "backfill"),
+        ("(c) train", "train"),
+        ("(d) launched", "launch"),
+    )
+    for label, stage in labels:
+        for mode, r in results.get(stage, {}).items():
+            runs = str(r["runs"]) if r.get("runs") else "-"
             print(
-                f"{label if mode == 'dagster' else '':<12} {mode:<8} {r['wall_s']:>9.1f} {r['cpu_s']:>9.1f} "
+                f"{label:<12} {mode:<8} {r['wall_s']:>9.1f} {r['cpu_s']:>9.1f} "
                 f"{_gib(r['peak_rss_bytes']):>10} {runs:>5}  {r['detail']}"
             )
+            label = ""
+        if set(MODES) <= set(results.get(stage, {})):
+            print(
+                f"{'':<12} overhead ratio dagster/plain: {_ratio(results[stage], 'wall_s'):.2f} (wall), "
+                f"{_ratio(results[stage], 'cpu_s'):.2f} (CPU)"
+            )
+    print()
+    print_training_launches(spec, results)
+    print_targets(spec, generated, results)
+
+
+def _launch_figures(spec: dict, results: dict, mode: str) -> dict | None:
+    """A launched mode's wall and CPU, scaled to every tenant when it ran a subset, and its CPU per tenant beyond
+    the plain training of the same tenants (read + fit + MLflow + gate, measured per tenant in train_plain)."""
+    r = results.get("launch", {}).get(mode)
+    if r is None:
+        return None
+    n, total = len(r["tenants"]), spec["tenants"]
+    plain = results.get("train", {}).get("plain", {}).get("tenant_cpu_s")
+    # the plain work of the same tenants; with --plain-tenants, the mean of the tenants trained plain times n
+    work = sum(plain.get(t, sum(plain.values()) / len(plain)) for t in r["tenants"]) if plain else None
+    return {
+        "tenants": n,
+        "runs": r["runs"],
+        "wall_all": r["wall_s"] * total / n,
+        "cpu_all": r["cpu_s"] * total / n,
+        "scaled": n < total,
+        "work_per_tenant": work / n if work is not None else None,
+        "overhead_per_tenant": (r["cpu_s"] - work) / n if work is not None else None,
+    }
+
+
+def print_training_launches(spec: dict, results: dict) -> None:
+    """(d): one run process per tenant vs the schedule's batch runs, per tenant, against the plain training."""
+    figures = {mode: _launch_figures(spec, results, mode) for mode in ("runs", "batched")}
+    if not any(figures.values()):
+        return
+    plain_tenants = len(results.get("train", {}).get("plain", {}).get("tenant_cpu_s") or {})
+    print(
+        f"training {spec['tenants']} tenants as the schedule launches it (each run its own process, "
+        f"`dagster job execute` with the multiprocess executor, at most {MAX_CONCURRENT_RUNS} runs at once):"
+    )
+    for mode, f in figures.items():
+        if f is None:
+            print(f"  {mode:<8} not run")
+            continue
+        scaled = f" (measured on {f['tenants']} tenants, scaled per tenant)" if f["scaled"] else ""
+        overhead = (
+            f"; read + fit + MLflow + gate (plain, {plain_tenants} tenants) {f['work_per_tenant']:.2f} s CPU per "
+            "tenant, overhead beyond it "
+            f"{f['overhead_per_tenant']:.2f} s CPU per tenant"
+            if f["overhead_per_tenant"] is not None
+            else "; overhead per tenant: train_plain not run"
+        )
         print(
-            f"{'':<12} overhead ratio dagster/plain: {_ratio(results[stage], 'wall_s'):.2f} (wall), "
-            f"{_ratio(results[stage], 'cpu_s'):.2f} (CPU)"
+            f"  {mode:<8} {f['runs']} run(s) for {f['tenants']} tenants: {f['wall_all']:.1f} s wall, "
+            f"{f['cpu_all']:.1f} s CPU for {spec['tenants']} tenants{scaled}{overhead}"
         )
     print()
-    peak = max(r[m]["peak_rss_bytes"] for r in results.values() for m in MODES)
-    peak = max(peak, generated["peak_rss_bytes"])
-    daily_ratio = _ratio(results["daily"], "wall_s")
-    daily_cpu_ratio = _ratio(results["daily"], "cpu_s")
-    backfill = results["backfill"]["dagster"]
-    print("targets:")
-    print(
-        f"  peak memory <= {MEMORY_TARGET_GIB:.0f} GiB: {_gib(peak)} "
-        f"{'MET' if peak <= MEMORY_TARGET_GIB * GIB else 'NOT MET'}"
-    )
-    print(
-        f"  daily overhead ratio <= {DAILY_OVERHEAD_TARGET}: {daily_ratio:.2f} wall "
-        f"{'MET' if daily_ratio <= DAILY_OVERHEAD_TARGET else 'NOT MET'}, {daily_cpu_ratio:.2f} CPU "
-        f"{'MET' if daily_cpu_ratio <= DAILY_OVERHEAD_TARGET else 'NOT MET'}"
-    )
+
+
+def print_targets(spec: dict, generated: dict, results: dict) -> None:
+    """The issue's target table: this run's figures ("before" from the issue where this run has none)."""
     from stratum_pipeline.partitions import MAX_DAYS_PER_RUN
 
-    cap = -(-spec["days"] // MAX_DAYS_PER_RUN)  # the fewest runs when no run holds more than the policy's cap
-    ok = backfill["runs"] == cap and backfill["runs"] < spec["days"]
+    def measured(stage, mode, key):
+        r = results.get(stage, {}).get(mode)
+        return r[key] if r else None
+
+    def fmt(value, unit="s", note=""):
+        return "not measured in this run" if value is None else f"{value:,.1f} {unit}{note}"
+
+    size = f"{spec['tenants']} x {spec['campaigns']} x {spec['days']} d"
+    runs, batched = (_launch_figures(spec, results, m) for m in ("runs", "batched"))
+    # the one-run-per-tenant launches are the code before #16's batching: their peak is the "before" column
+    peaks = [
+        r["peak_rss_bytes"]
+        for stage, modes in results.items()
+        for mode, r in modes.items()
+        if (stage, mode) != ("launch", "runs")
+    ]
+    peak = max(peaks + [generated["peak_rss_bytes"]])
+    before_peak = results.get("launch", {}).get("runs")
+
+    def launched(f, key):
+        if f is None or f[key] is None:
+            return None
+        return f[key] / 60 if key == "wall_all" else f[key]
+
+    rows = [
+        (
+            "365-day backfill, 100 x 50 campaigns, CPU",
+            "~1,300 s (issue)",
+            fmt(measured("backfill", "dagster", "cpu_s"), note=f" at {size}"),
+            "<= 330 s",
+        ),
+        (
+            "daily incremental run, 100 tenants, wall",
+            "30 s (issue)",
+            fmt(measured("daily", "dagster", "wall_s"), note=f" at {spec['tenants']} tenants"),
+            "<= 10 s",
+        ),
+        (
+            f"training {spec['tenants']} tenants as the schedule launches it, wall",
+            fmt(launched(runs, "wall_all"), "min", " (one run per tenant)"),
+            fmt(launched(batched, "wall_all"), "min", " (batched)"),
+            "<= 6 min",
+        ),
+        (
+            "per-tenant training overhead beyond fit + MLflow, CPU",
+            fmt(launched(runs, "overhead_per_tenant")),
+            fmt(launched(batched, "overhead_per_tenant")),
+            "<= 1 s",
+        ),
+        (
+            "peak memory",
+            f"{_gib(before_peak['peak_rss_bytes'])} (one run per tenant)"
+            if before_peak
+            else "2.65 GiB (issue)",
+            f"{_gib(peak)} (the other stages run here)",
+            "<= 4 GiB",
+        ),
+    ]
     print(
-        f"  backfill runs: {backfill['runs']} run(s) counted in the instance for {spec['days']} daily partitions "
-        f"(at most {MAX_DAYS_PER_RUN} days per run: at least {cap}; one run per day would be {spec['days']}) "
-        f"{'MET' if ok else 'NOT MET'}"
+        f"targets of #16 ({size}, backend {spec['backend']}; the launched rows are before/after in this run):"
     )
+    print("| measure | before | after | target |")
+    print("| --- | --- | --- | --- |")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    print(
+        f"peak memory <= {MEMORY_TARGET_GIB:.0f} GiB: {_gib(peak)} "
+        f"{'MET' if peak <= MEMORY_TARGET_GIB * GIB else 'NOT MET'}"
+    )
+    backfill = results.get("backfill", {}).get("dagster")
+    if backfill:
+        cap = -(-spec["days"] // MAX_DAYS_PER_RUN)  # the fewest runs when no run holds more than the cap
+        ok = backfill["runs"] == cap and backfill["runs"] < spec["days"]
+        print(
+            f"backfill runs: {backfill['runs']} run(s) counted in the instance for {spec['days']} daily partitions "
+            f"(at most {MAX_DAYS_PER_RUN} days per run: at least {cap}; one run per day would be {spec['days']}) "
+            f"{'MET' if ok else 'NOT MET'}"
+        )
+    if set(MODES) <= set(results.get("daily", {})):
+        ratio = _ratio(results["daily"], "cpu_s")
+        print(
+            f"daily overhead ratio dagster/plain <= {DAILY_OVERHEAD_TARGET}: {ratio:.2f} CPU "
+            f"{'MET' if ratio <= DAILY_OVERHEAD_TARGET else 'NOT MET'}"
+        )
 
 
 def main(argv=None) -> int:
@@ -221,6 +358,27 @@ def main(argv=None) -> int:
         "--workdir",
         help="folder for SQLite files, MLflow stores and the Dagster instance (default: a temporary one)",
     )
+    parser.add_argument(
+        "--only",
+        help="comma-separated stages or stage_mode names to run (default all): backfill, train, launch, daily, "
+        "e.g. backfill,train_plain,launch (training needs the backfill's features; daily needs train_dagster)",
+    )
+    parser.add_argument(
+        "--run-tenants",
+        type=int,
+        default=0,
+        help="launch_runs (one run process per tenant) for only the first N tenants; its 100-tenant time is then "
+        "extrapolated per tenant (default: every tenant)",
+    )
+    parser.add_argument(
+        "--plain-tenants",
+        type=int,
+        default=0,
+        help="train_plain trains only the first N tenants (the per-tenant work is then their mean; default: all)",
+    )
+    parser.add_argument(
+        "--skip-default-models", action="store_true", help="train_plain leaves out the two default models"
+    )
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -240,6 +398,9 @@ def main(argv=None) -> int:
                 "sessions_per_day": args.sessions_per_day,
                 "end_date": args.end_date,
                 "backend": args.backend,
+                "run_tenants": args.run_tenants,
+                "plain_tenants": args.plain_tenants,
+                "skip_default_models": args.skip_default_models,
                 "workdir": str(workdir),
                 "urls": urls,
             }
@@ -257,18 +418,26 @@ def main(argv=None) -> int:
             generated = run_stage("generate", spec, env)
             print(f"  generate: {generated['wall_s']:.1f} s, {_gib(generated['peak_rss_bytes'])}", flush=True)
             results = {}
-            for stage in STAGES:
-                results[stage] = {}
-                for mode in MODES:
-                    results[stage][mode] = run_stage(f"{stage}_{mode}", spec, env)
-                    r = results[stage][mode]
-                    (workdir / "results.json").write_text(
-                        json.dumps({"spec": spec, "generated": generated, "results": results})
-                    )
-                    print(
-                        f"  {stage} {mode}: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU, {_gib(r['peak_rss_bytes'])}; {r['detail']}",
-                        flush=True,
-                    )
+            wanted = set(args.only.split(",")) if args.only else None
+            if wanted and not {"backfill", "backfill_plain"} & wanted:
+                # the plain stages read the features the Dagster backfill wrote (their MLflow store stays their own)
+                urls["warehouse_plain"] = urls["warehouse_dagster"]
+                print(
+                    "backfill plain not run: the plain stages read the Dagster backfill's warehouse",
+                    flush=True,
+                )
+            for stage, mode in PLAN:
+                if wanted and not {stage, f"{stage}_{mode}"} & wanted:
+                    continue
+                results.setdefault(stage, {})[mode] = run_stage(f"{stage}_{mode}", spec, env)
+                r = results[stage][mode]
+                (workdir / "results.json").write_text(
+                    json.dumps({"spec": spec, "generated": generated, "results": results})
+                )
+                print(
+                    f"  {stage} {mode}: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU, {_gib(r['peak_rss_bytes'])}; {r['detail']}",
+                    flush=True,
+                )
             print_report(spec, generated, results)
     return 0
 
@@ -744,17 +913,131 @@ def stage_train_plain(spec: dict) -> dict:
         "roas_model": [],
         "conversion_model": [],
     }
-    runs = [(d, None) for d in default_model_assets] + [
-        (d, t) for t in _tenant_ids(spec) for d in tenant_model_assets
-    ]
+    defaults = [] if spec.get("skip_default_models") else default_model_assets
+    tenants = _tenant_ids(spec)[: spec.get("plain_tenants") or None]
+    runs = [(d, None) for d in defaults] + [(d, t) for t in tenants for d in tenant_model_assets]
+    tenant_cpu: dict[
+        str, float
+    ] = {}  # each tenant's read + fit + MLflow + gate: the work a run must do anyway
     for definition, tenant in runs:
+        started = _cpu_seconds()
         result = _call(definition, PlainContext(partition_key=tenant), resources)
+        if tenant is not None:
+            tenant_cpu[tenant] = tenant_cpu.get(tenant, 0.0) + _cpu_seconds() - started
         if result is None:
             continue
         outcomes[definition.key.to_user_string()].append(
             {k: getattr(v, "value", v) for k, v in result.metadata.items()}
         )
-    return {"detail": _training_summary(outcomes)}
+    if not defaults:
+        outcomes = {k: v for k, v in outcomes.items() if not k.endswith("default_model")}
+    detail = _training_summary(outcomes) + ("; default models not trained here" if not defaults else "")
+    return {"detail": detail, "tenant_cpu_s": tenant_cpu}
+
+
+# Training as the schedule launches it: every run its own process, as a queued run launched by the daemon is
+# (`dagster job execute`: the run process loads the code location and runs its steps with the multiprocess
+# executor, each step a child process), at most MAX_CONCURRENT_RUNS at a time (deploy/dagster.yaml). The daemon's
+# own dequeue loop and the code server are not part of it. "runs": one train_tenant_models_job run per tenant
+# (before #16's batching); "batched": the runs the monthly schedule requests (train_tenant_batch_job per batch).
+
+
+def _launch(spec: dict, mode: str, runs: list[tuple[str, dict, dict | None]]) -> dict:
+    """Run each (job, tags, run config) as its own `dagster job execute` process, MAX_CONCURRENT_RUNS at once."""
+    import yaml
+
+    workdir = Path(spec["workdir"])
+    env = {
+        **os.environ,
+        "STRATUM_SOURCE_URL": spec["urls"]["source"],
+        "STRATUM_WAREHOUSE_URL": spec["urls"]["warehouse_dagster"],
+        "STRATUM_MLFLOW_TRACKING_URI": f"sqlite:///{workdir / f'mlflow_{mode}' / 'mlflow.db'}",
+        "ML_MODELS_PATH": str(workdir / f"models_{mode}"),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+    }
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    pending, running, codes = list(enumerate(runs)), [], []
+    while pending or running:
+        while pending and len(running) < MAX_CONCURRENT_RUNS:
+            i, (job, tags, config) = pending.pop(0)
+            command = [dagster, "job", "execute", "-m", "stratum_pipeline.definitions", "-j", job]
+            command += ["--tags", json.dumps({**tags, BENCHMARK_TAG: mode})]
+            if config:
+                path = workdir / f"run_config_{mode}_{i}.yaml"
+                path.write_text(yaml.safe_dump(config))
+                command += ["-c", str(path)]
+            log = open(workdir / f"run_{mode}_{i}.log", "w")
+            running.append((subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT), log))
+        time.sleep(0.2)
+        for process, log in [r for r in running if r[0].poll() is not None]:
+            codes.append(process.returncode)
+            log.close()
+            running.remove((process, log))
+    return {"runs": len(runs), "failed_runs": sum(1 for c in codes if c != 0)}
+
+
+def _launched_outcomes(tenants: list[str], mode: str) -> str:
+    """Which tenant partitions of the model assets the runs `mode` launched materialised (read from the instance)."""
+    import dagster as dg
+
+    instance = dg.DagsterInstance.get()
+    runs = set(instance.get_run_ids(dg.RunsFilter(tags={BENCHMARK_TAG: mode})))
+    done = {}
+    for asset in ("roas_model", "conversion_model"):
+        records = instance.fetch_materializations(dg.AssetKey(asset), limit=10_000).records
+        done[asset] = len({r.partition_key for r in records if r.run_id in runs} & set(tenants))
+    return ", ".join(f"{asset} {n}/{len(tenants)} tenant partitions" for asset, n in done.items())
+
+
+def _register_tenants(tenants: list[str]) -> None:
+    import dagster as dg
+
+    from stratum_pipeline.partitions import tenant_partitions
+
+    instance = dg.DagsterInstance.get()
+    instance.add_dynamic_partitions(tenant_partitions.name, tenants)
+
+
+def _fresh_mlflow(spec: dict, mode: str) -> None:
+    """Create the run mode's MLflow store once, before parallel runs start (no migration race)."""
+    from stratum_pipeline.modelops.registry import MlflowRegistry
+
+    MlflowRegistry(f"sqlite:///{Path(spec['workdir']) / f'mlflow_{mode}' / 'mlflow.db'}").experiment_id()
+
+
+def stage_launch_runs(spec: dict) -> dict:
+    """One run process per tenant (the first `run_tenants` tenants), as the schedule launched them before."""
+    from stratum_pipeline.automation.jobs import training_run_tags
+
+    tenants = _tenant_ids(spec)[: spec.get("run_tenants") or None]
+    _register_tenants(_tenant_ids(spec))
+    _fresh_mlflow(spec, "runs")
+    runs = [
+        ("train_tenant_models_job", {"dagster/partition": t, **training_run_tags(t)}, None) for t in tenants
+    ]
+    report = _launch(spec, "runs", runs)
+    report["tenants"] = tenants
+    report["detail"] = (
+        f"{len(runs)} run(s), {report['failed_runs']} failed; {_launched_outcomes(tenants, 'runs')}"
+    )
+    return report
+
+
+def stage_launch_batched(spec: dict) -> dict:
+    """The runs the monthly schedule requests for every tenant (train_tenant_batch_job, one per batch)."""
+    from stratum_pipeline.automation.jobs import training_batch_requests
+
+    tenants = _tenant_ids(spec)
+    _register_tenants(tenants)
+    _fresh_mlflow(spec, "batched")
+    requests = training_batch_requests(tenants, "bench")
+    runs = [("train_tenant_batch_job", dict(r.tags), r.run_config) for r in requests]
+    report = _launch(spec, "batched", runs)
+    report["tenants"] = tenants
+    report["detail"] = (
+        f"{len(runs)} run(s), {report['failed_runs']} failed; {_launched_outcomes(tenants, 'batched')}"
+    )
+    return report
 
 
 def _tenant_ids(spec: dict) -> list[str]:

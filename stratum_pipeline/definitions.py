@@ -30,6 +30,7 @@ from stratum_pipeline.automation.jobs import (
     train_anomaly_detectors_job,
     train_default_anomaly_detector_job,
     train_default_models_job,
+    train_tenant_batch_job,
     train_tenant_models_job,
 )
 from stratum_pipeline.automation.schedules import all_schedules
@@ -81,6 +82,7 @@ def build_definitions(resources: dict) -> dg.Definitions:
         jobs=[
             daily_ingest_job,
             train_tenant_models_job,
+            train_tenant_batch_job,
             train_default_models_job,
             daily_forecasts_job,
             fatigue_scores_job,

@@ -17,6 +17,7 @@ MODEL_STEPS = {
     "conversion_default_model",
     "anomaly_detector_model",
     "anomaly_detector_default_model",
+    "train_tenant_batch",  # a batch of tenants' ROAS and conversion models (train_tenant_batch_job)
 }
 
 

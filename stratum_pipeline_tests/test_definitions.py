@@ -11,7 +11,7 @@ import dagster as dg
 
 from stratum_pipeline.definitions import defs
 from stratum_pipeline.partitions import daily_partitions, tenant_partitions
-from stratum_pipeline.tenancy import InvalidTenantId, validate_tenant_id
+from stratum_pipeline.tenancy import InvalidTenantId, training_batches, validate_tenant_id
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -176,9 +176,13 @@ def test_monthly_retraining_requests_every_tenant():
         assert requests == [] and "no tenants" in skip
         instance.add_dynamic_partitions("tenants", ["acme", "beta"])
         schedule, requests, _ = _requests("monthly_tenant_retraining", when, instance)
-    assert schedule.cron_schedule == "0 4 1 * *"
-    assert sorted(r.partition_key for r in requests) == ["acme", "beta"]
-    assert {r.run_key for r in requests} == {"monthly-2026-12-acme", "monthly-2026-12-beta"}
+    assert schedule.cron_schedule == "0 4 1 * *" and schedule.job_name == "train_tenant_batch_job"
+    # batch runs (one per training bucket here): every tenant exactly once, run keys naming the month
+    batches = {r.run_key: r.run_config["ops"]["train_tenant_batch"]["config"]["tenants"] for r in requests}
+    assert sorted(t for batch in batches.values() for t in batch) == ["acme", "beta"]
+    assert {key: tuple(tenants) for key, tenants in batches.items()} == {
+        f"monthly-2026-12-b{bucket}-{batch[0]}": batch for bucket, batch in training_batches(["acme", "beta"])
+    }
     default = defs.resolve_schedule_def("monthly_default_retraining")
     assert default.cron_schedule == "0 3 1 * *" and default.job_name == "train_default_models_job"
 

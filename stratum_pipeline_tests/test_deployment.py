@@ -42,7 +42,7 @@ from stratum_pipeline.serving.inference import InferenceService
 from stratum_pipeline.storage import source_schema
 from stratum_pipeline.storage import warehouse_schema as wh
 from stratum_pipeline.storage.database import engine_for
-from stratum_pipeline.tenancy import TENANT_CONCURRENCY_TAG
+from stratum_pipeline.tenancy import TENANT_CONCURRENCY_TAG, TRAINING_BUCKET_TAG, training_batches
 
 from .model_data import MODEL_CONFIG, RUN_CONFIG
 from .services import VENV_BIN, Processes, start_mlflow_server
@@ -241,16 +241,32 @@ def test_the_daemon_runs_the_deployment_on_postgres_redis_and_mlflow_server(depl
             cwd=deployment["tmp"],
         )
 
-        # The daemon launches the ingest run, the tenant sensor's first trainings (one run per tenant, tagged)
-        # and the caught-up schedule tick.
+        # The daemon launches the ingest run, the tenant sensor's first trainings (batch runs, one per training
+        # bucket here, tagged with it) and the caught-up schedule tick.
         ingest = _wait(instance, dg.RunsFilter(run_ids=[ingest_id]), 1, 150, processes)[0]
         assert ingest.status == dg.DagsterRunStatus.SUCCESS
         print(f"\ningest done after {time.monotonic() - started:.0f} s: {_interval(instance, ingest_id)}")
+        batches = training_batches([BIG, SMALL])
         first_trainings = _wait(
-            instance, dg.RunsFilter(tags={"dagster/sensor_name": "tenant_sync_sensor"}), 2, 90, processes
+            instance,
+            dg.RunsFilter(tags={"dagster/sensor_name": "tenant_sync_sensor"}),
+            len(batches),
+            90,
+            processes,
         )
-        assert sorted(r.tags[TENANT_CONCURRENCY_TAG] for r in first_trainings) == sorted([BIG, SMALL])
+        assert sorted(
+            (
+                r.tags[TRAINING_BUCKET_TAG],
+                tuple(r.run_config["ops"]["train_tenant_batch"]["config"]["tenants"]),
+            )
+            for r in first_trainings
+        ) == sorted(batches)
         assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in first_trainings)
+        for asset in (
+            "roas_model",
+            "conversion_model",
+        ):  # each tenant's partitions, materialised by the batches
+            assert instance.get_materialized_partitions(dg.AssetKey(asset)) >= {BIG, SMALL}
         live = _wait(
             instance,
             dg.RunsFilter(tags={"dagster/schedule_name": "live_predictions_schedule"}),

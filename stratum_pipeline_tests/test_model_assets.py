@@ -161,7 +161,10 @@ def test_the_tenant_sensor_adds_new_tenants_and_requests_their_first_training(tm
 
     context = dg.build_sensor_context(instance=instance, resources={"source": SourceDatabase(url=source_url)})
     result = tenant_sync_sensor(context)
-    assert [r.partition_key for r in result.run_requests] == ["new_one"]
+    # the new tenant's first training: one batch run holding it (batch runs, #16)
+    [request] = result.run_requests
+    assert request.job_name == "train_tenant_batch_job"
+    assert request.run_config["ops"]["train_tenant_batch"]["config"]["tenants"] == ["new_one"]
     assert result.dynamic_partitions_requests[0].partition_keys == ["new_one"]
 
 

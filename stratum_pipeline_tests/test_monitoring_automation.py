@@ -16,6 +16,7 @@ from stratum_pipeline.definitions import build_definitions, product_freshness_ch
 from stratum_pipeline.modelops.retraining import WAIT_DAYS
 from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse
 from stratum_pipeline.storage import warehouse_schema as wh
+from stratum_pipeline.tenancy import training_bucket
 
 GROUPS = {"ingestion", "features", "models", "model_files", "products", "monitoring"}
 MODEL_ASSETS = {
@@ -112,7 +113,9 @@ def test_weekly_schedule_runs_only_tenants_switched_to_weekly(resources):
     warehouse.set_retraining_cadence("busy_too", "weekly")
     warehouse.set_retraining_cadence("busy_too", "monthly")  # switched back
     warehouse.set_retraining_cadence("gone", "weekly")  # no longer a registered tenant
-    assert [(r.partition_key, r.run_key) for r in tick()] == [("busy", "weekly-2026-W48-busy")]
+    assert [(r.run_config["ops"]["train_tenant_batch"]["config"]["tenants"], r.run_key) for r in tick()] == [
+        (["busy"], f"weekly-2026-W48-b{training_bucket('busy')}-busy")
+    ]
     with pytest.raises(ValueError, match="cadence must be one of"):
         warehouse.set_retraining_cadence("busy", "daily")
 

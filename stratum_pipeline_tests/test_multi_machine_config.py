@@ -120,4 +120,7 @@ def test_one_machine_instance_limits_runs_per_tenant_and_per_backfill(tmp_path, 
     limits = config["run_coordinator"]["config"]["tag_concurrency_limits"]
     assert {"key": "tenant", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
     assert {"key": "dagster/backfill", "value": {"applyLimitPerUniqueValue": True}, "limit": 2} in limits
+    # one training run per training bucket: a batch and a single tenant's run never train one tenant at once
+    bucket = {"key": "stratum/training_bucket", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
+    assert bucket in limits
     assert config["run_coordinator"]["config"]["max_concurrent_runs"] == 4

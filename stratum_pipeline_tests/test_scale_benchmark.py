@@ -47,7 +47,7 @@ def test_chunks_cover_every_tenant_with_unique_ids_and_traceable_bad_rows():
     assert len(set(spend)) == len(spend)
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # generates, backfills, trains in and out of process and runs the daily graph (minutes)
 def test_scale_benchmark_reports_every_stage_and_the_run_counts(tmp_path):
     tenants = 2
     completed = subprocess.run(
@@ -67,7 +67,7 @@ def test_scale_benchmark_reports_every_stage_and_the_run_counts(tmp_path):
         ],
         capture_output=True,
         text=True,
-        timeout=900,  # a guard against a hang, not a speed check (136 s of backfill at load 20)
+        timeout=1500,  # a guard against a hang, not a speed check (it now also launches training runs)
         cwd=ROOT,
     )
     out = completed.stdout
@@ -100,3 +100,18 @@ def test_scale_benchmark_reports_every_stage_and_the_run_counts(tmp_path):
     assert re.search(r"peak memory <= 4 GiB: [\d.]+ GiB MET", report)
     # the training detail says which tenants the default model serves, in both modes
     assert report.count(f"roas_model: 0 own model(s), {tenants} served by the default") == 2
+    # (d) training launched as run processes: one run per tenant, then the schedule's batch runs, every tenant's
+    # partitions materialised by both, and the before/after rows of the target table filled in
+    from stratum_pipeline.demo.generator import DemoConfig
+    from stratum_pipeline.tenancy import training_batches
+
+    ids = [t.tenant_id for t in DemoConfig.scaled(date(2026, 11, 24), tenants, 3, 36).tenants]
+    partitions = f"roas_model {tenants}/{tenants} tenant partitions, conversion_model {tenants}/{tenants}"
+    assert "(d) launched runs" in report and f"{tenants} run(s), 0 failed; {partitions}" in report
+    assert f"{len(training_batches(ids))} run(s), 0 failed; {partitions}" in report
+    overheads = re.findall(r"overhead beyond it (-?[\d.]+) s CPU per tenant", report)
+    assert len(overheads) == 2 and all(float(o) > 0 for o in overheads)
+    assert re.search(
+        r"\| per-tenant training overhead beyond fit \+ MLflow, CPU \| [\d.]+ s \| [\d.]+ s \| <= 1 s \|",
+        report,
+    )

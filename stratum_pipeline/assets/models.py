@@ -27,6 +27,9 @@ class TrainingConfig(dg.Config):
     min_sessions: int = 10_000
     holdout_days: int = 14
     training_window_days: int = 180
+    # The default ROAS model trains on at most this many tenants: above it, a sample stratified by the tenants'
+    # campaign-days (ml.sampling; 0 = every tenant). Its training time then stops growing with the tenants.
+    default_sample_tenants: int = 30
 
     def minimum(self) -> DataMinimum:
         return DataMinimum(self.min_campaigns, self.min_campaign_days, self.min_sessions)
@@ -58,10 +61,13 @@ def _since(warehouse: Warehouse, table, config: TrainingConfig):
     return latest - timedelta(days=config.training_window_days) if latest else None
 
 
-def run_tags(context, tenant: str, model_type: str) -> dict:
+def run_tags(context, tenant: str, model_type: str, partition: str | None = None) -> dict:
+    """The MLflow run's tags: the Dagster run and the partition it materialises (a batch run names the tenant)."""
+    if partition is None:
+        partition = context.partition_key if context.has_partition_key else ""
     return {
         "dagster_run_id": context.run_id,
-        "dagster_partition": context.partition_key if context.has_partition_key else "",
+        "dagster_partition": partition,
         "tenant": tenant,
         "model_type": model_type,
     }
@@ -107,7 +113,7 @@ def training_result(asset: str, outcome: TrainingOutcome) -> dg.MaterializeResul
 TRAINING = {"roas": (wh.campaign_features, train_roas), "conversion": (wh.session_features, train_conversion)}
 
 
-def _train_and_gate(
+def train_and_gate(
     context,
     asset: str,
     model_type: str,
@@ -115,8 +121,10 @@ def _train_and_gate(
     config: TrainingConfig,
     warehouse: Warehouse,
     registry: ModelRegistry,
+    partition: str | None = None,
 ) -> dg.MaterializeResult:
-    """Train `model_type` for `tenant` (DEFAULT_MODEL_OWNER: on every tenant's rows), register it and run the gate."""
+    """Train `model_type` for `tenant` (DEFAULT_MODEL_OWNER: on every tenant's rows), register it and run the gate.
+    `partition`: the tenant partition materialised, when the run is not one partition's (a batch run)."""
     table, train = TRAINING[model_type]
     registry.check_reachable()  # fail in seconds, not after training, when MLflow is down
     owner = None if tenant == DEFAULT_MODEL_OWNER else tenant
@@ -124,7 +132,10 @@ def _train_and_gate(
     rows = warehouse.read_tenant(table, owner, since)
     # ROAS learns from normal days: the campaign-days flagged by campaign_anomalies are left out of training.
     extra = (
-        {"anomalies": warehouse.read_tenant(wh.campaign_anomalies, owner, since)}
+        {
+            "anomalies": warehouse.read_tenant(wh.campaign_anomalies, owner, since),
+            "max_default_tenants": config.default_sample_tenants,
+        }
         if model_type == "roas"
         else {}
     )
@@ -132,7 +143,7 @@ def _train_and_gate(
         tenant,
         rows,
         registry,
-        run_tags(context, tenant, model_type),
+        run_tags(context, tenant, model_type, partition),
         config.minimum(),
         config.holdout_days,
         **extra,
@@ -171,7 +182,7 @@ def roas_model(
     `stratum-roas-<tenant>`; its 'champion' version serves the tenant's ROAS forecasts and budget advice.
     Trained only on the tenant's own campaigns, without the days campaign_anomalies flagged; below 100 campaigns
     with 30+ days the default model serves."""
-    return _train_and_gate(
+    return train_and_gate(
         context, "roas_model", "roas", validate_tenant_id(context.partition_key), config, warehouse, registry
     )
 
@@ -188,7 +199,7 @@ def conversion_model(
 ):
     """The tenant's session-conversion model (calibrated XGBoost with per-prediction factors) in MLflow as
     `stratum-conversion-<tenant>`; its 'champion' scores live sessions. Below 10,000 sessions the default serves."""
-    return _train_and_gate(
+    return train_and_gate(
         context,
         "conversion_model",
         "conversion",
@@ -210,7 +221,7 @@ def roas_default_model(
 ):
     """The global ROAS model (stratum-roas-default), trained on every tenant's campaigns: it serves the tenants
     that have too little data for a model of their own."""
-    return _train_and_gate(
+    return train_and_gate(
         context, "roas_default_model", "roas", DEFAULT_MODEL_OWNER, config, warehouse, registry
     )
 
@@ -226,7 +237,7 @@ def conversion_default_model(
 ):
     """The global conversion model (stratum-conversion-default), trained on every tenant's sessions: it serves
     the tenants with fewer than 10,000 sessions."""
-    return _train_and_gate(
+    return train_and_gate(
         context, "conversion_default_model", "conversion", DEFAULT_MODEL_OWNER, config, warehouse, registry
     )
 
@@ -272,5 +283,7 @@ def model_leaderboard(context: dg.AssetExecutionContext, warehouse: Warehouse, r
 
 
 tenant_model_assets = [roas_model, conversion_model]
+# The tenant model assets by key, with the model type each trains (a batch run materialises these).
+TENANT_MODEL_TYPES = {"roas_model": "roas", "conversion_model": "conversion"}
 default_model_assets = [roas_default_model, conversion_default_model]
 leaderboard_assets = [model_leaderboard]

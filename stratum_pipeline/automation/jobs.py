@@ -2,8 +2,14 @@
 
 import dagster as dg
 
+from stratum_pipeline.assets.model_batches import train_tenant_batch
 from stratum_pipeline.partitions import daily_partitions, tenant_partitions
-from stratum_pipeline.tenancy import TENANT_CONCURRENCY_TAG
+from stratum_pipeline.tenancy import (
+    TENANT_CONCURRENCY_TAG,
+    TRAINING_BUCKET_TAG,
+    training_batches,
+    training_bucket,
+)
 
 # Raw extracts and features for a day (or, as one ranged run, a range of days), with their checks.
 daily_ingest_job = dg.define_asset_job(
@@ -19,8 +25,14 @@ def tenant_run_tags(partition_key: str) -> dict[str, str]:
     return {TENANT_CONCURRENCY_TAG: partition_key}
 
 
-# Per-tenant model training: one run per tenant partition. Every run of a partition - from the tenant
-# sensor, the monthly schedule, a backfill or the UI - carries the tenant tag through the job's config.
+def training_run_tags(partition_key: str) -> dict[str, str]:
+    """Tags of one tenant's training run: the tenant and its training bucket (one training run per bucket at a
+    time in the deployment, so it never runs beside a batch holding the same tenant)."""
+    return {**tenant_run_tags(partition_key), TRAINING_BUCKET_TAG: training_bucket(partition_key)}
+
+
+# Per-tenant model training, one tenant partition per run: the retraining sensor's targeted retrains, backfills
+# and launches from the UI. Every run of a partition carries the tenant and bucket tags through the job's config.
 train_tenant_models_job = dg.define_asset_job(
     name="train_tenant_models_job",
     selection=dg.AssetSelection.assets("roas_model", "conversion_model"),
@@ -28,10 +40,35 @@ train_tenant_models_job = dg.define_asset_job(
     config=dg.PartitionedConfig(
         partitions_def=tenant_partitions,
         run_config_for_partition_key_fn=lambda _key: {},
-        tags_for_partition_key_fn=tenant_run_tags,
+        tags_for_partition_key_fn=training_run_tags,
     ),
     description="Train, register and gate a tenant's ROAS and conversion models.",
 )
+
+
+@dg.job(
+    description="Train, register and gate the ROAS and conversion models of a batch of tenants in one run "
+    "(start-up paid once); each tenant's partitions of roas_model and conversion_model are materialised on their "
+    "own, and one tenant's failure does not stop the others.",
+    tags={"stratum/kind": "tenant-training-batch"},
+)
+def train_tenant_batch_job():
+    train_tenant_batch()
+
+
+def training_batch_requests(tenants, run_key_prefix: str) -> list[dg.RunRequest]:
+    """The batch runs that train `tenants` (tenancy.training_batches), each tagged with its training bucket; run
+    keys are `<prefix>-b<bucket>-<first tenant>`, stable for the same tenants."""
+    return [
+        dg.RunRequest(
+            job_name=train_tenant_batch_job.name,
+            run_key=f"{run_key_prefix}-b{bucket}-{batch[0]}",
+            run_config={"ops": {train_tenant_batch.name: {"config": {"tenants": list(batch)}}}},
+            tags={TRAINING_BUCKET_TAG: bucket, "stratum/tenants": f"{len(batch)}: {batch[0]}..{batch[-1]}"},
+        )
+        for bucket, batch in training_batches(tenants)
+    ]
+
 
 # The global default models that serve tenants under the data minimum.
 train_default_models_job = dg.define_asset_job(

@@ -12,7 +12,8 @@ from stratum_pipeline.automation.jobs import (
     train_anomaly_detectors_job,
     train_default_anomaly_detector_job,
     train_default_models_job,
-    train_tenant_models_job,
+    train_tenant_batch_job,
+    training_batch_requests,
 )
 from stratum_pipeline.partitions import tenant_partitions
 from stratum_pipeline.resources import Warehouse
@@ -54,29 +55,31 @@ live_predictions_schedule = dg.ScheduleDefinition(
 
 
 @dg.schedule(
-    job=train_tenant_models_job, cron_schedule="0 4 1 * *", execution_timezone="UTC", default_status=RUNNING
+    job=train_tenant_batch_job, cron_schedule="0 4 1 * *", execution_timezone="UTC", default_status=RUNNING
 )
 def monthly_tenant_retraining(context: dg.ScheduleEvaluationContext):
-    """04:00 UTC on the 1st: retrain every tenant's models (the promotion gate decides what serves)."""
+    """04:00 UTC on the 1st: retrain every tenant's models (the promotion gate decides what serves), in batch runs
+    of up to 50 tenants per training bucket (start-up paid once per run; each tenant's partitions materialised)."""
     month = context.scheduled_execution_time.strftime("%Y-%m")
     tenants = context.instance.get_dynamic_partitions(tenant_partitions.name)
     if not tenants:
         return dg.SkipReason("no tenants registered yet")
-    return [dg.RunRequest(partition_key=t, run_key=f"monthly-{month}-{t}") for t in tenants]
+    return training_batch_requests(tenants, f"monthly-{month}")
 
 
 @dg.schedule(
-    job=train_tenant_models_job, cron_schedule="0 4 * * 1", execution_timezone="UTC", default_status=RUNNING
+    job=train_tenant_batch_job, cron_schedule="0 4 * * 1", execution_timezone="UTC", default_status=RUNNING
 )
 def weekly_tenant_retraining(context: dg.ScheduleEvaluationContext, warehouse: Warehouse):
     """04:00 UTC on Mondays: retrain the models of tenants switched to weekly retraining (busy periods) in the
-    warehouse `tenant_settings` table (`stratum cadence <tenant> weekly`); every other tenant stays monthly."""
+    warehouse `tenant_settings` table (`stratum cadence <tenant> weekly`), in batch runs; every other tenant stays
+    monthly."""
     week = context.scheduled_execution_time.strftime("%G-W%V")
     registered = set(context.instance.get_dynamic_partitions(tenant_partitions.name))
     tenants = [t for t in warehouse.tenants_with_cadence("weekly") if t in registered]
     if not tenants:
         return dg.SkipReason("no tenant is on weekly retraining")
-    return [dg.RunRequest(partition_key=t, run_key=f"weekly-{week}-{t}") for t in tenants]
+    return training_batch_requests(tenants, f"weekly-{week}")
 
 
 monthly_default_retraining = dg.ScheduleDefinition(

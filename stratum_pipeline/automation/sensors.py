@@ -8,7 +8,12 @@ import sqlalchemy as sa
 from dagster._core.storage.tags import RUN_KEY_TAG
 
 from stratum_pipeline.alerts import Alert, notifiers, send
-from stratum_pipeline.automation.jobs import train_default_models_job, train_tenant_models_job
+from stratum_pipeline.automation.jobs import (
+    train_default_models_job,
+    train_tenant_batch_job,
+    train_tenant_models_job,
+    training_batch_requests,
+)
 from stratum_pipeline.modelops.registry import model_name
 from stratum_pipeline.modelops.retraining import RETRAIN, episode_key, step
 from stratum_pipeline.partitions import tenant_partitions
@@ -19,11 +24,12 @@ from stratum_pipeline.tenancy import DEFAULT_MODEL_OWNER, InvalidTenantId, valid
 
 
 @dg.sensor(
-    job=train_tenant_models_job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING
+    job=train_tenant_batch_job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING
 )
 def tenant_sync_sensor(context: dg.SensorEvaluationContext, source: SourceDatabase) -> dg.SensorResult:
-    """Keep the `tenants` partitions in step with the source `tenants` table: a new tenant becomes a partition
-    and gets a first training run of its models. Ids outside the safe character set are skipped and logged.
+    """Keep the `tenants` partitions in step with the source `tenants` table: new tenants become partitions and
+    get a first training of their models, in batch runs (a first start with 100 tenants is a few runs, not 100).
+    Ids outside the safe character set are skipped and logged.
     A source without a `tenants` table yet (e.g. `stratum ui` before `stratum demo`) is a skipped tick."""
     if not sa.inspect(source.engine).has_table(source_schema.tenants.name):
         return dg.SkipReason(
@@ -42,7 +48,7 @@ def tenant_sync_sensor(context: dg.SensorEvaluationContext, source: SourceDataba
     known = set(context.instance.get_dynamic_partitions(tenant_partitions.name))
     new = [t for t in valid if t not in known]
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(partition_key=t, run_key=f"first-training-{t}") for t in new],
+        run_requests=training_batch_requests(new, "first-training") if new else [],
         dynamic_partitions_requests=[tenant_partitions.build_add_request(new)] if new else [],
         skip_reason=None if new else f"{len(valid)} tenants, none new",
     )

@@ -26,6 +26,7 @@ from stratum_pipeline.ml.monitoring import (
     reference_rows,
 )
 from stratum_pipeline.ml.roas import TARGET, ROASPredictor, training_frame
+from stratum_pipeline.ml.sampling import stratified_tenants
 from stratum_pipeline.modelops.gate import GateDecision, decide
 from stratum_pipeline.modelops.plots import HOLDOUT_PLOT, conversion_holdout_plot, roas_holdout_plot
 from stratum_pipeline.modelops.registry import model_name
@@ -193,16 +194,23 @@ def train_roas(
     minimum=DataMinimum(),
     holdout_days=14,
     anomalies: pd.DataFrame | None = None,
+    max_default_tenants: int = 0,
     **model_params,
 ) -> TrainingOutcome:
     """Train, register and gate the ROAS model of `tenant` on its campaign features (or the default on all).
 
     `anomalies` (campaign_id, date rows of the `campaign_anomalies` table): training rows whose day or target
     day was flagged are left out (an outage day's ROAS of 0 is not what the campaign does); the holdout keeps
-    every row, so the gate compares models on the same days as before."""
+    every row, so the gate compares models on the same days as before.
+    `max_default_tenants` (the default model only; 0: every tenant): above that many tenants the default model
+    trains and is gated on a sample of them stratified by their campaign-days (ml.sampling)."""
     fallback = _below_minimum("roas", tenant, features, roas_eligibility, minimum)
     if fallback:
         return fallback
+    population = features["tenant_id"].nunique()
+    if tenant == DEFAULT_MODEL_OWNER and max_default_tenants and population > max_default_tenants:
+        sample = stratified_tenants(features.groupby("tenant_id").size(), max_default_tenants)
+        features = features[features["tenant_id"].isin(sample)]
     frame = training_frame(features)
     train, test = holdout_split(frame, holdout_days)
     excluded = touches_flagged(train, anomalies)
@@ -229,6 +237,7 @@ def train_roas(
         "test_rows": len(test),
         "holdout_days": holdout_days,
         "training_tenants": ",".join(sorted(frame["tenant_id"].unique())),
+        "sampled_from_tenants": population,
         "train_start": str(train["date"].min().date()),
         "train_end": str(train["date"].max().date()),
         "excluded_anomaly_rows": int(excluded.sum()),
@@ -250,6 +259,10 @@ def train_roas(
         registry,
     )
     outcome.metadata.update({"served_by": tenant, "train_rows": len(train), "test_rows": len(test)})
+    if frame["tenant_id"].nunique() < population:
+        outcome.metadata["tenant_sample"] = (
+            f"{frame['tenant_id'].nunique()} of {population} tenants, stratified by campaign-days"
+        )
     return outcome
 
 
