@@ -314,6 +314,7 @@ def test_plain_dagster_dev_opens_the_embedded_state_and_its_daemon_republishes_a
     republishes the tenant's model file with the new champion, with no one switching anything on."""
     import dagster as dg
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     from stratum_pipeline.modelops.publishing import model_filename, read_manifest
 
@@ -374,6 +375,9 @@ def test_plain_dagster_dev_opens_the_embedded_state_and_its_daemon_republishes_a
             assert latest and instance_has_run(project.instance, latest[0]["runId"]), asset
         assert server.graphql("mutation { setNuxSeen }")["setNuxSeen"] is True
         open_page(browser, f"{server.url}/assets", "//a[contains(@href, '/assets/daily_roas_forecasts')]")
+        WebDriverWait(browser, 120).until(  # every status shown (materialised partitions counted)
+            lambda d: "Loading" not in d.find_element(By.TAG_NAME, "body").text
+        )
         page = browser.find_element(By.TAG_NAME, "body").text  # the catalog's first rows (a virtual list)
         assert "campaign_features" in page and "daily_roas_forecasts" in page
         save_screenshot(browser, tmp_path, "dagster_dev_catalog.png")
