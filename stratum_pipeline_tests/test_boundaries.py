@@ -404,14 +404,19 @@ def test_a_pair_at_equality_is_clean():
         assert validate_rows(pd.DataFrame([row]), EXTRACTS[extract].rules, NOW).quarantine.empty, (a, b)
 
 
-def test_text_in_a_numeric_column_does_not_stop_validation():
-    """Numbers are read leniently (text that is no number is not negative and not greater): no exception."""
-    for text in ({"spend": "abc", "clicks": "many"}, {"impressions": "lots"}):  # either side of a pair
+def test_text_or_an_infinity_in_a_numeric_column_is_quarantined_with_its_reason():
+    """A SQLite source stores text in any column: such a row is never clean (nor does it stop validation)."""
+    for bad, reasons in (
+        ({"spend": "abc", "clicks": "many"}, ["not a number: clicks='many'", "not a number: spend='abc'"]),
+        ({"impressions": "lots"}, ["not a number: impressions='lots'"]),  # the upper side of a pair
+        ({"revenue": float("inf")}, ["not a number: revenue=inf"]),
+    ):
         rows = pd.DataFrame(
-            [_row("raw_campaign_daily", **text), _row("raw_campaign_daily", source_id=2, campaign_id="c2")]
+            [_row("raw_campaign_daily", **bad), _row("raw_campaign_daily", source_id=2, campaign_id="c2")]
         )
         result = validate_rows(rows, EXTRACTS["raw_campaign_daily"].rules, NOW)
-        assert len(result.clean) + len(result.quarantine) == 2
+        assert list(result.clean["source_id"]) == [2], bad
+        assert sorted(result.quarantine.iloc[0]["reason"].split("; ")) == reasons
 
 
 def test_an_allowed_values_rule_on_another_column_is_named_after_it():

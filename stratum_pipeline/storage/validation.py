@@ -57,6 +57,11 @@ def _append(reasons: np.ndarray, mask: np.ndarray, text) -> None:
         reasons[i] = t if not reasons[i] else f"{reasons[i]}; {t}"
 
 
+def _shown(value) -> str:
+    """A source value in a reason: text quoted, numbers as written."""
+    return repr(value) if isinstance(value, str) else str(value)
+
+
 def _is_missing(series: pd.Series) -> np.ndarray:
     return series.isna().to_numpy()
 
@@ -91,6 +96,13 @@ def validate_rows(frame: pd.DataFrame, rules: RowRules, now: datetime | None = N
     for column in rules.non_negative:
         values = pd.to_numeric(frame[column], errors="coerce")
         col = frame[column].to_numpy()
+        # text or an infinity in a numeric column (a SQLite source stores whatever it is given): never a clean row
+        not_number = ~_is_missing(frame[column]) & ~np.isfinite(values.to_numpy(dtype=float))
+        _append(
+            reasons,
+            not_number,
+            lambda idx: [f"not a number: {column}={_shown(v)}"[:200] for v in col[idx]],
+        )
         _append(
             reasons, (values < 0).to_numpy(), lambda idx: [f"negative value: {column}={v}" for v in col[idx]]
         )
