@@ -289,10 +289,6 @@ LAUNCH_RUN = """mutation ($params: ExecutionParams!) { launchRun(executionParams
   ... on RunConfigValidationInvalid { errors { message } } ... on InvalidSubsetError { message } } }"""
 
 
-def instance_has_run(instance, run_id: str) -> bool:
-    return instance.get_run_by_id(run_id) is not None
-
-
 def _wait_for(what: str, probe, timeout: float, describe):
     import time
 
@@ -321,7 +317,7 @@ def test_plain_dagster_dev_opens_the_embedded_state_and_its_daemon_republishes_a
     from .helpers import CLEARED_PREFIXES
     from .model_data import RUN_CONFIG
     from .services import VENV_BIN, Processes, free_port, wait_for_http
-    from .webserver import DagsterWebserver
+    from .webserver import LOCATION_QUERY, graphql
 
     project = ui.project
     repository = Path(__file__).resolve().parents[1]
@@ -348,16 +344,12 @@ def test_plain_dagster_dev_opens_the_embedded_state_and_its_daemon_republishes_a
 
     try:
         wait_for_http(f"http://127.0.0.1:{port}/server_info", dev, 240, describe)
-        server = DagsterWebserver.__new__(DagsterWebserver)  # only its GraphQL client, on dagster dev's port
-        server.url = f"http://127.0.0.1:{port}"
+        url = f"http://127.0.0.1:{port}"
         location = _wait_for(
             "the code location",
             lambda: [
                 e
-                for e in server.graphql(
-                    "{ workspaceOrError { ... on Workspace { locationEntries { name "
-                    "locationOrLoadError { __typename } } } } }"
-                )["workspaceOrError"]["locationEntries"]
+                for e in graphql(url, LOCATION_QUERY)["workspaceOrError"]["locationEntries"]
                 if (e.get("locationOrLoadError") or {}).get("__typename") == "RepositoryLocation"
             ],
             240,
@@ -367,14 +359,15 @@ def test_plain_dagster_dev_opens_the_embedded_state_and_its_daemon_republishes_a
 
         # the embedded instance of the repository's dagster.yaml: the project's materialisations are there
         for asset in PATH_TO_FORECASTS:
-            latest = server.graphql(
+            latest = graphql(
+                url,
                 "query ($path: [String!]!) { assetOrError(assetKey: {path: $path}) { ... on Asset { "
                 "assetMaterializations(limit: 1) { runId } } } }",
                 {"path": [asset]},
             )["assetOrError"]["assetMaterializations"]
-            assert latest and instance_has_run(project.instance, latest[0]["runId"]), asset
-        assert server.graphql("mutation { setNuxSeen }")["setNuxSeen"] is True
-        open_page(browser, f"{server.url}/assets", "//a[contains(@href, '/assets/daily_roas_forecasts')]")
+            assert latest and project.instance.get_run_by_id(latest[0]["runId"]) is not None, asset
+        assert graphql(url, "mutation { setNuxSeen }")["setNuxSeen"] is True
+        open_page(browser, f"{url}/assets", "//a[contains(@href, '/assets/daily_roas_forecasts')]")
         WebDriverWait(browser, 120).until(  # every status shown (materialised partitions counted)
             lambda d: "Loading" not in d.find_element(By.TAG_NAME, "body").text
         )
@@ -391,7 +384,8 @@ def test_plain_dagster_dev_opens_the_embedded_state_and_its_daemon_republishes_a
             ).records
 
         published_before = latest_file_materialization()[0].storage_id  # the project's own publication
-        launched = server.graphql(
+        launched = graphql(
+            url,
             LAUNCH_RUN,
             {
                 "params": {

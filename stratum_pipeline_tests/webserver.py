@@ -160,6 +160,18 @@ def prepare_project(root: Path) -> ProjectState:
     return ProjectState(root, env, day, instance, mlflow_ui_port)
 
 
+def graphql(url: str, query: str, variables: dict | None = None) -> dict:
+    """The data of one GraphQL request to the Dagster webserver at `url` (its errors raised)."""
+    response = requests.post(
+        f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=30
+    )
+    response.raise_for_status()
+    body = response.json()
+    if body.get("errors"):
+        raise RuntimeError(f"GraphQL errors: {body['errors']}")
+    return body["data"]
+
+
 class DagsterWebserver:
     """`dagster-webserver` on 127.0.0.1 and a free port, in its own process group; `stop()` ends the group."""
 
@@ -202,14 +214,7 @@ class DagsterWebserver:
         )
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
-        response = requests.post(
-            f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=30
-        )
-        response.raise_for_status()
-        body = response.json()
-        if body.get("errors"):
-            raise RuntimeError(f"GraphQL errors: {body['errors']}")
-        return body["data"]
+        return graphql(self.url, query, variables)
 
     def stop(self) -> None:
         """SIGTERM to the group (webserver, its code server, run processes), then SIGKILL to whatever is left."""

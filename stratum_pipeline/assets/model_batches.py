@@ -10,11 +10,6 @@ alert reports them and their partitions stay unmaterialised.
 """
 
 import dagster as dg
-
-# the (run, event) an evaluation targets: not exported by dagster, but what its own AssetCheckResult fills in
-from dagster._core.definitions.asset_checks.asset_check_evaluation import (
-    AssetCheckEvaluationTargetMaterializationData as TargetMaterialization,
-)
 from dagster._core.definitions.data_version import CODE_VERSION_TAG
 
 from stratum_pipeline.assets.common import model_code_version
@@ -24,6 +19,7 @@ from stratum_pipeline.assets.models import (
     TrainingConfig,
     train_and_gate,
 )
+from stratum_pipeline.checks.partitioned import latest_materializations
 from stratum_pipeline.resources import ModelRegistry, Warehouse
 from stratum_pipeline.tenancy import validate_tenant_id
 
@@ -35,21 +31,6 @@ class TenantBatchConfig(TrainingConfig):
     models: list[str] = list(TENANT_MODEL_TYPES)
 
 
-def _latest_materialization(context, asset: str, tenant: str) -> TargetMaterialization | None:
-    """The tenant partition's materialisation just reported, which its gate evaluation targets (Dagster shows a
-    check's status on a partition only while it targets the partition's latest materialisation)."""
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[tenant]), limit=1
-    ).records
-    if not records:
-        return None
-    return TargetMaterialization(
-        run_id=records[0].event_log_entry.run_id,
-        storage_id=records[0].storage_id,
-        timestamp=records[0].timestamp,
-    )
-
-
 def partition_events(context, asset: str, tenant: str, result: dg.MaterializeResult):
     """The asset run's result for one tenant as the events of that tenant's partition: its materialisation (with
     the asset's code version, as Dagster tags its own) and then the promotion gate's evaluation of it."""
@@ -59,7 +40,8 @@ def partition_events(context, asset: str, tenant: str, result: dg.MaterializeRes
         metadata=result.metadata,
         tags={CODE_VERSION_TAG: model_code_version(TENANT_MODEL_TYPES[asset])},
     )
-    target = _latest_materialization(context, asset, tenant)
+    # the evaluation targets the materialisation just reported (Dagster shows a partition's check status only then)
+    target = latest_materializations(context, dg.AssetKey(asset), [tenant]).get(tenant)
     for check in result.check_results:
         yield dg.AssetCheckEvaluation(
             asset_key=dg.AssetKey(asset),

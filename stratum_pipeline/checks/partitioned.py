@@ -44,11 +44,11 @@ def per_partition(
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     if not result.passed and not failing_days:
         failing_days = dict.fromkeys(days, result.severity or dg.AssetCheckSeverity.ERROR)
-    targets = _latest_materializations(context, key.asset_key, [d.isoformat() for d in days])
+    targets = latest_materializations(context, key.asset_key, [d.isoformat() for d in days])
     return _evaluations(key, result, days, targets, failing_days, blocking, day_metadata or {})
 
 
-def _latest_materializations(context, asset_key: dg.AssetKey, partitions: list[str]) -> dict:
+def latest_materializations(context, asset_key: dg.AssetKey, partitions: list[str]) -> dict:
     """Each partition's latest materialisation (this run's), which its evaluation targets: Dagster shows a check's
     status on a partition only while the evaluation targets the partition's latest materialisation. One query
     for the range; none without an instance (the scale benchmark calls the bodies without a run)."""
