@@ -1,5 +1,6 @@
 """Response curves and the budget simulator on them: the seed's request, S-curves, pooling, the decision day."""
 
+import json
 from datetime import date, timedelta
 
 import numpy as np
@@ -17,11 +18,14 @@ from stratum_pipeline.ml.response_curves import (
     encode_draws,
     fit_tenant_curves,
     hill,
+    season_factor,
 )
 from stratum_pipeline.ml.simulator import (
     BudgetSimulator,
     SimulationInputError,
     horizon_forecast,
+    horizon_revenue,
+    simulate_arrays,
     simulate_frame,
 )
 
@@ -411,3 +415,396 @@ def test_the_horizon_forecast_is_the_baseline_at_base_spend_over_each_horizon(wo
     pd.testing.assert_frame_equal(
         horizon_forecast(curves), horizon_forecast(curves, (7, 30), 1000, 0)
     )  # about 30/7 days' worth
+
+
+# --- the curve path on hand-made curves: values checkable by hand --------------------------------------------
+# One posterior draw, no adstock (rate 0, carried-over spend = today's): a day's revenue at daily spend s is
+# vmax * s / (K + s) (Hill shape 1), exactly half of vmax at s = K. With no dispersion and no level drift every
+# iteration is that number, so the mean and both quantiles are it too. K = today's spend = 12.3456, so the
+# horizon's spend has more than two decimals (30 days: 370.368) and the rounding of each field shows.
+S0 = 12.3456
+VMAX = 1000.0
+HAND = np.array([[VMAX, S0, 1.0, 0.0, S0]])
+
+
+def hand_curve(draws=HAND, **extra) -> dict:
+    return {
+        "curve_source": "fitted",
+        "draws": encode_draws(draws),
+        "season": None,
+        "as_of": None,
+        "dispersion": 0.0,
+        "level_sd": 0.0,
+        "conversions_per_revenue": 0.01,
+        **extra,
+    }
+
+
+def hand_day(s: float) -> float:
+    """A day's revenue of HAND at daily spend s, and its marginal return (d revenue / d spend)."""
+    return VMAX * s / (S0 + s)
+
+
+def hand_margin(s: float) -> float:
+    x = s / (S0 + s)
+    return VMAX * x * (1 - x) / s
+
+
+def rounded(value, digits: int, expected: float, tolerance: float) -> bool:
+    """value is given to `digits` decimals and within `tolerance` (float32 arithmetic) of the hand figure."""
+    return value == round(value, digits) and value == pytest.approx(expected, abs=tolerance)
+
+
+def test_a_hand_made_curve_gives_its_own_values_field_by_field():
+    out = BudgetSimulator().simulate(
+        {"daily_spend": S0, "response_curve": hand_curve(), "avg_order_value": 50.0},
+        [0.0, 0.1, {"name": "half", "budget_change": -0.5}],
+        days=30,
+        iterations=10,
+        seed=1,
+    )
+    assert out["curve_source"] == "fitted" and out["days"] == 30 and out["iterations"] == 10
+    assert out["response"] == "the campaign's response curve (adstock + Hill)"
+    base = out["baseline"]
+    assert base == {
+        "spend": 370.37,
+        "revenue": 15000.0,
+        "roas": 40.5003,  # 15,000 / 370.368
+        "conversions": 150.0,  # conversions_per_revenue wins over the order value
+        "marginal_roas": 20.2501,  # 1000 x 0.25 / 12.3456
+        "confidence_interval": [15000.0, 15000.0],
+    }
+    zero, up, half = out["scenarios"]
+    assert {
+        k: v for k, v in zero.items() if k not in ("name", "budget_change", "budget_change_percent")
+    } == base
+    assert (zero["name"], zero["budget_change"], zero["budget_change_percent"]) == ("+0%", 0.0, 0.0)
+    assert (up["name"], up["budget_change"], up["budget_change_percent"]) == ("+10%", 0.1, 10.0)
+    assert (half["name"], half["budget_change"], half["budget_change_percent"]) == ("half", -0.5, -50.0)
+    for scenario, s in ((up, S0 * 1.1), (half, S0 * 0.5)):
+        revenue = 30 * hand_day(s)
+        assert rounded(scenario["spend"], 2, 30 * s, 0.005)
+        assert rounded(scenario["revenue"], 2, revenue, 0.01)
+        assert scenario["confidence_interval"] == [scenario["revenue"], scenario["revenue"]]
+        assert rounded(scenario["roas"], 4, revenue / (30 * s), 1e-4)
+        assert rounded(scenario["conversions"], 1, revenue * 0.01, 0.05)
+        assert rounded(scenario["marginal_roas"], 4, hand_margin(s), 1e-4)
+    assert up["revenue"] == pytest.approx(15714.29, abs=0.01)  # 1.1 / 2.1 of vmax a day
+
+
+def test_conversions_come_from_the_curve_then_the_order_value_and_otherwise_none():
+    def baseline(curve, **campaign):
+        return BudgetSimulator().simulate(
+            {"daily_spend": S0, "response_curve": curve, **campaign}, [], days=30, iterations=10, seed=1
+        )["baseline"]
+
+    assert baseline(hand_curve(), avg_order_value=50.0)["conversions"] == 150.0
+    assert baseline(hand_curve(conversions_per_revenue=None), avg_order_value=50.0)["conversions"] == 300.0
+    assert baseline(hand_curve(conversions_per_revenue=0.0), avg_order_value=50.0)["conversions"] == 300.0
+    assert baseline(hand_curve(conversions_per_revenue=None))["conversions"] is None
+    # a negative dispersion or level drift reads as none: the answer stays deterministic
+    assert baseline(hand_curve(dispersion=-1.0, level_sd=-1.0))["confidence_interval"] == [15000.0, 15000.0]
+    assert baseline(hand_curve(dispersion=None, level_sd=None))["confidence_interval"] == [15000.0, 15000.0]
+    # a curve labelled pooled keeps its label; one labelled fallback (or without draws) is not used
+    assert (
+        BudgetSimulator().simulate(
+            {"daily_spend": S0, "response_curve": hand_curve(curve_source="pooled")}, [], iterations=10
+        )["curve_source"]
+        == "pooled"
+    )
+    assert (
+        BudgetSimulator().simulate(
+            {"daily_spend": S0, "response_curve": hand_curve(curve_source=None)}, [], iterations=10
+        )["curve_source"]
+        == "fitted"
+    )
+    for unusable in (
+        hand_curve(curve_source="fallback"),
+        hand_curve(draws=None),
+        hand_curve(draws=HAND * [1, 0, 1, 1, 1]),  # K = 0
+        hand_curve(draws=HAND * [1, -1, 1, 1, 1]),  # K < 0
+        hand_curve(draws=HAND * [np.nan, 1, 1, 1, 1]),
+    ):
+        out = BudgetSimulator().simulate(
+            {"daily_spend": S0, "response_curve": unusable, "roas": 2.0}, [], iterations=10, seed=1
+        )
+        assert out["curve_source"] == "fallback", unusable
+
+
+def reference_horizon(draw, s: float, season: np.ndarray) -> float:
+    """The documented horizon sum in float64: carried-over spend s + (state - s) x rate^t on days 1-4, its mean
+    carry-over on days 5-12, the settled spend after; each day's Hill value times that day's season."""
+    vmax, k, h, rate, state = draw
+
+    def hill(a):
+        return a**h / (a**h + k**h)
+
+    total = sum(hill(s + (state - s) * rate**t) * season[t - 1] for t in range(1, min(len(season), 4) + 1))
+    if len(season) > 4:
+        last = min(len(season), 12)
+        decay = np.mean([rate**t for t in range(5, last + 1)])
+        total += hill(s + (state - s) * decay) * season[4:last].sum()
+    if len(season) > 12:
+        total += hill(s) * season[12:].sum()
+    return vmax * total
+
+
+@pytest.mark.parametrize("days", [1, 3, 4, 5, 6, 12, 13, 30])
+def test_the_horizon_sum_carries_adstock_over_days_one_to_twelve(days):
+    draw = np.array([VMAX, S0, 2.0, 0.5, 4 * S0])  # yesterday's carried-over spend 4x today's, halving daily
+    season = np.linspace(0.8, 1.3, days)
+    spends = np.array([[S0, 2 * S0, 0.5 * S0]])
+    got = horizon_revenue(draw[None, None, :], spends, season[None])[0, :, 0]
+    for j, s in enumerate(spends[0]):
+        assert got[j] == pytest.approx(reference_horizon(draw, s, season), rel=2e-6)
+        exact = VMAX * sum(
+            (s + (4 * S0 - s) * 0.5**t) ** 2 / ((s + (4 * S0 - s) * 0.5**t) ** 2 + S0**2) * season[t - 1]
+            for t in range(1, days + 1)
+        )
+        assert got[j] == pytest.approx(
+            exact, rel=0.005
+        )  # the day-5-12 shortcut is close to the day-by-day sum
+
+
+def test_the_season_of_the_days_after_as_of_scales_revenue_and_the_marginal_return():
+    coefficients = [0.1, -0.2, 0.05, 0.0, 0.3, -0.1, 0.2, 0.1, -0.05, 0.02]
+    as_of = pd.Timestamp("2026-06-30 15:30")
+    days = 9
+    season = season_factor(coefficients, pd.date_range("2026-07-01", periods=days, freq="D"))
+    assert not np.allclose(season, season[0])  # a season that moves from day to day
+    for given in (coefficients, json.dumps(coefficients)):
+        out = BudgetSimulator().simulate(
+            {"daily_spend": S0, "response_curve": hand_curve(season=given, as_of=as_of)},
+            [1.0],
+            days=days,
+            iterations=10,
+        )
+        assert out["baseline"]["revenue"] == pytest.approx(hand_day(S0) * season.sum(), abs=0.01)
+        assert out["baseline"]["marginal_roas"] == pytest.approx(hand_margin(S0) * season.mean(), abs=1e-4)
+        assert out["scenarios"][0]["revenue"] == pytest.approx(hand_day(2 * S0) * season.sum(), abs=0.01)
+    # no as_of: a flat season
+    flat = BudgetSimulator().simulate(
+        {"daily_spend": S0, "response_curve": hand_curve(season=coefficients)}, [], days=days, iterations=10
+    )
+    assert flat["baseline"]["revenue"] == pytest.approx(hand_day(S0) * days, abs=0.01)
+
+
+def reference_monte_carlo(draws, spend0, changes, season, phi, level_sd, iterations, seed, block):
+    """simulate_arrays' draws replayed one campaign at a time: per block of campaigns the draw indices, the
+    noise z and the level drift u, in that order, shared by every scenario of a campaign."""
+    spend = spend0 * np.concatenate([[1.0], 1.0 + changes])[None, :]
+    by_draw = horizon_revenue(draws, spend, season).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    lo, hi = round(0.05 * (iterations - 1)), round(0.95 * (iterations - 1))
+    out = {name: np.empty(spend.shape) for name in ("revenue", "p5", "p95")}
+    for start in range(0, len(draws), block):
+        n = min(block, len(draws) - start)
+        idx = rng.integers(0, draws.shape[1], (n, iterations))
+        z = rng.standard_normal((n, iterations), dtype=np.float32)
+        u = rng.standard_normal((n, iterations), dtype=np.float32)
+        for j in range(n):
+            c = start + j
+            sd_drift = np.float32(level_sd[c])
+            drift = np.exp(u[j] * sd_drift - sd_drift**2 / 2)
+            for k in range(spend.shape[1]):
+                m = by_draw[c, k, idx[j]]
+                sd = np.minimum(np.sqrt(np.float32(phi[c]) / np.maximum(m, np.float32(1e-9))), np.float32(2))
+                revenue = np.sort(m * drift * np.exp(z[j] * sd - sd * sd * np.float32(0.5)))
+                out["revenue"][c, k] = revenue.mean(dtype=np.float64)
+                out["p5"][c, k], out["p95"][c, k] = revenue[lo], revenue[hi]
+    return out
+
+
+def test_the_monte_carlo_shares_its_draws_across_scenarios_block_by_block(monkeypatch):
+    import stratum_pipeline.ml.simulator as simulator
+
+    rng = np.random.default_rng(0)
+    n, iterations = 7, 41
+    draws = np.stack(  # three posterior draws a campaign, vmax 500-1500, K 5-20, shape 0.8-2, some adstock
+        [
+            np.column_stack(
+                [
+                    rng.uniform(500, 1500, 3),
+                    rng.uniform(5, 20, 3),
+                    rng.uniform(0.8, 2, 3),
+                    rng.uniform(0, 0.6, 3),
+                    rng.uniform(5, 20, 3),
+                ]
+            )
+            for _ in range(n)
+        ]
+    )
+    spend0 = rng.uniform(5, 20, (n, 1))
+    changes = np.array([0.0, 0.3, -0.4])
+    season = rng.uniform(0.8, 1.2, (n, 20))
+    phi = np.array([0.0, 5.0, 50.0, 1e9, 20.0, 3.0, 10.0])  # 1e9: the noise's CV capped at 2
+    level_sd = np.array([0.0, 0.1, 0.3, 0.2, 0.0, 0.5, 0.05])
+    monkeypatch.setattr(simulator, "MC_BLOCK_VALUES", 3 * iterations + 1)  # blocks of 3 campaigns: 3, 3, 1
+    got = simulate_arrays(draws, spend0, changes, season, phi, iterations, np.random.default_rng(5), level_sd)
+    want = reference_monte_carlo(draws, spend0, changes, season, phi, level_sd, iterations, 5, block=3)
+    for name in ("revenue", "p5", "p95"):
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-5, err_msg=name)
+    assert (got["p5"] < got["revenue"]).all() and (got["revenue"] < got["p95"]).all()
+    np.testing.assert_array_equal(got["revenue"][:, 0], got["revenue"][:, 1])  # +0%: the baseline exactly
+    np.testing.assert_array_equal(got["spend"], spend0 * [1.0, 1.0, 1.3, 0.6] * 20)
+    # the marginal return: the mean over draws of vmax h x (1 - x) / s at the steady state, times the mean season
+    s = got["spend"] / 20
+    x = s[:, :, None] ** draws[:, None, :, 2] / (
+        s[:, :, None] ** draws[:, None, :, 2] + draws[:, None, :, 1] ** draws[:, None, :, 2]
+    )
+    margin = (draws[:, None, :, 0] * draws[:, None, :, 2] * x * (1 - x) / s[:, :, None]).mean(axis=2)
+    np.testing.assert_allclose(got["marginal_roas"], margin * season.mean(axis=1)[:, None], rtol=1e-5)
+    # the default block at 41 iterations holds 12,787 campaigns: one block for the whole call
+    monkeypatch.undo()
+    whole = simulate_arrays(
+        draws, spend0, changes, season, phi, iterations, np.random.default_rng(5), level_sd
+    )
+    want_whole = reference_monte_carlo(draws, spend0, changes, season, phi, level_sd, iterations, 5, block=n)
+    np.testing.assert_allclose(whole["p95"], want_whole["p95"], rtol=1e-5)
+    # no level drift given: none (zeros), the same as all-NaN
+    none = simulate_arrays(draws, spend0, changes, season, phi, iterations, np.random.default_rng(5))
+    nan = simulate_arrays(
+        draws, spend0, changes, season, phi, iterations, np.random.default_rng(5), np.full(n, np.nan)
+    )
+    zero = reference_monte_carlo(draws, spend0, changes, season, phi, np.zeros(n), iterations, 5, block=n)
+    np.testing.assert_allclose(none["revenue"], zero["revenue"], rtol=1e-5)
+    np.testing.assert_allclose(nan["p5"], zero["p5"], rtol=1e-5)
+
+
+FRAME_COLUMNS = [
+    "campaign_id",
+    "scenario",
+    "budget_change",
+    "days",
+    "spend",
+    "revenue",
+    "roas",
+    "conversions",
+    "marginal_roas",
+    "revenue_p5",
+    "revenue_p95",
+    "curve_source",
+]
+
+
+def test_a_partition_frame_of_hand_made_curves_row_by_row():
+    usable = hand_curve()
+    rows = pd.DataFrame(
+        [
+            {"campaign_id": "a", "spend": S0, **usable},
+            {"campaign_id": "b", "spend": str(2 * S0), **usable, "curve_source": "pooled"},
+            {"campaign_id": "no curve", "spend": S0, **hand_curve(curve_source="fallback")},
+            {"campaign_id": "no spend", "spend": 0.0, **usable},
+            {"campaign_id": "negative spend", "spend": -S0, **usable},
+            {"campaign_id": "text spend", "spend": "abc", **usable},
+            {"campaign_id": "K = 0", "spend": S0, **hand_curve(draws=HAND * [1, 0, 1, 1, 1])},
+            {"campaign_id": "NaN draw", "spend": S0, **hand_curve(draws=HAND * [np.nan, 1, 1, 1, 1])},
+        ]
+    )
+    rows["conversions_per_revenue"] = [0.01, "x", 0.01, 0.01, 0.01, 0.01, 0.01, 0.01]
+    rows["dispersion"] = [-1.0, None, 0, 0, 0, 0, 0, 0]  # negative or missing: no noise
+    out = simulate_frame(rows, (0.1, -0.5), days=30, iterations=10, seed=2)
+    assert list(out.columns) == FRAME_COLUMNS
+    assert out["campaign_id"].tolist() == ["a"] * 3 + ["b"] * 3
+    assert out["scenario"].tolist() == ["baseline", "+10%", "-50%"] * 2
+    assert out["budget_change"].tolist() == [0.0, 0.1, -0.5] * 2
+    assert (out["days"] == 30).all() and out["curve_source"].tolist() == ["fitted"] * 3 + ["pooled"] * 3
+    for (_, row), s in zip(out.iterrows(), S0 * np.array([1, 1.1, 0.5, 2, 2.2, 1])):
+        revenue = 30 * hand_day(s)
+        assert rounded(row["spend"], 2, 30 * s, 0.005)
+        assert rounded(row["revenue"], 2, revenue, 0.01)
+        assert row["revenue_p5"] == row["revenue"] == row["revenue_p95"]  # no noise, no drift
+        assert rounded(row["roas"], 4, revenue / (30 * s), 1e-4)
+        assert rounded(row["marginal_roas"], 4, hand_margin(s), 1e-4)
+    assert out["conversions"].tolist()[:3] == [round(r * 0.01, 1) for r in out["revenue"][:3]]
+    assert out["conversions"].tolist()[:3] == [150.0, 157.1, 100.0]
+    assert out["conversions"][3:].isna().all()  # text: unknown
+    # the same numbers as one campaign through BudgetSimulator, to the cent
+    single = BudgetSimulator().simulate(
+        {"daily_spend": S0, "response_curve": usable}, [0.1, -0.5], days=30, iterations=10
+    )
+    assert out["revenue"].tolist()[:3] == [single["baseline"]["revenue"]] + [
+        s["revenue"] for s in single["scenarios"]
+    ]
+    # a curve with another number of draws than the partition's is left out
+    two = pd.DataFrame(
+        [
+            {"campaign_id": "a", "spend": S0, **usable},
+            {"campaign_id": "two", "spend": S0, **hand_curve(draws=np.vstack([HAND, HAND]))},
+        ]
+    )
+    assert simulate_frame(two, (), 30, 10)["campaign_id"].tolist() == ["two"]
+    # nothing usable, or no rows: an empty frame with the columns
+    for empty in (rows.iloc[2:5], rows.iloc[:0]):
+        got = simulate_frame(empty, (0.2,), 30, 10)
+        assert got.empty and list(got.columns) == FRAME_COLUMNS
+
+
+def test_a_frame_uses_the_first_draws_and_the_optional_columns_and_parses_each_season():
+    two = np.vstack([HAND, HAND * [3, 1, 1, 1, 1]])  # a second draw three times as high
+    curve = hand_curve(draws=two)
+    rows = pd.DataFrame([{"campaign_id": "a", "spend": S0, **curve}])
+    first = simulate_frame(rows, (), 30, 200, seed=1, max_draws=1)
+    assert first["revenue"].tolist() == [15000.0]
+    both = simulate_frame(rows, (), 30, 200, seed=1)
+    assert both["revenue_p5"].iloc[0] == 15000.0 and both["revenue_p95"].iloc[0] == 45000.0
+    assert both["revenue"].iloc[0] == pytest.approx(30000.0, rel=0.15)  # half the iterations on each draw
+    # without the optional columns: no noise, no drift, no conversions, a fitted curve
+    bare = rows.drop(columns=["dispersion", "level_sd", "conversions_per_revenue", "curve_source"])
+    got = simulate_frame(bare, (), 30, 10, max_draws=1)
+    assert got["revenue"].tolist() == [15000.0] and got["conversions"].isna().all()
+    assert got["curve_source"].tolist() == ["fitted"]
+    # a season as JSON text or as a list, for every campaign that shares it
+    coefficients = [0.1, -0.2, 0.05, 0.0, 0.3, -0.1, 0.2, 0.1, -0.05, 0.02]
+    as_of = pd.Timestamp("2026-06-30")
+    season = season_factor(coefficients, pd.date_range("2026-07-01", periods=9, freq="D"))
+    for given in (json.dumps(coefficients), coefficients):
+        seasonal = pd.DataFrame(
+            [{"campaign_id": c, "spend": S0, **hand_curve(season=given, as_of=as_of)} for c in ("a", "b")]
+        )
+        got = simulate_frame(seasonal, (), 9, 10)
+        assert got["revenue"].tolist() == pytest.approx([hand_day(S0) * season.sum()] * 2, abs=0.01)
+        assert got["marginal_roas"].tolist() == pytest.approx([hand_margin(S0) * season.mean()] * 2, abs=1e-4)
+    # the default scenarios, days, iterations and seed
+    default = simulate_frame(pd.DataFrame([{"campaign_id": "a", "spend": S0, **hand_curve()}]))
+    assert default["scenario"].tolist() == ["baseline", "-20%", "+20%", "+50%"]
+    assert (default["days"] == 30).all() and default["revenue"].iloc[0] == 15000.0
+
+
+def test_the_seed_request_s_budget_days_and_simulations_and_their_limits():
+    curve = hand_curve()
+
+    def run(**request):
+        return BudgetSimulator().simulate({"response_curve": curve, **request}, [0.5], days=7, iterations=12)
+
+    # only the budget given: the call's days, iterations and scenarios
+    out = run(base_budget=S0 * 7)
+    assert (
+        out["days"] == 7
+        and out["iterations"] == 12
+        and out["baseline"]["spend"] == pytest.approx(S0 * 7, abs=0.005)
+    )
+    assert [s["budget_change"] for s in out["scenarios"]] == [0.5]
+    assert out["baseline"]["revenue"] == pytest.approx(7 * VMAX / 2, abs=0.01)
+    # the request's own horizon, simulations and scenarios win
+    out = run(base_budget=S0 * 30, time_horizon_days=30, simulations=10, scenarios=[0.1, 0.2])
+    assert out["days"] == 30 and out["iterations"] == 10
+    assert [s["budget_change"] for s in out["scenarios"]] == [0.1, 0.2]
+    assert out["baseline"]["revenue"] == pytest.approx(30 * VMAX / 2, abs=0.01)
+    assert run(base_budget=0.5, time_horizon_days=1)["baseline"]["spend"] == 0.5
+    assert run(base_budget=S0 * 366, time_horizon_days=366)["days"] == 366
+    for bad, message in (
+        (
+            {"base_budget": 100.0, "time_horizon_days": 0},
+            "time_horizon_days must be a number of at least 1 and at most 366",
+        ),
+        (
+            {"base_budget": 100.0, "time_horizon_days": 367},
+            "time_horizon_days must be a number of at least 1 and at most 366",
+        ),
+        ({"base_budget": 0.0}, "base_budget must be"),
+        ({"time_horizon_days": 30}, "base_budget must be"),
+        ({"base_budget": 100.0, "simulations": 9}, "iterations must be"),
+    ):
+        with pytest.raises(SimulationInputError, match=message):
+            run(**bad)
