@@ -945,3 +945,117 @@ def test_the_frequency_seven_days_earlier_is_the_same_creatives():
 
     with pytest.raises(InputError, match="^creative features is missing columns: frequency$"):
         with_recent_frequency(features.drop(columns="frequency"))
+
+
+# --- fatigue calibration on creatives whose decay is known exactly ---------------------------------------------
+
+
+def _calibration_frame(n_falling: int = 40) -> tuple[pd.DataFrame, np.ndarray]:
+    """Creatives with steady delivery (0.1 frequency a day, so 0.1 x (days - 5) frequency gained between the
+    baseline days and the 7-day window) whose CTR fell by exactly exp(-rate x gained): `n_falling` of them
+    with rates 0.10-0.30 and engagement ratios 1.00, 1.01, ...; then rows the calibration must leave out or
+    keep at its edges. Returns the frame and each row's true rate (NaN where it is left out)."""
+    rows, rates = [], []
+
+    def add(days, rate, k, impressions=1e6, ctr_current=None, engagement_change=None, counted=True):
+        gained = 0.1 * (days - 5)
+        ctr_baseline = 0.02 if ctr_current is None else ctr_current * np.exp(rate * gained)
+        rows.append(
+            {
+                "creative_id": f"c{len(rows)}",
+                "days_active": days,
+                "frequency": 0.1 * days,
+                "ctr_current": ctr_baseline * np.exp(-rate * gained) if ctr_current is None else ctr_current,
+                "ctr_baseline": ctr_baseline,
+                "engagement_rate_current": 0.05
+                * (np.exp(-k * rate * gained) if engagement_change is None else engagement_change),
+                "engagement_rate_baseline": 0.05,
+                "impressions_7d": impressions,
+            }
+        )
+        rates.append(rate if counted else np.nan)
+
+    for i in range(n_falling):
+        add(20 + i, 0.1 + 0.005 * i, 1.0 + 0.01 * i)
+    for i in range(5):  # busy but not falling by 10% (rate x gained < 0.105): counted in the rates only
+        add(20 + i, 0.02, 5.0)
+    add(30, 0.2, 9.0, engagement_change=1.0)  # engagement unchanged: not a decline to take a ratio of
+    add(30, 0.6, 1.0, impressions=51_200, ctr_current=2**-8)  # exactly 200 clicks in 7 days: counted
+    add(30, 0.9, 1.0, impressions=51_199, ctr_current=2**-8)  # 199.996 clicks: left out
+    add(10, 0.9, 1.0, counted=False)  # 0.5 frequency gained: too little exposure, left out
+    rates[-2] = np.nan
+    return pd.DataFrame(rows), np.array(rates)
+
+
+def test_calibration_takes_the_mean_rate_its_spread_net_of_noise_and_the_median_engagement_ratio():
+    from stratum_pipeline.ml.fatigue import DEFAULT_CALIBRATION, MODEL_VARIANCE, calibrate
+
+    frame, rates = _calibration_frame()
+    counted = np.isfinite(rates)
+    cal = calibrate(frame)
+    assert cal.rate_mean == pytest.approx(np.mean(rates[counted]), rel=1e-9)
+    # the binomial noise of each counted rate: 1/clicks now + (7/3)/clicks at launch, plus the model's, / gained^2
+    f = frame[counted]
+    gained = 0.1 * (f["days_active"] - 5)
+    clicks_now = f["ctr_current"] * f["impressions_7d"]
+    clicks_then = 3 * f["ctr_baseline"] * f["impressions_7d"] / 7
+    noise = np.mean((1 / clicks_now + 1 / clicks_then + MODEL_VARIANCE) / gained**2)
+    assert cal.rate_sd == pytest.approx(np.sqrt(np.var(rates[counted]) - noise), rel=1e-6)
+    # the median of the 41 falling creatives' ratios: 1.00-1.39 and the 200-click row's 1.00 (the unchanged
+    # engagement and the slow ones left out)
+    assert cal.engagement_ratio == pytest.approx(1.19, rel=1e-9)
+    assert cal.days_scale == DEFAULT_CALIBRATION.days_scale
+    # a stricter click minimum leaves out the 200-click row
+    strict = calibrate(frame, min_clicks=201)
+    assert strict.rate_mean == pytest.approx(np.mean(np.delete(rates[counted], -1)), rel=1e-9)
+    # equal rates: their spread is floored at 5% of the mean
+    same, _ = _calibration_frame()
+    gained = 0.1 * (same["days_active"] - 5)
+    same["ctr_current"] = same["ctr_baseline"] * np.exp(-0.2 * gained)
+    floored = calibrate(same)
+    assert floored.rate_mean == pytest.approx(0.2, rel=1e-9)
+    assert floored.rate_sd == pytest.approx(0.05 * 0.2, rel=1e-9)
+
+
+def test_calibration_needs_thirty_busy_and_thirty_falling_creatives():
+    from stratum_pipeline.ml.fatigue import DEFAULT_CALIBRATION, InputError, calibrate
+
+    frame, _ = _calibration_frame(n_falling=29)  # + the 200-click row: 30 falling, their median
+    assert calibrate(frame).engagement_ratio == pytest.approx(1.135, rel=1e-9)
+    frame, _ = _calibration_frame(n_falling=28)
+    assert calibrate(frame).engagement_ratio == DEFAULT_CALIBRATION.engagement_ratio  # 29: the default's
+    frame, _ = _calibration_frame(n_falling=23)  # 23 + 5 slow + 1 unchanged + the 200-click row = 30 busy
+    assert calibrate(frame).rate_mean > 0
+    frame, _ = _calibration_frame(n_falling=22)
+    with pytest.raises(InputError) as caught:
+        calibrate(frame)
+    assert str(caught.value) == (
+        "calibration needs >= 30 creative-days with 200+ clicks in 7 days and some exposure, got 29"
+    )
+
+
+def test_calibration_fits_the_days_scale_to_the_known_crossing_days():
+    from stratum_pipeline.ml.fatigue import FatigueCalibration, InputError, _forecast, calibrate, model_inputs
+
+    frame, _ = _calibration_frame()
+    frame = pd.concat([frame, frame.iloc[:15]], ignore_index=True)  # more creatives not yet critical
+    cal = calibrate(frame)
+    retention, raw = _forecast(
+        model_inputs(frame), FatigueCalibration(cal.rate_mean, cal.rate_sd, cal.engagement_ratio, 1.0)
+    )
+    usable = np.isfinite(raw) & (retention >= 0.5)  # a known crossing day counts only before the crossing
+    assert usable.sum() == 39
+    for scale in (0.8, 1.23):
+        truth = np.ceil(scale * raw)
+        fitted = calibrate(frame, true_days=truth)
+        assert fitted.days_scale == scale
+        assert (fitted.rate_mean, fitted.rate_sd, fitted.engagement_ratio) == (
+            cal.rate_mean,
+            cal.rate_sd,
+            cal.engagement_ratio,
+        )
+    truth = np.ceil(0.8 * raw)
+    truth[np.flatnonzero(usable)[29:]] = np.nan  # 29 known crossing days before their crossing
+    with pytest.raises(InputError) as caught:
+        calibrate(frame, true_days=truth)
+    assert str(caught.value) == "calibration needs >= 30 creative-days with a known crossing day, got 29"
