@@ -9,6 +9,7 @@ change) are listed with a reason in docs/mutation.md. The test set and the files
     python benchmarks/mutation.py                  # run (about 25-30 min on this 2-core machine) and report
     python benchmarks/mutation.py --report         # report the last run's results (mutants/) without running
     python benchmarks/mutation.py --only 'stratum_pipeline.tenancy.*'   # (re)run some mutants, then report
+    python benchmarks/mutation.py --report --merge /tmp/mut_a /tmp/mut_b  # merge runs made in copies of the tree
 
 mutmut 3 mutates code inside functions only: module-level constants (THRESHOLDS, the extracts' RowRules) are
 pinned by the contract tests in stratum_pipeline_tests/test_boundaries.py instead.
@@ -100,24 +101,45 @@ def equivalents() -> dict[str, str]:
     return {m.group(1): m.group(2) for m in re.finditer(r"^- `([^`]+)`:? (.*)$", section, re.MULTILINE)}
 
 
-def results() -> dict[str, dict[str, int | None]]:
-    out = {}
-    for module in SCOPE:
-        meta = ROOT / "mutants" / "stratum_pipeline" / (module + ".meta")
-        if meta.exists():
-            codes = json.loads(meta.read_text())["exit_code_by_key"]
-            out[module] = {k: v for k, v in codes.items() if in_scope(k, module)}
+def results(roots: list[Path] | None = None) -> dict[str, dict[str, int | None]]:
+    """Mutant name -> exit code per module, from the `.meta` files of each tree's mutants/ in turn: a later
+    tree's verdict replaces an earlier one, a mutant it did not check keeps the earlier verdict."""
+    out: dict[str, dict[str, int | None]] = {}
+    for meta_path, module in _metas(roots):
+        codes = json.loads(meta_path.read_text())["exit_code_by_key"]
+        merged = out.setdefault(module, {})
+        for k, v in codes.items():
+            if in_scope(k, module) and (v is not None or k not in merged):
+                merged[k] = v
     return out
 
 
-def report(seconds: float | None) -> int:
+def durations(roots: list[Path] | None = None) -> dict[str, dict[str, float]]:
+    """Mutant name -> seconds mutmut took to check it, per module (the latest tree that checked it)."""
+    out: dict[str, dict[str, float]] = {}
+    for meta_path, module in _metas(roots):
+        seconds = json.loads(meta_path.read_text()).get("durations_by_key", {})
+        out.setdefault(module, {}).update({k: v for k, v in seconds.items() if in_scope(k, module)})
+    return out
+
+
+def _metas(roots: list[Path] | None):
+    for root in roots or [ROOT]:
+        for module in SCOPE:
+            meta = root / "mutants" / "stratum_pipeline" / (module + ".meta")
+            if meta.exists() and meta.stat().st_size:
+                yield meta, module
+
+
+def report(seconds: float | None, roots: list[Path] | None = None) -> int:
     """Per module: mutants, killed, equivalent, survived, timeouts / no tests, not checked, and the score
     killed / (checked - equivalent). A mutant not checked (a run stopped early) is left out of the score and shown."""
     equivalent = equivalents()
-    found = results()
+    found = results(roots)
+    timed = durations(roots)
     print(
         f"{'module':<24} {'mutants':>7} {'killed':>6} {'equiv.':>6} {'survived':>8} {'t/o,none':>8} "
-        f"{'unchecked':>9} {'score':>6}"
+        f"{'unchecked':>9} {'score':>6} {'s/mutant':>8}"
     )
     totals = Counter()
     survivors = []
@@ -139,8 +161,11 @@ def report(seconds: float | None) -> int:
             mutants=len(codes), killed=killed, eq=eq, survived=survived, other=other, unchecked=unchecked
         )
         score = f"{killed / judged:.1%}" if judged else "-"
+        seconds_each = list(timed.get(module, {}).values())
+        per_mutant = f"{sum(seconds_each) / len(seconds_each):.2f}" if seconds_each else "-"
         print(
-            f"{module:<24} {len(codes):>7} {killed:>6} {eq:>6} {survived:>8} {other:>8} {unchecked:>9} {score:>6}"
+            f"{module:<24} {len(codes):>7} {killed:>6} {eq:>6} {survived:>8} {other:>8} {unchecked:>9} {score:>6} "
+            f"{per_mutant:>8}"
         )
     judged = totals["mutants"] - totals["unchecked"] - totals["eq"]
     print(
@@ -150,6 +175,12 @@ def report(seconds: float | None) -> int:
     print(
         "score = killed / (checked - equivalent); equivalent mutants are listed in docs/mutation.md; target >= 85%"
     )
+    every = [s for module in timed.values() for s in module.values()]
+    if every:
+        print(
+            f"per-mutant wall time recorded by mutmut: {len(every):,} mutants, mean {sum(every) / len(every):.2f} s, "
+            f"sum {sum(every) / 60:.1f} min (divide by the children that ran side by side)"
+        )
     if seconds is not None:
         print(f"mutation run: {seconds / 60:.1f} min (target <= 30 min)")
     if survivors:
@@ -168,6 +199,12 @@ def main() -> int:
         "--only", nargs="*", help="mutant name patterns to (re)run instead of the whole scope"
     )
     parser.add_argument("--max-children", type=int, default=2)
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        help="report the verdicts of these trees' mutants/ merged in order (a later tree's verdict wins)",
+    )
     args = parser.parse_args()
     seconds = None
     if not args.report:
@@ -188,7 +225,7 @@ def main() -> int:
         if done.returncode != 0:
             print(f"mutmut run failed ({done.returncode}):\n{done.stdout.strip()[-3000:]}")
             return done.returncode
-    return report(seconds)
+    return report(seconds, args.merge)
 
 
 if __name__ == "__main__":

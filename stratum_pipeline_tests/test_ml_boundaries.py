@@ -1059,3 +1059,127 @@ def test_calibration_fits_the_days_scale_to_the_known_crossing_days():
     with pytest.raises(InputError) as caught:
         calibrate(frame, true_days=truth)
     assert str(caught.value) == "calibration needs >= 30 creative-days with a known crossing day, got 29"
+
+
+def test_a_list_of_mixed_values_reads_as_the_same_series_would():
+    from stratum_pipeline.ml.roas import trend_array
+
+    # numpy would make [True, "x", 2.5] an array of text ("True" is not a number); read value by value instead
+    values = [True, "x", 2.5]
+    as_list = trend_array(values, [0.5, 1.0, 2.0])
+    as_series = trend_array(pd.Series(values, dtype=object), pd.Series([0.5, 1.0, 2.0]))
+    assert as_list.tolist() == as_series.tolist() == ["improving", "stable", "improving"]
+
+
+def _fatigue_x(**values) -> dict:
+    """Arrays of the scorer's inputs (NaN where not given), one creative per position."""
+    names = (
+        "days_active",
+        "frequency",
+        "ctr_current",
+        "ctr_baseline",
+        "engagement_rate_current",
+        "engagement_rate_baseline",
+        "impressions_7d",
+        "frequency_7d_ago",
+    )
+    n = max(len(np.atleast_1d(v)) for v in values.values())
+    return {k: np.broadcast_to(np.asarray(values.get(k, np.nan), dtype=float), (n,)).copy() for k in names}
+
+
+def test_retention_read_from_the_pairs_when_there_is_no_exposure_to_model():
+    from stratum_pipeline.ml.fatigue import DEFAULT_CALIBRATION, retention_forecast
+
+    # no frequency: retention is read from the CTR pair and the engagement pair (geometric mean of those known)
+    x = _fatigue_x(
+        days_active=30,
+        ctr_current=[0.5, 0.0, 1.2, 0.81, 0.5, 0.5],
+        ctr_baseline=[1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
+        engagement_rate_current=[np.nan, np.nan, 0.64, 1.0, 0.5, 0.25],
+        engagement_rate_baseline=[np.nan, np.nan, 1.0, 1.0, 0.0, 1.0],
+    )
+    retention, days = retention_forecast(x)
+    ratio = DEFAULT_CALIBRATION.engagement_ratio
+    assert retention[0] == 0.5  # exactly at the critical band: not below it, so no "0 days"
+    assert np.isnan(days[0])  # no frequency: no forecast
+    assert retention[1] == pytest.approx(1e-6)  # a CTR that fell to 0 is a floor of 1e-6, not "unknown"
+    assert days[1] == 0.0  # below the critical band: 0 days until critical
+    # a CTR that rose counts as no decline (1.0), not as more than 1
+    assert retention[2] == pytest.approx(np.exp((0.0 + np.log(0.64) / ratio) / 2))
+    assert retention[3] == pytest.approx(0.9)  # sqrt(0.81 x 1.0)
+    assert retention[4] == 0.5  # an engagement pair with a zero baseline is unknown, not a decline
+    assert retention[5] == pytest.approx(np.exp((np.log(0.5) + np.log(0.25) / ratio) / 2))
+
+
+def test_the_forecast_uses_the_scorer_s_calibration_and_its_horizon_limit():
+    from stratum_pipeline.ml.fatigue import (
+        DEFAULT_CALIBRATION,
+        FatigueCalibration,
+        _forecast,
+        decay_rates,
+        retention_forecast,
+    )
+
+    # a creative with steady delivery and no change in its CTR: the prior's rate decides its retention
+    x = _fatigue_x(
+        days_active=20,
+        frequency=2.0,
+        ctr_current=0.02,
+        ctr_baseline=0.02,
+        engagement_rate_current=0.05,
+        engagement_rate_baseline=0.05,
+        impressions_7d=1e3,
+    )
+    faster = FatigueCalibration(0.4, DEFAULT_CALIBRATION.rate_sd, 1.0, 1.0)
+    default_retention, default_days = retention_forecast(x)
+    fast_retention, fast_days = retention_forecast(x, faster)
+    assert fast_retention[0] < default_retention[0] and fast_days[0] < default_days[0]
+    scored = FatigueScorer(faster).score_frame(pd.DataFrame({k: v for k, v in x.items()}))
+    assert (
+        scored["fatigue_score"].iloc[0]
+        > FatigueScorer().score_frame(pd.DataFrame(x))["fatigue_score"].iloc[0]
+    )
+    # evidence from less than one unit of frequency gained still moves the rate (a scale of 0.8 is evidence)
+    fell = _fatigue_x(
+        days_active=13,
+        frequency=1.3,  # 0.1 a day: 0.1 x (13 - 2 - 3) = 0.8 gained since the baseline days
+        ctr_current=[0.02, 0.01],
+        ctr_baseline=0.02,
+        impressions_7d=1e6,
+    )
+    rate = decay_rates(fell)[0]
+    assert rate[1] > rate[0] + 0.1
+    # days until critical: 365 is a forecast, beyond it none
+    steady = _fatigue_x(days_active=20, frequency=2.0, ctr_current=0.02, ctr_baseline=0.02)
+    raw = _forecast(steady, FatigueCalibration(0.01, 1e-6, 1.0, 1.0))[1][0]  # unscaled days
+    for days, expected in ((364.5, 365.0), (365.5, np.nan)):
+        got = retention_forecast(steady, FatigueCalibration(0.01, 1e-6, 1.0, days / raw))[1][0]
+        assert got == pytest.approx(expected, nan_ok=True), days
+
+
+def test_the_heuristic_score_frame_keeps_the_index_and_names_the_score():
+    from stratum_pipeline.ml.fatigue import fatigue_score, relative_decay, score_frame
+
+    features = pd.DataFrame(
+        {
+            "days_active": [5, 45],
+            "frequency": [1.5, 6.0],
+            "ctr_current": [0.02, 0.01],
+            "ctr_baseline": [0.02, 0.02],
+            "engagement_rate_current": [0.05, 0.04],
+            "engagement_rate_baseline": [0.05, 0.05],
+        },
+        index=["x", "y"],
+    )
+    got = score_frame(features)
+    assert got.name == "fatigue_score" and got.index.tolist() == ["x", "y"]
+    want = fatigue_score(
+        features["days_active"].to_numpy(float),
+        features["frequency"].to_numpy(float),
+        relative_decay(features["ctr_current"].to_numpy(float), features["ctr_baseline"].to_numpy(float)),
+        relative_decay(
+            features["engagement_rate_current"].to_numpy(float),
+            features["engagement_rate_baseline"].to_numpy(float),
+        ),
+    )
+    assert got.tolist() == pytest.approx(list(want)) and got.iloc[1] > got.iloc[0]
