@@ -978,3 +978,33 @@ def test_the_gate_reasons_word_for_word():
 )
 def test_mask_url_hides_every_secret_and_nothing_else(url, masked):
     assert mask_url(url) == masked
+
+
+# --- tenant training batches: buckets stable across processes, runs cut at the limit ----------------------------
+
+
+def test_training_buckets_are_a_fixed_hash_and_batches_are_cut_at_the_limit():
+    from stratum_pipeline.tenancy import training_batches, training_bucket
+
+    # CRC-32 of the id modulo 4: the same bucket in every process and release (the deployment limits runs per
+    # bucket, so a tenant moving bucket could train twice at once)
+    assert [training_bucket(t) for t in ("acme", "beta", "t007", "42")] == ["2", "3", "3", "0"]
+    tenants = [f"t{i:03d}" for i in range(400)]  # 100 a bucket
+    runs = training_batches(tenants + tenants[:10])  # a tenant listed twice is trained once
+    assert [(bucket, len(batch)) for bucket, batch in runs] == [
+        (b, 50) for b in "00112233"
+    ]  # default: 50 a run
+    cut = training_batches(reversed(tenants), max_per_run=33)
+    assert [(bucket, len(batch)) for bucket, batch in cut] == [
+        (b, n) for b in "0123" for n in (33, 33, 33, 1)
+    ]
+    assert sorted(t for _, batch in cut for t in batch) == tenants
+    first = runs[0][1]
+    assert list(first) == sorted(t for t in tenants if training_bucket(t) == "0")[:50]
+    assert training_batches(["b", "a"], max_per_run=1) == sorted(
+        [(training_bucket("a"), ("a",)), (training_bucket("b"), ("b",))], key=lambda r: int(r[0])
+    )
+    assert training_batches([]) == []
+    with pytest.raises(ValueError) as caught:
+        training_batches(["a"], max_per_run=0)
+    assert str(caught.value) == "max_per_run must be at least 1, not 0"
