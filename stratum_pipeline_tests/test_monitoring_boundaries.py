@@ -399,3 +399,105 @@ def test_the_daily_bias_noise_on_hand_checked_days():
     predicted = [1.0, 1.4, 0.4, 2.0, 1.0]  # day means 1.2, 0.4, 2.0: relative biases +0.2, -0.2, 0
     assert M.daily_bias_sd(dates, actual, predicted) == pytest.approx(0.2)  # sqrt((0.04 + 0.04) / 2)
     assert np.isnan(M.daily_bias_sd(dates[:3], actual[:3], predicted[:3]))  # two days: no level
+
+
+# --- a self-correcting error, the bias rule at its limit, noise windows day by day ------------------------------
+
+
+def _error_days(relative_mae, relative_bias=None, mean_actual=1.0, shuffle=False) -> pd.DataFrame:
+    n = len(relative_mae)
+    days = pd.DataFrame(
+        {
+            "date": pd.date_range("2026-06-01", periods=n).astype(str),
+            "mae": np.asarray(relative_mae, dtype=float) * mean_actual,
+            "bias": np.asarray(relative_bias if relative_bias is not None else [0.0] * n, dtype=float)
+            * mean_actual,
+            "mean_actual_roas": mean_actual,
+        }
+    )
+    return days.iloc[::-1] if shuffle else days
+
+
+def test_an_error_returning_at_exactly_its_share_of_the_peak_with_the_reason_word_for_word():
+    # smoothed over 2 days: 0.625, 0.5625, 0.4375, 0.375; the peak 2+ days back, the latest exactly 0.6 x 0.625
+    days = _error_days([0.625, 0.625, 0.5, 0.375, 0.375], shuffle=True)  # any row order: sorted by date
+    assert M.error_returning(days) == (True, "relative MAE down from 62% to 38% over 5 days")
+    # the peak in the middle of the week counts (not only the first smoothed days)
+    assert M.error_returning(_error_days([0.1, 0.1, 0.1, 0.9, 0.9, 0.3, 0.3])) == (
+        True,
+        "relative MAE down from 90% to 30% over 7 days",
+    )
+    # the bias: a shift all campaigns share, with the MAE flat; judged relative to the day's actual ROAS
+    shared = _error_days([0.5] * 5, [0.0, 0.5, 0.5, 0.2, 0.2], mean_actual=0.5)
+    assert M.error_returning(shared) == (True, "relative bias down from 50% to 20% over 5 days")
+    # still rising, and no bias at all (a zero peak is not a peak to return from)
+    assert M.error_returning(_error_days([0.1, 0.2, 0.3, 0.4, 0.5])) == (
+        False,
+        "error not returning: relative MAE 45% (peak 25%), relative bias 0% (peak 0%)",
+    )
+    assert M.error_returning(_error_days([0.6, 0.2, 0.2])) == (False, "error not returning: too few days")
+    # days without actual ROAS are not judged: a ROAS of 0.5 is, 0 is not
+    half = _error_days([0.625, 0.625, 0.5, 0.375, 0.375], mean_actual=0.5)
+    assert M.error_returning(half)[0] is True
+    assert M.error_returning(_error_days([0.5, 0.5], mean_actual=0.0)) == (
+        False,
+        "no days to judge the error's trend",
+    )
+    mixed = pd.concat([_error_days([0.625, 0.625, 0.5, 0.375, 0.375]), _error_days([9.0], mean_actual=0.0)])
+    assert M.error_returning(mixed) == (True, "relative MAE down from 62% to 38% over 5 days")
+
+
+def test_bias_beyond_the_limit_is_degraded_and_at_the_limit_is_not():
+    sd = 0.25
+    limit = M.BIAS_Z * sd / np.sqrt(M.BIAS_DAYS)
+    at = pd.DataFrame(
+        {"date": ["2026-06-01", "2026-06-02"], "bias": [limit, limit], "mean_actual_roas": [1.0, 1.0]}
+    )
+    assert M.bias_degraded(at, sd) == (False, "relative bias +71% within +-71%")
+    beyond = at.assign(bias=[limit, limit * 1.001])
+    assert M.bias_degraded(beyond, sd)[0] is True
+
+
+def test_a_drift_score_that_is_not_a_number_counts_as_not_above():
+    row = {
+        "tenant_id": "t",
+        "model_name": "m",
+        "model_version": "1",
+        "feature": "f",
+        "status": "warn",
+        "noise_psi": 0.1,
+        "days_above": 0,
+    }
+    today = pd.DataFrame([{**row, "drift_score": "n/a"}, {**row, "feature": "g", "drift_score": 2.0}])
+    earlier = pd.DataFrame(
+        [{**row, "date": d, "drift_score": s} for d, s in (("2026-06-01", "n/a"), ("2026-06-02", 3.0))]
+        + [{**row, "feature": "g", "date": d, "drift_score": 2.0} for d in ("2026-06-01", "2026-06-02")]
+    )
+    out = M.persistent_drift(today, earlier)
+    assert out["days_above"].tolist() == [1, 3] and out["status"].tolist() == ["warn", "fail"]
+
+
+def test_noise_windows_are_every_seven_day_window_of_the_35_days_before_the_reference(monkeypatch):
+    windows = []
+    monkeypatch.setattr(M, "distribution", lambda entry, series: sorted(series.tolist()))
+    monkeypatch.setattr(M, "psi", lambda expected, days: windows.append(days) or float(days[-1]))
+    profile = {
+        "features": {"f": {"kind": "numeric", "shares": {}}, "absent": {"kind": "numeric", "shares": {}}}
+    }
+
+    def train(first: int, gap=()):
+        days = [d for d in range(first, 100) if d not in gap]  # day 99 is the last training day
+        return pd.DataFrame({"date": pd.Timestamp("2026-01-01") + pd.to_timedelta(days, unit="D"), "f": days})
+
+    # reference weeks: days 72-99; noise history: days 37-71; windows end on days 43..71, one day apart
+    levels = M.noise_levels(train(0, gap=range(50, 58)), profile)
+    ends = [e for e in range(43, 72) if e not in (56, 57)]  # the windows wholly inside the gap are skipped
+    gap = range(50, 58)
+    assert windows == [[d for d in range(e - 6, e + 1) if d not in gap] for e in ends]
+    assert levels == {"f": pytest.approx(np.quantile([float(w[-1]) for w in windows], M.NOISE_QUANTILE))}
+    # 14 windows give a noise level, 13 do not
+    windows.clear()
+    assert set(M.noise_levels(train(52), profile)) == {"f"} and len(windows) == 14
+    assert M.noise_levels(train(53), profile) == {}
+    # nothing to sample
+    assert M.noise_levels(train(0), {}) == {} and M.noise_levels(train(0).iloc[:0], profile) == {}
