@@ -1183,3 +1183,68 @@ def test_the_heuristic_score_frame_keeps_the_index_and_names_the_score():
         ),
     )
     assert got.tolist() == pytest.approx(list(want)) and got.iloc[1] > got.iloc[0]
+
+
+def test_exposure_from_steady_delivery_or_the_last_week_s_pace_at_its_edges():
+    from stratum_pipeline.ml.fatigue import exposure
+
+    cases = [  # (days_active, frequency, frequency_7d_ago) -> (pace, frequency before today, gained)
+        ((20, 2.0, np.nan), (0.1, 1.9, 0.1 * 15)),  # steady: 0.1 a day; the window's days 13 days on average
+        ((20, 2.0, 0.6), (0.2, 1.8, 0.6 + 3 * 0.2 - 0.1)),  # the last week's pace: 1.4 / 7
+        ((20, 2.0, 0.0), (2 / 7, 2 - 2 / 7, 3 * 2 / 7 - 0.1)),  # nothing 7 days ago is a pace too
+        ((20, 2.0, 2.0), (0.0, 2.0, 2.0 - 0.1)),  # no frequency gained this week
+        ((10, 1.0, 0.3), (0.1, 0.9, 0.3 + 0.3 - 0.1)),  # 10 days old: old enough for the recent pace
+        ((9, 0.9, 0.3), (0.1, 0.8, 0.1 * 4)),  # 9 days: steady
+        ((20, 2.0, -0.1), (0.1, 1.9, 1.5)),  # a negative earlier frequency is unknown
+        ((20, 2.0, 2.5), (0.1, 1.9, 1.5)),  # more frequency 7 days ago than today: unknown
+        ((np.nan, 2.0, np.nan), (2.0, 0.0, 0.0)),  # age unknown: one day
+        ((0.5, 2.0, np.nan), (2.0, 0.0, 0.0)),  # under a day: one day
+        ((20, np.nan, np.nan), (0.0, 0.0, 0.0)),  # frequency unknown: no exposure
+        ((20, -1.0, np.nan), (0.0, 0.0, 0.0)),  # a negative frequency: unknown
+    ]
+    x = _fatigue_x(
+        days_active=[c[0][0] for c in cases],
+        frequency=[c[0][1] for c in cases],
+        frequency_7d_ago=[c[0][2] for c in cases],
+    )
+    pace, before, gained, window = exposure(x)
+    for i, (given, (want_pace, want_before, want_gained)) in enumerate(cases):
+        assert (pace[i], before[i], gained[i]) == pytest.approx((want_pace, want_before, want_gained)), given
+    assert window.tolist() == [7.0] * 4 + [7.0, 7.0, 7.0, 7.0, 1.0, 1.0, 7.0, 7.0]
+
+
+def test_the_log_ratio_and_its_binomial_variance_and_when_it_is_unusable():
+    from stratum_pipeline.ml.fatigue import MODEL_VARIANCE, _log_ratio
+
+    current = np.array([0.01, 0.01, 0.01, 0.01, 0.0, np.inf, -0.01, 0.01])
+    baseline = np.array([0.02, 0.02, 0.02, 0.02, 0.02, 0.02, -0.02, 0.0])
+    n = np.array([1e4, np.nan, 0.0, 1.0, 1e4, 1e4, 1e4, 1e4])
+    y, var = _log_ratio(current, baseline, n, 7.0)
+    # 1 / clicks now + (7 / 3) / clicks at launch (the baseline's 3 days at the window's pace), + the model's
+    assert var[0] == pytest.approx(1 / (0.01 * 1e4) + 7 / (3 * 0.02 * 1e4) + MODEL_VARIANCE)
+    assert var[1] == var[2] == MODEL_VARIANCE  # volume unknown or none: the model's variance alone
+    assert var[3] == pytest.approx(1 / 0.01 + 7 / (3 * 0.02) + MODEL_VARIANCE)  # one impression is a volume
+    assert y[:4].tolist() == pytest.approx([np.log(0.5)] * 4)
+    # a zero, infinite or negative rate, or a zero baseline: unusable (no log ratio, no variance)
+    assert y[4:].tolist() == [0.0] * 4 and np.isnan(var[4:]).all()
+
+
+def test_a_creative_frame_without_a_feature_or_with_text_is_a_one_line_error():
+    from stratum_pipeline.ml.inputs import InputError
+
+    good = pd.DataFrame(
+        {
+            "days_active": [10],
+            "frequency": [2.0],
+            "ctr_current": [0.01],
+            "ctr_baseline": [0.02],
+            "engagement_rate_current": [0.03],
+            "engagement_rate_baseline": [0.04],
+        }
+    )
+    with pytest.raises(InputError) as caught:
+        FatigueScorer().score_frame(good.drop(columns=["ctr_current", "frequency"]))
+    assert str(caught.value) == "creative features is missing columns: frequency, ctr_current"
+    with pytest.raises(InputError) as caught:
+        FatigueScorer().score_frame(good.assign(frequency=["lots"]))
+    assert str(caught.value) == "frequency must be a number, got 'lots'"
