@@ -1199,7 +1199,7 @@ def test_exposure_from_steady_delivery_or_the_last_week_s_pace_at_its_edges():
         ((20, 2.0, 2.5), (0.1, 1.9, 1.5)),  # more frequency 7 days ago than today: unknown
         ((np.nan, 2.0, np.nan), (2.0, 0.0, 0.0)),  # age unknown: one day
         ((0.5, 2.0, np.nan), (2.0, 0.0, 0.0)),  # under a day: one day
-        ((20, np.nan, np.nan), (0.0, 0.0, 0.0)),  # frequency unknown: no exposure
+        ((20, np.nan, np.nan), (0.0, np.nan, 0.0)),  # frequency unknown: no exposure
         ((20, -1.0, np.nan), (0.0, 0.0, 0.0)),  # a negative frequency: unknown
     ]
     x = _fatigue_x(
@@ -1209,7 +1209,8 @@ def test_exposure_from_steady_delivery_or_the_last_week_s_pace_at_its_edges():
     )
     pace, before, gained, window = exposure(x)
     for i, (given, (want_pace, want_before, want_gained)) in enumerate(cases):
-        assert (pace[i], before[i], gained[i]) == pytest.approx((want_pace, want_before, want_gained)), given
+        got = (pace[i], before[i], gained[i])
+        assert got == pytest.approx((want_pace, want_before, want_gained), nan_ok=True), given
     assert window.tolist() == [7.0] * 4 + [7.0, 7.0, 7.0, 7.0, 1.0, 1.0, 7.0, 7.0]
 
 
