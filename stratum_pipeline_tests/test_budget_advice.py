@@ -21,6 +21,7 @@ from stratum_pipeline.ml.response_curves import (
     season_factor,
 )
 from stratum_pipeline.ml.simulator import (
+    STANDARD_SCENARIOS,
     BudgetSimulator,
     SimulationInputError,
     horizon_forecast,
@@ -808,3 +809,185 @@ def test_the_seed_request_s_budget_days_and_simulations_and_their_limits():
     ):
         with pytest.raises(SimulationInputError, match=message):
             run(**bad)
+
+
+# --- the constant-elasticity fallback replayed draw by draw, and the simulator's inputs at their limits ----------
+
+
+def reference_fallback(spend0, roas0, elasticity, roas_sd, changes, days, iterations, seed, aov=None):
+    """The fallback's documented draws in order: the ROAS level (lognormal, mean roas0), the elasticity (normal,
+    clipped to 0.1-1.0), the days' noise (lognormal, sd 0.1); revenue = spend0 x level x multiplier^elasticity x
+    the horizon's summed noise, the same draws for every scenario."""
+    rng = np.random.default_rng(seed)
+    level = roas0 * np.exp(rng.normal(-(roas_sd**2) / 2, roas_sd, iterations))
+    beta = np.clip(rng.normal(elasticity, 0.1, iterations), 0.1, 1.0)
+    noise = np.exp(rng.normal(-(0.1**2) / 2, 0.1, (iterations, days))).sum(axis=1)
+    out = []
+    for change in [0.0, *changes]:
+        revenue = spend0 * level * (1 + change) ** beta * noise
+        spend = spend0 * days * (1 + change)
+        row = {
+            "spend": round(spend, 2),
+            "revenue": round(revenue.mean(), 2),
+            "roas": round(revenue.mean() / spend, 4),
+            "conversions": round(revenue.mean() / aov, 1) if aov else None,
+            "confidence_interval": [round(v, 2) for v in np.percentile(revenue, [5, 95])],
+        }
+        if change:
+            base = spend0 * level * noise
+            row["marginal_roas"] = round((revenue - base).mean() / (spend - spend0 * days), 4)
+            row["budget_change_percent"] = round(change * 100, 4)
+        out.append(row)
+    return out
+
+
+@pytest.mark.parametrize(
+    "campaign, elasticity, roas_sd, aov",
+    [
+        # elasticity near 1: draws above 1.0 are clipped; the 10-90% interval sets the level's spread
+        (
+            {
+                "roas": 3.1,
+                "elasticity": 0.95,
+                "confidence_lower": 2.0,
+                "confidence_upper": 4.5,
+                "avg_order_value": 7.3,
+            },
+            0.95,
+            np.log(4.5 / 2.0) / (2 * 1.2816),
+            7.3,
+        ),
+        # elasticity near 0.1: draws below 0.1 are clipped; no interval: a spread of 0.15; an order value below 1
+        ({"roas_7d": 2.2, "elasticity": 0.15, "avg_order_value": 0.5}, 0.15, 0.15, 0.5),
+    ],
+)
+def test_the_fallback_is_its_documented_draws_to_the_cent(campaign, elasticity, roas_sd, aov):
+    changes = [0.123456789, -0.5]
+    out = BudgetSimulator().simulate(
+        {"daily_spend": 123.457, **campaign}, changes, days=9, iterations=200, seed=11
+    )
+    roas0 = campaign.get("roas", campaign.get("roas_7d"))
+    want = reference_fallback(123.457, roas0, elasticity, roas_sd, changes, 9, 200, 11, aov)
+    assert out["baseline"] == want[0]
+    for got, expected, change in zip(out["scenarios"], want[1:], changes):
+        assert {k: got[k] for k in expected} == expected
+        assert got["budget_change"] == change and got["name"] == f"{change:+.0%}"
+    assert out["curve_source"] == "fallback" and out["days"] == 9 and out["iterations"] == 200
+    assert out["response"] == "constant elasticity (no usable response curve)"
+
+
+def test_the_simulator_s_defaults_and_the_edges_of_its_limits():
+    sim = BudgetSimulator()
+    campaign = {"daily_spend": 100.0, "roas": 2.0}
+    default = sim.simulate(campaign, seed=3)
+    assert default["days"] == 30 and default["iterations"] == 1000
+    assert default == sim.simulate(campaign, None, 30, 1000, 3)
+    # exactly 100 scenarios, and exactly 20,000,000 cells (2,000 iterations x 100 days x 100) are allowed
+    assert (
+        len(sim.simulate(campaign, [0.01 * i for i in range(100)], days=1, iterations=10)["scenarios"]) == 100
+    )
+    out = sim.simulate(campaign, [0.01 * i for i in range(1, 100)], days=100, iterations=2000, seed=1)
+    assert len(out["scenarios"]) == 99
+    # the seed's largest value, and one past it; seeds past 2**53 are taken exactly (not rounded to another seed)
+    assert sim.simulate(campaign, [], iterations=10, seed=2**63 - 1)["baseline"]["revenue"] > 0
+    assert sim.simulate(campaign, [], iterations=10, seed=2**53 + 1) != sim.simulate(
+        campaign, [], iterations=10, seed=2**53
+    )
+    with pytest.raises(SimulationInputError, match="seed must be"):
+        sim.simulate(campaign, [], iterations=10, seed=2**63)
+    # percent and fraction at their limits: +10,000% is allowed, a fraction given beside a percent wins
+    out = sim.simulate(
+        campaign,
+        [{"budget_change_percent": 10_000}, {"budget_change_percent": 20, "budget_change": 0.5}, 100.0],
+        iterations=10,
+    )
+    assert [s["budget_change"] for s in out["scenarios"]] == [100.0, 0.5, 100.0]
+    for scenario, message in (
+        (
+            {"budget_change_percent": 10_001},
+            "budget_change_percent must be a number and at most 10000, got 10001",
+        ),
+        ({"budget_change": 100.001}, "budget_change must be a number and at most 100, got 100.001"),
+        (100.001, "budget_change must be a number and at most 100, got 100.001"),
+    ):
+        with pytest.raises(SimulationInputError) as caught:
+            sim.simulate(campaign, [scenario], iterations=10)
+        assert str(caught.value) == message
+    # a tiny budget still has a ROAS; a vanishing one no marginal ROAS (1 / extra spend is not finite)
+    tiny = sim.simulate({"daily_spend": 0.01, "roas": 2.0}, [0.5], iterations=10, seed=1)
+    assert tiny["baseline"]["roas"] is not None and tiny["scenarios"][0]["roas"] is not None
+    vanishing = sim.simulate({"daily_spend": 1e-310, "roas": 2.0}, [0.5], iterations=10, seed=1)
+    assert vanishing["scenarios"][0]["marginal_roas"] is None
+
+
+@pytest.mark.parametrize(
+    "campaign, message",
+    [
+        ([1, 2], "campaign must be a dict, got list"),
+        (
+            {"daily_spend": -1.0, "roas": 2.0},
+            "daily_spend must be a positive number and at most 1e+12, got -1.0",
+        ),
+        (
+            {"daily_spend": 1.0, "roas": 2.0, "avg_order_value": "x"},
+            "avg_order_value must be a number, got 'x'",
+        ),
+        ({"daily_spend": 1.0, "roas": 2.0, "elasticity": "x"}, "elasticity must be a number, got 'x'"),
+        # any of the seed request's keys makes it one: it needs its base_budget
+        (
+            {"daily_spend": 1.0, "roas": 2.0, "simulations": 10},
+            "base_budget must be a finite number, got None",
+        ),
+    ],
+)
+def test_the_simulator_names_the_bad_input(campaign, message):
+    with pytest.raises((SimulationInputError, TypeError)) as caught:
+        BudgetSimulator().simulate(campaign, [], iterations=10)
+    assert str(caught.value) == message
+
+
+def test_the_curve_path_takes_a_row_object_the_seed_and_the_level_drift():
+    from collections import namedtuple
+
+    curve = hand_curve(dispersion=50.0, level_sd=0.2)
+    row = namedtuple("Row", list(curve))(**curve)  # a frame row as itertuples gives it
+    campaign = {"daily_spend": S0}
+    one = BudgetSimulator().simulate(
+        {**campaign, "response_curve": curve}, [0.123456789], iterations=50, seed=4
+    )
+    assert (
+        BudgetSimulator().simulate({**campaign, "response_curve": row}, [0.123456789], iterations=50, seed=4)
+        == one
+    )
+    assert one["scenarios"][0]["budget_change_percent"] == 12.3457
+    other = BudgetSimulator().simulate(
+        {**campaign, "response_curve": curve}, [0.123456789], iterations=50, seed=5
+    )
+    assert other["baseline"]["revenue"] != one["baseline"]["revenue"]
+    low, high = one["baseline"]["confidence_interval"]
+    without_drift = BudgetSimulator().simulate(
+        {**campaign, "response_curve": hand_curve(dispersion=50.0)}, [], iterations=50, seed=4
+    )
+    assert high - low > 1.5 * np.subtract(*without_drift["baseline"]["confidence_interval"][::-1])
+    # the partition path reads the same columns: the level drift widens the interval there too
+    frame = pd.DataFrame([{"campaign_id": "a", "spend": S0, **curve}])
+    drift = simulate_frame(frame, (), 30, 50, seed=4)
+    flat = simulate_frame(frame.drop(columns="level_sd"), (), 30, 50, seed=4)
+    assert (drift["revenue_p95"] - drift["revenue_p5"]).iloc[0] > 1.5 * (
+        flat["revenue_p95"] - flat["revenue_p5"]
+    ).iloc[0]
+    noiseless = simulate_frame(frame.drop(columns=["level_sd", "dispersion"]), (), 30, 50, seed=4)
+    assert noiseless["revenue_p5"].iloc[0] == noiseless["revenue_p95"].iloc[0] == 15000.0
+    # the frame's defaults: 1,000 iterations and seed 0
+    pd.testing.assert_frame_equal(
+        simulate_frame(frame), simulate_frame(frame, STANDARD_SCENARIOS, 30, 1000, 0)
+    )
+    assert not simulate_frame(frame).equals(simulate_frame(frame, STANDARD_SCENARIOS, 30, 1000, 1))
+    # a half-saturation below 1 and a daily spend below 1 are usable; zero conversions per revenue is 0
+    small = pd.DataFrame(
+        [{"campaign_id": "k", "spend": 0.5, **hand_curve(draws=HAND * [1, 0.5 / S0, 1, 1, 0.5 / S0])}]
+    ).assign(conversions_per_revenue=0.0)
+    got = simulate_frame(small, (), 30, 10)
+    assert got["revenue"].tolist() == pytest.approx([15000.0], abs=0.01) and got["conversions"].tolist() == [
+        0.0
+    ]

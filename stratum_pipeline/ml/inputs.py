@@ -77,6 +77,10 @@ def strict_number(
 
 def whole_number(value, field: str, minimum: int, maximum: int) -> int:
     """A required integer in [minimum, maximum] (an integral float such as 30.0 is accepted)."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and minimum <= value <= maximum:
+        return int(
+            value
+        )  # exactly: through a float, integers past 2**53 would round (a seed up to 2**63 - 1)
     x = strict_number(value, field, minimum=minimum, maximum=maximum)
     if isinstance(value, bool) or not float(x).is_integer():
         raise InputError(f"{field} must be a whole number from {minimum} to {maximum}, got {_show(value)}")
