@@ -410,6 +410,8 @@ def test_text_or_an_infinity_in_a_numeric_column_is_quarantined_with_its_reason(
         ({"spend": "abc", "clicks": "many"}, ["not a number: clicks='many'", "not a number: spend='abc'"]),
         ({"impressions": "lots"}, ["not a number: impressions='lots'"]),  # the upper side of a pair
         ({"revenue": float("inf")}, ["not a number: revenue=inf"]),
+        # a long text is cut at 200 characters in its reason
+        ({"spend": "x" * 300}, [("not a number: spend='" + "x" * 300)[:200]]),
     ):
         rows = pd.DataFrame(
             [_row("raw_campaign_daily", **bad), _row("raw_campaign_daily", source_id=2, campaign_id="c2")]
