@@ -761,6 +761,49 @@ def test_the_conformal_step_widens_a_too_narrow_band_to_its_coverage(seed):
     assert calibrated == pytest.approx(0.8, abs=0.05), f"raw {raw:.2f}, calibrated {calibrated:.2f}"
 
 
+def test_the_forecast_is_the_base_times_the_model_and_the_band_is_clipped_around_it():
+    train, test = holdout_split(_exchangeable_campaigns(7, campaigns=30, days=30), 7)
+    model = ROASPredictor(n_estimators=20, select_complexity=False, n_jobs=1).fit(train, train[TARGET])
+    X, base = model._design(test)
+    rel = np.asarray(model.point_.inplace_predict(X))
+    lo, hi = model._raw_band(model.band_, X)
+    out = model.predict_frame(test)
+    np.testing.assert_allclose(out["predicted_roas"], base * rel, rtol=1e-12)
+    adjustment = model.interval_adjustment_
+    np.testing.assert_allclose(out["confidence_lower"], base * np.clip(lo - adjustment, 0.0, rel), rtol=1e-12)
+    np.testing.assert_allclose(out["confidence_upper"], base * np.maximum(hi + adjustment, rel), rtol=1e-12)
+    # a huge widening stops at 0 below; a (negative) narrowing stops at the forecast on both sides
+    model.interval_adjustment_ = 100.0
+    wide = model.predict_frame(test)
+    assert (wide["confidence_lower"] == 0).all()
+    np.testing.assert_allclose(wide["confidence_upper"], base * (hi + 100.0), rtol=1e-12)
+    model.interval_adjustment_ = -100.0
+    narrow = model.predict_frame(test)
+    assert (narrow["confidence_lower"] == narrow["predicted_roas"]).all()
+    assert (narrow["confidence_upper"] == narrow["predicted_roas"]).all()
+
+
+def test_the_band_s_quantiles_are_ordered_and_an_unusable_model_says_why():
+    class Crossing:  # quantile models may cross: the band is their minimum and maximum
+        def inplace_predict(self, X):
+            return np.array([[3.0, 1.0], [1.0, 2.0]])
+
+    lo, hi = ROASPredictor._raw_band(Crossing(), np.zeros((2, 1)))
+    assert lo.tolist() == [1.0, 1.0] and hi.tolist() == [3.0, 2.0]
+    with pytest.raises(RuntimeError) as caught:
+        ROASPredictor().predict_frame(pd.DataFrame({"x": [1.0]}))
+    assert str(caught.value) == "ROASPredictor is not fitted"
+    old = ROASPredictor()
+    old.interval_adjustment_ = 0.0
+    old.format_ = 0
+    with pytest.raises(RuntimeError) as caught:
+        old.predict_frame(pd.DataFrame({"x": [1.0]}))
+    assert str(caught.value) == (
+        f"this ROASPredictor was fitted by an incompatible version of stratum-pipeline (format 0, this version "
+        f"reads {ROASPredictor.FORMAT}): retrain and republish it"
+    )
+
+
 # --- partition writes: a rerun replaces its days (of its tenant) and nothing else --------------------------
 
 

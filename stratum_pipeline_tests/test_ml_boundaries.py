@@ -1249,3 +1249,17 @@ def test_a_creative_frame_without_a_feature_or_with_text_is_a_one_line_error():
     with pytest.raises(InputError) as caught:
         FatigueScorer().score_frame(good.assign(frequency=["lots"]))
     assert str(caught.value) == "frequency must be a number, got 'lots'"
+
+
+def test_roas_metrics_at_their_guards():
+    def forecast(p):
+        return pd.DataFrame({"predicted_roas": p, "confidence_lower": 0.0, "confidence_upper": 10.0})
+
+    # a day at exactly 0.5 ROAS counts in the MAPE; an actual mean below 1 still has a bias
+    out = roas_metrics([0.5, 0.4], forecast([0.6, 0.4]))
+    assert out["mape"] == pytest.approx(0.2)  # |0.6 - 0.5| / 0.5; the 0.4 day is too small to divide by
+    assert out["bias"] == pytest.approx(1.0 / 0.9 - 1)
+    assert relative_bias([0.5], [0.6]) == pytest.approx(0.2)
+    # R²: small actual variance (0.02) still has one; constant actuals have none (NaN, not -inf)
+    assert roas_metrics([0.4, 0.6], forecast([0.45, 0.55]))["r2"] == pytest.approx(1 - 0.005 / 0.02)
+    assert np.isnan(roas_metrics([2.0, 2.0], forecast([1.0, 3.0]))["r2"])
