@@ -918,6 +918,9 @@ def test_the_simulator_s_defaults_and_the_edges_of_its_limits():
     assert tiny["baseline"]["roas"] is not None and tiny["scenarios"][0]["roas"] is not None
     vanishing = sim.simulate({"daily_spend": 1e-310, "roas": 2.0}, [0.5], iterations=10, seed=1)
     assert vanishing["scenarios"][0]["marginal_roas"] is None
+    # 1 / extra spend still finite (7.95e-309 extra: 1.26e308), though 2 / extra spend would not be
+    barely = sim.simulate({"daily_spend": 5.3e-310, "roas": 2.0}, [0.5], iterations=10, seed=1)
+    assert barely["scenarios"][0]["marginal_roas"] is not None
 
 
 @pytest.mark.parametrize(
