@@ -793,6 +793,10 @@ def test_the_band_s_quantiles_are_ordered_and_an_unusable_model_says_why():
     with pytest.raises(RuntimeError) as caught:
         ROASPredictor().predict_frame(pd.DataFrame({"x": [1.0]}))
     assert str(caught.value) == "ROASPredictor is not fitted"
+    older = ROASPredictor()  # a pickle from before the format was recorded
+    older.interval_adjustment_ = 0.0
+    with pytest.raises(RuntimeError, match=r"\(format None, this version reads"):
+        older.predict_frame(pd.DataFrame({"x": [1.0]}))
     old = ROASPredictor()
     old.interval_adjustment_ = 0.0
     old.format_ = 0

@@ -1045,17 +1045,19 @@ def test_calibration_fits_the_days_scale_to_the_known_crossing_days():
     )
     usable = np.isfinite(raw) & (retention >= 0.5)  # a known crossing day counts only before the crossing
     assert usable.sum() == 39
-    for scale in (0.8, 1.23):
+    for scale, best in ((0.8, 0.8), (1.23, 1.23), (2.0, 1.5)):  # the grid is 0.50-1.50
         truth = np.ceil(scale * raw)
         fitted = calibrate(frame, true_days=truth)
-        assert fitted.days_scale == scale
+        assert fitted.days_scale == best
         assert (fitted.rate_mean, fitted.rate_sd, fitted.engagement_ratio) == (
             cal.rate_mean,
             cal.rate_sd,
             cal.engagement_ratio,
         )
     truth = np.ceil(0.8 * raw)
-    truth[np.flatnonzero(usable)[29:]] = np.nan  # 29 known crossing days before their crossing
+    truth[np.flatnonzero(usable)[30:]] = np.nan  # 30 known crossing days before their crossing: enough
+    assert calibrate(frame, true_days=truth).days_scale == 0.8
+    truth[np.flatnonzero(usable)[29:]] = np.nan  # 29: too few
     with pytest.raises(InputError) as caught:
         calibrate(frame, true_days=truth)
     assert str(caught.value) == "calibration needs >= 30 creative-days with a known crossing day, got 29"
@@ -1193,7 +1195,7 @@ def test_exposure_from_steady_delivery_or_the_last_week_s_pace_at_its_edges():
         ((20, 2.0, 0.6), (0.2, 1.8, 0.6 + 3 * 0.2 - 0.1)),  # the last week's pace: 1.4 / 7
         ((20, 2.0, 0.0), (2 / 7, 2 - 2 / 7, 3 * 2 / 7 - 0.1)),  # nothing 7 days ago is a pace too
         ((20, 2.0, 2.0), (0.0, 2.0, 2.0 - 0.1)),  # no frequency gained this week
-        ((10, 1.0, 0.3), (0.1, 0.9, 0.3 + 0.3 - 0.1)),  # 10 days old: old enough for the recent pace
+        ((10, 1.0, 0.44), (0.08, 0.92, 0.44 + 0.24 - 0.1)),  # 10 days old: old enough for the recent pace
         ((9, 0.9, 0.3), (0.1, 0.8, 0.1 * 4)),  # 9 days: steady
         ((20, 2.0, -0.1), (0.1, 1.9, 1.5)),  # a negative earlier frequency is unknown
         ((20, 2.0, 2.5), (0.1, 1.9, 1.5)),  # more frequency 7 days ago than today: unknown
