@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from stratum_pipeline.ml.allocator import AllocationInputError, allocate
+from stratum_pipeline.ml.budget_scenarios import COLUMNS as SCENARIO_COLUMNS
 from stratum_pipeline.ml.inputs import InputError
 from stratum_pipeline.ml.response_curves import (
     ADSTOCK_GRID,
@@ -676,20 +677,8 @@ def test_the_monte_carlo_shares_its_draws_across_scenarios_block_by_block(monkey
     np.testing.assert_allclose(nan["p5"], zero["p5"], rtol=1e-5)
 
 
-FRAME_COLUMNS = [
-    "campaign_id",
-    "scenario",
-    "budget_change",
-    "days",
-    "spend",
-    "revenue",
-    "roas",
-    "conversions",
-    "marginal_roas",
-    "revenue_p5",
-    "revenue_p95",
-    "curve_source",
-]
+# the partition frame feeds campaign_budget_scenarios: its columns are the table's but the tenant and the date
+FRAME_COLUMNS = [c for c in SCENARIO_COLUMNS if c not in ("tenant_id", "date")]
 
 
 def test_a_partition_frame_of_hand_made_curves_row_by_row():

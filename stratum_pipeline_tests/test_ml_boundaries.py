@@ -1075,16 +1075,9 @@ def test_a_list_of_mixed_values_reads_as_the_same_series_would():
 
 def _fatigue_x(**values) -> dict:
     """Arrays of the scorer's inputs (NaN where not given), one creative per position."""
-    names = (
-        "days_active",
-        "frequency",
-        "ctr_current",
-        "ctr_baseline",
-        "engagement_rate_current",
-        "engagement_rate_baseline",
-        "impressions_7d",
-        "frequency_7d_ago",
-    )
+    from stratum_pipeline.ml.fatigue import FEATURES, OPTIONAL
+
+    names = (*FEATURES, *OPTIONAL)
     n = max(len(np.atleast_1d(v)) for v in values.values())
     return {k: np.broadcast_to(np.asarray(values.get(k, np.nan), dtype=float), (n,)).copy() for k in names}
 
