@@ -18,8 +18,9 @@ same functions they call, in the same order:
 - `retraining_sensor`: the day's signals (accuracy; drift or calibration) and `returning` through the same
   `modelops.retraining.step` the sensor calls (one episode per tenant-model, cooldown, self-correcting, the
   wait, nothing more after a refusal); a requested retrain runs at once and its outcome reaches the next day's
-  step. ROAS retrains use the sensor's 35-day window, conversion retrains the full one;
-- training: the fit, holdout metrics and modelops.gate.decide of modelops.training (without MLflow).
+  step. ROAS retrains use the sensor's 35-day window, conversion retrains the full one, both from the
+  decision's change date (`recent_from`; `--no-recent`: without it, as before #21's recency work);
+- training: modelops.training's holdout rule, fit_roas / fit_conversion and modelops.gate.decide (no MLflow).
 
 Printed per change kind, regime and seed:
 - detection delay: days from day 0 to the first signal naming the changed model (accuracy degraded, drift
@@ -29,10 +30,16 @@ Printed per change kind, regime and seed:
 - forecast error and recovery, loop vs no action (the original champion left alone). ROAS error: the MAE of
   the next-day forecast against the *expected* (ground-truth) ROAS, relative to the mean expected ROAS of the
   day's campaigns (scale-free, so a lower ROAS level does not look like a better model); conversion error:
-  the log loss above the oracle's (true probabilities) over the day's sessions. Recovery: the first day from
+  the log loss above the oracle's (true probabilities) over the last 7 days' sessions, each scored by the model
+  that served on its day (a retrain is never scored on the sessions it trained on). Recovery: the first day from
   day 0 whose 3-day mean error and the next two days' are within 10% of the mean of days -14..-1 (`never` if
   not within the replay). Beside them the naive forecast (trailing 7-day ROAS) and the oracle (error 0 by
   construction for ROAS against the expected ROAS); errors over days 0-20 and 21 to the end;
+- recovery bound (response change, conversion shift; `--no-oracle` skips it): retrains that know the true
+  change day, at day 7, 14 and 21, served from the next day without a gate: post-change days only, the
+  sensor's window with the post-change rows weighted (ml.recency), and for conversion the original model's
+  log-odds shifted on the post-change sessions (alone and after a weighted fit). If no such retrain recovers
+  30% faster than no action, no policy can;
 - level shift: our detection day beside an oracle detector that knows the true pre-change mean
   (`oracle_detection`);
 - false alarms: drift alarm episodes (runs of days with any feature alarming) on the untouched tenants, per
@@ -40,10 +47,11 @@ Printed per change kind, regime and seed:
 Targets of issue #21 are printed beside the figures. "Training runs failing because of a correct refusal" is
 measured by benchmarks/monitoring_dagster.py (real runs), not here.
 
-    python benchmarks/monitoring.py [--regimes low realistic] [--seeds 1 2] [--campaigns 20] [--wait 28 28]
+    python benchmarks/monitoring.py [--regimes low realistic] [--seeds 1 2] [--campaigns 20] [--wait 28 7]
+        [--kinds ...] [--no-recent] [--no-oracle]
 
-Runtime: 3.5-5.5 minutes per regime and seed on the shared 2-core machine (load ~9), so ~9 minutes per regime
-with two seeds (run the regimes as two processes).
+Runtime: 3.5-4 minutes per regime and seed with the oracle bound on the shared 2-core machine (load ~6), so
+~7.5 minutes per regime with two seeds (run the regimes as two processes).
 """
 
 from __future__ import annotations
