@@ -1,10 +1,12 @@
 """The monitoring loop through real Dagster runs: what the retraining sensor asks for, and how its runs end.
 
 benchmarks/monitoring.py replays the loop through the functions the assets call; this one runs the assets
-themselves, on one world: a `response_change` tenant and a `level_shift` tenant (both changed on day 0) and an
-untouched one, 20 campaigns each, low noise. Real SQLite warehouse, MLflow store and Dagster instance:
+themselves, on one world: a `response_change`, a `level_shift` and a `conversion_shift` tenant (all changed on
+day 0; only conversion_shift has sessions enough for a conversion model of its own) and an untouched one, 20
+campaigns each, low noise. Real SQLite warehouse, MLflow store and Dagster instance:
 
-1. the tenants' ROAS champions are trained by `train_tenant_models_job` on the days before day -14;
+1. the tenants' ROAS champions (and conversion_shift's conversion champion) are trained by
+   `train_tenant_models_job` on the days before day -14;
 2. each day from day -8: that day's campaign features land in the warehouse, `daily_roas_forecasts` is
    materialised for it, `monitoring_job` runs for it, then `retraining_sensor` is evaluated (build_sensor_context
    on the same instance, cursor carried over) and every run it requests is executed in process as the daemon
@@ -50,9 +52,12 @@ from stratum_pipeline.resources import ModelRegistry, SourceDatabase, Warehouse 
 from stratum_pipeline.storage import warehouse_schema as wh  # noqa: E402
 
 END = date(2026, 6, 30)
-TENANTS = ("response_change", "level_shift", "steady")
-# Small tenants: the scenario test's scaled-down minimums; conversion models are not trained here.
-TRAINING = {"min_campaigns": 15, "min_campaign_days": 30, "min_sessions": 10**9, "holdout_days": 14}
+TENANTS = ("response_change", "level_shift", "conversion_shift", "steady")
+SESSIONS_PER_DAY = {
+    "conversion_shift": 300
+}  # the others: 10 a day, below the session minimum (no conversion model)
+# Small tenants: the scenario test's scaled-down minimums; only conversion_shift has a conversion model of its own.
+TRAINING = {"min_campaigns": 15, "min_campaign_days": 30, "min_sessions": 5000, "holdout_days": 14}
 
 
 def _write(warehouse: Warehouse, frames, first: date, last: date) -> None:
@@ -89,12 +94,13 @@ def main(argv=None) -> int:
     config = DemoConfig(
         end_date=END,
         seed=2,
-        tenants=tuple(TenantSpec(t, t, 20, 130 + args.days, 10) for t in TENANTS),
+        tenants=tuple(TenantSpec(t, t, 20, 130 + args.days, SESSIONS_PER_DAY.get(t, 10)) for t in TENANTS),
         bad_row_rate=0.0,
         anomalies=False,
         changes=(
             Change("response_change", "response_change", start=day0, size=0.45),
             Change("level_shift", "level_shift", start=day0, size=0.6),
+            Change("conversion_shift", "conversion_shift", start=day0, size=0.5),
         ),
     )
     frames = feature_frames(generate(config))
@@ -111,13 +117,16 @@ def main(argv=None) -> int:
             first = min(pd.to_datetime(f["date"]).dt.date.min() for f in frames)
             _write(warehouse, frames, first, day0 - timedelta(days=15))
             for tenant in TENANTS:
-                trained = defs.resolve_job_def("train_tenant_models_job").execute_in_process(
-                    instance=instance,
-                    partition_key=tenant,
-                    asset_selection=[dg.AssetKey("roas_model")],
-                    run_config={**QUIET, "ops": {"roas_model": {"config": TRAINING}}},
-                )
-                print(f"champion {tenant}: {_gate(trained)}")
+                for model in (
+                    ("roas_model", "conversion_model") if tenant in SESSIONS_PER_DAY else ("roas_model",)
+                ):
+                    trained = defs.resolve_job_def("train_tenant_models_job").execute_in_process(
+                        instance=instance,
+                        partition_key=tenant,
+                        asset_selection=[dg.AssetKey(model)],
+                        run_config={**QUIET, "ops": {model: {"config": TRAINING}}},
+                    )
+                    print(f"champion {tenant} {model}: {_gate(trained)}")
             _write(warehouse, frames, day0 - timedelta(days=14), day0 - timedelta(days=9))
             cursor, runs = None, []
             for offset in range(-8, args.days):

@@ -172,8 +172,9 @@ def _alerts(warehouse) -> pd.DataFrame:
 
 @pytest.mark.slow  # 28 monitoring days through the sensor on a real instance (~9 s here)
 def test_the_retraining_sensor_merges_signals_per_tenant_and_skips_unknown_tenants(resources):
-    """acme's accuracy and drift signals, and beta's drift, wait for WAIT_DAYS; then one request per tenant
-    retrains the models named, ROAS on the degradation window; an unregistered tenant is never requested."""
+    """acme's accuracy and drift signals, and beta's drift, wait for WAIT_DAYS (per model); then one request per
+    tenant-model retrains the model named from the change date (`recent_from`), ROAS on the degradation window;
+    an unregistered tenant is never requested."""
     warehouse, cursor = resources["warehouse"], None
     start = date(2026, 6, 1)
     with dg.instance_for_test() as instance:
@@ -188,22 +189,22 @@ def test_the_retraining_sensor_merges_signals_per_tenant_and_skips_unknown_tenan
             )
             result, cursor = _tick(instance, warehouse, cursor)
             for r in result.run_requests:
-                requested[r.partition_key] = (
-                    offset,
-                    sorted(k.to_user_string() for k in r.asset_selection),
-                    r.run_config,
-                )
-        last = WAIT_DAYS["roas_model"] - 1
-        assert requested["acme"][:2] == (last, ["conversion_model", "roas_model"])
-        assert requested["acme"][2]["ops"]["roas_model"]["config"]["training_window_days"] == 35
-        assert requested["beta"] == (last, ["conversion_model"], {})  # conversion keeps its full window
-        assert "ghost" not in requested
+                models = tuple(sorted(k.to_user_string() for k in r.asset_selection))
+                requested[(r.partition_key, models)] = (offset, r.run_config)
+        since = {"recent_from": start.isoformat()}
+        conversion = (WAIT_DAYS["conversion_model"] - 1, {"ops": {"conversion_model": {"config": since}}})
+        assert requested[("acme", ("conversion_model",))] == conversion
+        assert requested[("beta", ("conversion_model",))] == conversion  # the full window, from the change
+        roas = {"ops": {"roas_model": {"config": {"training_window_days": 35, **since}}}}
+        assert requested[("acme", ("roas_model",))] == (WAIT_DAYS["roas_model"] - 1, roas)
+        assert len(requested) == 3 and not any(tenant == "ghost" for tenant, _ in requested)
         assert _tick(instance, warehouse, cursor)[0].run_requests == []  # no new monitoring result
     alerts = _alerts(warehouse)
-    # one alert per change of action: waiting (day 0), retrain requested (the last day), per tenant-model
-    assert sorted(alerts["partition_key"]) == ["acme", "acme", "acme", "acme", "beta", "beta"]
-    assert alerts["summary"].str.contains("waiting: a retrain's window holds 1 of the 28").sum() == 3
-    assert alerts["summary"].str.contains("retrain requested").sum() == 3
+    # one alert per change of action: waiting (day 0), retrain requested, per tenant-model (and what followed)
+    assert set(alerts["partition_key"]) == {"acme", "beta"}
+    assert alerts["summary"].str.contains("waiting: a retrain's window holds 1 of the 28").sum() == 1
+    assert alerts["summary"].str.contains("waiting: a retrain's window holds 1 of the 7").sum() == 2
+    assert alerts["summary"].str.contains(f"retrain requested from {start}").sum() == 3
 
 
 @pytest.mark.slow  # 53 monitoring days through the sensor on a real instance (~11 s here)

@@ -190,7 +190,7 @@ def test_the_sensor_waits_for_post_change_days_and_the_retrain_it_will_request_i
 
     # The run the sensor requests once the wait is over (on the recent weeks) replaces the degraded champion
     # through the gate.
-    request = _retrain_request("shifted", {"roas_model"}, ready.isoformat())
+    request = _retrain_request("shifted", {"roas_model": None}, ready.isoformat())
     assert request.partition_key == "shifted" and request.asset_selection == [dg.AssetKey("roas_model")]
     name = model_name("roas", "shifted")
     retrained = _train(

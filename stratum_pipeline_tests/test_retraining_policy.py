@@ -133,8 +133,25 @@ def test_a_flickering_signal_keeps_its_change_date_so_the_wait_is_not_restarted(
         loop.day < WAIT_DAYS["roas_model"] - 2
     ):  # back within CHANGE_MEMORY_DAYS: a new episode, same change date
         assert loop.next({ROAS: {"drift"}})[ROAS].action == "waiting"
-    assert loop.next({ROAS: {"drift"}})[ROAS].action == "retrain"
+    request = loop.next({ROAS: {"drift"}})[ROAS]
+    assert request.action == "retrain" and request.recent_from == DAY0.isoformat()  # learn from the first day
+    assert f"retrain requested from {DAY0}" in request.text
     assert loop.requests() == [WAIT_DAYS["roas_model"] - 1]
+
+
+def test_a_conversion_episode_asks_after_its_own_shorter_wait_from_its_change_date():
+    """The conversion retrain shifts its log-odds on the post-change sessions: a week is enough for it, while
+    the ROAS model of the same tenant still waits; only a request carries a change date."""
+    conversion = "acme/conversion_model"
+    loop = Loop()
+    for day in range(WAIT_DAYS["conversion_model"] - 1):
+        decisions = loop.next({conversion: {"drift"}, ROAS: {"accuracy"}})
+        assert {d.action for d in decisions.values()} == {"waiting"}
+        assert all(d.recent_from is None for d in decisions.values())
+    decisions = loop.next({conversion: {"drift"}, ROAS: {"accuracy"}})
+    assert decisions[conversion].action == "retrain" and decisions[conversion].recent_from == DAY0.isoformat()
+    assert decisions[ROAS].action == "waiting" and WAIT_DAYS["roas_model"] > WAIT_DAYS["conversion_model"]
+    assert loop.requests(conversion) == [WAIT_DAYS["conversion_model"] - 1] and loop.requests() == []
 
 
 def test_a_request_without_an_outcome_times_out_as_failed():

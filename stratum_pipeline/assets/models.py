@@ -27,6 +27,9 @@ class TrainingConfig(dg.Config):
     min_sessions: int = 10_000
     holdout_days: int = 14
     training_window_days: int = 180
+    # The day a change began (ISO date; "" = none), set by the retraining sensor's requests: the retrain weights the
+    # rows from that day on and is judged on the later half of them (modelops.training `recent_from`).
+    recent_from: str = ""
     # The default ROAS model trains on at most this many tenants: above it, a sample stratified by the tenants'
     # campaign-days (ml.sampling; 0 = every tenant). Its training time then stops growing with the tenants.
     default_sample_tenants: int = 30
@@ -146,6 +149,7 @@ def train_and_gate(
         run_tags(context, tenant, model_type, partition),
         config.minimum(),
         config.holdout_days,
+        recent_from=config.recent_from or None,
         **extra,
     )
     if outcome.decision is not None and not outcome.decision.promote:

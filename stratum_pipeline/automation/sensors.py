@@ -177,12 +177,12 @@ def retraining_sensor(context: dg.SensorEvaluationContext, warehouse: Warehouse)
         episodes, decisions = step(
             episodes, day, signals["named"], signals["returning"], _outcomes(context, episodes)
         )
-        wanted: dict[str, set[str]] = {}
+        wanted: dict[str, dict[str, str | None]] = {}
         for decision in decisions:
             if decision.changed:
                 alerts.append(decision)
             if decision.action == RETRAIN:
-                wanted.setdefault(decision.tenant, set()).add(decision.model)
+                wanted.setdefault(decision.tenant, {})[decision.model] = decision.recent_from
         for tenant, models in sorted(wanted.items()):
             request = _retrain_request(tenant, models, day)
             for model in models:
@@ -204,7 +204,8 @@ def retraining_sensor(context: dg.SensorEvaluationContext, warehouse: Warehouse)
     )
 
 
-def _retrain_request(tenant: str, models: set[str], day: str) -> dg.RunRequest:
+def _retrain_request(tenant: str, models: dict[str, str | None], day: str) -> dg.RunRequest:
+    """One run retraining `models` ({model asset: the change date it should learn from}) of `tenant`."""
     key = f"retrain-{tenant}-{'-'.join(sorted(models))}-{day}"
     tags = {"stratum/trigger": f"monitoring {day}"}
     if tenant == DEFAULT_MODEL_OWNER:
@@ -214,12 +215,18 @@ def _retrain_request(tenant: str, models: set[str], day: str) -> dg.RunRequest:
             run_key=key,
             tags=tags,
         )
-    config = {"ops": {"roas_model": {"config": {"training_window_days": DEGRADATION_RETRAIN_WINDOW_DAYS}}}}
+    ops = {}
+    for model, since in sorted(models.items()):
+        config = {"training_window_days": DEGRADATION_RETRAIN_WINDOW_DAYS} if model == "roas_model" else {}
+        if since:
+            config["recent_from"] = since
+        if config:
+            ops[model] = {"config": config}
     return dg.RunRequest(
         job_name=train_tenant_models_job.name,
         partition_key=tenant,
         asset_selection=[dg.AssetKey(m) for m in sorted(models)],
-        run_config=config if "roas_model" in models else None,
+        run_config={"ops": ops} if ops else None,
         run_key=key,
         tags=tags,
     )

@@ -21,6 +21,7 @@ import pandas as pd
 
 from stratum_pipeline.ml.features import CONVERSION_CATEGORICAL, CONVERSION_FEATURES, CONVERSION_NUMERIC
 from stratum_pipeline.ml.inputs import number, numeric_column, require_mapping
+from stratum_pipeline.ml.recency import apply_shift, check_weights, logit_shift
 
 TARGET_PRECISION = 0.8  # the seed's target: will_convert is set at the highest recall with this precision...
 PRECISION_MARGIN = 0.03  # ...plus this margin on the out-of-fold rows, so that new sessions still reach it
@@ -124,8 +125,10 @@ class ConversionPredictor:
 
     # --- fit ----------------------------------------------------------------------------
 
-    def fit(self, X: pd.DataFrame, y) -> "ConversionPredictor":
-        """Fit on session signals and whether each session converted (rows in time order if X has started_at)."""
+    def fit(self, X: pd.DataFrame, y, sample_weight=None) -> "ConversionPredictor":
+        """Fit on session signals and whether each session converted (rows in time order if X has started_at).
+        `sample_weight` (optional, one per row) weights the rows in the boosters and the isotonic calibration,
+        e.g. to favour the sessions after a known change (`ml.recency.recent_weights`)."""
         import xgboost
         from sklearn.isotonic import IsotonicRegression
 
@@ -133,6 +136,8 @@ class ConversionPredictor:
         y = np.asarray(y, dtype=float)
         if len(y) != len(X):
             raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
+        weight = check_weights(sample_weight, len(y))
+        self.logit_shift_ = 0.0  # set by `recalibrated` only
         if np.isnan(y).any():
             raise ValueError("y has missing labels")
         if len(np.unique(y)) < 2:
@@ -149,14 +154,20 @@ class ConversionPredictor:
             rest = np.setdiff1d(order, fold, assume_unique=True)
             if len(np.unique(y[rest])) < 2:
                 continue
-            booster = xgboost.XGBClassifier(**self.params).fit(design[rest], y[rest]).get_booster()
+            booster = (
+                xgboost.XGBClassifier(**self.params)
+                .fit(design[rest], y[rest], sample_weight=None if weight is None else weight[rest])
+                .get_booster()
+            )
             out_of_fold[fold] = np.asarray(booster.inplace_predict(design[fold])).reshape(-1)
         scored = np.isfinite(out_of_fold)
         if len(np.unique(y[scored])) < 2:
             raise ValueError("y needs converted and non-converted sessions spread over time to calibrate")
-        self.booster_ = xgboost.XGBClassifier(**self.params).fit(design, y).get_booster()
+        self.booster_ = (
+            xgboost.XGBClassifier(**self.params).fit(design, y, sample_weight=weight).get_booster()
+        )
         calibrator = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(
-            out_of_fold[scored], y[scored]
+            out_of_fold[scored], y[scored], sample_weight=None if weight is None else weight[scored]
         )
         self.calibration_x_, self.calibration_y_ = calibrator.X_thresholds_, calibrator.y_thresholds_
         self.threshold_ = operating_threshold(
@@ -165,12 +176,29 @@ class ConversionPredictor:
         self.format_ = self.FORMAT
         return self
 
+    def recalibrated(self, X: pd.DataFrame, y) -> "ConversionPredictor":
+        """A copy whose probabilities are shifted in log-odds to fit the labelled sessions (X, y), the recent ones
+        after a change (`ml.recency.logit_shift`; the booster, its ranking and AUC are unchanged). The operating
+        threshold is chosen again on these sessions (1.0, flag nothing, when they cannot reach the precision)."""
+        import copy
+
+        self._check_fitted()
+        y = np.asarray(y, dtype=float)
+        base = self.predict_proba(X)
+        shift = logit_shift(base, y)
+        fresh = copy.deepcopy(self)
+        fresh.logit_shift_ = getattr(self, "logit_shift_", 0.0) + shift
+        fresh.threshold_ = operating_threshold(
+            apply_shift(base, shift), y, precision=TARGET_PRECISION + PRECISION_MARGIN
+        )
+        return fresh
+
     def _raw(self, design: np.ndarray) -> np.ndarray:
         return np.asarray(self.booster_.inplace_predict(design)).reshape(-1)
 
     def _calibrate(self, raw: np.ndarray) -> np.ndarray:
         mapped = np.interp(raw, self.calibration_x_, self.calibration_y_) + TIE_BREAK * (raw - 0.5)
-        return np.clip(mapped, 0.0, 1.0)
+        return apply_shift(np.clip(mapped, 0.0, 1.0), getattr(self, "logit_shift_", 0.0))
 
     # --- predict ------------------------------------------------------------------------
 

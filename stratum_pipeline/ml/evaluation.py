@@ -73,7 +73,8 @@ def point_metrics(actual, predicted) -> dict[str, float]:
 
 
 def conversion_metrics(actual, probability, threshold: float) -> dict[str, float]:
-    """AUC, Brier score, log loss, and precision / recall at the operating threshold."""
+    """AUC, Brier score, log loss, the mean probability beside the base rate, and precision / recall at the
+    operating threshold."""
     from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
     y = np.asarray(actual, dtype=bool)
@@ -88,5 +89,6 @@ def conversion_metrics(actual, probability, threshold: float) -> dict[str, float
         "recall": float(chosen[y].mean()) if y.any() else float("nan"),
         "threshold": float(threshold),
         "base_rate": float(y.mean()),
+        "mean_probability": float(p.mean()),  # against base_rate: the calibration in the large
         "rows": int(len(y)),
     }

@@ -35,6 +35,7 @@ from scipy.special import ndtr
 
 from stratum_pipeline.ml.features import ROAS_CONTEXT, ROAS_FEATURES
 from stratum_pipeline.ml.inputs import InputError, number, numeric_column, require_frame, require_mapping
+from stratum_pipeline.ml.recency import check_weights
 from stratum_pipeline.ml.response_curves import DRAWS_PREFIX, SHAPE_GRID, decode_draws, season_factor
 from stratum_pipeline.ml.seed_names import roas_input
 
@@ -156,15 +157,18 @@ class ROASPredictor:
 
     # --- fit ----------------------------------------------------------------------------
 
-    def fit(self, features: pd.DataFrame, target) -> "ROASPredictor":
+    def fit(self, features: pd.DataFrame, target, sample_weight=None) -> "ROASPredictor":
         """Fit on campaign-day features and the realised next-day ROAS (same length).
 
         The most recent `calibration_share` of days chooses the trees' complexity (see the module's
         docstring) and calibrates the interval; the final models are then refitted on everything.
+        `sample_weight` (one non-negative number per row, optional) weights the rows in every fit and in the
+        complexity choice's recent MAE, e.g. to favour the days after a known change (`recent_weights`).
         """
         y = np.asarray(target, dtype=float)
         if len(y) != len(features):
             raise ValueError(f"features have {len(features)} rows but target has {len(y)}")
+        weight = check_weights(sample_weight, len(y))
         keep = np.isfinite(y)
         if keep.sum() < 50:
             raise ValueError(f"need at least 50 rows with a finite target to fit, got {int(keep.sum())}")
@@ -174,6 +178,7 @@ class ROASPredictor:
             )
         features = features.loc[keep].reset_index(drop=True)
         y = y[keep]
+        weight = None if weight is None else weight[keep]
         typical = np.nanmedian(pd.to_numeric(features["roas_30d"], errors="coerce").to_numpy(dtype=float))
         self.fallback_base_ = float(typical) if np.isfinite(typical) and typical > 0 else 1.0
         X, base = self._design(features)
@@ -187,18 +192,24 @@ class ROASPredictor:
         n_cal = max(20, int(len(y) * self.calibration_share))
         train, cal = order[:-n_cal], order[-n_cal:]
         if self.select_complexity:
-            self._choose_complexity(X, y_rel * base, base, train, cal)
-        _, band = self._fit_models(X[train], y_rel[train])
+            self._choose_complexity(X, y_rel * base, base, train, cal, weight)
+        _, band = self._fit_models(X[train], y_rel[train], None if weight is None else weight[train])
         lo, hi = self._raw_band(band, X[cal])
         conformity = np.maximum(lo - y_rel[cal], y_rel[cal] - hi)
         level = min(1.0, self.coverage * (1 + 1 / len(cal)))
         self.interval_adjustment_ = float(np.quantile(conformity, level))
-        self.point_, self.band_ = self._fit_models(X, y_rel)
+        self.point_, self.band_ = self._fit_models(X, y_rel, weight)
         self.format_ = self.FORMAT
         return self
 
     def _choose_complexity(
-        self, X: np.ndarray, y: np.ndarray, base: np.ndarray, train: np.ndarray, cal: np.ndarray
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        base: np.ndarray,
+        train: np.ndarray,
+        cal: np.ndarray,
+        weight: np.ndarray | None = None,
     ) -> None:
         """Keep the default trees, or take FLEXIBLE_TREES if they forecast the held-out recent days clearly better (MAE)."""
         xgb = _xgb()
@@ -209,11 +220,14 @@ class ROASPredictor:
                 xgb.XGBRegressor(
                     objective="reg:tweedie", tweedie_variance_power=self.tweedie_variance_power, **params
                 )
-                .fit(X[train], y[train] / base[train])
+                .fit(
+                    X[train], y[train] / base[train], sample_weight=None if weight is None else weight[train]
+                )
                 .get_booster()
             )
             forecast = base[cal] * np.asarray(point.inplace_predict(X[cal])).reshape(-1)
-            scores[name] = float(np.abs(forecast - y[cal]).mean())
+            errors = np.abs(forecast - y[cal])
+            scores[name] = float(errors.mean() if weight is None else np.average(errors, weights=weight[cal]))
         # on noisy accounts the two scores differ by chance: the flexible trees must win clearly
         chosen = (
             "flexible"
@@ -224,19 +238,19 @@ class ROASPredictor:
             self.params = {**self.params, **FLEXIBLE_TREES}
         self.complexity_ = {"chosen": chosen, **{f"recent_mae_{k}": round(v, 4) for k, v in scores.items()}}
 
-    def _fit_models(self, X: np.ndarray, y_rel: np.ndarray):
+    def _fit_models(self, X: np.ndarray, y_rel: np.ndarray, weight: np.ndarray | None = None):
         xgb = _xgb()
         point = (
             xgb.XGBRegressor(
                 objective="reg:tweedie", tweedie_variance_power=self.tweedie_variance_power, **self.params
             )
-            .fit(X, y_rel)
+            .fit(X, y_rel, sample_weight=weight)
             .get_booster()
         )
         alpha = np.array([(1 - self.coverage) / 2, 1 - (1 - self.coverage) / 2])
         band = (
             xgb.XGBRegressor(objective="reg:quantileerror", quantile_alpha=alpha, **self.params)
-            .fit(X, y_rel)
+            .fit(X, y_rel, sample_weight=weight)
             .get_booster()
         )
         return point, band

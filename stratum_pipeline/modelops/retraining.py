@@ -24,7 +24,8 @@ Within an episode, each day the model is named, the first rule that applies deci
    picture through the scheduled retraining (monthly, or weekly for tenants switched to it), which trains on it
    whatever the episode says, or through a new episode once this one has ended (the signal gone for
    EPISODE_QUIET_RESULTS days). So an episode makes at most one request.
-6. Otherwise: **request one retrain**.
+6. Otherwise: **request one retrain**, from the change date: the retrain favours the days since (sample
+   weights) and is judged on them (`Decision.recent_from`, modelops.training's `recent_from`).
 
 The change is dated to the episode's first day. If a signal flickers (an episode ends and another opens within
 CHANGE_MEMORY_DAYS of its end), the new episode continues the earlier one's change date and outcome: the wait
@@ -44,13 +45,16 @@ from datetime import date, timedelta
 # goes around its threshold (a noisy week) is one episode, not a retrain per return.
 EPISODE_QUIET_RESULTS = 3
 
-# Days from the episode's first day before a retrain is requested, per model asset. The ROAS retrain trains on a
-# 35-day window whose last 14 days are the holdout: after 28 days since the change, 14 of its 21 training days
-# (two thirds) are from the new regime. The conversion retrain keeps its full window (the session minimum); 28
-# days give its 14-day holdout and two weeks of training sessions from after the change. Measured in
-# benchmarks/monitoring.py (--wait); see README "Monitoring and retraining". The default model (trained on every
-# tenant) learns nothing from waiting for one tenant: it is retrained at once.
-WAIT_DAYS = {"roas_model": 28, "conversion_model": 28}
+# Days from the episode's first day before a retrain is requested, per model asset. Every request says from which
+# day it should learn (`Decision.recent_from`, the episode's change date): the retrain weights the rows from that
+# day on (ml.recency) and judges on the later half of the post-change days (modelops.training). The ROAS retrain
+# trains on a 35-day window: after 28 days since the change, 14 of its 21 training days are from the new regime
+# (an oracle bound in benchmarks/monitoring.py: no earlier ROAS retrain recovers a response change faster in the
+# realistic regime). The conversion retrain shifts its log-odds on the post-change sessions (a conversion shift
+# moves the calibration, not the ranking): 7 days give it 4 days of sessions to fit and 3 to be judged on.
+# Measured in benchmarks/monitoring.py (--wait); see README "Monitoring and retraining". The default model
+# (trained on every tenant) learns nothing from waiting for one tenant: it is retrained at once.
+WAIT_DAYS = {"roas_model": 28, "conversion_model": 7}
 DEFAULT_WAIT_DAYS = 0
 # An episode that opens within this many days of the end of the previous one (same tenant-model) keeps the
 # previous one's change date and outcome: a calibration gap hovering around its threshold must not restart the
@@ -81,6 +85,7 @@ class Decision:
     action: str  # one of RETRAIN, COOLDOWN, PROMOTED, SELF_CORRECTING, WAITING, AFTER_REFUSAL
     text: str  # the alert's one line
     changed: bool  # the action differs from the episode's previous decision
+    recent_from: str | None = None  # RETRAIN: the change date the retrain should learn from (ISO)
 
     @property
     def tenant(self) -> str:
@@ -170,7 +175,8 @@ def step(
         changed = action != episode.get("action")
         episode["action"] = action
         new_state[key] = episode
-        decisions.append(Decision(key, action, text, changed))
+        since = episode.get("changed", episode["opened"]) if action == RETRAIN else None
+        decisions.append(Decision(key, action, text, changed, since))
     return new_state, decisions
 
 
@@ -206,4 +212,6 @@ def _decide(
             f"{key}: the episode's retrain was {outcome} ({episode['outcome_day']}); no new request in this "
             "episode (the scheduled retraining trains on newer data; a new episode may ask again)"
         )
-    return RETRAIN, f"{key}: retrain requested: degraded since {opened} ({named_by}), {days} post-change days"
+    return RETRAIN, (
+        f"{key}: retrain requested from {opened}: degraded since then ({named_by}), {days} post-change days"
+    )
