@@ -254,32 +254,31 @@ def _sqlite_parts(conn: sa.Connection, statement) -> tuple[list[pd.DataFrame], l
 def _sqlite_column(raw: pd.Series, kind, dialect) -> pd.Series:
     """One column of stored SQLite values as SQLAlchemy's result processor would give it in a frame: DATETIME
     text -> datetime64, DATE text -> datetime.date objects, 0/1 -> booleans, NULL -> NaT/None as the frame of
-    processed values has it. Done per column; anything unexpected (unparsable text, another storage format, a
-    boolean that is not 0/1) goes value by value through the processor, so its error is SQLAlchemy's own."""
+    processed values has it. Done per column with the strict storage formats (text SQLAlchemy's ISO parser reads
+    the same way); anything else (another format, a number, a boolean that is not 0/1) goes value by value
+    through the processor, so its error is SQLAlchemy's own."""
     missing = raw.isna().to_numpy()
     if missing.all():
         return raw  # all NULL: the processors give None, the frame an object column of None
+    text = raw.dtype.kind == "O" and pd.api.types.infer_dtype(raw, skipna=True) == "string"
     try:
-        if isinstance(kind, sa.DateTime) and raw.dtype.kind == "O":
-            text = raw.to_numpy()
-            if all(isinstance(v, str) and len(v) in (19, 26) for v in text[~missing]):
-                return pd.Series(
-                    pd.to_datetime(raw, format="ISO8601").to_numpy(), index=raw.index, name=raw.name
-                )
-        elif isinstance(kind, sa.Date) and raw.dtype.kind == "O":
-            text = raw.to_numpy()
-            if all(isinstance(v, str) and len(v) == 10 for v in text[~missing]):
-                days = pd.to_datetime(raw, format="%Y-%m-%d").dt.date.to_numpy()
-                days[missing] = None
-                return pd.Series(days, index=raw.index, name=raw.name, dtype=object)
-        elif isinstance(kind, sa.Boolean) and raw.dtype.kind in "if":
-            known = raw.to_numpy()[~missing]
-            if np.isin(known, (0, 1)).all():
-                if not missing.any():
-                    return raw.astype(bool)
-                flags = np.where(raw.to_numpy() == 1, True, False).astype(object)
-                flags[missing] = None
-                return pd.Series(flags, index=raw.index, name=raw.name, dtype=object)
+        if isinstance(kind, sa.DateTime) and text:
+            parsed = pd.to_datetime(raw, format="%Y-%m-%d %H:%M:%S.%f")
+            return pd.Series(parsed.to_numpy(), index=raw.index, name=raw.name)
+        if isinstance(kind, sa.Date) and text:
+            days = pd.to_datetime(raw, format="%Y-%m-%d").dt.date.to_numpy()
+            days[missing] = None
+            return pd.Series(days, index=raw.index, name=raw.name, dtype=object)
+        if (
+            isinstance(kind, sa.Boolean)
+            and raw.dtype.kind in "if"
+            and np.isin(raw.to_numpy()[~missing], (0, 1)).all()
+        ):
+            if not missing.any():
+                return raw.astype(bool)
+            flags = (raw.to_numpy() == 1).astype(object)
+            flags[missing] = None
+            return pd.Series(flags, index=raw.index, name=raw.name, dtype=object)
     except (ValueError, TypeError):
         pass
     processor = kind.result_processor(dialect, None)
