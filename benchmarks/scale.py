@@ -562,6 +562,31 @@ def _median(values: list[float]) -> float:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
+def print_steps(runs: dict, labels: list[str]) -> None:
+    """The daily run split by step (asset or check): CPU and wall seconds, medians over the rounds, per code;
+    the steps of the last code (this one) by its CPU, largest first."""
+    steps = {label: [r.get("steps") or {} for r in runs[label]["daily"]] for label in labels}
+    last = steps[labels[-1]]
+    if not any(last):
+        return
+    names = sorted(
+        {n for report in last for n in report}, key=lambda n: -_median([r.get(n, [0, 0])[0] for r in last])
+    )
+    print(
+        f"{'daily run by step, CPU s / wall s (median)':<52} " + " ".join(f"{label:>26}" for label in labels)
+    )
+    for name in names:
+        cells = []
+        for label in labels:
+            values = [r[name] for r in steps[label] if name in r]
+            cells.append(
+                f"{_median([v[0] for v in values]):.2f} / {_median([v[1] for v in values]):.2f}"
+                if values
+                else "-"
+            )
+        print(f"  {name[:50]:<50} " + " ".join(f"{c:>26}" for c in cells))
+
+
 def print_comparison(spec: dict, runs: dict) -> None:
     """The daily-run and backfill rows of issue #16's target table, before (each ref) and after (this code)."""
     first, last = _month(spec)
@@ -590,6 +615,7 @@ def print_comparison(spec: dict, runs: dict) -> None:
             for label in labels[:-1]
         )
         print(f"{name:<52} " + " ".join(f"{c:>26}" for c in cells) + f"   {ratios}")
+    print_steps(runs, labels)
     for label in labels:
         details = {r["detail"] for kind in ("month", "daily") for r in runs[label][kind]}
         print(f"  {label}: {'; '.join(sorted(details))[:300]}")
@@ -687,6 +713,7 @@ def _dagster_daily_jobs(spec: dict, jobs: tuple[str, ...], first: date, last: da
 
     defs, instance = _dagster(spec)
     before = instance.get_runs_count()
+    steps = _step_clock(instance)
     results = [
         execute_daily_range(defs, start.isoformat(), end.isoformat(), instance=instance, job_name=job)
         for job in jobs
@@ -699,8 +726,34 @@ def _dagster_daily_jobs(spec: dict, jobs: tuple[str, ...], first: date, last: da
         "runs": runs,
         "success": ok,
         "events": events,
+        "steps": steps,
         "detail": f"{'succeeded' if ok else 'FAILED'}; {runs} run(s), {events:,} events; {_checks(results)}",
     }
+
+
+def _step_clock(instance) -> dict[str, list[float]]:
+    """Per step (asset or check): [CPU s, wall s] between its STEP_START and its STEP_SUCCESS or STEP_FAILURE
+    event, summed over the runs, filled in as the instance stores the events. The in-process executor runs the
+    steps one after another in this process, so a step's CPU is this process's (and its reaped children's, e.g.
+    forked fits) over that span, its events included."""
+    started: dict[tuple, tuple[float, float]] = {}
+    steps: dict[str, list[float]] = {}
+    store = instance.handle_new_event
+
+    def handle(event, *args, **kwargs):
+        store(event, *args, **kwargs)
+        kind = event.dagster_event.event_type_value if event.dagster_event else None
+        key = (event.run_id, event.step_key)
+        if kind == "STEP_START":
+            started[key] = (_cpu_seconds(), time.perf_counter())
+        elif kind in ("STEP_SUCCESS", "STEP_FAILURE") and key in started:
+            cpu, wall = started.pop(key)
+            total = steps.setdefault(event.step_key, [0.0, 0.0])
+            total[0] += _cpu_seconds() - cpu
+            total[1] += time.perf_counter() - wall
+
+    instance.handle_new_event = handle
+    return steps
 
 
 def stage_backfill_dagster(spec: dict) -> dict:

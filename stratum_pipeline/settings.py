@@ -53,6 +53,7 @@ class Env:
     VERTEX_AI_API_ENDPOINT = "VERTEX_AI_API_ENDPOINT"
     VERTEX_AI_TIMEOUT_SECONDS = "VERTEX_AI_TIMEOUT_SECONDS"
     PARTITIONS_START = "STRATUM_PARTITIONS_START"
+    FIT_WORKERS = "STRATUM_FIT_WORKERS"
 
 
 # What each variable means (`stratum env` and the README's configuration table say the same).
@@ -78,6 +79,7 @@ VARIABLES = {
     Env.VERTEX_AI_API_ENDPOINT: "another Vertex AI API host (a stand-in server in tests)",
     Env.VERTEX_AI_TIMEOUT_SECONDS: "the Vertex AI request timeout (default 10)",
     Env.PARTITIONS_START: "the first day of the daily partitions, YYYY-MM-DD (default 2024-01-01; the demo sets its own)",
+    Env.FIT_WORKERS: "processes a daily response-curve run fits tenants in (default: 2, or 1 on one core)",
 }
 
 
@@ -106,6 +108,21 @@ def partitions_start(env: Mapping[str, str] | None = None) -> str:
     if len(value) != 10 or day.year < 2000:
         raise SettingsError(f"{Env.PARTITIONS_START}={value[:40]!r}: use a YYYY-MM-DD day from 2000 on")
     return day.isoformat()
+
+
+def fit_workers(env: Mapping[str, str] | None = None) -> int:
+    """How many processes `campaign_response_curves` spreads its tenants' fits over (STRATUM_FIT_WORKERS, a
+    whole number from 1; default 2, or 1 on a single core). The fits are seeded per tenant and day: the same
+    rows for any value."""
+    env = os.environ if env is None else env
+    value = (env.get(Env.FIT_WORKERS) or "").strip()
+    if not value:
+        return min(2, os.cpu_count() or 1)
+    if not value.isdigit() or int(value) < 1:
+        raise SettingsError(
+            f"{Env.FIT_WORKERS}={value[:40]!r}: use a whole number of processes from 1, e.g. 2"
+        )
+    return int(value)
 
 
 # Query parameters whose value is a secret (psycopg's password/sslpassword, tokens, API keys, ...).

@@ -100,3 +100,55 @@ def test_text_equal_to_the_null_marker_is_kept_on_postgresql(pg_databases):
     with engine_for(url).begin() as conn:
         insert_frame(conn, awkward, frame)
     assert [row[1] for row in stored(url)] == ["a", NULL_MARKER, None, "b", "c"]
+
+
+def _read_through_sqlalchemy(monkeypatch, conn, statement) -> pd.DataFrame:
+    with monkeypatch.context() as patched:
+        patched.setattr(sqlio, "_sqlite_parts", lambda *_: None)
+        return sqlio.read_frame(conn, statement)
+
+
+def test_sqlite_reads_through_the_cursor_give_sqlalchemys_frame(tmp_path, monkeypatch):
+    """read_frame on SQLite reads the driver's cursor and converts dates, times and booleans per column: the same
+    frame, dtypes and value types as SQLAlchemy's processed rows, NULLs and an all-NULL column included, in chunks
+    (one chunk all NULL in a column) and with a bound date parameter."""
+    engine = engine_for(f"sqlite:///{tmp_path / 'reads.db'}")
+    metadata.create_all(engine)
+    frame = pd.concat([awkward_frame()] * 3, ignore_index=True).assign(n=range(15))
+    frame.loc[10:, "at"] = pd.NaT
+    frame["count"] = None
+    with engine.begin() as conn:
+        insert_frame(conn, awkward, frame)
+    monkeypatch.setattr(sqlio, "READ_CHUNK_ROWS", 4)
+    statements = [
+        sa.select(awkward),
+        sa.select(awkward.c.n, awkward.c.day, awkward.c.flag).where(awkward.c.py_day >= date(2026, 1, 1)),
+    ]
+    with engine.connect() as conn:
+        for statement in statements:
+            assert sqlio._sqlite_parts(conn, statement) is not None  # the cursor path is the one taken
+            ours, theirs = (
+                sqlio.read_frame(conn, statement),
+                _read_through_sqlalchemy(monkeypatch, conn, statement),
+            )
+            pd.testing.assert_frame_equal(ours, theirs, check_exact=True)
+            for column in ours.columns:
+                assert [type(v) for v in ours[column]] == [type(v) for v in theirs[column]], column
+    assert len(ours) == 9 and ours["day"].dtype == object and set(ours["flag"]) == {True}
+
+
+def test_sqlite_text_sqlalchemy_cannot_parse_fails_as_sqlalchemy_does(tmp_path, monkeypatch):
+    """A DATETIME cell holding other text (a SQLite file stores anything): the cursor path gives it to
+    SQLAlchemy's own processor, so the error is the one a SQLAlchemy read raises."""
+    engine = engine_for(f"sqlite:///{tmp_path / 'bad.db'}")
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO awkward (n, at) VALUES (1, '2026-01-01 10:00:00.000000'), (2, 'soon')"
+        )
+    with engine.connect() as conn:
+        with pytest.raises(ValueError) as ours:
+            sqlio.read_frame(conn, sa.select(awkward.c.at))
+        with pytest.raises(ValueError) as theirs:
+            _read_through_sqlalchemy(monkeypatch, conn, sa.select(awkward.c.at))
+    assert str(ours.value) == str(theirs.value)

@@ -115,3 +115,51 @@ def test_scale_benchmark_reports_every_stage_and_the_run_counts(tmp_path):
         r"\| per-tenant training overhead beyond fit \+ MLflow, CPU \| [\d.]+ s \| [\d.]+ s \| <= 1 s \|",
         report,
     )
+
+
+def _scale_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("scale_benchmark", ROOT / "benchmarks" / "scale.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["scale_benchmark"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_step_clock_times_each_step_between_its_start_and_success_events():
+    """The daily run's per-step split: CPU and wall between a step's STEP_START and STEP_SUCCESS events (summed
+    over runs), nothing for a step that never succeeded or failed."""
+    from types import SimpleNamespace
+
+    scale = _scale_module()
+    stored = []
+    instance = SimpleNamespace(handle_new_event=lambda event, *a, **k: stored.append(event))
+    steps = scale._step_clock(instance)
+
+    def event(run, step, kind):
+        return SimpleNamespace(
+            run_id=run, step_key=step, dagster_event=SimpleNamespace(event_type_value=kind)
+        )
+
+    for run in ("r1", "r2"):
+        instance.handle_new_event(event(run, "curves", "STEP_START"))
+        sum(i * i for i in range(200_000))  # some CPU inside the step
+        instance.handle_new_event(event(run, "curves", "STEP_SUCCESS"))
+    instance.handle_new_event(event("r1", "hung", "STEP_START"))
+    assert len(stored) == 5  # every event still reaches the instance
+    assert set(steps) == {"curves"} and steps["curves"][0] > 0 and steps["curves"][1] > 0
+
+
+def test_print_steps_lists_every_step_of_each_code_by_this_codes_cpu(capsys):
+    scale = _scale_module()
+    runs = {
+        "main": {"daily": [{"steps": {"curves": [30.0, 50.0], "features": [2.0, 3.0]}}]},
+        "this code": {
+            "daily": [{"steps": {"curves": [25.0, 30.0], "features": [3.0, 4.0], "new": [1.0, 1.0]}}]
+        },
+    }
+    scale.print_steps(runs, ["main", "this code"])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines[1:]] == ["curves", "features", "new"]
+    assert "30.00 / 50.00" in lines[1] and "25.00 / 30.00" in lines[1] and lines[3].split()[1] == "-"

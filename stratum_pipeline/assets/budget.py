@@ -22,6 +22,7 @@ from stratum_pipeline.ml.response_curves import CURVE_INPUTS, WINDOW_DAYS, fit_t
 from stratum_pipeline.ml.simulator import horizon_forecast
 from stratum_pipeline.partitions import daily_backfill_policy, daily_partitions
 from stratum_pipeline.resources import Warehouse
+from stratum_pipeline.settings import fit_workers
 from stratum_pipeline.storage import warehouse_schema as wh
 
 CURVE_ASSET = dict(
@@ -76,7 +77,7 @@ def campaign_response_curves(context: dg.AssetExecutionContext, warehouse: Wareh
             parts.append(pd.concat([curves.rename(columns={"as_of": "date"}), forecast], axis=1))
         return pd.concat(parts, ignore_index=True) if parts else None
 
-    parts, failed = each_tenant(context, warehouse, daily, fit)
+    parts, failed = each_tenant(context, warehouse, daily, fit, workers=fit_workers())
     frame = (
         pd.concat(parts, ignore_index=True)
         if parts

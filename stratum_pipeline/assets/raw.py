@@ -19,6 +19,7 @@ from stratum_pipeline.partitions import daily_backfill_policy, daily_partitions
 from stratum_pipeline.resources import SourceDatabase, Warehouse
 from stratum_pipeline.storage.database import is_transient
 from stratum_pipeline.storage.extracts import EXTRACTS, Extract
+from stratum_pipeline.storage.sqlio import as_datetimes
 from stratum_pipeline.storage.validation import validate_rows
 
 # A source outage (restart, failover, dropped connections) is usually over in a minute: retry the
@@ -60,7 +61,7 @@ def build_raw_extract(
         frame = source.read(extract.query(naive_utc(first), naive_utc(last) + pd.Timedelta(days=1)))
         result = validate_rows(frame, extract.rules)
         clean = result.clean.assign(
-            date=pd.to_datetime(result.clean[extract.rules.partition_column]).dt.normalize()
+            date=as_datetimes(result.clean[extract.rules.partition_column]).dt.normalize()
         )
         rows, quarantined = warehouse.replace_partitions_together(
             [

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from stratum_pipeline.ml import fatigue
-from stratum_pipeline.ml.inputs import InputError, date_column, numeric_column, require_frame
+from stratum_pipeline.ml.inputs import InputError, by_distinct, date_column, numeric_column, require_frame
 
 ROAS_FEATURES = [
     "roas_7d",
@@ -303,7 +303,7 @@ def session_features(sessions: pd.DataFrame) -> pd.DataFrame:
     out["session_duration"] = out["session_duration"].clip(upper=MAX_SESSION_SECONDS)
     for column in CONVERSION_CATEGORICAL:
         values = (
-            sessions[column].astype("string").str.strip().str.lower()
+            by_distinct(sessions[column], lambda v: v.astype("string").str.strip().str.lower())
             if column in sessions
             else pd.Series(pd.NA, index=sessions.index, dtype="string")
         )
@@ -316,9 +316,8 @@ def session_features(sessions: pd.DataFrame) -> pd.DataFrame:
 
 def _outcome(values: pd.Series) -> np.ndarray:
     """converted as booleans: True/False, 1/0 or their text; anything else (or missing) is an InputError."""
-    text = values.astype("string").str.strip().str.lower()
     known = {"true": True, "1": True, "1.0": True, "false": False, "0": False, "0.0": False}
-    mapped = text.map(known)
+    mapped = by_distinct(values, lambda v: v.astype("string").str.strip().str.lower().map(known))
     if mapped.isna().any():
         raise InputError(
             f"converted must be true/false (or 1/0) in every row, got {values[mapped.isna()].iloc[0]!r:.40}"

@@ -129,3 +129,24 @@ def date_column(values: pd.Series, field: str) -> pd.Series:
             f"{field} has {int(bad.sum())} values that are missing or not dates, e.g. {_show(values[bad].iloc[0])}"
         )
     return parsed
+
+
+def by_distinct(values: pd.Series, transform) -> pd.Series:
+    """`transform(values)` computed once per distinct value and spread back to every row (same index).
+
+    Exact where equal values are the same value: text (missing values all become one missing value, which the
+    transforms here treat alike), booleans and integers. Any other column is transformed row by row as given."""
+    kind = values.dtype.kind
+    if not (
+        kind in "biu"
+        or (kind == "O" and pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"))
+    ):
+        return transform(values)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    distinct = list(uniques)
+    missing = codes < 0
+    if missing.any():
+        distinct.append(values[missing].iloc[0])
+        codes = np.where(missing, len(uniques), codes)
+    out = transform(pd.Series(distinct, dtype=values.dtype if kind != "O" else object))
+    return pd.Series(out.to_numpy()[codes], index=values.index, name=values.name, dtype=out.dtype)

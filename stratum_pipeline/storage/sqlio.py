@@ -185,12 +185,20 @@ def read_frame(conn: sa.Connection, statement) -> pd.DataFrame:
     """Run a (bound-parameter) statement and return its rows as a DataFrame with the statement's columns.
 
     Rows are fetched and turned into frames READ_CHUNK_ROWS at a time: a year of rows as Python tuples
-    would take several times the memory of the frame they become."""
-    result = conn.execute(statement)
-    columns = list(result.keys())
-    parts = [
-        pd.DataFrame(rows, columns=columns) for rows in iter(lambda: result.fetchmany(READ_CHUNK_ROWS), [])
-    ]
+    would take several times the memory of the frame they become. On SQLite a SELECT is read through the
+    driver's cursor and its date, time and boolean columns converted per column (`_sqlite_parts`): the same
+    frame as SQLAlchemy's rows give, without its per-row and per-value result processing."""
+    parts, columns = (_sqlite_parts(conn, statement) if conn.dialect.name == "sqlite" else None) or (
+        None,
+        None,
+    )
+    if parts is None:
+        result = conn.execute(statement)
+        columns = list(result.keys())
+        parts = [
+            pd.DataFrame(rows, columns=columns)
+            for rows in iter(lambda: result.fetchmany(READ_CHUNK_ROWS), [])
+        ]
     if len(parts) <= 1:
         return parts[0] if parts else pd.DataFrame([], columns=columns)
     with warnings.catch_warnings():  # all-NULL chunks: their columns are re-inferred below
@@ -202,3 +210,76 @@ def read_frame(conn: sa.Connection, statement) -> pd.DataFrame:
         if len({str(part.dtypes.iloc[i]) for part in parts}) > 1:
             frame[column] = pd.Series(frame[column].tolist(), dtype=None).to_numpy()
     return frame
+
+
+def _sqlite_parts(conn: sa.Connection, statement) -> tuple[list[pd.DataFrame], list[str]] | None:
+    """A SELECT on SQLite run on the driver's cursor, as frames of READ_CHUNK_ROWS rows whose columns are those
+    SQLAlchemy's result would give (`_sqlite_column`); None (the caller reads through SQLAlchemy) for anything
+    else: other statements, expanding (IN list) parameters, a column type whose conversion it does not do."""
+    if not isinstance(statement, sa.Select):
+        return None
+    dialect = conn.dialect
+    compiled = statement.compile(dialect=dialect)
+    if (
+        compiled.positiontup is None
+        or any(b.expanding for b in compiled.binds.values())
+        or "__[POSTCOMPILE" in compiled.string
+    ):
+        return None
+    kinds = []
+    for column in statement.selected_columns:
+        impl = column.type.dialect_impl(dialect)
+        if impl.result_processor(dialect, None) is None:
+            kinds.append(None)
+        elif isinstance(impl, (sa.DateTime, sa.Date, sa.Boolean)) and not getattr(impl, "timezone", False):
+            kinds.append(impl)
+        else:
+            return None
+    params = compiled.construct_params()
+    bind = compiled._bind_processors
+    values = tuple(bind[k](params[k]) if k in bind else params[k] for k in compiled.positiontup)
+    result = conn.exec_driver_sql(compiled.string, values)
+    columns = list(result.keys())
+    parts = []
+    for rows in iter(lambda: result.cursor.fetchmany(READ_CHUNK_ROWS), []):
+        part = pd.DataFrame(rows, columns=columns)
+        for i, kind in enumerate(kinds):
+            if kind is not None:
+                part.isetitem(i, _sqlite_column(part.iloc[:, i], kind, dialect))
+        parts.append(part)
+    result.close()
+    return parts, columns
+
+
+def _sqlite_column(raw: pd.Series, kind, dialect) -> pd.Series:
+    """One column of stored SQLite values as SQLAlchemy's result processor would give it in a frame: DATETIME
+    text -> datetime64, DATE text -> datetime.date objects, 0/1 -> booleans, NULL -> NaT/None as the frame of
+    processed values has it. Done per column with the strict storage formats (text SQLAlchemy's ISO parser reads
+    the same way); anything else (another format, a number, a boolean that is not 0/1) goes value by value
+    through the processor, so its error is SQLAlchemy's own."""
+    missing = raw.isna().to_numpy()
+    if missing.all():
+        return raw  # all NULL: the processors give None, the frame an object column of None
+    text = raw.dtype.kind == "O" and pd.api.types.infer_dtype(raw, skipna=True) == "string"
+    try:
+        if isinstance(kind, sa.DateTime) and text:
+            parsed = pd.to_datetime(raw, format="%Y-%m-%d %H:%M:%S.%f")
+            return pd.Series(parsed.to_numpy(), index=raw.index, name=raw.name)
+        if isinstance(kind, sa.Date) and text:
+            days = pd.to_datetime(raw, format="%Y-%m-%d").dt.date.to_numpy()
+            days[missing] = None
+            return pd.Series(days, index=raw.index, name=raw.name, dtype=object)
+        if (
+            isinstance(kind, sa.Boolean)
+            and raw.dtype.kind in "if"
+            and np.isin(raw.to_numpy()[~missing], (0, 1)).all()
+        ):
+            if not missing.any():
+                return raw.astype(bool)
+            flags = (raw.to_numpy() == 1).astype(object)
+            flags[missing] = None
+            return pd.Series(flags, index=raw.index, name=raw.name, dtype=object)
+    except (ValueError, TypeError):
+        pass
+    processor = kind.result_processor(dialect, None)
+    return pd.DataFrame({raw.name: [processor(v) for v in raw.to_numpy()]}, index=raw.index)[raw.name]

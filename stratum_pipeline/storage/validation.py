@@ -15,6 +15,8 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pandas as pd
 
+from stratum_pipeline.ml.inputs import by_distinct
+from stratum_pipeline.storage.sqlio import as_datetimes
 from stratum_pipeline.tenancy import RESERVED_TENANT_IDS, TENANT_ID_PATTERN
 
 QUARANTINE_COLUMNS = ["source_id", "tenant_id", "partition_date", "reason", "record"]
@@ -62,12 +64,21 @@ def _shown(value) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
+def _valid_tenant_ids(tenants: pd.Series) -> pd.Series:
+    """Whether each value is a tenant id the sensor accepts (missing: False)."""
+    text = tenants.astype("string")
+    return pd.Series(
+        text.str.fullmatch(TENANT_ID_PATTERN.pattern).fillna(False).to_numpy(dtype=bool)
+        & ~text.isin(RESERVED_TENANT_IDS).fillna(False).to_numpy(dtype=bool)
+    )
+
+
 def _is_missing(series: pd.Series) -> np.ndarray:
     return series.isna().to_numpy()
 
 
 def _as_day(series: pd.Series) -> pd.Series:
-    return pd.to_datetime(series).dt.normalize()
+    return as_datetimes(series).dt.normalize()
 
 
 def validate_rows(frame: pd.DataFrame, rules: RowRules, now: datetime | None = None) -> ValidationResult:
@@ -86,10 +97,7 @@ def validate_rows(frame: pd.DataFrame, rules: RowRules, now: datetime | None = N
     ):  # the sensor's rule, at ingest: such a tenant never becomes a partition or model
         tenants = frame["tenant_id"]
         present = ~_is_missing(tenants)
-        text = tenants.astype("string")
-        valid = text.str.fullmatch(TENANT_ID_PATTERN.pattern).fillna(False).to_numpy(dtype=bool) & ~text.isin(
-            RESERVED_TENANT_IDS
-        ).fillna(False).to_numpy(dtype=bool)
+        valid = by_distinct(tenants, _valid_tenant_ids).to_numpy(dtype=bool)
         # the id itself is in tenant_id (cut to 64 characters) and in record: quoted here, a hostile id could
         # hold "; " or ": " and forge another reason
         _append(reasons, present & ~valid, "invalid tenant id")
@@ -117,8 +125,8 @@ def validate_rows(frame: pd.DataFrame, rules: RowRules, now: datetime | None = N
         xa, xb = frame[a].to_numpy(), frame[b].to_numpy()
         _append(reasons, bad, lambda idx: [f"{a} > {b}: {x} > {y}" for x, y in zip(xa[idx], xb[idx])])
 
-    when = pd.to_datetime(frame[rules.partition_column])
-    recorded = pd.to_datetime(frame[rules.recorded_column])
+    when = as_datetimes(frame[rules.partition_column])
+    recorded = as_datetimes(frame[rules.recorded_column])
     if rules.partition_column in ("date",):  # a calendar date is in the future if after the recording day
         future = (when > _as_day(recorded)) | (when > now.normalize())
     else:
