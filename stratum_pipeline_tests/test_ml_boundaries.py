@@ -1063,6 +1063,54 @@ def test_calibration_fits_the_days_scale_to_the_known_crossing_days():
     assert str(caught.value) == "calibration needs >= 30 creative-days with a known crossing day, got 29"
 
 
+def test_calibration_edges_exactly_ten_percent_down_and_exactly_at_the_critical_retention():
+    from stratum_pipeline.ml.fatigue import (
+        DEFAULT_CALIBRATION,
+        FatigueCalibration,
+        _forecast,
+        calibrate,
+        model_inputs,
+    )
+
+    # a CTR down by exactly 10% (0.025 -> 0.9 x 0.025: the ratio is 0.9 to the last bit) is not "fell by more than
+    # 10%": with 29 falling creatives besides it the engagement ratio stays the default's
+    frame, _ = _calibration_frame(n_falling=28)  # 28 + the 200-click row = 29 falling
+    edge = dict(frame.iloc[0])
+    edge.update(creative_id="edge", ctr_current=0.9 * 0.025, ctr_baseline=0.025, engagement_rate_current=0.04)
+    assert np.log(0.9 * 0.025 / 0.025) == np.log(0.9)
+    with_edge = pd.concat([frame, pd.DataFrame([edge])], ignore_index=True)
+    assert calibrate(with_edge).engagement_ratio == DEFAULT_CALIBRATION.engagement_ratio
+    edge.update(ctr_current=0.0224)  # just more than 10%: the 30th falling creative, so the median is taken
+    assert calibrate(
+        pd.concat([frame, pd.DataFrame([edge])], ignore_index=True)
+    ).engagement_ratio != pytest.approx(DEFAULT_CALIBRATION.engagement_ratio)
+
+    # a creative at exactly 0.5 retention has not crossed yet: its known crossing day counts (29 + it = 30)
+    frame, _ = _calibration_frame()
+    frame = pd.concat([frame, frame.iloc[:15]], ignore_index=True)
+    at_edge = {  # no frequency gained yet (3 days old): retention read from the CTR pair, 0.01 / 0.02
+        "creative_id": "half",
+        "days_active": 3,
+        "frequency": 0.3,
+        "ctr_current": 0.01,
+        "ctr_baseline": 0.02,
+        "engagement_rate_current": np.nan,
+        "engagement_rate_baseline": np.nan,
+        "impressions_7d": 1e6,
+    }
+    frame = pd.concat([frame, pd.DataFrame([at_edge])], ignore_index=True)
+    cal = calibrate(frame)
+    retention, raw = _forecast(
+        model_inputs(frame), FatigueCalibration(cal.rate_mean, cal.rate_sd, cal.engagement_ratio, 1.0)
+    )
+    assert retention[-1] == 0.5 and np.isfinite(raw[-1])
+    usable = np.flatnonzero(np.isfinite(raw) & (retention > 0.5))
+    truth = np.full(len(frame), np.nan)
+    truth[usable[:29]] = np.ceil(0.8 * raw[usable[:29]])
+    truth[-1] = np.ceil(0.8 * raw[-1])
+    assert calibrate(frame, true_days=truth).days_scale == 0.8
+
+
 def test_a_list_of_mixed_values_reads_as_the_same_series_would():
     from stratum_pipeline.ml.roas import trend_array
 
@@ -1150,6 +1198,29 @@ def test_the_forecast_uses_the_scorer_s_calibration_and_its_horizon_limit():
     for days, expected in ((364.5, 365.0), (365.5, np.nan)):
         got = retention_forecast(steady, FatigueCalibration(0.01, 1e-6, 1.0, days / raw))[1][0]
         assert got == pytest.approx(expected, nan_ok=True), days
+
+
+def test_a_creative_exactly_at_the_critical_retention_is_due_today_and_an_infinite_frequency_is_unknown():
+    from stratum_pipeline.ml.fatigue import FatigueCalibration, retention_forecast
+
+    # steady delivery, 8 days, frequency 8: 7 before today at 1 a day; the prior's rate ln 2 / 7 alone (no CTR
+    # pair) puts retention at exactly 0.5 today: 0 days until critical, not 1
+    at_edge = _fatigue_x(days_active=8, frequency=8.0)
+    retention, days = retention_forecast(at_edge, FatigueCalibration(np.log(2.0) / 7, 0.01, 1.0, 1.0))
+    assert retention[0] == 0.5
+    assert days[0] == 0.0
+    # an infinite frequency is no frequency: retention from the CTR pair and no forecast (not "0 days")
+    unknown = _fatigue_x(
+        days_active=20,
+        frequency=[np.inf, np.inf, np.nan],
+        frequency_7d_ago=[np.nan, 1.0, np.nan],
+        ctr_current=0.02,
+        ctr_baseline=0.02,
+    )
+    with np.errstate(invalid="ignore"):
+        retention, days = retention_forecast(unknown)
+    assert retention.tolist() == [1.0, 1.0, 1.0]
+    assert np.isnan(days).all()
 
 
 def test_the_heuristic_score_frame_keeps_the_index_and_names_the_score():
