@@ -6,7 +6,7 @@ killed when a test fails. The score is killed / (mutants - equivalent), where th
 change) are listed with a reason in docs/mutation.md. The test set and the files are configured in pyproject.toml
 ([tool.mutmut]); SCOPE below picks the decision functions of each file.
 
-    python benchmarks/mutation.py                  # run the whole scope (34.8 min here at load 4-8) and report
+    python benchmarks/mutation.py                  # run the whole scope (18.6 min on the quiet 2-core machine) and report
     python benchmarks/mutation.py --report         # report the last run's results (mutants/) without running
     python benchmarks/mutation.py --only 'stratum_pipeline.tenancy.*'   # (re)run some mutants, then report
     python benchmarks/mutation.py --report --merge /tmp/mut_a /tmp/mut_b  # merge runs made in copies of the tree

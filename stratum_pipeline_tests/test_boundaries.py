@@ -23,6 +23,7 @@ from stratum_pipeline.ml.roas import TARGET, ROASPredictor, training_frame
 from stratum_pipeline.ml.simulator import BudgetSimulator
 from stratum_pipeline.modelops.gate import (
     CONVERSION_AUC_TOLERANCE,
+    CONVERSION_LOG_LOSS_TOLERANCE,
     CONVERSION_TARGETS,
     ROAS_MAE_TOLERANCE,
     ROAS_NAIVE_TOLERANCE,
@@ -126,6 +127,76 @@ def test_the_conversion_gate_at_its_limits():
     assert decide("conversion", {"auc": 0.9}, None).reasons == ["meets the targets", "the first champion"]
     with pytest.raises(ValueError, match="unknown model type 'fatigue'"):
         decide("fatigue", {}, None)
+
+
+def _conversion(auc=0.9, log_loss=0.25, mean_probability=0.1, base_rate=0.1, without=()):
+    metrics = {"auc": auc, "log_loss": log_loss, "mean_probability": mean_probability, "base_rate": base_rate}
+    return {k: v for k, v in metrics.items() if k not in without}
+
+
+def test_the_conversion_gate_s_calibration_and_log_loss_at_their_limits():
+    assert CONVERSION_TARGETS["calibration_gap_max"] == 0.05 and CONVERSION_LOG_LOSS_TOLERANCE == 0.02
+    # the mean probability within +-0.05 of the observed rate, either side: a note; just beyond it: refused
+    for mean in (0.25 + 0.0499, 0.25 - 0.0499):
+        ok = decide("conversion", _conversion(mean_probability=mean, base_rate=0.25), None)
+        assert ok.promote and ok.reasons == [
+            "meets the targets",
+            f"mean probability {mean:.3f} vs observed rate 0.250",
+            "the first champion",
+        ]
+    exactly = decide("conversion", _conversion(mean_probability=0.05, base_rate=0.1), None)  # a gap of -0.05
+    assert 0.05 - 0.1 == -0.05 and exactly.promote  # exactly at the limit: still within it
+    high = decide("conversion", _conversion(mean_probability=0.3001, base_rate=0.25), None)
+    assert not high.promote
+    assert high.reasons == [
+        "mean probability 0.300 vs observed rate 0.250: calibration gap +0.050 beyond ±0.05"
+    ]
+    low = decide("conversion", _conversion(mean_probability=0.15, base_rate=0.25), None)
+    assert low.reasons == [
+        "mean probability 0.150 vs observed rate 0.250: calibration gap -0.100 beyond ±0.05"
+    ]
+    # beyond the limit but nearer than the champion on the same rows (either sign): a note, not a failure
+    challenger = _conversion(mean_probability=0.375, base_rate=0.25)
+    for champion_mean in (0.40, 0.10):
+        better = decide("conversion", challenger, _conversion(mean_probability=champion_mean, base_rate=0.25))
+        assert better.promote
+        assert better.reasons[1] == (
+            "mean probability 0.375 vs observed rate 0.250 (beyond ±0.05), but the champion's gap is "
+            f"{champion_mean - 0.25:+.3f}"
+        )
+    # exactly as far off as the champion (+0.125 vs -0.125), or a champion without either calibration figure: refused
+    for champion in (
+        _conversion(mean_probability=0.125, base_rate=0.25),
+        _conversion(mean_probability=0.45, base_rate=0.25, without=("base_rate",)),
+        _conversion(mean_probability=0.45, base_rate=0.25, without=("mean_probability",)),
+        {"auc": 0.9},
+    ):
+        refused = decide("conversion", challenger, champion)
+        assert not refused.promote, champion
+        assert refused.reasons[0] == (
+            "mean probability 0.375 vs observed rate 0.250: calibration gap +0.125 beyond ±0.05"
+        )
+    # a challenger's metrics of an older version (either figure missing): calibration not judged
+    for missing in ("mean_probability", "base_rate"):
+        older = _conversion(mean_probability=0.45, base_rate=0.25, without=(missing,))
+        assert decide("conversion", older, None).reasons == ["meets the targets", "the first champion"]
+    # log loss: up to x1.02 the champion's is a note, beyond it a failure, word for word
+    champion = _conversion(log_loss=0.25)
+    at_limit = decide("conversion", _conversion(log_loss=0.25 * 1.02), champion)
+    assert at_limit.promote and at_limit.reasons == [
+        "meets the targets",
+        "mean probability 0.100 vs observed rate 0.100",
+        "AUC 0.900 vs champion's 0.900",
+        "log loss 0.2550 vs champion's 0.2500",
+    ]
+    worse = decide("conversion", _conversion(log_loss=0.25 * 1.02 + 1e-6), champion)
+    assert not worse.promote and worse.reasons == ["log loss 0.2550 worse than champion's 0.2500 (+2%)"]
+    # a champion without a log loss is not compared on it
+    assert decide("conversion", _conversion(log_loss=9.0), _conversion(without=("log_loss",))).reasons == [
+        "meets the targets",
+        "mean probability 0.100 vs observed rate 0.100",
+        "AUC 0.900 vs champion's 0.900",
+    ]
 
 
 # --- extract rules: every rule of every RowRules, broken alone --------------------------------------------

@@ -318,6 +318,19 @@ def test_conversion_metrics_exact_at_the_threshold_and_the_clip():
     assert (
         m["auc"] == pytest.approx(0.5) and m["base_rate"] == 0.5 and m["rows"] == 6 and m["threshold"] == 0.6
     )
+    # the mean probability (after the clip) beside the base rate: what the gate's calibration check reads
+    assert m["mean_probability"] == pytest.approx(clipped.mean(), rel=1e-12)
+    assert sorted(m) == [
+        "auc",
+        "base_rate",
+        "brier",
+        "log_loss",
+        "mean_probability",
+        "precision",
+        "recall",
+        "rows",
+        "threshold",
+    ]
     none_chosen = conversion_metrics([0, 1], [0.1, 0.2], threshold=0.9)
     assert np.isnan(none_chosen["precision"]) and none_chosen["recall"] == 0.0
     one_class = conversion_metrics([0, 0], [0.1, 0.2], threshold=0.1)
