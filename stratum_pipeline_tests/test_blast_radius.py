@@ -273,6 +273,7 @@ def test_a_400_digit_integer_is_a_number_not_an_overflow():
     ), err
 
 
+@pytest.mark.slow
 def test_empty_variables_and_unreachable_hosts_are_one_line(tmp_path):
     home = tmp_path / "stratum"
     for variable in ("STRATUM_SOURCE_URL", "STRATUM_WAREHOUSE_URL"):
@@ -433,6 +434,7 @@ def test_ingest_quarantines_rows_of_invalid_tenants(urls, dataset):
     assert sorted(json.loads(r)["tenant_id"] for r in invalid["record"]) == sorted(hostile)
 
 
+@pytest.mark.slow
 def test_cadence_refuses_unknown_and_invalid_tenants(tmp_path):
     home = tmp_path / "stratum"
     home.mkdir()

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from stratum_pipeline.definitions import defs
 from stratum_pipeline.partitions import daily_partitions, tenant_partitions
@@ -16,6 +17,7 @@ from stratum_pipeline.tenancy import InvalidTenantId, training_batches, validate
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_dagster_definitions_validate_passes():
     env = dict(os.environ)
     done = subprocess.run(

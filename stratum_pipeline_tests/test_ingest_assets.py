@@ -1,6 +1,7 @@
 """Raw extracts, features and their checks, materialised with real databases (SQLite and PostgreSQL)."""
 
 import pandas as pd
+import pytest
 import sqlalchemy as sa
 
 from stratum_pipeline.automation.local_runs import execute_daily_range, materialized
@@ -82,6 +83,7 @@ def _snapshot(url: str) -> dict[str, pd.DataFrame]:
     return snap
 
 
+@pytest.mark.slow
 def test_a_backfill_run_twice_leaves_identical_tables(loaded_urls):
     defs = defs_for(loaded_urls)
     first = (TEST_CONFIG.end_date - pd.Timedelta(days=29)).isoformat()

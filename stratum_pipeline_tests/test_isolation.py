@@ -90,6 +90,7 @@ def test_a_tenant_is_answered_only_by_its_own_model_and_cache_entries(two_champi
     )
 
 
+@pytest.mark.slow
 def test_cli_predict_hostile_json_gives_one_line_errors(two_champions, tmp_path, monkeypatch):
     registry, _ = two_champions
     home = tmp_path / "stratum"

@@ -189,6 +189,7 @@ def test_the_root_dagster_yaml_is_the_embedded_instance_and_dagster_dev_opens_st
         assert ui.get_run_by_id(run.run_id) is not None
 
 
+@pytest.mark.slow
 def test_plain_dagster_dev_in_the_root_loads_the_embedded_default_without_variables(tmp_path):
     """The root's workspace.yaml loads `embedded_definitions`, whose resources are the embedded default's files
     under the current folder: with no STRATUM_* variable set, a run materialises and writes there."""

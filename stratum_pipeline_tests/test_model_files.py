@@ -40,6 +40,7 @@ def rows(tenant: str, n: int = 5):
     )
 
 
+@pytest.mark.slow
 def test_published_files_load_like_the_seed_and_predict_like_the_champions(stack, tmp_path):  # noqa: F811
     defs, registry, instance = stack
     assert train(defs, instance, "train_tenant_models_job", "big")[0].success

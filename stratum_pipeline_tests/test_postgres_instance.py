@@ -4,6 +4,7 @@ import shutil
 from pathlib import Path
 
 import dagster as dg
+import pytest
 import sqlalchemy as sa
 
 from stratum_pipeline.automation.local_runs import execute_daily_range
@@ -16,6 +17,7 @@ from .helpers import defs_for
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_a_run_is_recorded_in_postgres_instance_storage(tmp_path, monkeypatch, pg_databases, dataset):
     storage_url = pg_databases.create("dagster")
     source_url, warehouse_url = pg_databases.create("src"), pg_databases.create("wh")

@@ -511,6 +511,7 @@ def queued_webserver(seed_state, tmp_path_factory):
         server.stop()
 
 
+@pytest.mark.slow
 def test_the_seeds_celery_calls_submit_the_jobs(queued_webserver, monkeypatch):
     from stratum_pipeline.compat.celery_tasks import (
         UnknownTenant,

@@ -257,6 +257,7 @@ def test_vertex_down_falls_back_to_the_local_champion_when_configured(tmp_path, 
     assert "Vertex AI failed, serving the local roas model for big" in caplog.text
 
 
+@pytest.mark.slow
 def test_stratum_predict_uses_vertex_from_the_settings(stand_in, tmp_path):
     from datetime import datetime
 
